@@ -1,0 +1,1 @@
+"""ray-ack-scaler's agent: watch Kubernetes, batch, decide, actuate."""
