@@ -1,0 +1,141 @@
+"""Support for the decide-and-act tests: serve an emulator app on a free 127.0.0.1 port, keep proxy
+variables away from test traffic, and a small in-memory `NodePoolService` behind the CS emulator."""
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+
+import pytest
+from aiohttp import web
+
+from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Tea/Darabonba and aiohttp transports read proxy variables from the environment."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """Yield "127.0.0.1:PORT" serving `app` until the block ends."""
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _stamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@dataclass
+class _Task:
+    task_id: str
+    pool_id: str
+    created: float
+    state: str = "running"
+    error: str | None = None
+
+
+class ScriptedPools:
+    """Pools whose nodes become Ready only when a test says so (`boot`), and whose tasks a test can
+    finish or fail, so actuation's bookkeeping is checked without any timing."""
+
+    def __init__(
+        self,
+        pools: list[PoolView],
+        *,
+        now: Callable[[], float] = time.time,
+        cluster_id: str = "c-test",
+        region_id: str = "cn-hangzhou",
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.region_id = region_id
+        self._now = now
+        self._pools = {p.pool_id: replace(p, total_nodes=p.desired, healthy_nodes=p.desired) for p in pools}
+        self._tasks: dict[str, _Task] = {}
+        self.set_desired_calls: list[tuple[str, int]] = []
+
+    def _pool(self, pool_id: str) -> PoolView:
+        if pool_id not in self._pools:
+            raise CloudError(404, "ErrorNodePoolNotFound", f"nodepool {pool_id} not found")
+        return self._pools[pool_id]
+
+    def boot(self, pool_id: str) -> None:
+        """Every node asked for is now Ready."""
+        pool = self._pool(pool_id)
+        self._pools[pool_id] = replace(pool, total_nodes=pool.desired, healthy_nodes=pool.desired)
+        for task in self._tasks.values():
+            if task.pool_id == pool_id and task.state == "running":
+                task.state = "success"
+
+    def fail_tasks(self, pool_id: str, error: str) -> None:
+        for task in self._tasks.values():
+            if task.pool_id == pool_id and task.state == "running":
+                task.state, task.error = "fail", error
+
+    def describe_pools(self) -> list[PoolView]:
+        return list(self._pools.values())
+
+    def describe_pool(self, pool_id: str) -> PoolView:
+        return self._pool(pool_id)
+
+    def set_desired(self, pool_id: str, desired: int) -> TaskView:
+        pool = self._pool(pool_id)
+        if desired > pool.max_size:
+            raise CloudError(400, "ErrorNodePoolDesiredSizeExceedsMax", f"{desired} > {pool.max_size}")
+        self.set_desired_calls.append((pool_id, desired))
+        self._pools[pool_id] = replace(pool, desired=desired, total_nodes=max(pool.total_nodes, desired))
+        task = _Task(f"T-{len(self._tasks) + 1:04d}", pool_id, self._now())
+        self._tasks[task.task_id] = task
+        return self.describe_task(task.task_id)
+
+    def scale_by(self, pool_id: str, count: int) -> TaskView:
+        return self.set_desired(pool_id, self._pool(pool_id).desired + count)
+
+    def remove_nodes(self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool) -> TaskView:
+        raise CloudError(400, "InvalidParameter", "not modelled")
+
+    def describe_nodes(self, pool_id: str | None = None) -> list[NodeView]:
+        return []
+
+    def describe_task(self, task_id: str) -> TaskView:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise CloudError(404, "ErrorTaskNotFound", f"task {task_id} not found")
+        return TaskView(
+            task_id=task.task_id,
+            task_type="nodepool_scale_out",
+            state=task.state,
+            created=_stamp(task.created),
+            updated=_stamp(self._now()),
+            error=task.error,
+        )
+
+
+def pool_view(pool_id: str, *, instance_type: str = "ecs.g7.xlarge", desired: int = 0, max_size: int = 20,
+              min_size: int = 0, labels: dict[str, str] | None = None) -> PoolView:
+    return PoolView(
+        pool_id=pool_id,
+        name=pool_id.removeprefix("np-"),
+        instance_types=(instance_type,),
+        desired=desired,
+        min_size=min_size,
+        max_size=max_size,
+        labels={"alibabacloud.com/nodepool-id": pool_id, **(labels or {})},
+        auto_scaling_enabled=True,
+    )
