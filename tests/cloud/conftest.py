@@ -1,0 +1,40 @@
+"""Fixtures shared by the cloud emulator tests: emulators served on 127.0.0.1 and real SDK clients."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agent.sim.credentials import KeyRing, static_test_keys
+from agent.sim.cs_api import build_cs_app
+from agent.sim.faults import FaultPlan
+
+from .harness import CLUSTER_ID, REGION_ID, CsHarness, default_pools
+from .memory_pools import InMemoryPools
+from .serving import TestClock, serve
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Tea/Darabonba transports read proxy variables from the environment on every call."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+async def cs(clock: TestClock) -> AsyncIterator[CsHarness]:
+    pools = InMemoryPools(default_pools(), now=clock, cluster_id=CLUSTER_ID, region_id=REGION_ID)
+    faults = FaultPlan(seed=1)
+    keys = KeyRing(static_test_keys())
+    app = build_cs_app(pools, keys=keys, faults=faults, now=clock)
+    async with serve(app) as endpoint:
+        yield CsHarness(app, endpoint, pools, faults, keys, clock)
