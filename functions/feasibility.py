@@ -1,0 +1,152 @@
+"""Which options (node pools, ECI) can run a pod shape at all, and why the others cannot.
+
+Reasons read like the scheduler's ("Insufficient nvidia.com/gpu", "didn't match
+node selector") so a person can act on them; `no_fit_reason` folds them into one
+line: "no option fits: 2 pools Insufficient nvidia.com/gpu, 1 pool didn't match
+node selector, ECI: hostPath volume".
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from functions.model import PLACEMENT_ANNOTATION, Eci, PodShape, Pool
+from functions.packing import pods_per_node
+from functions.predicates import (
+    POD_SLOT,
+    first_untolerated_taint,
+    insufficient,
+    node_selector_matches,
+    required_affinity_matches,
+)
+from functions.quantity import format_milli
+
+# ECI sizes a container group per pod; resources it cannot provide to a pod that
+# already exists (GPUs are chosen by annotations at pod creation only) rule it out.
+ECI_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
+# The agent adds this toleration when it sends a pod to ECI, so this taint never blocks.
+ECI_PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
+
+
+@dataclass(frozen=True)
+class PoolFit:
+    """A pool that can run the shape: `per_node` pods fit on one new node."""
+
+    pool: Pool
+    per_node: int
+    # Mean unused fraction of cpu and memory on a node filled with this shape only.
+    waste: float
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """The options for one pod shape: pods' full request vector, fitting pools, ECI."""
+
+    requests: Mapping[str, int]
+    pools: tuple[PoolFit, ...]
+    eci: bool
+    # Why nothing fits, or "" when some option does.
+    no_fit_reason: str
+
+
+def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasibility:
+    """Static fit of one shape against every pool template and the ECI virtual node."""
+    requests = {**shape.requests, **POD_SLOT}
+    placement = shape.placement
+    if placement not in ("auto", "ecs", "eci"):
+        return Feasibility(
+            requests, (), False,
+            f"unknown {PLACEMENT_ANNOTATION} value {placement!r} (expected ecs, eci or auto)",
+        )
+    fits: list[PoolFit] = []
+    pool_reasons: list[str] = []
+    if placement == "eci":
+        pool_note = f"pools excluded by {PLACEMENT_ANNOTATION}=eci"
+    else:
+        for pool in pools:
+            reasons = pool_misfit(shape, requests, pool)
+            if reasons:
+                pool_reasons.extend(reasons)
+            else:
+                per_node = pods_per_node(pool.allocatable, requests)
+                fits.append(PoolFit(pool, per_node, _waste(pool.allocatable, requests, per_node)))
+        pool_note = "" if pools else "no node pools"
+    if placement == "ecs":
+        eci_reason = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
+    else:
+        eci_reason = eci_misfit(shape, eci)
+    if fits or not eci_reason:
+        return Feasibility(requests, tuple(fits), not eci_reason, "")
+    parts = _counted(pool_reasons) if pool_reasons else [pool_note] if pool_note else []
+    parts.append(f"ECI: {eci_reason}")
+    return Feasibility(requests, (), False, "no option fits: " + ", ".join(parts))
+
+
+def pool_misfit(shape: PodShape, requests: Mapping[str, int], pool: Pool) -> list[str]:
+    """Why a new node of `pool` cannot run the shape (empty when it can)."""
+    if pool.skipped:
+        return [f"skipped ({pool.skipped})"]
+    if not node_selector_matches(shape.node_selector, pool.labels):
+        return ["didn't match node selector"]
+    if not required_affinity_matches(shape.affinity, pool.labels):
+        return ["didn't match node affinity"]
+    taint = first_untolerated_taint(shape.tolerations, pool.taints)
+    if taint is not None:
+        return [f"had untolerated taint {_taint_text(taint)}"]
+    return [f"Insufficient {name}" for name in insufficient(requests, pool.allocatable)]
+
+
+def eci_misfit(shape: PodShape, eci: Eci) -> str:
+    """Why the ECI virtual node cannot run the shape ("" when it can)."""
+    if not eci.enabled:
+        return "disabled"
+    if shape.host_network:
+        return "hostNetwork"
+    if "hostPath" in shape.volume_types:
+        return "hostPath volume"
+    if shape.privileged:
+        return "privileged"
+    unsupported = sorted(n for n, v in shape.requests.items() if v > 0 and n not in ECI_RESOURCES)
+    if unsupported:
+        return "unsupported resource " + ", ".join(unsupported)
+    cpu = shape.requests.get("cpu", 0)
+    if cpu > eci.max_pod_cpu:
+        return f"cpu {format_milli(cpu)} over maxPodCpu {format_milli(eci.max_pod_cpu)}"
+    memory = shape.requests.get("memory", 0)
+    if memory > eci.max_pod_memory:
+        return (f"memory {_gib(memory)} over maxPodMemory {_gib(eci.max_pod_memory)}")
+    if not node_selector_matches(shape.node_selector, eci.labels):
+        return "didn't match node selector"
+    if not required_affinity_matches(shape.affinity, eci.labels):
+        return "didn't match node affinity"
+    blocking = [t for t in eci.taints if t.get("key") != ECI_PROVIDER_TAINT_KEY]
+    taint = first_untolerated_taint(shape.tolerations, blocking)
+    if taint is not None:
+        return f"had untolerated taint {_taint_text(taint)}"
+    return ""
+
+
+def _waste(allocatable: Mapping[str, int], requests: Mapping[str, int], per_node: int) -> float:
+    fractions = [
+        (allocatable[name] - requests.get(name, 0) * per_node) / allocatable[name]
+        for name in ("cpu", "memory")
+        if allocatable.get(name, 0) > 0
+    ]
+    return sum(fractions) / len(fractions) if fractions else 0.0
+
+
+def _counted(reasons: list[str]) -> list[str]:
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [f"{n} pool{'s' if n > 1 else ''} {reason}" for reason, n in ranked]
+
+
+def _taint_text(taint: Mapping[str, Any]) -> str:
+    return f"{{{taint.get('key')}: {taint.get('value') or ''}}}"
+
+
+def _gib(milli: int) -> str:
+    return f"{milli / 1000 / 2**30:g}Gi"

@@ -1,0 +1,98 @@
+"""Packing groups of identical pods onto a pool's nodes, by arithmetic per group, never per pod.
+
+A pool's nodes are kept as classes of identical free space with a count ("7 nodes
+with 900m cpu and 10Gi free"), so placing n pods of one shape is a few integer
+divisions per class: first fit over the classes in order (upcoming nodes first,
+then nodes this decision adds), then `new_nodes` more nodes of the template.
+For identical pods this uses ceil(n / pods-per-node) nodes, the optimum.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
+    """How many pods with `requests` fit into `free`: min over requested resources of free // request.
+
+    `requests` must include the pod's slot (`pods`), so the result is finite.
+    """
+    fit: int | None = None
+    for name, amount in requests.items():
+        if amount > 0:
+            room = free.get(name, 0) // amount
+            if fit is None or room < fit:
+                fit = room
+                if fit == 0:
+                    return 0
+    return 0 if fit is None else fit
+
+
+def minus(free: Mapping[str, int], requests: Mapping[str, int], times: int) -> dict[str, int]:
+    """Free space left after `times` pods with `requests` are placed."""
+    left = dict(free)
+    for name, amount in requests.items():
+        if amount:
+            left[name] = left.get(name, 0) - amount * times
+    return left
+
+
+@dataclass
+class NodeClass:
+    """`count` nodes of one pool with identical `free` space; `fresh` if this decision adds them."""
+
+    free: dict[str, int]
+    count: int
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class Placed:
+    """`pods` pods went onto nodes that are already asked for (`fresh` False) or added now."""
+
+    pods: int
+    fresh: bool
+
+
+def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int) -> list[Placed]:
+    """First fit of `pods` identical pods over `classes` (mutated in place), in order.
+
+    Returns how many landed on upcoming vs added nodes, in placement order; the sum may
+    be below `pods` when the nodes are full.
+    """
+    placed: list[Placed] = []
+    i = 0
+    while i < len(classes) and pods > 0:
+        node = classes[i]
+        per_node = pods_per_node(node.free, requests)
+        if per_node == 0:
+            i += 1
+            continue
+        take = min(pods, per_node * node.count)
+        full, partial = divmod(take, per_node)
+        replacement = []
+        if full:
+            replacement.append(NodeClass(minus(node.free, requests, per_node), full, node.fresh))
+        if partial:
+            replacement.append(NodeClass(minus(node.free, requests, partial), 1, node.fresh))
+        untouched = node.count - full - (1 if partial else 0)
+        if untouched:
+            replacement.append(NodeClass(node.free, untouched, node.fresh))
+        classes[i:i + 1] = replacement
+        i += len(replacement)
+        pods -= take
+        if placed and placed[-1].fresh == node.fresh:
+            placed[-1] = Placed(placed[-1].pods + take, node.fresh)
+        else:
+            placed.append(Placed(take, node.fresh))
+    return placed
+
+
+def nodes_needed(pods: int, per_node: int) -> int:
+    """ceil(pods / per_node) for per_node > 0."""
+    return -(-pods // per_node)
+
+
+def unused_fresh_nodes(classes: list[NodeClass], allocatable: Mapping[str, int]) -> int:
+    """Added nodes no pod landed on (their free space is still the whole template)."""
+    return sum(c.count for c in classes if c.fresh and c.free == allocatable)

@@ -1,0 +1,173 @@
+"""The placement plan: which pods go to upcoming nodes, new pool nodes, ECI, or nowhere.
+
+One pass takes the pod groups largest first (first-fit decreasing). For each group it
+fills nodes already asked for — every feasible pool's upcoming nodes and the nodes
+this decision added for earlier groups — in the group's ranked order, then asks for
+new capacity in that order: new nodes of a pool (within `size.max` and
+`policy.maxNewNodesPerDecision`), or ECI slots (`maxPods - runningPods`).
+
+The plan is a fixed point of that pass: after a pass that added nodes or sent pods
+to ECI, the pass runs again on the state the reply will create (pools at the new
+desired size, ECI pods gone) until a pass adds nothing. The reply is that last
+pass, so feeding it back to `decide` asks for nothing new. Added nodes no pod lands
+on are given back, so a decision never buys an empty node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from functions.feasibility import Feasibility, feasibility
+from functions.model import PodGroup, Pool, Request
+from functions.packing import NodeClass, fill, nodes_needed, unused_fresh_nodes
+from functions.strategy import Option, rank
+
+# Every pass that does not end the loop adds a node or an ECI pod, so the loop ends on
+# its own; the cap only bounds a pathological ping-pong between rankings.
+MAX_PASSES = 12
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where each pod goes; pods are positions in the request's `pods`."""
+
+    added: dict[str, int]
+    # (position, pool id, on a node this decision adds)
+    pool_pods: tuple[tuple[int, str, bool], ...]
+    eci_pods: tuple[int, ...]
+    # (position, reason)
+    unplaceable: tuple[tuple[int, str], ...]
+
+
+@dataclass
+class _Pass:
+    """One pass's outcome (working state, not a value)."""
+
+    classes: dict[str, list[NodeClass]]
+    added: dict[str, int]
+    eci_pods: list[int]
+    pool_pods: list[tuple[int, str, bool]]
+    unplaced: list[tuple[int, str]]
+
+
+def make_plan(request: Request) -> Plan:
+    """Plan the whole request (see the module docstring)."""
+    pools = {pool.id: pool for pool in request.pools}
+    groups = sorted(request.groups, key=_largest_first)
+    fits = [feasibility(group.shape, pools=request.pools, eci=request.eci) for group in groups]
+    members = [list(group.indices) for group in groups]
+    added = {pool.id: 0 for pool in request.pools}
+    eci_pods: list[int] = []
+    eci_slots = request.eci.free_slots
+    budget = request.policy.max_new_nodes_per_decision
+    result = None
+    for _ in range(MAX_PASSES):
+        result = _one_pass(request, pools=pools, fits=fits, members=members, added=added,
+                           eci_slots=eci_slots, budget=budget - sum(added.values()))
+        # Nodes added in earlier passes that no pod uses now are given back.
+        unused = {pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable)
+                  for pid in pools}
+        for pid, count in result.added.items():
+            added[pid] += count
+        for pid, count in unused.items():
+            added[pid] -= count
+        if not result.eci_pods and not any(result.added.values()) and not any(unused.values()):
+            break
+        if result.eci_pods:
+            # These pods run on ECI after the reply is applied: the next pass no longer sees them.
+            gone = set(result.eci_pods)
+            eci_pods.extend(result.eci_pods)
+            members = [[i for i in m if i not in gone] for m in members]
+            if eci_slots is not None:
+                eci_slots -= len(result.eci_pods)
+    assert result is not None
+    return Plan(
+        added={pid: n for pid, n in sorted(added.items()) if n > 0},
+        pool_pods=tuple(result.pool_pods),
+        eci_pods=tuple(sorted(eci_pods)),
+        unplaceable=tuple(result.unplaced),
+    )
+
+
+def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibility],
+              members: list[list[int]], added: dict[str, int], eci_slots: int | None,
+              budget: int) -> _Pass:
+    classes: dict[str, list[NodeClass]] = {}
+    for pool in request.pools:
+        start = []
+        if pool.upcoming:
+            start.append(NodeClass(dict(pool.allocatable), pool.upcoming, fresh=False))
+        if added[pool.id]:
+            start.append(NodeClass(dict(pool.allocatable), added[pool.id], fresh=True))
+        classes[pool.id] = start
+    outcome = _Pass(classes=classes, added={pid: 0 for pid in pools}, eci_pods=[],
+                    pool_pods=[], unplaced=[])
+    for fit, indices in zip(fits, members, strict=True):
+        if not indices:
+            continue
+        if fit.no_fit_reason:
+            outcome.unplaced.extend((i, fit.no_fit_reason) for i in indices)
+            continue
+        options = rank(fit, pods=len(indices), policy=request.policy, eci=request.eci)
+        pos = 0
+        # Capacity already asked for comes first: it costs nothing more.
+        for option in options:
+            if option.fit is None or pos == len(indices):
+                continue
+            pool_id = option.fit.pool.id
+            for placed in fill(classes[pool_id], fit.requests, len(indices) - pos):
+                outcome.pool_pods.extend((i, pool_id, placed.fresh)
+                                         for i in indices[pos:pos + placed.pods])
+                pos += placed.pods
+        for option in options:
+            if pos == len(indices):
+                break
+            left = len(indices) - pos
+            if option.fit is None:
+                take = left if eci_slots is None else min(left, eci_slots)
+                if take:
+                    outcome.eci_pods.extend(indices[pos:pos + take])
+                    pos += take
+                    if eci_slots is not None:
+                        eci_slots -= take
+                continue
+            pool = option.fit.pool
+            room = min(budget, pool.max_size - pool.desired - added[pool.id]
+                       - outcome.added[pool.id])
+            count = min(nodes_needed(left, option.fit.per_node), room)
+            if count <= 0:
+                continue
+            fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
+            for placed in fill(fresh, fit.requests, left):
+                outcome.pool_pods.extend((i, pool.id, True)
+                                         for i in indices[pos:pos + placed.pods])
+                pos += placed.pods
+            classes[pool.id].extend(fresh)
+            outcome.added[pool.id] += count
+            budget -= count
+        if pos < len(indices):
+            reason = _capacity_reason(options, request=request, pools=pools, added=added,
+                                      outcome=outcome, budget=budget)
+            outcome.unplaced.extend((i, reason) for i in indices[pos:])
+    return outcome
+
+
+def _capacity_reason(options: list[Option], *, request: Request, pools: dict[str, Pool],
+                     added: dict[str, int], outcome: _Pass, budget: int) -> str:
+    parts = []
+    for option in options:
+        if option.fit is None:
+            parts.append("ECI at maxPods")
+            continue
+        pool = pools[option.fit.pool.id]
+        if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
+            parts.append(f"pool {pool.id} at max size {pool.max_size}")
+    if budget <= 0:
+        parts.append(f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} "
+                     "reached")
+    return "no capacity left: " + ", ".join(parts)
+
+
+def _largest_first(group: PodGroup) -> tuple[int, int, int, str]:
+    requests = group.shape.requests
+    others = sum(v for k, v in requests.items() if k not in ("cpu", "memory"))
+    return (-requests.get("cpu", 0), -requests.get("memory", 0), -others, group.shape.key)

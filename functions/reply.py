@@ -1,0 +1,69 @@
+"""The decide/v1 reply: actions, covered, unplaceable, summary and the decisionId.
+
+Every pod of the request appears exactly once; lists keep the request's pod order;
+scale-pool actions are sorted by pool id and come before the one place-on-eci
+action. `decisionId` is the first 16 hex digits of sha256 over the request's
+fingerprint (see `functions.validate`), so it does not change with `now`.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from functions.model import Request
+from functions.plan import Plan
+from functions.strategy import eci_cost_per_pod
+
+SCHEMA = "decide/v1"
+
+
+def decision_id(request: Request) -> str:
+    """Stable short hash of the request's content without `now`."""
+    return hashlib.sha256(request.fingerprint.encode("utf-8")).hexdigest()[:16]
+
+
+def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
+    """The reply JSON object for `plan`."""
+    uids = request.uids
+    pools = {pool.id: pool for pool in request.pools}
+    new_pods: dict[str, list[int]] = {pool_id: [] for pool_id in plan.added}
+    covered: list[tuple[int, str]] = []
+    for index, pool_id, fresh in plan.pool_pods:
+        if fresh:
+            new_pods.setdefault(pool_id, []).append(index)
+        else:
+            covered.append((index, pool_id))
+    actions: list[dict[str, Any]] = []
+    cost = 0.0
+    for pool_id in sorted(plan.added):
+        pool = pools[pool_id]
+        count = plan.added[pool_id]
+        cost += count * pool.price_per_hour
+        actions.append({
+            "kind": "scale-pool",
+            "poolId": pool_id,
+            "fromDesired": pool.desired,
+            "toDesired": pool.desired + count,
+            "pods": [uids[i] for i in sorted(new_pods[pool_id])],
+        })
+    if plan.eci_pods:
+        actions.append({"kind": "place-on-eci", "pods": [uids[i] for i in plan.eci_pods]})
+        shape_of = {i: group.shape for group in request.groups for i in group.indices}
+        for index in plan.eci_pods:
+            cost += eci_cost_per_pod(shape_of[index].requests, eci=request.eci, seconds=3600)
+    covered.sort()
+    unplaceable = sorted(plan.unplaceable)
+    return {
+        "schema": SCHEMA,
+        "decisionId": decision_id(request),
+        "actions": actions,
+        "covered": [{"pod": uids[i], "poolId": pool_id} for i, pool_id in covered],
+        "unplaceable": [{"pod": uids[i], "reason": reason} for i, reason in unplaceable],
+        "summary": {
+            "newNodes": sum(plan.added.values()),
+            "eciPods": len(plan.eci_pods),
+            "coveredPods": len(covered),
+            "unplaceablePods": len(unplaceable),
+            "estimatedCostPerHour": round(cost, 6),
+        },
+    }
