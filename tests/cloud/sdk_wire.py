@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from alibabacloud_tea_openapi.client import Client as OpenApiClient
+from alibabacloud_tea_openapi.utils import Utils
 from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
+from darabonba.request import DaraRequest
 from darabonba.runtime import RuntimeOptions
 
 
@@ -36,3 +38,35 @@ def missing_from(sent: Any, got: Any, path: str = "$") -> list[str]:
             return [path]
         return [p for i, (s, g) in enumerate(zip(sent, got, strict=True)) for p in missing_from(s, g, f"{path}[{i}]")]
     return [] if sent == got else [path]
+
+
+def sdk_signed_headers(
+    *,
+    method: str,
+    pathname: str,
+    query: dict[str, str],
+    body: bytes,
+    host: str,
+    action: str,
+    key_id: str,
+    secret: str,
+) -> dict[str, str]:
+    """Headers for a CS call signed by the SDK's own signer, so a test can alter what it then sends."""
+    request = DaraRequest()
+    request.method = method
+    request.pathname = pathname
+    request.query = dict(query)
+    payload = Utils.hash(body, "ACS3-HMAC-SHA256").hex()
+    request.headers = {
+        "host": host,
+        "x-acs-version": "2015-12-15",
+        "x-acs-action": action,
+        "user-agent": Utils.get_user_agent(None),
+        "x-acs-date": Utils.get_timestamp(),
+        "x-acs-signature-nonce": Utils.get_nonce(),
+        "accept": "application/json",
+        "content-type": "application/json; charset=utf-8",
+        "x-acs-content-sha256": payload,
+    }
+    request.headers["Authorization"] = Utils.get_authorization(request, "ACS3-HMAC-SHA256", payload, key_id, secret)
+    return dict(request.headers)

@@ -1,0 +1,156 @@
+"""The ACS3-HMAC-SHA256 gateway check: what the real SDKs sign is accepted, and a wrong secret,
+an unknown key, a stale date, a tampered body or path, a replayed nonce or a bad STS token is
+refused with the gateway's code."""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.models import Config as CredentialConfig
+from alibabacloud_cs20151215 import models as csm
+from alibabacloud_cs20151215.client import Client as CsClient
+from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_openapi.utils import get_canonical_query_string
+from alibabacloud_tea_openapi.utils_models import Config
+from yarl import URL
+
+from agent.sim.acs3 import canonical_query
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, build_credentials_app
+
+from .harness import CLUSTER_ID, REGION_ID, CsHarness
+from .sdk_wire import sdk_signed_headers
+from .serving import serve
+
+
+async def _list_pools(client: CsClient) -> list[str]:
+    reply = await client.describe_cluster_node_pools_async(CLUSTER_ID, csm.DescribeClusterNodePoolsRequest())
+    return [p.nodepool_info.nodepool_id for p in reply.body.nodepools]
+
+
+async def _refusal(client: CsClient) -> tuple[int, str]:
+    with pytest.raises(ClientException) as caught:
+        await _list_pools(client)
+    return caught.value.status_code, caught.value.code
+
+
+async def test_wrong_secret_is_refused(cs: CsHarness) -> None:
+    """A request signed with the wrong secret gets SignatureDoesNotMatch."""
+    assert await _refusal(cs.client(secret="not-the-secret")) == (403, "SignatureDoesNotMatch")
+
+
+async def test_unknown_access_key_is_refused(cs: CsHarness) -> None:
+    """An AccessKey id the gateway does not know gets InvalidAccessKeyId.NotFound (a 404 on POP)."""
+    assert await _refusal(cs.client(key_id="LTAI5tNobodyHasThisKey000")) == (404, "InvalidAccessKeyId.NotFound")
+
+
+@pytest.mark.parametrize("skew_minutes", [-16, 16])
+async def test_date_outside_fifteen_minutes_is_refused(cs: CsHarness, skew_minutes: int) -> None:
+    """x-acs-date more than 15 minutes from the gateway's clock either way gets InvalidTimeStamp.Expired."""
+    cs.clock.advance(skew_minutes * 60)
+    assert await _refusal(cs.client()) == (400, "InvalidTimeStamp.Expired")
+
+
+async def test_date_within_fifteen_minutes_is_accepted(cs: CsHarness) -> None:
+    """Clock drift under 15 minutes is tolerated."""
+    cs.clock.advance(14 * 60)
+    assert await _list_pools(cs.client()) == ["np-cpu", "np-gpu"]
+
+
+async def _send_signed(cs: CsHarness, *, signed_body: bytes, sent_body: bytes, signed_pool: str = "np-cpu",
+                       sent_pool: str = "np-cpu", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    """PUT a ModifyClusterNodePool signed by the SDK's signer for one body/path, sending another."""
+    signed_path = f"/clusters/{CLUSTER_ID}/nodepools/{signed_pool}"
+    headers = headers or sdk_signed_headers(
+        method="PUT", pathname=signed_path, query={}, body=signed_body, host=cs.endpoint,
+        action="ModifyClusterNodePool", key_id=TEST_ACCESS_KEY_ID, secret=TEST_ACCESS_KEY_SECRET,
+    )
+    url = URL(f"http://{cs.endpoint}/clusters/{CLUSTER_ID}/nodepools/{sent_pool}", encoded=True)
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        session.put(url, data=sent_body, headers=headers) as reply,
+    ):
+        return reply.status, await reply.json()
+
+
+def _desired(n: int) -> bytes:
+    return json.dumps({"scaling_group": {"desired_size": n}}).encode()
+
+
+async def test_raw_request_signed_by_the_sdk_signer_is_accepted(cs: CsHarness) -> None:
+    """Control for the tamper tests: the same raw path, untampered, goes through."""
+    status, body = await _send_signed(cs, signed_body=_desired(2), sent_body=_desired(2))
+    assert status == 200 and body["task_id"]
+    assert cs.pools.describe_pool("np-cpu").desired == 2
+
+
+async def test_tampered_body_is_refused(cs: CsHarness) -> None:
+    """A body changed after signing no longer matches x-acs-content-sha256."""
+    status, body = await _send_signed(cs, signed_body=_desired(2), sent_body=_desired(20))
+    assert (status, body["Code"]) == (403, "SignatureDoesNotMatch")
+    assert body["RequestId"] and body["Message"]
+    assert cs.pools.describe_pool("np-cpu").desired == 1
+
+
+async def test_request_sent_to_another_path_is_refused(cs: CsHarness) -> None:
+    """The path is part of the canonical request: redirecting a signed call breaks it."""
+    status, body = await _send_signed(cs, signed_body=_desired(2), sent_body=_desired(2), sent_pool="np-gpu")
+    assert (status, body["Code"]) == (403, "SignatureDoesNotMatch")
+
+
+async def test_replayed_request_is_refused(cs: CsHarness) -> None:
+    """A second request with the same signature nonce gets SignatureNonceUsed."""
+    headers = sdk_signed_headers(
+        method="PUT", pathname=f"/clusters/{CLUSTER_ID}/nodepools/np-cpu", query={}, body=_desired(2),
+        host=cs.endpoint, action="ModifyClusterNodePool", key_id=TEST_ACCESS_KEY_ID, secret=TEST_ACCESS_KEY_SECRET,
+    )
+    first, _ = await _send_signed(cs, signed_body=b"", sent_body=_desired(2), headers=headers)
+    second, body = await _send_signed(cs, signed_body=b"", sent_body=_desired(2), headers=headers)
+    assert (first, second, body["Code"]) == (200, 400, "SignatureNonceUsed")
+
+
+async def test_sts_credentials_from_a_credentials_uri_are_accepted(cs: CsHarness) -> None:
+    """The production credential chain (credentials URI → STS) signs calls the emulator accepts."""
+    async with serve(build_credentials_app(cs.keys, now=cs.clock)) as creds_endpoint:
+        credential = CredentialClient(
+            CredentialConfig(type="credentials_uri", credentials_uri=f"http://{creds_endpoint}/credentials")
+        )
+        client = CsClient(
+            Config(credential=credential, endpoint=cs.endpoint, protocol="http", region_id=REGION_ID,
+                   connect_timeout=2000, read_timeout=5000)
+        )
+        assert await _list_pools(client) == ["np-cpu", "np-gpu"]
+        assert (await credential.get_credential_async()).access_key_id.startswith("STS.")
+
+
+async def test_sts_token_mismatch_and_expiry_are_refused(cs: CsHarness) -> None:
+    """An STS key needs its own token, and stops working when the token expires."""
+    sts = cs.keys.issue(now=cs.clock(), ttl=600)
+
+    def client(token: str) -> CsClient:
+        return CsClient(
+            Config(access_key_id=sts.access_key_id, access_key_secret=sts.access_key_secret, security_token=token,
+                   endpoint=cs.endpoint, protocol="http", region_id=REGION_ID, connect_timeout=2000, read_timeout=5000)
+        )
+
+    assert await _list_pools(client(sts.security_token)) == ["np-cpu", "np-gpu"]
+    assert await _refusal(client("forged-token")) == (400, "InvalidSecurityToken.MismatchWithAccessKey")
+    cs.clock.advance(601)
+    assert await _refusal(client(sts.security_token)) == (400, "InvalidSecurityToken.Expired")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"nodepool_id": "np-cpu", "pageSize": "100"},
+        {"instance_ids": '["i-1","i-2"]', "drain_node": "True", "empty": ""},
+        {"name": "a b+c/d~e*f", "unicode": "节点池", "z": "1", "a": "2"},
+    ],
+)
+def test_canonical_query_matches_the_sdk_signer(query: dict[str, str]) -> None:
+    """The verifier canonicalises a decoded query exactly as the SDK does before signing."""
+    decoded = list(URL(f"http://h/p?{urlencode(query)}").query.items())
+    assert canonical_query(decoded) == get_canonical_query_string(query)
