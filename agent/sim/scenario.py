@@ -1,0 +1,747 @@
+"""Scenarios: YAML files describing a simulated ACK cluster and the Ray workload it runs.
+
+`load_scenario` reads and validates one file (by name from `agent/sim/scenarios/` or by path)
+into a frozen `Scenario`; every refusal names the scenario and the path of the bad field, e.g.
+"scenario seed: pools[0].maxSize must be ≥ minSize". `build_world` turns a scenario into the
+simulator components (system nodes, node pools, ECI virtual node, Ray driver) over a store and a
+clock; `attach_world` adds them to a SimCluster. The CS/FC emulators take `World.pools` and the
+scenario's fault plan from there.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from agent.sim.catalog import CATALOG, instance_type
+from agent.sim.clock import SimClock
+from agent.sim.eci import EciSpec, EciVirtualNode
+from agent.sim.faults import FaultPlan
+from agent.sim.nodepools import (
+    FAILURE_MODES,
+    AddressBook,
+    BootLatency,
+    NodePools,
+    PoolSpec,
+    node_object,
+)
+from agent.sim.ray import HeadSpec, JobSpec, RayClusterSpec, RayDriver, TaskGroup, WorkerGroupSpec
+from functions.errors import DecisionError
+from functions.quantity import parse_quantity
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+T = TypeVar("T")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the scenario and the field path."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    cluster_id: str = "c-sim"
+    region: str = "cn-hangzhou"
+    zone: str = "cn-hangzhou-k"
+
+
+@dataclass(frozen=True)
+class SystemNodeSpec:
+    """Pre-existing nodes (ACK's default pool) where the Ray head and add-ons run."""
+
+    instance_type: str = "ecs.g7.xlarge"
+    count: int = 1
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    speed: float
+    time_limit_seconds: float
+    cluster: ClusterSpec
+    system_nodes: tuple[SystemNodeSpec, ...]
+    pools: tuple[PoolSpec, ...]
+    eci: EciSpec
+    ray: RayClusterSpec
+    job: JobSpec
+    faults: Mapping[str, Any] = field(default_factory=dict)  # FaultPlan keyword arguments
+    policy: Mapping[str, Any] = field(default_factory=dict)  # passed through to the agent
+
+    def fault_plan(self) -> FaultPlan:
+        """A fresh FaultPlan for this scenario, seeded from the scenario's seed."""
+        return FaultPlan(**{"seed": self.seed, **self.faults})
+
+    @property
+    def task_count(self) -> int:
+        return sum(group.count for group in self.job.task_groups)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def available_scenarios() -> list[str]:
+    """Names of the built-in scenarios."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name, or a scenario file by path. Raises ScenarioError."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = ", ".join(available_scenarios())
+            raise ScenarioError(f"scenario {name_or_path}: no such scenario (built in: {known})")
+    label = path.stem
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScenarioError(f"scenario {label}: cannot read {path}: {error}") from None
+    return parse_scenario(text, name=label)
+
+
+def parse_scenario(text: str, *, name: str) -> Scenario:
+    """Validate scenario YAML text; `name` is used in error messages and as the default name."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"scenario {name}: not valid YAML: {error}") from None
+    return _Reader(name).scenario(data)
+
+
+def _camel_to_snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+_FAULT_FIELDS = {f.name for f in fields(FaultPlan) if f.init and f.name != "seed"}
+
+
+class _Reader:
+    """Typed access to the parsed YAML with errors that name the scenario and the path."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fail(self, path: str, problem: str) -> ScenarioError:
+        return ScenarioError(f"scenario {self.name}: {path} {problem}")
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a mapping, got {type(value).__name__}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    f"{path}.{key}" if path else str(key),
+                    f"is not a known field (known: {', '.join(allowed)})",
+                )
+        return value
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        kind: Callable[[Any, str], T],
+        default: T | None = None,
+        *,
+        required: bool = False,
+    ) -> T:
+        where = f"{path}.{key}" if path else key
+        if key not in data or data[key] is None:
+            if required:
+                raise self.fail(where, "is required")
+            return default  # type: ignore[return-value]
+        return kind(data[key], where)
+
+    # value kinds
+
+    def text(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def k8s_name(self, value: Any, path: str) -> str:
+        text = self.text(value, path)
+        if len(text) > 63 or not _NAME.match(text):
+            raise self.fail(path, f"must be a lowercase DNS-1123 name, got {text!r}")
+        return text
+
+    def integer(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(path, f"must be a non-negative integer, got {value!r}")
+        return value
+
+    def number(self, value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise self.fail(path, f"must be a non-negative number, got {value!r}")
+        return float(value)
+
+    def positive(self, value: Any, path: str) -> float:
+        number = self.number(value, path)
+        if number <= 0:
+            raise self.fail(path, f"must be > 0, got {value!r}")
+        return number
+
+    def ratio(self, value: Any, path: str) -> float:
+        number = self.number(value, path)
+        if number > 1:
+            raise self.fail(path, f"must be between 0 and 1, got {value!r}")
+        return number
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"must be true or false, got {value!r}")
+        return value
+
+    def string_map(self, value: Any, path: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a mapping of strings, got {type(value).__name__}")
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not isinstance(item, (str, int, float, bool)):
+                raise self.fail(f"{path}.{key}", f"must be a string, got {item!r}")
+            result[key] = (
+                item
+                if isinstance(item, str)
+                else str(item).lower()
+                if isinstance(item, bool)
+                else str(item)
+            )
+        return result
+
+    def resources(self, value: Any, path: str) -> dict[str, str]:
+        resources = self.string_map(value, path)
+        for key, quantity in resources.items():
+            try:
+                parse_quantity(quantity, path=f"{path}.{key}")
+            except DecisionError as error:
+                raise self.fail(f"{path}.{key}", f"is not a quantity: {error.message}") from None
+        return resources
+
+    def instance(self, value: Any, path: str) -> str:
+        text = self.text(value, path)
+        if text not in CATALOG:
+            raise self.fail(
+                path, f"names unknown instance type {text!r} (known: {', '.join(sorted(CATALOG))})"
+            )
+        return text
+
+    def number_map(self, value: Any, path: str) -> dict[str, float]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a mapping of numbers, got {type(value).__name__}")
+        return {str(k): self.number(v, f"{path}.{k}") for k, v in value.items()}
+
+    def free_mapping(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a mapping, got {type(value).__name__}")
+        return dict(value)
+
+    def items(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"must be a list, got {type(value).__name__}")
+        return value
+
+    def taints(self, value: Any, path: str) -> tuple[dict[str, str], ...]:
+        result = []
+        for i, raw in enumerate(self.items(value, path)):
+            where = f"{path}[{i}]"
+            taint = self.mapping(raw, where, ("key", "value", "effect"))
+            key = self.get(taint, "key", where, self.text, required=True)
+            effect = self.get(taint, "effect", where, self.text, required=True)
+            if effect not in TAINT_EFFECTS:
+                raise self.fail(
+                    f"{where}.effect", f"must be one of {', '.join(TAINT_EFFECTS)}, got {effect!r}"
+                )
+            item = {"key": key, "effect": effect}
+            if "value" in taint:
+                item["value"] = self.get(taint, "value", where, self.text, "")
+            result.append(item)
+        return tuple(result)
+
+    def tolerations(self, value: Any, path: str) -> tuple[dict[str, Any], ...]:
+        result = []
+        for i, raw in enumerate(self.items(value, path)):
+            where = f"{path}[{i}]"
+            toleration = self.mapping(
+                raw, where, ("key", "operator", "value", "effect", "tolerationSeconds")
+            )
+            operator = toleration.get("operator", "Equal")
+            if operator not in ("Equal", "Exists"):
+                raise self.fail(f"{where}.operator", f"must be Equal or Exists, got {operator!r}")
+            result.append(dict(toleration))
+        return tuple(result)
+
+    # sections
+
+    def scenario(self, data: Any) -> Scenario:
+        root = self.mapping(
+            data,
+            "",
+            (
+                "name",
+                "description",
+                "seed",
+                "speed",
+                "timeLimitSeconds",
+                "cluster",
+                "systemNodes",
+                "pools",
+                "eci",
+                "ray",
+                "job",
+                "faults",
+                "policy",
+            ),
+        )
+        if "name" in root:
+            self.name = self.get(root, "name", "", self.k8s_name)
+        cluster = self.cluster(root.get("cluster") or {}, "cluster")
+        system = tuple(
+            self.system_node(raw, f"systemNodes[{i}]")
+            for i, raw in enumerate(self.get(root, "systemNodes", "", self.items, [{}]))
+        )
+        if not system:
+            raise self.fail("systemNodes", "must list at least one node (the Ray head runs there)")
+        pools = tuple(
+            self.pool(raw, f"pools[{i}]")
+            for i, raw in enumerate(self.get(root, "pools", "", self.items, []))
+        )
+        seen: dict[str, int] = {}
+        for i, pool in enumerate(pools):
+            if pool.pool_id in seen:
+                raise self.fail(
+                    f"pools[{i}].id", f"duplicates pools[{seen[pool.pool_id]}].id {pool.pool_id!r}"
+                )
+            seen[pool.pool_id] = i
+        eci = self.eci(root.get("eci") or {"enabled": False}, "eci", cluster)
+        ray = self.ray(self.get(root, "ray", "", lambda v, p: v, required=True), "ray")
+        job = self.job(self.get(root, "job", "", lambda v, p: v, required=True), "job", ray)
+        return Scenario(
+            name=self.name,
+            description=self.get(root, "description", "", self.text, ""),
+            seed=self.get(root, "seed", "", self.integer, 0),
+            speed=self.get(root, "speed", "", self.positive, 50.0),
+            time_limit_seconds=self.get(root, "timeLimitSeconds", "", self.positive, 1800.0),
+            cluster=cluster,
+            system_nodes=system,
+            pools=pools,
+            eci=eci,
+            ray=ray,
+            job=job,
+            faults=self.faults(root.get("faults") or {}, "faults"),
+            policy=self.get(root, "policy", "", self.free_mapping, {}),
+        )
+
+    def cluster(self, raw: Any, path: str) -> ClusterSpec:
+        data = self.mapping(raw, path, ("id", "region", "zone"))
+        region = self.get(data, "region", path, self.text, "cn-hangzhou")
+        zone = self.get(data, "zone", path, self.text, f"{region}-k")
+        if not zone.startswith(region):
+            raise self.fail(f"{path}.zone", f"{zone!r} is not a zone of region {region!r}")
+        return ClusterSpec(
+            cluster_id=self.get(data, "id", path, self.text, "c-sim"), region=region, zone=zone
+        )
+
+    def system_node(self, raw: Any, path: str) -> SystemNodeSpec:
+        data = self.mapping(raw, path, ("instanceType", "count", "labels", "taints"))
+        count = self.get(data, "count", path, self.integer, 1)
+        if count < 1:
+            raise self.fail(f"{path}.count", "must be ≥ 1")
+        return SystemNodeSpec(
+            instance_type=self.get(data, "instanceType", path, self.instance, "ecs.g7.xlarge"),
+            count=count,
+            labels=self.get(data, "labels", path, self.string_map, {}),
+            taints=self.get(data, "taints", path, self.taints, ()),
+        )
+
+    def pool(self, raw: Any, path: str) -> PoolSpec:
+        data = self.mapping(
+            raw,
+            path,
+            (
+                "id",
+                "name",
+                "instanceType",
+                "minSize",
+                "maxSize",
+                "desired",
+                "labels",
+                "taints",
+                "bootSeconds",
+                "failure",
+                "slowFactor",
+                "stockoutFailAfterSeconds",
+                "podStartSeconds",
+                "drainTimeoutSeconds",
+                "pricePerHour",
+                "autoScaling",
+            ),
+        )
+        pool_id = self.get(data, "id", path, self.k8s_name, required=True)
+        min_size = self.get(data, "minSize", path, self.integer, 0)
+        max_size = self.get(data, "maxSize", path, self.integer, 10)
+        if max_size < min_size:
+            raise self.fail(f"{path}.maxSize", "must be ≥ minSize")
+        desired = self.get(data, "desired", path, self.integer, min_size)
+        if not min_size <= desired <= max_size:
+            raise self.fail(
+                f"{path}.desired", f"must be between minSize and maxSize, got {desired}"
+            )
+        boot = self.get(data, "bootSeconds", path, self.boot, BootLatency())
+        failure = self.get(data, "failure", path, self.text, "none")
+        if failure not in FAILURE_MODES:
+            raise self.fail(
+                f"{path}.failure", f"must be one of {', '.join(FAILURE_MODES)}, got {failure!r}"
+            )
+        return PoolSpec(
+            pool_id=pool_id,
+            name=self.get(data, "name", path, self.text, pool_id),
+            instance_type=self.get(data, "instanceType", path, self.instance, required=True),
+            min_size=min_size,
+            max_size=max_size,
+            desired=desired,
+            labels=self.get(data, "labels", path, self.string_map, {}),
+            taints=self.get(data, "taints", path, self.taints, ()),
+            boot=boot,
+            failure=failure,
+            slow_factor=self.get(data, "slowFactor", path, self.positive, 3.0),
+            stockout_fail_after_seconds=self.get(
+                data, "stockoutFailAfterSeconds", path, self.number, 60.0
+            ),
+            pod_start_seconds=self.get(data, "podStartSeconds", path, self.number, 2.0),
+            drain_timeout_seconds=self.get(data, "drainTimeoutSeconds", path, self.number, 300.0),
+            price_per_hour=self.get(data, "pricePerHour", path, self.number, None),
+            auto_scaling=self.get(data, "autoScaling", path, self.boolean, True),
+        )
+
+    def boot(self, raw: Any, path: str) -> BootLatency:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            seconds = self.number(raw, path)
+            return BootLatency(seconds, seconds)
+        data = self.mapping(raw, path, ("min", "max"))
+        low = self.get(data, "min", path, self.number, required=True)
+        high = self.get(data, "max", path, self.number, low)
+        if high < low:
+            raise self.fail(f"{path}.max", "must be ≥ min")
+        return BootLatency(low, high)
+
+    def eci(self, raw: Any, path: str, cluster: ClusterSpec) -> EciSpec:
+        data = self.mapping(
+            raw,
+            path,
+            (
+                "enabled",
+                "zone",
+                "startSeconds",
+                "cpu",
+                "memory",
+                "maxPods",
+                "pricePerVcpuSecond",
+                "pricePerGibSecond",
+                "maxPodCpu",
+                "maxPodMemory",
+            ),
+        )
+        defaults = EciSpec()
+        capacity = {
+            key: self.get(data, key, path, self.text, default)
+            for key, default in (
+                ("cpu", defaults.cpu),
+                ("memory", defaults.memory),
+                ("maxPodCpu", defaults.max_pod_cpu),
+                ("maxPodMemory", defaults.max_pod_memory),
+            )
+        }
+        for key, quantity in capacity.items():
+            self.resources({key: quantity}, path)
+        return EciSpec(
+            enabled=self.get(data, "enabled", path, self.boolean, True),
+            zone=self.get(data, "zone", path, self.text, cluster.zone),
+            start_seconds=self.get(data, "startSeconds", path, self.number, defaults.start_seconds),
+            cpu=capacity["cpu"],
+            memory=capacity["memory"],
+            max_pods=self.get(data, "maxPods", path, self.integer, defaults.max_pods),
+            price_per_vcpu_second=self.get(
+                data, "pricePerVcpuSecond", path, self.number, defaults.price_per_vcpu_second
+            ),
+            price_per_gib_second=self.get(
+                data, "pricePerGibSecond", path, self.number, defaults.price_per_gib_second
+            ),
+            max_pod_cpu=capacity["maxPodCpu"],
+            max_pod_memory=capacity["maxPodMemory"],
+        )
+
+    def ray(self, raw: Any, path: str) -> RayClusterSpec:
+        data = self.mapping(
+            raw,
+            path,
+            ("name", "namespace", "head", "workerGroups", "image", "autoscalerPeriodSeconds"),
+        )
+        head_raw = self.mapping(
+            data.get("head") or {},
+            f"{path}.head",
+            ("requests", "nodeSelector", "tolerations", "labels", "numCpus"),
+        )
+        where = f"{path}.head"
+        if head_raw.get("numCpus", 0) != 0:
+            raise self.fail(f"{where}.numCpus", "must be 0: the head runs no tasks")
+        head = HeadSpec(
+            requests=self.get(
+                head_raw, "requests", where, self.resources, {"cpu": "1", "memory": "2Gi"}
+            ),
+            node_selector=self.get(head_raw, "nodeSelector", where, self.string_map, {}),
+            tolerations=self.get(head_raw, "tolerations", where, self.tolerations, ()),
+            labels=self.get(head_raw, "labels", where, self.string_map, {}),
+        )
+        groups_raw = self.get(data, "workerGroups", path, self.items, required=True)
+        if not groups_raw:
+            raise self.fail(f"{path}.workerGroups", "must list at least one worker group")
+        groups = tuple(
+            self.worker_group(g, f"{path}.workerGroups[{i}]") for i, g in enumerate(groups_raw)
+        )
+        names = [g.name for g in groups]
+        for i, group_name in enumerate(names):
+            if names.index(group_name) != i:
+                raise self.fail(f"{path}.workerGroups[{i}].name", f"duplicates {group_name!r}")
+        return RayClusterSpec(
+            name=self.get(data, "name", path, self.k8s_name, required=True),
+            namespace=self.get(data, "namespace", path, self.k8s_name, "default"),
+            head=head,
+            worker_groups=groups,
+            image=self.get(data, "image", path, self.text, "rayproject/ray:2.9.3"),
+            autoscaler_period_seconds=self.get(
+                data, "autoscalerPeriodSeconds", path, self.positive, 5.0
+            ),
+        )
+
+    def worker_group(self, raw: Any, path: str) -> WorkerGroupSpec:
+        data = self.mapping(
+            raw,
+            path,
+            (
+                "name",
+                "requests",
+                "minReplicas",
+                "maxReplicas",
+                "replicas",
+                "idleTimeoutSeconds",
+                "labels",
+                "annotations",
+                "nodeSelector",
+                "tolerations",
+                "hostPath",
+                "privileged",
+                "customResources",
+            ),
+        )
+        requests = self.get(data, "requests", path, self.resources, required=True)
+        if parse_quantity(requests.get("cpu", "0")) < 1000:
+            raise self.fail(
+                f"{path}.requests.cpu", "must be at least 1 (Ray advertises whole CPUs)"
+            )
+        min_replicas = self.get(data, "minReplicas", path, self.integer, 0)
+        max_replicas = self.get(data, "maxReplicas", path, self.integer, 10)
+        if max_replicas < min_replicas:
+            raise self.fail(f"{path}.maxReplicas", "must be ≥ minReplicas")
+        replicas = self.get(data, "replicas", path, self.integer, min_replicas)
+        if not min_replicas <= replicas <= max_replicas:
+            raise self.fail(f"{path}.replicas", "must be between minReplicas and maxReplicas")
+        return WorkerGroupSpec(
+            name=self.get(data, "name", path, self.k8s_name, required=True),
+            requests=requests,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            replicas=replicas,
+            idle_timeout_seconds=self.get(data, "idleTimeoutSeconds", path, self.number, 60.0),
+            labels=self.get(data, "labels", path, self.string_map, {}),
+            annotations=self.get(data, "annotations", path, self.string_map, {}),
+            node_selector=self.get(data, "nodeSelector", path, self.string_map, {}),
+            tolerations=self.get(data, "tolerations", path, self.tolerations, ()),
+            host_path=self.get(data, "hostPath", path, self.boolean, False),
+            privileged=self.get(data, "privileged", path, self.boolean, False),
+            custom_resources=self.get(data, "customResources", path, self.number_map, {}),
+        )
+
+    def job(self, raw: Any, path: str, ray: RayClusterSpec) -> JobSpec:
+        data = self.mapping(raw, path, ("tasks", "maxRetries"))
+        groups = []
+        shapes = [g.logical() for g in ray.worker_groups]
+        task_fields = (
+            "name",
+            "count",
+            "numCpus",
+            "numGpus",
+            "durationSeconds",
+            "submitAtSeconds",
+            "resources",
+        )
+        for i, task_raw in enumerate(self.get(data, "tasks", path, self.items, required=True)):
+            where = f"{path}.tasks[{i}]"
+            task = self.mapping(task_raw, where, task_fields)
+            group = TaskGroup(
+                name=self.get(task, "name", where, self.text, f"tasks-{i}"),
+                count=self.get(task, "count", where, self.integer, required=True),
+                num_cpus=self.get(task, "numCpus", where, self.number, 1.0),
+                num_gpus=self.get(task, "numGpus", where, self.integer, 0),
+                duration_seconds=self.get(
+                    task, "durationSeconds", where, self.positive, required=True
+                ),
+                submit_at_seconds=self.get(task, "submitAtSeconds", where, self.number, 0.0),
+                resources=self.get(task, "resources", where, self.number_map, {}),
+            )
+            demand = group.demand()
+            if not any(all(shape.get(k, 0) >= v for k, v in demand.items()) for shape in shapes):
+                raise self.fail(where, f"fits no worker group (demand {demand} in milli-units)")
+            groups.append(group)
+        return JobSpec(
+            task_groups=tuple(groups),
+            max_retries=self.get(data, "maxRetries", path, self.integer, 3),
+        )
+
+    def faults(self, raw: Any, path: str) -> dict[str, Any]:
+        data = self.mapping(raw, path, tuple(sorted(_camel(f) for f in _FAULT_FIELDS)))
+        result: dict[str, Any] = {}
+        for key, value in data.items():
+            name = _camel_to_snake(key)
+            where = f"{path}.{key}"
+            if name.endswith("_ratio"):
+                result[name] = self.ratio(value, where)
+            elif name == "watch_cut_every_events":
+                count = self.integer(value, where)
+                if count < 1:
+                    raise self.fail(where, "must be ≥ 1")
+                result[name] = count
+            else:
+                result[name] = self.number(value, where)
+        return result
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# -- the world ----------------------------------------------------------------------------------
+
+
+class SystemNodes:
+    """The cluster's pre-existing nodes, Ready from the start (a SimCluster component)."""
+
+    def __init__(
+        self, store: Any, clock: SimClock, *, scenario: Scenario, addresses: AddressBook
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._scenario = scenario
+        self._addresses = addresses
+        self.names: list[str] = []
+
+    async def start(self) -> None:
+        cluster = self._scenario.cluster
+        now = self._clock.now()
+        for spec in self._scenario.system_nodes:
+            machine = instance_type(spec.instance_type)
+            for _ in range(spec.count):
+                ip = self._addresses.allocate()
+                name = f"{cluster.region}.{ip}"
+                labels = {
+                    **spec.labels,
+                    "node.kubernetes.io/instance-type": spec.instance_type,
+                    "topology.kubernetes.io/zone": cluster.zone,
+                    "topology.kubernetes.io/region": cluster.region,
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                }
+                self._store.create(
+                    "nodes",
+                    node_object(
+                        name,
+                        machine,
+                        labels=labels,
+                        taints=[dict(t) for t in spec.taints],
+                        ip=ip,
+                        created=self._clock.iso(now),
+                        ready_at=now,
+                        ready=True,
+                        pod_start_seconds=2.0,
+                    ),
+                )
+                self.names.append(name)
+
+    async def stop(self) -> None:
+        return None
+
+
+@dataclass
+class World:
+    """The scenario's simulator components, in start order."""
+
+    scenario: Scenario
+    system: SystemNodes
+    pools: NodePools
+    eci: EciVirtualNode | None
+    ray: RayDriver
+
+    def components(self) -> list[Any]:
+        parts: list[Any] = [self.system, self.pools]
+        if self.eci is not None:
+            parts.append(self.eci)
+        parts.append(self.ray)
+        return parts
+
+    async def start(self) -> None:
+        for component in self.components():
+            await component.start()
+
+    async def stop(self) -> None:
+        for component in reversed(self.components()):
+            await component.stop()
+
+
+def attach_world(scenario: Scenario, cluster: Any) -> World:
+    """Build the scenario's components over a SimCluster's store and clock and add them to it
+    (before it starts), in start order."""
+    world = build_world(scenario, store=cluster.store, clock=cluster.clock)
+    for component in world.components():
+        cluster.add(component)
+    return world
+
+
+def build_world(scenario: Scenario, *, store: Any, clock: SimClock) -> World:
+    """The components a scenario describes, not yet started."""
+    addresses = AddressBook(random.Random(scenario.seed))
+    cluster = scenario.cluster
+    pools = NodePools(
+        store,
+        clock,
+        cluster_id=cluster.cluster_id,
+        region_id=cluster.region,
+        zone=cluster.zone,
+        pools=list(scenario.pools),
+        seed=scenario.seed,
+        addresses=addresses,
+    )
+    eci = (
+        EciVirtualNode(store, clock, spec=scenario.eci, region=cluster.region)
+        if scenario.eci.enabled
+        else None
+    )
+    return World(
+        scenario=scenario,
+        system=SystemNodes(store, clock, scenario=scenario, addresses=addresses),
+        pools=pools,
+        eci=eci,
+        ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, seed=scenario.seed),
+    )
