@@ -127,6 +127,11 @@ def invocations_of(app: web.Application) -> list[InvocationRecord]:
     return app[FC_STATE].invocations
 
 
+async def settle_async_invocations(app: web.Application) -> None:
+    """Wait for every Async invocation accepted so far to finish running."""
+    await asyncio.gather(*app[FC_STATE].background, return_exceptions=True)
+
+
 @dataclass(frozen=True)
 class _Outcome:
     body: bytes

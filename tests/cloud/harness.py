@@ -1,6 +1,8 @@
 """Building blocks for the cloud emulator tests: SDK clients pointed at 127.0.0.1 and the CS harness."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -9,14 +11,22 @@ from alibabacloud_fc_open20210406.client import Client as FcClient
 from alibabacloud_tea_openapi.utils_models import Config
 
 from agent.sim.cloud_model import PoolView
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, KeyRing
+from agent.sim.credentials import (
+    TEST_ACCESS_KEY_ID,
+    TEST_ACCESS_KEY_SECRET,
+    KeyRing,
+    static_test_keys,
+)
 from agent.sim.faults import FaultPlan
+from agent.sim.fc_api import FcSettings, Handler, build_fc_app
 
 from .memory_pools import InMemoryPools
-from .serving import TestClock
+from .serving import TestClock, serve
 
 CLUSTER_ID = "c-test"
 REGION_ID = "cn-hangzhou"
+FC_SERVICE = "ray-ack-scaler"
+FC_FUNCTION = "decide"
 
 
 def sdk_config(endpoint: str, *, key_id: str = TEST_ACCESS_KEY_ID, secret: str = TEST_ACCESS_KEY_SECRET) -> Config:
@@ -75,3 +85,35 @@ def default_pools() -> list[PoolView]:
             max_size=4,
         ),
     ]
+
+
+@dataclass
+class FcHarness:
+    app: web.Application
+    endpoint: str
+    faults: FaultPlan
+    keys: KeyRing
+    clock: TestClock
+
+    def client(self, **kwargs: str) -> FcClient:
+        return fc_client(self.endpoint, **kwargs)
+
+
+@asynccontextmanager
+async def fc_emulator(
+    handler: Handler,
+    *,
+    clock: TestClock,
+    keys: KeyRing | None = None,
+    http_handler: Handler | None = None,
+    settings: FcSettings | None = None,
+) -> AsyncIterator[FcHarness]:
+    """Serve `handler` as FC function `svc/decide` on 127.0.0.1."""
+    faults = FaultPlan(seed=1)
+    ring = keys or KeyRing(static_test_keys())
+    app = build_fc_app(
+        handler, keys=ring, service=FC_SERVICE, function=FC_FUNCTION, faults=faults,
+        http_handler=http_handler, now=clock, settings=settings,
+    )
+    async with serve(app) as endpoint:
+        yield FcHarness(app, endpoint, faults, ring, clock)
