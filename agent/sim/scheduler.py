@@ -355,7 +355,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Any = None
-        self.passes = 0
+        self._pass_waiters: list[asyncio.Future[int]] = []
+        self.passes = 0  # passes that decided at least one pod
 
     async def start(self) -> None:
         """Load the store's current state and begin reacting to its events."""
@@ -383,6 +384,12 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def next_pass(self) -> int:
+        """Wait until the next pass that decides at least one pod has written its answers."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pass_waiters.append(waiter)
+        return await waiter
 
     async def _follow(self) -> None:
         async for event in self._subscription:
@@ -510,6 +517,10 @@ class Scheduler:
             else:
                 self._unschedulable.discard(placement.key)
                 self._bind(placement, now)
+        waiters, self._pass_waiters = self._pass_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self.passes)
         return placements
 
     def _bind(self, placement: Placement, now: str) -> None:
