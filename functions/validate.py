@@ -109,31 +109,65 @@ def parse_request(raw: object) -> Request:
 
 # --- pods ---------------------------------------------------------------------------------
 
-_SHAPE_FIELDS = ("requests", "nodeSelector", "affinity", "tolerations", "hostNetwork",
-                 "volumeTypes", "privileged")
+_NO_MAP: dict[str, Any] = {}
+_NO_LIST: list[Any] = []
+_TEXT_OR_NULL = (str, type(None))
 
 
 def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
+    # The one loop that runs per pod (up to 200,000 times): plain lookups, no calls that can
+    # be avoided. Each distinct raw shape is validated once, at the first pod that has it.
     uids: list[str] = []
-    seen: dict[str, int] = {}
-    shape_of_key: dict[object, PodShape] = {}
+    seen: set[str] = set()
+    shape_of_key: dict[tuple[object, ...], PodShape] = {}
     members: dict[str, list[int]] = {}
     shapes: dict[str, PodShape] = {}
     for index, pod in enumerate(raw_pods):
         if type(pod) is not dict:
             raise InvalidRequest(f"expected an object, got {_kind(pod)}", path=f"pods[{index}]")
-        uid = pod.get("uid")
-        if type(uid) is not str or not uid:
-            raise InvalidRequest("uid must be a non-empty string", path=f"pods[{index}].uid")
-        if uid in seen:
-            raise InvalidRequest(f"duplicate pod uid {uid!r} (also pods[{seen[uid]}])",
-                                 path=f"pods[{index}].uid")
-        seen[uid] = index
+        get = pod.get
+        uid = get("uid")
+        if type(uid) is not str or not uid or uid in seen:
+            raise _bad_uid(uid, index, uids)
+        seen.add(uid)
         uids.append(uid)
-        _pod_metadata(pod, index)
-        annotations = pod.get("annotations")
-        placement = annotations.get(PLACEMENT_ANNOTATION) if type(annotations) is dict else None
-        key = _raw_shape_key(pod, placement)
+        if (type(get("namespace")) not in _TEXT_OR_NULL or type(get("name")) not in _TEXT_OR_NULL
+                or type(get("unschedulableSince")) not in _TEXT_OR_NULL
+                or type(get("message")) not in _TEXT_OR_NULL):
+            _bad_metadata(pod, index)
+        labels = get("labels")
+        annotations = get("annotations")
+        placement = None
+        if labels is not None:
+            if type(labels) is not dict:
+                _bad_metadata(pod, index)
+            for value in labels.values():
+                if type(value) is not str:
+                    _bad_metadata(pod, index)
+        if annotations is not None:
+            if type(annotations) is not dict:
+                _bad_metadata(pod, index)
+            for value in annotations.values():
+                if type(value) is not str:
+                    _bad_metadata(pod, index)
+            placement = annotations.get(PLACEMENT_ANNOTATION)
+        # An exact stand-in for the shape: equal keys mean equal raw values. repr() keeps
+        # 1, 1.0, True and "1" apart; the empty containers, by far the most common, skip it.
+        selector = get("nodeSelector")
+        affinity = get("affinity")
+        tolerations = get("tolerations")
+        host_network = get("hostNetwork")
+        privileged = get("privileged")
+        key = (
+            placement,
+            repr(get("requests")),
+            0 if selector == _NO_MAP else repr(selector),
+            0 if affinity == _NO_MAP else repr(affinity),
+            0 if tolerations == _NO_LIST else repr(tolerations),
+            repr(get("volumeTypes")),
+            host_network if host_network is False else repr(host_network),
+            privileged if privileged is False else repr(privileged),
+        )
         shape = shape_of_key.get(key)
         if shape is None:
             shape = _shape(pod, index, placement)
@@ -146,26 +180,14 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
     return tuple(uids), groups
 
 
-def _raw_shape_key(pod: dict[str, Any], placement: object) -> object:
-    # A cheap, exact stand-in for the shape: identical raw values give identical shapes.
-    # repr() keeps unhashable or exotic values exact; most pods take the tuple path.
-    parts: list[object] = [placement]
-    for name in _SHAPE_FIELDS:
-        value = pod.get(name)
-        if type(value) is dict:
-            parts.append(repr(value) if value else None)
-        elif type(value) is list:
-            parts.append(repr(value) if value else ())
-        else:
-            parts.append((type(value).__name__, value) if _hashable(value) else repr(value))
-    return tuple(parts)
+def _bad_uid(uid: object, index: int, uids: list[str]) -> InvalidRequest:
+    if type(uid) is not str or not uid:
+        return InvalidRequest("uid must be a non-empty string", path=f"pods[{index}].uid")
+    return InvalidRequest(f"duplicate pod uid {uid!r} (also pods[{uids.index(uid)}])",
+                         path=f"pods[{index}].uid")
 
 
-def _hashable(value: object) -> bool:
-    return value is None or type(value) in (bool, int, float, str)
-
-
-def _pod_metadata(pod: dict[str, Any], index: int) -> None:
+def _bad_metadata(pod: dict[str, Any], index: int) -> None:
     for name in ("namespace", "name", "unschedulableSince", "message"):
         value = pod.get(name)
         if value is not None and type(value) is not str:

@@ -1,0 +1,102 @@
+"""`python -m functions`: decide one request, print the seed request, or build the FC package."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from functions.errors import DecisionError, InvalidRequest
+
+# Exit status for input the core refuses (bad JSON, invalid or oversized request).
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["package"]:
+        # Handed over untouched: packaging owns its own options and --help.
+        from functions.packaging import main as package_main
+
+        return int(package_main(args[1:]) or 0)
+    parser = _parser()
+    options = parser.parse_args(args)
+    if options.command == "decide":
+        return _decide(options.input)
+    if options.command == "example":
+        from functions.example import seed_request
+
+        _print(seed_request())
+        return 0
+    parser.print_help()
+    return EXIT_BAD_INPUT
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m functions",
+        description="The ray-ack-scaler decision core (decide/v1): pending pods in, "
+                    "scale-pool / place-on-eci actions out.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    decide = commands.add_parser(
+        "decide",
+        help="read one decide/v1 request, print the reply",
+        description="Read one decide/v1 request (JSON) from --in FILE or stdin and print the "
+                    "reply to stdout (exit 0). Invalid JSON, an invalid request or one over the "
+                    "limits prints the error object {\"error\": {code, message, path}} and "
+                    "exits 2.",
+    )
+    decide.add_argument("--in", dest="input", metavar="FILE", default="-",
+                        help="request file ('-' or omitted: stdin)")
+    commands.add_parser(
+        "example",
+        help="print the seed request (15 Ray workers, one 4 vCPU pool)",
+        description="Print the seed decide/v1 request: the KubeRay walkthrough's 15 pending "
+                    "worker pods (1 vCPU / 1 GiB each), one ecs.g7.xlarge pool at desired 0 "
+                    "(max 10) and ECI enabled. Pipe it into `decide`.",
+    )
+    commands.add_parser(
+        "package",
+        help="build the Function Compute code package (see `package --help`)",
+        description="Build the Function Compute code package; options are those of "
+                    "functions.packaging.",
+    )
+    return parser
+
+
+def _decide(source: str) -> int:
+    from functions.decision import decide
+
+    try:
+        text = sys.stdin.read() if source == "-" else _read(source)
+        try:
+            request = json.loads(text)
+        except ValueError as error:
+            raise InvalidRequest(f"the request is not valid JSON: {error}", path="") from None
+        reply = decide(request)
+    except DecisionError as error:
+        _print(error.to_json())
+        return EXIT_BAD_INPUT
+    _print(reply)
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as error:
+        raise InvalidRequest(f"cannot read {path}: {error.strerror}", path="") from None
+    except UnicodeDecodeError as error:
+        raise InvalidRequest(f"{path} is not UTF-8: {error.reason}", path="") from None
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
