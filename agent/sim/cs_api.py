@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from agent.sim.cloud_model import CloudError, NodePoolService, NodeView, PoolVie
 from agent.sim.credentials import KeyRing
 from agent.sim.faults import FaultPlan
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HOST_ID = "cs.aliyuncs.com"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
@@ -49,7 +50,7 @@ class _CsState:
 
 CS_STATE = web.AppKey("cs_state", _CsState)
 _ACTION = web.RequestKey("cs_action", str)
-_SUMMARY = web.RequestKey("cs_summary", dict)
+_SUMMARY: web.RequestKey[dict[str, Any]] = web.RequestKey("cs_summary", dict)
 _TASK = web.RequestKey("cs_task", str)
 _REQUEST_ID = web.RequestKey("cs_request_id", str)
 
@@ -73,7 +74,7 @@ def _rfc3339(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def pool_json(pool: PoolView, *, region_id: str, now: float) -> dict[str, Any]:
+def pool_json(pool: PoolView, *, region_id: str, now: float, created: float = 0.0) -> dict[str, Any]:
     """A node pool in the shape of DescribeClusterNodePools' `nodepools[]` items."""
     scaling = pool.initial_nodes > 0 or pool.removing_nodes > 0 or pool.total_nodes != pool.desired
     return {
@@ -84,7 +85,7 @@ def pool_json(pool: PoolView, *, region_id: str, now: float) -> dict[str, Any]:
             "type": "ess",
             "is_default": False,
             "resource_group_id": "",
-            "created": _rfc3339(0),
+            "created": _rfc3339(created),
             "updated": _rfc3339(now),
         },
         "scaling_group": {
@@ -224,6 +225,7 @@ def build_cs_app(
     """An aiohttp app serving the CS node-pool API over `service`, verifying ACS3 signatures."""
     verifier = Acs3Verifier(KeyRing.of(keys), now=now)
     state = _CsState()
+    started = now()  # reported as every pool's creation time
 
     def check_cluster(request: web.Request) -> None:
         cid = request.match_info["cluster_id"]
@@ -248,12 +250,12 @@ def build_cs_app(
         pools = [p for p in service.describe_pools() if not name or p.name == name]
         t = now()
         return web.json_response(
-            {"nodepools": [pool_json(p, region_id=service.region_id, now=t) for p in pools]}
+            {"nodepools": [pool_json(p, region_id=service.region_id, now=t, created=started) for p in pools]}
         )
 
     async def describe_pool(request: web.Request) -> web.Response:
         pool = find_pool(request)
-        return web.json_response(pool_json(pool, region_id=service.region_id, now=now()))
+        return web.json_response(pool_json(pool, region_id=service.region_id, now=now(), created=started))
 
     async def modify_pool(request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -334,7 +336,7 @@ def build_cs_app(
         return web.json_response(task_json(task, cluster_id=service.cluster_id))
 
     @web.middleware
-    async def gateway(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id()
         request[_REQUEST_ID] = request_id
         request[_SUMMARY] = {}
@@ -349,8 +351,8 @@ def build_cs_app(
             response = error_response(err, request_id=request_id, host_id=HOST_ID)
         except web.HTTPException as exc:
             code = "InvalidAction.NotFound" if exc.status == 404 else "UnsupportedHTTPMethod"
-            err = CloudError(exc.status, code, f"{request.method} {request.path} is not an API of this service.")
-            response = error_response(err, request_id=request_id, host_id=HOST_ID)
+            unknown = CloudError(exc.status, code, f"{request.method} {request.path} is not an API of this service.")
+            response = error_response(unknown, request_id=request_id, host_id=HOST_ID)
         response.headers["x-acs-request-id"] = request_id
         if request.method != "GET":
             state.writes.append(_record(request, response, now()))
@@ -403,11 +405,12 @@ def _record(request: web.Request, response: web.StreamResponse, at: float) -> Wr
             code = json.loads(bytes(response.body)).get("Code")  # type: ignore[arg-type]
         except ValueError:
             code = "Unknown"
+    summary: dict[str, Any] = request[_SUMMARY]
     return WriteRecord(
         action=request[_ACTION],
         method=request.method,
         path=request.path,
-        summary=dict(request[_SUMMARY]),
+        summary=dict(summary),
         time=at,
         status=response.status,
         code=code,
