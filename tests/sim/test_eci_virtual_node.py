@@ -1,0 +1,122 @@
+"""The ECI virtual node: how it registers, which pods it takes, how fast they start, per-second billing."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from agent.sim.clock import parse_iso
+from agent.sim.eci import ECI_TAINT, EciSpec, EciVirtualNode
+
+ECI_TOLERATION = {
+    "key": "virtual-kubelet.io/provider",
+    "operator": "Equal",
+    "value": "alibabacloud",
+    "effect": "NoSchedule",
+}
+
+
+@pytest.fixture
+async def eci(sim: Any) -> AsyncIterator[EciVirtualNode]:
+    """The virtual node of cn-hangzhou-k with a 30 s start latency, started over the sim core."""
+    node = EciVirtualNode(
+        sim.store, sim.clock, spec=EciSpec(zone="cn-hangzhou-k", start_seconds=30), region="cn-hangzhou"
+    )
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+def pod(name: str, *, tolerate: bool = True, run_seconds: float | None = None) -> dict[str, Any]:
+    annotations = {}
+    if run_seconds is not None:
+        annotations["sim.ray-ack-scaler.io/run-seconds"] = str(run_seconds)
+    spec: dict[str, Any] = {
+        "nodeSelector": {"type": "virtual-kubelet"},
+        "containers": [
+            {
+                "name": "worker",
+                "image": "rayproject/ray:2.9.3",
+                "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+            }
+        ],
+    }
+    if tolerate:
+        spec["tolerations"] = [ECI_TOLERATION]
+    return {"metadata": {"name": name, "namespace": "default", "annotations": annotations}, "spec": spec}
+
+
+def phase(sim: Any, name: str) -> str:
+    return sim.store.get("pods", name, namespace="default")["status"].get("phase", "")
+
+
+async def test_virtual_node_registers_with_eci_label_taint_and_capacity(sim, eci):
+    """Node virtual-kubelet-<zone>: type=virtual-kubelet, the ECI taint, huge capacity, Ready."""
+    node = sim.store.get("nodes", "virtual-kubelet-cn-hangzhou-k")
+    assert node["metadata"]["labels"]["type"] == "virtual-kubelet"
+    assert "alibabacloud.com/nodepool-id" not in node["metadata"]["labels"]
+    assert node["spec"]["taints"] == [ECI_TAINT]
+    assert node["status"]["allocatable"] == {"cpu": "10000", "memory": "100Ti", "pods": "500"}
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+async def test_pod_without_the_eci_toleration_stays_pending(sim, eci):
+    """The taint keeps pods off ECI unless they tolerate it."""
+    sim.store.create("pods", pod("plain", tolerate=False))
+    await sim.until(
+        lambda: any(
+            c.get("reason") == "Unschedulable"
+            for c in sim.store.get("pods", "plain", namespace="default")["status"].get("conditions", [])
+        )
+    )
+    assert not sim.store.get("pods", "plain", namespace="default")["spec"].get("nodeName")
+
+
+async def test_tolerating_pod_starts_after_the_eci_start_latency(sim, eci):
+    """A pod bound to the virtual node is Running ~30 s (simulated) after it was bound."""
+    sim.store.create("pods", pod("w1"))
+    await sim.until(lambda: phase(sim, "w1") == "Running")
+    obj = sim.store.get("pods", "w1", namespace="default")
+    assert obj["spec"]["nodeName"] == "virtual-kubelet-cn-hangzhou-k"
+    started = parse_iso(obj["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    bound = parse_iso(obj["status"]["startTime"])
+    assert 29 <= started - bound <= 31
+
+
+async def test_billing_accumulates_vcpu_and_gib_seconds_while_running(sim, eci):
+    """A 2 vCPU / 4 GiB pod that runs 100 s costs 200 vCPU·s and 400 GiB·s (±1 s of rounding)."""
+    sim.store.create("pods", pod("job", run_seconds=100))
+    await sim.until(lambda: phase(sim, "job") == "Running")
+    assert eci.running_pods() == 1
+    await sim.until(lambda: phase(sim, "job") == "Succeeded", timeout=10)
+    bill = eci.billing()
+    assert bill.vcpu_seconds == pytest.approx(200, abs=2)
+    assert bill.gib_seconds == pytest.approx(400, abs=4)
+    assert bill.cost == pytest.approx(bill.vcpu_seconds * 0.000049 + bill.gib_seconds * 0.00000613)
+    (usage,) = bill.pods
+    assert (usage.name, usage.vcpu, usage.gib) == ("job", 2, 4)
+    assert eci.running_pods() == 0
+
+
+async def test_running_pod_is_billed_up_to_now(sim, eci):
+    """Billing of a pod still running grows with simulated time, second by second."""
+    sim.store.create("pods", pod("long"))
+    await sim.until(lambda: phase(sim, "long") == "Running")
+    first = eci.billing().vcpu_seconds
+    await sim.clock.sleep(20)
+    second = eci.billing().vcpu_seconds
+    assert second - first >= 2 * 19
+
+
+async def test_deleted_pod_stops_the_meter(sim, eci):
+    """Once the pod is gone its billed seconds no longer grow."""
+    sim.store.create("pods", pod("gone"))
+    await sim.until(lambda: phase(sim, "gone") == "Running")
+    sim.store.delete("pods", "gone", namespace="default")
+    await sim.clock.sleep(2)
+    stopped = eci.billing().vcpu_seconds
+    await sim.clock.sleep(20)
+    assert eci.billing().vcpu_seconds == stopped
