@@ -170,7 +170,11 @@ def task_json(task: TaskView, *, cluster_id: str) -> dict[str, Any]:
         "target": {"id": cluster_id, "type": "cluster"},
     }
     if task.error:
-        body["error"] = {"code": "TaskFailed", "message": task.error}
+        # Services report failures as "Code: message" (e.g. ECS's OperationDenied.NoStock).
+        code, sep, message = task.error.partition(": ")
+        if not sep or " " in code:
+            code, message = "TaskFailed", task.error
+        body["error"] = {"code": code, "message": message}
     return body
 
 

@@ -131,15 +131,19 @@ class InMemoryPools:
             if not n.removing and (pool_id is None or n.pool_id == pool_id)
         ]
 
+    def fail_task(self, task_id: str, error: str) -> None:
+        """Make a task end in failure, the way a stock-out ends a scale-out."""
+        self._tasks[task_id].error = error
+
     def describe_task(self, task_id: str) -> TaskView:
         t = self._tasks.get(task_id)
         if t is None:
             raise CloudError(404, "ErrorTaskNotFound", f"task {task_id} not found")
-        done = self._now() >= t.done_at
+        done = self._now() >= t.done_at or t.error is not None
         return TaskView(
             task_id=t.task_id,
             task_type=t.task_type,
-            state="success" if done else "running",
+            state=("fail" if t.error else "success") if done else "running",
             created=_stamp(t.created),
             updated=_stamp(t.done_at if done else t.created),
             error=t.error,

@@ -150,6 +150,18 @@ async def test_task_reports_running_then_success(cs: CsHarness) -> None:
     assert cs.pools.describe_pool("np-cpu").healthy_nodes == 4
 
 
+async def test_failed_task_reports_its_error_code_and_message(cs: CsHarness) -> None:
+    """A task that failed says fail, with the service's "Code: message" split into error fields."""
+    client = cs.client()
+    task_id = (await client.scale_cluster_node_pool_async(CLUSTER_ID, "np-gpu", csm.ScaleClusterNodePoolRequest(count=1))).body.task_id
+    cs.pools.fail_task(task_id, "OperationDenied.NoStock: The requested resource is sold out in the specified zone.")
+    failed = (await client.describe_task_info_async(task_id)).body
+    assert failed.state == "fail"
+    assert (failed.error.code, failed.error.message) == (
+        "OperationDenied.NoStock", "The requested resource is sold out in the specified zone."
+    )
+
+
 async def test_every_write_is_journaled_with_its_outcome(cs: CsHarness) -> None:
     """Accepted and refused writes are recorded; scale requests count only accepted size changes."""
     client = cs.client()
