@@ -89,6 +89,9 @@ def build_credentials_app(
 ) -> web.Application:
     """GET /credentials → a fresh STS credential, as a credentials-URI endpoint returns it.
 
+    `now` must be the wall clock the verifiers use (alibabacloud-credentials compares
+    `Expiration` with the host's time).
+
     alibabacloud-credentials refreshes 15 minutes before `Expiration` on the wall clock, so
     `ttl` must stay well above 900 s or every call fetches a new credential.
     """

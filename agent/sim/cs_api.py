@@ -225,9 +225,15 @@ def build_cs_app(
     keys: Mapping[str, str] | KeyRing,
     faults: FaultPlan | None = None,
     now: Callable[[], float],
+    wall_clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """An aiohttp app serving the CS node-pool API over `service`, verifying ACS3 signatures."""
-    verifier = Acs3Verifier(KeyRing.of(keys), now=now)
+    """An aiohttp app serving the CS node-pool API over `service`, verifying ACS3 signatures.
+
+    `now` is the simulation's clock (journal times, timestamps in replies); `wall_clock` is what
+    x-acs-date and STS expiry are checked against, since the SDKs stamp requests with wall time
+    and a sped-up simulation would otherwise drift out of the 15-minute window.
+    """
+    verifier = Acs3Verifier(KeyRing.of(keys), now=wall_clock)
     state = _CsState()
     started = now()  # reported as every pool's creation time
 

@@ -44,6 +44,7 @@ from agent.sim.faults import FaultPlan
 
 Handler = Callable[[bytes, Any], Any]
 HOST_ID = "fc.aliyuncs.com"
+_STS_REFRESH_SECONDS = 300.0
 UNHANDLED = "UnhandledInvocationError"
 
 
@@ -184,11 +185,16 @@ def build_fc_app(
     http_handler: Handler | None = None,
     now: Callable[[], float],
     settings: FcSettings | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """An aiohttp app hosting `handler` as `service/function` (and `http_handler` behind a trigger)."""
+    """An aiohttp app hosting `handler` as `service/function` (and `http_handler` behind a trigger).
+
+    `now` is the simulation's clock (idle time, event timestamps); `wall_clock` is what request
+    dates and STS expiry are checked against, since the SDKs stamp requests with wall time.
+    """
     cfg = settings or FcSettings()
     ring = KeyRing.of(keys)
-    verifier = Acs3Verifier(ring, now=now)
+    verifier = Acs3Verifier(ring, now=wall_clock)
     state = _FcState()
     function_meta = FcFunctionMeta(function, cfg.handler, cfg.memory_mb, cfg.timeout_seconds)
 
@@ -219,15 +225,17 @@ def build_fc_app(
         t = now()
         cold = state.last_invoked is None or t - state.last_invoked >= cfg.cold_after_idle_seconds
         state.last_invoked = t
-        if cold:
-            # A new instance: fresh STS credentials, as FC assumes the service role per instance.
-            state.credentials = ring.issue(now=t)
-            if faults is not None and faults.fc_cold_start_seconds > 0:
-                await asyncio.sleep(faults.fc_cold_start_seconds)
+        stale = state.credentials is None or state.credentials.expiration - wall_clock() < _STS_REFRESH_SECONDS
+        if cold or stale:
+            # A new instance (or an old token near expiry): fresh STS credentials, as FC assumes
+            # the service role per instance and refreshes the token before it lapses.
+            state.credentials = ring.issue(now=wall_clock())
+        if cold and faults is not None and faults.fc_cold_start_seconds > 0:
+            await asyncio.sleep(faults.fc_cold_start_seconds)
         return cold, None
 
     def context_for(request_id: str, qualifier: str) -> FcContext:
-        cred = state.credentials or ring.issue(now=now())
+        cred = state.credentials or ring.issue(now=wall_clock())
         return FcContext(
             request_id=request_id,
             credentials=FcCredentials(cred.access_key_id, cred.access_key_secret, cred.security_token),
@@ -295,13 +303,13 @@ def build_fc_app(
         if not auth.startswith("FC "):
             raise CloudError(403, "AccessDenied", "required HTTP header Authorization was not provided")
         access_key_id, _, signature = auth[3:].partition(":")
-        secret = ring.secret_for(access_key_id, request.headers.get("x-fc-security-token"), now=now())
+        secret = ring.secret_for(access_key_id, request.headers.get("x-fc-security-token"), now=wall_clock())
         date = request.headers.get("Date", "")
         try:
             sent = parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
             raise CloudError(403, "AccessDenied", "the Date header is missing or malformed") from None
-        if abs(now() - sent) > MAX_CLOCK_SKEW_SECONDS:
+        if abs(wall_clock() - sent) > MAX_CLOCK_SKEW_SECONDS:
             raise CloudError(403, "AccessDenied", "the difference between the request time and the server's time is too large")
         fc_headers = sorted(
             (k.lower(), v) for k, v in request.headers.items() if k.lower().startswith("x-fc-")

@@ -35,6 +35,6 @@ async def cs(clock: TestClock) -> AsyncIterator[CsHarness]:
     pools = InMemoryPools(default_pools(), now=clock, cluster_id=CLUSTER_ID, region_id=REGION_ID)
     faults = FaultPlan(seed=1)
     keys = KeyRing(static_test_keys())
-    app = build_cs_app(pools, keys=keys, faults=faults, now=clock)
+    app = build_cs_app(pools, keys=keys, faults=faults, now=clock, wall_clock=clock)
     async with serve(app) as endpoint:
         yield CsHarness(app, endpoint, pools, faults, keys, clock)

@@ -113,7 +113,7 @@ async def fc_emulator(
     ring = keys or KeyRing(static_test_keys())
     app = build_fc_app(
         handler, keys=ring, service=FC_SERVICE, function=FC_FUNCTION, faults=faults,
-        http_handler=http_handler, now=clock, settings=settings,
+        http_handler=http_handler, now=clock, settings=settings, wall_clock=clock,
     )
     async with serve(app) as endpoint:
         yield FcHarness(app, endpoint, faults, ring, clock)

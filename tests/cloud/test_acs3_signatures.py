@@ -4,6 +4,7 @@ refused with the gateway's code."""
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import urlencode
 
 import aiohttp
@@ -18,9 +19,16 @@ from alibabacloud_tea_openapi.utils_models import Config
 from yarl import URL
 
 from agent.sim.acs3 import canonical_query
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, build_credentials_app
+from agent.sim.credentials import (
+    TEST_ACCESS_KEY_ID,
+    TEST_ACCESS_KEY_SECRET,
+    build_credentials_app,
+    static_test_keys,
+)
+from agent.sim.cs_api import build_cs_app, writes_of
 
-from .harness import CLUSTER_ID, REGION_ID, CsHarness
+from .harness import CLUSTER_ID, REGION_ID, CsHarness, cs_client, default_pools
+from .memory_pools import InMemoryPools
 from .sdk_wire import sdk_signed_headers
 from .serving import serve
 
@@ -154,3 +162,16 @@ def test_canonical_query_matches_the_sdk_signer(query: dict[str, str]) -> None:
     """The verifier canonicalises a decoded query exactly as the SDK does before signing."""
     decoded = list(URL(f"http://h/p?{urlencode(query)}").query.items())
     assert canonical_query(decoded) == get_canonical_query_string(query)
+
+
+async def test_dates_are_checked_against_wall_time_not_the_simulation_clock() -> None:
+    """A sped-up simulation clock hours ahead does not expire the SDK's wall-clock x-acs-date."""
+    sim_now = time.time() + 3 * 3600
+    pools = InMemoryPools(default_pools(), now=lambda: sim_now, cluster_id=CLUSTER_ID, region_id=REGION_ID)
+    app = build_cs_app(pools, keys=static_test_keys(), now=lambda: sim_now)
+    async with serve(app) as endpoint:
+        await cs_client(endpoint).modify_cluster_node_pool_async(
+            CLUSTER_ID, "np-cpu",
+            csm.ModifyClusterNodePoolRequest(scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=2)),
+        )
+    assert [(w.code, w.time) for w in writes_of(app)] == [(None, sim_now)]
