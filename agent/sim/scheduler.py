@@ -148,13 +148,19 @@ def is_node_ready(node: Mapping[str, Any]) -> bool:
     return False
 
 
+def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
+    """What the pod takes from its node: its effective request plus one pod slot."""
+    requests = effective_requests(spec)
+    for name, value in POD_SLOT.items():
+        requests[name] = requests.get(name, 0) + value
+    return requests
+
+
 def pod_info(pod: Mapping[str, Any]) -> PodInfo:
     """The scheduler's view of a pending Pod. Raises DecisionError for unparsable requests."""
     metadata = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    requests = effective_requests(spec)
-    for name, value in POD_SLOT.items():
-        requests[name] = requests.get(name, 0) + value
+    requests = pod_requests(spec)
     node_selector = dict(spec.get("nodeSelector") or {})
     affinity = dict(spec.get("affinity") or {})
     tolerations = tuple(spec.get("tolerations") or ())
@@ -466,7 +472,7 @@ class Scheduler:
         holds: Mapping[str, int] = {}
         try:
             if node and phase not in TERMINAL_PHASES:
-                holds = pod_info(pod).requests
+                holds = pod_requests(spec)
             elif is_pending(pod, scheduler_name=self._name):
                 pending = pod_info(pod)
         except DecisionError as error:
