@@ -17,7 +17,7 @@ import json
 import random
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from agent.sim.clock import SimClock
@@ -160,12 +160,21 @@ class _Worker:
         return room
 
 
+def _counts(point: TimelinePoint) -> tuple[Any, ...]:
+    return (*astuple(point)[1:-1], tuple(sorted(point.replicas.items())))
+
+
 def _worker_start_command(group: WorkerGroupSpec) -> str:
     command = "ray start --address=$RAY_IP:6379 --block"
     if group.custom_resources:
         resources = json.dumps(dict(group.custom_resources), sort_keys=True)
         command += f" --resources='{resources}'"
     return command
+
+
+def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
+    """Whether the autoscaler keeps this demand off a worker with GPUs (it needs none)."""
+    return capacity.get("GPU", 0) > 0 and not demand.get("GPU")
 
 
 def _fits(room: Mapping[str, int], demand: Mapping[str, int]) -> bool:
@@ -288,13 +297,15 @@ class RayDriver:
             if task.state == "waiting" and task.submit_at <= now:
                 task.state = "queued"
         self._schedule_tasks(now)
-        if now >= self._next_autoscale:
+        period = now >= self._next_autoscale
+        if period:
             self._next_autoscale = now + self.cluster.autoscaler_period_seconds
             self._autoscale(now)
-            self._reconcile(now)
-            self._timeline.append(self._point(now))
-        else:
-            self._reconcile(now)
+        self._reconcile(now)
+        point = self._point(now)
+        # one point per autoscaler period, plus one whenever a count changed in between
+        if period or not self._timeline or _counts(point) != _counts(self._timeline[-1]):
+            self._timeline.append(point)
 
     # -- Ray: tasks ---------------------------------------------------------------------------
 
@@ -319,8 +330,10 @@ class RayDriver:
         ]
         if not ready:
             return
+        # Ray keeps CPU-only tasks off GPU workers while other workers have room.
+        ordered = sorted(ready, key=lambda w: w.capacity.get("GPU", 0) > 0)
         for task in self._queued():
-            for worker in ready:
+            for worker in ordered:
                 if _fits(worker.free(self._tasks), task.demand):
                     task.state = "running"
                     task.worker = worker.name
@@ -346,9 +359,11 @@ class RayDriver:
     def _autoscale(self, now: float) -> None:
         """Raise replicas for queued demand; remove workers idle past their group's timeout."""
         # Capacity already asked for (Pending workers included) absorbs demand first.
-        free = {
-            name: w.free(self._tasks) for name, w in sorted(self._workers.items()) if not w.deleting
-        }
+        free = [
+            (w.capacity, w.free(self._tasks))
+            for _, w in sorted(self._workers.items())
+            if not w.deleting
+        ]
         added = dict.fromkeys(self._replicas, 0)
         for task in self._queued():
             if self._place_on(free, task.demand):
@@ -359,7 +374,7 @@ class RayDriver:
             added[group] += 1
             room = dict(self._logical[group])
             _take(room, task.demand)
-            free[f"planned-{len(free)}"] = room
+            free.append((self._logical[group], room))
         for group, count in added.items():
             spec = self._groups[group]
             self._replicas[group] = min(
@@ -368,8 +383,12 @@ class RayDriver:
         self._remove_idle(now)
 
     @staticmethod
-    def _place_on(free: dict[str, dict[str, int]], demand: Mapping[str, int]) -> bool:
-        for room in free.values():
+    def _place_on(
+        free: list[tuple[Mapping[str, int], dict[str, int]]], demand: Mapping[str, int]
+    ) -> bool:
+        for capacity, room in free:
+            if _avoids_gpu(capacity, demand):
+                continue
             if _fits(room, demand):
                 _take(room, demand)
                 return True

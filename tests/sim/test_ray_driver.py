@@ -1,0 +1,232 @@
+"""The Ray workload driver: KubeRay-shaped pods up to demand, tasks on Running workers, idle removal."""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from agent.sim.clock import SimClock
+from agent.sim.kubelet import ready_node
+from agent.sim.ray import (
+    HeadSpec,
+    JobSpec,
+    RayClusterSpec,
+    RayDriver,
+    TaskGroup,
+    WorkerGroupSpec,
+)
+from agent.sim.store import ObjectStore
+
+SYSTEM = {"node-role/system": "true"}
+CPU_GROUP = WorkerGroupSpec(
+    name="workergroup",
+    requests={"cpu": "1", "memory": "1Gi"},
+    max_replicas=30,
+    idle_timeout_seconds=20,
+    labels={"team": "ml"},
+    annotations={"example.com/owner": "ml"},
+)
+GPU_GROUP = WorkerGroupSpec(
+    name="gpu",
+    requests={"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+    max_replicas=4,
+    node_selector={"accelerator": "a10"},
+    tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+)
+
+
+def cluster_spec(*groups: WorkerGroupSpec) -> RayClusterSpec:
+    return RayClusterSpec(
+        name="ray-test",
+        namespace="ray",
+        head=HeadSpec(node_selector=SYSTEM),
+        worker_groups=groups or (CPU_GROUP,),
+    )
+
+
+@pytest.fixture
+async def driver_factory(sim: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Start RayDrivers over the sim core (stopped at teardown); a Ready system node is there."""
+    sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.2", cpu="4", memory="16Gi", labels=SYSTEM))
+    started: list[RayDriver] = []
+
+    async def start(cluster: RayClusterSpec, *groups: TaskGroup, seed: int = 0) -> RayDriver:
+        driver = RayDriver(sim.store, sim.clock, cluster=cluster, job=JobSpec(task_groups=groups), seed=seed)
+        await driver.start()
+        started.append(driver)
+        return driver
+
+    try:
+        yield start
+    finally:
+        for driver in started:
+            await driver.stop()
+
+
+async def eventually(predicate: Callable[[], object], *, timeout: float = 10.0) -> None:
+    """Poll (bounded, real seconds) for driver state, which changes without store events."""
+
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still false after {timeout} s: {predicate}")
+
+
+def workers(sim: Any, group: str | None = None) -> list[dict[str, Any]]:
+    pods, _ = sim.store.list("pods", namespace="ray")
+    return [
+        p
+        for p in pods
+        if p["metadata"]["labels"].get("ray.io/node-type") == "worker"
+        and (group is None or p["metadata"]["labels"]["ray.io/group"] == group)
+    ]
+
+
+def running(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in pods
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+async def test_head_pod_runs_no_tasks_and_lands_on_the_system_node(sim, driver_factory):
+    """The head pod carries KubeRay head labels, num-cpus 0, and is bound to the system node."""
+    driver = await driver_factory(cluster_spec())
+    await sim.until(
+        lambda: sim.store.get("pods", driver.head_name, namespace="ray")["spec"].get("nodeName")
+    )
+    head = sim.store.get("pods", driver.head_name, namespace="ray")
+    assert re.match(r"^ray-test-head-[a-z]{5}$", head["metadata"]["name"])
+    labels = head["metadata"]["labels"]
+    assert (labels["ray.io/cluster"], labels["ray.io/node-type"], labels["ray.io/is-ray-node"]) == (
+        "ray-test",
+        "head",
+        "yes",
+    )
+    assert "--num-cpus=0" in head["spec"]["containers"][0]["args"][0]
+    assert head["spec"]["nodeName"] == "cn-hangzhou.172.16.0.2"
+
+
+async def test_workers_are_created_up_to_demand_with_kuberay_labels(sim, driver_factory):
+    """15 one-CPU tasks → 15 worker pods named <cluster>-<group>-worker-xxxxx, requests = limits."""
+    await driver_factory(cluster_spec(), TaskGroup("sleep", count=15, duration_seconds=120))
+    await sim.until(lambda: len(workers(sim)) == 15)
+    for pod in workers(sim):
+        meta = pod["metadata"]
+        assert re.match(r"^ray-test-workergroup-worker-[a-z]{5}$", meta["name"]), meta["name"]
+        assert meta["labels"]["ray.io/cluster"] == "ray-test"
+        assert meta["labels"]["ray.io/group"] == "workergroup"
+        assert meta["labels"]["ray.io/node-type"] == "worker"
+        assert meta["labels"]["ray.io/is-ray-node"] == "yes"
+        assert meta["labels"]["team"] == "ml"
+        assert meta["annotations"]["example.com/owner"] == "ml"
+        resources = pod["spec"]["containers"][0]["resources"]
+        assert resources["requests"] == resources["limits"] == {"cpu": "1", "memory": "1Gi"}
+    await sim.clock.sleep(15)  # three more autoscaler periods: demand is met, no more pods
+    assert len(workers(sim)) == 15
+
+
+async def test_replicas_stop_at_max_replicas(sim, driver_factory):
+    """Demand beyond maxReplicas leaves tasks queued rather than creating more pods."""
+    capped = WorkerGroupSpec(name="workergroup", requests={"cpu": "1", "memory": "1Gi"}, max_replicas=4)
+    driver = await driver_factory(cluster_spec(capped), TaskGroup("sleep", count=10, duration_seconds=300))
+    await sim.until(lambda: len(workers(sim)) == 4)
+    await sim.clock.sleep(10)
+    assert len(workers(sim)) == 4
+    assert driver.replicas() == {"workergroup": 4}
+
+
+async def test_tasks_run_on_running_workers_and_finish(sim, driver_factory):
+    """With room on a node, every task runs on a Running worker within its CPUs and completes."""
+    sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.3", cpu="16", memory="64Gi"))
+    driver = await driver_factory(cluster_spec(), TaskGroup("sleep", count=6, duration_seconds=30))
+    await eventually(lambda: driver.snapshot().tasks_running == 6)
+    assert len(running(workers(sim))) == 6  # one 1-CPU task per 1-CPU worker
+    await eventually(lambda: driver.finished(), timeout=10)
+    assert driver.snapshot().tasks_done == 6
+    timeline = driver.timeline()
+    assert timeline[0].tasks_queued == 6
+    assert timeline[-1].tasks_done == 6
+
+
+async def test_idle_workers_are_removed_after_the_timeout_but_not_below_min(sim, driver_factory):
+    """After the tasks end, workers idle for idleTimeoutSeconds are deleted down to minReplicas."""
+    sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.3", cpu="16", memory="64Gi"))
+    group = WorkerGroupSpec(
+        name="workergroup",
+        requests={"cpu": "1", "memory": "1Gi"},
+        min_replicas=1,
+        max_replicas=10,
+        replicas=1,
+        idle_timeout_seconds=20,
+    )
+    driver = await driver_factory(cluster_spec(group), TaskGroup("sleep", count=5, duration_seconds=20))
+    await sim.until(lambda: len(running(workers(sim))) == 5)
+    await eventually(lambda: driver.finished(), timeout=10)
+    finished_at = sim.clock.now()
+    await sim.until(lambda: len(workers(sim)) == 1, timeout=10)
+    assert sim.clock.now() - finished_at >= 20 - 5  # not before the idle timeout (± one period)
+    assert driver.replicas() == {"workergroup": 1}
+    await sim.clock.sleep(40)
+    assert len(workers(sim)) == 1
+
+
+async def test_gpu_tasks_scale_the_gpu_group_and_cpu_tasks_the_cpu_group(sim, driver_factory):
+    """A task needing a GPU gets a GPU worker; CPU-only tasks do not take GPU workers."""
+    await driver_factory(
+        cluster_spec(CPU_GROUP, GPU_GROUP),
+        TaskGroup("train", count=2, num_cpus=2, num_gpus=1, duration_seconds=60),
+        TaskGroup("prep", count=3, num_cpus=1, duration_seconds=60),
+    )
+    await sim.until(lambda: len(workers(sim)) == 5)
+    gpu = workers(sim, "gpu")
+    assert len(gpu) == 2
+    assert len(workers(sim, "workergroup")) == 3
+    spec = gpu[0]["spec"]
+    assert spec["nodeSelector"] == {"accelerator": "a10"}
+    assert spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+async def test_evicted_worker_is_replaced_and_its_task_rerun(sim, driver_factory):
+    """Deleting a busy worker re-queues its task; KubeRay recreates a pod for the replica."""
+    sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.3", cpu="16", memory="64Gi"))
+    driver = await driver_factory(cluster_spec(), TaskGroup("sleep", count=2, duration_seconds=300))
+    await eventually(lambda: driver.snapshot().tasks_running == 2)
+    victim = running(workers(sim))[0]["metadata"]["name"]
+    sim.store.delete("pods", victim, namespace="ray")
+    await eventually(
+        lambda: len(running(workers(sim))) == 2
+        and victim not in {p["metadata"]["name"] for p in workers(sim)}
+        and driver.snapshot().tasks_running == 2
+    )
+    assert driver.snapshot().tasks_failed == 0
+
+
+async def test_the_same_seed_gives_the_same_pod_names():
+    """Two drivers with one seed over fresh stores name their pods identically."""
+    names = []
+    for _ in range(2):
+        clock = SimClock(speed=100)
+        store = ObjectStore(now=clock.iso)
+        driver = RayDriver(
+            store,
+            clock,
+            cluster=cluster_spec(),
+            job=JobSpec(task_groups=(TaskGroup("sleep", count=5, duration_seconds=60),)),
+            seed=42,
+        )
+        await driver.start()
+        try:
+            await clock.sleep(1)
+            pods, _ = store.list("pods", namespace="ray")
+            names.append(sorted(p["metadata"]["name"] for p in pods))
+        finally:
+            await driver.stop()
+    assert len(names[0]) == 6
+    assert names[0] == names[1]
