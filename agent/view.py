@@ -64,6 +64,9 @@ class Interner:
     def text(self, value: str) -> str:
         return self._get(("s", value), value)  # type: ignore[no-any-return]
 
+    def tuple_of_text(self, value: tuple[str, ...]) -> tuple[str, ...]:
+        return self._get(("t", *value), value)  # type: ignore[no-any-return]
+
     def flat(self, value: Mapping[str, str] | None) -> dict[str, str]:
         """A str→str map (labels, annotations, nodeSelector, requests)."""
         if not value:
@@ -71,11 +74,53 @@ class Interner:
         return self._get(("d", *value.items()), dict(value))  # type: ignore[no-any-return]
 
     def nested(self, value: Any) -> Any:
-        """Any JSON value (affinity, tolerations); keyed by its encoding, which is stable for the
-        identical pod templates Ray stamps out."""
+        """Any JSON value (affinity); keyed by its encoding, which is stable for the identical
+        pod templates Ray stamps out."""
         if not value:
             return self._get(("e", type(value).__name__), value)
         return self._get(("j", json.dumps(value)), value)
+
+    def records(self, value: Iterable[Mapping[str, Any]] | None) -> tuple[dict[str, Any], ...]:
+        """A list of flat records (tolerations, taints) as a shared tuple; keyed by their items,
+        which is much cheaper than encoding them."""
+        if not value:
+            return self._get(("r",), ())  # type: ignore[no-any-return]
+        try:
+            key = ("r", *(tuple(item.items()) for item in value))
+            hash(key)
+        except TypeError:  # a nested value: fall back to the encoding
+            key = ("j", json.dumps(list(value)))
+        return self._get(key, tuple(value))  # type: ignore[no-any-return]
+
+    def requests(self, spec: Mapping[str, Any]) -> dict[str, str] | None:
+        """The pod's effective requests, computed once per distinct resources shape."""
+        try:
+            key = ("q", *_resources_key(spec))
+            hash(key)
+        except TypeError:
+            return effective_requests(spec)
+        found = self._table.get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        computed = effective_requests(spec)
+        if computed is None:
+            return None
+        return self._get(key, computed)  # type: ignore[no-any-return]
+
+
+def _resources_key(spec: Mapping[str, Any]) -> Iterable[Any]:
+    for group in ("containers", "initContainers"):
+        yield group
+        for container in spec.get(group) or ():
+            resources = container.get("resources")
+            if resources:
+                yield tuple((kind, tuple(values.items())) for kind, values in resources.items()
+                            if values)
+            else:
+                yield ()
+    overhead = spec.get("overhead")
+    if overhead:
+        yield tuple(overhead.items())
 
 
 def _milli_or_none(quantity: object) -> int | None:
@@ -219,12 +264,11 @@ class ClusterView:
         intern = self._intern
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
-        requests = effective_requests(spec)
+        requests = intern.requests(spec)
         if requests is None:
             log.warning("pod %s/%s has an unparsable quantity; ignored",
                         meta.get("namespace"), meta.get("name"))
             return None
-        tolerations = spec.get("tolerations") or ()
         return PendingPod(
             uid=meta.get("uid", ""),
             namespace=intern.text(meta.get("namespace", "")),
@@ -232,12 +276,12 @@ class ClusterView:
             resource_version=meta.get("resourceVersion", ""),
             labels=intern.flat(meta.get("labels")),
             annotations=intern.flat(meta.get("annotations")),
-            requests=intern.flat(requests),
+            requests=requests,
             node_selector=intern.flat(spec.get("nodeSelector")),
             affinity=intern.nested(spec.get("affinity") or {}),
-            tolerations=intern.nested(tuple(tolerations)),
+            tolerations=intern.records(spec.get("tolerations")),
             host_network=bool(spec.get("hostNetwork")),
-            volume_types=intern.nested(_volume_types(spec)),
+            volume_types=intern.tuple_of_text(_volume_types(spec)),
             privileged=_privileged(spec),
             unschedulable_since=intern.text(condition.get("lastTransitionTime") or ""),
             message=intern.text(condition.get("message") or ""),
@@ -295,7 +339,7 @@ class ClusterView:
             virtual=virtual,
             allocatable=intern.flat((node.get("status") or {}).get("allocatable")),
             labels=intern.flat(labels),
-            taints=intern.nested(tuple((node.get("spec") or {}).get("taints") or ())),
+            taints=intern.records((node.get("spec") or {}).get("taints")),
         )
 
     def _forget_node(self, keep: set[str]) -> None:
