@@ -6,10 +6,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 from aiohttp import web
 
+from agent.model import NodeState, PendingPod
 from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -138,4 +140,54 @@ def pool_view(pool_id: str, *, instance_type: str = "ecs.g7.xlarge", desired: in
         max_size=max_size,
         labels={"alibabacloud.com/nodepool-id": pool_id, **(labels or {})},
         auto_scaling_enabled=True,
+    )
+
+
+def pending_pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", rv: str = "1", name: str | None = None,
+                namespace: str = "ray", node_selector: dict[str, str] | None = None,
+                tolerations: tuple[dict[str, Any], ...] = ()) -> PendingPod:
+    """A KubeRay worker as the view reports it when the scheduler marked it Unschedulable."""
+    return PendingPod(
+        uid=uid,
+        namespace=namespace,
+        name=name or f"raycluster-worker-{uid}",
+        resource_version=rv,
+        labels={"ray.io/cluster": "raycluster", "ray.io/group": "workergroup", "ray.io/node-type": "worker"},
+        annotations={},
+        requests={"cpu": cpu, "memory": memory},
+        node_selector=dict(node_selector or {}),
+        affinity={},
+        tolerations=tolerations,
+        host_network=False,
+        volume_types=("emptyDir",),
+        privileged=False,
+        unschedulable_since="2026-11-29T04:59:58Z",
+        message="0/1 nodes are available: 1 Insufficient cpu.",
+    )
+
+
+def pool_node(name: str, pool_id: str, *, ready: bool = True, allocatable: dict[str, str] | None = None) -> NodeState:
+    return NodeState(
+        name=name,
+        pool_id=pool_id,
+        ready=ready,
+        virtual=False,
+        allocatable=allocatable or {"cpu": "3900m", "memory": "14Gi", "pods": "64"},
+        labels={"alibabacloud.com/nodepool-id": pool_id},
+        taints=(),
+    )
+
+
+ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
+
+
+def virtual_node(*, pods: str = "500") -> NodeState:
+    return NodeState(
+        name="virtual-kubelet-cn-hangzhou-k",
+        pool_id=None,
+        ready=True,
+        virtual=True,
+        allocatable={"cpu": "1000", "memory": "4Ti", "pods": pods},
+        labels={"type": "virtual-kubelet", "kubernetes.io/role": "agent"},
+        taints=(ECI_TAINT,),
     )

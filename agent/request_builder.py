@@ -1,0 +1,227 @@
+"""Turns the agent's view of the world into one decide/v1 request.
+
+Inputs are values (the batch's `Snapshot`, the pools as CS last reported them, what actuation
+remembers per pool) plus settings; nothing here reads a clock or a client. Pools the request cannot
+describe honestly — no live node and no catalog entry for their instance type, or no price — are
+left out and logged rather than guessed at.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.catalog import CATALOG, InstanceType
+from agent.model import NodeState, PendingPod, PoolActivity, PoolInfo, Snapshot
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "decide/v1"
+POOL_LABEL = "alibabacloud.com/nodepool-id"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class EciSettings:
+    """ECI as configured; it is offered only when the view also holds the virtual node."""
+
+    enabled: bool = True
+    price_per_vcpu_second: float = 0.000049  # CNY, China site general type (facts.md)
+    price_per_gib_second: float = 0.00000613
+    start_seconds: float = 30.0
+    max_pods: int | None = None  # None: the virtual node's allocatable pods, else no cap
+    max_pod_cpu: str = "64"
+    max_pod_memory: str = "512Gi"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    strategy: str = "cost"
+    latency_budget_seconds: float = 120.0
+    expected_run_seconds: float = 600.0
+    max_new_nodes_per_decision: int = 100
+    max_provision_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """The configuration a request needs beyond what the cluster shows."""
+
+    cluster_id: str
+    region: str
+    managed_pools: tuple[str, ...] | None = None  # None: every pool CS reports
+    pool_prices: Mapping[str, float] = field(default_factory=dict)  # pool id -> CNY/hour
+    instance_type_prices: Mapping[str, float] = field(default_factory=dict)
+    pool_priorities: Mapping[str, int] = field(default_factory=dict)
+    boot_seconds: float = 90.0
+    pool_boot_seconds: Mapping[str, float] = field(default_factory=dict)
+    eci: EciSettings = field(default_factory=EciSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+
+def build_request(
+    snapshot: Snapshot,
+    pools: list[PoolInfo] | tuple[PoolInfo, ...],
+    activity: Mapping[str, PoolActivity],
+    *,
+    settings: RequestSettings,
+    now: str,
+    catalog: Mapping[str, InstanceType] = CATALOG,
+) -> dict[str, Any]:
+    """A decide/v1 request for the snapshot's pending pods over the managed pools."""
+    return {
+        "schema": SCHEMA,
+        "now": now,
+        "cluster": {"id": settings.cluster_id, "region": settings.region},
+        "pods": [pod_json(p) for p in snapshot.pending],
+        "pools": pools_json(snapshot, pools, activity, settings=settings, catalog=catalog),
+        "eci": eci_json(snapshot, settings.eci),
+        "policy": {
+            "strategy": settings.policy.strategy,
+            "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
+            "expectedRunSeconds": settings.policy.expected_run_seconds,
+            "maxNewNodesPerDecision": settings.policy.max_new_nodes_per_decision,
+            "maxProvisionSeconds": settings.policy.max_provision_seconds,
+        },
+    }
+
+
+def pod_json(pod: PendingPod) -> dict[str, Any]:
+    return {
+        "uid": pod.uid,
+        "namespace": pod.namespace,
+        "name": pod.name,
+        "labels": dict(pod.labels),
+        "annotations": dict(pod.annotations),
+        "requests": dict(pod.requests),
+        "nodeSelector": dict(pod.node_selector),
+        "affinity": dict(pod.affinity),
+        "tolerations": [dict(t) for t in pod.tolerations],
+        "hostNetwork": pod.host_network,
+        "volumeTypes": list(pod.volume_types),
+        "privileged": pod.privileged,
+        "unschedulableSince": pod.unschedulable_since or None,
+        "message": pod.message,
+    }
+
+
+def pools_json(
+    snapshot: Snapshot,
+    pools: list[PoolInfo] | tuple[PoolInfo, ...],
+    activity: Mapping[str, PoolActivity],
+    *,
+    settings: RequestSettings,
+    catalog: Mapping[str, InstanceType] = CATALOG,
+) -> list[dict[str, Any]]:
+    managed = set(settings.managed_pools) if settings.managed_pools is not None else None
+    nodes_by_pool: dict[str, list[NodeState]] = {}
+    for node in snapshot.nodes:
+        if node.pool_id and not node.virtual:
+            nodes_by_pool.setdefault(node.pool_id, []).append(node)
+    result = []
+    for pool in sorted(pools, key=lambda p: p.pool_id):
+        if managed is not None and pool.pool_id not in managed:
+            continue
+        built = _pool_json(
+            pool,
+            nodes_by_pool.get(pool.pool_id, []),
+            activity.get(pool.pool_id, PoolActivity()),
+            settings=settings,
+            catalog=catalog,
+        )
+        if built is not None:
+            result.append(built)
+    return result
+
+
+def _pool_json(
+    pool: PoolInfo,
+    nodes: list[NodeState],
+    activity: PoolActivity,
+    *,
+    settings: RequestSettings,
+    catalog: Mapping[str, InstanceType],
+) -> dict[str, Any] | None:
+    instance_type = pool.instance_types[0] if pool.instance_types else ""
+    entry = catalog.get(instance_type)
+    allocatable = _live_allocatable(nodes)
+    if allocatable is None and entry is not None:
+        allocatable = entry.allocatable()
+    if allocatable is None:
+        log.warning(
+            "pool left out: no live node and instance type not in the catalog",
+            extra={"pool": pool.pool_id, "instance_type": instance_type},
+        )
+        return None
+    price = _price(pool, instance_type, entry, settings)
+    if price is None:
+        log.warning(
+            "pool left out: no configured or catalog price",
+            extra={"pool": pool.pool_id, "instance_type": instance_type},
+        )
+        return None
+    max_size = max(pool.max_size, pool.min_size)
+    labels = {**pool.labels, POOL_LABEL: pool.pool_id}
+    if len(pool.instance_types) == 1:
+        # ACK stamps the instance type on each node; only one type makes it a pool-wide fact.
+        labels[INSTANCE_TYPE_LABEL] = instance_type
+    return {
+        "id": pool.pool_id,
+        "name": pool.name or pool.pool_id,
+        "instanceType": instance_type,
+        "allocatable": allocatable,
+        "labels": labels,
+        "taints": [dict(t) for t in pool.taints],
+        "size": {
+            "min": pool.min_size,
+            "max": max_size,
+            "desired": min(max(pool.desired, pool.min_size), max_size),
+            "ready": sum(1 for n in nodes if n.ready),
+        },
+        "scalingSince": activity.scaling_since,
+        "lastError": activity.last_error,
+        "bootSeconds": settings.pool_boot_seconds.get(pool.pool_id, settings.boot_seconds),
+        "pricePerHour": price,
+        "priority": settings.pool_priorities.get(pool.pool_id, 0),
+    }
+
+
+def _live_allocatable(nodes: list[NodeState]) -> dict[str, str] | None:
+    """A Ready node's allocatable is the truth about what a new node offers; a NotReady one will do."""
+    for node in sorted(nodes, key=lambda n: (not n.ready, n.name)):
+        if node.allocatable:
+            return dict(node.allocatable)
+    return None
+
+
+def _price(
+    pool: PoolInfo, instance_type: str, entry: InstanceType | None, settings: RequestSettings
+) -> float | None:
+    if pool.pool_id in settings.pool_prices:
+        return settings.pool_prices[pool.pool_id]
+    if instance_type in settings.instance_type_prices:
+        return settings.instance_type_prices[instance_type]
+    return entry.price_per_hour if entry is not None else None
+
+
+def eci_json(snapshot: Snapshot, settings: EciSettings) -> dict[str, Any]:
+    virtual = next((n for n in snapshot.nodes if n.virtual), None)
+    max_pods = settings.max_pods
+    if max_pods is None and virtual is not None and virtual.allocatable.get("pods", "").isdigit():
+        max_pods = int(virtual.allocatable["pods"])
+    block: dict[str, Any] = {
+        "enabled": settings.enabled and virtual is not None,
+        "pricePerVcpuSecond": settings.price_per_vcpu_second,
+        "pricePerGibSecond": settings.price_per_gib_second,
+        "startSeconds": settings.start_seconds,
+        "maxPods": max_pods,
+        "runningPods": snapshot.eci_running_pods,
+        "maxPodCpu": settings.max_pod_cpu,
+        "maxPodMemory": settings.max_pod_memory,
+    }
+    if virtual is not None:
+        block["labels"] = dict(virtual.labels)
+        block["taints"] = [dict(t) for t in virtual.taints if t.get("effect") in BLOCKING_EFFECTS]
+    return block
