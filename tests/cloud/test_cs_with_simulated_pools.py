@@ -19,7 +19,9 @@ from .harness import CLUSTER_ID, REGION_ID, cs_client
 from .sdk_wire import missing_from, raw_cs_json
 from .serving import serve
 
-SPEED = 200.0  # simulated seconds per real second: a 20-40 s boot takes ~0.2 s
+SPEED = 200.0  # simulated seconds per real second
+# Boots of 5-7 simulated minutes last 1.5-2 s real: ample margin to see the nodes NotReady first.
+BOOT = BootLatency(300.0, 420.0)
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ async def sim_cs() -> AsyncIterator[tuple[str, SimClock, ObjectStore]]:
     pools = NodePools(
         store, clock, cluster_id=CLUSTER_ID, region_id=REGION_ID, zone=f"{REGION_ID}-h",
         pools=[PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge", max_size=10, desired=1,
-                        boot=BootLatency(20.0, 40.0))],
+                        boot=BOOT)],
     )
     kubelet = Kubelet(store, clock)
     await pools.start()
@@ -56,11 +58,11 @@ async def test_raised_desired_size_boots_nodes_that_turn_ready(sim_cs: tuple[str
     booting = (await client.describe_cluster_nodes_async(CLUSTER_ID, csm.DescribeClusterNodesRequest(nodepool_id="np-cpu"))).body
     assert sorted(n.node_status for n in booting.nodes) == ["NotReady", "NotReady", "Ready"]
     state = "running"
-    for _ in range(100):  # at most 500 simulated seconds (~2.5 s real)
+    for _ in range(100):  # at most 1,000 simulated seconds (~5 s real)
         state = (await client.describe_task_info_async(task_id)).body.state
         if state != "running":
             break
-        await clock.sleep(5)
+        await clock.sleep(10)
     assert state == "success"
     nodes = (await client.describe_cluster_nodes_async(CLUSTER_ID, csm.DescribeClusterNodesRequest(nodepool_id="np-cpu"))).body
     assert [(n.state, n.node_status) for n in nodes.nodes] == [("running", "Ready")] * 3
