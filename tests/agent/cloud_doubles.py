@@ -11,8 +11,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from agent.model import NodeState, PendingPod
+from agent.deciders import FunctionComputeDecider, RetrySettings
+from agent.fc_client import FunctionInvoker, FunctionRef, build_sdk_client
+from agent.model import NodeState, PendingPod, PoolInfo, Snapshot
+from agent.request_builder import RequestSettings, build_request
 from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.faults import FaultPlan
+from agent.sim.fc_api import build_fc_app
+from functions import fc
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -191,3 +198,42 @@ def virtual_node(*, pods: str = "500") -> NodeState:
         labels={"type": "virtual-kubelet", "kubernetes.io/role": "agent"},
         taints=(ECI_TAINT,),
     )
+
+
+SERVICE, FUNCTION = "ray-ack-scaler", "decide"
+NO_WAIT = RetrySettings(attempts=2, base_delay_seconds=0.01, max_delay_seconds=0.02)
+
+
+def sample_request(pods: int = 12, *, eci: bool = True) -> dict[str, Any]:
+    snapshot = Snapshot(
+        pending=tuple(pending_pod(f"u-{i:03d}", cpu="1" if i % 3 else "2") for i in range(pods)),
+        nodes=(virtual_node(),) if eci else (),
+        eci_running_pods=0,
+    )
+    pools = [
+        PoolInfo("np-cpu", "cpu", ("ecs.g7.xlarge",), 1, 0, 20),
+        PoolInfo("np-big", "big", ("ecs.g7.4xlarge",), 0, 0, 5),
+    ]
+    settings = RequestSettings(cluster_id="c-1", region="cn-hangzhou")
+    return build_request(snapshot, pools, {}, settings=settings, now="2026-11-29T05:00:00Z")
+
+
+@asynccontextmanager
+async def fc_emulator(
+    handler: Callable[[bytes, Any], Any] = fc.handler, *, faults: FaultPlan | None = None
+) -> AsyncIterator[tuple[str, Any]]:
+    app = build_fc_app(
+        handler, keys=static_test_keys(), service=SERVICE, function=FUNCTION,
+        faults=faults, http_handler=fc.http_handler, now=time.time,
+    )
+    async with serve(app) as endpoint:
+        yield endpoint, app
+
+
+def fc_decider(endpoint: str, *, timeout: float = 10.0, retry: RetrySettings = NO_WAIT) -> FunctionComputeDecider:
+    sdk = build_sdk_client(
+        region_id="cn-hangzhou", endpoint=endpoint, protocol="http",
+        access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET,
+    )
+    return FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION), timeout_seconds=timeout),
+                                  retry=retry)

@@ -1,0 +1,106 @@
+"""The three deciders (in-process, FC SDK against the FC emulator, HTTP trigger) speak the same decide/v1."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+from cloud_doubles import (
+    FUNCTION,
+    NO_WAIT,
+    SERVICE,
+    fc_decider,
+    fc_emulator,
+    no_proxies,
+    sample_request,
+)
+
+from agent.deciders import (
+    DecisionFailed,
+    HttpTriggerDecider,
+    InvalidReply,
+    LocalDecider,
+    RetrySettings,
+)
+from agent.sim.faults import FaultPlan
+from agent.sim.fc_api import http_trigger_path, invocations_of
+from functions import fc
+
+pytestmark = pytest.mark.usefixtures("no_proxies")
+__all__ = ["no_proxies"]
+
+class TestSameReplyEverywhere:
+    async def test_local_fc_and_http_trigger_agree(self) -> None:
+        """One request, three transports, byte-identical canonical replies."""
+        request = sample_request()
+        local = await LocalDecider().decide(request)
+        async with fc_emulator() as (endpoint, app), aiohttp.ClientSession() as session:
+            via_fc = await fc_decider(endpoint).decide(request)
+            url = f"http://{endpoint}{http_trigger_path(SERVICE, FUNCTION)}"
+            via_http = await HttpTriggerDecider(session, url, retry=NO_WAIT).decide(request)
+            kinds = [r.kind for r in invocations_of(app)]
+        canon = [json.dumps(r, sort_keys=True) for r in (local, via_fc, via_http)]
+        assert canon[0] == canon[1] == canon[2]
+        assert local["actions"], "the sample needs capacity"
+        assert kinds == ["sync", "http"]
+
+    async def test_large_request_runs_in_a_thread_with_the_same_answer(self) -> None:
+        """The thread path of the local decider answers exactly like the inline path."""
+        request = sample_request(pods=60)
+        inline = await LocalDecider(thread_above_pods=1000).decide(request)
+        threaded = await LocalDecider(thread_above_pods=10).decide(request)
+        assert inline == threaded
+
+
+class TestRefusalsAndBadReplies:
+    async def test_invalid_request_is_a_final_refusal_everywhere(self) -> None:
+        """The function's InvalidRequest error object is not retried and is reported as such."""
+        request = sample_request()
+        request["pools"][0]["size"]["max"] = -1
+        with pytest.raises(DecisionFailed) as local:
+            await LocalDecider().decide(request)
+        async with fc_emulator() as (endpoint, app), aiohttp.ClientSession() as session:
+            with pytest.raises(DecisionFailed) as remote:
+                await fc_decider(endpoint).decide(request)
+            url = f"http://{endpoint}{http_trigger_path(SERVICE, FUNCTION)}"
+            with pytest.raises(DecisionFailed) as http:
+                await HttpTriggerDecider(session, url, retry=NO_WAIT).decide(request)
+            attempts = len(invocations_of(app))
+        assert local.value.code == remote.value.code == "InvalidRequest"
+        assert not remote.value.retryable and not http.value.retryable
+        assert attempts == 2, "one FC invocation and one trigger call: no retries"
+
+    async def test_reply_missing_a_pod_is_rejected(self) -> None:
+        """A function that forgets a pod is caught by reply validation before anything acts on it."""
+        def forgetful(event: bytes, context: Any) -> bytes:
+            reply = json.loads(fc.handler(event, context))
+            reply["actions"][0]["pods"].pop()
+            return json.dumps(reply).encode()
+
+        async with fc_emulator(forgetful) as (endpoint, _app):
+            with pytest.raises(InvalidReply, match="missing"):
+                await fc_decider(endpoint).decide(sample_request())
+
+    async def test_function_crash_is_not_a_reply(self) -> None:
+        """An unhandled error in the function (200 + X-Fc-Error-Type) fails the decision."""
+        def crashing(event: bytes, context: Any) -> bytes:
+            raise RuntimeError("boom")
+
+        async with fc_emulator(crashing) as (endpoint, _app):
+            with pytest.raises(DecisionFailed) as caught:
+                await fc_decider(endpoint).decide(sample_request())
+        assert caught.value.code == "UnhandledInvocationError"
+
+    async def test_server_errors_are_retried_then_reported(self, caplog: pytest.LogCaptureFixture) -> None:
+        """503s from FC are retried up to the attempt limit, then surface as retryable."""
+        caplog.set_level(logging.INFO, logger="agent.deciders")
+        async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
+            with pytest.raises(DecisionFailed) as caught:
+                await fc_decider(endpoint, retry=RetrySettings(attempts=3, base_delay_seconds=0.01)).decide(
+                    sample_request()
+                )
+            assert caught.value.retryable
+            assert caught.value.code == "ServiceUnavailable"
+        assert [r.getMessage() for r in caplog.records] == ["decider retried"] * 2
