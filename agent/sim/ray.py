@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import random
 import string
@@ -152,12 +153,10 @@ class _Worker:
     deleting: bool = False
     tasks: set[int] = field(default_factory=set)
     idle_since: float | None = None
+    room: dict[str, int] = field(default_factory=dict)  # capacity minus running tasks
 
-    def free(self, tasks: Mapping[int, _Task]) -> dict[str, int]:
-        room = dict(self.capacity)
-        for task_id in self.tasks:
-            _take(room, tasks[task_id].demand)
-        return room
+    def __post_init__(self) -> None:
+        self.room = dict(self.capacity)
 
 
 def _counts(point: TimelinePoint) -> tuple[Any, ...]:
@@ -179,6 +178,15 @@ def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
 
 def _fits(room: Mapping[str, int], demand: Mapping[str, int]) -> bool:
     return all(room.get(name, 0) >= amount for name, amount in demand.items())
+
+
+def _how_many(room: Mapping[str, int], demand: Mapping[str, int]) -> int:
+    """How many copies of `demand` fit in `room`."""
+    return min(room.get(name, 0) // amount for name, amount in demand.items() if amount > 0)
+
+
+def _shape(demand: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(demand.items()))
 
 
 def _take(room: dict[str, int], demand: Mapping[str, int]) -> None:
@@ -213,6 +221,7 @@ class RayDriver:
         self._head_name = ""
         self._uid = f"raycluster-{self._rng.getrandbits(64):016x}"
         self._timeline: list[TimelinePoint] = []
+        self._ending: list[tuple[float, int, int]] = []  # (end time, task id, attempt)
         self._started_at: float | None = None
         self._next_autoscale = 0.0
         self._subscription: Any = None
@@ -310,41 +319,60 @@ class RayDriver:
     # -- Ray: tasks ---------------------------------------------------------------------------
 
     def _finish_tasks(self, now: float) -> None:
-        for task in self._tasks.values():
-            if (
-                task.state == "running"
-                and task.started is not None
-                and now >= task.started + task.duration
-            ):
-                task.state = "done"
-                task.finished = task.started + task.duration
-                worker = self._workers.get(task.worker or "")
-                if worker is not None:
-                    worker.tasks.discard(task.task_id)
-                    if not worker.tasks:
-                        worker.idle_since = task.finished
+        while self._ending and self._ending[0][0] <= now:
+            end, task_id, attempt = heapq.heappop(self._ending)
+            task = self._tasks[task_id]
+            if task.state != "running" or task.attempts != attempt:
+                continue  # requeued since: this end belongs to an earlier run
+            task.state = "done"
+            task.finished = end
+            worker = self._workers.get(task.worker or "")
+            if worker is not None:
+                self._release(worker, task)
+                if not worker.tasks:
+                    worker.idle_since = end
 
     def _schedule_tasks(self, now: float) -> None:
-        ready = [
-            w for _, w in sorted(self._workers.items()) if w.phase == "Running" and not w.deleting
-        ]
-        if not ready:
+        queued = self._queued_by_shape()
+        if not queued:
             return
         # Ray keeps CPU-only tasks off GPU workers while other workers have room.
-        ordered = sorted(ready, key=lambda w: w.capacity.get("GPU", 0) > 0)
-        for task in self._queued():
-            for worker in ordered:
-                if _fits(worker.free(self._tasks), task.demand):
-                    task.state = "running"
-                    task.worker = worker.name
-                    task.started = now
-                    task.attempts += 1
-                    worker.tasks.add(task.task_id)
-                    worker.idle_since = None
-                    break
+        ready = sorted(
+            (w for w in self._workers.values() if w.phase == "Running" and not w.deleting),
+            key=lambda w: (w.capacity.get("GPU", 0) > 0, w.name),
+        )
+        for worker in ready:
+            for tasks in queued.values():
+                if not tasks:
+                    continue
+                count = min(len(tasks), _how_many(worker.room, tasks[0].demand))
+                for task in tasks[:count]:
+                    self._assign(worker, task, now)
+                del tasks[:count]
 
-    def _queued(self) -> list[_Task]:
-        return [t for t in self._tasks.values() if t.state == "queued"]
+    def _assign(self, worker: _Worker, task: _Task, now: float) -> None:
+        task.state = "running"
+        task.worker = worker.name
+        task.started = now
+        task.attempts += 1
+        _take(worker.room, task.demand)
+        worker.tasks.add(task.task_id)
+        worker.idle_since = None
+        heapq.heappush(self._ending, (now + task.duration, task.task_id, task.attempts))
+
+    @staticmethod
+    def _release(worker: _Worker, task: _Task) -> None:
+        worker.tasks.discard(task.task_id)
+        for name, amount in task.demand.items():
+            worker.room[name] = worker.room.get(name, 0) + amount
+
+    def _queued_by_shape(self) -> dict[tuple[tuple[str, int], ...], list[_Task]]:
+        """Queued tasks grouped by demand, groups and tasks in submission order."""
+        shapes: dict[tuple[tuple[str, int], ...], list[_Task]] = {}
+        for task in self._tasks.values():
+            if task.state == "queued":
+                shapes.setdefault(_shape(task.demand), []).append(task)
+        return shapes
 
     def _requeue_tasks_of(self, worker: _Worker) -> None:
         for task_id in sorted(worker.tasks):
@@ -353,6 +381,7 @@ class RayDriver:
             task.started = None
             task.state = "queued" if task.attempts <= self.job.max_retries else "failed"
         worker.tasks.clear()
+        worker.room = dict(worker.capacity)
 
     # -- Ray autoscaler -----------------------------------------------------------------------
 
@@ -360,21 +389,33 @@ class RayDriver:
         """Raise replicas for queued demand; remove workers idle past their group's timeout."""
         # Capacity already asked for (Pending workers included) absorbs demand first.
         free = [
-            (w.capacity, w.free(self._tasks))
-            for _, w in sorted(self._workers.items())
-            if not w.deleting
+            (w.capacity, dict(w.room)) for _, w in sorted(self._workers.items()) if not w.deleting
         ]
         added = dict.fromkeys(self._replicas, 0)
-        for task in self._queued():
-            if self._place_on(free, task.demand):
-                continue
-            group = self._group_for(task.demand, added)
-            if group is None:
-                continue  # infeasible or at maxReplicas: stays queued
-            added[group] += 1
-            room = dict(self._logical[group])
-            _take(room, task.demand)
-            free.append((self._logical[group], room))
+        for tasks in self._queued_by_shape().values():
+            demand = tasks[0].demand
+            left = self._place_on(free, demand, len(tasks))
+            while left > 0:
+                group = self._group_for(demand, added)
+                if group is None:
+                    break  # infeasible or at maxReplicas: the rest stays queued
+                spec = self._groups[group]
+                capacity = self._logical[group]
+                per_worker = _how_many(capacity, demand)
+                room_for = spec.max_replicas - self._replicas[group] - added[group]
+                new = min(room_for, -(-left // per_worker))
+                added[group] += new
+                hosted = [per_worker] * new
+                if new * per_worker > left:
+                    hosted[-1] -= new * per_worker - left
+                left -= new * per_worker
+                # what the new workers have to spare is there for the demands that follow
+                for count in hosted:
+                    spare = dict(capacity)
+                    for name, amount in demand.items():
+                        spare[name] -= amount * count
+                    if any(spare.values()):
+                        free.append((capacity, spare))
         for group, count in added.items():
             spec = self._groups[group]
             self._replicas[group] = min(
@@ -384,15 +425,20 @@ class RayDriver:
 
     @staticmethod
     def _place_on(
-        free: list[tuple[Mapping[str, int], dict[str, int]]], demand: Mapping[str, int]
-    ) -> bool:
+        free: list[tuple[Mapping[str, int], dict[str, int]]], demand: Mapping[str, int], count: int
+    ) -> int:
+        """Pack `count` copies of `demand` first-fit into `free`; returns how many are left."""
         for capacity, room in free:
+            if count == 0:
+                break
             if _avoids_gpu(capacity, demand):
                 continue
-            if _fits(room, demand):
-                _take(room, demand)
-                return True
-        return False
+            fit = min(count, _how_many(room, demand))
+            if fit:
+                for name, amount in demand.items():
+                    room[name] = room.get(name, 0) - amount * fit
+                count -= fit
+        return count
 
     def _group_for(self, demand: Mapping[str, int], added: Mapping[str, int]) -> str | None:
         # Like Ray's scorer: a node type that fits, keeping GPU and custom-resource nodes for the
