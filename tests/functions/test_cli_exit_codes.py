@@ -1,0 +1,94 @@
+"""`python -m functions`: decide / example / --help through a real interpreter, with exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 60
+
+
+def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run([sys.executable, "-m", "functions", *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=TIMEOUT,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def seed() -> dict[str, Any]:
+    result = _run("example")
+    assert result.returncode == 0, result.stderr
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
+def test_example_is_the_seed_walkthrough(seed: dict[str, Any]) -> None:
+    """15 Ray workers of 1 vCPU / 1 GiB, one empty ecs.g7.xlarge pool (max 10), ECI on."""
+    assert len(seed["pods"]) == 15
+    assert {json.dumps(p["requests"], sort_keys=True) for p in seed["pods"]} == {
+        '{"cpu": "1", "memory": "1Gi"}'}
+    assert all(p["labels"]["ray.io/node-type"] == "worker" for p in seed["pods"])
+    (pool,) = seed["pools"]
+    assert pool["instanceType"] == "ecs.g7.xlarge"
+    assert pool["size"]["desired"] == 0 and pool["size"]["max"] == 10
+    assert seed["eci"]["enabled"] is True
+
+
+def test_committed_seed_file_matches_example(seed: dict[str, Any]) -> None:
+    """examples/seed-request.json is what `example` prints (the README's first command)."""
+    assert json.loads((ROOT / "examples" / "seed-request.json").read_text()) == seed
+
+
+def test_decide_from_file_and_stdin_agree(seed: dict[str, Any]) -> None:
+    """`decide --in FILE` and `decide` on stdin print the same reply and exit 0."""
+    from_file = _run("decide", "--in", "examples/seed-request.json")
+    from_stdin = _run("decide", stdin=json.dumps(seed))
+    assert from_file.returncode == from_stdin.returncode == 0
+    reply = json.loads(from_file.stdout)
+    assert reply == json.loads(from_stdin.stdout)
+    assert reply["schema"] == "decide/v1"
+    moved = [uid for a in reply["actions"] for uid in a["pods"]]
+    assert sorted(moved) == sorted(p["uid"] for p in seed["pods"])
+
+
+@pytest.mark.parametrize(
+    ("stdin", "code", "path"),
+    [
+        ("{", "InvalidRequest", ""),
+        ("", "InvalidRequest", ""),
+        ("[]", "InvalidRequest", ""),
+        ('{"schema": "decide/v0"}', "InvalidRequest", "schema"),
+    ],
+)
+def test_bad_input_exits_2_with_the_error_object(stdin: str, code: str, path: str) -> None:
+    """Invalid JSON or an invalid request prints {"error": {...}} and exits 2, no traceback."""
+    result = _run("decide", stdin=stdin)
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == code and error["path"] == path and error["message"]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file_exits_2() -> None:
+    """An unreadable --in file is bad input too."""
+    result = _run("decide", "--in", "does/not/exist.json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"]["code"] == "InvalidRequest"
+
+
+def test_help_explains_each_subcommand() -> None:
+    """--help lists decide, example and package; `decide --help` documents --in and exit 2."""
+    top = _run("--help")
+    assert top.returncode == 0
+    for name in ("decide", "example", "package"):
+        assert name in top.stdout
+    decide_help = _run("decide", "--help")
+    assert decide_help.returncode == 0
+    assert "--in" in decide_help.stdout and "exits 2" in decide_help.stdout
