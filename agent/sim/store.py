@@ -82,6 +82,9 @@ class WatchEvent:
     resource: str  # plural: pods | nodes | events | namespaces | leases
     object: dict  # the stored object after the change (for DELETED: its last state)
     resource_version: int
+    # the stored object before the change (None for ADDED): lets a selector watch turn a
+    # MODIFIED that leaves or enters the selection into DELETED or ADDED
+    previous: dict | None = None
 
 
 def kind_of(resource: str) -> str:
@@ -134,6 +137,16 @@ class Subscription:
             self._wakeup.clear()
             await self._wakeup.wait()
         return self.drain()
+
+    async def wait(self) -> None:
+        """Until an event is queued, `wake()` is called or the subscription is closed."""
+        if self._queue or self._closed:
+            return
+        self._wakeup.clear()
+        await self._wakeup.wait()
+
+    def wake(self) -> None:
+        self._wakeup.set()
 
     @property
     def closed(self) -> bool:
@@ -221,10 +234,10 @@ class ObjectStore:
 
     def create(self, resource: str, obj: dict, *, namespace: str | None = None) -> dict:
         table = self._table(resource)
-        stored = copy.deepcopy(obj)
         kind, api_version = KINDS[resource]
-        stored["kind"] = kind
-        stored["apiVersion"] = api_version
+        # kind and apiVersion first, as the apiserver serialises them
+        stored = {"kind": kind, "apiVersion": api_version}
+        stored.update((k, v) for k, v in copy.deepcopy(obj).items() if k not in stored)
         meta = stored.setdefault("metadata", {})
         if resource in NAMESPACED:
             body_ns = meta.get("namespace")
@@ -281,8 +294,9 @@ class ObjectStore:
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(resource, name)
-        stored = copy.deepcopy(obj)
-        stored["kind"], stored["apiVersion"] = KINDS[resource]
+        kind, api_version = KINDS[resource]
+        stored = {"kind": kind, "apiVersion": api_version}
+        stored.update((k, v) for k, v in copy.deepcopy(obj).items() if k not in stored)
         new_meta = stored.setdefault("metadata", {})
         old_meta = current["metadata"]
         # identity and bookkeeping fields are the server's, whatever the client sent
@@ -320,7 +334,7 @@ class ObjectStore:
         # the DELETED event carries the deletion's own resourceVersion, as the apiserver does
         last = dict(current)
         last["metadata"] = {**current["metadata"], "resourceVersion": str(self._rv)}
-        self._publish(WatchEvent("DELETED", resource, last, self._rv))
+        self._publish(WatchEvent("DELETED", resource, last, self._rv, current))
         if resource == "namespaces":
             for namespaced in NAMESPACED:
                 doomed = [k for k in self._objects[namespaced] if k[0] == name]
@@ -361,13 +375,15 @@ class ObjectStore:
         if edited == current:
             return current
         key = (current["metadata"].get("namespace", ""), current["metadata"]["name"])
-        return self._commit("MODIFIED", resource, key, edited)
+        return self._commit("MODIFIED", resource, key, edited, previous=current)
 
-    def _commit(self, kind: str, resource: str, key: Key, obj: dict) -> dict:
+    def _commit(
+        self, kind: str, resource: str, key: Key, obj: dict, *, previous: dict | None = None
+    ) -> dict:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._objects[resource][key] = obj
-        self._publish(WatchEvent(kind, resource, obj, self._rv))
+        self._publish(WatchEvent(kind, resource, obj, self._rv, previous))
         return obj
 
     def _publish(self, event: WatchEvent) -> None:
