@@ -4,7 +4,8 @@ ACK's virtual-kubelet registers one Node per zone, labelled `type=virtual-kubele
 `virtual-kubelet.io/provider=alibabacloud:NoSchedule`, with a capacity far beyond any ECS node.
 Pods bound there start after the ECI start latency (the simulated kubelet reads it from the node's
 pod-start annotation) and are billed per second for the vCPU and GiB they request, from Running
-until they end.
+until they end. A pod ECI cannot run (hostPath, hostNetwork, privileged, DaemonSet, beyond the
+per-pod CPU/memory ceiling) fails with reason ProviderFailed, as the virtual-kubelet reports it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from typing import Any
 from agent.sim.clock import SimClock, parse_iso
 from agent.sim.nodepools import POD_START_ANNOTATION, READY_AT_ANNOTATION
 from agent.sim.scheduler import effective_requests
+from agent.sim.store import ApiError
+from functions.quantity import parse_quantity
 
 ECI_LABELS = {"type": "virtual-kubelet"}
 ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
 # China site, general type (facts.md).
 DEFAULT_PRICE_PER_VCPU_SECOND = 0.000049
 DEFAULT_PRICE_PER_GIB_SECOND = 0.00000613
+PROVIDER_FAILED = "ProviderFailed"
 MILLI = 1000
 GIB = 1024**3
 ENDED_PHASES = ("Succeeded", "Failed")
@@ -79,6 +83,27 @@ class EciBilling:
         )
 
 
+def eci_refusal(pod: Mapping[str, Any], spec: EciSpec) -> str | None:
+    """Why ECI cannot run this pod, or None. The wording is the simulator's own."""
+    pod_spec = pod.get("spec") or {}
+    if any("hostPath" in (volume or {}) for volume in pod_spec.get("volumes") or ()):
+        return "hostPath volumes are not supported on ECI"
+    if pod_spec.get("hostNetwork"):
+        return "hostNetwork is not supported on ECI"
+    containers = [*(pod_spec.get("containers") or ()), *(pod_spec.get("initContainers") or ())]
+    if any(((c or {}).get("securityContext") or {}).get("privileged") for c in containers):
+        return "privileged containers are not supported on ECI"
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or ()
+    if any(owner.get("kind") == "DaemonSet" for owner in owners):
+        return "DaemonSet pods are not supported on ECI"
+    requests = effective_requests(pod_spec)
+    if requests.get("cpu", 0) > parse_quantity(spec.max_pod_cpu):
+        return f"a pod may request at most {spec.max_pod_cpu} vCPU on ECI"
+    if requests.get("memory", 0) > parse_quantity(spec.max_pod_memory):
+        return f"a pod may request at most {spec.max_pod_memory} memory on ECI"
+    return None
+
+
 def virtual_node_object(spec: EciSpec, *, region: str, created: str, now: float) -> dict[str, Any]:
     """The Node the virtual-kubelet registers, Ready from the start."""
     return {
@@ -128,6 +153,10 @@ def _container_time(status: Mapping[str, Any], state: str, key: str) -> float | 
     if not times:
         return None
     return min(times) if key == "startedAt" else max(times)
+
+
+class _Unchanged(Exception):
+    """The pod left the state the refusal applies to."""
 
 
 @dataclass
@@ -190,12 +219,19 @@ class EciVirtualNode:
             return
         status = pod.get("status") or {}
         phase = status.get("phase")
+        if billed is None and not deleted and phase == "Pending":
+            refusal = eci_refusal(pod, self.spec)
+            if refusal is not None:
+                self._fail(str(meta.get("namespace")), str(meta.get("name")), refusal)
+            return
         if billed is None:
             if deleted or phase not in ("Running", *ENDED_PHASES):
                 return
             started = _container_time(status, "running", "startedAt")
             if started is None:
                 started = _container_time(status, "terminated", "startedAt")
+            if started is None and phase != "Running":
+                return  # ended without ever starting: nothing to bill
             requests = effective_requests(spec)
             billed = self._billed[key] = _Billed(
                 namespace=str(meta.get("namespace")),
@@ -208,6 +244,24 @@ class EciVirtualNode:
             # The container's own finish time when it has one; a deletion ends billing now.
             finished = _container_time(status, "terminated", "finishedAt")
             billed.ended = self._clock.now() if deleted or finished is None else finished
+
+    def _fail(self, namespace: str, name: str, message: str) -> None:
+        now = self._clock.iso()
+
+        def failed(obj: dict[str, Any]) -> None:
+            status = obj.setdefault("status", {})
+            if status.get("phase") != "Pending" or (obj.get("metadata") or {}).get(
+                "deletionTimestamp"
+            ):
+                raise _Unchanged
+            status.update(phase="Failed", reason=PROVIDER_FAILED, message=message)
+            for container in status.get("containerStatuses") or ():
+                container["state"] = {
+                    "terminated": {"exitCode": 1, "reason": PROVIDER_FAILED, "finishedAt": now}
+                }
+
+        with contextlib.suppress(_Unchanged, ApiError):
+            self._store.mutate("pods", name, failed, namespace=namespace)
 
     def billing(self) -> EciBilling:
         """Totals so far; running pods are billed up to now."""

@@ -302,7 +302,12 @@ class NodePools:
     # -- component lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
+        # subscribe and list with no await between: no pod event falls in the gap
         self._subscription = self._store.subscribe()
+        pods, _ = self._store.list("pods")
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            self._move_pod(f"{meta.get('namespace')}/{meta.get('name')}", occupies_node(pod))
         for pool in self._pools.values():
             if pool.spec.desired:
                 # Nodes that exist when the scenario begins are already booted.

@@ -32,6 +32,7 @@ from agent.sim.nodepools import (
     node_object,
 )
 from agent.sim.ray import HeadSpec, JobSpec, RayClusterSpec, RayDriver, TaskGroup, WorkerGroupSpec
+from agent.sim.report import CostReport, cost_report
 from functions.errors import DecisionError
 from functions.quantity import parse_quantity
 
@@ -704,6 +705,10 @@ class World:
     async def start(self) -> None:
         for component in self.components():
             await component.start()
+
+    def cost_report(self) -> CostReport:
+        """Node pools and ECI cost so far."""
+        return cost_report(self.pools.usage(), self.eci.billing() if self.eci else None)
 
     async def stop(self) -> None:
         for component in reversed(self.components()):

@@ -120,3 +120,31 @@ async def test_deleted_pod_stops_the_meter(sim, eci):
     stopped = eci.billing().vcpu_seconds
     await sim.clock.sleep(20)
     assert eci.billing().vcpu_seconds == stopped
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda p: p["spec"].update(volumes=[{"name": "h", "hostPath": {"path": "/data"}}]), "hostPath"),
+        (lambda p: p["spec"]["containers"][0].update(securityContext={"privileged": True}), "privileged"),
+        (lambda p: p["spec"].update(hostNetwork=True), "hostNetwork"),
+        (
+            lambda p: p["spec"]["containers"][0]["resources"].update(
+                requests={"cpu": "72", "memory": "4Gi"}, limits={"cpu": "72", "memory": "4Gi"}
+            ),
+            "at most 64 vCPU",
+        ),
+    ],
+)
+async def test_pods_eci_cannot_run_fail_with_provider_failed(sim, eci, change, reason):
+    """hostPath, privileged, hostNetwork or >64 vCPU on the virtual node: Failed/ProviderFailed, unbilled."""
+    bad = pod("bad")
+    change(bad)
+    sim.store.create("pods", bad)
+    await sim.until(lambda: phase(sim, "bad") == "Failed")
+    status = sim.store.get("pods", "bad", namespace="default")["status"]
+    assert status["reason"] == "ProviderFailed"
+    assert reason in status["message"]
+    await sim.clock.sleep(35)  # past the start latency: it never runs
+    assert phase(sim, "bad") == "Failed"
+    assert eci.billing().pods == ()

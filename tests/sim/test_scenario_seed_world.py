@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from agent.sim.nodepools import POOL_LABEL, NodePools
-from agent.sim.report import cost_report
 from agent.sim.scenario import World, build_world, load_scenario
 
 WORKERS_PER_NODE = 3  # ecs.g7.xlarge keeps 3900m allocatable: three 1-CPU workers
@@ -87,7 +86,7 @@ async def test_the_job_finishes_and_idle_workers_go_away(sim, seed_world):
     assert ray.finished()
     assert ray.snapshot().tasks_done == 15
     await sim.until(lambda: worker_phases(sim) == [], timeout=10)
-    report = cost_report(seed_world.pools.usage())
+    report = seed_world.cost_report()
     (pool,) = report.pools
     assert pool.pool_id == "np-cpu"
     assert pool.busy_seconds > 0 and pool.idle_seconds > 0
