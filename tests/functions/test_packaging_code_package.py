@@ -84,10 +84,10 @@ def test_template_describes_the_function_as_deployed() -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package as `python -m functions.packaging` builds it from a checkout's root."""
+    """The package as `python -m functions package` builds it from a checkout's root."""
     root = tmp_path_factory.mktemp("checkout")
     done = subprocess.run(
-        [sys.executable, "-m", "functions.packaging"],
+        [sys.executable, "-m", "functions", "package"],
         cwd=root,
         capture_output=True,
         text=True,
