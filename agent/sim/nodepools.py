@@ -177,23 +177,24 @@ def node_object(
 def delete_pod_gracefully(
     store: Any, clock: SimClock, namespace: str, name: str, *, grace_seconds: float | None = None
 ) -> None:
-    """Delete a pod as the API server does for a DELETE or an eviction: a bound pod gets a
-    deletionTimestamp and its kubelet removes it after the grace period; an unbound one goes at
-    once. Raises the store's ApiError when the pod is gone."""
+    """Delete a pod as the API server does for a DELETE or an eviction: a bound, unfinished pod
+    gets deletionTimestamp = now + grace and its kubelet removes it then; an unbound or finished
+    one goes at once. Raises the store's ApiError when the pod is gone."""
     pod = store.get("pods", name, namespace=namespace)
-    if not (pod.get("spec") or {}).get("nodeName"):
+    spec = pod.get("spec") or {}
+    if grace_seconds is None:
+        grace_seconds = float(spec.get("terminationGracePeriodSeconds", 30))
+    finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    if not spec.get("nodeName") or finished or grace_seconds <= 0:
         store.delete("pods", name, namespace=namespace)
         return
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return
-    if grace_seconds is None:
-        grace_seconds = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+    deadline = clock.iso(clock.now() + grace_seconds)
 
     def mark(obj: dict[str, Any]) -> None:
         meta = obj.setdefault("metadata", {})
-        if meta.get("deletionTimestamp"):
-            return
-        meta["deletionTimestamp"] = clock.iso()
+        meta["deletionTimestamp"] = deadline
         meta["deletionGracePeriodSeconds"] = int(grace_seconds)
 
     store.mutate("pods", name, mark, namespace=namespace)
