@@ -19,8 +19,6 @@ Choices made here:
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -253,9 +251,12 @@ class DecisionEndpoint:
         decoded_size = len(body) * 3 // 4 - body[-2:].count("=")
         if decoded_size > self.max_body_bytes:
             raise self._too_large(decoded_size)
+        # Imported here: JSON bodies arrive as text, so most cold starts never need base64.
+        import base64
+
         try:
             return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
+        except ValueError:  # binascii.Error, and non-ASCII characters in the text
             raise _invalid("request body is marked base64 but is not valid base64") from None
 
     # ----- FC 2.0 WSGI body --------------------------------------------------------------------
