@@ -93,6 +93,8 @@ def pod_json(pod: PendingPod) -> dict[str, Any]:
         "uid": pod.uid,
         "namespace": pod.namespace,
         "name": pod.name,
+        # Not read by the decision; actuation guards its ECI patch with it (a JSON-patch `test`).
+        "resourceVersion": pod.resource_version,
         "labels": dict(pod.labels),
         "annotations": dict(pod.annotations),
         "requests": dict(pod.requests),
