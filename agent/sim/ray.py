@@ -128,6 +128,20 @@ class TimelinePoint:
     replicas: Mapping[str, int]
 
 
+@dataclass(frozen=True)
+class JobSummary:
+    """How the job fared: what a node autoscaler is judged by, from the workload's side."""
+
+    tasks: int
+    done: int
+    failed: int
+    makespan_seconds: float | None  # first submission to last completion, None until all done
+    mean_wait_seconds: float  # submission to first start, over started tasks
+    max_wait_seconds: float
+    pods_created: int
+    pods_deleted: int
+
+
 @dataclass
 class _Task:
     task_id: int
@@ -140,6 +154,7 @@ class _Task:
     started: float | None = None
     finished: float | None = None
     attempts: int = 0
+    first_started: float | None = None
 
 
 @dataclass
@@ -284,6 +299,24 @@ class RayDriver:
         """Every task is done (or failed past its retries)."""
         return all(t.state in ("done", "failed") for t in self._tasks.values())
 
+    def summary(self) -> JobSummary:
+        tasks = list(self._tasks.values())
+        waits = [t.first_started - t.submit_at for t in tasks if t.first_started is not None]
+        ends = [t.finished for t in tasks if t.finished is not None]
+        makespan = None
+        if tasks and self.finished() and ends:
+            makespan = max(ends) - min(t.submit_at for t in tasks)
+        return JobSummary(
+            tasks=len(tasks),
+            done=sum(1 for t in tasks if t.state == "done"),
+            failed=sum(1 for t in tasks if t.state == "failed"),
+            makespan_seconds=makespan,
+            mean_wait_seconds=sum(waits) / len(waits) if waits else 0.0,
+            max_wait_seconds=max(waits, default=0.0),
+            pods_created=self.pods_created,
+            pods_deleted=self.pods_deleted,
+        )
+
     def worker_names(self) -> list[str]:
         return sorted(self._workers)
 
@@ -354,6 +387,8 @@ class RayDriver:
         task.state = "running"
         task.worker = worker.name
         task.started = now
+        if task.first_started is None:
+            task.first_started = now
         task.attempts += 1
         _take(worker.room, task.demand)
         worker.tasks.add(task.task_id)

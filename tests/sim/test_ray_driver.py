@@ -152,6 +152,10 @@ async def test_tasks_run_on_running_workers_and_finish(sim, driver_factory):
     timeline = driver.timeline()
     assert timeline[0].tasks_queued == 6
     assert timeline[-1].tasks_done == 6
+    summary = driver.summary()
+    assert (summary.tasks, summary.done, summary.failed, summary.pods_created) == (6, 6, 0, 6)
+    assert summary.makespan_seconds is not None and summary.makespan_seconds >= 30
+    assert 0 < summary.mean_wait_seconds <= summary.max_wait_seconds < summary.makespan_seconds
 
 
 async def test_idle_workers_are_removed_after_the_timeout_but_not_below_min(sim, driver_factory):
