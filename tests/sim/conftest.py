@@ -2,15 +2,39 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from kubernetes_asyncio import client
 
+from agent.sim.apiserver import build_app, serve
 from agent.sim.clock import SimClock, parse_iso
+from agent.sim.cluster import SimCluster
+from agent.sim.faults import FaultPlan
+from agent.sim.kubeconfig import write_kubeconfig
 from agent.sim.kubelet import Kubelet
 from agent.sim.scheduler import Scheduler
 from agent.sim.store import ObjectStore
+
+
+async def store_until(
+    store: ObjectStore, predicate: Callable[[], object], *, timeout: float = 5.0
+) -> None:
+    """Wait (bounded, in real seconds) until `predicate()` holds, re-checking on store changes."""
+    subscription = store.subscribe()
+
+    async def watch() -> None:
+        while not predicate():
+            if not await subscription.next_batch():
+                raise AssertionError("store subscription closed")
+
+    try:
+        await asyncio.wait_for(watch(), timeout)
+    finally:
+        subscription.close()
 
 
 @dataclass
@@ -24,17 +48,7 @@ class SimCore:
 
     async def until(self, predicate: Callable[[], object], *, timeout: float = 5.0) -> None:
         """Wait (bounded, in real seconds) until `predicate()` holds after some store change."""
-        subscription = self.store.subscribe()
-
-        async def watch() -> None:
-            while not predicate():
-                if not await subscription.next_batch():
-                    raise AssertionError("store subscription closed")
-
-        try:
-            await asyncio.wait_for(watch(), timeout)
-        finally:
-            subscription.close()
+        await store_until(self.store, predicate, timeout=timeout)
 
     @staticmethod
     def parse(timestamp: str) -> float:
@@ -54,3 +68,95 @@ async def sim() -> AsyncIterator[SimCore]:
     finally:
         await core.kubelet.stop()
         await core.scheduler.stop()
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    """The environment for client subprocesses: no proxy may intercept 127.0.0.1."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+@pytest.fixture
+async def sim_cluster() -> AsyncIterator[SimCluster]:
+    """A whole simulated cluster serving HTTP on 127.0.0.1, simulated time 50× real time."""
+    async with SimCluster(speed=50) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def until(sim_cluster: SimCluster) -> Callable[..., Awaitable[None]]:
+    """`await until(predicate)`: bounded wait on `sim_cluster`'s store."""
+
+    async def wait(predicate: Callable[[], object], *, timeout: float = 5.0) -> None:
+        await store_until(sim_cluster.store, predicate, timeout=timeout)
+
+    return wait
+
+
+@pytest.fixture
+async def core_api(sim_cluster: SimCluster) -> AsyncIterator[client.CoreV1Api]:
+    """kubernetes-asyncio's CoreV1Api pointed at `sim_cluster`, ignoring any proxy."""
+    configuration = client.Configuration(host=sim_cluster.url)
+    configuration.proxy = None
+    async with client.ApiClient(configuration) as api_client:
+        yield client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def kubectl(
+    sim_cluster: SimCluster, tmp_path: Path, clean_env: dict[str, str]
+) -> Callable[..., Awaitable[asyncio.subprocess.Process]]:
+    """`await kubectl(*args)` starts /usr/bin/kubectl against `sim_cluster` (stdout piped)."""
+    kubeconfig = write_kubeconfig(sim_cluster.url, tmp_path / "kubeconfig")
+    cache = tmp_path / "kube-cache"
+
+    async def run(*args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
+        )  # fmt: skip
+
+    return run
+
+
+# -- the API server alone: no scheduler or kubelet, so objects change only when a test says so --
+
+
+@dataclass
+class ApiServer:
+    """The simulated API server over a bare store, with its fault plan and URL."""
+
+    store: ObjectStore
+    faults: FaultPlan
+    clock: SimClock
+    url: str
+
+
+@pytest.fixture
+async def api_server() -> AsyncIterator[ApiServer]:
+    """The API server alone on 127.0.0.1:0 (simulated clock at real speed)."""
+    clock = SimClock(speed=1)
+    store = ObjectStore(now=clock.iso)
+    faults = FaultPlan()
+    runner, url = await serve(build_app(store, faults=faults, now=clock.now))
+    try:
+        yield ApiServer(store, faults, clock, url)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def api_client(api_server: ApiServer) -> AsyncIterator[client.ApiClient]:
+    """A kubernetes-asyncio ApiClient for `api_server`, ignoring any proxy."""
+    configuration = client.Configuration(host=api_server.url)
+    configuration.proxy = None
+    async with client.ApiClient(configuration) as api_client:
+        yield api_client
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    """CoreV1Api against `api_server`."""
+    return client.CoreV1Api(api_client)
