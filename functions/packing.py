@@ -8,7 +8,7 @@ For identical pods this uses ceil(n / pods-per-node) nodes, the optimum.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -54,11 +54,14 @@ class Placed:
     fresh: bool
 
 
-def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int) -> list[Placed]:
+def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int, *,
+         smallest: Mapping[str, int]) -> list[Placed]:
     """First fit of `pods` identical pods over `classes` (mutated in place), in order.
 
     Returns how many landed on upcoming vs added nodes, in placement order; the sum may
-    be below `pods` when the nodes are full.
+    be below `pods` when the nodes are full. Nodes left unable to hold even `smallest`
+    (a lower bound of every pod still to come) are dropped from `classes`: no later
+    pod could use them, and scanning them is what would make packing quadratic.
     """
     placed: list[Placed] = []
     i = 0
@@ -72,9 +75,13 @@ def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int) -> li
         full, partial = divmod(take, per_node)
         replacement = []
         if full:
-            replacement.append(NodeClass(minus(node.free, requests, per_node), full, node.fresh))
+            used = minus(node.free, requests, per_node)
+            if pods_per_node(used, smallest):
+                replacement.append(NodeClass(used, full, node.fresh))
         if partial:
-            replacement.append(NodeClass(minus(node.free, requests, partial), 1, node.fresh))
+            used = minus(node.free, requests, partial)
+            if pods_per_node(used, smallest):
+                replacement.append(NodeClass(used, 1, node.fresh))
         untouched = node.count - full - (1 if partial else 0)
         if untouched:
             replacement.append(NodeClass(node.free, untouched, node.fresh))
@@ -86,6 +93,13 @@ def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int) -> li
         else:
             placed.append(Placed(take, node.fresh))
     return placed
+
+
+def smallest_pod(requests: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Per resource, the least any of `requests` asks (0 where one of them asks nothing)."""
+    vectors = list(requests)
+    names = set().union(*vectors) if vectors else set()
+    return {name: min(v.get(name, 0) for v in vectors) for name in sorted(names)}
 
 
 def nodes_needed(pods: int, per_node: int) -> int:

@@ -14,11 +14,12 @@ on are given back, so a decision never buys an empty node.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from functions.feasibility import Feasibility, feasibility
 from functions.model import PodGroup, Pool, Request
-from functions.packing import NodeClass, fill, nodes_needed, unused_fresh_nodes
+from functions.packing import NodeClass, fill, nodes_needed, smallest_pod, unused_fresh_nodes
 from functions.strategy import Option, rank
 
 # Every pass that does not end the loop adds a node or an ECI pod, so the loop ends on
@@ -54,6 +55,7 @@ def make_plan(request: Request) -> Plan:
     pools = {pool.id: pool for pool in request.pools}
     groups = sorted(request.groups, key=_largest_first)
     fits = [feasibility(group.shape, pools=request.pools, eci=request.eci) for group in groups]
+    smallest = smallest_pod(fit.requests for fit in fits)
     members = [list(group.indices) for group in groups]
     added = {pool.id: 0 for pool in request.pools}
     eci_pods: list[int] = []
@@ -62,7 +64,8 @@ def make_plan(request: Request) -> Plan:
     result = None
     for _ in range(MAX_PASSES):
         result = _one_pass(request, pools=pools, fits=fits, members=members, added=added,
-                           eci_slots=eci_slots, budget=budget - sum(added.values()))
+                           eci_slots=eci_slots, budget=budget - sum(added.values()),
+                           smallest=smallest)
         # Nodes added in earlier passes that no pod uses now are given back.
         unused = {pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable)
                   for pid in pools}
@@ -90,7 +93,7 @@ def make_plan(request: Request) -> Plan:
 
 def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibility],
               members: list[list[int]], added: dict[str, int], eci_slots: int | None,
-              budget: int) -> _Pass:
+              budget: int, smallest: Mapping[str, int]) -> _Pass:
     classes: dict[str, list[NodeClass]] = {}
     for pool in request.pools:
         start = []
@@ -114,7 +117,8 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             if option.fit is None or pos == len(indices):
                 continue
             pool_id = option.fit.pool.id
-            for placed in fill(classes[pool_id], fit.requests, len(indices) - pos):
+            for placed in fill(classes[pool_id], fit.requests, len(indices) - pos,
+                               smallest=smallest):
                 outcome.pool_pods.extend((i, pool_id, placed.fresh)
                                          for i in indices[pos:pos + placed.pods])
                 pos += placed.pods
@@ -137,7 +141,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             if count <= 0:
                 continue
             fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
-            for placed in fill(fresh, fit.requests, left):
+            for placed in fill(fresh, fit.requests, left, smallest=smallest):
                 outcome.pool_pods.extend((i, pool.id, True)
                                          for i in indices[pos:pos + placed.pods])
                 pos += placed.pods

@@ -1,7 +1,8 @@
 """Validation of a raw decide/v1 request into frozen values (`functions.model`).
 
 Every refusal is an `InvalidRequest` naming the JSON path (`pods[3].requests.memory`,
-`pools[0].size.max`); more than 200,000 pods or 1,000 pools is `RequestTooLarge`.
+`pools[0].size.max`); more than 200,000 pods or 1,000 pools, or more than 2,000
+distinct pod shapes (200,000 shape × pool pairs), is `RequestTooLarge`.
 Unknown fields are ignored (the contract may add fields).
 
 Required: `schema` ("decide/v1"), `now` (RFC 3339), `pods` (list), `pools` (list);
@@ -51,6 +52,10 @@ from functions.quantity import parse_quantity, parse_resources
 SCHEMA = "decide/v1"
 MAX_PODS = 200_000
 MAX_POOLS = 1_000
+# Planning costs grow with distinct pod shapes × pools (and a little faster in shapes),
+# not with pods; these bounds keep the worst request near a second instead of minutes.
+MAX_SHAPES = 2_000
+MAX_SHAPE_POOL_PAIRS = 200_000
 # Larger than any real pool or wait, small enough to catch unit mistakes (ms for s).
 MAX_POOL_SIZE = 100_000
 MAX_SECONDS = 30 * 24 * 3600.0
@@ -97,10 +102,21 @@ def parse_request(raw: object) -> Request:
             path="pools",
         )
     cluster = _optional_object(raw, "cluster", "")
+    try:
+        _canonical(cluster)
+    except (TypeError, ValueError):
+        raise InvalidRequest("cluster must hold plain JSON values", path="cluster") from None
     policy = _policy(_optional_object(raw, "policy", ""))
     pools = _pools(raw_pools, now=now, policy=policy)
     eci = _eci(raw.get("eci"))
     uids, groups = _pods(raw_pods)
+    if len(groups) > MAX_SHAPES or len(groups) * len(pools) > MAX_SHAPE_POOL_PAIRS:
+        raise RequestTooLarge(
+            f"{len(groups)} distinct pod shapes (requests, selectors, tolerations, placement) "
+            f"against {len(pools)} pools exceed the limits of {MAX_SHAPES} shapes and "
+            f"{MAX_SHAPE_POOL_PAIRS} shape-pool pairs per decision; split the batch",
+            path="pods",
+        )
     fingerprint = _fingerprint(cluster=cluster, pools=pools, eci=eci, policy=policy,
                                uids=uids, groups=groups)
     return Request(uids=uids, groups=groups, pools=pools, eci=eci, policy=policy,

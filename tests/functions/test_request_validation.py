@@ -169,3 +169,23 @@ def test_unknown_fields_are_ignored() -> None:
     extended["pods"][0]["qosClass"] = "Burstable"
     extended["pools"][0]["zone"] = "cn-hangzhou-k"
     assert decide(extended)["actions"] == decide(body)["actions"]
+
+
+def test_too_many_distinct_pod_shapes_is_request_too_large() -> None:
+    """Planning cost follows distinct shapes, so a flood of unique shapes is refused, not slow."""
+    body = _base()
+    body["pods"] = [pod(f"u-{i}", cpu=f"{100 + i}m") for i in range(2001)]
+    with pytest.raises(RequestTooLarge) as caught:
+        decide(body)
+    assert caught.value.path == "pods"
+    assert "2001 distinct pod shapes" in caught.value.message
+
+
+@pytest.mark.parametrize("value", [float("nan"), {1, 2}, object()])
+def test_cluster_must_be_plain_json(value: object) -> None:
+    """decide() called in-process with non-JSON values in `cluster` refuses them cleanly."""
+    body = _base()
+    body["cluster"] = {"id": value}
+    with pytest.raises(InvalidRequest) as caught:
+        decide(body)
+    assert caught.value.path == "cluster"
