@@ -1,0 +1,68 @@
+"""`python -m agent sim serve` as a user runs it: files written, kubectl works, SIGTERM exits 0."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+
+import yaml
+
+from agent.cli import main
+
+
+async def test_serve_writes_files_answers_kubectl_and_stops_on_sigterm(tmp_path, clean_env):
+    """The served cluster has the demo node; kubectl reads it through the written kubeconfig."""
+    kubeconfig = tmp_path / "kube" / "config.yaml"
+    info_path = tmp_path / "info.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "sim", "serve", "--speed", "20",
+        "--kubeconfig-out", str(kubeconfig), "--info-out", str(info_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
+    )  # fmt: skip
+    try:
+        banner: list[str] = []
+
+        async def read_banner() -> None:
+            while not banner or not banner[-1].startswith("Stop with"):
+                line = await process.stdout.readline()
+                if not line:
+                    raise AssertionError(f"serve exited early: {await process.stderr.read()!r}")
+                banner.append(line.decode().rstrip())
+
+        await asyncio.wait_for(read_banner(), 20)
+        info = json.loads(info_path.read_text())
+        url = info["kubernetes"]["url"]
+        assert url.startswith("http://127.0.0.1:")
+        assert info["kubernetes"]["kubeconfig"] == str(kubeconfig)
+        config = yaml.safe_load(kubeconfig.read_text())
+        assert config["clusters"][0]["cluster"]["server"] == url
+        assert f"  kubectl --kubeconfig {kubeconfig} get pod -w" in banner
+
+        listing = await asyncio.create_subprocess_exec(
+            "kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "--no-headers",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(listing.communicate(), 20)
+        assert listing.returncode == 0, err.decode()
+        row = out.decode().split()
+        assert row[:2] == ["cn-hangzhou.172.16.0.10", "Ready"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+def test_scenario_is_refused_until_scenarios_exist(capsys):
+    """--scenario exits 2 with a clear message instead of serving something else."""
+    assert main(["sim", "serve", "--scenario", "ray-burst"]) == 2
+    assert "scenarios are not available yet" in capsys.readouterr().err
+
+
+def test_sim_without_subcommand_prints_help(capsys):
+    """`sim` alone shows its usage and exits 2."""
+    assert main(["sim"]) == 2
+    assert "serve" in capsys.readouterr().out
