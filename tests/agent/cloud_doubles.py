@@ -92,6 +92,14 @@ class ScriptedPools:
             if task.pool_id == pool_id and task.state == "running":
                 task.state = "success"
 
+    def set_max(self, pool_id: str, max_size: int) -> None:
+        """The operator changed the pool's bounds."""
+        self._pools[pool_id] = replace(self._pool(pool_id), max_size=max_size)
+
+    def delete(self, pool_id: str) -> None:
+        """The operator deleted the pool."""
+        del self._pools[pool_id]
+
     def fail_tasks(self, pool_id: str, error: str) -> None:
         for task in self._tasks.values():
             if task.pool_id == pool_id and task.state == "running":
@@ -237,3 +245,68 @@ def fc_decider(endpoint: str, *, timeout: float = 10.0, retry: RetrySettings = N
     )
     return FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION), timeout_seconds=timeout),
                                   retry=retry)
+
+
+@dataclass
+class CloudWorld:
+    """The CS emulator over scripted pools plus a simulated API server for pod events: what an
+    Actuator writes to, through the real CS SDK and the real Kubernetes client."""
+
+    pools: ScriptedPools
+    cs_app: web.Application
+    cs_endpoint: str
+    sim: Any  # agent.sim.cluster.SimCluster
+    kube: Any  # agent.kube.KubeClient
+
+    def cs_client(self, *, retry: Any = None) -> Any:
+        from agent.cs import NodePoolClient, RetryPolicy
+        from agent.cs import build_sdk_client as build_cs_sdk
+
+        sdk = build_cs_sdk(region_id="cn-hangzhou", endpoint=self.cs_endpoint, protocol="http",
+                           access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
+        return NodePoolClient(sdk, self.pools.cluster_id,
+                              retry=retry or RetryPolicy(attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02))
+
+    def actuator(self, **kwargs: Any) -> Any:
+        """A fresh agent's actuator: its own CS client and no memory (as after a restart)."""
+        from agent.actuation import Actuator
+
+        return Actuator(self.cs_client(), self.kube, **kwargs)
+
+    def desired_writes(self) -> list[int]:
+        from agent.sim.cs_api import writes_of
+
+        return [w.summary["desired_size"] for w in writes_of(self.cs_app)
+                if w.code is None and "desired_size" in w.summary]
+
+    def events(self, reason: str, namespace: str = "ray") -> list[dict[str, Any]]:
+        items, _rv = self.sim.store.list("events", namespace=namespace)
+        return [e for e in items if e.get("reason") == reason]
+
+
+@asynccontextmanager
+async def cloud_world(pools: list[PoolView], *, faults: FaultPlan | None = None) -> AsyncIterator[CloudWorld]:
+    from agent.kube import KubeClient
+    from agent.sim.cluster import SimCluster
+    from agent.sim.cs_api import build_cs_app
+
+    scripted = ScriptedPools(pools)
+    app = build_cs_app(scripted, keys=static_test_keys(), faults=faults, now=time.time)
+    async with serve(app) as endpoint, SimCluster(speed=20.0, namespaces=["ray"]) as sim:
+        kube = await KubeClient.connect(api_url=sim.url, request_timeout=10)
+        try:
+            yield CloudWorld(scripted, app, endpoint, sim, kube)
+        finally:
+            await kube.close()
+
+
+async def decide_for(world: CloudWorld, pods: list[PendingPod], *, activity: Any = None,
+                     now: str = "2026-11-29T05:00:00Z") -> tuple[dict[str, Any], dict[str, Any]]:
+    """What one agent asks: fresh pools from CS, its own pending pods, the in-process decision."""
+    from agent.deciders import LocalDecider
+
+    pools = await world.cs_client().describe_pools()
+    snapshot = Snapshot(pending=tuple(pods), nodes=(), eci_running_pods=0)
+    request = build_request(snapshot, pools, activity or {},
+                            settings=RequestSettings(cluster_id="c-test", region="cn-hangzhou"), now=now)
+    return await LocalDecider().decide(request), request
