@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from agent.sim.clock import SimClock, parse_iso
 from agent.sim.nodepools import POD_START_ANNOTATION, READY_AT_ANNOTATION
 from agent.sim.scheduler import effective_requests
-from agent.sim.store import ApiError
+from agent.sim.store import ApiError, ObjectStore, Subscription
 from functions.quantity import parse_quantity
 
 ECI_LABELS = {"type": "virtual-kubelet"}
@@ -31,6 +32,8 @@ PROVIDER_FAILED = "ProviderFailed"
 MILLI = 1000
 GIB = 1024**3
 ENDED_PHASES = ("Succeeded", "Failed")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,13 +175,13 @@ class _Billed:
 class EciVirtualNode:
     """A SimCluster component: registers the virtual node and bills the pods that run on it."""
 
-    def __init__(self, store: Any, clock: SimClock, *, spec: EciSpec, region: str) -> None:
+    def __init__(self, store: ObjectStore, clock: SimClock, *, spec: EciSpec, region: str) -> None:
         self.spec = spec
         self._store = store
         self._clock = clock
         self._region = region
         self._billed: dict[str, _Billed] = {}
-        self._subscription: Any = None
+        self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -205,9 +208,14 @@ class EciVirtualNode:
             self._task = None
 
     async def _follow(self) -> None:
+        assert self._subscription is not None
         async for event in self._subscription:
-            if event.resource == "pods":
+            if event.resource != "pods":
+                continue
+            try:
                 self.observe(event.object, deleted=event.type == "DELETED")
+            except Exception:  # one odd pod must not stop billing the others
+                log.exception("ECI billing failed on %s", event.object.get("metadata"))
 
     def observe(self, pod: Mapping[str, Any], *, deleted: bool) -> None:
         """Fold one pod state into billing: the meter runs from Running until the pod ends."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import string
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from typing import Any
 from agent.sim.catalog import InstanceType, instance_type
 from agent.sim.clock import SimClock
 from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
-from agent.sim.store import ApiError
+from agent.sim.store import ApiError, ObjectStore, Subscription
 
 READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
 POD_START_ANNOTATION = "sim.ray-ack-scaler.io/pod-start-seconds"
@@ -42,6 +43,8 @@ NO_STOCK_ERROR = (
 MAX_NODES_PER_CALL = 500  # ModifyClusterNodePool adds at most 500 nodes per call
 
 FAILURE_MODES = ("none", "stockout", "slow")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,12 @@ def node_object(
 
 
 def delete_pod_gracefully(
-    store: Any, clock: SimClock, namespace: str, name: str, *, grace_seconds: float | None = None
+    store: ObjectStore,
+    clock: SimClock,
+    namespace: str,
+    name: str,
+    *,
+    grace_seconds: float | None = None,
 ) -> None:
     """Delete a pod as the API server does for a DELETE or an eviction: a bound, unfinished pod
     gets deletionTimestamp = now + grace and its kubelet removes it then; an unbound or finished
@@ -270,7 +278,7 @@ class NodePools:
 
     def __init__(
         self,
-        store: Any,
+        store: ObjectStore,
         clock: SimClock,
         *,
         cluster_id: str,
@@ -298,7 +306,7 @@ class NodePools:
         self._occupants: dict[str, set[str]] = {}  # node name -> workload pod keys
         self._pod_node: dict[str, str] = {}  # pod key -> node it occupies
         self._tasks_running: list[asyncio.Task[None]] = []
-        self._subscription: Any = None
+        self._subscription: Subscription | None = None
 
     # -- component lifecycle ------------------------------------------------------------------
 
@@ -327,9 +335,7 @@ class NodePools:
                 await task
         self._tasks_running = []
         if self._subscription is not None:
-            closed = self._subscription.close()
-            if asyncio.iscoroutine(closed):
-                await closed
+            self._subscription.close()
             self._subscription = None
 
     # -- NodePoolService ----------------------------------------------------------------------
@@ -609,22 +615,30 @@ class NodePools:
 
     async def _reconcile_loop(self) -> None:
         while True:
-            now = self._clock.now()
-            for instance in list(self._by_node.values()):
-                if instance.state == "initial" and self._node_ready(instance):
-                    instance.state = "running"
-                elif instance.state == "removing":
-                    empty = not self._occupants.get(instance.node_name)
-                    overdue = (
-                        instance.drain_started is not None
-                        and now - instance.drain_started
-                        >= self._pools[instance.pool_id].spec.drain_timeout_seconds
-                    )
-                    if empty or overdue:
-                        self._retire(instance)
+            try:
+                self._reconcile()
+            except Exception:  # one bad pass must not stop draining for good
+                log.exception("node pool reconcile failed")
             await self._clock.sleep(1.0)
 
+    def _reconcile(self) -> None:
+        """Mark booted nodes running; delete drained (or overdue) nodes."""
+        now = self._clock.now()
+        for instance in list(self._by_node.values()):
+            if instance.state == "initial" and self._node_ready(instance):
+                instance.state = "running"
+            elif instance.state == "removing":
+                empty = not self._occupants.get(instance.node_name)
+                overdue = (
+                    instance.drain_started is not None
+                    and now - instance.drain_started
+                    >= self._pools[instance.pool_id].spec.drain_timeout_seconds
+                )
+                if empty or overdue:
+                    self._retire(instance)
+
     async def _follow_pods(self) -> None:
+        assert self._subscription is not None
         async for event in self._subscription:
             if event.resource != "pods":
                 continue

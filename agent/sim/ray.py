@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import heapq
 import json
+import logging
 import random
 import string
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from typing import Any
 
 from agent.sim.clock import SimClock
 from agent.sim.nodepools import delete_pod_gracefully
-from agent.sim.store import ApiError
+from agent.sim.store import ApiError, ObjectStore, Subscription
 from functions.quantity import parse_resources
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -34,6 +35,8 @@ KUBERAY_LABELS = {
     "app.kubernetes.io/name": "kuberay",
 }
 ENDED_PHASES = ("Succeeded", "Failed")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ class RayDriver:
 
     def __init__(
         self,
-        store: Any,
+        store: ObjectStore,
         clock: SimClock,
         *,
         cluster: RayClusterSpec,
@@ -239,7 +242,7 @@ class RayDriver:
         self._ending: list[tuple[float, int, int]] = []  # (end time, task id, attempt)
         self._started_at: float | None = None
         self._next_autoscale = 0.0
-        self._subscription: Any = None
+        self._subscription: Subscription | None = None
         self._loops: list[asyncio.Task[None]] = []
         self.pods_created = 0
         self.pods_deleted = 0
@@ -324,10 +327,14 @@ class RayDriver:
 
     async def _run(self) -> None:
         while True:
-            self.step(self._clock.now())
+            try:
+                self.step(self._clock.now())
+            except Exception:  # a bug in one tick must not freeze the workload
+                log.exception("Ray driver step failed")
             await self._clock.sleep(self._tick)
 
     async def _follow(self) -> None:
+        assert self._subscription is not None
         async for event in self._subscription:
             if event.resource == "pods":
                 self._observe(event.object, deleted=event.type == "DELETED")

@@ -33,6 +33,7 @@ from agent.sim.nodepools import (
 )
 from agent.sim.ray import HeadSpec, JobSpec, RayClusterSpec, RayDriver, TaskGroup, WorkerGroupSpec
 from agent.sim.report import CostReport, cost_report
+from agent.sim.store import ObjectStore
 from functions.errors import DecisionError
 from functions.quantity import parse_quantity
 
@@ -641,7 +642,7 @@ class SystemNodes:
     """The cluster's pre-existing nodes, Ready from the start (a SimCluster component)."""
 
     def __init__(
-        self, store: Any, clock: SimClock, *, scenario: Scenario, addresses: AddressBook
+        self, store: ObjectStore, clock: SimClock, *, scenario: Scenario, addresses: AddressBook
     ) -> None:
         self._store = store
         self._clock = clock
@@ -724,7 +725,7 @@ def attach_world(scenario: Scenario, cluster: Any) -> World:
     return world
 
 
-def build_world(scenario: Scenario, *, store: Any, clock: SimClock) -> World:
+def build_world(scenario: Scenario, *, store: ObjectStore, clock: SimClock) -> World:
     """The components a scenario describes, not yet started."""
     addresses = AddressBook(random.Random(scenario.seed))
     cluster = scenario.cluster
