@@ -556,6 +556,8 @@ def _string_map(raw: object, *, path: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise InvalidRequest(f"expected an object of strings, got {_kind(raw)}", path=path)
     for key, value in raw.items():
+        if not isinstance(key, str):
+            raise InvalidRequest(f"keys must be strings, got {_kind(key)}", path=path)
         if not isinstance(value, str):
             raise InvalidRequest(f"expected a string, got {_kind(value)}", path=f"{path}.{key}")
     return dict(raw)
