@@ -70,6 +70,7 @@ DEFAULT_ECI_TAINT: Mapping[str, Any] = {
     "effect": "NoSchedule",
 }
 DEFAULT_MAX_PODS_PER_NODE = 110_000  # milli-units
+_PROVISIONING = "provisioning"
 
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
@@ -426,7 +427,7 @@ def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: P
         since = _timestamp(scaling_since, path=f"{path}.scalingSince")
         waited = now - since
         if waited > policy.max_provision_seconds:
-            skipped = (f"provisioning for {waited:.0f}s, over maxProvisionSeconds "
+            skipped = (f"{_PROVISIONING} for {waited:.0f}s, over maxProvisionSeconds "
                        f"{policy.max_provision_seconds:g}")
     name = raw.get("name", pool_id)
     if not isinstance(name, str):
@@ -515,7 +516,7 @@ def _fingerprint(*, cluster: dict[str, Any], pools: tuple[Pool, ...], eci: Eci, 
     head = _canonical({
         "schema": SCHEMA,
         "cluster": cluster,
-        "pools": [vars(pool) for pool in pools],
+        "pools": [{**vars(pool), "skipped": _skip_token(pool)} for pool in pools],
         "eci": vars(eci),
         "policy": vars(policy),
         "groups": [group.shape.key for group in groups],
@@ -524,6 +525,14 @@ def _fingerprint(*, cluster: dict[str, Any], pools: tuple[Pool, ...], eci: Eci, 
         " ".join(uids[i] for i in group.indices) for group in groups
     )
     return f"{head}\n{members}"
+
+
+def _skip_token(pool: Pool) -> str:
+    # The timeout text carries the seconds waited, which move with `now`; only the fact of
+    # the timeout belongs in the id (a last error's text is request content and stays).
+    if pool.skipped.startswith(_PROVISIONING):
+        return "provisioning timed out"
+    return pool.skipped
 
 
 # --- small typed readers ------------------------------------------------------------------
