@@ -39,6 +39,7 @@ from functions.quantity import parse_quantity
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+STRATEGIES = ("cost", "latency", "pool-first", "eci-first")  # decide/v1 policy.strategy
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class Scenario:
     ray: RayClusterSpec
     job: JobSpec
     faults: Mapping[str, Any] = field(default_factory=dict)  # FaultPlan keyword arguments
-    policy: Mapping[str, Any] = field(default_factory=dict)  # passed through to the agent
+    policy: Mapping[str, Any] = field(default_factory=dict)  # decide/v1 policy for the agent
 
     def fault_plan(self) -> FaultPlan:
         """A fresh FaultPlan for this scenario, seeded from the scenario's seed."""
@@ -245,10 +246,31 @@ class _Reader:
             raise self.fail(path, f"must be a mapping of numbers, got {type(value).__name__}")
         return {str(k): self.number(v, f"{path}.{k}") for k, v in value.items()}
 
-    def free_mapping(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a mapping, got {type(value).__name__}")
-        return dict(value)
+    def policy(self, value: Any, path: str) -> dict[str, Any]:
+        """The decide/v1 `policy` object the agent should send for this scenario."""
+        data = self.mapping(
+            value,
+            path,
+            (
+                "strategy",
+                "latencyBudgetSeconds",
+                "expectedRunSeconds",
+                "maxNewNodesPerDecision",
+                "maxProvisionSeconds",
+            ),
+        )
+        result: dict[str, Any] = {}
+        for key, item in data.items():
+            where = f"{path}.{key}"
+            if key == "strategy":
+                if item not in STRATEGIES:
+                    raise self.fail(where, f"must be one of {', '.join(STRATEGIES)}, got {item!r}")
+                result[key] = item
+            elif key == "maxNewNodesPerDecision":
+                result[key] = self.integer(item, where)
+            else:
+                result[key] = self.number(item, where)
+        return result
 
     def items(self, value: Any, path: str) -> list[Any]:
         if not isinstance(value, list):
@@ -343,7 +365,7 @@ class _Reader:
             ray=ray,
             job=job,
             faults=self.faults(root.get("faults") or {}, "faults"),
-            policy=self.get(root, "policy", "", self.free_mapping, {}),
+            policy=self.get(root, "policy", "", self.policy, {}),
         )
 
     def cluster(self, raw: Any, path: str) -> ClusterSpec:

@@ -148,3 +148,10 @@ def test_an_unknown_scenario_name_lists_the_built_in_ones():
     """Asking for a scenario that does not exist says which ones do."""
     with pytest.raises(ScenarioError, match=r"no such scenario \(built in: .*seed"):
         load_scenario("no-such-scenario")
+
+
+def test_scenarios_carry_a_decide_policy_for_the_agent():
+    """The policy section is the decide/v1 policy object, validated."""
+    assert load_scenario("stockout").policy["strategy"] == "pool-first"
+    with pytest.raises(ScenarioError, match=r"^scenario bad: policy.strategy must be one of cost, latency"):
+        parse_scenario(MINIMAL.replace("name: bad\n", "name: bad\npolicy: {strategy: cheapest}\n"), name="bad")
