@@ -25,7 +25,7 @@ from agent.sim.faults import FaultPlan
 from agent.sim.patch import apply_patch
 from agent.sim.pod_updates import validate_pod_update
 from agent.sim.selectors import Predicate, selector_predicate
-from agent.sim.store import KINDS, NAMESPACED, ApiError, ObjectStore, kind_of
+from agent.sim.store import KINDS, NAMESPACED, ApiError, ObjectStore, conflict, kind_of
 from agent.sim.tables import table, wants_table
 from agent.sim.watch_stream import WatchRequest, WatchStream
 
@@ -408,6 +408,7 @@ class ApiServer:
             raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
         self._check_name(body, name, namespace)
         old = self._store.get(resource, name, namespace=namespace)
+        _check_version(resource, old, body)
         new = copy.deepcopy(body)
         new.setdefault("metadata", {})["name"] = name
         return self._store.replace(
@@ -421,6 +422,7 @@ class ApiServer:
         old = self._store.get(resource, name, namespace=namespace)
         patched = apply_patch(old, request.headers.get("Content-Type", ""), body)
         self._check_name(patched, name, namespace)
+        _check_version(resource, old, patched)
         return self._store.replace(
             resource, self._prepared(resource, sub, old, patched), namespace=namespace
         )
@@ -519,6 +521,13 @@ class ApiServer:
 
         self._store.mutate("pods", name, assign, namespace=namespace)
         return _json(_success(201), status=201)
+
+
+def _check_version(resource: str, current: dict, new: dict) -> None:
+    # optimistic concurrency comes before validation, as in the apiserver's GuaranteedUpdate
+    wanted = (new.get("metadata") or {}).get("resourceVersion")
+    if wanted and wanted != current["metadata"].get("resourceVersion"):
+        raise conflict(resource, current["metadata"]["name"])
 
 
 def _check_preconditions(obj: dict, options: dict) -> None:

@@ -16,7 +16,8 @@ UPDATABLE_FIELDS = (
     "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
 )
 
-_IMMUTABLE_METADATA = ("name", "namespace", "uid", "creationTimestamp")
+# creationTimestamp changes are ignored rather than refused, as the apiserver does
+_IMMUTABLE_METADATA = ("name", "namespace", "uid")
 
 
 def _invalid(name: str, causes: list[tuple[str, str, str]]) -> ApiError:
@@ -90,7 +91,7 @@ def validate_pod_update(old: dict, new: dict) -> None:
     name = old_meta.get("name", "")
     causes: list[tuple[str, str, str]] = []
     for field in _IMMUTABLE_METADATA:
-        if field in new_meta and new_meta.get(field) != old_meta.get(field):
+        if new_meta.get(field) and new_meta.get(field) != old_meta.get(field):
             causes.append(
                 (
                     f"metadata.{field}",
