@@ -170,6 +170,10 @@ class _Reader:
 
     # value kinds
 
+    def present(self, value: Any, path: str) -> Any:
+        """Any value; the section's own reader checks its shape."""
+        return value
+
     def text(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or not value:
             raise self.fail(path, f"must be a non-empty string, got {value!r}")
@@ -350,8 +354,8 @@ class _Reader:
                 )
             seen[pool.pool_id] = i
         eci = self.eci(root.get("eci") or {"enabled": False}, "eci", cluster)
-        ray = self.ray(self.get(root, "ray", "", lambda v, p: v, required=True), "ray")
-        job = self.job(self.get(root, "job", "", lambda v, p: v, required=True), "job", ray)
+        ray = self.ray(self.get(root, "ray", "", self.present, required=True), "ray")
+        job = self.job(self.get(root, "job", "", self.present, required=True), "job", ray)
         return Scenario(
             name=self.name,
             description=self.get(root, "description", "", self.text, ""),
