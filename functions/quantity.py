@@ -95,7 +95,10 @@ def parse_resources(raw: object, *, path: str) -> dict[str, int]:
 
 
 def format_milli(milli: int) -> str:
-    """Milli-units back to a short human quantity ('1500m' -> '1.5', '1000' -> '1')."""
+    """Milli-units back to a quantity string that parses to exactly the same value.
+
+    Whole units print plain (2000 -> '2'), the rest in milli-units (1500 -> '1500m').
+    """
     whole, rest = divmod(milli, 1000)
     if rest == 0:
         return str(whole)

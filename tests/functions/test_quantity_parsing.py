@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from functions.errors import InvalidRequest
-from functions.quantity import parse_quantity, parse_resources
+from functions.quantity import format_milli, parse_quantity, parse_resources
 
 MB_129 = 128974848000  # 123Mi in milli-units
 
@@ -92,3 +92,11 @@ def test_resource_map_must_be_an_object(raw: object) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_resources(raw, path="pools[0].allocatable")
     assert caught.value.path == "pools[0].allocatable"
+
+
+@pytest.mark.parametrize(("milli", "text"), [(0, "0"), (2000, "2"), (1500, "1500m"), (1, "1m"),
+                                             (1_073_741_824_000, "1073741824")])
+def test_format_milli_round_trips(milli: int, text: str) -> None:
+    """format_milli prints a quantity that parses back to the same milli-value."""
+    assert format_milli(milli) == text
+    assert parse_quantity(text) == milli
