@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.sim.clock import SimClock, parse_iso
-from agent.sim.store import ApiError, ObjectStore, WatchEvent
+from agent.sim.store import ApiError, ObjectStore, Subscription, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class Kubelet:
         self._timer_added = asyncio.Event()
         self._ip_counter = itertools.count(2)
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscription: Any = None
+        self._subscription: Subscription | None = None
 
     async def start(self) -> None:
         """Take over the nodes and pods already in the store, then follow its events."""
@@ -200,6 +200,7 @@ class Kubelet:
         self._tasks = []
 
     async def _follow(self) -> None:
+        assert self._subscription is not None
         async for event in self._subscription:
             try:
                 self.apply(event)

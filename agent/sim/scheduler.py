@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.sim.clock import SimClock
-from agent.sim.store import ApiError, ObjectStore, WatchEvent
+from agent.sim.store import ApiError, ObjectStore, Subscription, WatchEvent
 from functions.errors import DecisionError
 from functions.predicates import (
     POD_SLOT,
@@ -344,7 +344,7 @@ class Scheduler:
         clock: SimClock,
         *,
         name: str = SCHEDULER_NAME,
-        settle_seconds: float = 0.01,
+        settle_seconds: float = 0.005,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -360,7 +360,7 @@ class Scheduler:
         self._retry_all = False
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscription: Any = None
+        self._subscription: Subscription | None = None
         self._pass_waiters: list[asyncio.Future[int]] = []
         self.passes = 0  # passes that decided at least one pod
 
@@ -398,8 +398,12 @@ class Scheduler:
         return await waiter
 
     async def _follow(self) -> None:
+        assert self._subscription is not None
         async for event in self._subscription:
-            self.apply(event)
+            try:
+                self.apply(event)
+            except Exception:  # one odd object must not blind the scheduler for good
+                log.exception("scheduler failed on %s %s", event.type, event.resource)
 
     async def _run(self) -> None:
         while True:
@@ -442,11 +446,11 @@ class Scheduler:
         if old is not None and version and version <= old.resource_version:
             return
         if deleted:
+            # no tombstone needed: events arrive in resourceVersion order, and a pod's own
+            # writes applied early are older than its deletion
             self._pods.pop(key, None)
             self._forget_pending(key)
             self._release(old)
-            # the DELETED event's version must still outrank a late MODIFIED of the same pod
-            self._pods_tombstone(key, version)
             return
         tracked = self._track(pod, version)
         self._pods[key] = tracked
@@ -460,9 +464,6 @@ class Scheduler:
             # a new pending pod, or one whose scheduling constraints changed (e.g. a toleration)
             self._queue.add(key)
             self._wake.set()
-
-    def _pods_tombstone(self, key: tuple[str, str], version: int) -> None:
-        self._pods[key] = _Tracked(version, "", {}, None, {})
 
     def _track(self, pod: Mapping[str, Any], version: int) -> _Tracked:
         spec = pod.get("spec") or {}
