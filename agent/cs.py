@@ -156,8 +156,12 @@ class NodePoolClient:
         *,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        on_attempt: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`on_attempt(action, outcome)` hears every attempt ("ok" or the error code): the hook
+        for metrics such as api_errors_total."""
         self._sdk = sdk
+        self._on_attempt = on_attempt
         self._cluster_id = cluster_id
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
@@ -253,3 +257,5 @@ class NodePoolClient:
     def _count(self, action: str, outcome: str) -> None:
         key = f"{action} {outcome}"
         self.calls_by_outcome[key] = self.calls_by_outcome.get(key, 0) + 1
+        if self._on_attempt is not None:
+            self._on_attempt(action, outcome)

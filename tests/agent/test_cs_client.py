@@ -87,10 +87,13 @@ class TestRetries:
     async def test_throttling_is_retried_until_attempts_run_out(self, cs: Cs) -> None:
         """Throttling.User (a 400) is retryable: every attempt reaches the API, then it gives up."""
         cs.faults.cs_throttle_ratio = 1.0
+        heard: list[tuple[str, str]] = []
+        client = NodePoolClient(cs.sdk, "c-test", retry=FAST, on_attempt=lambda a, o: heard.append((a, o)))
         with pytest.raises(CloudCallError) as caught:
-            await cs.client.set_desired("np-cpu", 4)
+            await client.set_desired("np-cpu", 4)
         assert caught.value.code == "Throttling.User" and caught.value.retryable
         assert _puts(cs.app) == FAST.attempts
+        assert heard == [("ModifyClusterNodePool", "Throttling.User")] * FAST.attempts
         assert cs.pools.set_desired_calls == []
 
     async def test_throttling_then_success(self, cs: Cs) -> None:
