@@ -101,7 +101,8 @@ class SimCluster:
             site = web.TCPSite(runner, self._host, self._port)
             await site.start()
             self._url = f"http://{self._host}:{runner.addresses[0][1]}"
-            for component in (self.scheduler, self.kubelet, *self._components):
+            builtin: list[SimComponent] = [self.scheduler, self.kubelet]
+            for component in (*builtin, *self._components):
                 await component.start()
                 self._started.append(component)
         except BaseException:

@@ -101,10 +101,8 @@ def _float_annotation(obj: Mapping[str, Any], name: str) -> float | None:
 
 
 def _ready_condition(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for condition in (node.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return condition
-    return None
+    conditions: list[Mapping[str, Any]] = (node.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), None)
 
 
 def _node_conditions(*, ready: bool, now: str) -> list[dict[str, Any]]:
