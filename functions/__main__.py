@@ -71,11 +71,14 @@ def _decide(source: str) -> int:
     from functions.decision import decide
 
     try:
-        text = sys.stdin.read() if source == "-" else _read(source)
+        raw = sys.stdin.buffer.read() if source == "-" else _read(source)
         try:
-            request = json.loads(text)
+            # Bytes in: json detects UTF-8/16/32 itself, and a bad byte is a ValueError.
+            request = json.loads(raw)
         except ValueError as error:
             raise InvalidRequest(f"the request is not valid JSON: {error}", path="") from None
+        except RecursionError:
+            raise InvalidRequest("the request is nested too deeply", path="") from None
         reply = decide(request)
     except DecisionError as error:
         _print(error.to_json())
@@ -84,14 +87,12 @@ def _decide(source: str) -> int:
     return 0
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:
             return handle.read()
     except OSError as error:
         raise InvalidRequest(f"cannot read {path}: {error.strerror}", path="") from None
-    except UnicodeDecodeError as error:
-        raise InvalidRequest(f"{path} is not UTF-8: {error.reason}", path="") from None
 
 
 def _print(value: Any) -> None:

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.errors import InvalidRequest
 from functions.plan import make_plan
 from functions.reply import build_reply
 from functions.validate import parse_request
 
 
 def decide(request: dict[str, Any]) -> dict[str, Any]:
-    """Decide where the request's unschedulable pods go (see docs of decide/v1).
+    """Decide where the request's unschedulable pods go (the decide/v1 contract).
 
     Raises InvalidRequest or RequestTooLarge (functions.errors) for bad input.
     """
-    parsed = parse_request(request)
+    try:
+        parsed = parse_request(request)
+    except RecursionError:
+        # Only an in-process caller can build this: JSON that deep fails to parse first.
+        raise InvalidRequest("the request is nested too deeply", path="") from None
     return build_reply(parsed, make_plan(parsed))

@@ -76,6 +76,19 @@ def test_bad_input_exits_2_with_the_error_object(stdin: str, code: str, path: st
     assert "Traceback" not in result.stderr
 
 
+def test_undecodable_and_deeply_nested_input_exit_2(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8, or JSON nested past the parser's depth, are bad input too."""
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b'{"schema": "\xff\xfe"}')
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    for path in (broken, deep):
+        result = _run("decide", "--in", str(path))
+        assert result.returncode == 2, result.stderr
+        assert json.loads(result.stdout)["error"]["code"] == "InvalidRequest"
+        assert "Traceback" not in result.stderr
+
+
 def test_missing_file_exits_2() -> None:
     """An unreadable --in file is bad input too."""
     result = _run("decide", "--in", "does/not/exist.json")

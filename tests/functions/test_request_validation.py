@@ -189,3 +189,15 @@ def test_cluster_must_be_plain_json(value: object) -> None:
     with pytest.raises(InvalidRequest) as caught:
         decide(body)
     assert caught.value.path == "cluster"
+
+
+def test_absurdly_nested_values_are_refused() -> None:
+    """A structure nested past the interpreter's recursion limit is an InvalidRequest."""
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    body = _base()
+    body["pods"][0]["tolerations"] = deep
+    body["cluster"] = {"x": deep}
+    with pytest.raises(InvalidRequest):
+        decide(body)
