@@ -97,6 +97,25 @@ class ApplyResult:
     def wrote_anything(self) -> bool:
         return bool(self.pools_written or self.eci_placed) and not self.dry_run
 
+    def to_json(self) -> dict[str, Any]:
+        """A plain summary for /status, logs and the dry-run report."""
+        return {
+            "decisionId": self.decision_id,
+            "dryRun": self.dry_run,
+            "poolsWritten": [
+                {"poolId": w.pool_id, "from": w.from_desired, "to": w.to_desired, "max": w.max_size,
+                 "taskId": w.task_id}
+                for w in self.pools_written
+            ],
+            "poolsSkipped": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_skipped],
+            "poolsFailed": [{"poolId": f.pool_id, "code": f.code, "message": f.message} for f in self.pools_failed],
+            "eciPlaced": [f"{p.namespace}/{p.name}" for p in self.eci_placed],
+            "eciSkipped": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_skipped],
+            "eciFailed": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_failed],
+            "unplaceable": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable],
+            "eventsFailed": self.events_failed,
+        }
+
 
 @dataclass
 class _Tally:

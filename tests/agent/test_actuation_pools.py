@@ -64,6 +64,8 @@ class TestIdempotency:
             assert [(w.from_desired, w.to_desired) for w in result.pools_written] == [(1, 2)]
             assert world.desired_writes() == [] and world.events("TriggeredScaleUp") == []
             assert actuator.activity == {} and actuator.counters["pool_writes"] == 0
+            report = result.to_json()
+            assert report["dryRun"] and report["poolsWritten"][0]["to"] == 2
 
 
 class TestEvents:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -15,17 +16,21 @@ from cloud_doubles import (
     fc_emulator,
     no_proxies,
     sample_request,
+    serve,
 )
 
 from agent.deciders import (
     DecisionFailed,
+    FunctionComputeDecider,
     HttpTriggerDecider,
     InvalidReply,
     LocalDecider,
     RetrySettings,
 )
+from agent.fc_client import FunctionInvoker, FunctionRef, build_sdk_client
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.faults import FaultPlan
-from agent.sim.fc_api import http_trigger_path, invocations_of
+from agent.sim.fc_api import build_fc_app, http_trigger_path, invocations_of
 from functions import fc
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
@@ -104,3 +109,39 @@ class TestRefusalsAndBadReplies:
             assert caught.value.retryable
             assert caught.value.code == "ServiceUnavailable"
         assert [r.getMessage() for r in caplog.records] == ["decider retried"] * 2
+
+
+class TestFunctionRef:
+    async def test_qualifier_is_sent_and_unknown_alias_is_final(self) -> None:
+        """LATEST resolves; an alias the service lacks is a 404 that retrying cannot fix."""
+        request = sample_request()
+        async with fc_emulator() as (endpoint, app):
+            sdk = build_sdk_client(
+                region_id="cn-hangzhou", endpoint=endpoint, protocol="http",
+                access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET,
+            )
+            latest = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "LATEST")))
+            assert (await latest.decide(request))["schema"] == "decide/v1"
+            missing = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "prod")),
+                                             retry=NO_WAIT)
+            with pytest.raises(DecisionFailed) as caught:
+                await missing.decide(request)
+            assert len(invocations_of(app)) == 1
+        assert caught.value.code == "AliasNotFound" and not caught.value.retryable
+
+    async def test_secret_never_reaches_logs_or_errors(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Failed, retried and refused invocations log no AccessKey secret."""
+        caplog.set_level(logging.DEBUG)
+        errors = []
+        async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
+            with pytest.raises(DecisionFailed) as failed:
+                await fc_decider(endpoint).decide(sample_request())
+            errors.append(failed.value)
+        async with serve(build_fc_app(fc.handler, keys={TEST_ACCESS_KEY_ID: "other"}, service=SERVICE,
+                                      function=FUNCTION, now=time.time)) as endpoint:
+            with pytest.raises(DecisionFailed) as refused:
+                await fc_decider(endpoint).decide(sample_request())
+            errors.append(refused.value)
+        assert caplog.records
+        assert TEST_ACCESS_KEY_SECRET not in caplog.text
+        assert all(TEST_ACCESS_KEY_SECRET not in str(e) for e in errors)
