@@ -636,6 +636,15 @@ def build_app(
     async def coordination_v1(_: web.Request) -> web.Response:
         return _json(discovery.COORDINATION_V1)
 
+    async def openapi_root(_: web.Request) -> web.Response:
+        return _json(discovery.openapi_v3_root())
+
+    async def openapi_spec(request: web.Request) -> web.Response:
+        spec = discovery.openapi_v3_spec(request.match_info["group_version"])
+        if spec is None:
+            raise _not_found_path()
+        return _json(spec)
+
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -648,6 +657,8 @@ def build_app(
     app.router.add_get("/apis/", apis)
     app.router.add_get("/apis/coordination.k8s.io", coordination)
     app.router.add_get("/apis/coordination.k8s.io/v1", coordination_v1)
+    app.router.add_get("/openapi/v3", openapi_root)
+    app.router.add_get("/openapi/v3/{group_version:.+}", openapi_spec)
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, healthy)
     app.router.add_route(

@@ -115,3 +115,56 @@ def api_groups() -> dict[str, Any]:
             {k: v for k, v in COORDINATION_GROUP.items() if k not in ("kind", "apiVersion")}
         ],
     }
+
+
+# kubectl asks the OpenAPI v3 document whether PATCH takes `fieldValidation` before it creates
+# or applies from a file; without it kubectl insists on downloading a schema to validate with.
+_OPENAPI_KINDS: dict[str, list[tuple[str, str, bool]]] = {
+    "api/v1": [
+        ("", "Pod", True),
+        ("", "Node", False),
+        ("", "Event", True),
+        ("", "Namespace", False),
+    ],
+    "apis/coordination.k8s.io/v1": [("coordination.k8s.io", "Lease", True)],
+}
+_PLURALS = {
+    "Pod": "pods",
+    "Node": "nodes",
+    "Event": "events",
+    "Namespace": "namespaces",
+    "Lease": "leases",
+}
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    return {"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}"} for gv in _OPENAPI_KINDS}}
+
+
+def openapi_v3_spec(group_version: str) -> dict[str, Any] | None:
+    kinds = _OPENAPI_KINDS.get(group_version)
+    if kinds is None:
+        return None
+    version = group_version.rsplit("/", 1)[-1]
+    paths: dict[str, Any] = {}
+    for group, kind, namespaced in kinds:
+        scope = "/namespaces/{namespace}" if namespaced else ""
+        path = f"/{group_version}{scope}/{_PLURALS[kind]}/{{name}}"
+        paths[path] = {
+            "patch": {
+                "x-kubernetes-group-version-kind": {
+                    "group": group,
+                    "version": version,
+                    "kind": kind,
+                },
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                ],
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+        "paths": paths,
+    }
