@@ -189,6 +189,18 @@ def _worker_start_command(group: WorkerGroupSpec) -> str:
     return command
 
 
+def _preference(capacity: Mapping[str, int], demand: Mapping[str, int]) -> tuple[int, int, int]:
+    """Lower is a better home for `demand`, like Ray's utilization scorer: keep GPU and
+    custom-resource workers for the work that needs them, then prefer the smallest worker."""
+    wasted_gpu = capacity.get("GPU", 0) - demand.get("GPU", 0)
+    unused_custom = sum(
+        1
+        for name, amount in capacity.items()
+        if name not in ("CPU", "GPU") and amount and not demand.get(name)
+    )
+    return wasted_gpu, unused_custom, capacity.get("CPU", 0)
+
+
 def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
     """Whether the autoscaler keeps this demand off a worker with GPUs (it needs none)."""
     return capacity.get("GPU", 0) > 0 and not demand.get("GPU")
@@ -376,16 +388,14 @@ class RayDriver:
         queued = self._queued_by_shape()
         if not queued:
             return
-        # Ray keeps CPU-only tasks off GPU workers while other workers have room.
-        ready = sorted(
-            (w for w in self._workers.values() if w.phase == "Running" and not w.deleting),
-            key=lambda w: (w.capacity.get("GPU", 0) > 0, w.name),
-        )
-        for worker in ready:
-            for tasks in queued.values():
+        ready = [w for w in self._workers.values() if w.phase == "Running" and not w.deleting]
+        for tasks in queued.values():
+            demand = tasks[0].demand
+            # best homes first, so CPU-only work leaves GPU and special workers alone
+            for worker in sorted(ready, key=lambda w: (_preference(w.capacity, demand), w.name)):
                 if not tasks:
-                    continue
-                count = min(len(tasks), _how_many(worker.room, tasks[0].demand))
+                    break
+                count = min(len(tasks), _how_many(worker.room, demand))
                 for task in tasks[:count]:
                     self._assign(worker, task, now)
                 del tasks[:count]
@@ -469,8 +479,9 @@ class RayDriver:
     def _place_on(
         free: list[tuple[Mapping[str, int], dict[str, int]]], demand: Mapping[str, int], count: int
     ) -> int:
-        """Pack `count` copies of `demand` first-fit into `free`; returns how many are left."""
-        for capacity, room in free:
+        """Pack `count` copies of `demand` into `free`, best homes first; returns how many are
+        left."""
+        for capacity, room in sorted(free, key=lambda entry: _preference(entry[0], demand)):
             if count == 0:
                 break
             if _avoids_gpu(capacity, demand):
@@ -483,8 +494,7 @@ class RayDriver:
         return count
 
     def _group_for(self, demand: Mapping[str, int], added: Mapping[str, int]) -> str | None:
-        # Like Ray's scorer: a node type that fits, keeping GPU and custom-resource nodes for the
-        # work that needs them, then the smallest such node; ties by group order.
+        """The worker group to grow for `demand`: the best home by `_preference`, ties by order."""
         best: tuple[tuple[int, int, int, int], str] | None = None
         for order, spec in enumerate(self.cluster.worker_groups):
             capacity = self._logical[spec.name]
@@ -492,13 +502,7 @@ class RayDriver:
                 continue
             if self._replicas[spec.name] + added[spec.name] >= spec.max_replicas:
                 continue
-            wasted_gpu = capacity.get("GPU", 0) - demand.get("GPU", 0)
-            unused_custom = sum(
-                1
-                for name, amount in capacity.items()
-                if name not in ("CPU", "GPU") and amount and not demand.get(name)
-            )
-            key = (wasted_gpu, unused_custom, capacity.get("CPU", 0), order)
+            key = (*_preference(capacity, demand), order)
             if best is None or key < best[0]:
                 best = (key, spec.name)
         return None if best is None else best[1]
