@@ -234,3 +234,29 @@ async def test_the_same_seed_gives_the_same_pod_names():
             await driver.stop()
     assert len(names[0]) == 6
     assert names[0] == names[1]
+
+
+async def test_custom_resource_tasks_scale_the_group_that_offers_them(sim, driver_factory):
+    """Tasks asking for a custom resource get workers of the group advertising it (hostPath pods)."""
+    hostpath = WorkerGroupSpec(
+        name="hostpath",
+        requests={"cpu": "2", "memory": "4Gi"},
+        max_replicas=5,
+        host_path=True,
+        privileged=True,
+        custom_resources={"hostdata": 1},
+    )
+    plain = WorkerGroupSpec(name="plain", requests={"cpu": "2", "memory": "4Gi"}, max_replicas=5)
+    await driver_factory(
+        cluster_spec(hostpath, plain),
+        TaskGroup("io", count=2, num_cpus=2, duration_seconds=60, resources={"hostdata": 1}),
+        TaskGroup("cpu", count=3, num_cpus=2, duration_seconds=60),
+    )
+    await sim.until(lambda: len(workers(sim)) == 5)
+    assert len(workers(sim, "hostpath")) == 2
+    assert len(workers(sim, "plain")) == 3
+    pod = workers(sim, "hostpath")[0]
+    assert pod["spec"]["volumes"][0]["hostPath"] == {"path": "/mnt/data"}
+    container = pod["spec"]["containers"][0]
+    assert container["securityContext"] == {"privileged": True}
+    assert "--resources='{\"hostdata\": 1}'" in container["args"][0]
