@@ -218,8 +218,8 @@ SETTINGS: tuple[Setting, ...] = (
             "plain Kubernetes API URL without auth (the simulator), e.g. http://127.0.0.1:6443", "URL"),
     Setting("cluster_id", _text, "ACK cluster id (required)", "ID"),
     Setting("region", _text, "Alibaba Cloud region, e.g. cn-hangzhou (required)", "REGION"),
-    Setting("cs_endpoint", _optional_text, "CS API endpoint (default cs.<region>.aliyuncs.com)",
-            "HOST[:PORT]"),
+    Setting("cs_endpoint", _optional_text, "CS API endpoint (default cs.<region>.aliyuncs.com; "
+            "prefix http:// for a local emulator)", "HOST[:PORT]"),
     Setting("credentials", _choice(CREDENTIAL_SOURCES),
             "'chain': alibabacloud-credentials default chain (RRSA, env, profile, ECS role); "
             "'access-key': ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET from the environment", "SOURCE"),
@@ -227,7 +227,8 @@ SETTINGS: tuple[Setting, ...] = (
             "where decisions are computed: local (in-process), fc (Function Compute SDK), "
             "http (HTTP trigger)", "KIND"),
     Setting("fc_endpoint", _optional_text, "Function Compute endpoint, e.g. "
-            "<account>.cn-hangzhou.fc.aliyuncs.com", "HOST[:PORT]"),
+            "<account>.cn-hangzhou.fc.aliyuncs.com (prefix http:// for a local emulator)",
+            "HOST[:PORT]"),
     Setting("fc_service", _optional_text, "Function Compute service name", "NAME"),
     Setting("fc_function", _optional_text, "Function Compute function name", "NAME"),
     Setting("fc_qualifier", _optional_text, "Function Compute version or alias", "QUALIFIER"),

@@ -1,0 +1,512 @@
+"""The agent's main loop: watchers → view → batcher → request builder → decider → actuation.
+
+`Agent` owns the loops and nothing else: every client (Kubernetes, CS node pools, decider,
+actuator) comes in through its constructor, so the simulator and the real cloud are the same code
+path. Three watches keep the view current (unbound pods in scope, bound pods in scope for the ECI
+count, all nodes); a decision round runs when a batch window closes or the resync tick fires; node
+pools are re-read every `pool_refresh_seconds` and at every round with pending pods (actuation
+re-reads each pool once more right before writing). SIGTERM (the `stop` event) lets an in-flight
+round finish its writes, then the loops end.
+
+`connect_agent` builds the production wiring from an AgentConfig.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+
+from agent.actuation import ApplyResult
+from agent.batching import Batch, Batcher, BatchWindow
+from agent.config import AgentConfig
+from agent.cs import CloudCallError
+from agent.deciders import DecisionFailed
+from agent.kube import KubeClient
+from agent.metrics import AgentMetrics
+from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
+from agent.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
+from agent.view import ClusterView
+from agent.watching import Backoff, Watcher, WatchTarget
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_ERROR_SECONDS = 5.0
+RECENT_ERRORS = 20
+
+
+class PoolSource(Protocol):
+    async def describe_pools(self) -> list[PoolInfo]: ...
+
+
+class Decides(Protocol):
+    async def decide(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Actuates(Protocol):
+    @property
+    def activity(self) -> Mapping[str, PoolActivity]: ...
+
+    async def refresh(self, pools: list[PoolInfo]) -> Mapping[str, PoolActivity]: ...
+
+    async def apply(self, reply: Mapping[str, Any], request: Mapping[str, Any], *, dry_run: bool,
+                    now: str | None = None) -> ApplyResult: ...
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def epoch_of(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def request_settings(config: AgentConfig) -> RequestSettings:
+    """What the request builder needs from the configuration. A price key is a pool id or an
+    instance type; one never matches the other, so the map serves both lookups."""
+    return RequestSettings(
+        cluster_id=config.cluster_id,
+        region=config.region,
+        managed_pools=config.managed_pools or None,
+        pool_prices=config.prices,
+        instance_type_prices=config.prices,
+        eci=EciSettings(
+            enabled=config.eci_enabled,
+            price_per_vcpu_second=config.eci_price_per_vcpu_second,
+            price_per_gib_second=config.eci_price_per_gib_second,
+            start_seconds=config.eci_start_seconds,
+            max_pods=config.eci_max_pods,
+        ),
+        policy=PolicySettings(
+            strategy=config.strategy,
+            latency_budget_seconds=config.latency_budget_seconds,
+            expected_run_seconds=config.expected_run_seconds,
+            max_new_nodes_per_decision=config.max_new_nodes_per_decision,
+            max_provision_seconds=config.max_provision_seconds,
+        ),
+    )
+
+
+@dataclass
+class RoundRecord:
+    """What the last decision round did, for /status."""
+
+    at: str
+    reason: str
+    pods: int
+    outcome: str
+    decision_id: str = ""
+    seconds: float = 0.0
+    pools_written: list[dict[str, Any]] = field(default_factory=list)
+    eci_placed: int = 0
+    unplaceable: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+class Agent:
+    """One agent for one cluster. `run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        kube: KubeClient,
+        pools: PoolSource,
+        decider: Decides,
+        actuator: Actuates,
+        metrics: AgentMetrics | None = None,
+        now: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or AgentMetrics()
+        self._kube = kube
+        self._pools = pools
+        self._decider = decider
+        self._actuator = actuator
+        self._now = now
+        self._settings = request_settings(config)
+        self.batcher = Batcher(
+            BatchWindow(idle_seconds=config.batch_idle_seconds, max_seconds=config.batch_max_seconds),
+            resync_seconds=config.resync_seconds,
+        )
+        self.view = ClusterView(on_pending=self._on_pending)
+        self.pool_infos: list[PoolInfo] = []
+        self._pools_read_at: float | None = None
+        self.last_round: RoundRecord | None = None
+        self.rounds = 0
+        self.errors: deque[dict[str, str]] = deque(maxlen=RECENT_ERRORS)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_round = False
+        rng = rng or random.Random()
+        backoff = backoff or Backoff()
+        scope = dict(namespace=config.namespace, label_selector=config.label_selector)
+        targets = (
+            (WatchTarget("pending-pods", "pods", field_selector="spec.nodeName=", **scope),
+             self.view.pods),
+            (WatchTarget("bound-pods", "pods", field_selector="spec.nodeName!=", **scope),
+             self.view.bound),
+            (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
+        )
+        self.watchers = [
+            Watcher(kube, target, sink=sink, page_size=config.list_page_size,
+                    timeout_seconds=config.watch_timeout_seconds,
+                    read_timeout=config.watch_read_timeout_seconds or None,
+                    backoff=backoff, rng=rng,
+                    on_restart=self._watch_restarted,
+                    on_api_error=lambda code: self.metrics.api_error("kubernetes", code))
+            for target, sink in targets
+        ]
+
+    # --- the loops -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every loop until `stop` is set; then let an in-flight round finish and return."""
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            *((f"watch:{w.target.name}", w.run) for w in self.watchers),
+            ("pool-refresh", self._pool_refresh_loop),
+        ]
+        self._tasks = [asyncio.create_task(run(), name=name) for name, run in loops]
+        decisions = asyncio.create_task(self._decision_loop(stop), name="decisions")
+        self._tasks.append(decisions)
+        log.info("agent started", cluster=self.config.cluster_id, dry_run=self.config.dry_run,
+                 selector=self.config.label_selector, decider=self.config.decider)
+        try:
+            await stop.wait()
+            # The decision loop sees `stop` itself; a round in progress completes its writes.
+            await decisions
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            log.info("agent stopped", rounds=self.rounds)
+
+    async def _decision_loop(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            synced = asyncio.ensure_future(
+                asyncio.gather(*(w.synced.wait() for w in self.watchers)))
+            await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                synced.cancel()
+                return
+            log.info("view synced", pending=len(self.view.pending), nodes=len(self.view.nodes))
+            self.batcher.request_resync()  # pods pending before we started never fire a trigger
+            while not stop.is_set():
+                waiting = asyncio.ensure_future(self.batcher.next_batch())
+                await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()
+                    return
+                await self.run_round(waiting.result())
+        finally:
+            stopping.cancel()
+
+    async def run_round(self, batch: Batch) -> RoundRecord:
+        """One decision round over the current view. Failures become data: recorded, counted,
+        retried by a resync shortly after."""
+        self._in_round = True
+        started = time.monotonic()
+        at = self._now()
+        snapshot = self._eligible(self.view.snapshot(), at)
+        self.metrics.pending_pods.set(len(self.view.pending))
+        record = RoundRecord(at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending),
+                             outcome="idle")
+        try:
+            if snapshot.pending:
+                record = await self._decide_and_apply(snapshot, record, at)
+        except (CloudCallError, DecisionFailed) as error:
+            api = "cs" if isinstance(error, CloudCallError) else "decider"
+            record.outcome, record.error = "error", f"{api}: {error}"
+            self.metrics.api_error(api, error.code)
+            self._error(api, str(error))
+            self._retry_soon()
+        except Exception as error:  # a bug in one round must not end the loop
+            record.outcome, record.error = "error", f"{type(error).__name__}: {error}"
+            self._error("agent", record.error)
+            log.exception("decision round failed")
+            self._retry_soon()
+        finally:
+            self._in_round = False
+        record.seconds = round(time.monotonic() - started, 4)
+        self.metrics.decisions.labels(outcome=record.outcome).inc()
+        self.rounds += 1
+        self.last_round = record
+        if record.outcome != "idle":
+            log.info("decision round", **{k: v for k, v in record.__dict__.items() if v})
+        return record
+
+    async def _decide_and_apply(self, snapshot: Snapshot, record: RoundRecord, at: float
+                                ) -> RoundRecord:
+        pools = await self._read_pools()
+        activity = await self._actuator.refresh(pools)
+        request = build_request(snapshot, pools, activity, settings=self._settings, now=rfc3339(at))
+        with self.metrics.decision_seconds.time():
+            reply = await self._decider.decide(request)
+        result = await self._actuator.apply(reply, request, dry_run=self.config.dry_run,
+                                            now=rfc3339(self._now()))
+        record.decision_id = result.decision_id
+        record.pools_written = [
+            {"pool": w.pool_id, "from": w.from_desired, "to": w.to_desired}
+            for w in result.pools_written]
+        record.eci_placed = len(result.eci_placed)
+        record.unplaceable = [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason}
+                              for p in result.unplaceable]
+        record.outcome = _outcome(result, reply)
+        for failure in result.pools_failed:
+            self.metrics.api_error("cs", failure.code)
+            self._error("cs", f"{failure.pool_id}: {failure.code} {failure.message}")
+        for failed in result.eci_failed:
+            self._error("kubernetes", f"{failed.namespace}/{failed.name}: {failed.reason}")
+        if result.pools_failed or result.eci_failed:
+            self._retry_soon()
+        if not self.config.dry_run:
+            self._observe_reaction(snapshot, reply, result)
+            self.metrics.eci_pods_placed.inc(len(result.eci_placed))
+            for write in result.pools_written:
+                self.metrics.pool_desired.labels(pool=write.pool_id).set(write.to_desired)
+        return record
+
+    def _observe_reaction(self, snapshot: Snapshot, reply: Mapping[str, Any],
+                          result: ApplyResult) -> None:
+        """Unschedulable since → the write that serves the pod (pool raise or ECI patch)."""
+        written = {w.pool_id for w in result.pools_written}
+        served = {uid for action in reply.get("actions", ())
+                  if action.get("kind") == "scale-pool" and action.get("poolId") in written
+                  for uid in action.get("pods", ())}
+        served.update(p.uid for p in result.eci_placed)
+        if not served:
+            return
+        now = self._now()
+        for pod in snapshot.pending:
+            if pod.uid in served and (since := epoch_of(pod.unschedulable_since)) is not None:
+                self.metrics.reaction_seconds.observe(max(0.0, now - since))
+
+    def _eligible(self, snapshot: Snapshot, at: float) -> Snapshot:
+        """Leave out pods younger than the configured grace; look again when it has passed."""
+        grace = self.config.new_pod_grace_seconds
+        if not grace:
+            return snapshot
+        keep, young = [], []
+        for pod in snapshot.pending:
+            since = epoch_of(pod.unschedulable_since)
+            (young if since is not None and at - since < grace else keep).append(pod)
+        if young:
+            asyncio.get_running_loop().call_later(grace, self.batcher.request_resync)
+        return Snapshot(pending=tuple(keep), nodes=snapshot.nodes,
+                        eci_running_pods=snapshot.eci_running_pods)
+
+    async def _read_pools(self) -> list[PoolInfo]:
+        try:
+            pools = await self._pools.describe_pools()
+        except CloudCallError as error:
+            if not self.pool_infos:
+                raise
+            # Actuation re-reads each pool before writing, so a slightly stale list only costs
+            # the decision some precision, never a wrong write.
+            self.metrics.api_error("cs", error.code)
+            self._error("cs", f"DescribeClusterNodePools: {error}; using the last list")
+            return self.pool_infos
+        self._remember_pools(pools)
+        return pools
+
+    def _remember_pools(self, pools: list[PoolInfo]) -> None:
+        self.pool_infos = pools
+        self._pools_read_at = time.monotonic()
+        ready = {pool_id: sum(1 for n in nodes if n.ready)
+                 for pool_id, nodes in self.view.nodes_by_pool().items()}
+        for pool in pools:
+            self.metrics.pool_desired.labels(pool=pool.pool_id).set(pool.desired)
+            self.metrics.pool_ready.labels(pool=pool.pool_id).set(ready.get(pool.pool_id, 0))
+
+    async def _pool_refresh_loop(self) -> None:
+        while True:
+            try:
+                pools = await self._pools.describe_pools()
+                self._remember_pools(pools)
+                await self._actuator.refresh(pools)
+            except CloudCallError as error:
+                self.metrics.api_error("cs", error.code)
+                self._error("cs", f"DescribeClusterNodePools: {error}")
+            except Exception as error:  # keep refreshing whatever one attempt did
+                self._error("agent", f"pool refresh: {type(error).__name__}: {error}")
+                log.exception("pool refresh failed")
+            await asyncio.sleep(self.config.pool_refresh_seconds)
+
+    # --- small helpers -------------------------------------------------------------------------
+
+    def _on_pending(self, pod: PendingPod) -> None:
+        self.batcher.trigger(pod.uid)
+
+    def _watch_restarted(self, stream: str, reason: str) -> None:
+        self.metrics.watch_restarted(stream, reason)
+
+    def _retry_soon(self) -> None:
+        delay = min(RETRY_AFTER_ERROR_SECONDS, self.config.resync_seconds)
+        asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
+
+    def _error(self, source: str, message: str) -> None:
+        self.errors.append({"at": rfc3339(self._now()), "source": source, "message": message})
+        log.warning("error", source=source, message=message)
+
+    # --- what /healthz, /readyz and /status read -----------------------------------------------
+
+    def healthy(self) -> bool:
+        """False once a loop has ended by itself (they are meant to run until stopped)."""
+        return all(not task.done() or task.cancelled() for task in self._tasks) and bool(
+            self._tasks)
+
+    def ready(self) -> bool:
+        return all(w.synced.is_set() for w in self.watchers)
+
+    def status(self) -> dict[str, Any]:
+        by_pool = self.view.nodes_by_pool()
+        activity = self._actuator.activity
+        pending = self.view.snapshot().pending
+        return {
+            "cluster": self.config.cluster_id,
+            "region": self.config.region,
+            "ready": self.ready(),
+            "dryRun": self.config.dry_run,
+            "decider": self.config.decider,
+            "pendingPods": len(pending),
+            "pending": [
+                {"pod": f"{p.namespace}/{p.name}", "since": p.unschedulable_since,
+                 "requests": p.requests, "message": p.message}
+                for p in pending[:50]
+            ],
+            "pools": [
+                {
+                    "id": pool.pool_id, "name": pool.name,
+                    "instanceTypes": list(pool.instance_types),
+                    "min": pool.min_size, "max": pool.max_size, "desired": pool.desired,
+                    "readyNodes": sum(1 for n in by_pool.get(pool.pool_id, ()) if n.ready),
+                    "nodes": len(by_pool.get(pool.pool_id, ())),
+                    "scalingSince": activity.get(pool.pool_id, PoolActivity()).scaling_since,
+                    "lastError": activity.get(pool.pool_id, PoolActivity()).last_error,
+                }
+                for pool in self.pool_infos
+            ],
+            "eci": {
+                "virtualNodes": sorted(n.name for n in self.view.nodes.values() if n.virtual),
+                "runningPods": self.view.eci_running_pods,
+            },
+            "rounds": self.rounds,
+            "lastDecision": None if self.last_round is None else dict(self.last_round.__dict__),
+            "watches": {
+                w.target.name: {"synced": w.synced.is_set(), "resourceVersion": w.resource_version,
+                                "lists": w.lists, "events": w.events,
+                                "restarts": dict(w.restarts), "lastError": w.last_error}
+                for w in self.watchers
+            },
+            "errors": list(self.errors),
+        }
+
+
+def _outcome(result: ApplyResult, reply: Mapping[str, Any]) -> str:
+    """One label per round, most telling first."""
+    if result.dry_run:
+        return "dry_run"
+    if result.pools_failed or result.eci_failed:
+        return "failed"
+    if result.pools_written:
+        return "scaled"
+    if result.eci_placed:
+        return "eci"
+    if reply.get("covered") or result.pools_skipped:
+        return "covered"
+    if result.unplaceable:
+        return "unplaceable"
+    return "noop"
+
+
+# --- production wiring ---------------------------------------------------------------------------
+
+
+def _endpoint(text: str) -> tuple[str, str]:
+    """`http://127.0.0.1:9000` → ("127.0.0.1:9000", "http"); a bare host means https."""
+    for scheme in ("http", "https"):
+        prefix = f"{scheme}://"
+        if text.startswith(prefix):
+            return text[len(prefix):].rstrip("/"), scheme
+    return text, "https"
+
+
+def _access_keys(config: AgentConfig) -> dict[str, str]:
+    if config.credentials != "access-key":
+        return {}
+    key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if not key_id or not secret:
+        raise RuntimeError("credentials=access-key needs ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment")
+    return {"access_key_id": key_id, "access_key_secret": secret}
+
+
+@contextlib.asynccontextmanager
+async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = None
+                        ) -> Any:
+    """The production wiring of an Agent from its configuration; closes every client on exit."""
+    from agent.actuation import Actuator
+    from agent.cs import NodePoolClient
+    from agent.cs import build_sdk_client as build_cs
+    from agent.deciders import (
+        FallbackDecider,
+        FunctionComputeDecider,
+        HttpTriggerDecider,
+        LocalDecider,
+        RetrySettings,
+    )
+    from agent.fc_client import FunctionInvoker, FunctionRef
+    from agent.fc_client import build_sdk_client as build_fc
+
+    keys = _access_keys(config)
+    kube = await KubeClient.connect(kubeconfig=config.kubeconfig, context=config.kube_context,
+                                    in_cluster=config.in_cluster, api_url=config.api_url)
+    session: aiohttp.ClientSession | None = None
+    try:
+        endpoint, protocol = _endpoint(config.cs_endpoint_or_default)
+        cs_sdk = build_cs(region_id=config.region, endpoint=endpoint, protocol=protocol, **keys)
+        pools = NodePoolClient(cs_sdk, config.cluster_id)
+        retry = RetrySettings(attempts=config.decider_retries + 1)
+        decider: Decides
+        if config.decider == "fc":
+            fc_endpoint, fc_protocol = _endpoint(config.fc_endpoint or "")
+            fc_sdk = build_fc(region_id=config.region, endpoint=fc_endpoint, protocol=fc_protocol,
+                              read_timeout_seconds=config.decider_timeout_seconds, **keys)
+            invoker = FunctionInvoker(
+                fc_sdk, FunctionRef(config.fc_service or "", config.fc_function or "",
+                                    config.fc_qualifier or ""),
+                timeout_seconds=config.decider_timeout_seconds)
+            decider = FunctionComputeDecider(invoker, retry=retry)
+        elif config.decider == "http":
+            session = aiohttp.ClientSession()
+            decider = HttpTriggerDecider(session, config.http_url or "",
+                                         timeout_seconds=config.decider_timeout_seconds,
+                                         retry=retry)
+        else:
+            decider = LocalDecider()
+        if config.decider != "local" and config.fallback_to_local:
+            decider = FallbackDecider(decider, LocalDecider())
+        actuator = Actuator(pools, kube)
+        yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
+                    metrics=metrics)
+    finally:
+        if session is not None:
+            await session.close()
+        await kube.close()

@@ -1,0 +1,119 @@
+"""`python -m agent run` is the production entry point: started as a process against the
+simulator, it scales the pool, serves /status to `python -m agent status`, and exits cleanly on
+SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from agent.sim.cluster import SimCluster
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cs_api import build_cs_app, scale_requests_of
+from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
+
+CLUSTER_ID = "c-entry"
+REGION = "cn-hangzhou"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if "proxy" not in k.lower() and not k.startswith("RAY_ACK_SCALER_")}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[SimCluster, web.Application, str]]:
+    cluster = SimCluster(speed=100, namespaces=["ray"])
+    pools = NodePools(cluster.store, cluster.clock, cluster_id=CLUSTER_ID, region_id=REGION,
+                      zone=f"{REGION}-k",
+                      pools=[PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge",
+                                      max_size=10, boot=BootLatency(60, 90))])
+    cluster.add(pools)
+    async with cluster:
+        app = build_cs_app(pools, keys=static_test_keys(), now=cluster.clock.now)
+        runner = web.AppRunner(app, shutdown_timeout=0.2)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield cluster, app, f"http://127.0.0.1:{runner.addresses[0][1]}"
+        finally:
+            await runner.cleanup()
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    return int(process.returncode or 0), out.decode(), err.decode()
+
+
+async def test_run_scales_reports_status_and_stops_on_sigterm(
+        sim: tuple[SimCluster, web.Application, str]) -> None:
+    """The agent process serves a burst, `status` prints it, SIGTERM ends it with exit 0."""
+    cluster, cs_app, cs_url = sim
+    ops = f"127.0.0.1:{free_port()}"
+    env = {**clean_env(), "ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_ACCESS_KEY_SECRET,
+           "RAY_ACK_SCALER_CLUSTER_ID": CLUSTER_ID, "RAY_ACK_SCALER_REGION": REGION}
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "--api-url", cluster.url, "--cs-endpoint", cs_url,
+        "--credentials", "access-key", "--ops-address", ops, "--batch-idle-seconds", "0.05",
+        "--prices", "ecs.g7.xlarge=1.0", "--no-eci-enabled", "--log-format", "json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        for i in range(3):
+            cluster.store.create("pods", {
+                "metadata": {"name": f"w{i}", "namespace": "ray",
+                             "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "rc"}},
+                "spec": {"containers": [{"name": "w", "resources": {"requests": {"cpu": "1"}}}]},
+            }, namespace="ray")
+
+        async def scaled() -> None:
+            # the emulator journal is plain state: nothing to await
+            while not scale_requests_of(cs_app):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(scaled(), 30)
+        code, out, err = await run_cli("status", "--url", ops, env=clean_env())
+        assert code == 0, err
+        assert "Autoscaler status: c-entry" in out
+        assert "np-cpu" in out
+        agent.send_signal(signal.SIGTERM)
+        _, agent_err = await asyncio.wait_for(agent.communicate(), 20)
+        assert agent.returncode == 0, agent_err.decode()[-2000:]
+        assert b'"event": "agent stopped"' in agent_err
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+            await agent.wait()
+    assert [w.summary.get("desired_size") for w in scale_requests_of(cs_app)] == [1]
+
+
+async def test_run_rejects_bad_configuration() -> None:
+    """A bad setting is reported with its name and exit code 2, before anything connects."""
+    code, _, err = await run_cli("run", "--cluster-id", "c", "--region", "r", "--strategy", "x",
+                                 env=clean_env())
+    assert code == 2
+    assert "strategy: invalid value 'x' from flag --strategy" in err
+
+
+async def test_status_of_an_absent_agent_fails_cleanly() -> None:
+    """`status` against an address nobody listens on says so and exits 1."""
+    code, _, err = await run_cli("status", "--url", f"127.0.0.1:{free_port()}", env=clean_env())
+    assert code == 1
+    assert "cannot read" in err

@@ -1,0 +1,225 @@
+"""The agent's main loop against the simulator over real HTTP: the Kubernetes API through
+kubernetes-asyncio, node pools through the CS SDK and emulator, the in-process decider."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from agent.actuation import Actuator
+from agent.commands import render_status
+from agent.config import AgentConfig
+from agent.cs import NodePoolClient, RetryPolicy, build_sdk_client
+from agent.deciders import LocalDecider
+from agent.kube import KubeClient
+from agent.ops import OpsServer
+from agent.runner import Agent
+from agent.sim.cluster import SimCluster
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cs_api import build_cs_app, scale_requests_of
+from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
+from agent.watching import Backoff
+
+CLUSTER_ID = "c-runner"
+REGION = "cn-hangzhou"
+SPEED = 100.0  # a 60-90 s boot lasts under a second
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@dataclass
+class World:
+    cluster: SimCluster
+    cs_app: web.Application
+    cs_endpoint: str
+    kube: KubeClient
+    pools: NodePoolClient
+
+    def add_workers(self, count: int, *, cpu: str = "1", prefix: str = "w") -> None:
+        for i in range(count):
+            self.cluster.store.create("pods", {
+                "metadata": {"name": f"{prefix}{i}", "namespace": "ray",
+                             "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "rc",
+                                        "ray.io/group": "g"}},
+                "spec": {"containers": [{"name": "ray-worker", "resources": {
+                    "requests": {"cpu": cpu, "memory": "1Gi"}}}]},
+            }, namespace="ray")
+
+    def phases(self) -> list[str]:
+        items, _ = self.cluster.store.list("pods", namespace="ray")
+        return sorted(p.get("status", {}).get("phase", "") for p in items)
+
+    def agent(self, config: AgentConfig, *, decider: Any = None) -> Agent:
+        return Agent(config, kube=self.kube, pools=self.pools, decider=decider or LocalDecider(),
+                     actuator=Actuator(self.pools, self.kube), now=self.cluster.clock.now,
+                     backoff=Backoff(initial=0.01, maximum=0.1))
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    cluster = SimCluster(speed=SPEED, namespaces=["ray"])
+    pools = NodePools(cluster.store, cluster.clock, cluster_id=CLUSTER_ID, region_id=REGION,
+                      zone=f"{REGION}-k",
+                      pools=[PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge",
+                                      max_size=10, boot=BootLatency(60, 90))])
+    cluster.add(pools)
+    async with cluster:
+        cs_app = build_cs_app(pools, keys=static_test_keys(), now=cluster.clock.now)
+        runner = web.AppRunner(cs_app, shutdown_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        endpoint = f"127.0.0.1:{runner.addresses[0][1]}"
+        sdk = build_sdk_client(region_id=REGION, endpoint=endpoint, protocol="http",
+                               access_key_id=TEST_ACCESS_KEY_ID,
+                               access_key_secret=TEST_ACCESS_KEY_SECRET, timeout_seconds=5)
+        node_pools = NodePoolClient(sdk, CLUSTER_ID, retry=RetryPolicy(base_delay_seconds=0.01))
+        kube = await KubeClient.connect(api_url=cluster.url, request_timeout=5)
+        try:
+            yield World(cluster, cs_app, endpoint, kube, node_pools)
+        finally:
+            await kube.close()
+            await runner.cleanup()
+
+
+def config_for(world: World, **overrides: Any) -> AgentConfig:
+    base = AgentConfig(cluster_id=CLUSTER_ID, region=REGION, api_url=world.cluster.url,
+                       cs_endpoint=f"http://{world.cs_endpoint}", batch_idle_seconds=0.05,
+                       batch_max_seconds=0.5, resync_seconds=2.0, pool_refresh_seconds=1.0,
+                       watch_timeout_seconds=30, watch_read_timeout_seconds=40,
+                       prices={"ecs.g7.xlarge": 1.0}, eci_enabled=False)
+    return replace(base, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def running(agent: Agent) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        yield stop
+        assert not task.done() or stop.is_set(), "the agent stopped by itself"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def until(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
+    """Poll (bounded) until predicate() holds."""
+    async def poll() -> None:
+        # the predicate reads several parties' state (agent, store): nothing single to await
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_burst_scales_once_and_every_pod_runs(world: World) -> None:
+    """Six pending Ray workers become one decision, one pool write, and six Running pods."""
+    agent = world.agent(config_for(world))
+    async with running(agent):
+        await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in agent.watchers)), 10)
+        world.add_workers(6)
+        await until(lambda: world.phases() == ["Running"] * 6)
+        writes = scale_requests_of(world.cs_app)
+        assert len(writes) == 1, writes
+        # ecs.g7.xlarge offers a bit under 4 vCPU to pods: three 1-vCPU workers per node
+        assert writes[0].summary.get("desired_size") == 2
+        assert agent.metrics.reaction_seconds._sum.get() > 0
+        assert agent.last_round is not None
+
+
+async def test_pods_pending_before_start_are_served(world: World) -> None:
+    """Pods already unschedulable when the agent starts are decided on after the first LIST."""
+    world.add_workers(3)
+    await until(lambda: len(world.phases()) == 3)
+    agent = world.agent(config_for(world))
+    async with running(agent):
+        await until(lambda: world.phases() == ["Running"] * 3)
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
+
+
+async def test_dry_run_decides_without_writing(world: World) -> None:
+    """--dry-run: the round is decided and reported, nothing is written."""
+    agent = world.agent(config_for(world, dry_run=True))
+    async with running(agent):
+        world.add_workers(4)
+        await until(lambda: agent.last_round is not None and agent.last_round.outcome == "dry_run")
+        assert agent.last_round.pools_written == [{"pool": "np-cpu", "from": 0, "to": 2}]
+    assert scale_requests_of(world.cs_app) == []
+    assert set(world.phases()) == {"Pending"}
+
+
+class GatedDecider:
+    """The in-process decider, held at a gate so the test can stop the agent mid-round."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+        self._inner = LocalDecider()
+
+    async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.entered.set()
+        await self.gate.wait()
+        return await self._inner.decide(request)
+
+
+async def test_stop_lets_the_round_in_flight_finish_its_writes(world: World) -> None:
+    """SIGTERM mid-round: the decision in progress is still applied, then the agent exits."""
+    decider = GatedDecider()
+    agent = world.agent(config_for(world), decider=decider)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        world.add_workers(2)
+        await asyncio.wait_for(decider.entered.wait(), 15)
+        stop.set()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # waiting for the round, not abandoning it
+        decider.gate.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+        decider.gate.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
+
+
+async def test_ops_endpoints_serve_the_running_agent(world: World) -> None:
+    """/readyz turns ready after the first LIST; /status shows pools and the last decision."""
+    agent = world.agent(config_for(world))
+    ops = OpsServer(agent, agent.metrics, host="127.0.0.1", port=0)
+    await ops.start()
+    try:
+        async with running(agent), aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=5)) as session:
+            await until(agent.ready)
+            async with session.get(ops.url + "/readyz") as response:
+                assert response.status == 200
+            world.add_workers(3)
+            await until(lambda: agent.last_round is not None and agent.last_round.outcome == "scaled")
+            await until(lambda: bool(agent.pool_infos) and agent.pool_infos[0].desired == 1)
+            async with session.get(ops.url + "/status") as response:
+                status = json.loads(await response.text())
+            async with session.get(ops.url + "/metrics") as response:
+                metrics = await response.text()
+    finally:
+        await ops.stop()
+    assert status["pools"][0]["id"] == "np-cpu"
+    assert status["lastDecision"]["outcome"] == "scaled"
+    assert set(status["watches"]) == {"pending-pods", "bound-pods", "nodes"}
+    assert 'ray_ack_scaler_decisions_total{outcome="scaled"} 1.0' in metrics
+    text = render_status(status)
+    assert "np-cpu" in text and "scaled np-cpu: 0 -> 1" in text
