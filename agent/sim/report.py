@@ -1,5 +1,5 @@
-"""The cost report of a simulated run: node-seconds × price per pool, split into busy and idle
-time, plus ECI's per-second billing.
+"""Reports of a simulated run: the cost report (node-seconds × price per pool, split into busy
+and idle time, plus ECI's per-second billing) and the Ray job's timeline as a table.
 
 Prices are the catalog's and the scenario's approximations (CNY); the report is for comparing
 autoscaling strategies on the same scenario, not for predicting a bill.
@@ -13,6 +13,7 @@ from typing import Any
 
 from agent.sim.eci import EciBilling
 from agent.sim.nodepools import NodeUsage
+from agent.sim.ray import JobSummary, TimelinePoint
 
 
 @dataclass(frozen=True)
@@ -111,4 +112,41 @@ def cost_report(usage: Iterable[NodeUsage], eci: EciBilling | None = None) -> Co
         eci=eci_cost,
         total_cost=total,
         idle_cost=sum(p.idle_cost for p in pools),
+    )
+
+
+def timeline_text(points: Iterable[TimelinePoint], *, every_seconds: float = 30.0) -> str:
+    """The job's timeline, one row per `every_seconds` of simulated time plus the last point."""
+    rows = [
+        f"{'t(s)':>7} {'queued':>7} {'running':>7} {'done':>6} {'failed':>6} "
+        f"{'unsched':>7} {'starting':>8} {'pods':>5} {'deleting':>8}"
+    ]
+    chosen: list[TimelinePoint] = []
+    next_at = 0.0
+    last: TimelinePoint | None = None
+    for point in points:
+        last = point
+        if point.t >= next_at:
+            chosen.append(point)
+            next_at = point.t + every_seconds
+    if last is not None and (not chosen or chosen[-1] is not last):
+        chosen.append(last)
+    for p in chosen:
+        rows.append(
+            f"{p.t:>7.0f} {p.tasks_queued + p.tasks_waiting:>7} {p.tasks_running:>7} "
+            f"{p.tasks_done:>6} {p.tasks_failed:>6} {p.pods_unscheduled:>7} {p.pods_starting:>8} "
+            f"{p.pods_running:>5} {p.pods_terminating:>8}"
+        )
+    return "\n".join(rows)
+
+
+def job_text(summary: JobSummary) -> str:
+    """One line on how the Ray job fared."""
+    makespan = (
+        "unfinished" if summary.makespan_seconds is None else f"{summary.makespan_seconds:.0f}s"
+    )
+    return (
+        f"tasks {summary.done}/{summary.tasks} done, {summary.failed} failed; makespan {makespan}; "
+        f"wait mean {summary.mean_wait_seconds:.0f}s max {summary.max_wait_seconds:.0f}s; "
+        f"worker pods created {summary.pods_created}, deleted {summary.pods_deleted}"
     )
