@@ -1,0 +1,206 @@
+"""Reaction-latency benchmark: the scheduler writes a pod's Unschedulable condition → the CS
+emulator receives the ModifyClusterNodePool that serves it. p50 / p99 per decider, one run.
+
+Everything is real HTTP on 127.0.0.1: the simulated API server and scheduler, the agent's watch
+(agent.kube / agent.watching / agent.view / agent.batching), the request builder, the decider
+(in-process, or the FC emulator through the FC SDK), and actuation through the CS SDK against the
+CS emulator over the simulated node pools. The decision loop here is the minimal one
+(batch → snapshot → describe pools → decide → apply), standing in for agent/runner.py.
+
+Each trial creates one worker pod that needs a node of its own (3 vCPU on ecs.g7.xlarge) while the
+nodes asked for earlier are still booting, so every trial causes exactly one CS write. t0 is the
+moment the store publishes the Unschedulable condition (the scheduler's write), t1 the moment the
+node-pool service behind the CS emulator is asked to raise desired.
+
+Usage: python bench/reaction_bench.py [--trials 40] [--idle 0.2] [--max 2.0] [--deciders local,fc]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import time
+from typing import Any
+
+for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    os.environ.pop(_proxy, None)
+
+from aiohttp import web  # noqa: E402
+
+from agent.actuation import Actuator  # noqa: E402
+from agent.batching import Batcher, BatchWindow  # noqa: E402
+from agent.cs import NodePoolClient, RetryPolicy  # noqa: E402
+from agent.cs import build_sdk_client as build_cs_sdk  # noqa: E402
+from agent.deciders import Decider, FunctionComputeDecider, LocalDecider  # noqa: E402
+from agent.fc_client import FunctionInvoker, FunctionRef  # noqa: E402
+from agent.fc_client import build_sdk_client as build_fc_sdk  # noqa: E402
+from agent.kube import KubeClient  # noqa: E402
+from agent.logs import configure_logging  # noqa: E402
+from agent.request_builder import RequestSettings, build_request  # noqa: E402
+from agent.sim.cloud_model import TaskView  # noqa: E402
+from agent.sim.cluster import SimCluster  # noqa: E402
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys  # noqa: E402
+from agent.sim.cs_api import build_cs_app  # noqa: E402
+from agent.sim.fc_api import build_fc_app  # noqa: E402
+from agent.sim.nodepools import NodePools, PoolSpec  # noqa: E402
+from agent.view import ClusterView  # noqa: E402
+from agent.watching import Watcher, WatchTarget  # noqa: E402
+from functions import fc  # noqa: E402
+
+NS = "ray"
+POOL = "np-cpu"
+
+
+class TimedPools:
+    """The simulated node pools, noting when each raise of desired arrives."""
+
+    def __init__(self, inner: NodePools) -> None:
+        self._inner = inner
+        self.cluster_id = inner.cluster_id
+        self.region_id = inner.region_id
+        self.raised_at: list[tuple[float, int]] = []
+
+    def set_desired(self, pool_id: str, desired: int) -> TaskView:
+        self.raised_at.append((time.perf_counter(), desired))
+        return self._inner.set_desired(pool_id, desired)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"127.0.0.1:{runner.addresses[0][1]}"
+
+
+def worker(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS,
+                     "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "bench"}},
+        "spec": {"containers": [{"name": "ray-worker", "image": "rayproject/ray:2.9.0",
+                                 "resources": {"requests": {"cpu": "3", "memory": "4Gi"}}}]},
+    }
+
+
+def unschedulable(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+async def decision_loop(batcher: Batcher, view: ClusterView, cs: NodePoolClient, decider: Decider,
+                        actuator: Actuator, settings: RequestSettings, sim: SimCluster) -> None:
+    while True:
+        await batcher.next_batch()
+        snapshot = view.snapshot()
+        if not snapshot.pending:
+            continue
+        pools = await cs.describe_pools()
+        request = build_request(snapshot, pools, actuator.activity, settings=settings, now=sim.clock.iso())
+        reply = await decider.decide(request)
+        await actuator.apply(reply, request, dry_run=False)
+
+
+async def run(decider_kind: str, *, trials: int, idle: float, max_window: float) -> list[float]:
+    async with SimCluster(speed=1.0, namespaces=[NS]) as sim:
+        pools = NodePools(sim.store, sim.clock, cluster_id="c-bench", region_id="cn-hangzhou",
+                          zone="cn-hangzhou-k",
+                          pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=trials + 10)])
+        await pools.start()
+        timed = TimedPools(pools)
+        runners = []
+        cs_runner, cs_endpoint = await serve(build_cs_app(timed, keys=static_test_keys(), now=time.time))
+        runners.append(cs_runner)
+        cs = NodePoolClient(
+            build_cs_sdk(region_id="cn-hangzhou", endpoint=cs_endpoint, protocol="http",
+                         access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET),
+            "c-bench", retry=RetryPolicy(attempts=3),
+        )
+        decider: Decider = LocalDecider()
+        if decider_kind == "fc":
+            fc_runner, fc_endpoint = await serve(build_fc_app(
+                fc.handler, keys=static_test_keys(), service="ray-ack-scaler", function="decide", now=time.time))
+            runners.append(fc_runner)
+            sdk = build_fc_sdk(region_id="cn-hangzhou", endpoint=fc_endpoint, protocol="http",
+                               access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
+            decider = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef("ray-ack-scaler", "decide")))
+        kube = await KubeClient.connect(api_url=sim.url)
+        batcher = Batcher(BatchWindow(idle_seconds=idle, max_seconds=max_window), resync_seconds=3600)
+        view = ClusterView(on_pending=lambda pod: batcher.trigger(pod.uid))
+        watchers = [
+            Watcher(kube, WatchTarget("pods", "pods", label_selector="ray.io/node-type=worker",
+                                      field_selector="spec.nodeName="), sink=view.pods),
+            Watcher(kube, WatchTarget("nodes", "nodes"), sink=view.nodes_sink),
+        ]
+        settings = RequestSettings(cluster_id="c-bench", region="cn-hangzhou")
+        tasks = [asyncio.create_task(w.run()) for w in watchers]
+        await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in watchers)), 10)
+        tasks.append(asyncio.create_task(
+            decision_loop(batcher, view, cs, decider, Actuator(cs, kube), settings, sim)))
+        reactions: list[float] = []
+        subscription = sim.store.subscribe()
+        try:
+            for i in range(trials):
+                name = f"bench-worker-{i:04d}"
+                writes_before = len(timed.raised_at)
+                sim.store.create("pods", worker(name), namespace=NS)
+                t0 = None
+                while t0 is None:
+                    for event in await asyncio.wait_for(subscription.next_batch(), 10):
+                        if event.resource == "pods" and event.object["metadata"]["name"] == name \
+                                and unschedulable(event.object):
+                            t0 = time.perf_counter()
+                deadline = time.perf_counter() + 10
+                while len(timed.raised_at) == writes_before:
+                    if time.perf_counter() > deadline:
+                        raise TimeoutError(f"no CS write for {name}")
+                    await asyncio.sleep(0.001)
+                reactions.append(timed.raised_at[writes_before][0] - t0)
+                subscription.drain()
+                await asyncio.sleep(idle + 0.05)  # let the window close before the next trial
+        finally:
+            subscription.close()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await kube.close()
+            await pools.stop()
+            for runner in runners:
+                await runner.cleanup()
+        return reactions
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--idle", type=float, default=0.2, help="batch idle window, seconds")
+    parser.add_argument("--max", type=float, default=2.0, help="batch max window, seconds")
+    parser.add_argument("--deciders", default="local,fc")
+    args = parser.parse_args()
+    configure_logging(level="warning")
+    target_ms = (args.idle + 0.1) * 1000
+    print(f"reaction: Unschedulable written → CS ModifyClusterNodePool received "
+          f"({args.trials} trials, idle {args.idle}s / max {args.max}s; target p99 ≤ {target_ms:.0f} ms)")
+    for kind in args.deciders.split(","):
+        values = asyncio.run(run(kind, trials=args.trials, idle=args.idle, max_window=args.max))
+        ms = [v * 1000 for v in values]
+        p99 = percentile(ms, 0.99)
+        print(f"  {kind:6s} p50 {percentile(ms, 0.5):7.1f} ms   p99 {p99:7.1f} ms   "
+              f"min {min(ms):6.1f}   max {max(ms):6.1f}   mean {statistics.fmean(ms):6.1f}   "
+              f"{'meets' if p99 <= target_ms else 'MISSES'} target")
+
+
+if __name__ == "__main__":
+    main()
