@@ -24,6 +24,7 @@ from agent.runner import Agent
 from agent.sim.cluster import SimCluster
 from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
 from agent.sim.cs_api import build_cs_app, scale_requests_of
+from agent.sim.eci import EciSpec, EciVirtualNode
 from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
 from agent.watching import Backoff
 
@@ -68,13 +69,21 @@ class World:
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[World]:
+def with_eci() -> bool:
+    return False
+
+
+@pytest.fixture
+async def world(with_eci: bool) -> AsyncIterator[World]:
     cluster = SimCluster(speed=SPEED, namespaces=["ray"])
     pools = NodePools(cluster.store, cluster.clock, cluster_id=CLUSTER_ID, region_id=REGION,
                       zone=f"{REGION}-k",
                       pools=[PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge",
                                       max_size=10, boot=BootLatency(60, 90))])
     cluster.add(pools)
+    if with_eci:
+        cluster.add(EciVirtualNode(cluster.store, cluster.clock, spec=EciSpec(zone=f"{REGION}-k"),
+                                   region=REGION))
     async with cluster:
         cs_app = build_cs_app(pools, keys=static_test_keys(), now=cluster.clock.now)
         runner = web.AppRunner(cs_app, shutdown_timeout=0.2)
@@ -220,6 +229,24 @@ async def test_ops_endpoints_serve_the_running_agent(world: World) -> None:
     assert status["pools"][0]["id"] == "np-cpu"
     assert status["lastDecision"]["outcome"] == "scaled"
     assert set(status["watches"]) == {"pending-pods", "bound-pods", "nodes"}
+    assert all("http_error" not in w["restarts"] for w in status["watches"].values())
     assert 'ray_ack_scaler_decisions_total{outcome="scaled"} 1.0' in metrics
     text = render_status(status)
     assert "np-cpu" in text and "scaled np-cpu: 0 -> 1" in text
+
+
+@pytest.mark.parametrize("with_eci", [True])
+async def test_eci_first_places_pods_on_the_virtual_node_and_counts_them(world: World) -> None:
+    """eci-first: pending workers get the virtual-node toleration, run on ECI, and the view
+    counts them through the bound-pods watch; no pool is scaled."""
+    agent = world.agent(config_for(world, eci_enabled=True, strategy="eci-first"))
+    async with running(agent):
+        await until(agent.ready)
+        world.add_workers(4)
+        await until(lambda: world.phases() == ["Running"] * 4)
+        await until(lambda: agent.view.eci_running_pods == 4)
+        assert agent.last_round is not None and agent.last_round.eci_placed == 4
+    assert scale_requests_of(world.cs_app) == []
+    items, _ = world.cluster.store.list("pods", namespace="ray")
+    assert {p["spec"]["nodeName"] for p in items} == {f"virtual-kubelet-{REGION}-k"}
+    assert agent.metrics.eci_pods_placed._value.get() == 4
