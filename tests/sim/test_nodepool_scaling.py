@@ -231,3 +231,29 @@ async def test_initial_desired_nodes_exist_ready_at_start(sim):
         assert service.describe_pool("np-warm").healthy_nodes == 2
     finally:
         await service.stop()
+
+
+async def test_scale_in_removes_empty_nodes_before_busy_ones(sim, pools):
+    """Lowering desired keeps the node that runs a workload pod and removes the empty ones."""
+    pools.set_desired("np-cpu", 3)
+    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
+    busy = pool_nodes(sim, "np-cpu")[1]["metadata"]["name"]
+    sim.store.create("pods", worker_pod("keeper", node=busy))
+    await sim.until(
+        lambda: sim.store.get("pods", "keeper", namespace="default")["status"].get("phase") == "Running"
+    )
+    task = pools.set_desired("np-cpu", 1)
+    await sim.until(lambda: pools.describe_task(task.task_id).state == "success")
+    assert [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")] == [busy]
+    assert not sim.store.get("pods", "keeper", namespace="default")["metadata"].get("deletionTimestamp")
+
+
+async def test_scale_in_prefers_nodes_still_booting(sim, pools):
+    """A node not Ready yet is given up before a Ready one."""
+    pools.set_desired("np-cpu", 1)
+    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
+    (ready,) = [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")]
+    pools.set_desired("np-cpu", 2)
+    pools.set_desired("np-cpu", 1)
+    await sim.until(lambda: len(pool_nodes(sim, "np-cpu")) == 1)
+    assert [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")] == [ready]
