@@ -9,7 +9,7 @@ For identical pods this uses ceil(n / pods-per-node) nodes, the optimum.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
@@ -37,18 +37,23 @@ def minus(free: Mapping[str, int], requests: Mapping[str, int], times: int) -> d
     return left
 
 
-@dataclass
 class NodeClass:
-    """`count` nodes of one pool with identical `free` space; `fresh` if this decision adds them."""
+    """`count` nodes of one pool with identical `free` space; `fresh` if this decision adds them.
 
-    free: dict[str, int]
-    count: int
-    fresh: bool
+    Working state of one planning pass, not a value: a plain slotted class, cheap to
+    create by the thousand and free of the import cost of dataclasses.
+    """
+
+    __slots__ = ("count", "free", "fresh")
+
+    def __init__(self, free: dict[str, int], count: int, *, fresh: bool) -> None:
+        self.free = free
+        self.count = count
+        self.fresh = fresh
 
 
-@dataclass(frozen=True)
-class Placed:
-    """`pods` pods went onto nodes that are already asked for (`fresh` False) or added now."""
+class Placed(NamedTuple):
+    """`pods` pods went onto nodes already asked for (`fresh` False) or added now."""
 
     pods: int
     fresh: bool
@@ -77,14 +82,14 @@ def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int, *,
         if full:
             used = minus(node.free, requests, per_node)
             if pods_per_node(used, smallest):
-                replacement.append(NodeClass(used, full, node.fresh))
+                replacement.append(NodeClass(used, full, fresh=node.fresh))
         if partial:
             used = minus(node.free, requests, partial)
             if pods_per_node(used, smallest):
-                replacement.append(NodeClass(used, 1, node.fresh))
+                replacement.append(NodeClass(used, 1, fresh=node.fresh))
         untouched = node.count - full - (1 if partial else 0)
         if untouched:
-            replacement.append(NodeClass(node.free, untouched, node.fresh))
+            replacement.append(NodeClass(node.free, untouched, fresh=node.fresh))
         classes[i:i + 1] = replacement
         i += len(replacement)
         pods -= take

@@ -39,15 +39,17 @@ class Plan:
     unplaceable: tuple[tuple[int, str], ...]
 
 
-@dataclass
 class _Pass:
     """One pass's outcome (working state, not a value)."""
 
-    classes: dict[str, list[NodeClass]]
-    added: dict[str, int]
-    eci_pods: list[int]
-    pool_pods: list[tuple[int, str, bool]]
-    unplaced: list[tuple[int, str]]
+    __slots__ = ("added", "classes", "eci_pods", "pool_pods", "unplaced")
+
+    def __init__(self, classes: dict[str, list[NodeClass]], added: dict[str, int]) -> None:
+        self.classes = classes
+        self.added = added
+        self.eci_pods: list[int] = []
+        self.pool_pods: list[tuple[int, str, bool]] = []
+        self.unplaced: list[tuple[int, str]] = []
 
 
 def make_plan(request: Request) -> Plan:
@@ -102,8 +104,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
         if added[pool.id]:
             start.append(NodeClass(dict(pool.allocatable), added[pool.id], fresh=True))
         classes[pool.id] = start
-    outcome = _Pass(classes=classes, added={pid: 0 for pid in pools}, eci_pods=[],
-                    pool_pods=[], unplaced=[])
+    outcome = _Pass(classes, {pid: 0 for pid in pools})
     for fit, indices in zip(fits, members, strict=True):
         if not indices:
             continue

@@ -136,9 +136,9 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
     # be avoided. Each distinct raw shape is validated once, at the first pod that has it.
     uids: list[str] = []
     seen: set[str] = set()
-    shape_of_key: dict[tuple[object, ...], PodShape] = {}
-    members: dict[str, list[int]] = {}
-    shapes: dict[str, PodShape] = {}
+    # Raw key -> (shape, positions): one lookup per pod; raw keys that normalise to the same
+    # shape (e.g. "1" and "1000m") are merged once at the end.
+    buckets: dict[tuple[object, ...], tuple[PodShape, list[int]]] = {}
     for index, pod in enumerate(raw_pods):
         if type(pod) is not dict:
             raise InvalidRequest(f"expected an object, got {_kind(pod)}", path=f"pods[{index}]")
@@ -185,14 +185,19 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
             host_network if host_network is False else repr(host_network),
             privileged if privileged is False else repr(privileged),
         )
-        shape = shape_of_key.get(key)
-        if shape is None:
-            shape = _shape(pod, index, placement)
-            shape_of_key[key] = shape
-            shapes.setdefault(shape.key, shape)
-        members.setdefault(shape.key, []).append(index)
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = (_shape(pod, index, placement), [index])
+        else:
+            bucket[1].append(index)
+    shapes: dict[str, PodShape] = {}
+    members: dict[str, list[int]] = {}
+    for shape, indices in buckets.values():
+        shapes.setdefault(shape.key, shape)
+        members.setdefault(shape.key, []).extend(indices)
     groups = tuple(
-        PodGroup(shape=shapes[key], indices=tuple(members[key])) for key in sorted(members)
+        PodGroup(shape=shapes[key], indices=tuple(sorted(members[key])))
+        for key in sorted(members)
     )
     return tuple(uids), groups
 
