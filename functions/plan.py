@@ -32,11 +32,11 @@ class Plan:
     """Where each pod goes; pods are positions in the request's `pods`."""
 
     added: dict[str, int]
-    # (position, pool id, on a node this decision adds)
-    pool_pods: tuple[tuple[int, str, bool], ...]
+    # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
+    pool_pods: tuple[tuple[str, bool, list[int]], ...]
     eci_pods: tuple[int, ...]
-    # (position, reason)
-    unplaceable: tuple[tuple[int, str], ...]
+    # (reason, run of positions)
+    unplaceable: tuple[tuple[str, list[int]], ...]
 
 
 class _Pass:
@@ -48,8 +48,9 @@ class _Pass:
         self.classes = classes
         self.added = added
         self.eci_pods: list[int] = []
-        self.pool_pods: list[tuple[int, str, bool]] = []
-        self.unplaced: list[tuple[int, str]] = []
+        # Runs of positions rather than one tuple per pod: a pass costs per group, not per pod.
+        self.pool_pods: list[tuple[str, bool, list[int]]] = []
+        self.unplaced: list[tuple[str, list[int]]] = []
 
 
 def make_plan(request: Request) -> Plan:
@@ -109,7 +110,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
         if not indices:
             continue
         if fit.no_fit_reason:
-            outcome.unplaced.extend((i, fit.no_fit_reason) for i in indices)
+            outcome.unplaced.append((fit.no_fit_reason, indices))
             continue
         options = rank(fit, pods=len(indices), policy=request.policy, eci=request.eci)
         pos = 0
@@ -120,8 +121,8 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             pool_id = option.fit.pool.id
             for placed in fill(classes[pool_id], fit.requests, len(indices) - pos,
                                smallest=smallest):
-                outcome.pool_pods.extend((i, pool_id, placed.fresh)
-                                         for i in indices[pos:pos + placed.pods])
+                outcome.pool_pods.append((pool_id, placed.fresh,
+                                          indices[pos:pos + placed.pods]))
                 pos += placed.pods
         for option in options:
             if pos == len(indices):
@@ -143,8 +144,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
                 continue
             fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
             for placed in fill(fresh, fit.requests, left, smallest=smallest):
-                outcome.pool_pods.extend((i, pool.id, True)
-                                         for i in indices[pos:pos + placed.pods])
+                outcome.pool_pods.append((pool.id, True, indices[pos:pos + placed.pods]))
                 pos += placed.pods
             classes[pool.id].extend(fresh)
             outcome.added[pool.id] += count
@@ -152,7 +152,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
         if pos < len(indices):
             reason = _capacity_reason(options, request=request, pools=pools, added=added,
                                       outcome=outcome, budget=budget)
-            outcome.unplaced.extend((i, reason) for i in indices[pos:])
+            outcome.unplaced.append((reason, indices[pos:]))
     return outcome
 
 

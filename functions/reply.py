@@ -7,6 +7,7 @@ fingerprint (see `functions.validate`), so it does not change with `now`.
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from functions.model import Request
@@ -30,11 +31,11 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
     pools = {pool.id: pool for pool in request.pools}
     new_pods: dict[str, list[int]] = {pool_id: [] for pool_id in plan.added}
     covered: list[tuple[int, str]] = []
-    for index, pool_id, fresh in plan.pool_pods:
+    for pool_id, fresh, run in plan.pool_pods:
         if fresh:
-            new_pods.setdefault(pool_id, []).append(index)
+            new_pods.setdefault(pool_id, []).extend(run)
         else:
-            covered.append((index, pool_id))
+            covered.extend(zip(run, repeat(pool_id)))
     actions: list[dict[str, Any]] = []
     cost = 0.0
     for pool_id in sorted(plan.added):
@@ -50,11 +51,14 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
         })
     if plan.eci_pods:
         actions.append({"kind": "place-on-eci", "pods": [uids[i] for i in plan.eci_pods]})
-        shape_of = {i: group.shape for group in request.groups for i in group.indices}
-        for index in plan.eci_pods:
-            cost += eci_cost_per_pod(shape_of[index].requests, eci=request.eci, seconds=3600)
+        on_eci = set(plan.eci_pods)
+        for group in request.groups:
+            count = len(on_eci.intersection(group.indices))
+            if count:
+                cost += count * eci_cost_per_pod(group.shape.requests, eci=request.eci,
+                                                 seconds=3600)
     covered.sort()
-    unplaceable = sorted(plan.unplaceable)
+    unplaceable = sorted((i, reason) for reason, run in plan.unplaceable for i in run)
     return {
         "schema": SCHEMA,
         "decisionId": decision_id(request),
