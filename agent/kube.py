@@ -79,7 +79,7 @@ class KubeClient:
         if api_url:
             configuration.host = api_url.rstrip("/")
         elif in_cluster:
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
             await k8s_config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
@@ -106,7 +106,7 @@ class KubeClient:
             return self._core.list_pod_for_all_namespaces
         raise ValueError(f"unknown resource {resource!r}")
 
-    async def list(
+    async def list_page(
         self,
         resource: str,
         *,
@@ -129,7 +129,8 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(
             total=self._request_timeout, sock_connect=self._connect_timeout
         )
-        body = await self._call(self._list_call(resource, namespace), timeout=timeout, **kwargs)
+        body: dict[str, Any] = await self._call(
+            self._list_call(resource, namespace), timeout=timeout, **kwargs)
         return body
 
     async def watch(
@@ -191,17 +192,20 @@ class KubeClient:
         """Apply a JSON patch (RFC 6902) to a pod; the updated pod, or KubeError (e.g. 404, 409,
         422 when a `test` op fails or the pod may no longer change)."""
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-        return await self._call(
+        pod: dict[str, Any] = await self._call(
             lambda **kw: self._core.patch_namespaced_pod(name, namespace, ops, **kw),
             timeout=timeout,
             _content_type=JSON_PATCH,
         )
+        return pod
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         """Create a core/v1 Event in `namespace`."""
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
         await self._call(
-            lambda **kw: self._core.create_namespaced_event(namespace, body, **kw), timeout=timeout
+            # a raw dict body is serialised as is; the client's model type is not needed
+            lambda **kw: self._core.create_namespaced_event(namespace, body, **kw),  # type: ignore[arg-type]
+            timeout=timeout,
         )
 
     async def _call(self, call: Any, *, timeout: aiohttp.ClientTimeout, **kwargs: Any) -> Any:

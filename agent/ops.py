@@ -53,8 +53,7 @@ class OpsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        sockets = [s for s in (site._server.sockets if site._server else ())]
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:

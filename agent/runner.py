@@ -18,7 +18,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -155,12 +155,12 @@ class Agent:
         self._in_round = False
         rng = rng or random.Random()
         backoff = backoff or Backoff()
-        scope = dict(namespace=config.namespace, label_selector=config.label_selector)
+        namespace, selector = config.namespace, config.label_selector
         targets = (
-            (WatchTarget("pending-pods", "pods", field_selector="spec.nodeName=", **scope),
-             self.view.pods),
-            (WatchTarget("bound-pods", "pods", field_selector="spec.nodeName!=", **scope),
-             self.view.bound),
+            (WatchTarget("pending-pods", "pods", namespace=namespace, label_selector=selector,
+                         field_selector="spec.nodeName="), self.view.pods),
+            (WatchTarget("bound-pods", "pods", namespace=namespace, label_selector=selector,
+                         field_selector="spec.nodeName!="), self.view.bound),
             (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
         )
         self.watchers = [
@@ -177,7 +177,7 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every loop until `stop` is set; then let an in-flight round finish and return."""
-        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
             *((f"watch:{w.target.name}", w.run) for w in self.watchers),
             ("pool-refresh", self._pool_refresh_loop),
         ]
@@ -197,9 +197,9 @@ class Agent:
             log.info("agent stopped", rounds=self.rounds)
 
     async def _decision_loop(self, stop: asyncio.Event) -> None:
-        stopping = asyncio.ensure_future(stop.wait())
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            synced = asyncio.ensure_future(
+            synced: asyncio.Future[Any] = asyncio.ensure_future(
                 asyncio.gather(*(w.synced.wait() for w in self.watchers)))
             await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
@@ -208,7 +208,7 @@ class Agent:
             log.info("view synced", pending=len(self.view.pending), nodes=len(self.view.nodes))
             self.batcher.request_resync()  # pods pending before we started never fire a trigger
             while not stop.is_set():
-                waiting = asyncio.ensure_future(self.batcher.next_batch())
+                waiting: asyncio.Future[Any] = asyncio.ensure_future(self.batcher.next_batch())
                 await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not waiting.done():
                     waiting.cancel()
@@ -302,7 +302,8 @@ class Agent:
         grace = self.config.new_pod_grace_seconds
         if not grace:
             return snapshot
-        keep, young = [], []
+        keep: list[PendingPod] = []
+        young: list[PendingPod] = []
         for pod in snapshot.pending:
             since = epoch_of(pod.unschedulable_since)
             (young if since is not None and at - since < grace else keep).append(pod)
@@ -481,14 +482,18 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
     session: aiohttp.ClientSession | None = None
     try:
         endpoint, protocol = _endpoint(config.cs_endpoint_or_default)
-        cs_sdk = build_cs(region_id=config.region, endpoint=endpoint, protocol=protocol, **keys)
+        cs_sdk = build_cs(region_id=config.region, endpoint=endpoint, protocol=protocol,
+                          access_key_id=keys.get("access_key_id"),
+                          access_key_secret=keys.get("access_key_secret"))
         pools = NodePoolClient(cs_sdk, config.cluster_id)
         retry = RetrySettings(attempts=config.decider_retries + 1)
         decider: Decides
         if config.decider == "fc":
             fc_endpoint, fc_protocol = _endpoint(config.fc_endpoint or "")
             fc_sdk = build_fc(region_id=config.region, endpoint=fc_endpoint, protocol=fc_protocol,
-                              read_timeout_seconds=config.decider_timeout_seconds, **keys)
+                              read_timeout_seconds=config.decider_timeout_seconds,
+                              access_key_id=keys.get("access_key_id"),
+                              access_key_secret=keys.get("access_key_secret"))
             invoker = FunctionInvoker(
                 fc_sdk, FunctionRef(config.fc_service or "", config.fc_function or "",
                                     config.fc_qualifier or ""),

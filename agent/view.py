@@ -204,7 +204,7 @@ def _privileged(spec: Mapping[str, Any]) -> bool:
 def is_node_ready(node: Mapping[str, Any]) -> bool:
     for condition in (node.get("status") or {}).get("conditions") or ():
         if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
+            return bool(condition.get("status") == "True")
     return False
 
 

@@ -163,7 +163,7 @@ class Watcher:
         target = self.target
         while True:
             try:
-                page = await self._client.list(
+                page = await self._client.list_page(
                     target.resource,
                     namespace=target.namespace,
                     label_selector=target.label_selector,
@@ -211,9 +211,9 @@ class Watcher:
         started = self._clock()
         delivered = False
         apply = self._sink.apply
-        async with contextlib.aclosing(stream) as events:
+        async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
             async for event in events:
-                kind = event.get("type")
+                kind = str(event.get("type"))
                 obj = event.get("object") or {}
                 if kind == "ERROR":
                     error = KubeError.from_status(obj)
