@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import copy
 import random
 import uuid
 from collections import deque
@@ -237,7 +236,7 @@ class ObjectStore:
         kind, api_version = KINDS[resource]
         # kind and apiVersion first, as the apiserver serialises them
         stored = {"kind": kind, "apiVersion": api_version}
-        stored.update((k, v) for k, v in copy.deepcopy(obj).items() if k not in stored)
+        stored.update((k, v) for k, v in copy_json(obj).items() if k not in stored)
         meta = stored.setdefault("metadata", {})
         if resource in NAMESPACED:
             body_ns = meta.get("namespace")
@@ -296,7 +295,7 @@ class ObjectStore:
             raise conflict(resource, name)
         kind, api_version = KINDS[resource]
         stored = {"kind": kind, "apiVersion": api_version}
-        stored.update((k, v) for k, v in copy.deepcopy(obj).items() if k not in stored)
+        stored.update((k, v) for k, v in copy_json(obj).items() if k not in stored)
         new_meta = stored.setdefault("metadata", {})
         old_meta = current["metadata"]
         # identity and bookkeeping fields are the server's, whatever the client sent
@@ -319,7 +318,7 @@ class ObjectStore:
         namespace: str | None = None,
     ) -> dict:
         current = self.get(resource, name, namespace=namespace)
-        edited = copy.deepcopy(current)
+        edited = copy_json(current)
         change(edited)
         return self._store_change(resource, current, edited)
 
@@ -401,6 +400,17 @@ class ObjectStore:
     def _unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped data, several times faster than copy.deepcopy (which pays
+    for memo bookkeeping that plain dicts, lists and scalars do not need)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_json(item) for item in value]
+    return value
 
 
 def _default_pod(pod: dict) -> None:

@@ -148,8 +148,13 @@ async def api_server() -> AsyncIterator[ApiServer]:
 
 
 @pytest.fixture
-async def api_client(api_server: ApiServer) -> AsyncIterator[client.ApiClient]:
+async def api_client(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[client.ApiClient]:
     """A kubernetes-asyncio ApiClient for `api_server`, ignoring any proxy."""
+    # its aiohttp session trusts the environment: no proxy variable may route 127.0.0.1
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     configuration = client.Configuration(host=api_server.url)
     configuration.proxy = None
     async with client.ApiClient(configuration) as api_client:
