@@ -34,7 +34,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from functions.errors import InvalidRequest, RequestTooLarge
 from functions.model import (
@@ -209,7 +209,7 @@ def _bad_uid(uid: object, index: int, uids: list[str]) -> InvalidRequest:
                          path=f"pods[{index}].uid")
 
 
-def _bad_metadata(pod: dict[str, Any], index: int) -> None:
+def _bad_metadata(pod: dict[str, Any], index: int) -> NoReturn:
     for name in ("namespace", "name", "unschedulableSince", "message"):
         value = pod.get(name)
         if value is not None and type(value) is not str:
@@ -226,6 +226,7 @@ def _bad_metadata(pod: dict[str, Any], index: int) -> None:
             if type(item) is not str:
                 raise InvalidRequest(f"expected a string, got {_kind(item)}",
                                      path=f"pods[{index}].{name}.{key}")
+    raise InvalidRequest("invalid pod metadata", path=f"pods[{index}]")
 
 
 def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
