@@ -1,11 +1,10 @@
 """Reaction-latency benchmark: the scheduler writes a pod's Unschedulable condition → the CS
 emulator receives the ModifyClusterNodePool that serves it. p50 / p99 per decider, one run.
 
-Everything is real HTTP on 127.0.0.1: the simulated API server and scheduler, the agent's watch
-(agent.kube / agent.watching / agent.view / agent.batching), the request builder, the decider
+Everything is real HTTP on 127.0.0.1: the simulated API server and scheduler, the agent itself
+(agent.runner.Agent: watches, view, batching, request builder, decider, actuation), the decider
 (in-process, or the FC emulator through the FC SDK), and actuation through the CS SDK against the
-CS emulator over the simulated node pools. The decision loop here is the minimal one
-(batch → snapshot → describe pools → decide → apply), standing in for agent/runner.py.
+CS emulator over the simulated node pools.
 
 Each trial creates one worker pod that needs a node of its own (3 vCPU on ecs.g7.xlarge) while the
 nodes asked for earlier are still booting, so every trial causes exactly one CS write. t0 is the
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import time
@@ -30,7 +28,7 @@ for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PR
 from aiohttp import web  # noqa: E402
 
 from agent.actuation import Actuator  # noqa: E402
-from agent.batching import Batcher, BatchWindow  # noqa: E402
+from agent.config import AgentConfig  # noqa: E402
 from agent.cs import NodePoolClient, RetryPolicy  # noqa: E402
 from agent.cs import build_sdk_client as build_cs_sdk  # noqa: E402
 from agent.deciders import Decider, FunctionComputeDecider, LocalDecider  # noqa: E402
@@ -38,15 +36,13 @@ from agent.fc_client import FunctionInvoker, FunctionRef  # noqa: E402
 from agent.fc_client import build_sdk_client as build_fc_sdk  # noqa: E402
 from agent.kube import KubeClient  # noqa: E402
 from agent.logs import configure_logging  # noqa: E402
-from agent.request_builder import RequestSettings, build_request  # noqa: E402
+from agent.runner import Agent  # noqa: E402
 from agent.sim.cloud_model import TaskView  # noqa: E402
 from agent.sim.cluster import SimCluster  # noqa: E402
 from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys  # noqa: E402
 from agent.sim.cs_api import build_cs_app  # noqa: E402
 from agent.sim.fc_api import build_fc_app  # noqa: E402
 from agent.sim.nodepools import NodePools, PoolSpec  # noqa: E402
-from agent.view import ClusterView  # noqa: E402
-from agent.watching import Watcher, WatchTarget  # noqa: E402
 from functions import fc  # noqa: E402
 
 NS = "ray"
@@ -92,19 +88,6 @@ def unschedulable(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-async def decision_loop(batcher: Batcher, view: ClusterView, cs: NodePoolClient, decider: Decider,
-                        actuator: Actuator, settings: RequestSettings, sim: SimCluster) -> None:
-    while True:
-        await batcher.next_batch()
-        snapshot = view.snapshot()
-        if not snapshot.pending:
-            continue
-        pools = await cs.describe_pools()
-        request = build_request(snapshot, pools, actuator.activity, settings=settings, now=sim.clock.iso())
-        reply = await decider.decide(request)
-        await actuator.apply(reply, request, dry_run=False)
-
-
 async def run(decider_kind: str, *, trials: int, idle: float, max_window: float) -> list[float]:
     async with SimCluster(speed=1.0, namespaces=[NS]) as sim:
         pools = NodePools(sim.store, sim.clock, cluster_id="c-bench", region_id="cn-hangzhou",
@@ -129,18 +112,14 @@ async def run(decider_kind: str, *, trials: int, idle: float, max_window: float)
                                access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
             decider = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef("ray-ack-scaler", "decide")))
         kube = await KubeClient.connect(api_url=sim.url)
-        batcher = Batcher(BatchWindow(idle_seconds=idle, max_seconds=max_window), resync_seconds=3600)
-        view = ClusterView(on_pending=lambda pod: batcher.trigger(pod.uid))
-        watchers = [
-            Watcher(kube, WatchTarget("pods", "pods", label_selector="ray.io/node-type=worker",
-                                      field_selector="spec.nodeName="), sink=view.pods),
-            Watcher(kube, WatchTarget("nodes", "nodes"), sink=view.nodes_sink),
-        ]
-        settings = RequestSettings(cluster_id="c-bench", region="cn-hangzhou")
-        tasks = [asyncio.create_task(w.run()) for w in watchers]
-        await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in watchers)), 10)
-        tasks.append(asyncio.create_task(
-            decision_loop(batcher, view, cs, decider, Actuator(cs, kube), settings, sim)))
+        config = AgentConfig(cluster_id="c-bench", region="cn-hangzhou", api_url=sim.url,
+                             batch_idle_seconds=idle, batch_max_seconds=max_window,
+                             resync_seconds=3600, pool_refresh_seconds=3600,
+                             pod_selector="ray.io/node-type=worker")
+        agent = Agent(config, kube=kube, pools=cs, decider=decider, actuator=Actuator(cs, kube))
+        stop = asyncio.Event()
+        agent_task = asyncio.create_task(agent.run(stop))
+        await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in agent.watchers)), 10)
         reactions: list[float] = []
         subscription = sim.store.subscribe()
         try:
@@ -164,11 +143,11 @@ async def run(decider_kind: str, *, trials: int, idle: float, max_window: float)
                 await asyncio.sleep(idle + 0.05)  # let the window close before the next trial
         finally:
             subscription.close()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            stop.set()
+            try:
+                await asyncio.wait_for(agent_task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                agent_task.cancel()
             await kube.close()
             await pools.stop()
             for runner in runners:
