@@ -105,3 +105,10 @@ def test_help_explains_each_subcommand() -> None:
     decide_help = _run("decide", "--help")
     assert decide_help.returncode == 0
     assert "--in" in decide_help.stdout and "exits 2" in decide_help.stdout
+
+
+def test_package_is_handed_to_the_packaging_module() -> None:
+    """`package --help` is answered by functions.packaging, not by the decide CLI."""
+    result = _run("package", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "python -m functions package" in result.stdout
