@@ -338,13 +338,15 @@ class _Reader:
         cluster = self.cluster(root.get("cluster") or {}, "cluster")
         system = tuple(
             self.system_node(raw, f"systemNodes[{i}]")
-            for i, raw in enumerate(self.get(root, "systemNodes", "", self.items, [{}]))
+            for i, raw in enumerate(
+                self.get(root, "systemNodes", "", self.items, [dict[str, Any]()])
+            )
         )
         if not system:
             raise self.fail("systemNodes", "must list at least one node (the Ray head runs there)")
         pools = tuple(
             self.pool(raw, f"pools[{i}]")
-            for i, raw in enumerate(self.get(root, "pools", "", self.items, []))
+            for i, raw in enumerate(self.get(root, "pools", "", self.items, list[Any]()))
         )
         seen: dict[str, int] = {}
         for i, pool in enumerate(pools):
