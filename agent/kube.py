@@ -172,13 +172,15 @@ class KubeClient:
             if response.status >= 400:
                 raise _error_of(response.status, response.reason, await response.read())
             pending = b""
+            loads = json.loads
             try:
                 async for chunk in response.content.iter_any():
-                    lines = (pending + chunk).split(b"\n")
-                    pending = lines.pop()
+                    if pending:
+                        chunk = pending + chunk
+                    *lines, pending = chunk.split(b"\n")
                     for line in lines:
-                        if line.strip():
-                            yield json.loads(line)
+                        if line:
+                            yield loads(line)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 raise _unreachable(error) from error
             if pending.strip():

@@ -94,12 +94,11 @@ class Interner:
 
     def requests(self, spec: Mapping[str, Any]) -> dict[str, str] | None:
         """The pod's effective requests, computed once per distinct resources shape."""
+        key = ("q", *_resources_key(spec))
         try:
-            key = ("q", *_resources_key(spec))
-            hash(key)
-        except TypeError:
+            found = self._table.get(key)
+        except TypeError:  # an unhashable quantity (the API server would have refused it)
             return effective_requests(spec)
-        found = self._table.get(key)
         if found is not None:
             return found  # type: ignore[no-any-return]
         computed = effective_requests(spec)
@@ -108,19 +107,25 @@ class Interner:
         return self._get(key, computed)  # type: ignore[no-any-return]
 
 
-def _resources_key(spec: Mapping[str, Any]) -> Iterable[Any]:
-    for group in ("containers", "initContainers"):
-        yield group
-        for container in spec.get(group) or ():
-            resources = container.get("resources")
-            if resources:
-                yield tuple((kind, tuple(values.items())) for kind, values in resources.items()
-                            if values)
-            else:
-                yield ()
+def _resources_key(spec: Mapping[str, Any]) -> list[Any]:
+    """What effective_requests depends on, as hashable tuples (cheaper than computing it)."""
+    key: list[Any] = [_container_key(c) for c in spec.get("containers") or ()]
+    init = spec.get("initContainers")
+    if init:
+        key.append("init")
+        key.extend(_container_key(c) for c in init)
     overhead = spec.get("overhead")
     if overhead:
-        yield tuple(overhead.items())
+        key.append(("overhead", *overhead.items()))
+    return key
+
+
+def _container_key(container: Mapping[str, Any]) -> tuple[Any, ...]:
+    resources = container.get("resources")
+    if not resources:
+        return ()
+    requests, limits = resources.get("requests"), resources.get("limits")
+    return (tuple(requests.items()) if requests else (), tuple(limits.items()) if limits else ())
 
 
 def _milli_or_none(quantity: object) -> int | None:
