@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from functions import decide
 
-SETTINGS = settings(max_examples=120, deadline=None,
+SETTINGS = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 CPUS = ["250m", "500m", "1", "1500m", "2", "3"]
