@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
@@ -66,12 +68,16 @@ class TimedPools:
         return getattr(self._inner, name)
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+@contextlib.asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    return runner, f"127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield f"127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def worker(name: str) -> dict[str, Any]:
@@ -88,16 +94,17 @@ def unschedulable(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-async def run(decider_kind: str, *, trials: int, idle: float, max_window: float) -> list[float]:
-    async with SimCluster(speed=1.0, namespaces=[NS]) as sim:
+@contextlib.asynccontextmanager
+async def _world(decider_kind: str, *, idle: float, max_window: float, max_nodes: int) -> AsyncIterator[
+        tuple[SimCluster, TimedPools, asyncio.Event]]:
+    """The simulated cluster, the CS (and FC) emulators and a running Agent."""
+    async with SimCluster(speed=1.0, namespaces=[NS]) as sim, contextlib.AsyncExitStack() as stack:
         pools = NodePools(sim.store, sim.clock, cluster_id="c-bench", region_id="cn-hangzhou",
-                          zone="cn-hangzhou-k",
-                          pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=trials + 10)])
+                          zone="cn-hangzhou-k", pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=max_nodes)])
         await pools.start()
+        stack.push_async_callback(pools.stop)
         timed = TimedPools(pools)
-        runners = []
-        cs_runner, cs_endpoint = await serve(build_cs_app(timed, keys=static_test_keys(), now=time.time))
-        runners.append(cs_runner)
+        cs_endpoint = await stack.enter_async_context(serve(build_cs_app(timed, keys=static_test_keys(), now=time.time)))
         cs = NodePoolClient(
             build_cs_sdk(region_id="cn-hangzhou", endpoint=cs_endpoint, protocol="http",
                          access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET),
@@ -105,21 +112,34 @@ async def run(decider_kind: str, *, trials: int, idle: float, max_window: float)
         )
         decider: Decider = LocalDecider()
         if decider_kind == "fc":
-            fc_runner, fc_endpoint = await serve(build_fc_app(
-                fc.handler, keys=static_test_keys(), service="ray-ack-scaler", function="decide", now=time.time))
-            runners.append(fc_runner)
+            fc_endpoint = await stack.enter_async_context(serve(build_fc_app(
+                fc.handler, keys=static_test_keys(), service="ray-ack-scaler", function="decide", now=time.time)))
             sdk = build_fc_sdk(region_id="cn-hangzhou", endpoint=fc_endpoint, protocol="http",
                                access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
             decider = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef("ray-ack-scaler", "decide")))
         kube = await KubeClient.connect(api_url=sim.url)
+        stack.push_async_callback(kube.close)
         config = AgentConfig(cluster_id="c-bench", region="cn-hangzhou", api_url=sim.url,
                              batch_idle_seconds=idle, batch_max_seconds=max_window,
                              resync_seconds=3600, pool_refresh_seconds=3600,
-                             pod_selector="ray.io/node-type=worker")
+                             pod_selector="ray.io/node-type=worker", max_new_nodes_per_decision=1000)
         agent = Agent(config, kube=kube, pools=cs, decider=decider, actuator=Actuator(cs, kube))
         stop = asyncio.Event()
         agent_task = asyncio.create_task(agent.run(stop))
-        await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in agent.watchers)), 10)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in agent.watchers)), 10)
+            yield sim, timed, stop
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(agent_task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                agent_task.cancel()
+
+
+async def run(decider_kind: str, *, trials: int, idle: float, max_window: float) -> list[float]:
+    """One pod per trial, each needing a node of its own: Unschedulable → CS write, in seconds."""
+    async with _world(decider_kind, idle=idle, max_window=max_window, max_nodes=trials + 10) as (sim, timed, _stop):
         reactions: list[float] = []
         subscription = sim.store.subscribe()
         try:
@@ -143,16 +163,30 @@ async def run(decider_kind: str, *, trials: int, idle: float, max_window: float)
                 await asyncio.sleep(idle + 0.05)  # let the window close before the next trial
         finally:
             subscription.close()
-            stop.set()
-            try:
-                await asyncio.wait_for(agent_task, 10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                agent_task.cancel()
-            await kube.close()
-            await pools.stop()
-            for runner in runners:
-                await runner.cleanup()
         return reactions
+
+
+async def burst(decider_kind: str, *, pods: int, idle: float, max_window: float) -> dict[str, float]:
+    """`pods` 1-vCPU workers created at once; seconds from the last create to the write that asks
+    for every node they need (3 per ecs.g7.xlarge), and how many writes it took."""
+    needed = -(-pods // 3)
+    async with _world(decider_kind, idle=idle, max_window=max_window, max_nodes=needed + 10) as (sim, timed, _stop):
+        body = worker("x")
+        body["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1"
+        started = time.perf_counter()
+        for i in range(pods):
+            body["metadata"]["name"] = f"burst-worker-{i:05d}"
+            sim.store.create("pods", body, namespace=NS)
+            if i % 100 == 99:
+                await asyncio.sleep(0)  # let the watch keep up, as a real apiserver would interleave
+        last_created = time.perf_counter()
+        deadline = last_created + 60
+        while not timed.raised_at or timed.raised_at[-1][1] < needed:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"desired never reached {needed}: {timed.raised_at[-3:]}")
+            await asyncio.sleep(0.005)
+        return {"create_seconds": last_created - started, "applied_after": timed.raised_at[-1][0] - last_created,
+                "writes": len(timed.raised_at), "desired": timed.raised_at[-1][1]}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -167,6 +201,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=0.2, help="batch idle window, seconds")
     parser.add_argument("--max", type=float, default=2.0, help="batch max window, seconds")
     parser.add_argument("--deciders", default="local,fc")
+    parser.add_argument("--burst", type=int, default=1000, help="pods in the burst run (0: skip)")
     args = parser.parse_args()
     configure_logging(level="warning")
     target_ms = (args.idle + 0.1) * 1000
@@ -179,6 +214,13 @@ def main() -> None:
         print(f"  {kind:6s} p50 {percentile(ms, 0.5):7.1f} ms   p99 {p99:7.1f} ms   "
               f"min {min(ms):6.1f}   max {max(ms):6.1f}   mean {statistics.fmean(ms):6.1f}   "
               f"{'meets' if p99 <= target_ms else 'MISSES'} target")
+    if args.burst:
+        print(f"burst: {args.burst} pods created at once → the write asking for all their nodes")
+        for kind in args.deciders.split(","):
+            r = asyncio.run(burst(kind, pods=args.burst, idle=args.idle, max_window=args.max))
+            print(f"  {kind:6s} created in {r['create_seconds']:.2f}s; decision applied "
+                  f"{r['applied_after'] * 1000:.0f} ms after the last create "
+                  f"(desired {r['desired']}, {r['writes']} CS write(s))")
 
 
 if __name__ == "__main__":
