@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cloud_doubles import ECI_TAINT, no_proxies
 
-from agent.actuation import PLACED_LABEL, Actuator
+from agent.actuation import ECI_TOLERATION, PLACED_LABEL, Actuator, eci_patch
 from agent.cs import NodePoolClient, RetryPolicy, build_sdk_client
 from agent.deciders import LocalDecider
 from agent.kube import KubeClient
@@ -186,3 +186,18 @@ class TestVanishedOrChanged:
         assert [(p.name, p.reason.split()[0]) for p in result.eci_skipped] == [("w-1", "404")]
         assert [p.name for p in result.eci_placed] == ["w-2"]
         assert not result.eci_failed
+
+
+class TestPatchShape:
+    def test_appends_to_an_existing_toleration_list(self) -> None:
+        """With tolerations present the patch appends (a merge would drop the defaults → 422)."""
+        ops = eci_patch({"resourceVersion": "42", "tolerations": [{"key": "a"}], "labels": {"x": "y"}})
+        assert ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "42"}
+        assert ops[1]["path"] == "/spec/tolerations/-" and ops[1]["value"]["effect"] == "NoSchedule"
+        assert ops[2] == {"op": "add", "path": "/metadata/labels/ray-ack-scaler~1placed", "value": "eci"}
+
+    def test_creates_the_lists_a_pod_lacks(self) -> None:
+        """No tolerations or labels at all: each is added whole, since appending needs a list."""
+        ops = eci_patch({"resourceVersion": "7", "tolerations": [], "labels": {}})
+        assert ops[1] == {"op": "add", "path": "/spec/tolerations", "value": [ECI_TOLERATION]}
+        assert ops[2] == {"op": "add", "path": "/metadata/labels", "value": {PLACED_LABEL: "eci"}}
