@@ -72,9 +72,9 @@ class World:
     async def decide(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The agent's path: LIST over HTTP, fold, one request, the in-process decision."""
         view = ClusterView()
-        for pod in (await self.kube.list("pods", field_selector="spec.nodeName="))["items"]:
+        for pod in (await self.kube.list_page("pods", field_selector="spec.nodeName="))["items"]:
             view.apply_pod("ADDED", pod)
-        for node in (await self.kube.list("nodes"))["items"]:
+        for node in (await self.kube.list_page("nodes"))["items"]:
             view.apply_node("ADDED", node)
         settings = RequestSettings(cluster_id="c-test", region="cn-hangzhou")
         request = build_request(view.snapshot(), [], {}, settings=settings, now=self.sim.clock.iso())
