@@ -308,7 +308,12 @@ class Agent:
             since = epoch_of(pod.unschedulable_since)
             (young if since is not None and at - since < grace else keep).append(pod)
         if young:
-            asyncio.get_running_loop().call_later(grace, self.batcher.request_resync)
+            # Look again when the first of them comes of age; capped at the batch window so an
+            # agent on a sped-up simulated clock (where `now` runs faster than the event loop's
+            # time) still looks again soon.
+            remaining = min(grace - (at - (epoch_of(p.unschedulable_since) or at)) for p in young)
+            delay = min(max(remaining, 0.0), self.config.batch_max_seconds)
+            asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
         return Snapshot(pending=tuple(keep), nodes=snapshot.nodes,
                         eci_running_pods=snapshot.eci_running_pods)
 

@@ -25,6 +25,7 @@ from agent.sim.cluster import SimCluster
 from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
 from agent.sim.cs_api import build_cs_app, scale_requests_of
 from agent.sim.eci import EciSpec, EciVirtualNode
+from agent.sim.faults import FaultPlan
 from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
 from agent.watching import Backoff
 
@@ -43,6 +44,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 @dataclass
 class World:
     cluster: SimCluster
+    cs_faults: FaultPlan
     cs_app: web.Application
     cs_endpoint: str
     kube: KubeClient
@@ -85,7 +87,9 @@ async def world(with_eci: bool) -> AsyncIterator[World]:
         cluster.add(EciVirtualNode(cluster.store, cluster.clock, spec=EciSpec(zone=f"{REGION}-k"),
                                    region=REGION))
     async with cluster:
-        cs_app = build_cs_app(pools, keys=static_test_keys(), now=cluster.clock.now)
+        cs_faults = FaultPlan()
+        cs_app = build_cs_app(pools, keys=static_test_keys(), faults=cs_faults,
+                              now=cluster.clock.now)
         runner = web.AppRunner(cs_app, shutdown_timeout=0.2)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -97,7 +101,7 @@ async def world(with_eci: bool) -> AsyncIterator[World]:
         node_pools = NodePoolClient(sdk, CLUSTER_ID, retry=RetryPolicy(base_delay_seconds=0.01))
         kube = await KubeClient.connect(api_url=cluster.url, request_timeout=5)
         try:
-            yield World(cluster, cs_app, endpoint, kube, node_pools)
+            yield World(cluster, cs_faults, cs_app, endpoint, kube, node_pools)
         finally:
             await kube.close()
             await runner.cleanup()
@@ -250,3 +254,33 @@ async def test_eci_first_places_pods_on_the_virtual_node_and_counts_them(world: 
     items, _ = world.cluster.store.list("pods", namespace="ray")
     assert {p["spec"]["nodeName"] for p in items} == {f"virtual-kubelet-{REGION}-k"}
     assert agent.metrics.eci_pods_placed._value.get() == 4
+
+
+async def test_cloud_failures_become_data_and_are_retried(world: World) -> None:
+    """CS answering 503 to everything: the round is recorded as an error (status, metrics) and
+    retried; once CS recovers, the pool is scaled exactly once."""
+    world.cs_faults.cs_error_ratio = 1.0
+    agent = world.agent(config_for(world, resync_seconds=0.3))
+    async with running(agent):
+        world.add_workers(2)
+        await until(lambda: agent.last_round is not None and agent.last_round.outcome == "error")
+        assert any(e["source"] == "cs" for e in agent.status()["errors"])
+        errors = agent.metrics.api_errors.labels(api="cs", code="ServiceUnavailable")
+        assert errors._value.get() >= 1
+        world.cs_faults.cs_error_ratio = 0.0
+        await until(lambda: world.phases() == ["Running"] * 2)
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
+
+
+async def test_new_pod_grace_defers_the_decision(world: World) -> None:
+    """With a grace period, pods are decided on only once they have waited that long."""
+    grace = 40.0  # simulated seconds: 0.4 s real
+    agent = world.agent(config_for(world, new_pod_grace_seconds=grace))
+    async with running(agent):
+        await until(agent.ready)
+        created = world.cluster.clock.now()
+        world.add_workers(1)
+        await until(lambda: bool(scale_requests_of(world.cs_app)))
+    (write,) = scale_requests_of(world.cs_app)
+    # the Unschedulable timestamp has whole-second precision
+    assert write.time - created >= grace - 1
