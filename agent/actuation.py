@@ -191,12 +191,10 @@ class Actuator:
         pods: PodWriter,
         *,
         max_concurrent_pod_writes: int = 16,
-        emit_events: bool = True,
     ) -> None:
         self._pools = pools
         self._pods = pods
         self._pod_slots = asyncio.Semaphore(max_concurrent_pod_writes)
-        self._emit_events = emit_events
         self._activity: dict[str, PoolActivity] = {}
         self.counters: dict[str, int] = {
             "pool_writes": 0,
@@ -380,8 +378,6 @@ class Actuator:
     # --- events --------------------------------------------------------------------------------
 
     async def _event(self, pod: Mapping[str, Any], tally: _Tally, *, reason: str, message: str, now: str) -> None:
-        if not self._emit_events:
-            return
         async with self._pod_slots:
             try:
                 await self._pods.create_event(
