@@ -284,3 +284,15 @@ async def test_new_pod_grace_defers_the_decision(world: World) -> None:
     (write,) = scale_requests_of(world.cs_app)
     # the Unschedulable timestamp has whole-second precision
     assert write.time - created >= grace - 1
+
+
+async def test_two_agents_on_one_pool_converge_without_double_scaling(world: World) -> None:
+    """Two agents see the same burst: every write asks the same absolute size, never more."""
+    first = world.agent(config_for(world))
+    second = world.agent(config_for(world, batch_idle_seconds=0.08))
+    async with running(first), running(second):
+        await until(lambda: first.ready() and second.ready())
+        world.add_workers(6)
+        await until(lambda: world.phases() == ["Running"] * 6)
+    sizes = [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)]
+    assert sizes and set(sizes) == {2}, sizes
