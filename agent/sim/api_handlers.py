@@ -266,15 +266,14 @@ class ApiHandlers:
     ) -> web.StreamResponse:
         query = request.query
         timeout_text = query.get("timeoutSeconds")
-        if timeout_text:
-            try:
-                timeout = float(int(timeout_text))
-            except ValueError:
-                raise ApiError(
-                    400, "BadRequest", f"timeoutSeconds: Invalid value: {timeout_text!r}"
-                ) from None
-        else:
-            # the apiserver's default: a random time between minRequestTimeout and twice it
+        try:
+            timeout = float(int(timeout_text)) if timeout_text else 0.0
+        except ValueError:
+            raise ApiError(
+                400, "BadRequest", f"timeoutSeconds: Invalid value: {timeout_text!r}"
+            ) from None
+        if timeout <= 0:
+            # unset or 0: the apiserver's default, a random time in [minRequestTimeout, 2×)
             timeout = self._random.uniform(1800.0, 3600.0)
         watch_request = WatchRequest(
             resource=resource,
