@@ -1,6 +1,6 @@
 """meta.k8s.io Table rendering — the server-side printing kubectl asks for with
 `Accept: application/json;as=Table;...` — with the columns and cell text the apiserver's
-printers produce for pods, nodes and namespaces, and Name/Age for everything else."""
+printers produce for pods, nodes, namespaces, events and leases."""
 
 from __future__ import annotations
 
@@ -347,10 +347,92 @@ def _default_cells(obj: dict, now: float) -> list[Any]:
     return [obj["metadata"]["name"], age(obj, now)]
 
 
+EVENT_COLUMNS = [
+    _column(
+        "Last Seen",
+        "string",
+        "The time at which the most recent occurrence of this event was recorded.",
+    ),
+    _column(
+        "Type",
+        "string",
+        "Type of this event (Normal, Warning), new types could be added in the future",
+    ),
+    _column(
+        "Reason",
+        "string",
+        "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+    ),
+    _column("Object", "string", "The object that this event is about."),
+    _column(
+        "Subobject",
+        "string",
+        "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
+        priority=1,
+    ),
+    _column("Source", "string", "The component reporting this event.", priority=1),
+    _column("Message", "string", "A human-readable description of the status of this operation."),
+    _column("First Seen", "string", "The time at which the event was first recorded.", priority=1),
+    _column("Count", "string", "The number of times this event has occurred.", priority=1),
+    _column("Name", "string", "Name must be unique within a namespace.", priority=1, fmt="name"),
+]
+
+
+def _since(timestamp: str | None, now: float) -> str:
+    moment = parse_timestamp(timestamp)
+    return "<unknown>" if moment is None else human_duration(now - moment)
+
+
+def _event_cells(event: dict, now: float) -> list[Any]:
+    first = _since(event.get("firstTimestamp") or event.get("eventTime"), now)
+    last = _since(event["lastTimestamp"], now) if event.get("lastTimestamp") else first
+    count = event.get("count") or 1
+    series = event.get("series")
+    if series:
+        last = _since(series.get("lastObservedTime"), now)
+        count = series.get("count") or count
+    involved = event.get("involvedObject") or {}
+    kind = str(involved.get("kind", "")).lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = event.get("source") or {}
+    component = source.get("component") or event.get("reportingComponent") or ""
+    host = source.get("host") or event.get("reportingInstance") or ""
+    return [
+        last,
+        event.get("type", ""),
+        event.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        f"{component}, {host}" if host else component,
+        str(event.get("message", "")).strip(),
+        first,
+        int(count),
+        event["metadata"]["name"],
+    ]
+
+
+LEASE_COLUMNS = [
+    _column("Name", "string", "Name must be unique within a namespace.", fmt="name"),
+    _column("Holder", "string", "The holder of the lease."),
+    _column(
+        "Age",
+        "string",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+]
+
+
+def _lease_cells(lease: dict, now: float) -> list[Any]:
+    holder = (lease.get("spec") or {}).get("holderIdentity") or "<none>"
+    return [lease["metadata"]["name"], holder, age(lease, now)]
+
+
 PRINTERS: dict[str, tuple[list[dict], Cells]] = {
     "pods": (POD_COLUMNS, _pod_cells),
     "nodes": (NODE_COLUMNS, _node_cells),
     "namespaces": (NAMESPACE_COLUMNS, _namespace_cells),
+    "events": (EVENT_COLUMNS, _event_cells),
+    "leases": (LEASE_COLUMNS, _lease_cells),
 }
 
 

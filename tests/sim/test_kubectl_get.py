@@ -145,3 +145,25 @@ async def test_errors_come_from_status_bodies(world, run_kubectl):
     code, _, err = await run_kubectl("get", "pods", "--field-selector", "spec.bogus=1")
     assert code != 0
     assert "field label not supported: spec.bogus" in err
+
+
+async def test_get_events_columns(api_server, run_kubectl):
+    """`get events` prints LAST SEEN, TYPE, REASON, OBJECT and MESSAGE as kubectl does on ACK."""
+    api_server.store.create(
+        "events",
+        {
+            "metadata": {"name": "worker.1"},
+            "involvedObject": {"kind": "Pod", "namespace": "default", "name": "worker"},
+            "reason": "TriggeredScaleUp",
+            "message": "pod triggered scale-up: [{np-1 0->1 (max: 10)}]",
+            "type": "Normal",
+            "count": 1,
+            "source": {"component": "ray-ack-scaler"},
+        },
+        namespace="default",
+    )
+    code, out, err = await run_kubectl("get", "events")
+    assert code == 0, err
+    header, row = out.strip().splitlines()
+    assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert row.split()[1:5] == ["Normal", "TriggeredScaleUp", "pod/worker", "pod"]
