@@ -39,7 +39,8 @@ def configure_logging(*, fmt: str = "console", level: str = "info", stream: Text
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # stdlib loggers (actuation, the deciders) pass their fields as `extra`: keep them
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     ))
     root = logging.getLogger()
