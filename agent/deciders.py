@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from agent.fc_client import FunctionInvoker, InvocationError
+from agent.fc_client import FunctionInvoker, InvocationError, TriggerSigner
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ class FunctionComputeDecider(_RemoteDecider):
 
 
 class HttpTriggerDecider(_RemoteDecider):
-    """The function's HTTP trigger: POST the request JSON, read the reply JSON."""
+    """The function's HTTP trigger: POST the request JSON, read the reply JSON. With a `signer` the
+    request carries FC's signature (trigger AuthType FUNCTION); without, the trigger is anonymous."""
 
     def __init__(
         self,
@@ -211,16 +212,21 @@ class HttpTriggerDecider(_RemoteDecider):
         timeout_seconds: float = 10.0,
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
+        signer: TriggerSigner | None = None,
     ) -> None:
         super().__init__(retry=retry, rng=rng)
         self._session = session
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._signer = signer
 
     async def _once(self, payload: bytes, request: dict[str, Any]) -> dict[str, Any]:
+        headers = {"content-type": "application/json"}
+        if self._signer is not None:
+            headers = await self._signer.sign("POST", self._url, headers)
         try:
             async with self._session.post(
-                self._url, data=payload, headers={"content-type": "application/json"}, timeout=self._timeout
+                self._url, data=payload, headers=headers, timeout=self._timeout
             ) as response:
                 body = await response.read()
                 status = response.status

@@ -1,8 +1,10 @@
 """The Function Compute client: the only module that imports alibabacloud_fc_open20210406.
 
-One job: InvokeFunction (FC 2.0, Sync) with a JSON body and a qualifier, returning the function's
-reply bytes or raising `InvocationError` that says whether another attempt could help. Credentials
-come from alibabacloud-credentials' default chain unless explicit keys are given (the emulator).
+InvokeFunction (FC 2.0, Sync) with a JSON body and a qualifier, returning the function's reply
+bytes or raising `InvocationError` that says whether another attempt could help; and the FC
+gateway signature for HTTP triggers with AuthType FUNCTION (the deciders send those requests with
+aiohttp: the SDK's own trigger call uses blocking `requests`). Credentials come from
+alibabacloud-credentials' default chain unless explicit keys are given (the emulator).
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from alibabacloud_credentials import models as credential_models
+from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_fc_open20210406 import models as fc_models
 from alibabacloud_fc_open20210406.client import Client as FcSdkClient
 from alibabacloud_tea_openapi import models as open_api_models
@@ -38,6 +42,14 @@ class FunctionRef:
     qualifier: str = ""
 
 
+def build_credential(*, access_key_id: str | None = None, access_key_secret: str | None = None) -> Any:
+    """Explicit AccessKeys (the emulators) or the default chain (RRSA in ACK, env AK locally)."""
+    if access_key_id is None:
+        return CredentialClient()
+    return CredentialClient(credential_models.Config(
+        type="access_key", access_key_id=access_key_id, access_key_secret=access_key_secret))
+
+
 def build_sdk_client(
     *,
     region_id: str,
@@ -52,9 +64,7 @@ def build_sdk_client(
 ) -> FcSdkClient:
     """The official FC 2.0 client; the default credential chain when no keys are given (RRSA)."""
     if credential is None and access_key_id is None:
-        from alibabacloud_credentials.client import Client as CredentialClient
-
-        credential = CredentialClient()
+        credential = build_credential()
     config = open_api_models.Config(
         region_id=region_id,
         endpoint=endpoint or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
@@ -100,6 +110,44 @@ class FunctionInvoker:
             # The function ran and raised: the runtime reports it in a 200 with this header.
             raise InvocationError(error_type, response.status_code, _excerpt(response.body), retryable=False)
         return bytes(response.body or b"")
+
+
+class TriggerSigner:
+    """Adds FC's `Authorization: FC ak:signature` (plus Date and, for STS, the security token) to
+    an HTTP-trigger request, with the FC SDK's own signer."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+
+    async def sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+        # Reading the credential may refresh it over the network (RRSA, credentials URI): off the loop.
+        return await asyncio.to_thread(self._sign, method, url, headers)
+
+    def _sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+        from alibabacloud_gateway_fc_util.client import Client as FcGatewaySigner
+        from requests import Request
+
+        # The signer reads `content-type` case-sensitively: it must arrive lower-case.
+        request = Request(method=method, url=url, headers={k.lower(): v for k, v in headers.items()})
+        snapshot = _CredentialSnapshot(self._credential.get_credential())
+        return dict(FcGatewaySigner(snapshot).sign_request(request).headers)
+
+
+class _CredentialSnapshot:
+    """One reading of a rotating credential, so id, secret and token all come from the same STS
+    pair (the signer asks for them one by one)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def get_access_key_id(self) -> str:
+        return str(self._model.access_key_id)
+
+    def get_access_key_secret(self) -> str:
+        return str(self._model.access_key_secret)
+
+    def get_security_token(self) -> str | None:
+        return self._model.security_token or None
 
 
 def _runtime_options() -> Any:

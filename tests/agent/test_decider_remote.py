@@ -27,10 +27,16 @@ from agent.deciders import (
     LocalDecider,
     RetrySettings,
 )
-from agent.fc_client import FunctionInvoker, FunctionRef, build_sdk_client
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+from agent.fc_client import (
+    FunctionInvoker,
+    FunctionRef,
+    TriggerSigner,
+    build_credential,
+    build_sdk_client,
+)
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
 from agent.sim.faults import FaultPlan
-from agent.sim.fc_api import build_fc_app, http_trigger_path, invocations_of
+from agent.sim.fc_api import FcSettings, build_fc_app, http_trigger_path, invocations_of
 from functions import fc
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
@@ -145,3 +151,22 @@ class TestFunctionRef:
         assert caplog.records
         assert TEST_ACCESS_KEY_SECRET not in caplog.text
         assert all(TEST_ACCESS_KEY_SECRET not in str(e) for e in errors)
+
+
+class TestSignedTrigger:
+    async def test_function_auth_trigger_accepts_only_signed_requests(self) -> None:
+        """AuthType FUNCTION: the FC-signed POST gets the same reply; unsigned or wrongly signed is 403, final."""
+        request = sample_request()
+        app = build_fc_app(fc.handler, keys=static_test_keys(), service=SERVICE, function=FUNCTION,
+                           http_handler=fc.http_handler, now=time.time, settings=FcSettings(http_auth="function"))
+        async with serve(app) as endpoint, aiohttp.ClientSession() as session:
+            url = f"http://{endpoint}{http_trigger_path(SERVICE, FUNCTION)}"
+            signer = TriggerSigner(build_credential(access_key_id=TEST_ACCESS_KEY_ID,
+                                                    access_key_secret=TEST_ACCESS_KEY_SECRET))
+            signed = await HttpTriggerDecider(session, url, signer=signer, retry=NO_WAIT).decide(request)
+            assert signed == await LocalDecider().decide(request)
+            for bad in (None, TriggerSigner(build_credential(access_key_id=TEST_ACCESS_KEY_ID,
+                                                             access_key_secret="not-the-secret"))):
+                with pytest.raises(DecisionFailed) as refused:
+                    await HttpTriggerDecider(session, url, signer=bad, retry=NO_WAIT).decide(request)
+                assert refused.value.code == "HTTP403" and not refused.value.retryable
