@@ -146,6 +146,8 @@ class Agent:
             resync_seconds=config.resync_seconds,
         )
         self.view = ClusterView(on_pending=self._on_pending)
+        # read at scrape time, so the gauge is current between decision rounds too
+        self.metrics.pending_pods.set_function(lambda: len(self.view.pending))
         self.pool_infos: list[PoolInfo] = []
         self._pools_read_at: float | None = None
         self.last_round: RoundRecord | None = None
@@ -224,7 +226,6 @@ class Agent:
         started = time.monotonic()
         at = self._now()
         snapshot = self._eligible(self.view.snapshot(), at)
-        self.metrics.pending_pods.set(len(self.view.pending))
         record = RoundRecord(at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending),
                              outcome="idle")
         try:
