@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import random
 import uuid
 from collections import deque
@@ -199,7 +200,8 @@ class ObjectStore:
             items = [obj for (ns, _), obj in table.items() if ns == namespace]
         return items, self._rv
 
-    def events_since(self, resource: str, resource_version: int) -> list[WatchEvent]:
+    # builtins.list: inside this class `list` names the method above
+    def events_since(self, resource: str, resource_version: int) -> builtins.list[WatchEvent]:
         if resource_version < self._compacted_rv:
             raise ApiError(
                 410,
@@ -220,7 +222,7 @@ class ObjectStore:
         table = self._table(resource)
         kind, api_version = KINDS[resource]
         # kind and apiVersion first, as the apiserver serialises them
-        stored = {"kind": kind, "apiVersion": api_version}
+        stored: dict[str, Any] = {"kind": kind, "apiVersion": api_version}
         stored.update((k, v) for k, v in copy_json(obj).items() if k not in stored)
         meta = stored.setdefault("metadata", {})
         if resource in NAMESPACED:
@@ -279,7 +281,7 @@ class ObjectStore:
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(resource, name)
         kind, api_version = KINDS[resource]
-        stored = {"kind": kind, "apiVersion": api_version}
+        stored: dict[str, Any] = {"kind": kind, "apiVersion": api_version}
         stored.update((k, v) for k, v in copy_json(obj).items() if k not in stored)
         new_meta = stored.setdefault("metadata", {})
         old_meta = current["metadata"]
