@@ -182,6 +182,11 @@ class ObjectStore:
         return self._rv
 
     @property
+    def subscriber_count(self) -> int:
+        """Open subscriptions: in-process controllers plus one per live WATCH stream."""
+        return len(self._subscriptions)
+
+    @property
     def oldest_resource_version(self) -> int:
         """The lowest version a watch may resume from without 410."""
         return self._compacted_rv

@@ -203,3 +203,22 @@ async def test_expiry_fault_compacts_history(api_server, core):
         async with watch.Watch() as w:
             await collect(w.stream(core.list_namespaced_pod, "default", resource_version=old), 1)
     assert caught.value.status == 410
+
+
+async def test_disconnected_watcher_releases_its_subscription(api_server, core):
+    """When a client drops its watch, the server closes the stream's store subscription."""
+    store = api_server.store
+    store.create("pods", pod("a"), namespace="default")
+    baseline = store.subscriber_count
+    response = await core.list_namespaced_pod("default", watch=True, _preload_content=False)
+    first = await asyncio.wait_for(response.content.readline(), 5)
+    assert json.loads(first)["type"] == "ADDED"
+    assert store.subscriber_count == baseline + 1
+    response.close()
+
+    async def released() -> None:
+        # a disconnect publishes no store event to wait on, so poll (bounded below)
+        while store.subscriber_count != baseline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(released(), 5)
