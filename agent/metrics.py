@@ -6,7 +6,11 @@ histograms. Labels are small fixed sets (outcome, reason, pool id, API, code).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 PREFIX = "ray_ack_scaler"
 # Decisions are milliseconds in-process, up to seconds through Function Compute (cold start).
@@ -44,8 +48,19 @@ class AgentMetrics:
         self.watch_restarts = Counter(f"{PREFIX}_watch_restarts_total",
                                       "Watch stream restarts by stream and reason",
                                       ["stream", "reason"], registry=r)
-        self.watch_events = Counter(f"{PREFIX}_watch_events_total",
-                                    "Watch events folded into the view", ["stream"], registry=r)
+        self.cs_calls = Counter(f"{PREFIX}_cs_calls_total",
+                                "CS API call attempts by action and outcome (ok or error code)",
+                                ["action", "outcome"], registry=r)
+
+    def cs_attempt(self, action: str, outcome: str) -> None:
+        """The NodePoolClient's `on_attempt` hook."""
+        self.cs_calls.labels(action=action, outcome=outcome).inc()
+
+    def expose_counts(self, name: str, documentation: str, label: str,
+                      counts: Callable[[], Mapping[str, int]]) -> None:
+        """Export a component's own counters dict (e.g. the decider circuit breaker's) as a
+        counter family, read at scrape time."""
+        self.registry.register(_CountsCollector(f"{PREFIX}_{name}", documentation, label, counts))
 
     def watch_restarted(self, stream: str, reason: str) -> None:
         self.watch_restarts.labels(stream=stream, reason=reason).inc()
@@ -55,3 +70,16 @@ class AgentMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CountsCollector(Collector):
+    def __init__(self, name: str, documentation: str, label: str,
+                 counts: Callable[[], Mapping[str, int]]) -> None:
+        self._name, self._documentation, self._label, self._counts = (
+            name, documentation, label, counts)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
+        for key, value in sorted(self._counts().items()):
+            family.add_metric([key], value)
+        yield family

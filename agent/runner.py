@@ -483,6 +483,7 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
     from agent.fc_client import build_sdk_client as build_fc
 
     keys = _access_keys(config)
+    metrics = metrics or AgentMetrics()
     kube = await KubeClient.connect(kubeconfig=config.kubeconfig, context=config.kube_context,
                                     in_cluster=config.in_cluster, api_url=config.api_url)
     session: aiohttp.ClientSession | None = None
@@ -491,7 +492,7 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
         cs_sdk = build_cs(region_id=config.region, endpoint=endpoint, protocol=protocol,
                           access_key_id=keys.get("access_key_id"),
                           access_key_secret=keys.get("access_key_secret"))
-        pools = NodePoolClient(cs_sdk, config.cluster_id)
+        pools = NodePoolClient(cs_sdk, config.cluster_id, on_attempt=metrics.cs_attempt)
         retry = RetrySettings(attempts=config.decider_retries + 1)
         decider: Decides
         if config.decider == "fc":
@@ -513,8 +514,13 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
         else:
             decider = LocalDecider()
         if config.decider != "local" and config.fallback_to_local:
-            decider = FallbackDecider(decider, LocalDecider())
+            breaker = FallbackDecider(decider, LocalDecider())
+            metrics.expose_counts("decider_events", "Remote decider circuit breaker events",
+                                  "event", lambda: breaker.counters)
+            decider = breaker
         actuator = Actuator(pools, kube)
+        metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
+                              "outcome", lambda: actuator.counters)
         yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
                     metrics=metrics)
     finally:

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 
 import pytest
@@ -93,6 +94,11 @@ async def test_run_scales_reports_status_and_stops_on_sigterm(
         assert code == 0, err
         assert "Autoscaler status: c-entry" in out
         assert "np-cpu" in out
+        reader = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        metrics = await asyncio.to_thread(
+            lambda: reader.open(f"http://{ops}/metrics", timeout=10).read().decode())
+        assert 'ray_ack_scaler_cs_calls_total{action="ModifyClusterNodePool",outcome="ok"}' in metrics
+        assert 'ray_ack_scaler_actuation_total{outcome="pool_writes"} 1.0' in metrics
         agent.send_signal(signal.SIGTERM)
         _, agent_err = await asyncio.wait_for(agent.communicate(), 20)
         assert agent.returncode == 0, agent_err.decode()[-2000:]
