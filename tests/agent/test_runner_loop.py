@@ -297,3 +297,18 @@ async def test_two_agents_on_one_pool_converge_without_double_scaling(world: Wor
         await until(lambda: world.phases() == ["Running"] * 6)
     sizes = [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)]
     assert sizes and set(sizes) == {2}, sizes
+
+
+async def test_cut_streams_and_cs_throttling_still_converge_once(world: World) -> None:
+    """Watch streams cut every few events and a throttling CS: every pod runs, and every write
+    asks the same size a fault-free run asks."""
+    world.cluster.faults.watch_cut_every_events = 3
+    world.cs_faults.cs_throttle_ratio = 0.4
+    agent = world.agent(config_for(world, resync_seconds=0.5))
+    async with running(agent):
+        await until(agent.ready)
+        world.add_workers(6)
+        await until(lambda: world.phases() == ["Running"] * 6, timeout=30)
+    sizes = [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)]
+    assert sizes and set(sizes) == {2}, sizes
+    assert sum(w.restarts["eof"] for w in agent.watchers) >= 1
