@@ -1,7 +1,9 @@
-"""`python -m agent sim serve`: run the simulated ACK cluster until interrupted.
+"""`python -m agent sim ...`: serve the simulated ACK until interrupted, and list the scenarios.
 
-It writes a kubeconfig for kubectl and an info JSON saying where everything listens, prints how to
-watch the cluster, and exits 0 on SIGINT or SIGTERM.
+`sim serve --scenario NAME|PATH` runs a scenario's whole embedded ACK (Kubernetes API, node pools,
+ECI, the Ray workload, and the CS and Function Compute emulators); `sim serve` alone serves a bare
+cluster with one Ready demo node. Either way it writes a kubeconfig and an info JSON saying where
+everything listens, prints how to watch the cluster, and exits 0 on SIGINT or SIGTERM.
 """
 from __future__ import annotations
 
@@ -12,43 +14,87 @@ import json
 import signal
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from agent.catalog import allocatable_of, instance_type
 from agent.sim.cluster import SimCluster
+from agent.sim.embedded import EmbeddedAck
 from agent.sim.kubeconfig import write_kubeconfig
 from agent.sim.kubelet import ready_node
+from agent.sim.report import job_text
+from agent.sim.scenario import Scenario, ScenarioError, available_scenarios, load_scenario
 
 DEMO_NODE = "cn-hangzhou.172.16.0.10"
 DEMO_INSTANCE_TYPE = "ecs.g7.xlarge"  # 4 vCPU, 16 GiB
+BARE_SPEED = 1.0
 
 
 def register(subparsers: Any) -> None:
-    """Add the `sim` command and its `serve` subcommand."""
+    """Add the `sim` command and its `serve` and `scenarios` subcommands."""
     sim = subparsers.add_parser("sim", help="the simulated ACK cluster (embedded Kubernetes API)")
     sim.set_defaults(func=lambda _args: _usage(sim))
     commands = sim.add_subparsers(dest="sim_command", metavar="SIM_COMMAND")
     serve = commands.add_parser(
         "serve",
         help="serve a simulated cluster until interrupted",
-        description="Serve a simulated ACK cluster on 127.0.0.1 until SIGINT/SIGTERM.",
+        description=(
+            "Serve a simulated ACK cluster on 127.0.0.1 until SIGINT/SIGTERM. With --scenario: "
+            "the scenario's node pools, ECI virtual node and Ray workload, plus the CS API and "
+            "Function Compute emulators (signed with the test AccessKey the info JSON names). "
+            "Without: a bare Kubernetes API with one Ready demo node."
+        ),
     )
-    serve.add_argument("--port", type=int, default=0, help="API server port (default: a free one)")
     serve.add_argument(
-        "--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)"
+        "--scenario",
+        metavar="NAME|PATH",
+        help="a built-in scenario name (see `sim scenarios`) or a scenario YAML file",
     )
-    serve.add_argument("--scenario", help="scenario name or YAML path")
+    serve.add_argument(
+        "--speed",
+        type=float,
+        help=f"simulated seconds per real second (default: the scenario's, or {BARE_SPEED:g} "
+        "without a scenario)",
+    )
+    serve.add_argument(
+        "--seed", type=int, help="random seed (default: the scenario's; needs --scenario)"
+    )
+    serve.add_argument(
+        "--no-faults",
+        action="store_true",
+        help="switch off the scenario's injected faults (watch cuts, CS/FC errors, latency)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=0, help="Kubernetes API server port (default: a free one)"
+    )
+    serve.add_argument(
+        "--cs-port", type=int, default=0, help="CS API emulator port (default: a free one)"
+    )
+    serve.add_argument(
+        "--fc-port", type=int, default=0, help="Function Compute emulator port (default: a free one)"
+    )
     serve.add_argument(
         "--kubeconfig-out", type=Path, help="where to write the kubeconfig (default: a temp file)"
     )
-    serve.add_argument("--info-out", type=Path, help="where to write the info JSON")
+    serve.add_argument(
+        "--info-out",
+        type=Path,
+        help="where to write the info JSON: kubernetes url and kubeconfig; with --scenario also "
+        "the cs and fc endpoints, ids and keys",
+    )
     serve.add_argument(
         "--no-demo-node",
         action="store_true",
-        help=f"start without the Ready demo node {DEMO_NODE}",
+        help=f"without --scenario: start without the Ready demo node {DEMO_NODE}",
     )
     serve.set_defaults(func=serve_command)
+    scenarios = commands.add_parser(
+        "scenarios",
+        help="list the built-in scenarios",
+        description="List the built-in scenarios, one per line with its description.",
+    )
+    scenarios.set_defaults(func=scenarios_command)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -56,19 +102,50 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def scenarios_command(_args: argparse.Namespace) -> int:
+    """Entry point of `sim scenarios`."""
+    names = available_scenarios()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        try:
+            description = load_scenario(name).description or "(no description)"
+        except ScenarioError as error:
+            description = f"(invalid: {error})"
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Entry point of `sim serve`."""
-    if args.speed <= 0:
-        print("error: --speed must be positive", file=sys.stderr)
-        return 2
-    if args.scenario:
-        print(
-            f"error: scenarios are not available yet (asked for {args.scenario!r}); "
-            "run `sim serve` without --scenario",
-            file=sys.stderr,
-        )
-        return 2
-    return asyncio.run(_serve(args))
+    if args.speed is not None and not args.speed > 0:
+        return _fail("--speed must be positive")
+    if args.seed is not None and args.seed < 0:
+        return _fail("--seed must not be negative")
+    if not args.scenario:
+        if args.seed is not None or args.no_faults:
+            return _fail("--seed and --no-faults need --scenario")
+        return asyncio.run(_serve_bare(args))
+    if args.no_demo_node:
+        return _fail("--no-demo-node is for a bare cluster; a scenario brings its own nodes")
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as error:
+        return _fail(str(error))
+    ack = EmbeddedAck(
+        scenario,
+        speed=args.speed,
+        seed=args.seed,
+        faults=not args.no_faults,
+        kubernetes_port=args.port,
+        cs_port=args.cs_port,
+        fc_port=args.fc_port,
+    )
+    return asyncio.run(_serve_scenario(ack, args))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def demo_node() -> dict[str, Any]:
@@ -89,35 +166,103 @@ def demo_node() -> dict[str, Any]:
     )
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve_bare(args: argparse.Namespace) -> int:
+    speed = BARE_SPEED if args.speed is None else args.speed
+    cluster = SimCluster(speed=speed, port=args.port)
+    if not args.no_demo_node:
+        # created before the kubelet starts, so it is Ready by the time anyone is told to look
+        cluster.store.create("nodes", demo_node())
+    async with _until_signalled() as stop, cluster:
+        kubeconfig = write_kubeconfig(cluster.url, _kubeconfig_path(args, cluster.port))
+        if args.info_out:
+            _write_json(
+                args.info_out, {"kubernetes": {"url": cluster.url, "kubeconfig": str(kubeconfig)}}
+            )
+        print(f"Simulated ACK cluster at {cluster.url} (speed {speed:g}x)")
+        _print_watch_hints(kubeconfig)
+        print("Stop with Ctrl-C.", flush=True)
+        await stop.wait()
+    print("Stopped.", flush=True)
+    return 0
+
+
+async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
+    scenario = ack.scenario
+    async with _until_signalled() as stop, ack:
+        kubeconfig = ack.write_kubeconfig(_kubeconfig_path(args, ack.cluster.port))
+        info = ack.info()
+        if args.info_out:
+            _write_json(args.info_out, info)
+        print(f"Simulated ACK cluster at {ack.kubernetes_url} (speed {ack.speed:g}x)")
+        print(f"scenario {scenario.name}: {scenario.description or '(no description)'}")
+        print(f"  {_workload_line(scenario)}")
+        _print_watch_hints(kubeconfig)
+        cs, fc = info["cs"], info["fc"]
+        print(f"CS API:           http://{cs['endpoint']} (cluster {cs['clusterId']}, "
+              f"region {cs['regionId']})")
+        print(f"Function Compute: http://{fc['endpoint']} (service {fc['service']}, "
+              f"function {fc['function']})")
+        print(f"HTTP trigger:     {fc['httpTriggerUrl']}")
+        print(f"AccessKey:        {cs['accessKeyId']} / {cs['accessKeySecret']} (test keys)")
+        if args.info_out:
+            print(f"info: {args.info_out}")
+        print("Stop with Ctrl-C.", flush=True)
+        await stop.wait()
+        print(_run_summary(ack), flush=True)
+    print("Stopped.", flush=True)
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _until_signalled() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    cluster = SimCluster(speed=args.speed, port=args.port)
-    if not args.no_demo_node:
-        # created before the kubelet starts, so it is Ready by the time anyone is told to look
-        cluster.store.create("nodes", demo_node())
-    async with cluster:
-        kubeconfig = args.kubeconfig_out or Path(tempfile.gettempdir()) / (
-            f"ray-ack-sim-{cluster.port}.kubeconfig"
-        )
-        write_kubeconfig(cluster.url, kubeconfig)
-        info = {"kubernetes": {"url": cluster.url, "kubeconfig": str(kubeconfig)}}
-        if args.info_out:
-            _write_json(args.info_out, info)
-        print(f"Simulated ACK cluster at {cluster.url} (speed {args.speed:g}x)")
-        print(f"kubeconfig: {kubeconfig}")
-        print("Watch it with:")
-        print(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
-        print(f"  kubectl --kubeconfig {kubeconfig} get node -w")
-        print("Stop with Ctrl-C.", flush=True)
-        await stop.wait()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(Exception):
-            loop.remove_signal_handler(signum)
-    print("Stopped.", flush=True)
-    return 0
+    try:
+        yield stop
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+
+
+def _kubeconfig_path(args: argparse.Namespace, port: int) -> Path:
+    if args.kubeconfig_out:
+        return Path(args.kubeconfig_out)
+    return Path(tempfile.gettempdir()) / f"ray-ack-sim-{port}.kubeconfig"
+
+
+def _print_watch_hints(kubeconfig: Path) -> None:
+    print(f"kubeconfig: {kubeconfig}")
+    print("Watch it with:")
+    print(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
+    print(f"  kubectl --kubeconfig {kubeconfig} get node -w")
+
+
+def _workload_line(scenario: Scenario) -> str:
+    pools = ", ".join(
+        f"{p.pool_id} ({p.instance_type}, desired {p.desired}, max {p.max_size})"
+        for p in scenario.pools
+    )
+    eci = "on" if scenario.eci.enabled else "off"
+    return (
+        f"Ray cluster {scenario.ray.namespace}/{scenario.ray.name}: {scenario.task_count} tasks; "
+        f"pools: {pools or 'none'}; ECI {eci}"
+    )
+
+
+def _run_summary(ack: EmbeddedAck) -> str:
+    scale = ack.cs_scale_requests()
+    return "\n".join(
+        [
+            f"Ray job: {job_text(ack.world.ray.summary())}",
+            f"CS writes: {len(ack.cs_writes())} ({len(scale)} accepted scale requests); "
+            f"FC invocations: {len(ack.fc_invocations())}",
+            ack.world.cost_report().to_text(),
+        ]
+    )
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

@@ -56,10 +56,12 @@ async def test_serve_writes_files_answers_kubectl_and_stops_on_sigterm(tmp_path,
         await process.wait()
 
 
-def test_scenario_is_refused_until_scenarios_exist(capsys):
-    """--scenario exits 2 with a clear message instead of serving something else."""
+def test_unknown_scenario_is_refused_with_the_known_names(capsys):
+    """--scenario with a name that is no scenario exits 2 and lists the built-in ones."""
     assert main(["sim", "serve", "--scenario", "ray-burst"]) == 2
-    assert "scenarios are not available yet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "scenario ray-burst: no such scenario" in err
+    assert "seed" in err
 
 
 def test_sim_without_subcommand_prints_help(capsys):
