@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.sim.clock import SimClock, parse_iso
+from agent.sim.kubelet import node_system_info
 from agent.sim.nodepools import POD_START_ANNOTATION, READY_AT_ANNOTATION
 from agent.sim.scheduler import effective_requests
 from agent.sim.store import ApiError, ObjectStore, Subscription
@@ -141,7 +142,12 @@ def virtual_node_object(spec: EciSpec, *, region: str, created: str, now: float)
                     "lastTransitionTime": created,
                 }
             ],
-            "nodeInfo": {"kubeletVersion": "v1.31.1-vk-eci", "architecture": "amd64"},
+            "nodeInfo": node_system_info(
+                spec.node_name,
+                kubeletVersion="v1.31.1-vk-eci",
+                kubeProxyVersion="",
+                containerRuntimeVersion="eci://",
+            ),
         },
     }
 

@@ -44,6 +44,19 @@ NODE_INFO = {
 }
 
 
+def node_system_info(name: str, **overrides: str) -> dict[str, str]:
+    """A complete `status.nodeInfo`: typed clients (kubernetes-asyncio's V1NodeSystemInfo) refuse
+    a node whose bootID, machineID or systemUUID is missing, as a real kubelet always sends them.
+    The ids are derived from the node name, so a run is reproducible."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    ids = {
+        "machineID": digest[:32],
+        "systemUUID": f"{digest[32:40]}-{digest[40:44]}-{digest[44:48]}-{digest[48:52]}-{digest[52:64]}",
+        "bootID": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
+    }
+    return {**NODE_INFO, **ids, **overrides}
+
+
 def ready_node(
     name: str,
     *,
@@ -285,7 +298,8 @@ class Kubelet:
         now = self._clock.iso()
         status = node.setdefault("status", {})
         status["conditions"] = _node_conditions(ready=False, now=now)
-        status.setdefault("nodeInfo", dict(NODE_INFO))
+        name = node["metadata"]["name"]
+        status["nodeInfo"] = {**node_system_info(name), **(status.get("nodeInfo") or {})}
         taints = node.setdefault("spec", {}).setdefault("taints", [])
         if not any(t.get("key") == NOT_READY_TAINT_KEY for t in taints):
             taints.append({"key": NOT_READY_TAINT_KEY, "effect": "NoSchedule"})
@@ -298,7 +312,7 @@ class Kubelet:
             now = self._clock.iso()
             status = node.setdefault("status", {})
             status["conditions"] = _node_conditions(ready=True, now=now)
-            status.setdefault("nodeInfo", dict(NODE_INFO))
+            status["nodeInfo"] = {**node_system_info(name), **(status.get("nodeInfo") or {})}
             spec = node.setdefault("spec", {})
             spec["taints"] = [
                 t for t in spec.get("taints") or () if t.get("key") != NOT_READY_TAINT_KEY

@@ -21,6 +21,7 @@ from typing import Any
 from agent.sim.catalog import InstanceType, instance_type
 from agent.sim.clock import SimClock
 from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
+from agent.sim.kubelet import node_system_info
 from agent.sim.store import ApiError, ObjectStore, Subscription
 
 READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
@@ -172,7 +173,7 @@ def node_object(
                 {"type": "InternalIP", "address": ip},
                 {"type": "Hostname", "address": name},
             ],
-            "nodeInfo": {"kubeletVersion": "v1.31.1-aliyun.1", "architecture": "amd64"},
+            "nodeInfo": node_system_info(name),
         },
     }
 
