@@ -5,6 +5,7 @@ error, the fault plan's history expiry — and a helper that serves it on 127.0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,6 +131,9 @@ def build_app(
             task = asyncio.get_running_loop().create_task(_expire_history(store, faults))
             yield
             task.cancel()
+            # awaited, so the server's stop leaves no task behind still cancelling
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
         app.cleanup_ctx.append(start_expiry)
     return app
