@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
@@ -62,7 +63,8 @@ class Interner:
         return value
 
     def text(self, value: str) -> str:
-        return self._get(("s", value), value)  # type: ignore[no-any-return]
+        # sys.intern: a C-level table whose entries die with their last reference
+        return sys.intern(value)
 
     def tuple_of_text(self, value: tuple[str, ...]) -> tuple[str, ...]:
         return self._get(("t", *value), value)  # type: ignore[no-any-return]
