@@ -30,7 +30,8 @@ TIMEOUT = "timeout"  # no byte within the read timeout: presumed dead connection
 UNREACHABLE = "unreachable"  # connection refused / reset
 HTTP_ERROR = "http_error"  # an error status other than 410
 DECODE_ERROR = "decode_error"  # a line that is not JSON
-REASONS = (EOF, EXPIRED, TIMEOUT, UNREACHABLE, HTTP_ERROR, DECODE_ERROR)
+INTERNAL_ERROR = "internal_error"  # our own bug while folding: re-LIST
+REASONS = (EOF, EXPIRED, TIMEOUT, UNREACHABLE, HTTP_ERROR, DECODE_ERROR, INTERNAL_ERROR)
 
 
 class WatchSink(Protocol):
@@ -145,6 +146,12 @@ class Watcher:
             except ValueError as error:
                 reason = DECODE_ERROR
                 self.last_error = f"undecodable watch line: {error}"
+            except Exception as error:
+                # A bug folding one object must not end the watch: start over from a full LIST,
+                # which rebuilds the sink's state, after the backoff.
+                reason, need_list = INTERNAL_ERROR, True
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("watch loop error", stream=self.target.name)
             failures = 0 if healthy else failures + 1
             self.restarts[reason] += 1
             if self._on_restart is not None:

@@ -270,3 +270,48 @@ async def test_no_pending_pod_lost_under_cuts_and_expiry(api: Api) -> None:
         await until(lambda: set(view.pending) == api.pending_uids())
         assert watcher.restarts["eof"] >= 1
         assert watcher.restarts[EXPIRED] >= 1, watcher.restarts
+
+
+class FlakySink:
+    """The view's pod sink, failing on one object the first time it sees it."""
+
+    def __init__(self, view: ClusterView, poison: str) -> None:
+        self._inner = view.pods
+        self._poison = poison
+        self.failed = False
+
+    def key(self, obj: Any) -> str:
+        return self._inner.key(obj)
+
+    def apply(self, event_type: str, obj: Any) -> None:
+        if obj["metadata"]["name"] == self._poison and not self.failed:
+            self.failed = True
+            raise RuntimeError("fold bug")
+        self._inner.apply(event_type, obj)
+
+    def relisted(self, keys: set[str]) -> None:
+        self._inner.relisted(keys)
+
+
+async def test_a_failing_fold_restarts_from_a_full_list(api: Api) -> None:
+    """An exception while folding an event does not end the loop: it re-LISTs and catches up."""
+    view = ClusterView()
+    sink = FlakySink(view, "poison")
+    client = await KubeClient.connect(api_url=api.url, request_timeout=5)
+    watcher = Watcher(
+        client, WatchTarget("pending-pods", "pods", label_selector=SELECTOR, field_selector=UNBOUND),
+        sink=sink, timeout_seconds=30, read_timeout=5, backoff=FAST_BACKOFF, rng=random.Random(1))
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.wait_for(watcher.synced.wait(), 10)
+        api.add_pending("poison")
+        api.add_pending("after")
+        await until(lambda: set(view.pending) == api.pending_uids() and len(view.pending) == 2)
+        assert sink.failed and watcher.restarts["internal_error"] == 1
+        assert watcher.lists == 2
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.close()
