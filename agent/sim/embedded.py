@@ -45,8 +45,8 @@ from functions.fc import http_handler as fc_http_handler
 
 FC_SERVICE = "ray-ack-scaler"
 FC_FUNCTION = "decide"
-# Where the FC SDK's default template would send a function of this account; reported to callers
-# that build endpoints from it, and handed to the function as `context.account_id`.
+# The account the emulated function lives in: handed to it as `context.account_id` and put in
+# HTTP-trigger events. Callers never need it: they are given the endpoint itself.
 FC_ACCOUNT_ID = "1234567890123456"
 
 
