@@ -56,11 +56,12 @@ class AgentMetrics:
         """The NodePoolClient's `on_attempt` hook."""
         self.cs_calls.labels(action=action, outcome=outcome).inc()
 
-    def expose_counts(self, name: str, documentation: str, label: str,
+    def expose_counts(self, name: str, documentation: str, *, label: str,
                       counts: Callable[[], Mapping[str, int]]) -> None:
         """Export a component's own counters dict (e.g. the decider circuit breaker's) as a
         counter family, read at scrape time."""
-        self.registry.register(_CountsCollector(f"{PREFIX}_{name}", documentation, label, counts))
+        self.registry.register(
+            _CountsCollector(f"{PREFIX}_{name}", documentation, label=label, counts=counts))
 
     def watch_restarted(self, stream: str, reason: str) -> None:
         self.watch_restarts.labels(stream=stream, reason=reason).inc()
@@ -73,7 +74,7 @@ class AgentMetrics:
 
 
 class _CountsCollector(Collector):
-    def __init__(self, name: str, documentation: str, label: str,
+    def __init__(self, name: str, documentation: str, *, label: str,
                  counts: Callable[[], Mapping[str, int]]) -> None:
         self._name, self._documentation, self._label, self._counts = (
             name, documentation, label, counts)

@@ -19,7 +19,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -101,7 +101,7 @@ def request_settings(config: AgentConfig) -> RequestSettings:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class RoundRecord:
     """What the last decision round did, for /status."""
 
@@ -111,9 +111,9 @@ class RoundRecord:
     outcome: str
     decision_id: str = ""
     seconds: float = 0.0
-    pools_written: list[dict[str, Any]] = field(default_factory=list)
+    pools_written: tuple[dict[str, Any], ...] = ()
     eci_placed: int = 0
-    unplaceable: list[dict[str, str]] = field(default_factory=list)
+    unplaceable: tuple[dict[str, str], ...] = ()
     error: str | None = None
 
 
@@ -230,29 +230,29 @@ class Agent:
                              outcome="idle")
         try:
             if snapshot.pending:
-                record = await self._decide_and_apply(snapshot, record, at)
+                record = await self._decide_and_apply(snapshot, record, at=at)
         except (CloudCallError, DecisionFailed) as error:
             api = "cs" if isinstance(error, CloudCallError) else "decider"
-            record.outcome, record.error = "error", f"{api}: {error}"
+            record = replace(record, outcome="error", error=f"{api}: {error}")
             self.metrics.api_error(api, error.code)
             self._error(api, str(error))
             self._retry_soon()
         except Exception as error:  # a bug in one round must not end the loop
-            record.outcome, record.error = "error", f"{type(error).__name__}: {error}"
-            self._error("agent", record.error)
+            record = replace(record, outcome="error", error=f"{type(error).__name__}: {error}")
+            self._error("agent", str(record.error))
             log.exception("decision round failed")
             self._retry_soon()
         finally:
             self._in_round = False
-        record.seconds = round(time.monotonic() - started, 4)
+        record = replace(record, seconds=round(time.monotonic() - started, 4))
         self.metrics.decisions.labels(outcome=record.outcome).inc()
         self.rounds += 1
         self.last_round = record
         if record.outcome != "idle":
-            log.info("decision round", **{k: v for k, v in record.__dict__.items() if v})
+            log.info("decision round", **{k: v for k, v in asdict(record).items() if v})
         return record
 
-    async def _decide_and_apply(self, snapshot: Snapshot, record: RoundRecord, at: float
+    async def _decide_and_apply(self, snapshot: Snapshot, record: RoundRecord, *, at: float
                                 ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
@@ -261,14 +261,16 @@ class Agent:
             reply = await self._decider.decide(request)
         result = await self._actuator.apply(reply, request, dry_run=self.config.dry_run,
                                             now=rfc3339(self._now()))
-        record.decision_id = result.decision_id
-        record.pools_written = [
-            {"pool": w.pool_id, "from": w.from_desired, "to": w.to_desired}
-            for w in result.pools_written]
-        record.eci_placed = len(result.eci_placed)
-        record.unplaceable = [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason}
-                              for p in result.unplaceable]
-        record.outcome = _outcome(result, reply)
+        record = replace(
+            record,
+            decision_id=result.decision_id,
+            pools_written=tuple({"pool": w.pool_id, "from": w.from_desired, "to": w.to_desired}
+                                for w in result.pools_written),
+            eci_placed=len(result.eci_placed),
+            unplaceable=tuple({"pod": f"{p.namespace}/{p.name}", "reason": p.reason}
+                              for p in result.unplaceable),
+            outcome=_outcome(result, reply),
+        )
         for failure in result.pools_failed:
             self.metrics.api_error("cs", failure.code)
             self._error("cs", f"{failure.pool_id}: {failure.code} {failure.message}")
@@ -277,13 +279,13 @@ class Agent:
         if result.pools_failed or result.eci_failed:
             self._retry_soon()
         if not self.config.dry_run:
-            self._observe_reaction(snapshot, reply, result)
+            self._observe_reaction(snapshot, reply, result=result)
             self.metrics.eci_pods_placed.inc(len(result.eci_placed))
             for write in result.pools_written:
                 self.metrics.pool_desired.labels(pool=write.pool_id).set(write.to_desired)
         return record
 
-    def _observe_reaction(self, snapshot: Snapshot, reply: Mapping[str, Any],
+    def _observe_reaction(self, snapshot: Snapshot, reply: Mapping[str, Any], *,
                           result: ApplyResult) -> None:
         """Unschedulable since → the write that serves the pod (pool raise or ECI patch)."""
         written = {w.pool_id for w in result.pools_written}
@@ -414,7 +416,7 @@ class Agent:
                 "runningPods": self.view.eci_running_pods,
             },
             "rounds": self.rounds,
-            "lastDecision": None if self.last_round is None else dict(self.last_round.__dict__),
+            "lastDecision": None if self.last_round is None else asdict(self.last_round),
             "watches": {
                 w.target.name: {"synced": w.synced.is_set(), "resourceVersion": w.resource_version,
                                 "lists": w.lists, "events": w.events,
@@ -516,11 +518,11 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
         if config.decider != "local" and config.fallback_to_local:
             breaker = FallbackDecider(decider, LocalDecider())
             metrics.expose_counts("decider_events", "Remote decider circuit breaker events",
-                                  "event", lambda: breaker.counters)
+                                  label="event", counts=lambda: breaker.counters)
             decider = breaker
         actuator = Actuator(pools, kube)
         metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
-                              "outcome", lambda: actuator.counters)
+                              label="outcome", counts=lambda: actuator.counters)
         yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
                     metrics=metrics)
     finally:

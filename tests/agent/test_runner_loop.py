@@ -169,7 +169,7 @@ async def test_dry_run_decides_without_writing(world: World) -> None:
     async with running(agent):
         world.add_workers(4)
         await until(lambda: agent.last_round is not None and agent.last_round.outcome == "dry_run")
-        assert agent.last_round.pools_written == [{"pool": "np-cpu", "from": 0, "to": 2}]
+        assert agent.last_round.pools_written == ({"pool": "np-cpu", "from": 0, "to": 2},)
         assert agent.metrics.registry.get_sample_value("ray_ack_scaler_pending_pods") == 4
     assert scale_requests_of(world.cs_app) == []
     assert set(world.phases()) == {"Pending"}
