@@ -175,7 +175,7 @@ class KubeClient:
             raise _unreachable(error) from error
         try:
             if response.status >= 400:
-                raise _error_of(response.status, response.reason, await response.read())
+                raise _error_of(response.status, response.reason, data=await response.read())
             pending = b""
             loads = json.loads
             try:
@@ -225,11 +225,11 @@ class KubeClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise _unreachable(error) from error
         if response.status >= 400:
-            raise _error_of(response.status, response.reason, data)
+            raise _error_of(response.status, response.reason, data=data)
         return json.loads(data) if data else {}
 
 
-def _error_of(status: int, reason: str | None, data: bytes) -> KubeError:
+def _error_of(status: int, reason: str | None, *, data: bytes) -> KubeError:
     try:
         body = json.loads(data)
     except ValueError:
