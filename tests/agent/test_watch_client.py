@@ -93,3 +93,23 @@ async def test_unreachable_server_raises_kube_unreachable(cluster: SimCluster) -
     async with await KubeClient.connect(api_url=url, request_timeout=2) as client:
         with pytest.raises(KubeUnreachable):
             await client.list_page("pods")
+
+
+async def test_watch_error_status_is_a_kube_error(cluster: SimCluster) -> None:
+    """A refused WATCH (unsupported field selector) raises KubeError with the Status's code."""
+    async with await KubeClient.connect(api_url=cluster.url) as client:
+        with pytest.raises(KubeError) as refused:
+            async for _ in client.watch("pods", resource_version="0",
+                                        field_selector="spec.bogus=x", read_timeout=5):
+                pass
+    assert refused.value.status == 400
+    assert "field label not supported" in refused.value.message
+
+
+async def test_watch_from_zero_replays_current_objects(cluster: SimCluster) -> None:
+    """resourceVersion 0 starts with a synthetic ADDED per object, then ends at timeoutSeconds."""
+    async with await KubeClient.connect(api_url=cluster.url) as client:
+        events = [e async for e in client.watch("pods", namespace="ray", resource_version="0",
+                                                timeout_seconds=1, read_timeout=5)]
+    added = [e["object"]["metadata"]["name"] for e in events if e["type"] == "ADDED"]
+    assert sorted(added) == [f"p{i}" for i in range(5)]
