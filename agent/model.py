@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingPod:
     """An unschedulable pod as the view last saw it (PodScheduled=False, reason Unschedulable)."""
 
@@ -28,7 +28,7 @@ class PendingPod:
     message: str  # the scheduler's explanation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeState:
     """A node as the view last saw it."""
 
@@ -41,7 +41,7 @@ class NodeState:
     taints: tuple[dict[str, Any], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One consistent picture of what needs capacity, taken when a batch window closes."""
 
@@ -50,7 +50,7 @@ class Snapshot:
     eci_running_pods: int  # pods bound to the virtual node and not finished
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PoolInfo:
     """A node pool as DescribeClusterNodePools reports it (re-read right before any write)."""
 
@@ -66,7 +66,7 @@ class PoolInfo:
     ready_nodes: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PoolActivity:
     """What actuation remembers about a pool between cycles: fed back as scalingSince/lastError."""
 
