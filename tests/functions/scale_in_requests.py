@@ -1,6 +1,7 @@
 """Builders for scale-in/v1 requests in tests: small dicts with the contract's shape."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 NOW = "2026-11-29T05:00:00Z"
@@ -10,9 +11,9 @@ CREATED = "2026-11-29T04:00:00Z"
 
 
 def ago(seconds: int) -> str:
-    """NOW minus `seconds` (under an hour) as RFC 3339."""
-    minutes, secs = divmod(3600 - seconds, 60)
-    return f"2026-11-29T04:{minutes:02d}:{secs:02d}Z"
+    """NOW minus `seconds` as RFC 3339."""
+    moment = datetime(2026, 11, 29, 5, tzinfo=timezone.utc) - timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", owner: str = "RayCluster",
