@@ -48,6 +48,11 @@ MAX_NODES = 20_000
 _NO_MAP: dict[str, Any] = {}
 _NO_LIST: list[Any] = []
 
+# A pod's placement-relevant fields, validated: requests, nodeSelector, affinity,
+# tolerations and their canonical key.
+_Fit = tuple[dict[str, int], dict[str, str], "Mapping[str, Any] | None",
+             "tuple[Mapping[str, Any], ...]", str]
+
 
 def parse_scale_in_request(raw: object) -> ScaleInRequest:
     """Validate a decoded scale-in/v1 request; raise InvalidRequest / RequestTooLarge."""
@@ -78,11 +83,18 @@ def parse_scale_in_request(raw: object) -> ScaleInRequest:
         "schema": SCHEMA,
         "cluster": cluster,
         "pools": [vars(pools[pool_id]) for pool_id in sorted(pools)],
-        "nodes": [{**vars(node), "pods": [vars(pod) for pod in node.pods]} for node in nodes],
+        "nodes": [{**vars(node), "pods": [_pod_token(pod) for pod in node.pods]}
+                  for node in nodes],
         "policy": vars(policy),
     })
     return ScaleInRequest(now=now, pools=pools, nodes=nodes, policy=policy,
                           fingerprint=fingerprint)
+
+
+def _pod_token(pod: NodePod) -> list[Any]:
+    # fit_key already holds requests, selector, affinity and tolerations in canonical form.
+    return [pod.uid, pod.namespace, pod.name, pod.owner_kind, pod.ray_node_type,
+            pod.pdb_blocked, pod.phase, pod.fit_key]
 
 
 # --- pools --------------------------------------------------------------------------------
@@ -137,6 +149,7 @@ def _nodes(raw_nodes: list[Any], *, pools: Mapping[str, ManagedPool],
     nodes: list[Node] = []
     names: dict[str, int] = {}
     uids: dict[str, str] = {}
+    shapes: dict[tuple[str, ...], _Fit] = {}
     for index, raw in enumerate(raw_nodes):
         path = f"nodes[{index}]"
         if not isinstance(raw, dict):
@@ -149,7 +162,7 @@ def _nodes(raw_nodes: list[Any], *, pools: Mapping[str, ManagedPool],
                                  path=f"{path}.name")
         names[name] = index
         nodes.append(_node(raw, name=name, path=path, pools=pools, templates=templates,
-                           uids=uids))
+                           uids=uids, shapes=shapes))
         if len(uids) > MAX_PODS:
             raise RequestTooLarge(
                 f"more than {MAX_PODS} pods per decision; split the request by node pool",
@@ -158,7 +171,8 @@ def _nodes(raw_nodes: list[Any], *, pools: Mapping[str, ManagedPool],
 
 
 def _node(raw: dict[str, Any], *, name: str, path: str, pools: Mapping[str, ManagedPool],
-          templates: Mapping[str, dict[str, int]], uids: dict[str, str]) -> Node:
+          templates: Mapping[str, dict[str, int]], uids: dict[str, str],
+          shapes: dict[tuple[str, ...], _Fit]) -> Node:
     pool_id = raw.get("poolId")
     if pool_id is not None and (not isinstance(pool_id, str) or pool_id not in pools):
         raise InvalidRequest(
@@ -189,7 +203,7 @@ def _node(raw: dict[str, Any], *, name: str, path: str, pools: Mapping[str, Mana
     pods_field = raw.get("pods")
     raw_pods = [] if pods_field is None else _list(pods_field, path=f"{path}.pods")
     pods = tuple(sorted(
-        (_pod(pod, path=f"{path}.pods[{i}]", node=name, uids=uids)
+        (_pod(pod, path=f"{path}.pods[{i}]", node=name, uids=uids, shapes=shapes)
          for i, pod in enumerate(raw_pods)),
         key=lambda pod: pod.uid))
     return Node(
@@ -210,7 +224,8 @@ def _node(raw: dict[str, Any], *, name: str, path: str, pools: Mapping[str, Mana
     )
 
 
-def _pod(raw: object, *, path: str, node: str, uids: dict[str, str]) -> NodePod:
+def _pod(raw: object, *, path: str, node: str, uids: dict[str, str],
+         shapes: dict[tuple[str, ...], _Fit]) -> NodePod:
     if not isinstance(raw, dict):
         raise InvalidRequest(f"expected an object, got {_kind(raw)}", path=path)
     uid = raw.get("uid")
@@ -234,20 +249,8 @@ def _pod(raw: object, *, path: str, node: str, uids: dict[str, str]) -> NodePod:
     if phase not in PHASES:
         raise InvalidRequest(f"unknown phase {phase!r}, expected one of {list(PHASES)}",
                              path=f"{path}.phase")
-    raw_requests = raw.get("requests")
-    requests = {} if raw_requests is None else parse_resources(raw_requests,
-                                                               path=f"{path}.requests")
-    selector = raw.get("nodeSelector")
-    node_selector = {} if selector == _NO_MAP else _string_map(selector,
-                                                              path=f"{path}.nodeSelector")
-    raw_affinity = raw.get("affinity")
-    affinity = None if raw_affinity == _NO_MAP else _affinity(raw_affinity,
-                                                              path=f"{path}.affinity")
-    raw_tolerations = raw.get("tolerations")
-    tolerations = () if raw_tolerations == _NO_LIST else _tolerations(
-        raw_tolerations, path=f"{path}.tolerations")
-    fit_key = _canonical([sorted(requests.items()), sorted(node_selector.items()), affinity,
-                          sorted(_canonical(t) for t in tolerations)])
+    requests, node_selector, affinity, tolerations, fit_key = _fit(raw, path=path,
+                                                                   shapes=shapes)
     return NodePod(
         uid=uid,
         namespace=namespace,
@@ -262,6 +265,33 @@ def _pod(raw: object, *, path: str, node: str, uids: dict[str, str]) -> NodePod:
         phase=phase,
         fit_key=fit_key,
     )
+
+
+def _fit(raw: dict[str, Any], *, path: str, shapes: dict[tuple[str, ...], _Fit]) -> _Fit:
+    # Thousands of pods share a handful of shapes: each raw shape is validated once, at the
+    # first pod that has it. repr() keeps 1, 1.0, True and "1" apart.
+    get = raw.get
+    key = (repr(get("requests")), repr(get("nodeSelector")), repr(get("affinity")),
+           repr(get("tolerations")))
+    known = shapes.get(key)
+    if known is not None:
+        return known
+    raw_requests = raw.get("requests")
+    requests = {} if raw_requests is None else parse_resources(raw_requests,
+                                                               path=f"{path}.requests")
+    selector = raw.get("nodeSelector")
+    node_selector = {} if selector == _NO_MAP else _string_map(selector,
+                                                              path=f"{path}.nodeSelector")
+    raw_affinity = raw.get("affinity")
+    affinity = None if raw_affinity == _NO_MAP else _affinity(raw_affinity,
+                                                              path=f"{path}.affinity")
+    raw_tolerations = raw.get("tolerations")
+    tolerations = () if raw_tolerations == _NO_LIST else _tolerations(
+        raw_tolerations, path=f"{path}.tolerations")
+    fit_key = _canonical([sorted(requests.items()), sorted(node_selector.items()), affinity,
+                          sorted(_canonical(t) for t in tolerations)])
+    shapes[key] = (requests, node_selector, affinity, tolerations, fit_key)
+    return shapes[key]
 
 
 # --- policy -------------------------------------------------------------------------------
