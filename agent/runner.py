@@ -468,9 +468,11 @@ def _access_keys(config: AgentConfig) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = None
-                        ) -> Any:
-    """The production wiring of an Agent from its configuration; closes every client on exit."""
+async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = None,
+                        now: Callable[[], float] = time.time) -> Any:
+    """The production wiring of an Agent from its configuration; closes every client on exit.
+    `now` is the clock policy durations are measured on: the wall clock in production, the
+    simulated clock in dev mode."""
     from agent.actuation import Actuator
     from agent.cs import NodePoolClient
     from agent.cs import build_sdk_client as build_cs
@@ -524,7 +526,7 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
         metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
                               label="outcome", counts=lambda: actuator.counters)
         yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
-                    metrics=metrics)
+                    metrics=metrics, now=now)
     finally:
         if session is not None:
             await session.close()
