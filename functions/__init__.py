@@ -1,7 +1,20 @@
-"""The decision core: a pure, standard-library-only scale-out planner (decide/v1)."""
+"""The decision core: pure, standard-library-only scale-out (decide/v1) and scale-in (scale-in/v1)."""
 from __future__ import annotations
+
+from typing import Any
 
 from functions.decision import decide
 from functions.errors import DecisionError, InvalidRequest, RequestTooLarge
 
-__all__ = ["DecisionError", "InvalidRequest", "RequestTooLarge", "decide"]
+__all__ = ["DecisionError", "InvalidRequest", "RequestTooLarge", "decide", "scale_in"]
+
+
+def scale_in(request: dict[str, Any]) -> dict[str, Any]:
+    """Which nodes to give back to their pools, and why the others stay (scale-in/v1).
+
+    Raises InvalidRequest or RequestTooLarge (functions.errors) for bad input.
+    """
+    # Imported on first use: a scale-out cold start never loads the scale-in modules.
+    from functions.scale_in_decision import scale_in as decide_scale_in
+
+    return decide_scale_in(request)

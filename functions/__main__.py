@@ -1,10 +1,11 @@
-"""`python -m functions`: decide one request, print the seed request, or build the FC package."""
+"""`python -m functions`: decide one request (scale-out or scale-in), print the seed request, or
+build the FC package."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from functions.errors import DecisionError, InvalidRequest
@@ -24,7 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(args)
     if options.command == "decide":
-        return _decide(options.input)
+        from functions.decision import decide
+
+        return _decide(options.input, decision=decide)
+    if options.command == "scale-in":
+        from functions import scale_in
+
+        return _decide(options.input, decision=scale_in)
     if options.command == "example":
         from functions.example import seed_request
 
@@ -37,8 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m functions",
-        description="The ray-ack-scaler decision core (decide/v1): pending pods in, "
-                    "scale-pool / place-on-eci actions out.",
+        description="The ray-ack-scaler decision core: pending pods in, scale-pool / "
+                    "place-on-eci actions out (decide/v1); nodes in, nodes to remove out "
+                    "(scale-in/v1).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     decide = commands.add_parser(
@@ -51,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     decide.add_argument("--in", dest="input", metavar="FILE", default="-",
                         help="request file ('-' or omitted: stdin)")
+    scale_in = commands.add_parser(
+        "scale-in",
+        help="read one scale-in/v1 request, print the reply",
+        description="Read one scale-in/v1 request (JSON) from --in FILE or stdin and print "
+                    "which nodes to remove and why the others stay (exit 0). Invalid JSON, an "
+                    "invalid request or one over the limits prints the error object "
+                    "{\"error\": {code, message, path}} and exits 2.",
+    )
+    scale_in.add_argument("--in", dest="input", metavar="FILE", default="-",
+                          help="request file ('-' or omitted: stdin)")
     commands.add_parser(
         "example",
         help="print the seed request (15 Ray workers, one 4 vCPU pool)",
@@ -67,9 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _decide(source: str) -> int:
-    from functions.decision import decide
-
+def _decide(source: str, *, decision: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
     try:
         raw = sys.stdin.buffer.read() if source == "-" else _read(source)
         try:
@@ -79,7 +95,7 @@ def _decide(source: str) -> int:
             raise InvalidRequest(f"the request is not valid JSON: {error}", path="") from None
         except RecursionError:
             raise InvalidRequest("the request is nested too deeply", path="") from None
-        reply = decide(request)
+        reply = decision(request)
     except DecisionError as error:
         _print(error.to_json())
         return EXIT_BAD_INPUT

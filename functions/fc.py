@@ -1,6 +1,7 @@
 """Function Compute entry points: the event handler, the FC 3.0 HTTP-trigger handler and the FC 2.0
-WSGI handler. Each turns raw bytes into one `functions.decide` call and maps every failure to the
-contract's error object, so a caller never sees a traceback.
+WSGI handler. Each turns raw bytes into one decision — `functions.decide` for a decide/v1 request,
+`functions.scale_in` for scale-in/v1, chosen by the request's `schema` — and maps every failure to
+the contract's error object, so a caller never sees a traceback.
 
 Choices made here:
 - Event functions have no status code, so `handler` answers bad input with the error object itself
@@ -26,10 +27,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions import decide
+from functions import decide, scale_in
 from functions.errors import DecisionError, RequestTooLarge
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+SCALE_IN_SCHEMA = "scale-in/v1"
 MAX_BODY_ENV = "DECIDE_MAX_BODY_BYTES"
 # Headers (≤ 8 KB on FC), requestContext and the JSON quoting around the body.
 _ENVELOPE_SLACK_BYTES = 64 * 1024
@@ -153,15 +155,26 @@ class DecisionEndpoint:
         started = time.perf_counter()
         try:
             request = self._parse(raw)
-            reply = decide(request)
+            if request.get("schema") == SCALE_IN_SCHEMA:
+                reply = scale_in(request)
+                line = {
+                    "event": "scale-in-decision",
+                    "requestId": request_id,
+                    "decisionId": reply.get("decisionId"),
+                    "nodes": len(request.get("nodes") or ()),
+                    "remove": len(reply.get("remove") or ()),
+                }
+            else:
+                # Anything else is decide/v1's to accept or refuse (an unknown schema included).
+                reply = decide(request)
+                line = {
+                    "event": "decision",
+                    "requestId": request_id,
+                    "decisionId": reply.get("decisionId"),
+                    "pods": len(request.get("pods") or ()),
+                    "actions": len(reply.get("actions") or ()),
+                }
             text = _dumps(reply)
-            line = {
-                "event": "decision",
-                "requestId": request_id,
-                "decisionId": reply.get("decisionId"),
-                "pods": len(request.get("pods") or ()),
-                "actions": len(reply.get("actions") or ()),
-            }
         except _BadInput as bad:
             self._log_rejected(request_id, bad.error, _ms_since(started))
             return bad.status, _dumps(bad.error)
