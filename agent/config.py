@@ -70,6 +70,14 @@ class AgentConfig:
     resync_seconds: float = 30.0
     pool_refresh_seconds: float = 60.0
     new_pod_grace_seconds: float = 0.0
+    # scale-in (docs/scale-in-contract.md)
+    scale_in_enabled: bool = True
+    scale_in_interval_seconds: float = 10.0
+    scale_down_unneeded_seconds: float = 60.0
+    scale_down_utilization_threshold: float = 0.5
+    scale_down_delay_after_add_seconds: float = 120.0
+    scale_in_max_nodes_per_decision: int = 10
+    scale_in_drain_non_empty: bool = False
     # what to watch
     pod_selector: str = "ray.io/node-type=worker"
     ray_cluster: str | None = None
@@ -264,6 +272,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pool_refresh_seconds", _number, "re-read node pools this often", "SECONDS"),
     Setting("new_pod_grace_seconds", _number,
             "ignore pods unschedulable for less than this (0: react at once)", "SECONDS"),
+    Setting("scale_in_enabled", _boolean, "give back nodes that stay unneeded (scale-in)",
+            is_flag=True),
+    Setting("scale_in_interval_seconds", _number, "look for unneeded nodes this often",
+            "SECONDS"),
+    Setting("scale_down_unneeded_seconds", _number,
+            "a node must be empty (or under the threshold) this long before it is removed",
+            "SECONDS"),
+    Setting("scale_down_utilization_threshold", _number,
+            "a node whose requests are below this share of allocatable is underutilized (0-1)",
+            "SHARE"),
+    Setting("scale_down_delay_after_add_seconds", _number,
+            "no node of a pool is removed this long after its desired size was raised",
+            "SECONDS"),
+    Setting("scale_in_max_nodes_per_decision", _count, "cap on nodes removed by one decision",
+            "N"),
+    Setting("scale_in_drain_non_empty", _boolean,
+            "also remove underutilized nodes whose pods fit elsewhere (drained first); "
+            "otherwise only empty nodes go", is_flag=True),
     Setting("pod_selector", _text, "label selector of the pods to scale for", "SELECTOR"),
     Setting("ray_cluster", _optional_text, "only pods of this Ray cluster (ray.io/cluster)",
             "NAME"),
@@ -388,5 +414,9 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
     ):
         raise ConfigError("watch_read_timeout_seconds: must exceed watch_timeout_seconds, or a "
                           "quiet but healthy watch would be cut")
+    if config.scale_down_utilization_threshold > 1:
+        raise ConfigError("scale_down_utilization_threshold: a share of allocatable, at most 1")
+    if config.scale_in_enabled and config.scale_in_interval_seconds <= 0:
+        raise ConfigError("scale_in_interval_seconds: must be positive")
     if config.list_page_size == 0:
         raise ConfigError("list_page_size: must be at least 1")

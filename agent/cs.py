@@ -2,7 +2,8 @@
 
 It reads node pools into `PoolInfo`, sets a pool's desired size with ModifyClusterNodePool (an
 absolute, idempotent target — never ScaleClusterNodePool, which adds and so double-counts on a
-retry) and reads CS task outcomes. Throttling and 5xx are retried with jittered backoff inside a
+retry), gives chosen nodes back with RemoveNodePoolNodes (scale-in) and reads CS task outcomes.
+Throttling and 5xx are retried with jittered backoff inside a
 per-call timeout; everything else surfaces as one small `CloudCallError`.
 """
 from __future__ import annotations
@@ -197,6 +198,20 @@ class NodePoolClient:
         response = await self._call(
             "ModifyClusterNodePool",
             lambda: self._sdk.modify_cluster_node_pool_async(self._cluster_id, pool_id, request),
+        )
+        body = response.body.to_map() if response.body is not None else {}
+        return body.get("task_id")
+
+    async def remove_nodes(self, pool_id: str, instance_ids: list[str], *, drain: bool,
+                           release: bool) -> str | None:
+        """RemoveNodePoolNodes: take these ECS instances out of the pool (evicting their pods
+        first with `drain`, releasing the instances with `release`) and lower desired by as many;
+        returns the CS task id."""
+        request = cs_models.RemoveNodePoolNodesRequest(
+            instance_ids=list(instance_ids), drain_node=drain, release_node=release)
+        response = await self._call(
+            "RemoveNodePoolNodes",
+            lambda: self._sdk.remove_node_pool_nodes_async(self._cluster_id, pool_id, request),
         )
         body = response.body.to_map() if response.body is not None else {}
         return body.get("task_id")

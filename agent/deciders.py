@@ -1,4 +1,5 @@
-"""Deciders: who answers a decide/v1 request, and the checks every answer passes before use.
+"""Deciders: who answers a decide/v1 (or scale-in/v1) request, and the checks every answer passes
+before use.
 
 The in-process decider calls `functions.decide`; the Function Compute decider invokes the deployed
 function through the FC SDK; the HTTP-trigger decider POSTs the same JSON with aiohttp. Each
@@ -25,6 +26,7 @@ from agent.fc_client import FunctionInvoker, InvocationError, TriggerSigner
 log = logging.getLogger(__name__)
 
 SCHEMA = "decide/v1"
+SCALE_IN_SCHEMA = "scale-in/v1"
 ACTION_KINDS = ("scale-pool", "place-on-eci")
 
 
@@ -116,6 +118,62 @@ def validate_reply(reply: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     return reply
 
 
+def validate_scale_in_reply(reply: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+    """The reply, if it is a scale-in/v1 reply to exactly this request; InvalidReply otherwise.
+    Every removal must name a managed node of the request with its own pool and instance id,
+    be grouped once under its pool, and leave each pool at or above its min."""
+    if not isinstance(reply, dict):
+        raise InvalidReply(f"the reply is not a JSON object but {type(reply).__name__}")
+    if reply.get("schema") != SCALE_IN_SCHEMA:
+        raise InvalidReply(f"schema is {reply.get('schema')!r}, expected {SCALE_IN_SCHEMA!r}")
+    if not isinstance(reply.get("decisionId"), str):
+        raise InvalidReply("decisionId is missing")
+    pools = {p["id"]: p for p in request.get("pools", ())}
+    nodes = {n["name"]: n for n in request.get("nodes", ())}
+    removed: dict[str, Mapping[str, Any]] = {}
+    for i, item in enumerate(_list(reply, "remove")):
+        where = f"remove[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidReply(f"{where}: not an object")
+        node = nodes.get(item.get("node"))
+        if node is None or node.get("poolId") is None:
+            raise InvalidReply(f"{where}: {item.get('node')!r} is not a managed node of the request")
+        if item.get("poolId") != node["poolId"] or item.get("instanceId") != node.get("instanceId"):
+            raise InvalidReply(f"{where}: pool or instance id differ from the request's node")
+        if item["node"] in removed:
+            raise InvalidReply(f"{where}: node {item['node']} is removed twice")
+        if not isinstance(item.get("evicts", []), list):
+            raise InvalidReply(f"{where}: evicts is not a list")
+        removed[item["node"]] = item
+    grouped: set[str] = set()
+    for i, group in enumerate(_list(reply, "pools")):
+        where = f"pools[{i}]"
+        if not isinstance(group, dict) or group.get("poolId") not in pools:
+            raise InvalidReply(f"{where}: unknown pool in {group!r}")
+        names = group.get("nodes")
+        if not isinstance(names, list) or not names:
+            raise InvalidReply(f"{where}: nodes is not a non-empty list")
+        for name in names:
+            item = removed.get(name)
+            if item is None or item["poolId"] != group["poolId"] or name in grouped:
+                raise InvalidReply(f"{where}: node {name!r} is not a removal of this pool, or twice")
+            grouped.add(name)
+        size = pools[group["poolId"]]["size"]
+        if size["desired"] - len(names) < size["min"]:
+            raise InvalidReply(f"{where}: removing {len(names)} takes {group['poolId']} below min")
+    if grouped != set(removed):
+        raise InvalidReply(f"removals not grouped by pool: {sorted(set(removed) - grouped)[:5]}")
+    _list(reply, "keep")
+    return reply
+
+
+def check_reply(reply: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate `reply` against the contract its request speaks (decide/v1 or scale-in/v1)."""
+    if request.get("schema") == SCALE_IN_SCHEMA:
+        return validate_scale_in_reply(reply, request)
+    return validate_reply(reply, request)
+
+
 def _list(reply: Mapping[str, Any], name: str) -> list[Any]:
     value = reply.get(name)
     if not isinstance(value, list):
@@ -132,11 +190,11 @@ def _parse(payload: bytes | str, request: Mapping[str, Any]) -> dict[str, Any]:
         error = reply["error"]
         # The function refused the request: asking again, or elsewhere, gives the same answer.
         raise DecisionFailed(str(error.get("code", "Error")), str(error.get("message", "")), retryable=False)
-    return validate_reply(reply, request)
+    return check_reply(reply, request)
 
 
 class LocalDecider:
-    """`functions.decide` in this process; large requests run in a thread so the loop stays live."""
+    """`functions.decide` (or `functions.scale_in` for a scale-in/v1 request) in this process; large requests run in a thread so the loop stays live."""
 
     def __init__(self, *, thread_above_pods: int = 200) -> None:
         self._thread_above = thread_above_pods
@@ -144,15 +202,18 @@ class LocalDecider:
     async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
         import functions
         from functions.errors import DecisionError
+        from functions.scale_in_decision import scale_in
 
+        decide = scale_in if request.get("schema") == SCALE_IN_SCHEMA else functions.decide
+        size = len(request.get("pods", ())) + len(request.get("nodes", ()))
         try:
-            if len(request.get("pods", ())) > self._thread_above:
-                reply = await asyncio.to_thread(functions.decide, request)
+            if size > self._thread_above:
+                reply = await asyncio.to_thread(decide, request)
             else:
-                reply = functions.decide(request)
+                reply = decide(request)
         except DecisionError as exc:
             raise DecisionFailed(exc.code, exc.message, retryable=False) from None
-        return validate_reply(reply, request)
+        return check_reply(reply, request)
 
 
 class _RemoteDecider:

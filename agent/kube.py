@@ -25,6 +25,7 @@ PODS = "pods"
 NODES = "nodes"
 RESOURCES = (PODS, NODES)
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeError(Exception):
@@ -54,7 +55,8 @@ class KubeUnreachable(Exception):
 
 
 class KubeClient:
-    """Raw list / watch of pods and nodes, and the two writes actuation needs."""
+    """Raw list / watch of pods and nodes, and the writes actuation needs (pod patch, node
+    cordon, events)."""
 
     def __init__(
         self,
@@ -205,6 +207,18 @@ class KubeClient:
             _content_type=JSON_PATCH,
         )
         return pod
+
+    async def set_unschedulable(self, name: str, unschedulable: bool) -> dict[str, Any]:
+        """Cordon (True) or uncordon (False) a node as kubectl does: spec.unschedulable, by a
+        JSON merge patch. The updated node, or KubeError (404 when the node is gone)."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        node: dict[str, Any] = await self._call(
+            lambda **kw: self._core.patch_node(
+                name, {"spec": {"unschedulable": unschedulable}}, **kw),
+            timeout=timeout,
+            _content_type=MERGE_PATCH,
+        )
+        return node
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         """Create a core/v1 Event in `namespace`."""

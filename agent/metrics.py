@@ -51,6 +51,15 @@ class AgentMetrics:
         self.cs_calls = Counter(f"{PREFIX}_cs_calls_total",
                                 "CS API call attempts by action and outcome (ok or error code)",
                                 ["action", "outcome"], registry=r)
+        self.nodes_removed = Counter(f"{PREFIX}_nodes_removed_total",
+                                     "Nodes given back by scale-in (RemoveNodePoolNodes accepted)",
+                                     ["pool"], registry=r)
+        self.scale_in_decisions = Counter(f"{PREFIX}_scale_in_decisions_total",
+                                          "Scale-in rounds by outcome", ["outcome"], registry=r)
+        self.scale_in_kept = Counter(
+            f"{PREFIX}_scale_in_nodes_kept_total",
+            "Nodes a scale-in decision chose but the agent kept (a pod arrived, pool grew, ...)",
+            registry=r)
 
     def cs_attempt(self, action: str, outcome: str) -> None:
         """The NodePoolClient's `on_attempt` hook."""

@@ -35,6 +35,9 @@ from agent.kube import KubeClient
 from agent.metrics import AgentMetrics
 from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
 from agent.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
+from agent.scale_in import ScaleInPolicy
+from agent.scale_in_actuation import ScaleInActuator
+from agent.scale_in_rounds import ScaleInRounds
 from agent.view import ClusterView
 from agent.watching import Backoff, Watcher, WatchTarget
 
@@ -101,6 +104,18 @@ def request_settings(config: AgentConfig) -> RequestSettings:
     )
 
 
+def scale_in_policy(config: AgentConfig) -> ScaleInPolicy:
+    """The scale-in/v1 policy block from the configuration."""
+    return ScaleInPolicy(
+        unneeded_seconds=config.scale_down_unneeded_seconds,
+        utilization_threshold=config.scale_down_utilization_threshold,
+        delay_after_add_seconds=config.scale_down_delay_after_add_seconds,
+        max_nodes_per_decision=config.scale_in_max_nodes_per_decision,
+        drain_non_empty=config.scale_in_drain_non_empty,
+        max_provision_seconds=config.max_provision_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class RoundRecord:
     """What the last decision round did, for /status."""
@@ -132,7 +147,10 @@ class Agent:
         now: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        scale_in: ScaleInActuator | None = None,
     ) -> None:
+        """`scale_in` applies scale-in replies; without it (or with scale_in_enabled off) the
+        agent only scales out."""
         self.config = config
         self.metrics = metrics or AgentMetrics()
         self._kube = kube
@@ -145,7 +163,16 @@ class Agent:
             BatchWindow(idle_seconds=config.batch_idle_seconds, max_seconds=config.batch_max_seconds),
             resync_seconds=config.resync_seconds,
         )
-        self.view = ClusterView(on_pending=self._on_pending)
+        self.view = ClusterView(on_pending=self._on_pending, on_node_pods=self._on_node_pods)
+        # One write round at a time: a removal never interleaves with a raise of the same pool.
+        self._writes = asyncio.Lock()
+        self.scale_in: ScaleInRounds | None = None
+        if config.scale_in_enabled and scale_in is not None:
+            self.scale_in = ScaleInRounds(
+                self.view, read_pools=self._read_pools, activity=lambda: actuator.activity,
+                decider=decider, actuator=scale_in, settings=self._settings,
+                policy=scale_in_policy(config), metrics=self.metrics, now=now,
+                dry_run=config.dry_run)
         # read at scrape time, so the gauge is current between decision rounds too
         self.metrics.pending_pods.set_function(lambda: len(self.view.pending))
         self.pool_infos: list[PoolInfo] = []
@@ -165,6 +192,10 @@ class Agent:
                          field_selector="spec.nodeName!="), self.view.bound),
             (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
         )
+        if self.scale_in is not None:
+            # Scale-in judges every pod on a node, whoever owns it.
+            targets = (*targets, (WatchTarget("node-pods", "pods", field_selector="spec.nodeName!="),
+                                  self.view.node_pods_sink))
         self.watchers = [
             Watcher(kube, target, sink=sink, page_size=config.list_page_size,
                     timeout_seconds=config.watch_timeout_seconds,
@@ -186,12 +217,16 @@ class Agent:
         self._tasks = [asyncio.create_task(run(), name=name) for name, run in loops]
         decisions = asyncio.create_task(self._decision_loop(stop), name="decisions")
         self._tasks.append(decisions)
+        finishing = [decisions]
+        if self.scale_in is not None:
+            finishing.append(asyncio.create_task(self._scale_in_loop(stop), name="scale-in"))
+            self._tasks.append(finishing[-1])
         log.info("agent started", cluster=self.config.cluster_id, dry_run=self.config.dry_run,
                  selector=self.config.label_selector, decider=self.config.decider)
         try:
             await stop.wait()
-            # The decision loop sees `stop` itself; a round in progress completes its writes.
-            await decisions
+            # The decision loops see `stop` themselves; a round in progress completes its writes.
+            await asyncio.gather(*finishing)
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -215,7 +250,31 @@ class Agent:
                 if not waiting.done():
                     waiting.cancel()
                     return
-                await self.run_round(waiting.result())
+                async with self._writes:
+                    record = await self.run_round(waiting.result())
+                if self.scale_in is not None and record.outcome == "scaled":
+                    for write in record.pools_written:
+                        self.scale_in.scale_ups.raised(write["pool"], at=self._now())
+        finally:
+            stopping.cancel()
+
+    async def _scale_in_loop(self, stop: asyncio.Event) -> None:
+        """Every scale_in_interval_seconds, one scale-in round (after the view is synced)."""
+        assert self.scale_in is not None
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            synced: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(*(w.synced.wait() for w in self.watchers)))
+            await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                synced.cancel()
+                return
+            while not stop.is_set():
+                await asyncio.wait({stopping}, timeout=self.config.scale_in_interval_seconds)
+                if stop.is_set():
+                    return
+                async with self._writes:
+                    await self.scale_in.run_round()
         finally:
             stopping.cancel()
 
@@ -336,6 +395,8 @@ class Agent:
 
     def _remember_pools(self, pools: list[PoolInfo]) -> None:
         self.pool_infos = pools
+        if self.scale_in is not None:
+            self.scale_in.scale_ups.observe_pools(pools, now=self._now())
         self._pools_read_at = time.monotonic()
         ready = {pool_id: sum(1 for n in nodes if n.ready)
                  for pool_id, nodes in self.view.nodes_by_pool().items()}
@@ -361,6 +422,10 @@ class Agent:
 
     def _on_pending(self, pod: PendingPod) -> None:
         self.batcher.trigger(pod.uid)
+
+    def _on_node_pods(self, node_name: str) -> None:
+        if self.scale_in is not None:
+            self.scale_in.node_changed(node_name)
 
     def _watch_restarted(self, stream: str, reason: str) -> None:
         self.metrics.watch_restarted(stream, reason)
@@ -424,6 +489,7 @@ class Agent:
                 for w in self.watchers
             },
             "errors": list(self.errors),
+            "scaleIn": None if self.scale_in is None else self.scale_in.status(),
         }
 
 
@@ -526,7 +592,7 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
         metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
                               label="outcome", counts=lambda: actuator.counters)
         yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
-                    metrics=metrics, now=now)
+                    metrics=metrics, now=now, scale_in=ScaleInActuator(pools, kube))
     finally:
         if session is not None:
             await session.close()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
 from agent.model import NodeState, PendingPod, Snapshot
+from agent.node_pods import NodePods
 from functions.errors import DecisionError
 from functions.quantity import format_milli, parse_quantity
 
@@ -221,15 +222,19 @@ class ClusterView:
     * `pods` — unbound pods in scope: tracked while PodScheduled=False/Unschedulable;
     * `bound` — pods in scope bound to a node: only their node name is kept, to count those
       running on the ECI virtual node;
-    * `nodes` — all nodes: readiness, pool id, and which are virtual.
+    * `nodes` — all nodes: readiness, pool id, and which are virtual;
+    * `node_pods_sink` — every pod bound to a node, any namespace or label (scale-in only:
+      `node_pods` keeps them compact, with the node facts scale-in needs).
 
-    `on_pending` is told about each pod that starts being unschedulable (the batching trigger).
+    `on_pending` is told about each pod that starts being unschedulable (the batching trigger);
+    `on_node_pods` about each node whose pods (or node object) changed.
     """
 
     def __init__(
         self,
         *,
         on_pending: Callable[[PendingPod], None] | None = None,
+        on_node_pods: Callable[[str], None] | None = None,
         pool_label: str = POOL_LABEL,
         virtual_node_labels: Mapping[str, str] = VIRTUAL_NODE_LABELS,
     ) -> None:
@@ -243,6 +248,9 @@ class ClusterView:
         self.pods = _Sink(key=_uid, apply=self.apply_pod, forget=self._forget_pending)
         self.bound = _Sink(key=_uid, apply=self.apply_bound_pod, forget=self._forget_bound)
         self.nodes_sink = _Sink(key=_name, apply=self.apply_node, forget=self._forget_node)
+        self.node_pods = NodePods(self._intern, on_change=on_node_pods)
+        self.node_pods_sink = _Sink(key=_uid, apply=self.node_pods.apply_pod,
+                                    forget=self.node_pods.forget_pods)
 
     # --- pods waiting for capacity -------------------------------------------------------------
 
@@ -333,6 +341,7 @@ class ClusterView:
             return
         if event_type == "DELETED":
             self.nodes.pop(name, None)
+            self.node_pods.apply_node(event_type, node)
             return
         labels = meta.get("labels") or {}
         virtual = bool(self._virtual_labels) and all(
@@ -348,8 +357,10 @@ class ClusterView:
             labels=intern.flat(labels),
             taints=intern.records((node.get("spec") or {}).get("taints")),
         )
+        self.node_pods.apply_node(event_type, node)
 
     def _forget_node(self, keep: set[str]) -> None:
+        self.node_pods.forget_nodes(keep)
         for name in [name for name in self.nodes if name not in keep]:
             del self.nodes[name]
 
