@@ -78,8 +78,8 @@ def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolic
         if age <= policy.max_provision_seconds:
             return Kept(node, f"node is not Ready yet: created {age:.0f}s ago "
                               f"(failed after maxProvisionSeconds {policy.max_provision_seconds:g})")
-        return Candidate(node, pool, load, True, evicts,
-                         f"failed: never became Ready in {age:.0f}s "
+        return Candidate(node=node, pool=pool, utilization=load, failed=True, evicts=evicts,
+                         reason=f"failed: never became Ready in {age:.0f}s "
                          f"(maxProvisionSeconds {policy.max_provision_seconds:g})")
     wait = policy.unneeded_seconds
     if not evicts:
@@ -88,8 +88,8 @@ def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolic
         empty_for = now - node.empty_since
         if empty_for < wait:
             return Kept(node, f"empty for {max(empty_for, 0):.0f}s of {wait:g}s")
-        return Candidate(node, pool, 0.0, False, evicts,
-                         f"empty for {empty_for:.0f}s (scaleDownUnneededSeconds {wait:g})")
+        return Candidate(node=node, pool=pool, utilization=0.0, failed=False, evicts=evicts,
+                         reason=f"empty for {empty_for:.0f}s (scaleDownUnneededSeconds {wait:g})")
     threshold = policy.utilization_threshold
     if load >= threshold:
         return Kept(node, f"utilization {_percent(load)} is not below "
@@ -105,8 +105,8 @@ def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolic
     if under_for < wait:
         return Kept(node, f"utilization {_percent(load)} below {_percent(threshold)} for "
                           f"{max(under_for, 0):.0f}s of {wait:g}s")
-    return Candidate(node, pool, load, False, evicts,
-                     f"utilization {_percent(load)} below {_percent(threshold)} for "
+    return Candidate(node=node, pool=pool, utilization=load, failed=False, evicts=evicts,
+                     reason=f"utilization {_percent(load)} below {_percent(threshold)} for "
                      f"{under_for:.0f}s; {len(evicts)} pod(s) fit on other nodes")
 
 
