@@ -258,6 +258,9 @@ class RayDriver:
         self._loops: list[asyncio.Task[None]] = []
         self.pods_created = 0
         self.pods_deleted = 0
+        # Running tasks sent back to the queue because their worker died or was evicted: what a
+        # node autoscaler must never cause when it gives a node back.
+        self.tasks_requeued = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -294,6 +297,20 @@ class RayDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         self._loops = []
+
+    def submit(self, group: TaskGroup) -> None:
+        """Submit `group`'s tasks now (plus its `submit_at_seconds`): a new job arriving while
+        the cluster is busy, or while it is shrinking."""
+        now = self._clock.now()
+        first = len(self._tasks)
+        for task_id in range(first, first + group.count):
+            self._tasks[task_id] = _Task(
+                task_id=task_id,
+                group=group.name,
+                demand=group.demand(),
+                duration=group.duration_seconds,
+                submit_at=now + group.submit_at_seconds,
+            )
 
     # -- what reports and tests read ----------------------------------------------------------
 
@@ -429,6 +446,7 @@ class RayDriver:
     def _requeue_tasks_of(self, worker: _Worker) -> None:
         for task_id in sorted(worker.tasks):
             task = self._tasks[task_id]
+            self.tasks_requeued += 1
             task.worker = None
             task.started = None
             task.state = "queued" if task.attempts <= self.job.max_retries else "failed"
