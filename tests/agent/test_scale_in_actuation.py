@@ -1,0 +1,132 @@
+"""Applying scale-in replies over the wire: the real Kubernetes client and CS SDK against the
+embedded ACK (three booted, empty pool nodes, no workload)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from cloud_doubles import no_proxies
+
+from agent.cs import NodePoolClient
+from agent.cs import build_sdk_client as build_cs
+from agent.kube import KubeClient
+from agent.scale_in_actuation import ScaleInActuator
+from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+from agent.sim.embedded import EmbeddedAck
+from agent.sim.nodepools import POOL_LABEL
+from agent.sim.ray import JobSpec
+from agent.sim.scenario import load_scenario
+
+__all__ = ["no_proxies"]
+POOL = "np-cpu"
+NOW = "2026-11-29T05:00:00Z"
+
+
+@pytest.fixture(params=[0])
+async def ack(request: pytest.FixtureRequest, no_proxies: None) -> AsyncIterator[EmbeddedAck]:
+    """The seed cluster with three booted, empty pool nodes (min: the param) and no job."""
+    scenario = load_scenario("seed")
+    pool = dataclasses.replace(scenario.pools[0], desired=3, min_size=request.param)
+    scenario = dataclasses.replace(scenario, pools=(pool,), job=JobSpec())
+    async with EmbeddedAck(scenario, speed=50, faults=False) as embedded:
+        yield embedded
+
+
+@pytest.fixture
+async def actuator(ack: EmbeddedAck) -> AsyncIterator[ScaleInActuator]:
+    kube = await KubeClient.connect(api_url=ack.kubernetes_url)
+    sdk = build_cs(region_id=ack.region_id, endpoint=ack.cs_endpoint, protocol="http",
+                   access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
+    try:
+        yield ScaleInActuator(NodePoolClient(sdk, ack.cluster_id), kube)
+    finally:
+        await kube.close()
+
+
+def pool_nodes(ack: EmbeddedAck) -> dict[str, dict[str, Any]]:
+    nodes, _ = ack.cluster.store.list("nodes")
+    return {n["metadata"]["name"]: n for n in nodes
+            if n["metadata"]["labels"].get(POOL_LABEL) == POOL}
+
+
+def decision(ack: EmbeddedAck, names: list[str], *, desired: int = 3,
+             instance_ids: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A scale-in/v1 reply removing `names`, and the request it answers (only what apply reads)."""
+    ids = instance_ids or [str(ack.world.pools.instance_id_of(n)) for n in names]
+    reply = {
+        "schema": "scale-in/v1", "decisionId": "d-1",
+        "remove": [{"node": n, "poolId": POOL, "instanceId": i, "reason": "empty for 61s",
+                    "evicts": []} for n, i in zip(names, ids, strict=True)],
+        "pools": [{"poolId": POOL, "fromDesired": desired, "toDesired": desired - len(names),
+                   "nodes": names, "instanceIds": ids}],
+        "keep": [],
+    }
+    request = {"schema": "scale-in/v1", "pools": [{"id": POOL, "size": {"min": 0,
+                                                                        "desired": desired}}]}
+    return reply, request
+
+
+def events(ack: EmbeddedAck, reason: str) -> set[str]:
+    items, _ = ack.cluster.store.list("events", namespace="default")
+    return {e["involvedObject"]["name"] for e in items if e.get("reason") == reason}
+
+
+def removal_writes(ack: EmbeddedAck) -> list[Any]:
+    return [w for w in ack.cs_writes() if w.action == "RemoveNodePoolNodes"]
+
+
+async def test_chosen_nodes_are_cordoned_and_removed_with_drain_and_release(ack, actuator):
+    """One RemoveNodePoolNodes for the pool; ScaleDown Events; desired lowered by as many."""
+    names = sorted(pool_nodes(ack))[:2]
+    reply, request = decision(ack, names)
+    result = await actuator.apply(reply, request, dry_run=False, now=NOW)
+    assert sorted(r.node for r in result.removed) == names and not result.failed
+    (write,) = removal_writes(ack)
+    assert write.summary["drain_node"] and write.summary["release_node"]
+    assert ack.world.pools.describe_pool(POOL).desired == 1
+    assert events(ack, "ScaleDown") == set(names)
+
+
+async def test_a_refused_removal_uncordons_and_says_so(ack, actuator):
+    """CS refuses (unknown instance): the node is uncordoned, ScaleDownFailed is recorded."""
+    name = sorted(pool_nodes(ack))[0]
+    reply, request = decision(ack, [name], instance_ids=["i-not-in-the-pool"])
+    result = await actuator.apply(reply, request, dry_run=False, now=NOW)
+    assert [f.code for f in result.failed] == ["InvalidParameter"] and not result.removed
+    assert not pool_nodes(ack)[name]["spec"].get("unschedulable")
+    assert events(ack, "ScaleDownFailed") == {name}
+    assert ack.world.pools.describe_pool(POOL).desired == 3
+
+
+async def test_a_pool_raised_since_the_decision_keeps_its_nodes(ack, actuator):
+    """desired 3 → 4 after the request said 3: nothing is cordoned or removed."""
+    name = sorted(pool_nodes(ack))[0]
+    reply, request = decision(ack, [name])
+    ack.world.pools.set_desired(POOL, 4)
+    result = await actuator.apply(reply, request, dry_run=False, now=NOW)
+    assert [k.node for k in result.kept] == [name] and "rose" in result.kept[0].reason
+    assert removal_writes(ack) == []
+    assert not pool_nodes(ack)[name]["spec"].get("unschedulable")
+
+
+@pytest.mark.parametrize("ack", [1], indirect=True)
+async def test_no_removal_takes_the_pool_below_its_min(ack, actuator):
+    """The pool is re-read right before removing: with min 1 (the request said 0, as if the
+    operator raised it meanwhile) the third node is kept."""
+    names = sorted(pool_nodes(ack))
+    reply, request = decision(ack, names)
+    result = await actuator.apply(reply, request, dry_run=False, now=NOW)
+    assert len(result.removed) == 2 and [k.node for k in result.kept] == [names[2]]
+    assert "below min" in result.kept[0].reason
+
+
+async def test_dry_run_writes_nothing(ack, actuator):
+    """The would-be removals are reported; no cordon, no CS write, no Event."""
+    names = sorted(pool_nodes(ack))
+    reply, request = decision(ack, names)
+    result = await actuator.apply(reply, request, dry_run=True, now=NOW)
+    assert result.dry_run and sorted(r.node for r in result.removed) == names
+    assert removal_writes(ack) == [] and events(ack, "ScaleDown") == set()
+    assert not any(n["spec"].get("unschedulable") for n in pool_nodes(ack).values())
