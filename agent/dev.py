@@ -19,13 +19,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,16 +41,21 @@ from agent.config import (
 )
 from agent.dev_report import render_report
 from agent.dev_summary import CloudFacts, RunRecord, summarize
-from agent.dev_view import LiveView, decision_text
+from agent.dev_view import LiveView, decision_text, scale_in_text
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.nodepools import POOL_LABEL
 from agent.sim.scenario import Scenario, ScenarioError, load_scenario
 
+SCALE_IN_FIELDS = ("at", "outcome", "decision_id", "removed", "kept", "error")
 TICK_SECONDS = 0.05  # how often the run is checked (real time)
 STOP_AGENT_SECONDS = 10.0
 EXIT_TIME_LIMIT = 1
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+# Periodic settings whose production values are meant in cluster time: in dev mode they are
+# given in simulated seconds (divided by the speed), never below this many real seconds.
+CLUSTER_TIME_SETTINGS = ("resync_seconds", "pool_refresh_seconds", "scale_in_interval_seconds")
+MIN_INTERVAL_SECONDS = 0.5
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 # decide/v1 policy keys in a scenario → the agent's settings of the same meaning
 POLICY_SETTINGS = {
@@ -113,8 +120,17 @@ def dev_command(args: argparse.Namespace) -> int:
     _no_proxies_for_loopback()
     from agent.logs import configure_logging
 
-    configure_logging(fmt="console", level="error" if args.quiet or args.json else "warning")
-    return asyncio.run(DevRun(scenario, options, speed=args.speed).main())
+    # INFO reaches the tap; the terminal gets warnings (errors only with --json or --quiet).
+    configure_logging(fmt="console", level="info")
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.ERROR if args.quiet or args.json else logging.WARNING)
+    tap = AgentLogTap()
+    root.addHandler(tap)
+    try:
+        return asyncio.run(DevRun(scenario, options, speed=args.speed, tap=tap).main())
+    finally:
+        root.removeHandler(tap)
 
 
 def _fail(message: str) -> int:
@@ -130,8 +146,14 @@ def _no_proxies_for_loopback() -> None:
 
 
 def agent_environment(info: Mapping[str, Any], *, kubeconfig: Path, decider: str,
-                      policy: Mapping[str, Any], eci_enabled: bool) -> dict[str, str]:
-    """The environment a user would export to point `python -m agent run` at this cluster."""
+                      policy: Mapping[str, Any], eci_enabled: bool, speed: float
+                      ) -> dict[str, str]:
+    """The environment a user would export to point `python -m agent run` at this cluster.
+
+    The periodic settings (resync, pool refresh, scale-in interval) keep their production
+    values in simulated time: a 30 s resync is 30 simulated seconds, or a cluster running 50×
+    faster would see the agent look again only every 25 simulated minutes — after the 10 minutes
+    it allows a pool to deliver. The batching windows stay real-time (they pace API calls)."""
     cs, fc = info["cs"], info["fc"]
     env = {
         "ALIBABA_CLOUD_ACCESS_KEY_ID": cs["accessKeyId"],
@@ -154,21 +176,55 @@ def agent_environment(info: Mapping[str, Any], *, kubeconfig: Path, decider: str
     for key, value in policy.items():
         if key in POLICY_SETTINGS:
             env[ENV_PREFIX + POLICY_SETTINGS[key]] = str(value)
+    defaults = AgentConfig()
+    for name in CLUSTER_TIME_SETTINGS:
+        if hasattr(defaults, name):
+            seconds = max(getattr(defaults, name) / speed, MIN_INTERVAL_SECONDS)
+            env[ENV_PREFIX + name.upper()] = f"{seconds:g}"
     return env
 
 
-def scale_in_enabled(config: AgentConfig) -> bool:
-    """Whether the agent also scales in. Scale-in settings are named `scale_in...`; an agent
-    without them leaves grown pools as they are, so a run cannot wait for them to shrink."""
-    return any(f.name.startswith("scale_in") and getattr(config, f.name) is True
-               for f in fields(config))
+def scales_in(agent: Any) -> bool:
+    """Whether this agent gives nodes back (it has a scale-in component, switched on). Without
+    one, grown pools stay as they are, so a run cannot wait for them to shrink."""
+    return getattr(agent, "scale_in", None) is not None
+
+
+class AgentLogTap(logging.Handler):
+    """The agent's structured log events about decisions and errors, as they happen.
+
+    The agent logs every decision round that had pods ("decision round", the round's fields),
+    every scale-in round that did something ("scale-in round") and every error ("error",
+    source and message) as structured events; this handler keeps their fields — never the
+    rendered text — so the run sees each one, even several between two looks at /status."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.events: deque[dict[str, Any]] = deque()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            fields = dict(record.msg)
+            name = fields.get("event")
+        else:
+            name = record.msg if isinstance(record.msg, str) else None
+            fields = {k: v for k, v in vars(record).items() if k in SCALE_IN_FIELDS}
+        if name in ("decision round", "scale-in round", "error"):
+            self.events.append({**fields, "event": name})
+
+    def drain(self) -> list[dict[str, Any]]:
+        events = list(self.events)
+        self.events.clear()
+        return events
 
 
 class DevRun:
     """One dev-mode run: the embedded ACK, the agent, and whoever watches them."""
 
-    def __init__(self, scenario: Scenario, options: DevOptions, *, speed: float | None) -> None:
+    def __init__(self, scenario: Scenario, options: DevOptions, *, speed: float | None,
+                 tap: AgentLogTap) -> None:
         self.scenario = scenario
+        self.tap = tap
         self.options = options
         self.ack = EmbeddedAck(scenario, speed=speed)
         self.record = RunRecord(
@@ -181,8 +237,7 @@ class DevRun:
         self._signal: int | None = None
         self._interrupted = asyncio.Event()
         self._sim_origin = 0.0
-        self._seen_round: Any = None
-        self._errors: set[tuple[str, str, str]] = set()
+        self._errors = 0
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -219,7 +274,7 @@ class DevRun:
                 ack.info(), kubeconfig=kubeconfig, decider=self.options.decider,
                 policy={**self.scenario.policy,
                         **({"strategy": self.options.strategy} if self.options.strategy else {})},
-                eci_enabled=self.scenario.eci.enabled)
+                eci_enabled=self.scenario.eci.enabled, speed=ack.speed)
             # The AccessKey is read from the process environment, as `agent run` reads it.
             os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = env["ALIBABA_CLOUD_ACCESS_KEY_ID"]
             os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
@@ -238,8 +293,8 @@ class DevRun:
                 stop = asyncio.Event()
                 running = asyncio.create_task(agent.run(stop), name="agent")
                 try:
-                    ending = await self._watch(agent, running, subscription,
-                                               rest_needs_min=scale_in_enabled(config))
+                    ending = await self._watch(running, subscription,
+                                               rest_needs_min=scales_in(agent))
                 finally:
                     stop.set()
                     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -250,6 +305,7 @@ class DevRun:
                     await ops.stop()
                     subscription.close()
                 self._fold(subscription.drain())
+                self._take_agent_events()  # a round that ended while the run was ending
                 final = self.record.sample(self.t())
                 if not self.options.json and not self.options.quiet:
                     self.view.show(final, pools=self._pool_sizes(), tasks_done=self._tasks_done(),
@@ -287,7 +343,7 @@ class DevRun:
         for event in events:
             self.record.observe(event.type, event.resource, event.object, t=t, real=real)
 
-    async def _watch(self, agent: Any, running: asyncio.Task[None], subscription: Any, *,
+    async def _watch(self, running: asyncio.Task[None], subscription: Any, *,
                      rest_needs_min: bool) -> str:
         """Until the run ends: "rest", "time-limit", "interrupted" or "agent-stopped"."""
         while True:
@@ -298,7 +354,7 @@ class DevRun:
             for future in (waiting, interrupted):
                 future.cancel()
             self._fold(subscription.drain())
-            self._poll_agent(agent)
+            self._take_agent_events()
             t = self.t()
             sample = self.record.sample(t)
             if not self.options.json and not self.options.quiet:
@@ -312,24 +368,26 @@ class DevRun:
             if t >= self.options.time_limit:
                 return "time-limit"
 
-    def _poll_agent(self, agent: Any) -> None:
-        last = agent.last_round
-        if last is not None and last is not self._seen_round:
-            self._seen_round = last
-            if last.outcome != "idle":
-                at = _sim_seconds(last.at, origin=self._sim_origin)
-                self.record.decided(t=self.t() if at is None else at, outcome=last.outcome,
-                                    pods=last.pods, text=decision_text(last))
+    def _take_agent_events(self) -> None:
+        show = not self.options.json and not self.options.quiet
+        for event in self.tap.drain():
+            at = _sim_seconds(str(event.get("at", "")), origin=self._sim_origin)
+            t = self.t() if at is None else at
+            if event["event"] == "error":
+                self._errors += 1
+                if show:
+                    self.view.error(t, f"[{event.get('source')}] {event.get('message')}")
+                continue
+            if event["event"] == "scale-in round":
+                outcome, pods, text = str(event.get("outcome")), 0, scale_in_text(event)
+            else:
+                outcome, pods, text = (str(event.get("outcome")), int(event.get("pods") or 0),
+                                       decision_text(event))
                 self.record.mark_unplaceable(
-                    item["pod"].rpartition("/")[2] for item in last.unplaceable)
-                if not self.options.json and not self.options.quiet:
-                    self.view.decision(self.record.decisions[-1])
-        for error in agent.errors:
-            key = (error.get("at", ""), error.get("source", ""), error.get("message", ""))
-            if key not in self._errors:
-                self._errors.add(key)
-                if not self.options.json and not self.options.quiet:
-                    self.view.error(self.t(), f"[{key[1]}] {key[2]}")
+                    item["pod"].rpartition("/")[2] for item in event.get("unplaceable") or ())
+            self.record.decided(t=t, outcome=outcome, pods=pods, text=text)
+            if show:
+                self.view.decision(self.record.decisions[-1])
 
     def _pool_sizes(self) -> dict[str, int]:
         return {p.pool_id: p.desired for p in self.ack.world.pools.describe_pools()}
@@ -339,14 +397,14 @@ class DevRun:
 
     def _at_rest(self, sample: Any, *, rest_needs_min: bool) -> bool:
         """The job is over, no worker pod waits for capacity, no node is still booting; with
-        scale-in, every pool is back at its minimum."""
+        scale-in, no pool holds more nodes than its minimum. (A pool's desired size is not
+        looked at: one out of stock may keep a raised target it never delivers.)"""
         if not self.ack.world.ray.finished() or sample.pending or sample.starting:
             return False
         if any(not_ready for _pool, not_ready, _ready in sample.nodes):
             return False
         if rest_needs_min:
-            return all(p.desired <= p.min_size and p.total_nodes <= p.min_size
-                       for p in self.ack.world.pools.describe_pools())
+            return all(p.total_nodes <= p.min_size for p in self.ack.world.pools.describe_pools())
         return True
 
     def _summary(self, agent: Any) -> dict[str, Any]:
@@ -367,7 +425,7 @@ class DevRun:
             idle_node_seconds=sum(p.idle_seconds for p in cost.pools),
             cost=cost.total_cost,
             decisions=int(decisions),
-            errors=len(self._errors),
+            errors=self._errors,
         )
         return summarize(self.record, scenario=self.scenario.name, facts=facts)
 

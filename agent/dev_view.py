@@ -30,21 +30,34 @@ def stamp(t: float) -> str:
     return f"[t+{t:5.0f}s]"
 
 
-def decision_text(record: Any) -> str:
-    """What one round (the agent's RoundRecord) decided, and why, on one line."""
-    what = [f"{w['pool']} {w['from']}→{w['to']}" for w in record.pools_written]
-    if record.eci_placed:
-        what.append(f"{record.eci_placed} pods on ECI")
+def decision_text(record: Mapping[str, Any]) -> str:
+    """What one decision round (the fields of the agent's RoundRecord) decided, on one line."""
+    what = [f"{w['pool']} {w['from']}→{w['to']}" for w in record.get("pools_written") or ()]
+    if record.get("eci_placed"):
+        what.append(f"{record['eci_placed']} pods on ECI")
     reasons: dict[str, int] = {}
-    for item in record.unplaceable:
+    for item in record.get("unplaceable") or ():
         reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
     what.extend(f"{n} unplaceable ({reason})" for reason, n in reasons.items())
-    if record.error:
-        what.append(f"error: {record.error}")
+    if record.get("error"):
+        what.append(f"error: {record['error']}")
+    outcome = record.get("outcome")
     detail = "; ".join(what) or {"covered": "capacity already on its way",
-                                 "noop": "nothing to do"}.get(record.outcome, "")
-    return (f"{record.reason} round, {record.pods} pending pods → {record.outcome}"
+                                 "noop": "nothing to do"}.get(str(outcome), "")
+    return (f"{record.get('reason')} round, {record.get('pods', 0)} pending pods → {outcome}"
             + (f": {detail}" if detail else ""))
+
+
+def scale_in_text(record: Mapping[str, Any]) -> str:
+    """What one scale-in round (the fields of the agent's ScaleInRecord) did, on one line."""
+    what = []
+    if record.get("removed"):
+        what.append("removed " + ", ".join(record["removed"]))
+    if record.get("kept"):
+        what.append(f"kept {len(record['kept'])} nodes")
+    if record.get("error"):
+        what.append(f"error: {record['error']}")
+    return f"scale-in round → {record.get('outcome')}" + (f": {'; '.join(what)}" if what else "")
 
 
 class LiveView:
