@@ -3,7 +3,6 @@ FC SDK decider, the summary line, and the HTML report."""
 from __future__ import annotations
 
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from agent.catalog import allocatable_of
 from agent.sim.scenario import load_scenario
 from functions.quantity import parse_quantity
-from tests.e2e.conftest import REPO, SPEED, DevResult, dev_command, dev_environment
+from tests.e2e.dev_process import SPEED, DevResult, run_dev
 
 SEED = load_scenario("seed")
 
@@ -45,10 +44,7 @@ def minimal_new_nodes() -> tuple[int, int]:
 def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DevResult, Path]:
     """One seed run with the default (FC SDK) decider, --json and --report."""
     report = tmp_path_factory.mktemp("dev") / "seed.html"
-    done = subprocess.run(dev_command("--json", "--speed", SPEED, "--report", str(report)),
-                          cwd=REPO, env=dev_environment(), capture_output=True, text=True,
-                          timeout=60)
-    return DevResult(done.returncode, done.stdout, done.stderr), report
+    return run_dev("--json", "--speed", SPEED, "--report", str(report)), report
 
 
 def test_seed_runs_every_worker_and_finishes_the_job(seed_run):

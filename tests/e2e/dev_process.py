@@ -1,0 +1,47 @@
+"""Runs `python -m agent dev` as a user would: a subprocess on 127.0.0.1 with no proxy in its
+environment, every wait bounded."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+RUN_TIMEOUT_SECONDS = 60.0
+SPEED = "100"  # the seed walkthrough (about 6 simulated minutes with scale-in) in ~4 s
+
+
+@dataclass(frozen=True)
+class DevResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def summary(self) -> dict[str, Any]:
+        """The --json summary: the last line of stdout."""
+        lines = self.stdout.strip().splitlines()
+        assert lines, f"no output; stderr:\n{self.stderr[-2000:]}"
+        return json.loads(lines[-1])
+
+
+def dev_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def dev_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agent", "dev", *args]
+
+
+def run_dev(*args: str, timeout: float = RUN_TIMEOUT_SECONDS) -> DevResult:
+    """Run `python -m agent dev ARGS` to its end (bounded) and return what it printed."""
+    done = subprocess.run(dev_command(*args), cwd=REPO, env=dev_environment(),
+                          capture_output=True, text=True, timeout=timeout)
+    return DevResult(done.returncode, done.stdout, done.stderr)
