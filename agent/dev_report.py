@@ -78,9 +78,8 @@ def timeline_svg(samples: Sequence[Sample], decisions: Sequence[Decision]) -> st
 def _step_path(points: Sequence[tuple[float, int]], end: float, *, x: Any, y: Any) -> str:
     commands = [f"M{x(points[0][0]):.1f},{y(points[0][1]):.1f}"]
     for (_t0, v0), (t1, v1) in itertools.pairwise(points):
-        commands.append(f"H{x(t1):.1f}")
-        if v1 != v0:
-            commands.append(f"V{y(v1):.1f}")
+        if v1 != v0:  # a step: along to the change, then up or down
+            commands.append(f"H{x(t1):.1f} V{y(v1):.1f}")
     commands.append(f"H{x(end):.1f}")
     return " ".join(commands)
 

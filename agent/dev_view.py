@@ -52,7 +52,7 @@ def scale_in_text(record: Mapping[str, Any]) -> str:
     """What one scale-in round (the fields of the agent's ScaleInRecord) did, on one line."""
     what = []
     if record.get("removed"):
-        what.append("removed " + ", ".join(record["removed"]))
+        what.append(f"{len(record['removed'])} nodes " + ", ".join(record["removed"]))
     if record.get("kept"):
         what.append(f"kept {len(record['kept'])} nodes")
     if record.get("error"):
