@@ -272,13 +272,13 @@ async def test_a_restarted_agent_starts_its_timers_again():
         config = agent_config(ack)
         async with connect_agent(config, now=clock.now) as first, running(first):
 
-            def half_unneeded() -> bool:
+            def part_unneeded() -> bool:
                 since = [first.scale_in.tracker.empty_since(n["metadata"]["name"])
                          for n in pool_nodes(ack)]
-                return any(s is not None and clock.now() - s >= UNNEEDED / 2 for s in since)
+                return any(s is not None and clock.now() - s >= UNNEEDED / 3 for s in since)
 
             await until(lambda: ack.world.ray.finished(), timeout=20, what="the job")
-            await until(half_unneeded, timeout=10, what="an empty node half-way to unneeded")
+            await until(part_unneeded, timeout=10, what="an empty node a third of the way")
         assert removals(ack) == [], "stopped before anything was unneeded long enough"
         restarted_at = clock.now()
         async with connect_agent(config, now=clock.now) as second, running(second):
