@@ -46,6 +46,9 @@ Handler = Callable[[bytes, Any], Any]
 HOST_ID = "fc.aliyuncs.com"
 _STS_REFRESH_SECONDS = 300.0
 UNHANDLED = "UnhandledInvocationError"
+# FC refuses synchronous payloads over 32 MB before the function sees them ("EntityTooLarge:
+# payload size exceeds maximum allowed size"); aiohttp's own default limit is only 1 MiB.
+SYNC_PAYLOAD_LIMIT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,9 @@ def build_fc_app(
 
     async def invoke(request: web.Request) -> web.Response:
         request_id = new_request_id()
+        if (request.content_length or 0) > SYNC_PAYLOAD_LIMIT_BYTES:
+            too_large = CloudError(413, "EntityTooLarge", "payload size exceeds maximum allowed size")
+            return error_response(too_large, request_id=request_id, host_id=HOST_ID, fc_style=True)
         try:
             verifier.verify(await signed_request_from(request))
         except CloudError as err:
@@ -372,7 +378,7 @@ def build_fc_app(
             task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)
 
-    app = web.Application()
+    app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT_BYTES)
     app[FC_STATE] = state
     app.on_shutdown.append(on_shutdown)
     app.router.add_post(
