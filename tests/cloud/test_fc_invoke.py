@@ -17,7 +17,12 @@ from alibabacloud_tea_openapi.utils_models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
 from darabonba.exceptions import UnretryableException
 
-from agent.sim.fc_api import FcSettings, invocations_of, settle_async_invocations
+from agent.sim.fc_api import (
+    SYNC_PAYLOAD_LIMIT_BYTES,
+    FcSettings,
+    invocations_of,
+    settle_async_invocations,
+)
 
 from .harness import CLUSTER_ID, FC_FUNCTION, FC_SERVICE, REGION_ID, CsHarness, fc_emulator
 from .serving import TestClock
@@ -153,3 +158,22 @@ async def test_cold_start_after_idle(clock: TestClock) -> None:
             clock.advance(advance)
             await client.invoke_function_async(FC_SERVICE, FC_FUNCTION, fcm.InvokeFunctionRequest(body=b"{}"))
     assert [r.cold for r in invocations_of(fc.app)] == [True, False, True]
+
+
+async def test_payloads_up_to_the_sync_limit_reach_the_function(clock: TestClock) -> None:
+    """A multi-megabyte request (a burst of thousands of pods) is invoked, not cut at 1 MiB."""
+    big = json.dumps({"pad": "x" * (3 * 1024 * 1024)}).encode()
+    async with fc_emulator(echo, clock=clock) as fc:
+        reply = await fc.client().invoke_function_async(FC_SERVICE, FC_FUNCTION, fcm.InvokeFunctionRequest(body=big))
+    assert reply.status_code == 200
+    assert len(json.loads(reply.body)["event"]["pad"]) == 3 * 1024 * 1024
+
+
+async def test_payload_over_the_sync_limit_is_entity_too_large(clock: TestClock) -> None:
+    """Over FC's 32 MB the platform refuses the call before the function runs."""
+    too_big = b"x" * (SYNC_PAYLOAD_LIMIT_BYTES + 1)
+    async with fc_emulator(echo, clock=clock) as fc:
+        with pytest.raises(ClientException) as caught:
+            await fc.client().invoke_function_async(FC_SERVICE, FC_FUNCTION, fcm.InvokeFunctionRequest(body=too_big))
+    assert (caught.value.status_code, caught.value.code) == (413, "EntityTooLarge")
+    assert invocations_of(fc.app) == []
