@@ -233,14 +233,22 @@ class Agent:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             log.info("agent stopped", rounds=self.rounds)
 
+    async def _synced_unless(self, stopping: asyncio.Future[Any]) -> bool:
+        """Wait until every watcher has finished its first LIST; False if `stopping` came first."""
+        synced = asyncio.ensure_future(asyncio.gather(*(w.synced.wait() for w in self.watchers)))
+        await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if synced.done():
+            return not stopping.done()
+        synced.cancel()
+        # Retrieve the cancellation, or asyncio logs "exception was never retrieved" on Ctrl-C.
+        with contextlib.suppress(asyncio.CancelledError):
+            await synced
+        return False
+
     async def _decision_loop(self, stop: asyncio.Event) -> None:
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            synced: asyncio.Future[Any] = asyncio.ensure_future(
-                asyncio.gather(*(w.synced.wait() for w in self.watchers)))
-            await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if stop.is_set():
-                synced.cancel()
+            if not await self._synced_unless(stopping):
                 return
             log.info("view synced", pending=len(self.view.pending), nodes=len(self.view.nodes))
             self.batcher.request_resync()  # pods pending before we started never fire a trigger
@@ -263,11 +271,7 @@ class Agent:
         assert self.scale_in is not None
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            synced: asyncio.Future[Any] = asyncio.ensure_future(
-                asyncio.gather(*(w.synced.wait() for w in self.watchers)))
-            await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if stop.is_set():
-                synced.cancel()
+            if not await self._synced_unless(stopping):
                 return
             while not stop.is_set():
                 await asyncio.wait({stopping}, timeout=self.config.scale_in_interval_seconds)
