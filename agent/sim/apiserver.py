@@ -66,16 +66,37 @@ async def _expire_history(store: ObjectStore, faults: FaultPlan) -> None:
             last = now
 
 
+def _request_log(listeners: list[Callable[[str, str], None]]) -> Any:
+    """Tell each listener (method, path with query) of every request, before it is handled:
+    what a client actually asks of the API (tests derive RBAC rules from it)."""
+
+    @web.middleware
+    async def log_request(
+        request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        for listener in listeners:
+            listener(request.method, request.path_qs)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return log_request
+
+
 def build_app(
     store: ObjectStore,
     *,
     faults: FaultPlan | None = None,
     now: Callable[[], float] | None = None,
+    request_listeners: list[Callable[[str, str], None]] | None = None,
 ) -> web.Application:
     """The API server for `store`; `now` gives epoch seconds (the simulated clock) for ages
-    and deletion timestamps."""
+    and deletion timestamps; `request_listeners` (read at each request, so they may be added
+    later) hear (method, path) of every request."""
     server = ApiHandlers(store, faults=faults, now=now or time.time)
-    app = web.Application(middlewares=[_statuses], handler_args={"max_field_size": 65536})
+    middlewares: list[Any] = [_statuses]
+    if request_listeners is not None:
+        middlewares.insert(0, _request_log(request_listeners))
+    app = web.Application(middlewares=middlewares, handler_args={"max_field_size": 65536})
     app[STORE_KEY] = store
 
     async def version(_: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Protocol
 
@@ -56,6 +56,8 @@ class SimCluster:
         self._host = host
         self._port = port
         self._components: list[SimComponent] = []
+        # (method, path) of every API request goes to each of these (see apiserver.build_app)
+        self.request_listeners: list[Callable[[str, str], None]] = []
         self._started: list[SimComponent] = []
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -89,7 +91,8 @@ class SimCluster:
         """Serve the API, then start the scheduler, the kubelet and the added parts in order."""
         if self._runner is not None:
             return
-        app = build_app(self.store, faults=self.faults, now=self.clock.now)
+        app = build_app(self.store, faults=self.faults, now=self.clock.now,
+                        request_listeners=self.request_listeners)
         # Watches never end on their own: on stop, give open requests a moment, then cancel them
         # (handler_cancellation) instead of aiohttp's default wait of a minute.
         runner = web.AppRunner(
