@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.explain import placement_reason
 from functions.feasibility import Feasibility, feasibility
 from functions.model import PodGroup, Pool, Request
 from functions.packing import NodeClass, fill, nodes_needed, smallest_pod, unused_fresh_nodes
@@ -37,12 +38,17 @@ class Plan:
     eci_pods: tuple[int, ...]
     # (reason, run of positions)
     unplaceable: tuple[tuple[str, list[int]], ...]
+    # Why pods went onto each pool's added nodes, and onto ECI (`functions.explain`), in
+    # planning order without repeats.
+    pool_reasons: dict[str, tuple[str, ...]]
+    eci_reasons: tuple[str, ...]
 
 
 class _Pass:
     """One pass's outcome (working state, not a value)."""
 
-    __slots__ = ("added", "classes", "eci_pods", "pool_pods", "unplaced")
+    __slots__ = ("added", "classes", "eci_pods", "eci_reasons", "pool_pods", "reasons",
+                 "unplaced")
 
     def __init__(self, classes: dict[str, list[NodeClass]], added: dict[str, int]) -> None:
         self.classes = classes
@@ -51,6 +57,9 @@ class _Pass:
         # Runs of positions rather than one tuple per pod: a pass costs per group, not per pod.
         self.pool_pods: list[tuple[str, bool, list[int]]] = []
         self.unplaced: list[tuple[str, list[int]]] = []
+        # Ordered sets (dict keys): one entry per distinct reason, computed per group.
+        self.reasons: dict[str, dict[str, None]] = {}
+        self.eci_reasons: dict[str, None] = {}
 
 
 def make_plan(request: Request) -> Plan:
@@ -58,15 +67,18 @@ def make_plan(request: Request) -> Plan:
     pools = {pool.id: pool for pool in request.pools}
     groups = sorted(request.groups, key=_largest_first)
     fits = [feasibility(group.shape, pools=request.pools, eci=request.eci) for group in groups]
+    placements = [group.shape.placement for group in groups]
     smallest = smallest_pod(fit.requests for fit in fits)
     members = [list(group.indices) for group in groups]
     added = {pool.id: 0 for pool in request.pools}
     eci_pods: list[int] = []
+    eci_reasons: dict[str, None] = {}
     eci_slots = request.eci.free_slots
     budget = request.policy.max_new_nodes_per_decision
     result = None
     for _ in range(MAX_PASSES):
-        result = _one_pass(request, pools=pools, fits=fits, members=members, added=added,
+        result = _one_pass(request, pools=pools, fits=fits, members=members,
+                           placements=placements, added=added,
                            eci_slots=eci_slots, budget=budget - sum(added.values()),
                            smallest=smallest)
         # Nodes added in earlier passes that no pod uses now are given back.
@@ -82,6 +94,7 @@ def make_plan(request: Request) -> Plan:
             # These pods run on ECI after the reply is applied: the next pass no longer sees them.
             gone = set(result.eci_pods)
             eci_pods.extend(result.eci_pods)
+            eci_reasons.update(result.eci_reasons)
             members = [[i for i in m if i not in gone] for m in members]
             if eci_slots is not None:
                 eci_slots -= len(result.eci_pods)
@@ -91,11 +104,13 @@ def make_plan(request: Request) -> Plan:
         pool_pods=tuple(result.pool_pods),
         eci_pods=tuple(sorted(eci_pods)),
         unplaceable=tuple(result.unplaced),
+        pool_reasons={pid: tuple(reasons) for pid, reasons in result.reasons.items()},
+        eci_reasons=tuple(eci_reasons),
     )
 
 
 def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibility],
-              members: list[list[int]], added: dict[str, int], eci_slots: int | None,
+              members: list[list[int]], placements: list[str], added: dict[str, int], eci_slots: int | None,
               budget: int, smallest: Mapping[str, int]) -> _Pass:
     classes: dict[str, list[NodeClass]] = {}
     for pool in request.pools:
@@ -106,7 +121,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             start.append(NodeClass(dict(pool.allocatable), added[pool.id], fresh=True))
         classes[pool.id] = start
     outcome = _Pass(classes, {pid: 0 for pid in pools})
-    for fit, indices in zip(fits, members, strict=True):
+    for fit, indices, placement in zip(fits, members, placements, strict=True):
         if not indices:
             continue
         if fit.no_fit_reason:
@@ -115,7 +130,7 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
         options = rank(fit, pods=len(indices), policy=request.policy, eci=request.eci)
         pos = 0
         # Capacity already asked for comes first: it costs nothing more.
-        for option in options:
+        for chosen, option in enumerate(options):
             if option.fit is None or pos == len(indices):
                 continue
             pool_id = option.fit.pool.id
@@ -124,13 +139,22 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
                 outcome.pool_pods.append((pool_id, placed.fresh,
                                           indices[pos:pos + placed.pods]))
                 pos += placed.pods
-        for option in options:
+                if placed.fresh:
+                    reason = _why(options, chosen, request=request, placement=placement,
+                                  added=added, outcome=outcome, budget=budget,
+                                  eci_slots=eci_slots)
+                    outcome.reasons.setdefault(pool_id, {})[reason] = None
+        for chosen, option in enumerate(options):
             if pos == len(indices):
                 break
             left = len(indices) - pos
             if option.fit is None:
                 take = left if eci_slots is None else min(left, eci_slots)
                 if take:
+                    reason = _why(options, chosen, request=request, placement=placement,
+                                  added=added, outcome=outcome, budget=budget,
+                                  eci_slots=eci_slots)
+                    outcome.eci_reasons[reason] = None
                     outcome.eci_pods.extend(indices[pos:pos + take])
                     pos += take
                     if eci_slots is not None:
@@ -142,6 +166,9 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             count = min(nodes_needed(left, option.fit.per_node), room)
             if count <= 0:
                 continue
+            reason = _why(options, chosen, request=request, placement=placement, added=added,
+                          outcome=outcome, budget=budget, eci_slots=eci_slots)
+            outcome.reasons.setdefault(pool.id, {})[reason] = None
             fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
             for placed in fill(fresh, fit.requests, left, smallest=smallest):
                 outcome.pool_pods.append((pool.id, True, indices[pos:pos + placed.pods]))
@@ -154,6 +181,28 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
                                       outcome=outcome, budget=budget)
             outcome.unplaced.append((reason, indices[pos:]))
     return outcome
+
+
+def _why(options: list[Option], chosen: int, *, request: Request, placement: str,
+         added: dict[str, int], outcome: _Pass, budget: int, eci_slots: int | None) -> str:
+    full = [_full_text(option, request=request, added=added, outcome=outcome, budget=budget,
+                       eci_slots=eci_slots) for option in options[:chosen]]
+    return placement_reason(options, chosen, policy=request.policy, placement=placement,
+                            full=full)
+
+
+def _full_text(option: Option, *, request: Request, added: dict[str, int], outcome: _Pass,
+               budget: int, eci_slots: int | None) -> str:
+    # Why a better-ranked option takes no more pods now ("" when it still could).
+    if option.fit is None:
+        return "ECI at maxPods" if eci_slots == 0 else ""
+    pool = option.fit.pool
+    if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
+        return f"{pool.id} reached max {pool.max_size}"
+    if budget <= 0:
+        return (f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} "
+                "reached")
+    return ""
 
 
 def _capacity_reason(options: list[Option], *, request: Request, pools: dict[str, Pool],

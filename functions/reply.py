@@ -2,7 +2,8 @@
 
 Every pod of the request appears exactly once; lists keep the request's pod order;
 scale-pool actions are sorted by pool id and come before the one place-on-eci
-action. `decisionId` is the first 16 hex digits of sha256 over the request's
+action. Each action carries a `reason` (`functions.explain`; distinct group reasons
+joined by "; "). `decisionId` is the first 16 hex digits of sha256 over the request's
 fingerprint (see `functions.validate`), so it does not change with `now`.
 """
 from __future__ import annotations
@@ -48,9 +49,11 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
             "fromDesired": pool.desired,
             "toDesired": pool.desired + count,
             "pods": [uids[i] for i in sorted(new_pods[pool_id])],
+            "reason": _joined(plan.pool_reasons.get(pool_id, ())),
         })
     if plan.eci_pods:
-        actions.append({"kind": "place-on-eci", "pods": [uids[i] for i in plan.eci_pods]})
+        actions.append({"kind": "place-on-eci", "pods": [uids[i] for i in plan.eci_pods],
+                        "reason": _joined(plan.eci_reasons)})
         on_eci = set(plan.eci_pods)
         for group in request.groups:
             count = len(on_eci.intersection(group.indices))
@@ -73,3 +76,8 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
             "estimatedCostPerHour": round(cost, 6),
         },
     }
+
+
+def _joined(reasons: tuple[str, ...]) -> str:
+    # Groups that went the same way for the same reason share one entry.
+    return "; ".join(reasons)

@@ -98,7 +98,8 @@ def test_upcoming_nodes_are_filled_before_new_ones() -> None:
     reply = decide(body)
     assert _summary_of(reply) == {"covered:np-a": 6, "new:np-a": 9}
     assert reply["actions"][0] | {"pods": None} == {
-        "kind": "scale-pool", "poolId": "np-a", "fromDesired": 3, "toDesired": 6, "pods": None}
+        "kind": "scale-pool", "poolId": "np-a", "fromDesired": 3, "toDesired": 6, "pods": None,
+        "reason": "pool-first: np-a has room (3 pods/node)"}
 
 
 def test_upcoming_capacity_wins_over_a_cheaper_new_option() -> None:

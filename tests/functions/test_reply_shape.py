@@ -19,7 +19,8 @@ def test_seed_walkthrough_with_pools_first_adds_five_nodes() -> None:
     assert reply["schema"] == "decide/v1"
     assert re.fullmatch(r"[0-9a-f]{16}", reply["decisionId"])
     assert reply["actions"] == [{"kind": "scale-pool", "poolId": "np-cpu", "fromDesired": 0,
-                                 "toDesired": 5, "pods": [p["uid"] for p in body["pods"]]}]
+                                 "toDesired": 5, "pods": [p["uid"] for p in body["pods"]],
+                                 "reason": "pool-first: np-cpu has room (3 pods/node)"}]
     assert reply["covered"] == [] and reply["unplaceable"] == []
     assert reply["summary"] == {"newNodes": 5, "eciPods": 0, "coveredPods": 0,
                                 "unplaceablePods": 0, "estimatedCostPerHour": 4.5}

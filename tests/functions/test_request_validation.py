@@ -158,7 +158,8 @@ def test_optional_fields_take_their_defaults() -> None:
     }
     reply = decide(body)
     assert reply["actions"] == [{"kind": "scale-pool", "poolId": "np", "fromDesired": 0,
-                                 "toDesired": 1, "pods": ["u-1"]}]
+                                 "toDesired": 1, "pods": ["u-1"],
+                                 "reason": "cost: np 0.083/pod·run, the only option that fits"}]
 
 
 def test_unknown_fields_are_ignored() -> None:

@@ -1,0 +1,61 @@
+"""Why a pod group went where it went: the short human `reason` on each decide/v1 action.
+
+A reason is computed once per (pod group, chosen option), never per pod, from the
+ranked options `functions.strategy.rank` produced. It names what decided:
+the placement annotation, the strategy and the option it preferred with the
+runner-up it beat, or — when a better option could take no more — the overflow
+("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from functions.model import PLACEMENT_ANNOTATION, Policy
+from functions.strategy import Option
+
+
+def placement_reason(options: Sequence[Option], chosen: int, *, policy: Policy, placement: str,
+                     full: Sequence[str]) -> str:
+    """Why `options[chosen]` took pods; `full` says why each better option took none."""
+    option = options[chosen]
+    if chosen:
+        blocked = [text for text in full if text]
+        if blocked:
+            return "overflow: " + ", ".join(blocked)
+        return f"room left on nodes this decision adds to {option.label}"
+    if placement != "auto":
+        return f"annotation {PLACEMENT_ANNOTATION}={placement}: " + _strategy_reason(
+            options, policy=policy)
+    return _strategy_reason(options, policy=policy)
+
+
+def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
+    best = options[0]
+    strategy = policy.strategy
+    other = options[1] if len(options) > 1 else None
+    if strategy == "cost":
+        budget = policy.latency_budget_seconds
+        if best.latency > budget:
+            return (f"cost: no option starts within the {budget:g} s latency budget; "
+                    f"{best.label} is fastest ({best.latency:g} s)")
+        text = f"cost: {best.label} {best.cost_per_pod:.3f}/pod·run"
+        if other is None:
+            return f"{text}, the only option that fits"
+        if other.latency > budget:
+            return (f"{text}; {other.label} starts in {other.latency:g} s, over the "
+                    f"{budget:g} s latency budget")
+        return (f"{text} vs {other.label} {other.cost_per_pod:.3f} — {best.label} cheaper "
+                f"within the {budget:g} s latency budget")
+    if strategy == "latency":
+        text = f"latency: {best.label} starts in {best.latency:g} s"
+        if other is None:
+            return f"{text}, the only option that fits"
+        return f"{text} vs {other.label} {other.latency:g} s"
+    if best.fit is None:
+        if strategy == "eci-first":
+            return "eci-first: ECI can run the pods"
+        return "pool-first: no pool fits, ECI can run the pods"
+    room = f"{best.label} has room ({best.fit.per_node} pods/node)"
+    if strategy == "pool-first":
+        return f"pool-first: {room}"
+    return f"eci-first: ECI cannot run the pods; {room}"
