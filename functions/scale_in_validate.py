@@ -1,6 +1,6 @@
 """Validation of a raw scale-in/v1 request into frozen values (`functions.scale_in_model`).
 
-Same rules and readers as decide/v1 (`functions.validate`): every refusal is an
+Same rules and readers as decide/v1 (`functions.readers`): every refusal is an
 `InvalidRequest` naming the JSON path (`nodes[2].pods[0].requests.cpu`), unknown
 fields are ignored, and more than 20,000 nodes, 200,000 pods or 1,000 pools is
 `RequestTooLarge`. Defaults are listed in docs/scale-in-contract.md.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from functions import readers
 from functions.errors import InvalidRequest, RequestTooLarge
 from functions.quantity import parse_resources
 from functions.scale_in_model import (
@@ -22,25 +23,7 @@ from functions.scale_in_model import (
     ScaleInPolicy,
     ScaleInRequest,
 )
-from functions.validate import (
-    DEFAULT_MAX_PODS_PER_NODE,
-    MAX_PODS,
-    MAX_POOLS,
-    _affinity,
-    _bool,
-    _canonical,
-    _count,
-    _kind,
-    _number,
-    _optional_object,
-    _price,
-    _required,
-    _seconds,
-    _string_map,
-    _taints,
-    _timestamp,
-    _tolerations,
-)
+from functions.validate import DEFAULT_MAX_PODS_PER_NODE, MAX_PODS, MAX_POOLS
 
 SCHEMA = "scale-in/v1"
 MAX_NODES = 20_000
@@ -56,14 +39,9 @@ _Fit = tuple[dict[str, int], dict[str, str], "Mapping[str, Any] | None",
 
 def parse_scale_in_request(raw: object) -> ScaleInRequest:
     """Validate a decoded scale-in/v1 request; raise InvalidRequest / RequestTooLarge."""
-    if not isinstance(raw, dict):
-        raise InvalidRequest(f"the request must be a JSON object, got {_kind(raw)}", path="")
-    schema = raw.get("schema")
-    if schema != SCHEMA:
-        raise InvalidRequest(f"unknown schema {schema!r}, expected {SCHEMA!r}", path="schema")
-    now = _timestamp(_required(raw, "now", ""), path="now")
-    raw_pools = _list(_required(raw, "pools", ""), path="pools")
-    raw_nodes = _list(_required(raw, "nodes", ""), path="nodes")
+    raw, now = readers.envelope(raw, schema=SCHEMA)
+    raw_pools = _list(readers.required(raw, "pools", ""), path="pools")
+    raw_nodes = _list(readers.required(raw, "nodes", ""), path="nodes")
     if len(raw_pools) > MAX_POOLS:
         raise RequestTooLarge(
             f"{len(raw_pools)} pools exceed the limit of {MAX_POOLS} per decision", path="pools")
@@ -71,15 +49,11 @@ def parse_scale_in_request(raw: object) -> ScaleInRequest:
         raise RequestTooLarge(
             f"{len(raw_nodes)} nodes exceed the limit of {MAX_NODES} per decision; "
             "split the request by node pool", path="nodes")
-    cluster = _optional_object(raw, "cluster", "")
-    try:
-        _canonical(cluster)
-    except (TypeError, ValueError):
-        raise InvalidRequest("cluster must hold plain JSON values", path="cluster") from None
-    policy = _policy(_optional_object(raw, "policy", ""))
+    cluster = readers.cluster(raw)
+    policy = _policy(readers.optional_object(raw, "policy", ""))
     pools, templates = _pools(raw_pools)
     nodes = _nodes(raw_nodes, pools=pools, templates=templates)
-    fingerprint = _canonical({
+    fingerprint = readers.canonical({
         "schema": SCHEMA,
         "cluster": cluster,
         "pools": [vars(pools[pool_id]) for pool_id in sorted(pools)],
@@ -102,39 +76,29 @@ def _pod_token(pod: NodePod) -> list[Any]:
 def _pools(raw_pools: list[Any]) -> tuple[dict[str, ManagedPool], dict[str, dict[str, int]]]:
     pools: dict[str, ManagedPool] = {}
     templates: dict[str, dict[str, int]] = {}
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_pools):
-        path = f"pools[{index}]"
-        if not isinstance(raw, dict):
-            raise InvalidRequest(f"expected an object, got {_kind(raw)}", path=path)
-        pool_id = raw.get("id")
-        if not isinstance(pool_id, str) or not pool_id:
-            raise InvalidRequest("id must be a non-empty string", path=f"{path}.id")
-        if pool_id in seen:
-            raise InvalidRequest(f"duplicate pool id {pool_id!r} (also pools[{seen[pool_id]}])",
-                                 path=f"{path}.id")
-        seen[pool_id] = index
-        size = _required(raw, "size", path)
+    for path, raw, pool_id in readers.keyed_objects(raw_pools, path="pools", key="id",
+                                                    noun="pool id"):
+        size = readers.required(raw, "size", path)
         if not isinstance(size, dict):
-            raise InvalidRequest(f"expected an object, got {_kind(size)}", path=f"{path}.size")
-        min_size = _count(size.get("min", 0), path=f"{path}.size.min")
-        desired = _count(_required(size, "desired", f"{path}.size"),
+            raise InvalidRequest(f"expected an object, got {readers.kind(size)}", path=f"{path}.size")
+        min_size = readers.count(size.get("min", 0), path=f"{path}.size.min")
+        desired = readers.count(readers.required(size, "desired", f"{path}.size"),
                          path=f"{path}.size.desired")
         if desired < min_size:
             raise InvalidRequest(f"desired {desired} is below min {min_size}",
                                  path=f"{path}.size.desired")
         name = raw.get("name", pool_id)
         if not isinstance(name, str):
-            raise InvalidRequest(f"expected a string, got {_kind(name)}", path=f"{path}.name")
+            raise InvalidRequest(f"expected a string, got {readers.kind(name)}", path=f"{path}.name")
         last = raw.get("lastScaleUpAt")
         pools[pool_id] = ManagedPool(
             id=pool_id,
             name=name,
             min_size=min_size,
             desired=desired,
-            price_per_hour=_price(_required(raw, "pricePerHour", path),
+            price_per_hour=readers.price(readers.required(raw, "pricePerHour", path),
                                   path=f"{path}.pricePerHour"),
-            last_scale_up_at=None if last is None else _timestamp(
+            last_scale_up_at=None if last is None else readers.timestamp(
                 last, path=f"{path}.lastScaleUpAt"),
         )
         if raw.get("allocatable") is not None:
@@ -147,20 +111,10 @@ def _pools(raw_pools: list[Any]) -> tuple[dict[str, ManagedPool], dict[str, dict
 def _nodes(raw_nodes: list[Any], *, pools: Mapping[str, ManagedPool],
            templates: Mapping[str, dict[str, int]]) -> tuple[Node, ...]:
     nodes: list[Node] = []
-    names: dict[str, int] = {}
     uids: dict[str, str] = {}
     shapes: dict[tuple[str, ...], _Fit] = {}
-    for index, raw in enumerate(raw_nodes):
-        path = f"nodes[{index}]"
-        if not isinstance(raw, dict):
-            raise InvalidRequest(f"expected an object, got {_kind(raw)}", path=path)
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest("name must be a non-empty string", path=f"{path}.name")
-        if name in names:
-            raise InvalidRequest(f"duplicate node name {name!r} (also nodes[{names[name]}])",
-                                 path=f"{path}.name")
-        names[name] = index
+    for path, raw, name in readers.keyed_objects(raw_nodes, path="nodes", key="name",
+                                                 noun="node name"):
         nodes.append(_node(raw, name=name, path=path, pools=pools, templates=templates,
                            uids=uids, shapes=shapes))
         if len(uids) > MAX_PODS:
@@ -183,21 +137,21 @@ def _node(raw: dict[str, Any], *, name: str, path: str, pools: Mapping[str, Mana
         raise InvalidRequest("a managed node needs its ECS instance id (non-empty string)",
                              path=f"{path}.instanceId")
     if instance_id is not None and not isinstance(instance_id, str):
-        raise InvalidRequest(f"expected a string, got {_kind(instance_id)}",
+        raise InvalidRequest(f"expected a string, got {readers.kind(instance_id)}",
                              path=f"{path}.instanceId")
-    ready = _required(raw, "ready", path)
+    ready = readers.required(raw, "ready", path)
     if not isinstance(ready, bool):
-        raise InvalidRequest(f"expected true or false, got {_kind(ready)}", path=f"{path}.ready")
+        raise InvalidRequest(f"expected true or false, got {readers.kind(ready)}", path=f"{path}.ready")
     ever_ready = raw.get("everReady", True)
     if not isinstance(ever_ready, bool):
-        raise InvalidRequest(f"expected true or false, got {_kind(ever_ready)}",
+        raise InvalidRequest(f"expected true or false, got {readers.kind(ever_ready)}",
                              path=f"{path}.everReady")
     raw_allocatable = raw.get("allocatable")
     template = templates.get(pool_id) if pool_id is not None else None
     if raw_allocatable is None and template is not None:
         allocatable = dict(template)
     else:
-        allocatable = parse_resources(_required(raw, "allocatable", path),
+        allocatable = parse_resources(readers.required(raw, "allocatable", path),
                                       path=f"{path}.allocatable")
     allocatable.setdefault("pods", DEFAULT_MAX_PODS_PER_NODE)
     pods_field = raw.get("pods")
@@ -212,11 +166,11 @@ def _node(raw: dict[str, Any], *, name: str, path: str, pools: Mapping[str, Mana
         instance_id=instance_id or "",
         ready=ready,
         ever_ready=ready or ever_ready,
-        created_at=_timestamp(_required(raw, "createdAt", path), path=f"{path}.createdAt"),
-        unschedulable=_bool(raw.get("unschedulable"), path=f"{path}.unschedulable"),
+        created_at=readers.timestamp(readers.required(raw, "createdAt", path), path=f"{path}.createdAt"),
+        unschedulable=readers.boolean(raw.get("unschedulable"), path=f"{path}.unschedulable"),
         allocatable=allocatable,
-        labels=_string_map(raw.get("labels"), path=f"{path}.labels"),
-        taints=_taints(raw.get("taints"), path=f"{path}.taints"),
+        labels=readers.string_map(raw.get("labels"), path=f"{path}.labels"),
+        taints=readers.taints(raw.get("taints"), path=f"{path}.taints"),
         pods=pods,
         empty_since=_moment(raw.get("emptySince"), path=f"{path}.emptySince"),
         underutilized_since=_moment(raw.get("underutilizedSince"),
@@ -227,7 +181,7 @@ def _node(raw: dict[str, Any], *, name: str, path: str, pools: Mapping[str, Mana
 def _pod(raw: object, *, path: str, node: str, uids: dict[str, str],
          shapes: dict[tuple[str, ...], _Fit]) -> NodePod:
     if not isinstance(raw, dict):
-        raise InvalidRequest(f"expected an object, got {_kind(raw)}", path=path)
+        raise InvalidRequest(f"expected an object, got {readers.kind(raw)}", path=path)
     uid = raw.get("uid")
     if not isinstance(uid, str) or not uid:
         raise InvalidRequest("uid must be a non-empty string", path=f"{path}.uid")
@@ -237,7 +191,7 @@ def _pod(raw: object, *, path: str, node: str, uids: dict[str, str],
     uids[uid] = node
     namespace = _text(raw.get("namespace"), path=f"{path}.namespace")
     name = _text(raw.get("name"), path=f"{path}.name")
-    owner_kind = _required(raw, "ownerKind", path)
+    owner_kind = readers.required(raw, "ownerKind", path)
     if owner_kind not in OWNER_KINDS:
         raise InvalidRequest(f"unknown ownerKind {owner_kind!r}, expected one of "
                              f"{list(OWNER_KINDS)}", path=f"{path}.ownerKind")
@@ -258,7 +212,7 @@ def _pod(raw: object, *, path: str, node: str, uids: dict[str, str],
         requests=requests,
         owner_kind=owner_kind,
         ray_node_type=ray_node_type,
-        pdb_blocked=_bool(raw.get("pdbBlocked"), path=f"{path}.pdbBlocked"),
+        pdb_blocked=readers.boolean(raw.get("pdbBlocked"), path=f"{path}.pdbBlocked"),
         node_selector=node_selector,
         affinity=affinity,
         tolerations=tolerations,
@@ -280,16 +234,16 @@ def _fit(raw: dict[str, Any], *, path: str, shapes: dict[tuple[str, ...], _Fit])
     requests = {} if raw_requests is None else parse_resources(raw_requests,
                                                                path=f"{path}.requests")
     selector = raw.get("nodeSelector")
-    node_selector = {} if selector == _NO_MAP else _string_map(selector,
+    node_selector = {} if selector == _NO_MAP else readers.string_map(selector,
                                                               path=f"{path}.nodeSelector")
     raw_affinity = raw.get("affinity")
-    affinity = None if raw_affinity == _NO_MAP else _affinity(raw_affinity,
+    affinity = None if raw_affinity == _NO_MAP else readers.affinity(raw_affinity,
                                                               path=f"{path}.affinity")
     raw_tolerations = raw.get("tolerations")
-    tolerations = () if raw_tolerations == _NO_LIST else _tolerations(
+    tolerations = () if raw_tolerations == _NO_LIST else readers.tolerations(
         raw_tolerations, path=f"{path}.tolerations")
-    fit_key = _canonical([sorted(requests.items()), sorted(node_selector.items()), affinity,
-                          sorted(_canonical(t) for t in tolerations)])
+    fit_key = readers.canonical([sorted(requests.items()), sorted(node_selector.items()), affinity,
+                          sorted(readers.canonical(t) for t in tolerations)])
     shapes[key] = (requests, node_selector, affinity, tolerations, fit_key)
     return shapes[key]
 
@@ -298,16 +252,16 @@ def _fit(raw: dict[str, Any], *, path: str, shapes: dict[tuple[str, ...], _Fit])
 
 def _policy(raw: dict[str, Any]) -> ScaleInPolicy:
     return ScaleInPolicy(
-        unneeded_seconds=_seconds(raw.get("scaleDownUnneededSeconds", 60),
+        unneeded_seconds=readers.seconds(raw.get("scaleDownUnneededSeconds", 60),
                                   path="policy.scaleDownUnneededSeconds"),
-        utilization_threshold=_number(raw.get("scaleDownUtilizationThreshold", 0.5),
+        utilization_threshold=readers.number(raw.get("scaleDownUtilizationThreshold", 0.5),
                                       path="policy.scaleDownUtilizationThreshold", limit=1.0),
-        delay_after_add_seconds=_seconds(raw.get("scaleDownDelayAfterAddSeconds", 120),
+        delay_after_add_seconds=readers.seconds(raw.get("scaleDownDelayAfterAddSeconds", 120),
                                          path="policy.scaleDownDelayAfterAddSeconds"),
-        max_nodes_per_decision=_count(raw.get("maxNodesPerDecision", 10),
+        max_nodes_per_decision=readers.count(raw.get("maxNodesPerDecision", 10),
                                       path="policy.maxNodesPerDecision", limit=MAX_NODES),
-        drain_non_empty=_bool(raw.get("drainNonEmpty"), path="policy.drainNonEmpty"),
-        max_provision_seconds=_seconds(raw.get("maxProvisionSeconds", 600),
+        drain_non_empty=readers.boolean(raw.get("drainNonEmpty"), path="policy.drainNonEmpty"),
+        max_provision_seconds=readers.seconds(raw.get("maxProvisionSeconds", 600),
                                        path="policy.maxProvisionSeconds"),
     )
 
@@ -316,7 +270,7 @@ def _policy(raw: dict[str, Any]) -> ScaleInPolicy:
 
 def _list(raw: object, *, path: str) -> list[Any]:
     if not isinstance(raw, list):
-        raise InvalidRequest(f"expected a list, got {_kind(raw)}", path=path)
+        raise InvalidRequest(f"expected a list, got {readers.kind(raw)}", path=path)
     return raw
 
 
@@ -324,9 +278,9 @@ def _text(raw: object, *, path: str) -> str:
     if raw is None:
         return ""
     if not isinstance(raw, str):
-        raise InvalidRequest(f"expected a string, got {_kind(raw)}", path=path)
+        raise InvalidRequest(f"expected a string, got {readers.kind(raw)}", path=path)
     return raw
 
 
 def _moment(raw: object, *, path: str) -> float | None:
-    return None if raw is None else _timestamp(raw, path=path)
+    return None if raw is None else readers.timestamp(raw, path=path)
