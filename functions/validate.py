@@ -115,7 +115,8 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
     seen: set[str] = set()
     # Raw key -> (shape, positions): one lookup per pod; raw keys that normalise to the same
     # shape (e.g. "1" and "1000m") are merged once at the end.
-    buckets: dict[tuple[object, ...], tuple[PodShape, list[int]]] = {}
+    # The third item: the value types of the bucket's requests when one is not a string.
+    buckets: dict[tuple[object, ...], tuple[PodShape, list[int], tuple[type, ...] | None]] = {}
     for index, pod in enumerate(raw_pods):
         if type(pod) is not dict:
             raise InvalidRequest(f"expected an object, got {readers.kind(pod)}", path=f"pods[{index}]")
@@ -145,31 +146,53 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
                 if type(value) is not str:
                     _bad_metadata(pod, index)
             placement = annotations.get(PLACEMENT_ANNOTATION)
-        # An exact stand-in for the shape: equal keys mean equal raw values. repr() keeps
-        # 1, 1.0, True and "1" apart; the empty containers, by far the most common, skip it.
+        # An exact stand-in for the shape: equal keys mean equal raw values. The maps and
+        # lists Ray groups repeat become tuples of their items (hashing beats repr); repr()
+        # keeps anything else exact, and the empty containers skip both.
+        requests = get("requests")
         selector = get("nodeSelector")
         affinity = get("affinity")
         tolerations = get("tolerations")
+        volume_types = get("volumeTypes")
         host_network = get("hostNetwork")
         privileged = get("privileged")
-        key = (
-            placement,
-            repr(get("requests")),
-            0 if selector == _NO_MAP else repr(selector),
-            0 if affinity == _NO_MAP else repr(affinity),
-            0 if tolerations == _NO_LIST else repr(tolerations),
-            repr(get("volumeTypes")),
-            host_network if host_network is False else repr(host_network),
-            privileged if privileged is False else repr(privileged),
-        )
-        bucket = buckets.get(key)
+        try:
+            key: tuple[object, ...] = (
+                placement,
+                (*requests.items(),) if type(requests) is dict else repr(requests),
+                0 if selector == _NO_MAP else (*selector.items(),) if type(selector) is dict
+                else repr(selector),
+                0 if affinity == _NO_MAP else repr(affinity),
+                0 if tolerations == _NO_LIST else (*map(tuple, map(dict.items, tolerations)),)
+                if type(tolerations) is list else repr(tolerations),
+                (*volume_types,) if type(volume_types) is list else repr(volume_types),
+                host_network if host_network is False else repr(host_network),
+                privileged if privileged is False else repr(privileged),
+            )
+            bucket = buckets.get(key)
+        except (TypeError, AttributeError):
+            # Unhashable values or non-objects in a list: the exact text instead.
+            key = (placement, repr(requests), repr(selector), repr(affinity), repr(tolerations),
+                   repr(volume_types), repr(host_network), repr(privileged))
+            bucket = buckets.get(key)
+        if bucket is not None and bucket[2] is not None and type(requests) is dict:
+            # The bucket's requests hold numbers, and True == 1 as a key: its value types must
+            # match too (only requests may hold numbers; selectors and lists hold strings).
+            types = (*map(type, requests.values()),)
+            if types != bucket[2]:
+                key = (key, types)
+                bucket = buckets.get(key)
         if bucket is None:
-            buckets[key] = (_shape(pod, index, placement), [index])
+            shape = _shape(pod, index, placement)
+            typed = None
+            if type(requests) is dict and any(type(v) is not str for v in requests.values()):
+                typed = (*map(type, requests.values()),)
+            buckets[key] = (shape, [index], typed)
         else:
             bucket[1].append(index)
     shapes: dict[str, PodShape] = {}
     members: dict[str, list[int]] = {}
-    for shape, indices in buckets.values():
+    for shape, indices, _ in buckets.values():
         shapes.setdefault(shape.key, shape)
         members.setdefault(shape.key, []).extend(indices)
     groups = tuple(
