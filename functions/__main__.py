@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from functions.errors import DecisionError, InvalidRequest
+
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Exit status for input the core refuses (bad JSON, invalid or oversized request).
 EXIT_BAD_INPUT = 2

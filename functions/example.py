@@ -1,7 +1,11 @@
 """The seed request: the KubeRay walkthrough's 15 pending Ray workers and one empty 4 vCPU pool."""
 from __future__ import annotations
 
-from typing import Any
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 NOW = "2026-11-29T05:00:00Z"
 CLUSTER = "myfirst-ray-cluster"

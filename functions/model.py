@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PLACEMENT_ANNOTATION = "ray-ack-scaler/placement"
 STRATEGIES = ("cost", "latency", "pool-first", "eci-first")

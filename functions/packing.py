@@ -9,7 +9,6 @@ For identical pods this uses ceil(n / pods-per-node) nodes, the optimum.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
 
 
 def pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
@@ -41,7 +40,7 @@ class NodeClass:
     """`count` nodes of one pool with identical `free` space; `fresh` if this decision adds them.
 
     Working state of one planning pass, not a value: a plain slotted class, cheap to
-    create by the thousand and free of the import cost of dataclasses.
+    create by the thousand.
     """
 
     __slots__ = ("count", "free", "fresh")
@@ -52,11 +51,14 @@ class NodeClass:
         self.fresh = fresh
 
 
-class Placed(NamedTuple):
+class Placed:
     """`pods` pods went onto nodes already asked for (`fresh` False) or added now."""
 
-    pods: int
-    fresh: bool
+    __slots__ = ("fresh", "pods")
+
+    def __init__(self, pods: int, fresh: bool) -> None:
+        self.pods = pods
+        self.fresh = fresh
 
 
 def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int, *,

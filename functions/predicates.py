@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # One pod's claim on a node's `pods` allocatable, in milli-units like every other resource.
 POD_SLOT: Mapping[str, int] = MappingProxyType({"pods": 1000})

@@ -10,11 +10,14 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from functions.errors import InvalidRequest
 from functions.quantity import parse_quantity
+
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Larger than any real pool or wait, small enough to catch unit mistakes (ms for s).
 MAX_POOL_SIZE = 100_000
@@ -26,7 +29,6 @@ OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def kind(value: object) -> str:
@@ -139,19 +141,43 @@ def timestamp(raw: object, *, path: str) -> float:
     match = _TIMESTAMP.fullmatch(raw)
     if match is None:
         raise InvalidRequest(f"invalid RFC 3339 timestamp {raw!r}", path=path)
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    try:
-        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                          tzinfo=timezone.utc)
-    except ValueError as error:
-        raise InvalidRequest(f"invalid RFC 3339 timestamp {raw!r}: {error}", path=path) from None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, zone = match.group(7), match.group(8)
+    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
+            and hour < 24 and minute < 60 and second < 60):
+        # Imported only to word the refusal as datetime does; the happy path is arithmetic,
+        # which spares a cold start the datetime module.
+        from datetime import datetime
+
+        try:
+            datetime(year, month, day, hour, minute, second)
+        except ValueError as error:
+            raise InvalidRequest(f"invalid RFC 3339 timestamp {raw!r}: {error}",
+                                 path=path) from None
+    seconds = float(_days_since_epoch(year, month, day) * 86400
+                    + hour * 3600 + minute * 60 + second)
     if zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
-        moment -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    seconds = (moment - _EPOCH).total_seconds()
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     if fraction:
         seconds += int(fraction[:9]) / 10 ** len(fraction[:9])
     return seconds
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    # Days from 1970-01-01 in the proleptic Gregorian calendar (Hinnant's days_from_civil).
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def affinity(raw: object, *, path: str) -> Mapping[str, Any] | None:

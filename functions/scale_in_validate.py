@@ -8,7 +8,6 @@ fields are ignored, and more than 20,000 nodes, 200,000 pods or 1,000 pools is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from functions import readers
 from functions.errors import InvalidRequest, RequestTooLarge
@@ -24,6 +23,11 @@ from functions.scale_in_model import (
     ScaleInRequest,
 )
 from functions.validate import DEFAULT_MAX_PODS_PER_NODE, MAX_PODS, MAX_POOLS
+
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = "scale-in/v1"
 MAX_NODES = 20_000
