@@ -6,7 +6,10 @@ there — so a retried decision, a restarted agent or a second agent watching th
 on the same size instead of adding twice. ECI placement is a JSON patch adding the virtual-node
 toleration, guarded by a `test` on the pod's resourceVersion; a pod that vanished or changed since
 the snapshot (404/409/422) is skipped, not an error. Pod Events say what happened, the way
-cluster-autoscaler's do. Per pool, `PoolActivity` (when desired was raised, the CS task, its
+cluster-autoscaler's do. With a `PoolLock`, each pool write happens under that pool's Lease, so
+two agents never interleave a read and a write of the same pool (CS has no compare-and-set, and a
+lowered desired can remove a node); a pool whose Lease stays busy is deferred, not dropped — its
+pods stay pending and the next round sees them. Per pool, `PoolActivity` (when desired was raised, the CS task, its
 failure) is kept and fed back into the next request.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Protocol
 from agent.cs import CloudCallError, NodePoolClient
 from agent.kube import KubeError, KubeUnreachable
 from agent.model import PoolActivity, PoolInfo
+from agent.pool_lock import PoolLock
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,8 @@ class ApplyResult:
     pools_written: tuple[PoolWrite, ...] = ()
     pools_skipped: tuple[PoolSkip, ...] = ()
     pools_failed: tuple[PoolFailure, ...] = ()
+    # Another agent held the pool's Lease past the bounded wait: ask again next round.
+    pools_deferred: tuple[PoolSkip, ...] = ()
     eci_placed: tuple[PodOutcome, ...] = ()
     eci_skipped: tuple[PodOutcome, ...] = ()
     eci_failed: tuple[PodOutcome, ...] = ()
@@ -109,6 +115,7 @@ class ApplyResult:
             ],
             "poolsSkipped": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_skipped],
             "poolsFailed": [{"poolId": f.pool_id, "code": f.code, "message": f.message} for f in self.pools_failed],
+            "poolsDeferred": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_deferred],
             "eciPlaced": [f"{p.namespace}/{p.name}" for p in self.eci_placed],
             "eciSkipped": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_skipped],
             "eciFailed": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_failed],
@@ -122,6 +129,7 @@ class _Tally:
     pools_written: list[PoolWrite] = field(default_factory=list)
     pools_skipped: list[PoolSkip] = field(default_factory=list)
     pools_failed: list[PoolFailure] = field(default_factory=list)
+    pools_deferred: list[PoolSkip] = field(default_factory=list)
     eci_placed: list[PodOutcome] = field(default_factory=list)
     eci_skipped: list[PodOutcome] = field(default_factory=list)
     eci_failed: list[PodOutcome] = field(default_factory=list)
@@ -191,8 +199,12 @@ class Actuator:
         pods: PodWriter,
         *,
         max_concurrent_pod_writes: int = 16,
+        lock: PoolLock | None = None,
     ) -> None:
+        """`lock` serialises pool writes with other agents; without it a concurrent agent's
+        write can briefly lower desired (re-read and rewritten, but ACK may act on it)."""
         self._pools = pools
+        self._lock = lock
         self._pods = pods
         self._pod_slots = asyncio.Semaphore(max_concurrent_pod_writes)
         self._activity: dict[str, PoolActivity] = {}
@@ -200,6 +212,7 @@ class Actuator:
             "pool_writes": 0,
             "pool_skips": 0,
             "pool_failures": 0,
+            "pool_deferrals": 0,
             "eci_placed": 0,
             "eci_skipped": 0,
             "eci_failed": 0,
@@ -244,6 +257,7 @@ class Actuator:
             pools_written=tuple(tally.pools_written),
             pools_skipped=tuple(tally.pools_skipped),
             pools_failed=tuple(tally.pools_failed),
+            pools_deferred=tuple(tally.pools_deferred),
             eci_placed=tuple(tally.eci_placed),
             eci_skipped=tuple(tally.eci_skipped),
             eci_failed=tuple(tally.eci_failed),
@@ -258,6 +272,7 @@ class Actuator:
                 "pools_written": [(w.pool_id, w.from_desired, w.to_desired) for w in result.pools_written],
                 "pools_skipped": len(result.pools_skipped),
                 "pools_failed": [f.code for f in result.pools_failed],
+                "pools_deferred": [d.pool_id for d in result.pools_deferred],
                 "eci_placed": len(result.eci_placed),
                 "eci_skipped": len(result.eci_skipped),
                 "eci_failed": len(result.eci_failed),
@@ -319,6 +334,21 @@ class Actuator:
         )
 
     async def _raise_pool(self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool) -> PoolWrite | None:
+        if self._lock is None or dry_run:
+            return await self._read_and_raise(pool_id, wanted, tally, dry_run=dry_run)
+        held = await self._lock.acquire(pool_id)
+        if not held.acquired:
+            tally.pools_deferred.append(PoolSkip(pool_id, f"pool lock held by {held.holder}"))
+            return None
+        try:
+            # Re-read under the lock: what another agent wrote meanwhile counts, so pods it
+            # already covered raise nothing twice.
+            return await self._read_and_raise(pool_id, wanted, tally, dry_run=dry_run)
+        finally:
+            await self._lock.release(held)
+
+    async def _read_and_raise(self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool
+                              ) -> PoolWrite | None:
         current = await self._pools.describe_pool(pool_id)
         target = min(max(current.desired, wanted), current.max_size)
         if current.desired >= target:
@@ -395,6 +425,7 @@ class Actuator:
         self.counters["pool_writes"] += len(tally.pools_written)
         self.counters["pool_skips"] += len(tally.pools_skipped)
         self.counters["pool_failures"] += len(tally.pools_failed)
+        self.counters["pool_deferrals"] += len(tally.pools_deferred)
         self.counters["eci_placed"] += len(tally.eci_placed)
         self.counters["eci_skipped"] += len(tally.eci_skipped)
         self.counters["eci_failed"] += len(tally.eci_failed)

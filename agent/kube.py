@@ -67,6 +67,7 @@ class KubeClient:
     ) -> None:
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
+        self._coordination = k8s.CoordinationV1Api(api_client)
         self._request_timeout = request_timeout
         self._connect_timeout = connect_timeout
 
@@ -228,6 +229,34 @@ class KubeClient:
             lambda **kw: self._core.create_namespaced_event(namespace, body, **kw),  # type: ignore[arg-type]
             timeout=timeout,
         )
+
+    # --- leases (coordination.k8s.io/v1): one per node pool, so agents take turns writing it ----
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        """The Lease as raw JSON, or KubeError (404 when there is none)."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        lease: dict[str, Any] = await self._call(
+            lambda **kw: self._coordination.read_namespaced_lease(name, namespace, **kw),
+            timeout=timeout)
+        return lease
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; KubeError 409 (AlreadyExists) when another writer created it first."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        lease: dict[str, Any] = await self._call(
+            lambda **kw: self._coordination.create_namespaced_lease(namespace, body, **kw),  # type: ignore[arg-type]
+            timeout=timeout)
+        return lease
+
+    async def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; `body.metadata.resourceVersion` is the precondition, so a writer that
+        changed it since our read makes this a KubeError 409 (Conflict)."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        name = str(body["metadata"]["name"])
+        lease: dict[str, Any] = await self._call(
+            lambda **kw: self._coordination.replace_namespaced_lease(name, namespace, body, **kw),  # type: ignore[arg-type]
+            timeout=timeout)
+        return lease
 
     async def _call(self, call: Any, *, timeout: aiohttp.ClientTimeout, **kwargs: Any) -> Any:
         try:
