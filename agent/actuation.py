@@ -432,5 +432,27 @@ class Actuator:
         self.counters["events_failed"] += tally.events_failed
 
 
+# The words functions/plan.py puts in an unplaceable reason when a per-decision cap, not capacity,
+# left the pod out.
+DECISION_CAP = "maxNewNodesPerDecision"
+ECI_CAP = "ECI at maxPods"
+
+
+def follow_up_reason(result: ApplyResult) -> str:
+    """Why the next round should come soon rather than at the resync ("" when it need not): a pool
+    deferred behind another agent's Lease, or pods left out only by a per-decision cap while this
+    round made progress (so the next one is not a repeat)."""
+    if result.dry_run:
+        return ""
+    if result.pools_deferred:
+        return "pool lock busy"
+    reasons = [p.reason for p in result.unplaceable]
+    if result.wrote_anything and any(DECISION_CAP in r for r in reasons):
+        return "maxNewNodesPerDecision reached"
+    if result.eci_placed and any(ECI_CAP in r for r in reasons):
+        return "ECI at maxPods"
+    return ""
+
+
 def _outcome(pod: Mapping[str, Any], reason: str = "") -> PodOutcome:
     return PodOutcome(str(pod.get("uid", "")), str(pod.get("namespace", "")), str(pod.get("name", "")), reason)

@@ -85,6 +85,10 @@ class AgentConfig:
     watch_timeout_seconds: int = 300
     watch_read_timeout_seconds: float = 330.0
     list_page_size: int = 500
+    # agents sharing a pool take turns through one Lease per pool (agent/pool_lock.py)
+    pool_lock_enabled: bool = True
+    pool_lock_namespace: str | None = None  # None: the agent's own namespace, else kube-system
+    pool_lock_identity: str | None = None  # None: the pod name (hostname)
     # operations
     dry_run: bool = False
     ops_address: str = "127.0.0.1:8080"
@@ -299,6 +303,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("watch_read_timeout_seconds", _number,
             "a watch silent this long is presumed dead and reconnected", "SECONDS"),
     Setting("list_page_size", _count, "objects per LIST page", "N"),
+    Setting("pool_lock_enabled", _boolean,
+            "write a pool only while holding its Lease, so agents sharing it never interleave "
+            "writes", is_flag=True),
+    Setting("pool_lock_namespace", _optional_text,
+            "namespace of the pool Leases (default: the agent's namespace, else kube-system)",
+            "NAME"),
+    Setting("pool_lock_identity", _optional_text,
+            "holder identity written in the pool Leases (default: the pod name)", "NAME"),
     Setting("dry_run", _boolean, "decide and report, never write", is_flag=True),
     Setting("ops_address", _address, "health/metrics/status listen address", "HOST:PORT"),
     Setting("log_format", _choice(LOG_FORMATS), "log format: json (in cluster) or console",

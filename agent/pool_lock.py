@@ -16,6 +16,7 @@ import asyncio
 import calendar
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -186,3 +187,21 @@ class PoolLock:
         return {"holderIdentity": self._settings.identity,
                 "leaseDurationSeconds": self._settings.duration_seconds,
                 "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": transitions}
+
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+FALLBACK_NAMESPACE = "kube-system"
+
+
+def default_namespace(path: str = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """The agent's own namespace in a pod (its service account says), else kube-system."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip() or FALLBACK_NAMESPACE
+    except OSError:
+        return FALLBACK_NAMESPACE
+
+
+def default_identity() -> str:
+    """The pod name: a pod's hostname is its name."""
+    return socket.gethostname()

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 
-from agent.actuation import ApplyResult
+from agent.actuation import ApplyResult, follow_up_reason
 from agent.batching import Batch, Batcher, BatchWindow
 from agent.config import AgentConfig
 from agent.cs import CloudCallError
@@ -44,6 +44,9 @@ from agent.watching import Backoff, Watcher, WatchTarget
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_ERROR_SECONDS = 5.0
+# A round cut short by a per-decision cap or a busy pool Lease continues this soon, not at the
+# resync (a 1,000-pod burst would otherwise wait 30 s per 100 nodes).
+FOLLOW_UP_SECONDS = 1.0
 RECENT_ERRORS = 20
 
 
@@ -341,6 +344,10 @@ class Agent:
             self._error("kubernetes", f"{failed.namespace}/{failed.name}: {failed.reason}")
         if result.pools_failed or result.eci_failed:
             self._retry_soon()
+        elif follow_up := follow_up_reason(result):
+            log.info("follow-up round soon", reason=follow_up)
+            delay = min(FOLLOW_UP_SECONDS, self.config.resync_seconds)
+            asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
         if not self.config.dry_run:
             self._observe_reaction(snapshot, reply, result=result)
             self.metrics.eci_pods_placed.inc(len(result.eci_placed))
@@ -592,7 +599,14 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
             metrics.expose_counts("decider_events", "Remote decider circuit breaker events",
                                   label="event", counts=lambda: breaker.counters)
             decider = breaker
-        actuator = Actuator(pools, kube)
+        lock = None
+        if config.pool_lock_enabled:
+            from agent.pool_lock import LockSettings, PoolLock, default_identity, default_namespace
+
+            lock = PoolLock(kube, LockSettings(
+                namespace=config.pool_lock_namespace or default_namespace(),
+                identity=config.pool_lock_identity or default_identity()), now=now)
+        actuator = Actuator(pools, kube, lock=lock)
         metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
                               label="outcome", counts=lambda: actuator.counters)
         yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,

@@ -1,0 +1,36 @@
+"""A round cut short by `policy.maxNewNodesPerDecision` continues in a quick follow-up round, not at
+the 30 s resync; the agent runs over real HTTP against the simulator and the CS emulator."""
+from __future__ import annotations
+
+import asyncio
+
+from test_runner_loop import World, _no_proxy, config_for, running, until, with_eci, world
+
+from agent.actuation import ApplyResult, PodOutcome, PoolSkip, PoolWrite, follow_up_reason
+from agent.sim.cs_api import scale_requests_of
+
+__all__ = ["_no_proxy", "with_eci", "world"]
+
+CAPPED = PodOutcome("u1", "ray", "w1", "no capacity left: maxNewNodesPerDecision 1 reached")
+WROTE = (PoolWrite("np-cpu", 0, 1, 10),)
+
+
+async def test_a_capped_burst_is_served_by_follow_up_rounds_before_the_resync(world: World) -> None:
+    """Nine 1-vCPU workers need three nodes; one node per decision takes three quick rounds."""
+    agent = world.agent(config_for(world, max_new_nodes_per_decision=1, resync_seconds=300.0))
+    async with running(agent):
+        await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in agent.watchers)), 10)
+        world.add_workers(9)
+        await until(lambda: [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)]
+                    == [1, 2, 3], timeout=20)
+
+
+def test_follow_up_only_when_the_round_made_progress_or_was_deferred() -> None:
+    """A capped round that wrote follows up; one that wrote nothing (or a dry run) does not."""
+    assert follow_up_reason(ApplyResult("d", False, pools_written=WROTE, unplaceable=(CAPPED,)))
+    assert not follow_up_reason(ApplyResult("d", False, unplaceable=(CAPPED,)))
+    assert not follow_up_reason(ApplyResult("d", True, pools_written=WROTE, unplaceable=(CAPPED,)))
+    deferred = ApplyResult("d", False, pools_deferred=(PoolSkip("np-cpu", "pool lock held by b"),))
+    assert follow_up_reason(deferred) == "pool lock busy"
+    at_max = PodOutcome("u1", "ray", "w1", "no capacity left: pool np-cpu at max size 10")
+    assert not follow_up_reason(ApplyResult("d", False, pools_written=WROTE, unplaceable=(at_max,)))
