@@ -5,6 +5,7 @@ ranked options `functions.strategy.rank` produced. It names what decided:
 the placement annotation, the strategy and the option it preferred with the
 runner-up it beat, or — when a better option could take no more — the overflow
 ("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`.
+A reason never contains "; ": the reply joins the reasons of several groups with it.
 """
 from __future__ import annotations
 
@@ -36,14 +37,16 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
     if strategy == "cost":
         budget = policy.latency_budget_seconds
         if best.latency > budget:
-            return (f"cost: no option starts within the {budget:g} s latency budget; "
+            return (f"cost: no option starts within the {budget:g} s latency budget — "
                     f"{best.label} is fastest ({best.latency:g} s)")
         text = f"cost: {best.label} {best.cost_per_pod:.3f}/pod·run"
         if other is None:
             return f"{text}, the only option that fits"
         if other.latency > budget:
-            return (f"{text}; {other.label} starts in {other.latency:g} s, over the "
+            return (f"{text} — {other.label} starts in {other.latency:g} s, over the "
                     f"{budget:g} s latency budget")
+        if f"{other.cost_per_pod:.3f}" == f"{best.cost_per_pod:.3f}":
+            return f"{text}, tied with {other.label} ({_tie_break(best, other)})"
         return (f"{text} vs {other.label} {other.cost_per_pod:.3f} — {best.label} cheaper "
                 f"within the {budget:g} s latency budget")
     if strategy == "latency":
@@ -58,4 +61,19 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
     room = f"{best.label} has room ({best.fit.per_node} pods/node)"
     if strategy == "pool-first":
         return f"pool-first: {room}"
-    return f"eci-first: ECI cannot run the pods; {room}"
+    return f"eci-first: ECI cannot run the pods — {room}"
+
+
+def _tie_break(best: Option, other: Option) -> str:
+    # The ranking's tie-breakers, in its order (functions.strategy.rank).
+    best_priority = 0 if best.fit is None else best.fit.pool.priority
+    other_priority = 0 if other.fit is None else other.fit.pool.priority
+    if best_priority != other_priority:
+        return f"higher priority {best_priority} vs {other_priority}"
+    best_waste = 0.0 if best.fit is None else best.fit.waste
+    other_waste = 0.0 if other.fit is None else other.fit.waste
+    if best_waste != other_waste:
+        return f"less waste, {best_waste:.0%} vs {other_waste:.0%} of a node unused"
+    if best.cost_per_pod != other.cost_per_pod:
+        return "cheaper in the fourth digit"
+    return "first by id"

@@ -27,9 +27,9 @@ def _workers(count: int = 15, **fields: Any) -> list[dict[str, Any]]:
         ("cost", {"price": 0.3}, {}, {"np-a": "cost: np-a 0.017/pod·run vs ECI 0.033 — np-a "
                                               "cheaper within the 120 s latency budget"}),
         ("cost", {"price": 0.3}, {"latencyBudgetSeconds": 60},
-         {"ECI": "cost: ECI 0.033/pod·run; np-a starts in 90 s, over the 60 s latency budget"}),
+         {"ECI": "cost: ECI 0.033/pod·run — np-a starts in 90 s, over the 60 s latency budget"}),
         ("cost", {"price": 0.3}, {"latencyBudgetSeconds": 10},
-         {"ECI": "cost: no option starts within the 10 s latency budget; ECI is fastest (30 s)"}),
+         {"ECI": "cost: no option starts within the 10 s latency budget — ECI is fastest (30 s)"}),
         ("latency", {}, {}, {"ECI": "latency: ECI starts in 30 s vs np-a 90 s"}),
         ("pool-first", {}, {}, {"np-a": "pool-first: np-a has room (3 pods/node)"}),
         ("eci-first", {}, {}, {"ECI": "eci-first: ECI can run the pods"}),
@@ -87,3 +87,17 @@ def test_groups_with_different_reasons_share_one_action() -> None:
     reasons = _reasons(decide(body))["np-a"].split("; ")
     assert len(reasons) == len(set(reasons)) >= 2
     assert any(r.startswith(f"annotation {PLACEMENT}=ecs: cost: np-a") for r in reasons)
+
+
+def test_a_cost_tie_names_the_tie_break() -> None:
+    """Two pools at the same price per pod: the reason says it was a tie and what broke it."""
+    body = request(_workers(), [pool("np-b"), pool("np-a")], strategy="cost")
+    assert _reasons(decide(body)) == {
+        "np-a": "cost: np-a 0.050/pod·run, tied with np-b (first by id)"}
+
+
+def test_a_priority_tie_break_is_named() -> None:
+    """Equal cost, higher priority wins, and the reason says so."""
+    body = request(_workers(), [pool("np-a"), pool("np-b", priority=5)], strategy="cost")
+    assert _reasons(decide(body)) == {
+        "np-b": "cost: np-b 0.050/pod·run, tied with np-a (higher priority 5 vs 0)"}
