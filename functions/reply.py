@@ -52,11 +52,11 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
             "poolId": pool_id,
             "fromDesired": pool.desired,
             "toDesired": pool.desired + count,
-            "pods": [uids[i] for i in sorted(new_pods[pool_id])],
+            "pods": list(map(uids.__getitem__, sorted(new_pods[pool_id]))),
             "reason": _joined(plan.pool_reasons.get(pool_id, ())),
         })
     if plan.eci_pods:
-        actions.append({"kind": "place-on-eci", "pods": [uids[i] for i in plan.eci_pods],
+        actions.append({"kind": "place-on-eci", "pods": list(map(uids.__getitem__, plan.eci_pods)),
                         "reason": _joined(plan.eci_reasons)})
         on_eci = set(plan.eci_pods)
         for group in request.groups:

@@ -401,7 +401,7 @@ def _fingerprint(*, cluster: dict[str, Any], pools: tuple[Pool, ...], eci: Eci, 
         "groups": [group.shape.key for group in groups],
     })
     members = "\n".join(
-        " ".join(uids[i] for i in group.indices) for group in groups
+        " ".join(map(uids.__getitem__, group.indices)) for group in groups
     )
     return f"{head}\n{members}"
 
