@@ -117,7 +117,7 @@ class TestPlacement:
         await world.until(lambda: world.unschedulable("w-1"))
         defaults = len(world.pod("w-1")["spec"]["tolerations"])
         reply, request = await world.decide()
-        assert reply["actions"] == [{"kind": "place-on-eci", "pods": [world.pod("w-1")["metadata"]["uid"]]}]
+        assert [(a["kind"], a["pods"]) for a in reply["actions"]] == [("place-on-eci", [world.pod("w-1")["metadata"]["uid"]])]
 
         result = await world.actuator.apply(reply, request, dry_run=False)
 

@@ -50,7 +50,7 @@ class TestAllocatable:
         assert pool["size"]["ready"] == 0
         assert pool["pricePerHour"] == CATALOG["ecs.g7.xlarge"].price_per_hour
         reply = functions.decide(request)
-        assert reply["actions"] == [
+        assert without_reasons(reply["actions"]) == [
             {"kind": "scale-pool", "poolId": "np-cpu", "fromDesired": 0, "toDesired": 1, "pods": ["u-1"]}
         ]
 
@@ -125,10 +125,15 @@ class TestEci:
         assert (eci["enabled"], eci["maxPods"], eci["runningPods"]) == (True, 40, 3)
         assert eci["labels"]["type"] == "virtual-kubelet"
         assert eci["taints"] == [{"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}]
-        assert functions.decide(request)["actions"] == [{"kind": "place-on-eci", "pods": ["u-1"]}]
+        assert without_reasons(functions.decide(request)["actions"]) == [{"kind": "place-on-eci", "pods": ["u-1"]}]
 
     def test_configuration_can_switch_eci_off(self) -> None:
         """eci.enabled=false in configuration wins over a present virtual node."""
         settings = RequestSettings(cluster_id="c-1", region="cn-hangzhou", eci=EciSettings(enabled=False))
         request = build_request(Snapshot((), (virtual_node(),), 0), [], {}, settings=settings, now=NOW)
         assert request["eci"]["enabled"] is False
+
+
+def without_reasons(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Actions without their human `reason` (worded by the core, pinned in its own tests)."""
+    return [{k: v for k, v in action.items() if k != "reason"} for action in actions]

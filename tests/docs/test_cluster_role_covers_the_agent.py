@@ -51,9 +51,12 @@ def rbac_rule(method: str, path_qs: str) -> Rule:
     """The (resource, verb) the API server's authorizer would check for one request."""
     parts = urlsplit(path_qs)
     segments = [s for s in parts.path.split("/") if s]
-    if segments[:2] != ["api", "v1"] or len(segments) < 3:
+    if segments[:2] == ["api", "v1"] and len(segments) >= 3:
+        rest = segments[2:]  # the core group
+    elif segments[:1] == ["apis"] and len(segments) >= 4:
+        rest = segments[3:]  # /apis/{group}/{version}/...: named groups such as coordination.k8s.io
+    else:
         return ("nonResourceURL " + parts.path, method.lower())
-    rest = segments[2:]
     if rest[0] == "namespaces" and len(rest) >= 3:
         rest = rest[2:]  # namespaced: the resource follows the namespace name
     resource, named = rest[0], len(rest) > 1
@@ -71,15 +74,21 @@ def rbac_rule(method: str, path_qs: str) -> Rule:
     return (resource, verb)
 
 
+# The API group each resource the agent touches lives in.
+GROUPS = {"pods": "", "nodes": "", "events": "", "leases": "coordination.k8s.io"}
+
+
 def granted_rules() -> set[Rule]:
-    """Every (resource, verb) the ClusterRole in deploy/rbac.yaml grants."""
+    """Every (resource, verb) the ClusterRole and the Role in deploy/rbac.yaml grant."""
     documents = list(yaml.safe_load_all((DEPLOY / "rbac.yaml").read_text()))
-    role = next(d for d in documents if d["kind"] == "ClusterRole")
+    roles = [d for d in documents if d["kind"] in ("ClusterRole", "Role")]
     granted: set[Rule] = set()
-    for rule in role["rules"]:
-        assert rule["apiGroups"] == [""], "the agent uses only the core API group"
-        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
-        granted |= {(r, v) for r in rule["resources"] for v in rule["verbs"]}
+    for role in roles:
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+            for resource in rule["resources"]:
+                assert rule["apiGroups"] == [GROUPS[resource]], f"{resource} is in the wrong group"
+                granted |= {(resource, verb) for verb in rule["verbs"]}
     return granted
 
 
@@ -158,6 +167,7 @@ def test_requests_map_to_rbac_verbs():
     assert rbac_rule("PATCH", "/api/v1/namespaces/ray/pods/w-1") == ("pods", "patch")
     assert rbac_rule("POST", "/api/v1/namespaces/default/events") == ("events", "create")
     assert rbac_rule("POST", "/api/v1/namespaces/d/pods/p/eviction") == ("pods/eviction", "create")
+    assert rbac_rule("PUT", "/apis/coordination.k8s.io/v1/namespaces/ray/leases/l") == ("leases", "update")
     assert rbac_rule("GET", "/version")[0].startswith("nonResourceURL")
 
 

@@ -43,8 +43,8 @@ def sidecar_env() -> dict[str, str]:
 def test_every_manifest_parses_with_the_expected_kinds():
     """deploy/*.yaml hold exactly the namespace, RBAC objects and the RayCluster."""
     kinds = sorted(d["kind"] for d in documents())
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Namespace", "RayCluster",
-                     "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Namespace", "RayCluster", "Role",
+                     "RoleBinding", "ServiceAccount"]
     assert one("RayCluster")["apiVersion"] == "ray.io/v1"
     for path in DEPLOY.glob("*.json"):
         assert json.loads(path.read_text())["Version"] == "1", path.name
