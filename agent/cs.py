@@ -20,6 +20,7 @@ from alibabacloud_cs20151215.client import Client as CsSdkClient
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 from alibabacloud_tea_openapi.utils_models import Config
 
+from agent.errors import RemoteCallError
 from agent.model import PoolInfo
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,8 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT_TEMPLATE = "cs.{region}.aliyuncs.com"
 
 
-class CloudCallError(Exception):
+class CloudCallError(RemoteCallError):
     """A CS call that failed for good (after retries, or at once when retrying cannot help)."""
-
-    def __init__(self, code: str, status: int | None, message: str, *, retryable: bool) -> None:
-        super().__init__(f"{code} ({status}): {message}")
-        self.code = code
-        self.status = status
-        self.message = message
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)

@@ -19,18 +19,13 @@ from alibabacloud_fc_open20210406.client import Client as FcSdkClient
 from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_util import models as util_models
 
+from agent.errors import RemoteCallError
+
 DEFAULT_ENDPOINT_TEMPLATE = "{account_id}.{region}.fc.aliyuncs.com"
 
 
-class InvocationError(Exception):
+class InvocationError(RemoteCallError):
     """An invocation that produced no usable reply."""
-
-    def __init__(self, code: str, status: int | None, message: str, *, retryable: bool) -> None:
-        super().__init__(f"{code} ({status}): {message}")
-        self.code = code
-        self.status = status
-        self.message = message
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)

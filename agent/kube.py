@@ -125,11 +125,7 @@ class KubeClient:
         continue_token: str | None = None,
     ) -> dict[str, Any]:
         """One LIST page as the raw `{"metadata": {...}, "items": [...]}` document."""
-        kwargs: dict[str, Any] = {}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
+        kwargs = _selectors(label_selector, field_selector)
         if limit:
             kwargs["limit"] = limit
         if continue_token:
@@ -164,10 +160,7 @@ class KubeClient:
             kwargs["allow_watch_bookmarks"] = True
         if timeout_seconds:
             kwargs["timeout_seconds"] = timeout_seconds
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
+        kwargs.update(_selectors(label_selector, field_selector))
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self._connect_timeout, sock_read=read_timeout
         )
@@ -286,3 +279,13 @@ def _error_of(status: int, reason: str | None, *, data: bytes) -> KubeError:
 def _unreachable(error: BaseException) -> KubeUnreachable:
     timed_out = isinstance(error, asyncio.TimeoutError)
     return KubeUnreachable(f"{type(error).__name__}: {error}", timed_out=timed_out)
+
+
+def _selectors(label_selector: str, field_selector: str) -> dict[str, Any]:
+    """The client's selector arguments; an empty selector is left out rather than sent empty."""
+    kwargs: dict[str, Any] = {}
+    if label_selector:
+        kwargs["label_selector"] = label_selector
+    if field_selector:
+        kwargs["field_selector"] = field_selector
+    return kwargs

@@ -23,6 +23,7 @@ from typing import Any
 
 from agent.sim.clock import SimClock, parse_iso
 from agent.sim.store import ApiError, ObjectStore, Subscription, WatchEvent
+from agent.sim.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +204,7 @@ class Kubelet:
     async def stop(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def _follow(self) -> None:

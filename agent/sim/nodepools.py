@@ -23,6 +23,7 @@ from agent.sim.clock import SimClock
 from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
 from agent.sim.kubelet import node_system_info
 from agent.sim.store import ApiError, ObjectStore, Subscription
+from agent.sim.tasks import cancel_and_wait
 
 READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
 POD_START_ANNOTATION = "sim.ray-ack-scaler.io/pod-start-seconds"
@@ -329,11 +330,7 @@ class NodePools:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks_running:
-            task.cancel()
-        for task in self._tasks_running:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks_running)
         self._tasks_running = []
         if self._subscription is not None:
             self._subscription.close()

@@ -9,7 +9,6 @@ or the `PodScheduled=False, reason=Unschedulable` condition with kube-scheduler'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import json
 import logging
@@ -20,6 +19,7 @@ from typing import Any
 
 from agent.sim.clock import SimClock
 from agent.sim.store import ApiError, ObjectStore, Subscription, WatchEvent
+from agent.sim.tasks import cancel_and_wait
 from functions.errors import DecisionError
 from functions.predicates import (
     POD_SLOT,
@@ -384,11 +384,7 @@ class Scheduler:
         """Stop reacting; a pass in progress finishes first (passes never await)."""
         if self._subscription is not None:
             self._subscription.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def next_pass(self) -> int:
