@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 # Each entry names a module exposing `register(subparsers)`; the module sets `func` on its parser.
 # Imported lazily so `python -m agent --help` stays fast and the simulator is loaded only on demand.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("agent.sim.cli", "agent.commands", "agent.dev")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("agent.sim.cli", "agent.app.commands", "agent.dev.run")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,8 @@ A server process streams a pre-encoded watch body of N realistic KubeRay worker-
 events (chunked, one JSON object per line, as the apiserver does) over HTTP on 127.0.0.1; the
 client runs in this process, so the numbers are the client's single core:
 
-* raw        — agent.kube.KubeClient.watch: aiohttp chunks, own line splitting, json.loads;
-* raw+fold   — the same, folded into agent.view.ClusterView (what the agent really does);
+* raw        — agent.clients.kube.KubeClient.watch: aiohttp chunks, own line splitting, json.loads;
+* raw+fold   — the same, folded into agent.ingest.view.ClusterView (what the agent really does);
 * watch-dict — kubernetes_asyncio's Watch with get_return_type → None: its own readline loop and
                json.loads, no models (the other way to skip models, for comparison);
 * model      — kubernetes_asyncio.watch.Watch().stream(list_pod_for_all_namespaces): V1Pod models.
@@ -31,8 +31,8 @@ from aiohttp import web  # noqa: E402
 from kubernetes_asyncio import client as k8s_client  # noqa: E402
 from kubernetes_asyncio import watch as k8s_watch  # noqa: E402
 
-from agent.kube import KubeClient  # noqa: E402
-from agent.view import ClusterView  # noqa: E402
+from agent.clients.kube import KubeClient  # noqa: E402
+from agent.ingest.view import ClusterView  # noqa: E402
 
 NOW = "2026-11-29T05:00:00Z"
 

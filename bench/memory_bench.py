@@ -1,4 +1,4 @@
-"""Memory benchmark: bytes per tracked pending pod in agent.view.ClusterView, and the process RSS
+"""Memory benchmark: bytes per tracked pending pod in agent.ingest.view.ClusterView, and the process RSS
 with 100,000 pending pods (targets: ≤ 2 KB per pod, RSS ≤ 300 MB).
 
 Each pod is a realistic KubeRay worker pod (bench/ingest_bench.py), encoded and decoded through
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest_bench import ray_worker_pod
 
-from agent.view import ClusterView
+from agent.ingest.view import ClusterView
 
 
 def rss_mib() -> float:

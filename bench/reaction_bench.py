@@ -2,7 +2,7 @@
 emulator receives the ModifyClusterNodePool that serves it. p50 / p99 per decider, one run.
 
 Everything is real HTTP on 127.0.0.1: the simulated API server and scheduler, the agent itself
-(agent.runner.Agent: watches, view, batching, request builder, decider, actuation), the decider
+(agent.app.runner.Agent: watches, view, batching, request builder, decider, actuation), the decider
 (in-process, or the FC emulator through the FC SDK), and actuation through the CS SDK against the
 CS emulator over the simulated node pools.
 
@@ -29,22 +29,22 @@ for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PR
 
 from aiohttp import web  # noqa: E402
 
-from agent.actuation import Actuator  # noqa: E402
-from agent.config import AgentConfig  # noqa: E402
-from agent.cs import NodePoolClient, RetryPolicy  # noqa: E402
-from agent.cs import build_sdk_client as build_cs_sdk  # noqa: E402
-from agent.deciders import Decider, FunctionComputeDecider, LocalDecider  # noqa: E402
-from agent.fc_client import FunctionInvoker, FunctionRef  # noqa: E402
-from agent.fc_client import build_sdk_client as build_fc_sdk  # noqa: E402
-from agent.kube import KubeClient  # noqa: E402
-from agent.logs import configure_logging  # noqa: E402
-from agent.runner import Agent  # noqa: E402
-from agent.sim.cloud_model import TaskView  # noqa: E402
+from agent.actuate.actuation import Actuator  # noqa: E402
+from agent.app.config import AgentConfig  # noqa: E402
+from agent.app.logs import configure_logging  # noqa: E402
+from agent.app.runner import Agent  # noqa: E402
+from agent.clients.cs import NodePoolClient, RetryPolicy  # noqa: E402
+from agent.clients.cs import build_sdk_client as build_cs_sdk  # noqa: E402
+from agent.clients.fc import FunctionInvoker, FunctionRef  # noqa: E402
+from agent.clients.fc import build_sdk_client as build_fc_sdk  # noqa: E402
+from agent.clients.kube import KubeClient  # noqa: E402
+from agent.decide.deciders import Decider, FunctionComputeDecider, LocalDecider  # noqa: E402
+from agent.sim.cloud.cloud_model import TaskView  # noqa: E402
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys  # noqa: E402
+from agent.sim.cloud.cs_api import build_cs_app  # noqa: E402
+from agent.sim.cloud.fc_api import build_fc_app  # noqa: E402
 from agent.sim.cluster import SimCluster  # noqa: E402
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys  # noqa: E402
-from agent.sim.cs_api import build_cs_app  # noqa: E402
-from agent.sim.fc_api import build_fc_app  # noqa: E402
-from agent.sim.nodepools import NodePools, PoolSpec  # noqa: E402
+from agent.sim.world.nodepools import NodePools, PoolSpec  # noqa: E402
 from functions import fc  # noqa: E402
 
 NS = "ray"

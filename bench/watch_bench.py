@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from agent.sim.apiserver import build_app, serve
-from agent.sim.store import ObjectStore
+from agent.sim.kube.apiserver import build_app, serve
+from agent.sim.kube.store import ObjectStore
 
 NAMESPACE = "default"
 PRODUCE_PATH = "/bench/produce"

@@ -18,6 +18,6 @@ def scale_in(request: dict[str, Any]) -> dict[str, Any]:
     Raises InvalidRequest or RequestTooLarge (functions.errors) for bad input.
     """
     # Imported on first use: a scale-out cold start never loads the scale-in modules.
-    from functions.scale_in_decision import scale_in as decide_scale_in
+    from functions.scalein.decision import scale_in as decide_scale_in
 
     return decide_scale_in(request)

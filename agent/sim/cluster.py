@@ -14,12 +14,12 @@ from typing import Protocol
 
 from aiohttp import web
 
-from agent.sim.apiserver import build_app
-from agent.sim.clock import SimClock
 from agent.sim.faults import FaultPlan
-from agent.sim.kubelet import Kubelet
-from agent.sim.scheduler import Scheduler
-from agent.sim.store import ApiError, ObjectStore
+from agent.sim.kube.apiserver import build_app
+from agent.sim.kube.store import ApiError, ObjectStore
+from agent.sim.world.clock import SimClock
+from agent.sim.world.kubelet import Kubelet
+from agent.sim.world.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 

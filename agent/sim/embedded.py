@@ -21,24 +21,24 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.sim.cluster import SHUTDOWN_SECONDS, SimCluster
-from agent.sim.credentials import (
+from agent.sim.cloud.credentials import (
     TEST_ACCESS_KEY_ID,
     TEST_ACCESS_KEY_SECRET,
     KeyRing,
     build_credentials_app,
     static_test_keys,
 )
-from agent.sim.cs_api import WriteRecord, build_cs_app, scale_requests_of, writes_of
-from agent.sim.faults import FaultPlan
-from agent.sim.fc_api import (
+from agent.sim.cloud.cs_api import WriteRecord, build_cs_app, scale_requests_of, writes_of
+from agent.sim.cloud.fc_api import (
     FcSettings,
     InvocationRecord,
     build_fc_app,
     http_trigger_path,
     invocations_of,
 )
-from agent.sim.kubeconfig import write_kubeconfig
+from agent.sim.cluster import SHUTDOWN_SECONDS, SimCluster
+from agent.sim.faults import FaultPlan
+from agent.sim.kube.kubeconfig import write_kubeconfig
 from agent.sim.scenario import Scenario, World, attach_world
 from functions.fc import handler as fc_event_handler
 from functions.fc import http_handler as fc_http_handler

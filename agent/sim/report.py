@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.sim.eci import EciBilling
-from agent.sim.nodepools import NodeUsage
-from agent.sim.ray import JobSummary, TimelinePoint
+from agent.sim.world.eci import EciBilling
+from agent.sim.world.nodepools import NodeUsage
+from agent.sim.world.ray import JobSummary, TimelinePoint
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 
 import yaml
 
-from agent.sim.catalog import CATALOG, instance_type
-from agent.sim.clock import SimClock
-from agent.sim.eci import EciSpec, EciVirtualNode
 from agent.sim.faults import FaultPlan
-from agent.sim.nodepools import (
+from agent.sim.kube.store import ObjectStore
+from agent.sim.report import CostReport, cost_report
+from agent.sim.world.catalog import CATALOG, instance_type
+from agent.sim.world.clock import SimClock
+from agent.sim.world.eci import EciSpec, EciVirtualNode
+from agent.sim.world.nodepools import (
     FAILURE_MODES,
     AddressBook,
     BootLatency,
@@ -31,9 +33,14 @@ from agent.sim.nodepools import (
     PoolSpec,
     node_object,
 )
-from agent.sim.ray import HeadSpec, JobSpec, RayClusterSpec, RayDriver, TaskGroup, WorkerGroupSpec
-from agent.sim.report import CostReport, cost_report
-from agent.sim.store import ObjectStore
+from agent.sim.world.ray import (
+    HeadSpec,
+    JobSpec,
+    RayClusterSpec,
+    RayDriver,
+    TaskGroup,
+    WorkerGroupSpec,
+)
 from functions.errors import DecisionError
 from functions.quantity import parse_quantity
 

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from agent.deciders import FunctionComputeDecider, RetrySettings
-from agent.fc_client import FunctionInvoker, FunctionRef, build_sdk_client
+from agent.clients.fc import FunctionInvoker, FunctionRef, build_sdk_client
+from agent.decide.deciders import FunctionComputeDecider, RetrySettings
+from agent.decide.request_builder import RequestSettings, build_request
 from agent.model import NodeState, PendingPod, PoolInfo, Snapshot
-from agent.request_builder import RequestSettings, build_request
-from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.fc_api import build_fc_app
 from agent.sim.faults import FaultPlan
-from agent.sim.fc_api import build_fc_app
 from functions import fc
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -256,11 +256,11 @@ class CloudWorld:
     cs_app: web.Application
     cs_endpoint: str
     sim: Any  # agent.sim.cluster.SimCluster
-    kube: Any  # agent.kube.KubeClient
+    kube: Any  # agent.clients.kube.KubeClient
 
     def cs_client(self, *, retry: Any = None) -> Any:
-        from agent.cs import NodePoolClient, RetryPolicy
-        from agent.cs import build_sdk_client as build_cs_sdk
+        from agent.clients.cs import NodePoolClient, RetryPolicy
+        from agent.clients.cs import build_sdk_client as build_cs_sdk
 
         sdk = build_cs_sdk(region_id="cn-hangzhou", endpoint=self.cs_endpoint, protocol="http",
                            access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
@@ -269,12 +269,12 @@ class CloudWorld:
 
     def actuator(self, **kwargs: Any) -> Any:
         """A fresh agent's actuator: its own CS client and no memory (as after a restart)."""
-        from agent.actuation import Actuator
+        from agent.actuate.actuation import Actuator
 
         return Actuator(self.cs_client(), self.kube, **kwargs)
 
     def desired_writes(self) -> list[int]:
-        from agent.sim.cs_api import writes_of
+        from agent.sim.cloud.cs_api import writes_of
 
         return [w.summary["desired_size"] for w in writes_of(self.cs_app)
                 if w.code is None and "desired_size" in w.summary]
@@ -286,9 +286,9 @@ class CloudWorld:
 
 @asynccontextmanager
 async def cloud_world(pools: list[PoolView], *, faults: FaultPlan | None = None) -> AsyncIterator[CloudWorld]:
-    from agent.kube import KubeClient
+    from agent.clients.kube import KubeClient
+    from agent.sim.cloud.cs_api import build_cs_app
     from agent.sim.cluster import SimCluster
-    from agent.sim.cs_api import build_cs_app
 
     scripted = ScriptedPools(pools)
     app = build_cs_app(scripted, keys=static_test_keys(), faults=faults, now=time.time)
@@ -303,7 +303,7 @@ async def cloud_world(pools: list[PoolView], *, faults: FaultPlan | None = None)
 async def decide_for(world: CloudWorld, pods: list[PendingPod], *, activity: Any = None,
                      now: str = "2026-11-29T05:00:00Z") -> tuple[dict[str, Any], dict[str, Any]]:
     """What one agent asks: fresh pools from CS, its own pending pods, the in-process decision."""
-    from agent.deciders import LocalDecider
+    from agent.decide.deciders import LocalDecider
 
     pools = await world.cs_client().describe_pools()
     snapshot = Snapshot(pending=tuple(pods), nodes=(), eci_running_pods=0)

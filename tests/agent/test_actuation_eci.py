@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from cloud_doubles import ECI_TAINT, no_proxies
 
-from agent.actuation import ECI_TOLERATION, PLACED_LABEL, Actuator, eci_patch
-from agent.cs import NodePoolClient, RetryPolicy, build_sdk_client
-from agent.deciders import LocalDecider
-from agent.kube import KubeClient
-from agent.request_builder import RequestSettings, build_request
+from agent.actuate.actuation import ECI_TOLERATION, PLACED_LABEL, Actuator, eci_patch
+from agent.clients.cs import NodePoolClient, RetryPolicy, build_sdk_client
+from agent.clients.kube import KubeClient
+from agent.decide.deciders import LocalDecider
+from agent.decide.request_builder import RequestSettings, build_request
+from agent.ingest.view import ClusterView
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.cluster import SimCluster
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
-from agent.sim.kubelet import ready_node
-from agent.view import ClusterView
+from agent.sim.world.kubelet import ready_node
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
 __all__ = ["no_proxies"]

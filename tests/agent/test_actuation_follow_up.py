@@ -6,8 +6,8 @@ import asyncio
 
 from test_runner_loop import World, _no_proxy, config_for, running, until, with_eci, world
 
-from agent.actuation import ApplyResult, PodOutcome, PoolSkip, PoolWrite, follow_up_reason
-from agent.sim.cs_api import scale_requests_of
+from agent.actuate.actuation import ApplyResult, PodOutcome, PoolSkip, PoolWrite, follow_up_reason
+from agent.sim.cloud.cs_api import scale_requests_of
 
 __all__ = ["_no_proxy", "with_eci", "world"]
 

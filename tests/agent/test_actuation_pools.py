@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cloud_doubles import cloud_world, decide_for, no_proxies, pending_pod, pool_view
 
-from agent.actuation import scale_up_message
+from agent.actuate.actuation import scale_up_message
 from agent.sim.faults import FaultPlan
 
 pytestmark = pytest.mark.usefixtures("no_proxies")

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from agent.batching import Batcher, BatchWindow
+from agent.ingest.batching import Batcher, BatchWindow
 
 
 def test_single_pod_closes_after_idle() -> None:

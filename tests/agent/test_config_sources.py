@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import SETTINGS, AgentConfig, ConfigError, add_arguments, load_config
+from agent.app.config import SETTINGS, AgentConfig, ConfigError, add_arguments, load_config
 
 REQUIRED_ENV = {"RAY_ACK_SCALER_CLUSTER_ID": "c-1", "RAY_ACK_SCALER_REGION": "cn-hangzhou"}
 

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from cloud_doubles import ScriptedPools, no_proxies, pool_view, serve
 
-from agent.cs import CloudCallError, NodePoolClient, RetryPolicy, build_sdk_client
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cs_api import build_cs_app, writes_of
+from agent.clients.cs import CloudCallError, NodePoolClient, RetryPolicy, build_sdk_client
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.cs_api import build_cs_app, writes_of
 from agent.sim.faults import FaultPlan
 
 pytestmark = pytest.mark.usefixtures("no_proxies")

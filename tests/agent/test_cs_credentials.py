@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 from cloud_doubles import ScriptedPools, no_proxies, pool_view, serve
 
-from agent.sim.credentials import (
+from agent.sim.cloud.credentials import (
     TEST_ACCESS_KEY_SECRET,
     KeyRing,
     build_credentials_app,
     static_test_keys,
 )
-from agent.sim.cs_api import build_cs_app
+from agent.sim.cloud.cs_api import build_cs_app
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
 __all__ = ["no_proxies"]
 
 AGENT_SIDE = """
 import asyncio, json, sys
-from agent.cs import NodePoolClient, RetryPolicy, build_sdk_client
+from agent.clients.cs import NodePoolClient, RetryPolicy, build_sdk_client
 
 async def main():
     sdk = build_sdk_client(region_id="cn-hangzhou", endpoint=sys.argv[1], protocol="http")

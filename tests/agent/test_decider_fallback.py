@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cloud_doubles import fc_decider, fc_emulator, no_proxies, sample_request
 
-from agent.deciders import DecisionFailed, FallbackDecider, LocalDecider, RetrySettings
+from agent.decide.deciders import DecisionFailed, FallbackDecider, LocalDecider, RetrySettings
 from agent.sim.faults import FaultPlan
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
@@ -28,7 +28,7 @@ class ManualClock:
 class TestCircuit:
     async def test_opens_after_consecutive_5xx_then_recovers(self, caplog: pytest.LogCaptureFixture) -> None:
         """closed → open after N failures (each answered locally) → half-open after the cool-down → closed."""
-        caplog.set_level(logging.WARNING, logger="agent.deciders")
+        caplog.set_level(logging.WARNING, logger="agent.decide.deciders")
         faults = FaultPlan(fc_error_ratio=1.0)
         clock = ManualClock()
         request = sample_request()

@@ -19,7 +19,14 @@ from cloud_doubles import (
     serve,
 )
 
-from agent.deciders import (
+from agent.clients.fc import (
+    FunctionInvoker,
+    FunctionRef,
+    TriggerSigner,
+    build_credential,
+    build_sdk_client,
+)
+from agent.decide.deciders import (
     DecisionFailed,
     FunctionComputeDecider,
     HttpTriggerDecider,
@@ -27,16 +34,9 @@ from agent.deciders import (
     LocalDecider,
     RetrySettings,
 )
-from agent.fc_client import (
-    FunctionInvoker,
-    FunctionRef,
-    TriggerSigner,
-    build_credential,
-    build_sdk_client,
-)
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.fc_api import FcSettings, build_fc_app, http_trigger_path, invocations_of
 from agent.sim.faults import FaultPlan
-from agent.sim.fc_api import FcSettings, build_fc_app, http_trigger_path, invocations_of
 from functions import fc
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
@@ -106,7 +106,7 @@ class TestRefusalsAndBadReplies:
 
     async def test_server_errors_are_retried_then_reported(self, caplog: pytest.LogCaptureFixture) -> None:
         """503s from FC are retried up to the attempt limit, then surface as retryable."""
-        caplog.set_level(logging.INFO, logger="agent.deciders")
+        caplog.set_level(logging.INFO, logger="agent.decide.deciders")
         async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
             with pytest.raises(DecisionFailed) as caught:
                 await fc_decider(endpoint, retry=RetrySettings(attempts=3, base_delay_seconds=0.01)).decide(

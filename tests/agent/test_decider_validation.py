@@ -9,7 +9,7 @@ import pytest
 from cloud_doubles import sample_request
 
 import functions
-from agent.deciders import InvalidReply, validate_reply
+from agent.decide.deciders import InvalidReply, validate_reply
 
 REQUEST = sample_request(pods=40, eci=False)
 GOOD = functions.decide(REQUEST)

@@ -7,8 +7,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.app.ops import OpsServer
 from agent.metrics import AgentMetrics
-from agent.ops import OpsServer
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from agent.logs import configure_logging
+from agent.app.logs import configure_logging
 
 
 @pytest.fixture(autouse=True)

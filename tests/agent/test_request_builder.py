@@ -7,8 +7,8 @@ from cloud_doubles import pending_pod, pool_node, virtual_node
 
 import functions
 from agent.catalog import CATALOG
+from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.model import PoolActivity, PoolInfo, Snapshot
-from agent.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 
 NOW = "2026-11-29T05:00:00Z"
 SETTINGS = RequestSettings(cluster_id="c-1", region="cn-hangzhou")

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.cs_api import build_cs_app, scale_requests_of
 from agent.sim.cluster import SimCluster
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cs_api import build_cs_app, scale_requests_of
-from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
+from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
 
 CLUSTER_ID = "c-entry"
 REGION = "cn-hangzhou"

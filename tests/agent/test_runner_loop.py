@@ -13,21 +13,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.actuation import Actuator
-from agent.commands import render_status
-from agent.config import AgentConfig
-from agent.cs import NodePoolClient, RetryPolicy, build_sdk_client
-from agent.deciders import LocalDecider
-from agent.kube import KubeClient
-from agent.ops import OpsServer
-from agent.runner import Agent
+from agent.actuate.actuation import Actuator
+from agent.app.commands import render_status
+from agent.app.config import AgentConfig
+from agent.app.ops import OpsServer
+from agent.app.runner import Agent
+from agent.clients.cs import NodePoolClient, RetryPolicy, build_sdk_client
+from agent.clients.kube import KubeClient
+from agent.decide.deciders import LocalDecider
+from agent.ingest.watching import Backoff
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.cs_api import build_cs_app, scale_requests_of
 from agent.sim.cluster import SimCluster
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cs_api import build_cs_app, scale_requests_of
-from agent.sim.eci import EciSpec, EciVirtualNode
 from agent.sim.faults import FaultPlan
-from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
-from agent.watching import Backoff
+from agent.sim.world.eci import EciSpec, EciVirtualNode
+from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
 
 CLUSTER_ID = "c-runner"
 REGION = "cn-hangzhou"

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from cloud_doubles import no_proxies
 
-from agent.cs import NodePoolClient
-from agent.cs import build_sdk_client as build_cs
-from agent.kube import KubeClient
-from agent.scale_in_actuation import ScaleInActuator
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+from agent.clients.cs import NodePoolClient
+from agent.clients.cs import build_sdk_client as build_cs
+from agent.clients.kube import KubeClient
+from agent.scale_in.actuation import ScaleInActuator
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
-from agent.sim.nodepools import POOL_LABEL
-from agent.sim.ray import JobSpec
 from agent.sim.scenario import load_scenario
+from agent.sim.world.nodepools import POOL_LABEL
+from agent.sim.world.ray import JobSpec
 
 __all__ = ["no_proxies"]
 POOL = "np-cpu"

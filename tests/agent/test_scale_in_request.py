@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from test_scale_in_tracking import T0, raw_node, raw_pod
 
-from agent.deciders import InvalidReply, LocalDecider, validate_scale_in_reply
+from agent.decide.deciders import InvalidReply, LocalDecider, validate_scale_in_reply
+from agent.decide.request_builder import RequestSettings
+from agent.ingest.view import ClusterView
 from agent.model import PoolInfo
-from agent.request_builder import RequestSettings
-from agent.scale_in import ScaleInPolicy, UnneededTracker, build_scale_in_request
-from agent.view import ClusterView
-from functions.scale_in_decision import scale_in
+from agent.scale_in.tracking import ScaleInPolicy, UnneededTracker, build_scale_in_request
+from functions.scalein.decision import scale_in
 
 POOL = PoolInfo(pool_id="np-cpu", name="cpu", instance_types=("ecs.g7.xlarge",), desired=2,
                 min_size=0, max_size=10)

@@ -5,9 +5,9 @@ import argparse
 
 import pytest
 
-from agent.config import AgentConfig, ConfigError, add_arguments, load_config
-from agent.runner import scale_in_policy
-from agent.scale_in import ScaleInPolicy
+from agent.app.config import AgentConfig, ConfigError, add_arguments, load_config
+from agent.app.runner import scale_in_policy
+from agent.scale_in.tracking import ScaleInPolicy
 
 
 def test_scale_in_is_on_by_default_with_the_contracts_defaults():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.ingest.node_pods import instance_id_of, node_facts, owner_kind
+from agent.ingest.view import ClusterView
 from agent.model import PoolActivity, PoolInfo
-from agent.node_pods import instance_id_of, node_facts, owner_kind
-from agent.scale_in import ScaleUpLog, UnneededTracker, utilization
-from agent.view import ClusterView
+from agent.scale_in.tracking import ScaleUpLog, UnneededTracker, utilization
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 NODE = "cn-hangzhou.172.16.0.17"

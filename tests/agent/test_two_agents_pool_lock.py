@@ -10,8 +10,8 @@ import random
 import pytest
 from cloud_doubles import CloudWorld, cloud_world, decide_for, no_proxies, pending_pod, pool_view
 
+from agent.actuate.pool_lock import LockSettings, PoolLock, lease_name
 from agent.model import PendingPod
-from agent.pool_lock import LockSettings, PoolLock, lease_name
 from agent.sim.faults import FaultPlan
 
 pytestmark = pytest.mark.usefixtures("no_proxies")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from agent.ingest.view import ClusterView, effective_requests, unschedulable_condition
 from agent.model import PendingPod
-from agent.view import ClusterView, effective_requests, unschedulable_condition
 from functions.quantity import parse_quantity
 
 UNSCHEDULABLE = {

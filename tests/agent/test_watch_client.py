@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.kube import KubeClient, KubeError, KubeUnreachable
+from agent.clients.kube import KubeClient, KubeError, KubeUnreachable
 from agent.sim.cluster import SimCluster
-from agent.sim.kubeconfig import write_kubeconfig
+from agent.sim.kube.kubeconfig import write_kubeconfig
 
 
 @pytest.fixture(autouse=True)

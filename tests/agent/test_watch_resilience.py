@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from agent.kube import KubeClient
-from agent.sim.apiserver import build_app
-from agent.sim.clock import SimClock
+from agent.clients.kube import KubeClient
+from agent.ingest.view import ClusterView
+from agent.ingest.watching import EXPIRED, TIMEOUT, Backoff, Watcher, WatchTarget
 from agent.sim.faults import FaultPlan
-from agent.sim.store import ObjectStore
-from agent.view import ClusterView
-from agent.watching import EXPIRED, TIMEOUT, Backoff, Watcher, WatchTarget
+from agent.sim.kube.apiserver import build_app
+from agent.sim.kube.store import ObjectStore
+from agent.sim.world.clock import SimClock
 
 SELECTOR = "ray.io/node-type=worker"
 UNBOUND = "spec.nodeName="

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.sim.credentials import KeyRing, static_test_keys
-from agent.sim.cs_api import build_cs_app
+from agent.sim.cloud.credentials import KeyRing, static_test_keys
+from agent.sim.cloud.cs_api import build_cs_app
 from agent.sim.faults import FaultPlan
 
 from .harness import CLUSTER_ID, REGION_ID, CsHarness, default_pools

@@ -10,15 +10,15 @@ from alibabacloud_cs20151215.client import Client as CsClient
 from alibabacloud_fc_open20210406.client import Client as FcClient
 from alibabacloud_tea_openapi.utils_models import Config
 
-from agent.sim.cloud_model import PoolView
-from agent.sim.credentials import (
+from agent.sim.cloud.cloud_model import PoolView
+from agent.sim.cloud.credentials import (
     TEST_ACCESS_KEY_ID,
     TEST_ACCESS_KEY_SECRET,
     KeyRing,
     static_test_keys,
 )
+from agent.sim.cloud.fc_api import FcSettings, Handler, build_fc_app
 from agent.sim.faults import FaultPlan
-from agent.sim.fc_api import FcSettings, Handler, build_fc_app
 
 from .memory_pools import InMemoryPools
 from .serving import TestClock, serve

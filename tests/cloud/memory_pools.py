@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from agent.sim.cloud_model import CloudError, NodeView, PoolView, TaskView
+from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
 
 
 def _stamp(epoch: float) -> str:

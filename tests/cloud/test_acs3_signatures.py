@@ -18,14 +18,14 @@ from alibabacloud_tea_openapi.utils import get_canonical_query_string
 from alibabacloud_tea_openapi.utils_models import Config
 from yarl import URL
 
-from agent.sim.acs3 import canonical_query
-from agent.sim.credentials import (
+from agent.sim.cloud.acs3 import canonical_query
+from agent.sim.cloud.credentials import (
     TEST_ACCESS_KEY_ID,
     TEST_ACCESS_KEY_SECRET,
     build_credentials_app,
     static_test_keys,
 )
-from agent.sim.cs_api import build_cs_app, writes_of
+from agent.sim.cloud.cs_api import build_cs_app, writes_of
 
 from .harness import CLUSTER_ID, REGION_ID, CsHarness, cs_client, default_pools
 from .memory_pools import InMemoryPools

@@ -7,7 +7,7 @@ import contextlib
 from alibabacloud_cs20151215 import models as csm
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from agent.sim.cs_api import scale_requests_of, writes_of
+from agent.sim.cloud.cs_api import scale_requests_of, writes_of
 
 from .harness import CLUSTER_ID, CsHarness
 from .sdk_wire import missing_from, raw_cs_json

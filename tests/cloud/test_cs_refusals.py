@@ -6,7 +6,7 @@ import pytest
 from alibabacloud_cs20151215 import models as csm
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
-from agent.sim.cs_api import scale_requests_of, writes_of
+from agent.sim.cloud.cs_api import scale_requests_of, writes_of
 
 from .harness import CLUSTER_ID, CsHarness
 

@@ -1,4 +1,4 @@
-"""The CS emulator over the simulator's real node pools (agent.sim.nodepools) and kubelet: a
+"""The CS emulator over the simulator's real node pools (agent.sim.world.nodepools) and kubelet: a
 desired-size change made through the CS SDK produces Node objects that turn Ready, and the task
 reports running, then success."""
 from __future__ import annotations
@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from alibabacloud_cs20151215 import models as csm
 
-from agent.sim.clock import SimClock
-from agent.sim.credentials import static_test_keys
-from agent.sim.cs_api import build_cs_app
-from agent.sim.kubelet import Kubelet
-from agent.sim.nodepools import BootLatency, NodePools, PoolSpec
-from agent.sim.store import ObjectStore
+from agent.sim.cloud.credentials import static_test_keys
+from agent.sim.cloud.cs_api import build_cs_app
+from agent.sim.kube.store import ObjectStore
+from agent.sim.world.clock import SimClock
+from agent.sim.world.kubelet import Kubelet
+from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
 
 from .harness import CLUSTER_ID, REGION_ID, cs_client
 from .sdk_wire import missing_from, raw_cs_json

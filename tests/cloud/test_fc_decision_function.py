@@ -10,7 +10,7 @@ import aiohttp
 from alibabacloud_fc_open20210406 import models as fcm
 from yarl import URL
 
-from agent.sim.fc_api import http_trigger_path
+from agent.sim.cloud.fc_api import http_trigger_path
 from functions import decide
 from functions.fc import handler, http_handler
 

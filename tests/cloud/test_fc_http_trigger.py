@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from agent.sim.fc_api import FcSettings, http_trigger_path, invocations_of
+from agent.sim.cloud.fc_api import FcSettings, http_trigger_path, invocations_of
 
 from .harness import FC_FUNCTION, FC_SERVICE, FcHarness, fc_emulator
 from .serving import TestClock

@@ -17,7 +17,7 @@ from alibabacloud_tea_openapi.utils_models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
 from darabonba.exceptions import UnretryableException
 
-from agent.sim.fc_api import (
+from agent.sim.cloud.fc_api import (
     SYNC_PAYLOAD_LIMIT_BYTES,
     FcSettings,
     invocations_of,

@@ -16,11 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from agent.config import AgentConfig
-from agent.runner import Agent, connect_agent
+from agent.app.config import AgentConfig
+from agent.app.runner import Agent, connect_agent
 from agent.sim.embedded import EmbeddedAck
-from agent.sim.nodepools import POOL_LABEL
 from agent.sim.scenario import EciSpec, load_scenario
+from agent.sim.world.nodepools import POOL_LABEL
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -41,7 +41,7 @@ def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def access_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """credentials=access-key reads the emulators' static test keys from the environment."""
-    from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+    from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_ACCESS_KEY_SECRET)

@@ -1,6 +1,6 @@
 """deploy/ and the Dockerfile against the code: manifests parse and fit together (namespace,
 service account, RRSA, RayCluster sidecar), the sidecar's environment is a configuration the
-agent accepts, the RAM policy names exactly the CS actions agent/cs.py calls, and the image runs
+agent accepts, the RAM policy names exactly the CS actions agent/clients/cs.py calls, and the image runs
 `python -m agent run` as a non-root user."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from agent.config import ENV_PREFIX, SETTINGS, load_config
+from agent.app.config import ENV_PREFIX, SETTINGS, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -97,9 +97,9 @@ def test_probes_reach_the_ops_endpoints():
 
 
 def test_the_ram_policy_names_exactly_the_cs_actions_the_agent_calls():
-    """cs:* actions are those agent/cs.py calls; the one FC grant is InvokeFunction on the
+    """cs:* actions are those agent/clients/cs.py calls; the one FC grant is InvokeFunction on the
     function template.yml deploys and the sidecar invokes."""
-    called = set(re.findall(r'self\._call\(\s*"(\w+)"', (ROOT / "agent" / "cs.py").read_text()))
+    called = set(re.findall(r'self\._call\(\s*"(\w+)"', (ROOT / "agent" / "clients" / "cs.py").read_text()))
     assert "ModifyClusterNodePool" in called
     policy = json.loads((DEPLOY / "ram-policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}

@@ -1,8 +1,8 @@
 """The dev run's bookkeeping (pure): what the summary counts from the cluster's object changes."""
 from __future__ import annotations
 
-from agent.actuation import PLACED_LABEL
-from agent.dev_summary import CloudFacts, RunRecord, summarize
+from agent.actuate.actuation import PLACED_LABEL
+from agent.dev.summary import CloudFacts, RunRecord, summarize
 
 POOL_LABEL = "alibabacloud.com/nodepool-id"
 

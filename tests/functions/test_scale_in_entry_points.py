@@ -59,7 +59,7 @@ def test_contract_example_is_what_the_core_answers() -> None:
 def test_importing_the_package_does_not_load_scale_in() -> None:
     """`import functions` and the FC module leave the scale-in modules unloaded until used."""
     code = ("import sys, functions, functions.fc; "
-            "print(sorted(m for m in sys.modules if m.startswith('functions.scale_in')))")
+            "print(sorted(m for m in sys.modules if m.startswith('functions.scalein')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, timeout=TIMEOUT, check=False)
     assert result.returncode == 0, result.stderr

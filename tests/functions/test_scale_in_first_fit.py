@@ -14,9 +14,9 @@ from functions.predicates import (
     node_selector_matches,
     required_affinity_matches,
 )
-from functions.scale_in_drain import Destinations
-from functions.scale_in_model import Node, NodePod
-from functions.scale_in_validate import parse_scale_in_request
+from functions.scalein.drain import Destinations
+from functions.scalein.model import Node, NodePod
+from functions.scalein.validate import parse_scale_in_request
 
 
 def _plain_first_fit(nodes: list[Node], drains: list[Node]) -> list[bool]:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scale_in_requests import ago, node, pod, pool, request
 
-from functions.scale_in_decision import scale_in
+from functions.scalein.decision import scale_in
 
 SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,7 @@ from typing import Any
 
 from scale_in_requests import daemon, node, pod, pool, request
 
-from functions.scale_in_decision import scale_in
+from functions.scalein.decision import scale_in
 
 
 def _cluster() -> dict[str, Any]:

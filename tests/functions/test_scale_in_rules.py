@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from scale_in_requests import ago, daemon, kept, node, pod, pool, removed, request
 
-from functions.scale_in_decision import scale_in
+from functions.scalein.decision import scale_in
 
 # --- emptiness, timers and threshold -------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from scale_in_requests import node, pod, pool, request
 
 from functions.errors import InvalidRequest, RequestTooLarge
-from functions.scale_in_decision import scale_in
+from functions.scalein.decision import scale_in
 
 
 def _valid() -> dict[str, Any]:

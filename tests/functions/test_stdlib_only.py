@@ -25,7 +25,7 @@ def _imported_roots(path: Path) -> set[str]:
 
 def test_every_import_is_standard_library_or_functions() -> None:
     """Walk functions/*.py (parsed as 3.10): an import outside the 3.10 stdlib and `functions` fails."""
-    files = sorted(FUNCTIONS.glob("*.py"))
+    files = sorted(FUNCTIONS.rglob("*.py"))
     assert files
     outside = {
         f"{path.name}: {root}"

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
-from agent.sim.apiserver import build_app, serve
-from agent.sim.clock import SimClock, parse_iso
 from agent.sim.cluster import SimCluster
 from agent.sim.faults import FaultPlan
-from agent.sim.kubeconfig import write_kubeconfig
-from agent.sim.kubelet import Kubelet
-from agent.sim.scheduler import Scheduler
-from agent.sim.store import ObjectStore
+from agent.sim.kube.apiserver import build_app, serve
+from agent.sim.kube.kubeconfig import write_kubeconfig
+from agent.sim.kube.store import ObjectStore
+from agent.sim.world.clock import SimClock, parse_iso
+from agent.sim.world.kubelet import Kubelet
+from agent.sim.world.scheduler import Scheduler
 
 
 async def store_until(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sim.patch import json_patch, merge_patch, strategic_merge_patch
-from agent.sim.store import ApiError
+from agent.sim.kube.patch import json_patch, merge_patch, strategic_merge_patch
+from agent.sim.kube.store import ApiError
 
 DOC = {"metadata": {"labels": {"a/b": "1", "m~n": "2"}}, "spec": {"list": [1, 2, 3]}}
 

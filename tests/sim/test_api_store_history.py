@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agent.sim.store import ApiError, ObjectStore
+from agent.sim.kube.store import ApiError, ObjectStore
 
 
 def make_store(limit: int = 50_000) -> ObjectStore:

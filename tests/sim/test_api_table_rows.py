@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sim.tables import human_duration, node_status_text, pod_status_text, table
+from agent.sim.kube.tables import human_duration, node_status_text, pod_status_text, table
 
 
 def pod(**status) -> dict:

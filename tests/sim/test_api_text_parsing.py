@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sim.apiserver import parse_bool
-from agent.sim.selectors import label_predicate, parse_field_selector, parse_label_selector
-from agent.sim.store import ApiError
-from agent.sim.tables import wants_table
+from agent.sim.kube.apiserver import parse_bool
+from agent.sim.kube.selectors import label_predicate, parse_field_selector, parse_label_selector
+from agent.sim.kube.store import ApiError
+from agent.sim.kube.tables import wants_table
 
 
 @pytest.mark.parametrize(

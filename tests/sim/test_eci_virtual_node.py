@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent.sim.clock import parse_iso
-from agent.sim.eci import ECI_TAINT, EciSpec, EciVirtualNode
+from agent.sim.world.clock import parse_iso
+from agent.sim.world.eci import ECI_TAINT, EciSpec, EciVirtualNode
 
 ECI_TOLERATION = {
     "key": "virtual-kubelet.io/provider",

@@ -14,14 +14,14 @@ from alibabacloud_credentials import models as credential_models
 from alibabacloud_credentials.client import Client as CredentialClient
 from kubernetes_asyncio import client
 
-from agent.cs import CloudCallError, NodePoolClient
-from agent.cs import build_sdk_client as build_cs_sdk
-from agent.deciders import FunctionComputeDecider, HttpTriggerDecider, RetrySettings
-from agent.fc_client import FunctionInvoker, FunctionRef
-from agent.fc_client import build_sdk_client as build_fc_sdk
+from agent.clients.cs import CloudCallError, NodePoolClient
+from agent.clients.cs import build_sdk_client as build_cs_sdk
+from agent.clients.fc import FunctionInvoker, FunctionRef
+from agent.clients.fc import build_sdk_client as build_fc_sdk
+from agent.decide.deciders import FunctionComputeDecider, HttpTriggerDecider, RetrySettings
 from agent.sim.embedded import EmbeddedAck
-from agent.sim.nodepools import POOL_LABEL
 from agent.sim.scenario import load_scenario
+from agent.sim.world.nodepools import POOL_LABEL
 from functions import decide
 from functions.example import seed_request
 

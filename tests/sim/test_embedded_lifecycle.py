@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client, config, watch
 
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.faults import FaultPlan
 from agent.sim.scenario import load_scenario

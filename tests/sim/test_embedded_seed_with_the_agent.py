@@ -8,11 +8,11 @@ import contextlib
 
 import pytest
 
-from agent.config import AgentConfig
-from agent.runner import connect_agent
+from agent.app.config import AgentConfig
+from agent.app.runner import connect_agent
 from agent.sim.embedded import EmbeddedAck
-from agent.sim.nodepools import POOL_LABEL
 from agent.sim.scenario import load_scenario
+from agent.sim.world.nodepools import POOL_LABEL
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 SPEED = 100  # 120 s tasks after 60-90 s boots: the walkthrough in ~2-3 real seconds

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.sim.kubeconfig import write_kubeconfig
+from agent.sim.kube.kubeconfig import write_kubeconfig
 
 NODE = "cn-hangzhou.172.16.0.17"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from agent.sim.kubeconfig import write_kubeconfig
+from agent.sim.kube.kubeconfig import write_kubeconfig
 
 NODE = "cn-hangzhou.172.16.0.18"
 

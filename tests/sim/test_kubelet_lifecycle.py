@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sim.kubelet import (
+from agent.sim.world.kubelet import (
     POD_START_ANNOTATION,
     READY_AT_ANNOTATION,
     RUN_SECONDS_ANNOTATION,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sim.eci import EciBilling
-from agent.sim.nodepools import NodePools, NodeUsage, PoolSpec
 from agent.sim.report import cost_report
+from agent.sim.world.eci import EciBilling
+from agent.sim.world.nodepools import NodePools, NodeUsage, PoolSpec
 
 
 def usage(name: str, pool: str, billed: float, busy: float, price: float = 3.6) -> NodeUsage:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from agent.cs import NodePoolClient, build_sdk_client
-from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cs_api import build_cs_app
-from agent.sim.nodepools import NO_STOCK_ERROR, POOL_LABEL, BootLatency, NodePools, PoolSpec
+from agent.clients.cs import NodePoolClient, build_sdk_client
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.sim.cloud.cs_api import build_cs_app
+from agent.sim.world.nodepools import NO_STOCK_ERROR, POOL_LABEL, BootLatency, NodePools, PoolSpec
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

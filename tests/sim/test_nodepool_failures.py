@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agent.sim.nodepools import (
+from agent.sim.world.nodepools import (
     NO_STOCK_ERROR,
     POOL_LABEL,
     READY_AT_ANNOTATION,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agent.sim.cloud_model import CloudError
-from agent.sim.nodepools import (
+from agent.sim.cloud.cloud_model import CloudError
+from agent.sim.world.nodepools import (
     ERR_DESIRED_ABOVE_MAX,
     POOL_LABEL,
     READY_AT_ANNOTATION,

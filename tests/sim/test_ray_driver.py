@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from agent.sim.clock import SimClock
-from agent.sim.kubelet import ready_node
-from agent.sim.ray import (
+from agent.sim.kube.store import ObjectStore
+from agent.sim.world.clock import SimClock
+from agent.sim.world.kubelet import ready_node
+from agent.sim.world.ray import (
     HeadSpec,
     JobSpec,
     RayClusterSpec,
@@ -18,7 +19,6 @@ from agent.sim.ray import (
     TaskGroup,
     WorkerGroupSpec,
 )
-from agent.sim.store import ObjectStore
 
 SYSTEM = {"node-role/system": "true"}
 CPU_GROUP = WorkerGroupSpec(

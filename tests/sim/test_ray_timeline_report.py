@@ -1,8 +1,8 @@
 """The Ray job's timeline and summary as text for reports."""
 from __future__ import annotations
 
-from agent.sim.ray import JobSummary, TimelinePoint
 from agent.sim.report import job_text, timeline_text
+from agent.sim.world.ray import JobSummary, TimelinePoint
 
 
 def point(t: float, *, queued: int, running: int, done: int) -> TimelinePoint:

@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 
-from agent.actuation import Actuator
-from agent.config import AgentConfig
-from agent.cs import NodePoolClient
-from agent.cs import build_sdk_client as build_cs
-from agent.deciders import LocalDecider
-from agent.kube import KubeClient
-from agent.runner import Agent, connect_agent
-from agent.scale_in_actuation import ScaleInActuator
+from agent.actuate.actuation import Actuator
+from agent.app.config import AgentConfig
+from agent.app.runner import Agent, connect_agent
+from agent.clients.cs import NodePoolClient
+from agent.clients.cs import build_sdk_client as build_cs
+from agent.clients.kube import KubeClient
+from agent.decide.deciders import LocalDecider
+from agent.scale_in.actuation import ScaleInActuator
 from agent.sim.embedded import EmbeddedAck
-from agent.sim.nodepools import POOL_LABEL, PoolSpec
-from agent.sim.ray import JobSpec, TaskGroup
 from agent.sim.scenario import Scenario, load_scenario
+from agent.sim.world.nodepools import POOL_LABEL, PoolSpec
+from agent.sim.world.ray import JobSpec, TaskGroup
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 SPEED = 200  # the whole seed cycle (~380 simulated seconds) in about two real seconds
@@ -47,7 +47,7 @@ def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def access_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """credentials=access-key reads the emulators' static test keys from the environment."""
-    from agent.sim.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+    from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_ACCESS_KEY_SECRET)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.sim.nodepools import POOL_LABEL, NodePools
 from agent.sim.scenario import World, build_world, load_scenario
+from agent.sim.world.nodepools import POOL_LABEL, NodePools
 
 WORKERS_PER_NODE = 3  # ecs.g7.xlarge keeps 3900m allocatable: three 1-CPU workers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.sim.kubelet import READY_AT_ANNOTATION, RUN_SECONDS_ANNOTATION, ready_node
+from agent.sim.world.kubelet import READY_AT_ANNOTATION, RUN_SECONDS_ANNOTATION, ready_node
 
 ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
 

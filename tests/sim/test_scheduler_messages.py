@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sim.scheduler import (
+from agent.sim.world.scheduler import (
     NodeInfo,
     node_info,
     plan,

@@ -1,0 +1,458 @@
+"""Actuation: applies one validated decide/v1 reply, idempotently, and remembers what it did.
+
+Scale-outs are absolute: the pool is re-read right before the write and desired is raised to
+max(current, toDesired) capped at the pool's max, never lowered and never written when already
+there — so a retried decision, a restarted agent or a second agent watching the same pool converge
+on the same size instead of adding twice. ECI placement is a JSON patch adding the virtual-node
+toleration, guarded by a `test` on the pod's resourceVersion; a pod that vanished or changed since
+the snapshot (404/409/422) is skipped, not an error. Pod Events say what happened, the way
+cluster-autoscaler's do. With a `PoolLock`, each pool write happens under that pool's Lease, so
+two agents never interleave a read and a write of the same pool (CS has no compare-and-set, and a
+lowered desired can remove a node); a pool whose Lease stays busy is deferred, not dropped — its
+pods stay pending and the next round sees them. Per pool, `PoolActivity` (when desired was raised, the CS task, its
+failure) is kept and fed back into the next request.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from agent.actuate.pool_lock import PoolLock
+from agent.clients.cs import CloudCallError, NodePoolClient
+from agent.clients.kube import KubeError, KubeUnreachable
+from agent.model import PoolActivity, PoolInfo
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "ray-ack-scaler"
+PLACED_LABEL = "ray-ack-scaler/placed"
+ECI_TOLERATION = {
+    "key": "virtual-kubelet.io/provider",
+    "operator": "Equal",
+    "value": "alibabacloud",
+    "effect": "NoSchedule",
+}
+# The pod is gone (404), or changed since the snapshot: conflict (409) or the `test` failed /
+# the pod is bound and may no longer change (422). The next snapshot will say what it is now.
+SKIPPABLE_STATUSES = (404, 409, 422)
+# A concurrent writer may lower desired between our read and our write; re-check a few times.
+MAX_LOWERED_REWRITES = 2
+
+
+class PodWriter(Protocol):
+    """The two Kubernetes writes actuation needs (agent.clients.kube.KubeClient provides them)."""
+
+    async def patch_pod_json(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PoolWrite:
+    """A scale-out written (or, in dry-run, that would be written)."""
+
+    pool_id: str
+    from_desired: int  # what the pool said right before the write
+    to_desired: int
+    max_size: int
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PoolSkip:
+    pool_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PoolFailure:
+    pool_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PodOutcome:
+    uid: str
+    namespace: str
+    name: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one reply turned into: written, skipped and failed, per pool and per pod."""
+
+    decision_id: str
+    dry_run: bool
+    pools_written: tuple[PoolWrite, ...] = ()
+    pools_skipped: tuple[PoolSkip, ...] = ()
+    pools_failed: tuple[PoolFailure, ...] = ()
+    # Another agent held the pool's Lease past the bounded wait: ask again next round.
+    pools_deferred: tuple[PoolSkip, ...] = ()
+    eci_placed: tuple[PodOutcome, ...] = ()
+    eci_skipped: tuple[PodOutcome, ...] = ()
+    eci_failed: tuple[PodOutcome, ...] = ()
+    unplaceable: tuple[PodOutcome, ...] = ()
+    events_failed: int = 0
+
+    @property
+    def wrote_anything(self) -> bool:
+        return bool(self.pools_written or self.eci_placed) and not self.dry_run
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain summary for /status, logs and the dry-run report."""
+        return {
+            "decisionId": self.decision_id,
+            "dryRun": self.dry_run,
+            "poolsWritten": [
+                {"poolId": w.pool_id, "from": w.from_desired, "to": w.to_desired, "max": w.max_size,
+                 "taskId": w.task_id}
+                for w in self.pools_written
+            ],
+            "poolsSkipped": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_skipped],
+            "poolsFailed": [{"poolId": f.pool_id, "code": f.code, "message": f.message} for f in self.pools_failed],
+            "poolsDeferred": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_deferred],
+            "eciPlaced": [f"{p.namespace}/{p.name}" for p in self.eci_placed],
+            "eciSkipped": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_skipped],
+            "eciFailed": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_failed],
+            "unplaceable": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable],
+            "eventsFailed": self.events_failed,
+        }
+
+
+@dataclass
+class _Tally:
+    pools_written: list[PoolWrite] = field(default_factory=list)
+    pools_skipped: list[PoolSkip] = field(default_factory=list)
+    pools_failed: list[PoolFailure] = field(default_factory=list)
+    pools_deferred: list[PoolSkip] = field(default_factory=list)
+    eci_placed: list[PodOutcome] = field(default_factory=list)
+    eci_skipped: list[PodOutcome] = field(default_factory=list)
+    eci_failed: list[PodOutcome] = field(default_factory=list)
+    unplaceable: list[PodOutcome] = field(default_factory=list)
+    events_failed: int = 0
+
+
+def scale_up_message(pool_id: str, before: int, after: int, max_size: int) -> str:
+    """cluster-autoscaler's TriggeredScaleUp wording."""
+    return f"pod triggered scale-up: [{{{pool_id} {before}->{after} (max: {max_size})}}]"
+
+
+def eci_patch(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The guarded JSON patch that lets the scheduler bind `pod` (a request pod) to ECI."""
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": pod.get("resourceVersion", "")}
+    ]
+    # No strategic-merge key for tolerations: append to the list, or create it if the pod has none.
+    if pod.get("tolerations"):
+        ops.append({"op": "add", "path": "/spec/tolerations/-", "value": dict(ECI_TOLERATION)})
+    else:
+        ops.append({"op": "add", "path": "/spec/tolerations", "value": [dict(ECI_TOLERATION)]})
+    if pod.get("labels"):
+        ops.append({"op": "add", "path": "/metadata/labels/" + _pointer(PLACED_LABEL), "value": "eci"})
+    else:
+        ops.append({"op": "add", "path": "/metadata/labels", "value": {PLACED_LABEL: "eci"}})
+    return ops
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def pod_event(
+    pod: Mapping[str, Any], *, reason: str, message: str, now: str, event_type: str = "Normal"
+) -> dict[str, Any]:
+    """A core/v1 Event about `pod` (a request pod), as cluster-autoscaler records them."""
+    namespace = str(pod.get("namespace") or "default")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{pod.get('name', 'pod')}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": namespace,
+            "name": pod.get("name", ""),
+            "uid": pod.get("uid", ""),
+        },
+        "reason": reason,
+        "message": message,
+        "type": event_type,
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+class Actuator:
+    """Applies replies for one cluster through the CS client and a pod writer."""
+
+    def __init__(
+        self,
+        pools: NodePoolClient,
+        pods: PodWriter,
+        *,
+        max_concurrent_pod_writes: int = 16,
+        lock: PoolLock | None = None,
+    ) -> None:
+        """`lock` serialises pool writes with other agents; without it a concurrent agent's
+        write can briefly lower desired (re-read and rewritten, but ACK may act on it)."""
+        self._pools = pools
+        self._lock = lock
+        self._pods = pods
+        self._pod_slots = asyncio.Semaphore(max_concurrent_pod_writes)
+        self._activity: dict[str, PoolActivity] = {}
+        self.counters: dict[str, int] = {
+            "pool_writes": 0,
+            "pool_skips": 0,
+            "pool_failures": 0,
+            "pool_deferrals": 0,
+            "eci_placed": 0,
+            "eci_skipped": 0,
+            "eci_failed": 0,
+            "events_failed": 0,
+        }
+
+    @property
+    def activity(self) -> Mapping[str, PoolActivity]:
+        """Per pool: when desired was raised, the CS task, its failure — for the next request."""
+        return dict(self._activity)
+
+    async def apply(
+        self,
+        reply: Mapping[str, Any],
+        request: Mapping[str, Any],
+        *,
+        dry_run: bool,
+        now: str | None = None,
+    ) -> ApplyResult:
+        """Apply a reply validated against `request`. `now` (RFC3339) defaults to the request's."""
+        at = now or str(request.get("now", ""))
+        pods = {p["uid"]: p for p in request.get("pods", ())}
+        tally = _Tally()
+        scale = [a for a in reply.get("actions", ()) if a.get("kind") == "scale-pool"]
+        eci = [uid for a in reply.get("actions", ()) if a.get("kind") == "place-on-eci" for uid in a.get("pods", ())]
+        await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
+        await asyncio.gather(*(self._place(pods[uid], tally, dry_run=dry_run, now=at) for uid in eci if uid in pods))
+        for item in reply.get("unplaceable", ()):
+            pod = pods.get(item.get("pod", ""))
+            if pod is None:
+                continue
+            tally.unplaceable.append(_outcome(pod, item.get("reason", "")))
+            if not dry_run:
+                await self._event(
+                    pod, tally, reason="NotTriggerScaleUp",
+                    message=f"pod didn't trigger scale-up: {item.get('reason', '')}", now=at,
+                )
+        self._add_counts(tally, dry_run=dry_run)
+        result = ApplyResult(
+            decision_id=str(reply.get("decisionId", "")),
+            dry_run=dry_run,
+            pools_written=tuple(tally.pools_written),
+            pools_skipped=tuple(tally.pools_skipped),
+            pools_failed=tuple(tally.pools_failed),
+            pools_deferred=tuple(tally.pools_deferred),
+            eci_placed=tuple(tally.eci_placed),
+            eci_skipped=tuple(tally.eci_skipped),
+            eci_failed=tuple(tally.eci_failed),
+            unplaceable=tuple(tally.unplaceable),
+            events_failed=tally.events_failed,
+        )
+        log.info(
+            "decision applied",
+            extra={
+                "decision_id": result.decision_id,
+                "dry_run": dry_run,
+                "pools_written": [(w.pool_id, w.from_desired, w.to_desired) for w in result.pools_written],
+                "pools_skipped": len(result.pools_skipped),
+                "pools_failed": [f.code for f in result.pools_failed],
+                "pools_deferred": [d.pool_id for d in result.pools_deferred],
+                "eci_placed": len(result.eci_placed),
+                "eci_skipped": len(result.eci_skipped),
+                "eci_failed": len(result.eci_failed),
+            },
+        )
+        return result
+
+    async def refresh(self, pools: Iterable[PoolInfo]) -> Mapping[str, PoolActivity]:
+        """Follow up on earlier raises: read their CS tasks, record failures, and forget a pool's
+        activity once it is Ready at its desired size. Call with freshly described pools."""
+        for pool in pools:
+            activity = self._activity.get(pool.pool_id)
+            if activity is None:
+                continue
+            if pool.ready_nodes >= pool.desired:
+                del self._activity[pool.pool_id]
+                continue
+            if activity.task_id and activity.last_error is None:
+                try:
+                    task = await self._pools.describe_task(activity.task_id)
+                except CloudCallError as exc:
+                    log.warning("cs task unreadable", extra={"pool": pool.pool_id, "code": exc.code})
+                    continue
+                if task.state == "fail":
+                    self._activity[pool.pool_id] = replace(
+                        activity, last_error=task.error or f"CS task {task.task_id} failed"
+                    )
+                    log.warning("scale-out failed", extra={"pool": pool.pool_id, "error": task.error})
+        return self.activity
+
+    # --- scale-pool ----------------------------------------------------------------------------
+
+    async def _scale(
+        self, action: Mapping[str, Any], pods: Mapping[str, Mapping[str, Any]], tally: _Tally, *, dry_run: bool, now: str
+    ) -> None:
+        pool_id = str(action.get("poolId"))
+        wanted = int(action.get("toDesired", 0))
+        try:
+            write = await self._raise_pool(pool_id, wanted, tally, dry_run=dry_run)
+        except CloudCallError as exc:
+            tally.pools_failed.append(PoolFailure(pool_id, exc.code, exc.message))
+            if not exc.retryable:
+                # A refusal (not a hiccup) makes the pool unusable until it recovers; the next
+                # decision skips it instead of asking again and again.
+                previous = self._activity.get(pool_id, PoolActivity())
+                self._activity[pool_id] = replace(previous, last_error=f"{exc.code}: {exc.message}")
+            log.warning("scale-out not written", extra={"pool": pool_id, "code": exc.code, "to": wanted})
+            return
+        if write is None or dry_run:
+            return
+        self._activity[pool_id] = PoolActivity(scaling_since=now, task_id=write.task_id)
+        message = scale_up_message(pool_id, write.from_desired, write.to_desired, write.max_size)
+        await asyncio.gather(
+            *(
+                self._event(pods[uid], tally, reason="TriggeredScaleUp", message=message, now=now)
+                for uid in action.get("pods", ())
+                if uid in pods
+            )
+        )
+
+    async def _raise_pool(self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool) -> PoolWrite | None:
+        if self._lock is None or dry_run:
+            return await self._read_and_raise(pool_id, wanted, tally, dry_run=dry_run)
+        held = await self._lock.acquire(pool_id)
+        if not held.acquired:
+            tally.pools_deferred.append(PoolSkip(pool_id, f"pool lock held by {held.holder}"))
+            return None
+        try:
+            # Re-read under the lock: what another agent wrote meanwhile counts, so pods it
+            # already covered raise nothing twice.
+            return await self._read_and_raise(pool_id, wanted, tally, dry_run=dry_run)
+        finally:
+            await self._lock.release(held)
+
+    async def _read_and_raise(self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool
+                              ) -> PoolWrite | None:
+        current = await self._pools.describe_pool(pool_id)
+        target = min(max(current.desired, wanted), current.max_size)
+        if current.desired >= target:
+            reason = (
+                f"desired {current.desired} already ≥ {wanted}"
+                if current.desired >= wanted
+                else f"at max {current.max_size}"
+            )
+            tally.pools_skipped.append(PoolSkip(pool_id, reason))
+            return None
+        write = PoolWrite(pool_id, current.desired, target, current.max_size)
+        if dry_run:
+            tally.pools_written.append(write)
+            return write
+        task_id = await self._pools.set_desired(pool_id, target)
+        for _ in range(MAX_LOWERED_REWRITES):
+            # Another writer may have read the old size and written a smaller one meanwhile.
+            after = await self._pools.describe_pool(pool_id)
+            if after.desired >= target:
+                break
+            log.warning("desired lowered concurrently; writing it again",
+                        extra={"pool": pool_id, "seen": after.desired, "target": target})
+            task_id = await self._pools.set_desired(pool_id, target)
+        write = replace(write, task_id=task_id)
+        tally.pools_written.append(write)
+        return write
+
+    # --- place-on-eci --------------------------------------------------------------------------
+
+    async def _place(self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool, now: str) -> None:
+        if dry_run:
+            tally.eci_placed.append(_outcome(pod))
+            return
+        async with self._pod_slots:
+            try:
+                await self._pods.patch_pod_json(str(pod.get("namespace")), str(pod.get("name")), eci_patch(pod))
+            except KubeError as exc:
+                if exc.status in SKIPPABLE_STATUSES:
+                    tally.eci_skipped.append(_outcome(pod, f"{exc.status} {exc.reason}"))
+                    log.info("eci placement skipped: pod gone or changed",
+                             extra={"pod": pod.get("name"), "status": exc.status})
+                else:
+                    tally.eci_failed.append(_outcome(pod, f"{exc.status} {exc.reason}: {exc.message}"))
+                    log.warning("eci placement failed", extra={"pod": pod.get("name"), "status": exc.status})
+                return
+            except KubeUnreachable as exc:
+                tally.eci_failed.append(_outcome(pod, str(exc)))
+                log.warning("eci placement failed: API unreachable", extra={"pod": pod.get("name")})
+                return
+        tally.eci_placed.append(_outcome(pod))
+        await self._event(
+            pod, tally, reason="PlacedOnECI",
+            message="pod placed on the ECI virtual node (toleration virtual-kubelet.io/provider=alibabacloud:NoSchedule added)",
+            now=now,
+        )
+
+    # --- events --------------------------------------------------------------------------------
+
+    async def _event(self, pod: Mapping[str, Any], tally: _Tally, *, reason: str, message: str, now: str) -> None:
+        async with self._pod_slots:
+            try:
+                await self._pods.create_event(
+                    str(pod.get("namespace") or "default"),
+                    pod_event(pod, reason=reason, message=message, now=now),
+                )
+            except (KubeError, KubeUnreachable) as exc:
+                # Events are for people; losing one must not fail the decision.
+                tally.events_failed += 1
+                log.info("event not recorded", extra={"reason": reason, "error": type(exc).__name__})
+
+    def _add_counts(self, tally: _Tally, *, dry_run: bool) -> None:
+        if dry_run:
+            return
+        self.counters["pool_writes"] += len(tally.pools_written)
+        self.counters["pool_skips"] += len(tally.pools_skipped)
+        self.counters["pool_failures"] += len(tally.pools_failed)
+        self.counters["pool_deferrals"] += len(tally.pools_deferred)
+        self.counters["eci_placed"] += len(tally.eci_placed)
+        self.counters["eci_skipped"] += len(tally.eci_skipped)
+        self.counters["eci_failed"] += len(tally.eci_failed)
+        self.counters["events_failed"] += tally.events_failed
+
+
+# The words functions/plan.py puts in an unplaceable reason when a per-decision cap, not capacity,
+# left the pod out.
+DECISION_CAP = "maxNewNodesPerDecision"
+ECI_CAP = "ECI at maxPods"
+
+
+def follow_up_reason(result: ApplyResult) -> str:
+    """Why the next round should come soon rather than at the resync ("" when it need not): a pool
+    deferred behind another agent's Lease, or pods left out only by a per-decision cap while this
+    round made progress (so the next one is not a repeat)."""
+    if result.dry_run:
+        return ""
+    if result.pools_deferred:
+        return "pool lock busy"
+    reasons = [p.reason for p in result.unplaceable]
+    if result.wrote_anything and any(DECISION_CAP in r for r in reasons):
+        return "maxNewNodesPerDecision reached"
+    if result.eci_placed and any(ECI_CAP in r for r in reasons):
+        return "ECI at maxPods"
+    return ""
+
+
+def _outcome(pod: Mapping[str, Any], reason: str = "") -> PodOutcome:
+    return PodOutcome(str(pod.get("uid", "")), str(pod.get("namespace", "")), str(pod.get("name", "")), reason)

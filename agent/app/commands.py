@@ -1,0 +1,157 @@
+"""The agent's own subcommands: `run` (the production entry point) and `status` (print a running
+agent's /status the way `ray status` prints a Ray cluster's)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from agent.app.config import ENV_PREFIX, ConfigError, add_arguments, load_config
+
+DEFAULT_STATUS_URL = "http://127.0.0.1:8080"
+
+
+def register(subparsers: Any) -> None:
+    run = subparsers.add_parser(
+        "run", help="run the autoscaler agent",
+        description="Watch the cluster, decide and scale. Every setting is a flag, an env var "
+                    f"({ENV_PREFIX}<NAME>) or a key of the --config YAML file; precedence "
+                    "flag > env > file > default.")
+    add_arguments(run)
+    run.set_defaults(func=run_command)
+
+    status = subparsers.add_parser("status", help="print a running agent's status")
+    status.add_argument("--url", default=None,
+                        help="the agent's ops address (default: $RAY_ACK_SCALER_OPS_ADDRESS or "
+                             f"{DEFAULT_STATUS_URL})")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.set_defaults(func=status_command)
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from agent.app.logs import configure_logging
+
+    configure_logging(fmt=config.log_format, level=config.log_level)
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: Any) -> None:
+    from agent.app.ops import OpsServer
+    from agent.app.runner import connect_agent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    host, port = config.ops_host_port
+    async with connect_agent(config) as agent:
+        ops = OpsServer(agent, agent.metrics, host=host, port=port)
+        await ops.start()
+        try:
+            await agent.run(stop)
+        finally:
+            await ops.stop()
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+
+def status_command(args: argparse.Namespace) -> int:
+    import os
+
+    url = args.url or os.environ.get(ENV_PREFIX + "OPS_ADDRESS") or DEFAULT_STATUS_URL
+    if "://" not in url:
+        url = "http://" + url
+    # The agent listens on 127.0.0.1: never route that through a proxy from the environment.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url.rstrip("/") + "/status", timeout=10) as response:
+            status = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        print(f"error: cannot read {url}/status: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(render_status(status))
+    return 0
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """Human-readable status, laid out like `ray status`."""
+    lines = [f"======== Autoscaler status: {status.get('cluster', '?')} "
+             f"({status.get('region', '?')}) ========"]
+    lines.append(f"Ready: {'yes' if status.get('ready') else 'no'}    "
+                 f"Decider: {status.get('decider')}    "
+                 f"Dry run: {'yes' if status.get('dryRun') else 'no'}")
+    lines.append("Node pools")
+    lines.append("-" * 60)
+    pools = status.get("pools") or []
+    if not pools:
+        lines.append(" (none read yet)")
+    for pool in pools:
+        types = ",".join(pool.get("instanceTypes") or [])
+        line = (f" {pool.get('readyNodes', 0)}/{pool.get('desired', 0)} ready  {pool.get('id')} "
+                f"({pool.get('name')}, {types})  min {pool.get('min')} max {pool.get('max')}")
+        if pool.get("scalingSince"):
+            line += f"  scaling since {pool['scalingSince']}"
+        if pool.get("lastError"):
+            line += f"  ERROR {pool['lastError']}"
+        lines.append(line)
+    eci = status.get("eci") or {}
+    nodes = ", ".join(eci.get("virtualNodes") or []) or "no virtual node"
+    lines.append(f" ECI: {eci.get('runningPods', 0)} pods on {nodes}")
+    lines.append("Pending")
+    lines.append("-" * 60)
+    pending = status.get("pending") or []
+    if not pending:
+        lines.append(" (no pending pods)")
+    for pod in pending:
+        requests = ", ".join(f"{k}: {v}" for k, v in (pod.get("requests") or {}).items())
+        lines.append(f" {pod.get('pod')}  {{{requests}}}  since {pod.get('since')}")
+    total = status.get("pendingPods", len(pending))
+    if total > len(pending):
+        lines.append(f" ... and {total - len(pending)} more")
+    last = status.get("lastDecision")
+    lines.append("Last decision")
+    lines.append("-" * 60)
+    if not last:
+        lines.append(" (none yet)")
+    else:
+        lines.append(f" {last.get('at')}  {last.get('reason')} round, {last.get('pods')} pods -> "
+                     f"{last.get('outcome')} in {last.get('seconds')} s")
+        for write in last.get("pools_written") or []:
+            lines.append(f"  scaled {write['pool']}: {write['from']} -> {write['to']}")
+        if last.get("eci_placed"):
+            lines.append(f"  placed {last['eci_placed']} pods on ECI")
+        for item in last.get("unplaceable") or []:
+            lines.append(f"  unplaceable {item['pod']}: {item['reason']}")
+        if last.get("error"):
+            lines.append(f"  error: {last['error']}")
+    lines.append("Watches")
+    lines.append("-" * 60)
+    for name, watch in sorted((status.get("watches") or {}).items()):
+        restarts = ", ".join(f"{k} {v}" for k, v in sorted((watch.get("restarts") or {}).items()))
+        lines.append(f" {name}: {'synced' if watch.get('synced') else 'listing'} at "
+                     f"{watch.get('resourceVersion')}, {watch.get('events', 0)} events, "
+                     f"restarts: {restarts or 'none'}")
+    errors = status.get("errors") or []
+    if errors:
+        lines.append("Recent errors")
+        lines.append("-" * 60)
+        lines.extend(f" {e.get('at')} [{e.get('source')}] {e.get('message')}" for e in errors[-10:])
+    return "\n".join(lines)

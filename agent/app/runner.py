@@ -1,0 +1,622 @@
+"""The agent's main loop: watchers → view → batcher → request builder → decider → actuation.
+
+`Agent` owns the loops and nothing else: every client (Kubernetes, CS node pools, decider,
+actuator) comes in through its constructor, so the simulator and the real cloud are the same code
+path. Three watches keep the view current (unbound pods in scope, bound pods in scope for the ECI
+count, all nodes); a decision round runs when a batch window closes or the resync tick fires; node
+pools are re-read every `pool_refresh_seconds` and at every round with pending pods (actuation
+re-reads each pool once more right before writing). SIGTERM (the `stop` event) lets an in-flight
+round finish its writes, then the loops end.
+
+`connect_agent` builds the production wiring from an AgentConfig.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+
+from agent.actuate.actuation import ApplyResult, follow_up_reason
+from agent.app.config import AgentConfig
+from agent.clients.cs import CloudCallError
+from agent.clients.kube import KubeClient
+from agent.decide.deciders import DecisionFailed
+from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
+from agent.ingest.batching import Batch, Batcher, BatchWindow
+from agent.ingest.view import ClusterView
+from agent.ingest.watching import Backoff, Watcher, WatchTarget
+from agent.metrics import AgentMetrics
+from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
+from agent.scale_in.actuation import ScaleInActuator
+from agent.scale_in.rounds import ScaleInRounds
+from agent.scale_in.tracking import ScaleInPolicy
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_ERROR_SECONDS = 5.0
+# A round cut short by a per-decision cap or a busy pool Lease continues this soon, not at the
+# resync (a 1,000-pod burst would otherwise wait 30 s per 100 nodes).
+FOLLOW_UP_SECONDS = 1.0
+RECENT_ERRORS = 20
+
+
+class PoolSource(Protocol):
+    async def describe_pools(self) -> list[PoolInfo]: ...
+
+
+class Decides(Protocol):
+    async def decide(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Actuates(Protocol):
+    @property
+    def activity(self) -> Mapping[str, PoolActivity]: ...
+
+    async def refresh(self, pools: list[PoolInfo]) -> Mapping[str, PoolActivity]: ...
+
+    async def apply(self, reply: Mapping[str, Any], request: Mapping[str, Any], *, dry_run: bool,
+                    now: str | None = None) -> ApplyResult: ...
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def epoch_of(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def request_settings(config: AgentConfig) -> RequestSettings:
+    """What the request builder needs from the configuration. A price key is a pool id or an
+    instance type; one never matches the other, so the map serves both lookups."""
+    return RequestSettings(
+        cluster_id=config.cluster_id,
+        region=config.region,
+        managed_pools=config.managed_pools or None,
+        pool_prices=config.prices,
+        instance_type_prices=config.prices,
+        eci=EciSettings(
+            enabled=config.eci_enabled,
+            price_per_vcpu_second=config.eci_price_per_vcpu_second,
+            price_per_gib_second=config.eci_price_per_gib_second,
+            start_seconds=config.eci_start_seconds,
+            max_pods=config.eci_max_pods,
+        ),
+        policy=PolicySettings(
+            strategy=config.strategy,
+            latency_budget_seconds=config.latency_budget_seconds,
+            expected_run_seconds=config.expected_run_seconds,
+            max_new_nodes_per_decision=config.max_new_nodes_per_decision,
+            max_provision_seconds=config.max_provision_seconds,
+        ),
+    )
+
+
+def scale_in_policy(config: AgentConfig) -> ScaleInPolicy:
+    """The scale-in/v1 policy block from the configuration."""
+    return ScaleInPolicy(
+        unneeded_seconds=config.scale_down_unneeded_seconds,
+        utilization_threshold=config.scale_down_utilization_threshold,
+        delay_after_add_seconds=config.scale_down_delay_after_add_seconds,
+        max_nodes_per_decision=config.scale_in_max_nodes_per_decision,
+        drain_non_empty=config.scale_in_drain_non_empty,
+        max_provision_seconds=config.max_provision_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What the last decision round did, for /status."""
+
+    at: str
+    reason: str
+    pods: int
+    outcome: str
+    decision_id: str = ""
+    seconds: float = 0.0
+    pools_written: tuple[dict[str, Any], ...] = ()
+    eci_placed: int = 0
+    unplaceable: tuple[dict[str, str], ...] = ()
+    error: str | None = None
+
+
+class Agent:
+    """One agent for one cluster. `run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        kube: KubeClient,
+        pools: PoolSource,
+        decider: Decides,
+        actuator: Actuates,
+        metrics: AgentMetrics | None = None,
+        now: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        scale_in: ScaleInActuator | None = None,
+    ) -> None:
+        """`scale_in` applies scale-in replies; without it (or with scale_in_enabled off) the
+        agent only scales out."""
+        self.config = config
+        self.metrics = metrics or AgentMetrics()
+        self._kube = kube
+        self._pools = pools
+        self._decider = decider
+        self._actuator = actuator
+        self._now = now
+        self._settings = request_settings(config)
+        self.batcher = Batcher(
+            BatchWindow(idle_seconds=config.batch_idle_seconds, max_seconds=config.batch_max_seconds),
+            resync_seconds=config.resync_seconds,
+        )
+        self.view = ClusterView(on_pending=self._on_pending, on_node_pods=self._on_node_pods)
+        # One write round at a time: a removal never interleaves with a raise of the same pool.
+        self._writes = asyncio.Lock()
+        self.scale_in: ScaleInRounds | None = None
+        if config.scale_in_enabled and scale_in is not None:
+            self.scale_in = ScaleInRounds(
+                self.view, read_pools=self._read_pools, activity=lambda: actuator.activity,
+                decider=decider, actuator=scale_in, settings=self._settings,
+                policy=scale_in_policy(config), metrics=self.metrics, now=now,
+                dry_run=config.dry_run)
+        # read at scrape time, so the gauge is current between decision rounds too
+        self.metrics.pending_pods.set_function(lambda: len(self.view.pending))
+        self.pool_infos: list[PoolInfo] = []
+        self._pools_read_at: float | None = None
+        self.last_round: RoundRecord | None = None
+        self.rounds = 0
+        self.errors: deque[dict[str, str]] = deque(maxlen=RECENT_ERRORS)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_round = False
+        rng = rng or random.Random()
+        backoff = backoff or Backoff()
+        namespace, selector = config.namespace, config.label_selector
+        targets = (
+            (WatchTarget("pending-pods", "pods", namespace=namespace, label_selector=selector,
+                         field_selector="spec.nodeName="), self.view.pods),
+            (WatchTarget("bound-pods", "pods", namespace=namespace, label_selector=selector,
+                         field_selector="spec.nodeName!="), self.view.bound),
+            (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
+        )
+        if self.scale_in is not None:
+            # Scale-in judges every pod on a node, whoever owns it.
+            targets = (*targets, (WatchTarget("node-pods", "pods", field_selector="spec.nodeName!="),
+                                  self.view.node_pods_sink))
+        self.watchers = [
+            Watcher(kube, target, sink=sink, page_size=config.list_page_size,
+                    timeout_seconds=config.watch_timeout_seconds,
+                    read_timeout=config.watch_read_timeout_seconds or None,
+                    backoff=backoff, rng=rng,
+                    on_restart=self._watch_restarted,
+                    on_api_error=lambda code: self.metrics.api_error("kubernetes", code))
+            for target, sink in targets
+        ]
+
+    # --- the loops -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every loop until `stop` is set; then let an in-flight round finish and return."""
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+            *((f"watch:{w.target.name}", w.run) for w in self.watchers),
+            ("pool-refresh", self._pool_refresh_loop),
+        ]
+        self._tasks = [asyncio.create_task(run(), name=name) for name, run in loops]
+        decisions = asyncio.create_task(self._decision_loop(stop), name="decisions")
+        self._tasks.append(decisions)
+        finishing = [decisions]
+        if self.scale_in is not None:
+            finishing.append(asyncio.create_task(self._scale_in_loop(stop), name="scale-in"))
+            self._tasks.append(finishing[-1])
+        log.info("agent started", cluster=self.config.cluster_id, dry_run=self.config.dry_run,
+                 selector=self.config.label_selector, decider=self.config.decider)
+        try:
+            await stop.wait()
+            # The decision loops see `stop` themselves; a round in progress completes its writes.
+            await asyncio.gather(*finishing)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            log.info("agent stopped", rounds=self.rounds)
+
+    async def _synced_unless(self, stopping: asyncio.Future[Any]) -> bool:
+        """Wait until every watcher has finished its first LIST; False if `stopping` came first."""
+        synced = asyncio.ensure_future(asyncio.gather(*(w.synced.wait() for w in self.watchers)))
+        await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if synced.done():
+            return not stopping.done()
+        synced.cancel()
+        # Retrieve the cancellation, or asyncio logs "exception was never retrieved" on Ctrl-C.
+        with contextlib.suppress(asyncio.CancelledError):
+            await synced
+        return False
+
+    async def _decision_loop(self, stop: asyncio.Event) -> None:
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            if not await self._synced_unless(stopping):
+                return
+            log.info("view synced", pending=len(self.view.pending), nodes=len(self.view.nodes))
+            self.batcher.request_resync()  # pods pending before we started never fire a trigger
+            while not stop.is_set():
+                waiting: asyncio.Future[Any] = asyncio.ensure_future(self.batcher.next_batch())
+                await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()
+                    return
+                async with self._writes:
+                    record = await self.run_round(waiting.result())
+                if self.scale_in is not None and record.outcome == "scaled":
+                    for write in record.pools_written:
+                        self.scale_in.scale_ups.raised(write["pool"], at=self._now())
+        finally:
+            stopping.cancel()
+
+    async def _scale_in_loop(self, stop: asyncio.Event) -> None:
+        """Every scale_in_interval_seconds, one scale-in round (after the view is synced)."""
+        assert self.scale_in is not None
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            if not await self._synced_unless(stopping):
+                return
+            while not stop.is_set():
+                await asyncio.wait({stopping}, timeout=self.config.scale_in_interval_seconds)
+                if stop.is_set():
+                    return
+                async with self._writes:
+                    await self.scale_in.run_round()
+        finally:
+            stopping.cancel()
+
+    async def run_round(self, batch: Batch) -> RoundRecord:
+        """One decision round over the current view. Failures become data: recorded, counted,
+        retried by a resync shortly after."""
+        self._in_round = True
+        started = time.monotonic()
+        at = self._now()
+        snapshot = self._eligible(self.view.snapshot(), at)
+        record = RoundRecord(at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending),
+                             outcome="idle")
+        try:
+            if snapshot.pending:
+                record = await self._decide_and_apply(snapshot, record, at=at)
+        except (CloudCallError, DecisionFailed) as error:
+            api = "cs" if isinstance(error, CloudCallError) else "decider"
+            record = replace(record, outcome="error", error=f"{api}: {error}")
+            self.metrics.api_error(api, error.code)
+            self._error(api, str(error))
+            self._retry_soon()
+        except Exception as error:  # a bug in one round must not end the loop
+            record = replace(record, outcome="error", error=f"{type(error).__name__}: {error}")
+            self._error("agent", str(record.error))
+            log.exception("decision round failed")
+            self._retry_soon()
+        finally:
+            self._in_round = False
+        record = replace(record, seconds=round(time.monotonic() - started, 4))
+        self.metrics.decisions.labels(outcome=record.outcome).inc()
+        self.rounds += 1
+        self.last_round = record
+        if record.outcome != "idle":
+            log.info("decision round", **{k: v for k, v in asdict(record).items() if v})
+        return record
+
+    async def _decide_and_apply(self, snapshot: Snapshot, record: RoundRecord, *, at: float
+                                ) -> RoundRecord:
+        pools = await self._read_pools()
+        activity = await self._actuator.refresh(pools)
+        request = build_request(snapshot, pools, activity, settings=self._settings, now=rfc3339(at))
+        with self.metrics.decision_seconds.time():
+            reply = await self._decider.decide(request)
+        result = await self._actuator.apply(reply, request, dry_run=self.config.dry_run,
+                                            now=rfc3339(self._now()))
+        record = replace(
+            record,
+            decision_id=result.decision_id,
+            pools_written=tuple({"pool": w.pool_id, "from": w.from_desired, "to": w.to_desired}
+                                for w in result.pools_written),
+            eci_placed=len(result.eci_placed),
+            unplaceable=tuple({"pod": f"{p.namespace}/{p.name}", "reason": p.reason}
+                              for p in result.unplaceable),
+            outcome=_outcome(result, reply),
+        )
+        for failure in result.pools_failed:
+            self.metrics.api_error("cs", failure.code)
+            self._error("cs", f"{failure.pool_id}: {failure.code} {failure.message}")
+        for failed in result.eci_failed:
+            self._error("kubernetes", f"{failed.namespace}/{failed.name}: {failed.reason}")
+        if result.pools_failed or result.eci_failed:
+            self._retry_soon()
+        elif follow_up := follow_up_reason(result):
+            log.info("follow-up round soon", reason=follow_up)
+            delay = min(FOLLOW_UP_SECONDS, self.config.resync_seconds)
+            asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
+        if not self.config.dry_run:
+            self._observe_reaction(snapshot, reply, result=result)
+            self.metrics.eci_pods_placed.inc(len(result.eci_placed))
+            for write in result.pools_written:
+                self.metrics.pool_desired.labels(pool=write.pool_id).set(write.to_desired)
+        return record
+
+    def _observe_reaction(self, snapshot: Snapshot, reply: Mapping[str, Any], *,
+                          result: ApplyResult) -> None:
+        """Unschedulable since → the write that serves the pod (pool raise or ECI patch)."""
+        written = {w.pool_id for w in result.pools_written}
+        served = {uid for action in reply.get("actions", ())
+                  if action.get("kind") == "scale-pool" and action.get("poolId") in written
+                  for uid in action.get("pods", ())}
+        served.update(p.uid for p in result.eci_placed)
+        if not served:
+            return
+        now = self._now()
+        for pod in snapshot.pending:
+            if pod.uid in served and (since := epoch_of(pod.unschedulable_since)) is not None:
+                self.metrics.reaction_seconds.observe(max(0.0, now - since))
+
+    def _eligible(self, snapshot: Snapshot, at: float) -> Snapshot:
+        """Leave out pods younger than the configured grace; look again when it has passed."""
+        grace = self.config.new_pod_grace_seconds
+        if not grace:
+            return snapshot
+        keep: list[PendingPod] = []
+        young: list[PendingPod] = []
+        for pod in snapshot.pending:
+            since = epoch_of(pod.unschedulable_since)
+            (young if since is not None and at - since < grace else keep).append(pod)
+        if young:
+            # Look again when the first of them comes of age; capped at the batch window so an
+            # agent on a sped-up simulated clock (where `now` runs faster than the event loop's
+            # time) still looks again soon.
+            remaining = min(grace - (at - (epoch_of(p.unschedulable_since) or at)) for p in young)
+            delay = min(max(remaining, 0.0), self.config.batch_max_seconds)
+            asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
+        return Snapshot(pending=tuple(keep), nodes=snapshot.nodes,
+                        eci_running_pods=snapshot.eci_running_pods)
+
+    async def _read_pools(self) -> list[PoolInfo]:
+        try:
+            pools = await self._pools.describe_pools()
+        except CloudCallError as error:
+            if not self.pool_infos:
+                raise
+            # Actuation re-reads each pool before writing, so a slightly stale list only costs
+            # the decision some precision, never a wrong write.
+            self.metrics.api_error("cs", error.code)
+            self._error("cs", f"DescribeClusterNodePools: {error}; using the last list")
+            return self.pool_infos
+        self._remember_pools(pools)
+        return pools
+
+    def _remember_pools(self, pools: list[PoolInfo]) -> None:
+        self.pool_infos = pools
+        if self.scale_in is not None:
+            self.scale_in.scale_ups.observe_pools(pools, now=self._now())
+        self._pools_read_at = time.monotonic()
+        ready = {pool_id: sum(1 for n in nodes if n.ready)
+                 for pool_id, nodes in self.view.nodes_by_pool().items()}
+        for pool in pools:
+            self.metrics.pool_desired.labels(pool=pool.pool_id).set(pool.desired)
+            self.metrics.pool_ready.labels(pool=pool.pool_id).set(ready.get(pool.pool_id, 0))
+
+    async def _pool_refresh_loop(self) -> None:
+        while True:
+            try:
+                pools = await self._pools.describe_pools()
+                self._remember_pools(pools)
+                await self._actuator.refresh(pools)
+            except CloudCallError as error:
+                self.metrics.api_error("cs", error.code)
+                self._error("cs", f"DescribeClusterNodePools: {error}")
+            except Exception as error:  # keep refreshing whatever one attempt did
+                self._error("agent", f"pool refresh: {type(error).__name__}: {error}")
+                log.exception("pool refresh failed")
+            await asyncio.sleep(self.config.pool_refresh_seconds)
+
+    # --- small helpers -------------------------------------------------------------------------
+
+    def _on_pending(self, pod: PendingPod) -> None:
+        self.batcher.trigger(pod.uid)
+
+    def _on_node_pods(self, node_name: str) -> None:
+        if self.scale_in is not None:
+            self.scale_in.node_changed(node_name)
+
+    def _watch_restarted(self, stream: str, reason: str) -> None:
+        self.metrics.watch_restarted(stream, reason)
+
+    def _retry_soon(self) -> None:
+        delay = min(RETRY_AFTER_ERROR_SECONDS, self.config.resync_seconds)
+        asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
+
+    def _error(self, source: str, message: str) -> None:
+        self.errors.append({"at": rfc3339(self._now()), "source": source, "message": message})
+        log.warning("error", source=source, message=message)
+
+    # --- what /healthz, /readyz and /status read -----------------------------------------------
+
+    def healthy(self) -> bool:
+        """False once a loop has ended by itself (they are meant to run until stopped)."""
+        return all(not task.done() or task.cancelled() for task in self._tasks) and bool(
+            self._tasks)
+
+    def ready(self) -> bool:
+        return all(w.synced.is_set() for w in self.watchers)
+
+    def status(self) -> dict[str, Any]:
+        by_pool = self.view.nodes_by_pool()
+        activity = self._actuator.activity
+        pending = self.view.snapshot().pending
+        return {
+            "cluster": self.config.cluster_id,
+            "region": self.config.region,
+            "ready": self.ready(),
+            "dryRun": self.config.dry_run,
+            "decider": self.config.decider,
+            "pendingPods": len(pending),
+            "pending": [
+                {"pod": f"{p.namespace}/{p.name}", "since": p.unschedulable_since,
+                 "requests": p.requests, "message": p.message}
+                for p in pending[:50]
+            ],
+            "pools": [
+                {
+                    "id": pool.pool_id, "name": pool.name,
+                    "instanceTypes": list(pool.instance_types),
+                    "min": pool.min_size, "max": pool.max_size, "desired": pool.desired,
+                    "readyNodes": sum(1 for n in by_pool.get(pool.pool_id, ()) if n.ready),
+                    "nodes": len(by_pool.get(pool.pool_id, ())),
+                    "scalingSince": activity.get(pool.pool_id, PoolActivity()).scaling_since,
+                    "lastError": activity.get(pool.pool_id, PoolActivity()).last_error,
+                }
+                for pool in self.pool_infos
+            ],
+            "eci": {
+                "virtualNodes": sorted(n.name for n in self.view.nodes.values() if n.virtual),
+                "runningPods": self.view.eci_running_pods,
+            },
+            "rounds": self.rounds,
+            "lastDecision": None if self.last_round is None else asdict(self.last_round),
+            "watches": {
+                w.target.name: {"synced": w.synced.is_set(), "resourceVersion": w.resource_version,
+                                "lists": w.lists, "events": w.events,
+                                "restarts": dict(w.restarts), "lastError": w.last_error}
+                for w in self.watchers
+            },
+            "errors": list(self.errors),
+            "scaleIn": None if self.scale_in is None else self.scale_in.status(),
+        }
+
+
+def _outcome(result: ApplyResult, reply: Mapping[str, Any]) -> str:
+    """One label per round, most telling first."""
+    if result.dry_run:
+        return "dry_run"
+    if result.pools_failed or result.eci_failed:
+        return "failed"
+    if result.pools_written:
+        return "scaled"
+    if result.eci_placed:
+        return "eci"
+    if reply.get("covered") or result.pools_skipped:
+        return "covered"
+    if result.unplaceable:
+        return "unplaceable"
+    return "noop"
+
+
+# --- production wiring ---------------------------------------------------------------------------
+
+
+def _endpoint(text: str) -> tuple[str, str]:
+    """`http://127.0.0.1:9000` → ("127.0.0.1:9000", "http"); a bare host means https."""
+    for scheme in ("http", "https"):
+        prefix = f"{scheme}://"
+        if text.startswith(prefix):
+            return text[len(prefix):].rstrip("/"), scheme
+    return text, "https"
+
+
+def _access_keys(config: AgentConfig) -> dict[str, str]:
+    if config.credentials != "access-key":
+        return {}
+    key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if not key_id or not secret:
+        raise RuntimeError("credentials=access-key needs ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment")
+    return {"access_key_id": key_id, "access_key_secret": secret}
+
+
+@contextlib.asynccontextmanager
+async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = None,
+                        now: Callable[[], float] = time.time) -> Any:
+    """The production wiring of an Agent from its configuration; closes every client on exit.
+    `now` is the clock policy durations are measured on: the wall clock in production, the
+    simulated clock in dev mode."""
+    from agent.actuate.actuation import Actuator
+    from agent.clients.cs import NodePoolClient
+    from agent.clients.cs import build_sdk_client as build_cs
+    from agent.clients.fc import FunctionInvoker, FunctionRef
+    from agent.clients.fc import build_sdk_client as build_fc
+    from agent.decide.deciders import (
+        FallbackDecider,
+        FunctionComputeDecider,
+        HttpTriggerDecider,
+        LocalDecider,
+        RetrySettings,
+    )
+
+    keys = _access_keys(config)
+    metrics = metrics or AgentMetrics()
+    kube = await KubeClient.connect(kubeconfig=config.kubeconfig, context=config.kube_context,
+                                    in_cluster=config.in_cluster, api_url=config.api_url)
+    session: aiohttp.ClientSession | None = None
+    try:
+        endpoint, protocol = _endpoint(config.cs_endpoint_or_default)
+        cs_sdk = build_cs(region_id=config.region, endpoint=endpoint, protocol=protocol,
+                          access_key_id=keys.get("access_key_id"),
+                          access_key_secret=keys.get("access_key_secret"))
+        pools = NodePoolClient(cs_sdk, config.cluster_id, on_attempt=metrics.cs_attempt)
+        retry = RetrySettings(attempts=config.decider_retries + 1)
+        decider: Decides
+        if config.decider == "fc":
+            fc_endpoint, fc_protocol = _endpoint(config.fc_endpoint or "")
+            fc_sdk = build_fc(region_id=config.region, endpoint=fc_endpoint, protocol=fc_protocol,
+                              read_timeout_seconds=config.decider_timeout_seconds,
+                              access_key_id=keys.get("access_key_id"),
+                              access_key_secret=keys.get("access_key_secret"))
+            invoker = FunctionInvoker(
+                fc_sdk, FunctionRef(config.fc_service or "", config.fc_function or "",
+                                    config.fc_qualifier or ""),
+                timeout_seconds=config.decider_timeout_seconds)
+            decider = FunctionComputeDecider(invoker, retry=retry)
+        elif config.decider == "http":
+            session = aiohttp.ClientSession()
+            decider = HttpTriggerDecider(session, config.http_url or "",
+                                         timeout_seconds=config.decider_timeout_seconds,
+                                         retry=retry)
+        else:
+            decider = LocalDecider()
+        if config.decider != "local" and config.fallback_to_local:
+            breaker = FallbackDecider(decider, LocalDecider())
+            metrics.expose_counts("decider_events", "Remote decider circuit breaker events",
+                                  label="event", counts=lambda: breaker.counters)
+            decider = breaker
+        lock = None
+        if config.pool_lock_enabled:
+            from agent.actuate.pool_lock import (
+                LockSettings,
+                PoolLock,
+                default_identity,
+                default_namespace,
+            )
+
+            lock = PoolLock(kube, LockSettings(
+                namespace=config.pool_lock_namespace or default_namespace(),
+                identity=config.pool_lock_identity or default_identity()), now=now)
+        actuator = Actuator(pools, kube, lock=lock)
+        metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
+                              label="outcome", counts=lambda: actuator.counters)
+        yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
+                    metrics=metrics, now=now, scale_in=ScaleInActuator(pools, kube))
+    finally:
+        if session is not None:
+            await session.close()
+        await kube.close()

@@ -1,0 +1,477 @@
+"""`python -m agent dev`: the agent against an embedded ACK on this machine, in one command.
+
+It starts the scenario's simulated ACK (Kubernetes API, node pools, ECI, the Ray workload, the CS
+and Function Compute emulators) on free 127.0.0.1 ports, writes a kubeconfig, and runs the real
+agent exactly as `python -m agent run` would: the configuration is built by the same loader from
+the same environment variables a user would export (kubeconfig path, CS endpoint, AccessKey, FC
+endpoint), through the same production wiring. The one difference is the clock the agent measures
+policy durations on: the simulated one, since the cluster runs `--speed` times faster than real
+time (its batching windows stay real-time).
+
+It follows the run from the simulator's side (the object store's changes, the emulators' write
+journals) and from the agent's (each decision round), shows a live view or, with --json, prints
+one summary line; and ends when the workload is done and the cluster is at rest, or at the
+scenario's time limit.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent.app.config import (
+    DECIDER_KINDS,
+    ENV_PREFIX,
+    STRATEGIES,
+    AgentConfig,
+    ConfigError,
+    load_config,
+)
+from agent.dev.live_view import LiveView, decision_text, scale_in_text
+from agent.dev.report import render_report
+from agent.dev.summary import CloudFacts, RunRecord, summarize
+from agent.sim.embedded import EmbeddedAck
+from agent.sim.scenario import Scenario, ScenarioError, load_scenario
+from agent.sim.world.nodepools import POOL_LABEL
+
+SCALE_IN_FIELDS = ("at", "outcome", "decision_id", "removed", "kept", "error")
+TICK_SECONDS = 0.05  # how often the run is checked (real time)
+STOP_AGENT_SECONDS = 10.0
+EXIT_TIME_LIMIT = 1
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+# Periodic settings whose production values are meant in cluster time: in dev mode they are
+# given in simulated seconds (divided by the speed), never below this many real seconds.
+CLUSTER_TIME_SETTINGS = ("resync_seconds", "pool_refresh_seconds", "scale_in_interval_seconds")
+MIN_INTERVAL_SECONDS = 0.5
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+# decide/v1 policy keys in a scenario → the agent's settings of the same meaning
+POLICY_SETTINGS = {
+    "strategy": "STRATEGY",
+    "latencyBudgetSeconds": "LATENCY_BUDGET_SECONDS",
+    "expectedRunSeconds": "EXPECTED_RUN_SECONDS",
+    "maxNewNodesPerDecision": "MAX_NEW_NODES_PER_DECISION",
+    "maxProvisionSeconds": "MAX_PROVISION_SECONDS",
+}
+
+
+def register(subparsers: Any) -> None:
+    dev = subparsers.add_parser(
+        "dev", help="run the agent against a simulated ACK cluster on this machine",
+        description="Start an embedded ACK (Kubernetes API, node pools, ECI, a Ray workload, CS "
+                    "and Function Compute emulators) on 127.0.0.1, run the agent against it as "
+                    "in production, and show what it does. Ends when the workload is done and "
+                    "the cluster is at rest (exit 0), at the time limit (exit 1), or on Ctrl-C "
+                    "(exit 130).")
+    dev.add_argument("--scenario", default="seed", metavar="NAME|PATH",
+                     help="built-in scenario (see `sim scenarios`) or scenario file (default seed)")
+    dev.add_argument("--speed", type=float, default=None,
+                     help="simulated seconds per real second (default: the scenario's)")
+    dev.add_argument("--decider", choices=DECIDER_KINDS, default="fc",
+                     help="where decisions are made: fc (the Function Compute emulator through "
+                          "the FC SDK, default), http (its HTTP trigger) or local (in-process)")
+    dev.add_argument("--strategy", choices=STRATEGIES, default=None,
+                     help="decision strategy (default: the scenario's)")
+    dev.add_argument("--json", action="store_true",
+                     help="no live view; print one JSON summary line as the last line of stdout")
+    dev.add_argument("--report", type=Path, metavar="FILE.html",
+                     help="write a self-contained HTML report with a timeline chart")
+    dev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                     help="simulated seconds before giving up (default: the scenario's)")
+    dev.add_argument("--quiet", action="store_true",
+                     help="only the summary (no banner, no live view, agent warnings hidden)")
+    dev.set_defaults(func=dev_command)
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    decider: str
+    strategy: str | None
+    json: bool
+    report: Path | None
+    time_limit: float
+    quiet: bool
+
+
+def dev_command(args: argparse.Namespace) -> int:
+    if args.speed is not None and not args.speed > 0:
+        return _fail("--speed must be positive")
+    if args.time_limit is not None and not args.time_limit > 0:
+        return _fail("--time-limit must be positive")
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as error:
+        return _fail(str(error))
+    options = DevOptions(
+        decider=args.decider, strategy=args.strategy, json=args.json, report=args.report,
+        time_limit=args.time_limit or scenario.time_limit_seconds, quiet=args.quiet)
+    _no_proxies_for_loopback()
+    from agent.app.logs import configure_logging
+
+    # INFO reaches the tap; the terminal gets warnings (errors only with --json or --quiet).
+    configure_logging(fmt="console", level="info")
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.ERROR if args.quiet or args.json else logging.WARNING)
+    tap = AgentLogTap()
+    root.addHandler(tap)
+    try:
+        return asyncio.run(DevRun(scenario, options, speed=args.speed, tap=tap).main())
+    finally:
+        root.removeHandler(tap)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _no_proxies_for_loopback() -> None:
+    """Everything runs on 127.0.0.1: a proxy from the user's environment must not see it."""
+    for name in PROXY_VARS:
+        os.environ.pop(name, None)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+def agent_environment(info: Mapping[str, Any], *, kubeconfig: Path, decider: str,
+                      policy: Mapping[str, Any], eci_enabled: bool, speed: float
+                      ) -> dict[str, str]:
+    """The environment a user would export to point `python -m agent run` at this cluster.
+
+    The periodic settings (resync, pool refresh, scale-in interval) keep their production
+    values in simulated time: a 30 s resync is 30 simulated seconds, or a cluster running 50×
+    faster would see the agent look again only every 25 simulated minutes — after the 10 minutes
+    it allows a pool to deliver. The batching windows stay real-time (they pace API calls)."""
+    cs, fc = info["cs"], info["fc"]
+    env = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": cs["accessKeyId"],
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cs["accessKeySecret"],
+        ENV_PREFIX + "KUBECONFIG": str(kubeconfig),
+        ENV_PREFIX + "CLUSTER_ID": cs["clusterId"],
+        ENV_PREFIX + "REGION": cs["regionId"],
+        ENV_PREFIX + "CS_ENDPOINT": f"http://{cs['endpoint']}",
+        ENV_PREFIX + "CREDENTIALS": "access-key",
+        ENV_PREFIX + "DECIDER": decider,
+        ENV_PREFIX + "ECI_ENABLED": str(eci_enabled).lower(),
+        ENV_PREFIX + "OPS_ADDRESS": "127.0.0.1:0",
+    }
+    if decider == "fc":
+        env[ENV_PREFIX + "FC_ENDPOINT"] = f"http://{fc['endpoint']}"
+        env[ENV_PREFIX + "FC_SERVICE"] = fc["service"]
+        env[ENV_PREFIX + "FC_FUNCTION"] = fc["function"]
+    elif decider == "http":
+        env[ENV_PREFIX + "HTTP_URL"] = fc["httpTriggerUrl"]
+    for key, value in policy.items():
+        if key in POLICY_SETTINGS:
+            env[ENV_PREFIX + POLICY_SETTINGS[key]] = str(value)
+    defaults = AgentConfig()
+    for name in CLUSTER_TIME_SETTINGS:
+        if hasattr(defaults, name):
+            seconds = max(getattr(defaults, name) / speed, MIN_INTERVAL_SECONDS)
+            env[ENV_PREFIX + name.upper()] = f"{seconds:g}"
+    return env
+
+
+def scales_in(agent: Any) -> bool:
+    """Whether this agent gives nodes back (it has a scale-in component, switched on). Without
+    one, grown pools stay as they are, so a run cannot wait for them to shrink."""
+    return getattr(agent, "scale_in", None) is not None
+
+
+class AgentLogTap(logging.Handler):
+    """The agent's structured log events about decisions and errors, as they happen.
+
+    The agent logs every decision round that had pods ("decision round", the round's fields),
+    every scale-in round that did something ("scale-in round") and every error ("error",
+    source and message) as structured events; this handler keeps their fields — never the
+    rendered text — so the run sees each one, even several between two looks at /status."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.events: deque[dict[str, Any]] = deque()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            fields = dict(record.msg)
+            name = fields.get("event")
+        else:
+            name = record.msg if isinstance(record.msg, str) else None
+            fields = {k: v for k, v in vars(record).items() if k in SCALE_IN_FIELDS}
+        if name in ("decision round", "scale-in round", "error"):
+            self.events.append({**fields, "event": name})
+
+    def drain(self) -> list[dict[str, Any]]:
+        events = list(self.events)
+        self.events.clear()
+        return events
+
+
+class DevRun:
+    """One dev-mode run: the embedded ACK, the agent, and whoever watches them."""
+
+    def __init__(self, scenario: Scenario, options: DevOptions, *, speed: float | None,
+                 tap: AgentLogTap) -> None:
+        self.scenario = scenario
+        self.tap = tap
+        self.options = options
+        self.ack = EmbeddedAck(scenario, speed=speed)
+        self.record = RunRecord(
+            namespace=scenario.ray.namespace,
+            eci_node=scenario.eci.node_name if scenario.eci.enabled else None,
+            pool_label=POOL_LABEL)
+        # Human output goes to stderr with --json, so stdout carries the summary line alone.
+        self.out: TextIO = sys.stderr if options.json else sys.stdout
+        self.view = LiveView(self.out, task_count=scenario.task_count)
+        self._signal: int | None = None
+        self._interrupted = asyncio.Event()
+        self._sim_origin = 0.0
+        self._errors = 0
+
+    def say(self, text: str) -> None:
+        if not self.options.quiet:
+            print(text, file=self.out, flush=True)
+
+    def t(self) -> float:
+        """Simulated seconds since the run started."""
+        return self.ack.cluster.clock.now() - self._sim_origin
+
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            return await self._run()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self._signal = self._signal or signum
+        self._interrupted.set()
+
+    async def _run(self) -> int:
+        from agent.app.ops import OpsServer
+        from agent.app.runner import connect_agent
+
+        async with self.ack as ack:
+            self._sim_origin = ack.cluster.clock.now()
+            kubeconfig = ack.write_kubeconfig(
+                Path(tempfile.gettempdir()) / f"ray-ack-dev-{ack.cluster.port}.kubeconfig")
+            env = agent_environment(
+                ack.info(), kubeconfig=kubeconfig, decider=self.options.decider,
+                policy={**self.scenario.policy,
+                        **({"strategy": self.options.strategy} if self.options.strategy else {})},
+                eci_enabled=self.scenario.eci.enabled, speed=ack.speed)
+            # The AccessKey is read from the process environment, as `agent run` reads it.
+            os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = env["ALIBABA_CLOUD_ACCESS_KEY_ID"]
+            os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
+            try:
+                config = load_config(None, environ=env)
+            except ConfigError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            self._banner(kubeconfig, config)
+            subscription = self._follow_store()
+            async with connect_agent(config, now=ack.cluster.clock.now) as agent:
+                host, port = config.ops_host_port
+                ops = OpsServer(agent, agent.metrics, host=host, port=port)
+                await ops.start()
+                self.say(f"agent status: python -m agent status --url {ops.url}")
+                stop = asyncio.Event()
+                running = asyncio.create_task(agent.run(stop), name="agent")
+                try:
+                    ending = await self._watch(running, subscription,
+                                               rest_needs_min=scales_in(agent))
+                finally:
+                    stop.set()
+                    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                        await asyncio.wait_for(asyncio.shield(running), STOP_AGENT_SECONDS)
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await running
+                    await ops.stop()
+                    subscription.close()
+                self._fold(subscription.drain())
+                self._take_agent_events()  # a round that ended while the run was ending
+                final = self.record.sample(self.t())
+                if not self.options.json and not self.options.quiet:
+                    self.view.show(final, pools=self._pool_sizes(), tasks_done=self._tasks_done(),
+                                   final=True)
+                summary = self._summary(agent)
+            return self._finish(ending, summary)
+
+    def _banner(self, kubeconfig: Path, config: AgentConfig) -> None:
+        scenario = self.scenario
+        self.say(f"scenario {scenario.name}: {scenario.description or '(no description)'}")
+        self.say(f"simulated ACK at {self.ack.kubernetes_url}, speed {self.ack.speed:g}x "
+                 f"(time limit {self.options.time_limit:g} simulated s)")
+        self.say(f"kubeconfig: {kubeconfig}")
+        self.say("watch it as in the ACK walkthrough:")
+        self.say(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
+        self.say(f"  kubectl --kubeconfig {kubeconfig} get node -w")
+        where = {"fc": f"Function Compute at {config.fc_endpoint} through the FC SDK",
+                 "http": f"the HTTP trigger {config.http_url}",
+                 "local": "in-process"}[config.decider]
+        self.say(f"agent: cluster {config.cluster_id}, CS at {config.cs_endpoint}, decider "
+                 f"{where}, strategy {config.strategy}")
+
+    def _follow_store(self) -> Any:
+        """Fold what exists now, then every change from here on (no await in between, so
+        nothing falls in the gap)."""
+        store = self.ack.cluster.store
+        t, real = self.t(), time.monotonic()
+        for resource in ("nodes", "pods"):
+            for obj in store.list(resource)[0]:
+                self.record.observe("ADDED", resource, obj, t=t, real=real)
+        return store.subscribe()
+
+    def _fold(self, events: list[Any]) -> None:
+        t, real = self.t(), time.monotonic()
+        for event in events:
+            self.record.observe(event.type, event.resource, event.object, t=t, real=real)
+
+    async def _watch(self, running: asyncio.Task[None], subscription: Any, *,
+                     rest_needs_min: bool) -> str:
+        """Until the run ends: "rest", "time-limit", "interrupted" or "agent-stopped"."""
+        while True:
+            waiting = asyncio.ensure_future(subscription.wait())
+            interrupted = asyncio.ensure_future(self._interrupted.wait())
+            await asyncio.wait({waiting, interrupted}, timeout=TICK_SECONDS,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for future in (waiting, interrupted):
+                future.cancel()
+            self._fold(subscription.drain())
+            self._take_agent_events()
+            t = self.t()
+            sample = self.record.sample(t)
+            if not self.options.json and not self.options.quiet:
+                self.view.show(sample, pools=self._pool_sizes(), tasks_done=self._tasks_done())
+            if self._interrupted.is_set():
+                return "interrupted"
+            if running.done():
+                return "agent-stopped"
+            if self._at_rest(sample, rest_needs_min=rest_needs_min):
+                return "rest"
+            if t >= self.options.time_limit:
+                return "time-limit"
+
+    def _take_agent_events(self) -> None:
+        show = not self.options.json and not self.options.quiet
+        for event in self.tap.drain():
+            at = _sim_seconds(str(event.get("at", "")), origin=self._sim_origin)
+            t = self.t() if at is None else at
+            if event["event"] == "error":
+                self._errors += 1
+                if show:
+                    self.view.error(t, f"[{event.get('source')}] {event.get('message')}")
+                continue
+            if event["event"] == "scale-in round":
+                outcome, pods, text = str(event.get("outcome")), 0, scale_in_text(event)
+            else:
+                outcome, pods, text = (str(event.get("outcome")), int(event.get("pods") or 0),
+                                       decision_text(event))
+                self.record.mark_unplaceable(
+                    item["pod"].rpartition("/")[2] for item in event.get("unplaceable") or ())
+            self.record.decided(t=t, outcome=outcome, pods=pods, text=text)
+            if show:
+                self.view.decision(self.record.decisions[-1])
+
+    def _pool_sizes(self) -> dict[str, int]:
+        return {p.pool_id: p.desired for p in self.ack.world.pools.describe_pools()}
+
+    def _tasks_done(self) -> int:
+        return self.ack.world.ray.summary().done
+
+    def _at_rest(self, sample: Any, *, rest_needs_min: bool) -> bool:
+        """The job is over, no worker pod waits for capacity, no node is still booting; with
+        scale-in, no pool holds more nodes than its minimum. (A pool's desired size is not
+        looked at: one out of stock may keep a raised target it never delivers.)"""
+        if not self.ack.world.ray.finished() or sample.pending or sample.starting:
+            return False
+        if any(not_ready for _pool, not_ready, _ready in sample.nodes):
+            return False
+        if rest_needs_min:
+            return all(p.total_nodes <= p.min_size for p in self.ack.world.pools.describe_pools())
+        return True
+
+    def _summary(self, agent: Any) -> dict[str, Any]:
+        clock = self.ack.cluster.clock
+        now_sim, now_real = clock.now(), time.monotonic()
+        # the CS journal is in simulated time; map it onto the real clock the record uses
+        writes = tuple(now_real - (now_sim - w.time) / clock.speed
+                       for w in self.ack.cs_scale_requests())
+        registry = agent.metrics.registry
+        decisions = 0.0
+        for metric in registry.collect():
+            if metric.name == "ray_ack_scaler_decisions":
+                decisions += sum(s.value for s in metric.samples
+                                 if s.name.endswith("_total") and s.labels.get("outcome") != "idle")
+        cost = self.ack.world.cost_report()
+        facts = CloudFacts(
+            scale_write_real_times=writes,
+            idle_node_seconds=sum(p.idle_seconds for p in cost.pools),
+            cost=cost.total_cost,
+            decisions=int(decisions),
+            errors=self._errors,
+        )
+        return summarize(self.record, scenario=self.scenario.name, facts=facts)
+
+    def _finish(self, ending: str, summary: dict[str, Any]) -> int:
+        if self.options.report is not None:
+            self.options.report.parent.mkdir(parents=True, exist_ok=True)
+            self.options.report.write_text(render_report(
+                self.record, summary=summary, scenario=self.scenario,
+                cost_text=self.ack.world.cost_report().to_text()), encoding="utf-8")
+        job = self.ack.world.ray.summary()
+        verdict = {
+            "rest": "done: the workload finished and the cluster is at rest",
+            "time-limit": f"time limit: the run did not finish within {self.options.time_limit:g} "
+                          "simulated seconds",
+            "interrupted": "interrupted: stopped before the run finished",
+            "agent-stopped": "the agent stopped by itself before the run finished",
+        }[ending]
+        lines = [
+            verdict,
+            f"Ray job: {job.done}/{job.tasks} tasks done, {job.failed} failed; "
+            f"worker pods {summary['running']}/{summary['pods']} reached Running"
+            + (f" in {summary['timeToAllRunningSeconds']:g} s" if
+               summary["timeToAllRunningSeconds"] is not None else ""),
+            f"nodes: +{summary['nodesAdded']} -{summary['nodesRemoved']}, ECI pods "
+            f"{summary['eciPods']}, unplaceable {summary['unplaceable']}; decisions "
+            f"{summary['decisions']}, scale writes {summary['scaleWrites']}, errors "
+            f"{summary['errors']}; reaction p50 {summary['reactionMs']['p50']} ms, p99 "
+            f"{summary['reactionMs']['p99']} ms",
+            self.ack.world.cost_report().to_text(),
+        ]
+        if self.options.report is not None:
+            lines.append(f"report: {self.options.report}")
+        if ending == "time-limit" or not self.options.quiet:
+            print("\n".join(lines), file=self.out if ending != "time-limit" else sys.stderr,
+                  flush=True)
+        if self.options.json:
+            print(json.dumps(summary, sort_keys=False), flush=True)
+        if ending == "interrupted":
+            return EXIT_SIGTERM if self._signal == signal.SIGTERM else EXIT_SIGINT
+        return 0 if ending == "rest" else EXIT_TIME_LIMIT
+
+
+def _sim_seconds(text: str, *, origin: float) -> float | None:
+    from agent.sim.world.clock import parse_iso
+
+    try:
+        return parse_iso(text) - origin
+    except ValueError:
+        return None

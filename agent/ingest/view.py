@@ -1,0 +1,410 @@
+"""The cluster view: a fold of raw pod and node watch events into the compact state a decision
+needs — unschedulable pods, nodes per pool, the ECI virtual node(s) and the pods bound there.
+
+Only what the decide/v1 request carries is kept, and everything that repeats across the pods of
+one Ray worker group (labels, requests, tolerations, affinity, the scheduler's message) is
+interned, so a tracked pending pod costs well under 2 KB.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypedDict
+
+from agent.ingest.node_pods import NodePods
+from agent.model import NodeState, PendingPod, Snapshot
+from functions.errors import DecisionError
+from functions.quantity import format_milli, parse_quantity
+
+log = logging.getLogger(__name__)
+
+POOL_LABEL = "alibabacloud.com/nodepool-id"
+VIRTUAL_NODE_LABELS: Mapping[str, str] = {"type": "virtual-kubelet"}
+FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
+_INTERN_LIMIT = 50_000  # distinct shapes; a cluster with more is pathological, start afresh
+
+
+class RawMeta(TypedDict, total=False):
+    uid: str
+    name: str
+    namespace: str
+    resourceVersion: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    deletionTimestamp: str
+
+
+class RawObject(TypedDict, total=False):
+    kind: str
+    metadata: RawMeta
+    spec: dict[str, Any]
+    status: dict[str, Any]
+
+
+class Interner:
+    """Hands out one shared instance per distinct value, so thousands of identical label maps and
+    tolerations lists cost one copy. Values handed out are shared: callers must not mutate them."""
+
+    def __init__(self, *, limit: int = _INTERN_LIMIT) -> None:
+        self._limit = limit
+        self._table: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def _get(self, key: Any, value: Any) -> Any:
+        found = self._table.get(key)
+        if found is not None:
+            return found
+        if len(self._table) >= self._limit:
+            self._table.clear()
+        self._table[key] = value
+        return value
+
+    def text(self, value: str) -> str:
+        # sys.intern: a C-level table whose entries die with their last reference
+        return sys.intern(value)
+
+    def tuple_of_text(self, value: tuple[str, ...]) -> tuple[str, ...]:
+        return self._get(("t", *value), value)  # type: ignore[no-any-return]
+
+    def flat(self, value: Mapping[str, str] | None) -> dict[str, str]:
+        """A str→str map (labels, annotations, nodeSelector, requests)."""
+        if not value:
+            return self._get(("d",), {})  # type: ignore[no-any-return]
+        return self._get(("d", *value.items()), dict(value))  # type: ignore[no-any-return]
+
+    def nested(self, value: Any) -> Any:
+        """Any JSON value (affinity); keyed by its encoding, which is stable for the identical
+        pod templates Ray stamps out."""
+        if not value:
+            return self._get(("e", type(value).__name__), value)
+        return self._get(("j", json.dumps(value)), value)
+
+    def records(self, value: Iterable[Mapping[str, Any]] | None) -> tuple[dict[str, Any], ...]:
+        """A list of flat records (tolerations, taints) as a shared tuple; keyed by their items,
+        which is much cheaper than encoding them."""
+        if not value:
+            return self._get(("r",), ())  # type: ignore[no-any-return]
+        try:
+            key = ("r", *(tuple(item.items()) for item in value))
+            hash(key)
+        except TypeError:  # a nested value: fall back to the encoding
+            key = ("j", json.dumps(list(value)))
+        return self._get(key, tuple(value))  # type: ignore[no-any-return]
+
+    def requests(self, spec: Mapping[str, Any]) -> dict[str, str] | None:
+        """The pod's effective requests, computed once per distinct resources shape."""
+        key = ("q", *_resources_key(spec))
+        try:
+            found = self._table.get(key)
+        except TypeError:  # an unhashable quantity (the API server would have refused it)
+            return effective_requests(spec)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        computed = effective_requests(spec)
+        if computed is None:
+            return None
+        return self._get(key, computed)  # type: ignore[no-any-return]
+
+
+def _resources_key(spec: Mapping[str, Any]) -> list[Any]:
+    """What effective_requests depends on, as hashable tuples (cheaper than computing it)."""
+    key: list[Any] = [_container_key(c) for c in spec.get("containers") or ()]
+    init = spec.get("initContainers")
+    if init:
+        key.append("init")
+        key.extend(_container_key(c) for c in init)
+    overhead = spec.get("overhead")
+    if overhead:
+        key.append(("overhead", *overhead.items()))
+    return key
+
+
+def _container_key(container: Mapping[str, Any]) -> tuple[Any, ...]:
+    resources = container.get("resources")
+    if not resources:
+        return ()
+    requests, limits = resources.get("requests"), resources.get("limits")
+    return (tuple(requests.items()) if requests else (), tuple(limits.items()) if limits else ())
+
+
+def _milli_or_none(quantity: object) -> int | None:
+    try:
+        return parse_quantity(quantity)
+    except DecisionError:
+        return None
+
+
+def effective_requests(spec: Mapping[str, Any]) -> dict[str, str] | None:
+    """Per resource, max(sum over containers, largest init container) plus pod overhead, as the
+    contract defines it; limits stand in for missing requests (the API server's defaulting).
+    None when a quantity does not parse (the API server would not have accepted the pod)."""
+    total: dict[str, int] = {}
+
+    def resources_of(container: Mapping[str, Any]) -> Iterable[tuple[str, object]]:
+        resources = container.get("resources") or {}
+        limits = resources.get("limits")
+        requests = resources.get("requests")
+        if limits:
+            merged = dict(limits)
+            if requests:
+                merged.update(requests)
+            return merged.items()
+        return requests.items() if requests else ()
+
+    for container in spec.get("containers") or ():
+        for name, quantity in resources_of(container):
+            milli = _milli_or_none(quantity)
+            if milli is None:
+                return None
+            total[name] = total.get(name, 0) + milli
+    for container in spec.get("initContainers") or ():
+        for name, quantity in resources_of(container):
+            milli = _milli_or_none(quantity)
+            if milli is None:
+                return None
+            if milli > total.get(name, 0):
+                total[name] = milli
+    for name, quantity in (spec.get("overhead") or {}).items():
+        milli = _milli_or_none(quantity)
+        if milli is None:
+            return None
+        total[name] = total.get(name, 0) + milli
+    return {name: format_milli(milli) for name, milli in total.items() if milli}
+
+
+def unschedulable_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The PodScheduled=False/Unschedulable condition of a pending, unbound, live pod, else None."""
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    if spec.get("nodeName") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    if status.get("phase", "Pending") != "Pending":
+        return None
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "PodScheduled":
+            if condition.get("status") == "False" and condition.get("reason") == "Unschedulable":
+                return condition  # type: ignore[no-any-return]
+            return None
+    return None
+
+
+def _volume_types(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    kinds: list[str] = []
+    for volume in spec.get("volumes") or ():
+        for key in volume:
+            if key != "name" and key not in kinds:
+                kinds.append(key)
+    return tuple(kinds)
+
+
+def _privileged(spec: Mapping[str, Any]) -> bool:
+    for group in ("containers", "initContainers"):
+        for container in spec.get(group) or ():
+            if (container.get("securityContext") or {}).get("privileged"):
+                return True
+    return False
+
+
+def is_node_ready(node: Mapping[str, Any]) -> bool:
+    for condition in (node.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
+
+
+class ClusterView:
+    """The agent's fold of the watch streams. Three inputs, one per watch:
+
+    * `pods` — unbound pods in scope: tracked while PodScheduled=False/Unschedulable;
+    * `bound` — pods in scope bound to a node: only their node name is kept, to count those
+      running on the ECI virtual node;
+    * `nodes` — all nodes: readiness, pool id, and which are virtual;
+    * `node_pods_sink` — every pod bound to a node, any namespace or label (scale-in only:
+      `node_pods` keeps them compact, with the node facts scale-in needs).
+
+    `on_pending` is told about each pod that starts being unschedulable (the batching trigger);
+    `on_node_pods` about each node whose pods (or node object) changed.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_pending: Callable[[PendingPod], None] | None = None,
+        on_node_pods: Callable[[str], None] | None = None,
+        pool_label: str = POOL_LABEL,
+        virtual_node_labels: Mapping[str, str] = VIRTUAL_NODE_LABELS,
+    ) -> None:
+        self._on_pending = on_pending
+        self._pool_label = pool_label
+        self._virtual_labels = dict(virtual_node_labels)
+        self._intern = Interner()
+        self.pending: dict[str, PendingPod] = {}
+        self.nodes: dict[str, NodeState] = {}
+        self._bound: dict[str, str] = {}  # pod uid -> node name (interned)
+        self.pods = _Sink(key=_uid, apply=self.apply_pod, forget=self._forget_pending)
+        self.bound = _Sink(key=_uid, apply=self.apply_bound_pod, forget=self._forget_bound)
+        self.nodes_sink = _Sink(key=_name, apply=self.apply_node, forget=self._forget_node)
+        self.node_pods = NodePods(self._intern, on_change=on_node_pods)
+        self.node_pods_sink = _Sink(key=_uid, apply=self.node_pods.apply_pod,
+                                    forget=self.node_pods.forget_pods)
+
+    # --- pods waiting for capacity -------------------------------------------------------------
+
+    def apply_pod(self, event_type: str, pod: RawObject) -> None:
+        """Fold one event of the unbound-pods watch."""
+        uid = _uid(pod)
+        if not uid:
+            return
+        condition = None if event_type == "DELETED" else unschedulable_condition(pod)
+        if condition is None:
+            self.pending.pop(uid, None)
+            return
+        previous = self.pending.get(uid)
+        resource_version = (pod.get("metadata") or {}).get("resourceVersion", "")
+        if previous is not None and previous.resource_version == resource_version:
+            return
+        pending = self._pending_pod(pod, condition)
+        if pending is None:
+            self.pending.pop(uid, None)
+            return
+        self.pending[uid] = pending
+        if previous is None and self._on_pending is not None:
+            self._on_pending(pending)
+
+    def _pending_pod(self, pod: RawObject, condition: Mapping[str, Any]) -> PendingPod | None:
+        intern = self._intern
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        requests = intern.requests(spec)
+        if requests is None:
+            log.warning("pod %s/%s has an unparsable quantity; ignored",
+                        meta.get("namespace"), meta.get("name"))
+            return None
+        return PendingPod(
+            uid=meta.get("uid", ""),
+            namespace=intern.text(meta.get("namespace", "")),
+            name=meta.get("name", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            labels=intern.flat(meta.get("labels")),
+            annotations=intern.flat(meta.get("annotations")),
+            requests=requests,
+            node_selector=intern.flat(spec.get("nodeSelector")),
+            affinity=intern.nested(spec.get("affinity") or {}),
+            tolerations=intern.records(spec.get("tolerations")),
+            host_network=bool(spec.get("hostNetwork")),
+            volume_types=intern.tuple_of_text(_volume_types(spec)),
+            privileged=_privileged(spec),
+            unschedulable_since=intern.text(condition.get("lastTransitionTime") or ""),
+            message=intern.text(condition.get("message") or ""),
+        )
+
+    def _forget_pending(self, keep: set[str]) -> None:
+        for uid in [uid for uid in self.pending if uid not in keep]:
+            del self.pending[uid]
+
+    # --- pods bound somewhere (ECI counting) ---------------------------------------------------
+
+    def apply_bound_pod(self, event_type: str, pod: RawObject) -> None:
+        """Fold one event of the bound-pods watch."""
+        uid = _uid(pod)
+        if not uid:
+            return
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        if event_type == "DELETED" or not node_name or phase in FINISHED_PHASES:
+            self._bound.pop(uid, None)
+        else:
+            self._bound[uid] = self._intern.text(node_name)
+
+    def _forget_bound(self, keep: set[str]) -> None:
+        for uid in [uid for uid in self._bound if uid not in keep]:
+            del self._bound[uid]
+
+    @property
+    def eci_running_pods(self) -> int:
+        virtual = {name for name, node in self.nodes.items() if node.virtual}
+        if not virtual:
+            return 0
+        return sum(1 for node_name in self._bound.values() if node_name in virtual)
+
+    # --- nodes ---------------------------------------------------------------------------------
+
+    def apply_node(self, event_type: str, node: RawObject) -> None:
+        """Fold one event of the nodes watch."""
+        meta = node.get("metadata") or {}
+        name = meta.get("name")
+        if not name:
+            return
+        if event_type == "DELETED":
+            self.nodes.pop(name, None)
+            self.node_pods.apply_node(event_type, node)
+            return
+        labels = meta.get("labels") or {}
+        virtual = bool(self._virtual_labels) and all(
+            labels.get(k) == v for k, v in self._virtual_labels.items()
+        )
+        intern = self._intern
+        self.nodes[name] = NodeState(
+            name=name,
+            pool_id=None if virtual else labels.get(self._pool_label),
+            ready=is_node_ready(node),
+            virtual=virtual,
+            allocatable=intern.flat((node.get("status") or {}).get("allocatable")),
+            labels=intern.flat(labels),
+            taints=intern.records((node.get("spec") or {}).get("taints")),
+        )
+        self.node_pods.apply_node(event_type, node)
+
+    def _forget_node(self, keep: set[str]) -> None:
+        self.node_pods.forget_nodes(keep)
+        for name in [name for name in self.nodes if name not in keep]:
+            del self.nodes[name]
+
+    # --- output --------------------------------------------------------------------------------
+
+    def nodes_by_pool(self) -> dict[str, list[NodeState]]:
+        pools: dict[str, list[NodeState]] = {}
+        for node in self.nodes.values():
+            if node.pool_id is not None:
+                pools.setdefault(node.pool_id, []).append(node)
+        return pools
+
+    def snapshot(self) -> Snapshot:
+        """One consistent picture, oldest unschedulable pods first (stable order for the decider)."""
+        pending = sorted(self.pending.values(), key=lambda p: (p.unschedulable_since, p.uid))
+        return Snapshot(
+            pending=tuple(pending),
+            nodes=tuple(self.nodes[name] for name in sorted(self.nodes)),
+            eci_running_pods=self.eci_running_pods,
+        )
+
+
+class _Sink:
+    """What a watcher feeds: `apply` per event; after a full LIST, `relisted` with the keys seen,
+    so objects that vanished while the watch was down leave the view."""
+
+    def __init__(
+        self,
+        *,
+        key: Callable[[RawObject], str],
+        apply: Callable[[str, RawObject], None],
+        forget: Callable[[set[str]], None],
+    ) -> None:
+        self.key = key
+        self.apply = apply
+        self._forget = forget
+
+    def relisted(self, keys: set[str]) -> None:
+        self._forget(keys)
+
+
+def _uid(obj: RawObject) -> str:
+    return (obj.get("metadata") or {}).get("uid", "")
+
+
+def _name(obj: RawObject) -> str:
+    return (obj.get("metadata") or {}).get("name", "")

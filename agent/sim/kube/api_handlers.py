@@ -1,0 +1,384 @@
+"""Request handling of the simulated Kubernetes API server: URL routing for core/v1 and
+coordination.k8s.io/v1, and the handlers — reads, paginated LISTs, WATCH, creates, updates,
+patches, graceful deletes, eviction and binding — every failure an ApiError."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent.sim.faults import FaultPlan
+from agent.sim.kube.list_pages import Snapshots, decode_continue, encode_continue
+from agent.sim.kube.patch import apply_patch
+from agent.sim.kube.selectors import Predicate, selector_predicate
+from agent.sim.kube.store import KINDS, NAMESPACED, ApiError, ObjectStore, copy_json, kind_of
+from agent.sim.kube.tables import table, wants_table
+from agent.sim.kube.watch_stream import WatchRequest, WatchStream
+from agent.sim.kube.write_rules import (
+    bind_pod,
+    check_name,
+    check_preconditions,
+    check_version,
+    graceful_delete,
+    prepared_update,
+    rfc3339,
+    validate_new_pod,
+)
+
+_GROUPS: dict[str, frozenset[str]] = {
+    "api/v1": frozenset({"pods", "nodes", "events", "namespaces"}),
+    "apis/coordination.k8s.io/v1": frozenset({"leases"}),
+}
+_SUBRESOURCES: dict[str, frozenset[str]] = {
+    "pods": frozenset({"status", "eviction", "binding"}),
+    "nodes": frozenset({"status"}),
+    "namespaces": frozenset({"status", "finalize"}),
+}
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def parse_bool(value: str | None) -> bool:
+    """A query-parameter boolean as the apiserver converts it: absent, "0" or "false" (any
+    case) are false, anything else — even an empty value — is true."""
+    if value is None:
+        return False
+    return not (value == "0" or value.lower() == "false")
+
+
+def json_response(body: Any, *, status: int = 200) -> web.Response:
+    return web.Response(body=_dumps(body).encode(), status=status, content_type="application/json")
+
+
+def _success(code: int = 200, details: dict | None = None) -> dict:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": code,
+    }
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def method_not_allowed(method: str) -> ApiError:
+    return ApiError(
+        405,
+        "MethodNotAllowed",
+        f"the server does not allow this method on the requested resource ({method})",
+    )
+
+
+def not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise ApiError(400, "BadRequest", f"error decoding request body: {error}") from None
+
+
+class ApiHandlers:
+    """The handlers for one store; build_app wires `dispatch` into an aiohttp Application."""
+
+    def __init__(self, store: ObjectStore, *, faults: FaultPlan | None, now: Callable[[], float]):
+        self._store = store
+        self._faults = faults
+        self._now = now
+        self._snapshots = Snapshots()
+        self._random = random.Random()
+
+    # -- routing -------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        prefix = request.match_info["prefix"]
+        segments = [s for s in request.match_info["tail"].split("/") if s]
+        resources = _GROUPS[prefix]
+        query = request.query
+        watch = parse_bool(query.get("watch"))
+        if segments and segments[0] == "watch":
+            watch, segments = True, segments[1:]
+        namespace: str | None = None
+        if (
+            len(segments) >= 3
+            and segments[0] == "namespaces"
+            and segments[2] not in ("status", "finalize")
+        ):
+            namespace, segments = segments[1], segments[2:]
+        if not segments or segments[0] not in resources:
+            raise not_found_path()
+        resource = segments[0]
+        if namespace is not None and resource not in NAMESPACED:
+            raise not_found_path()
+        method = request.method
+        if len(segments) == 1:
+            if method == "GET":
+                if watch:
+                    return await self.watch(request, resource, namespace)
+                return self.list(request, resource, namespace)
+            if method == "POST" and (namespace is not None or resource not in NAMESPACED):
+                return self.create(resource, namespace, await _body(request))
+            raise method_not_allowed(method)
+        if resource in NAMESPACED and namespace is None:
+            raise not_found_path()
+        name = segments[1]
+        if len(segments) == 2:
+            if method == "GET":
+                if watch:
+                    return await self.watch(request, resource, namespace, name=name)
+                return self._render(
+                    request, resource, self._store.get(resource, name, namespace=namespace)
+                )
+            if method == "PUT":
+                return self._render(
+                    request,
+                    resource,
+                    self.update(resource, name, namespace, None, await _body(request)),
+                )
+            if method == "PATCH":
+                return self._render(
+                    request, resource, await self.patch(request, resource, name, namespace, None)
+                )
+            if method == "DELETE":
+                return self.delete(request, resource, name, namespace, await _body(request))
+            raise method_not_allowed(method)
+        sub = segments[2]
+        if len(segments) > 3 or sub not in _SUBRESOURCES.get(resource, ()):
+            raise not_found_path()
+        if sub == "eviction":
+            if method != "POST":
+                raise method_not_allowed(method)
+            return self.evict(request, name, namespace or "", await _body(request))
+        if sub == "binding":
+            if method != "POST":
+                raise method_not_allowed(method)
+            return self.bind(name, namespace or "", await _body(request))
+        if method == "GET":
+            return self._render(
+                request, resource, self._store.get(resource, name, namespace=namespace)
+            )
+        if method == "PUT":
+            return self._render(
+                request, resource, self.update(resource, name, namespace, sub, await _body(request))
+            )
+        if method == "PATCH":
+            return self._render(
+                request, resource, await self.patch(request, resource, name, namespace, sub)
+            )
+        raise method_not_allowed(method)
+
+    def _render(
+        self, request: web.Request, resource: str, obj: dict, *, status: int = 200
+    ) -> web.Response:
+        table_version = wants_table(request.headers.get("Accept", ""))
+        if table_version is not None:
+            return json_response(
+                table(
+                    resource,
+                    [obj],
+                    now=self._now(),
+                    api_version=table_version,
+                    include_object=request.query.get("includeObject", "PartialObjectMetadata"),
+                    metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                ),
+                status=status,
+            )
+        return json_response(obj, status=status)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _predicate(
+        self, request: web.Request, resource: str, name: str | None = None
+    ) -> Predicate | None:
+        field_selector = request.query.get("fieldSelector")
+        if name is not None:
+            # a watch on one object is a LIST-watch with a metadata.name field selector
+            field_selector = f"metadata.name={name}" + (
+                f",{field_selector}" if field_selector else ""
+            )
+        return selector_predicate(
+            resource,
+            label_selector=request.query.get("labelSelector"),
+            field_selector=field_selector,
+        )
+
+    def list(self, request: web.Request, resource: str, namespace: str | None) -> web.Response:
+        query = request.query
+        token = query.get("continue")
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise ApiError(
+                400, "BadRequest", f"limit: Invalid value: {query.get('limit')!r}"
+            ) from None
+        now = time.monotonic()
+        if token:
+            snapshot_id, offset = decode_continue(token)
+            rv, items = self._snapshots.find(
+                snapshot_id, oldest_rv=self._store.oldest_resource_version, now=now
+            )
+        else:
+            predicate = self._predicate(request, resource)
+            stored, rv = self._store.list(resource, namespace=namespace)
+            items = [obj for obj in stored if predicate is None or predicate(obj)]
+            items.sort(
+                key=lambda obj: (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+            )
+            offset, snapshot_id = 0, 0
+        metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+        page = items[offset:]
+        if limit > 0 and len(page) > limit:
+            page = page[:limit]
+            if not snapshot_id:
+                snapshot_id = self._snapshots.keep(rv, items, now)
+            metadata["continue"] = encode_continue(snapshot_id, rv, offset + limit)
+            metadata["remainingItemCount"] = len(items) - offset - limit
+        table_version = wants_table(request.headers.get("Accept", ""))
+        if table_version is not None:
+            return json_response(
+                table(
+                    resource,
+                    page,
+                    now=self._now(),
+                    api_version=table_version,
+                    include_object=query.get("includeObject", "PartialObjectMetadata"),
+                    metadata=metadata,
+                )
+            )
+        kind, api_version = KINDS[resource]
+        return json_response(
+            {"kind": f"{kind}List", "apiVersion": api_version, "metadata": metadata, "items": page}
+        )
+
+    async def watch(
+        self, request: web.Request, resource: str, namespace: str | None, *, name: str | None = None
+    ) -> web.StreamResponse:
+        query = request.query
+        timeout_text = query.get("timeoutSeconds")
+        try:
+            timeout = float(int(timeout_text)) if timeout_text else 0.0
+        except ValueError:
+            raise ApiError(
+                400, "BadRequest", f"timeoutSeconds: Invalid value: {timeout_text!r}"
+            ) from None
+        if timeout <= 0:
+            # unset or 0: the apiserver's default, a random time in [minRequestTimeout, 2×)
+            timeout = self._random.uniform(1800.0, 3600.0)
+        watch_request = WatchRequest(
+            resource=resource,
+            namespace=namespace,
+            predicate=self._predicate(request, resource, name),
+            resource_version=query.get("resourceVersion"),
+            bookmarks=parse_bool(query.get("allowWatchBookmarks")),
+            timeout_seconds=timeout,
+            table_version=wants_table(request.headers.get("Accept", "")),
+            include_object=query.get("includeObject", "PartialObjectMetadata"),
+        )
+        stream = WatchStream(self._store, watch_request, faults=self._faults, now=self._now)
+        return await stream.run(request)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create(self, resource: str, namespace: str | None, body: Any) -> web.Response:
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        obj = dict(body)
+        if obj.get("kind") not in (None, "", kind_of(resource)):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the API version in the data ({obj.get('apiVersion')}) does not match the "
+                f"expected API version ({KINDS[resource][1]})",
+            )
+        if resource == "pods":
+            validate_new_pod(obj)
+            # the pod strategy drops client-written status on create
+            obj["status"] = {}
+        return json_response(self._store.create(resource, obj, namespace=namespace), status=201)
+
+    def update(
+        self, resource: str, name: str, namespace: str | None, sub: str | None, body: Any
+    ) -> dict:
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
+        check_name(body, name, namespace)
+        old = self._store.get(resource, name, namespace=namespace)
+        check_version(resource, old, body)
+        new = copy_json(body)
+        new.setdefault("metadata", {})["name"] = name
+        return self._store.replace(
+            resource, prepared_update(resource, sub, old, new), namespace=namespace
+        )
+
+    async def patch(
+        self, request: web.Request, resource: str, name: str, namespace: str | None, sub: str | None
+    ) -> dict:
+        body = await request.read()
+        old = self._store.get(resource, name, namespace=namespace)
+        patched = apply_patch(old, request.headers.get("Content-Type", ""), body)
+        check_name(patched, name, namespace)
+        check_version(resource, old, patched)
+        return self._store.replace(
+            resource, prepared_update(resource, sub, old, patched), namespace=namespace
+        )
+
+    def _delete_pod(self, request: web.Request, name: str, namespace: str, options: dict) -> dict:
+        grace: int | None = None
+        if "gracePeriodSeconds" in request.query:
+            try:
+                grace = int(request.query["gracePeriodSeconds"])
+            except ValueError:
+                raise ApiError(400, "BadRequest", "gracePeriodSeconds: Invalid value") from None
+        if options.get("gracePeriodSeconds") is not None:
+            grace = int(options["gracePeriodSeconds"])
+        return graceful_delete(
+            self._store, name, namespace, options=options, grace=grace, now=self._now
+        )
+
+    def delete(
+        self, request: web.Request, resource: str, name: str, namespace: str | None, body: Any
+    ) -> web.Response:
+        options = body if isinstance(body, dict) else {}
+        if resource == "pods":
+            return json_response(self._delete_pod(request, name, namespace or "", options))
+        current = self._store.get(resource, name, namespace=namespace)
+        check_preconditions(current, options)
+        deleted = self._store.delete(resource, name, namespace=namespace)
+        if resource == "namespaces":
+            return json_response(deleted)
+        uid = deleted["metadata"].get("uid")
+        return json_response(_success(details={"name": name, "kind": resource, "uid": uid}))
+
+    def evict(self, request: web.Request, name: str, namespace: str, body: Any) -> web.Response:
+        eviction = body if isinstance(body, dict) else {}
+        target = (eviction.get("metadata") or {}).get("name")
+        if target and target != name:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"name in URL does not match name in Eviction object: {target} != {name}",
+            )
+        # no PodDisruptionBudgets exist in the simulator, so every eviction is allowed
+        self._delete_pod(request, name, namespace, eviction.get("deleteOptions") or {})
+        return json_response(_success(201), status=201)
+
+    def bind(self, name: str, namespace: str, body: Any) -> web.Response:
+        binding = body if isinstance(body, dict) else {}
+        node = (binding.get("target") or {}).get("name")
+        if not node:
+            raise ApiError(
+                422, "Invalid", f'Binding "{name}" is invalid: target.name: Required value'
+            )
+        bind_pod(self._store, name, namespace, node=node, now=rfc3339(self._now()))
+        return json_response(_success(201), status=201)

@@ -1,0 +1,173 @@
+"""The simulated Kubernetes API server: the aiohttp Application over an ObjectStore — discovery
+and OpenAPI documents, health endpoints, the resource routes, JSON Status bodies for every
+error, the fault plan's history expiry — and a helper that serves it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent.sim.faults import FaultPlan
+from agent.sim.kube import discovery
+from agent.sim.kube.api_handlers import (
+    ApiHandlers,
+    json_response,
+    method_not_allowed,
+    not_found_path,
+    parse_bool,
+)
+from agent.sim.kube.store import ApiError, ObjectStore
+
+__all__ = ["STORE_KEY", "build_app", "parse_bool", "serve"]
+
+STORE_KEY = web.AppKey("store", ObjectStore)
+
+
+# -- the application -----------------------------------------------------------------------
+
+
+@web.middleware
+async def _statuses(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ApiError as error:
+        return json_response(error.status(), status=error.code)
+    except web.HTTPNotFound:
+        return json_response(not_found_path().status(), status=404)
+    except web.HTTPMethodNotAllowed as error:
+        return json_response(method_not_allowed(error.method).status(), status=405)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as error:
+        # clients break on a plain-text 500: even a bug answers with a Status body
+        failure = ApiError(500, "InternalError", f"Internal error occurred: {error!r}")
+        return json_response(failure.status(), status=500)
+
+
+async def _expire_history(store: ObjectStore, faults: FaultPlan) -> None:
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    while True:
+        every = faults.watch_expire_every_seconds
+        await asyncio.sleep(min(every, 0.5) if every else 0.5)
+        now = loop.time()
+        if every and now - last >= every:
+            store.compact()
+            last = now
+        elif not every:
+            last = now
+
+
+def _request_log(listeners: list[Callable[[str, str], None]]) -> Any:
+    """Tell each listener (method, path with query) of every request, before it is handled:
+    what a client actually asks of the API (tests derive RBAC rules from it)."""
+
+    @web.middleware
+    async def log_request(
+        request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        for listener in listeners:
+            listener(request.method, request.path_qs)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return log_request
+
+
+def build_app(
+    store: ObjectStore,
+    *,
+    faults: FaultPlan | None = None,
+    now: Callable[[], float] | None = None,
+    request_listeners: list[Callable[[str, str], None]] | None = None,
+) -> web.Application:
+    """The API server for `store`; `now` gives epoch seconds (the simulated clock) for ages
+    and deletion timestamps; `request_listeners` (read at each request, so they may be added
+    later) hear (method, path) of every request."""
+    server = ApiHandlers(store, faults=faults, now=now or time.time)
+    middlewares: list[Any] = [_statuses]
+    if request_listeners is not None:
+        middlewares.insert(0, _request_log(request_listeners))
+    app = web.Application(middlewares=middlewares, handler_args={"max_field_size": 65536})
+    app[STORE_KEY] = store
+
+    async def version(_: web.Request) -> web.Response:
+        return json_response(discovery.VERSION)
+
+    async def api(request: web.Request) -> web.Response:
+        return json_response(discovery.api_versions(request.host))
+
+    async def core_v1(_: web.Request) -> web.Response:
+        return json_response(discovery.CORE_V1)
+
+    async def apis(_: web.Request) -> web.Response:
+        return json_response(discovery.api_groups())
+
+    async def coordination(_: web.Request) -> web.Response:
+        return json_response(discovery.COORDINATION_GROUP)
+
+    async def coordination_v1(_: web.Request) -> web.Response:
+        return json_response(discovery.COORDINATION_V1)
+
+    async def openapi_root(_: web.Request) -> web.Response:
+        return json_response(discovery.openapi_v3_root())
+
+    async def openapi_spec(request: web.Request) -> web.Response:
+        spec = discovery.openapi_v3_spec(request.match_info["group_version"])
+        if spec is None:
+            raise not_found_path()
+        return json_response(spec)
+
+    async def healthy(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/version", version)
+    app.router.add_get("/api", api)
+    app.router.add_get("/api/", api)
+    app.router.add_get("/api/v1", core_v1)
+    app.router.add_get("/api/v1/", core_v1)
+    app.router.add_get("/apis", apis)
+    app.router.add_get("/apis/", apis)
+    app.router.add_get("/apis/coordination.k8s.io", coordination)
+    app.router.add_get("/apis/coordination.k8s.io/v1", coordination_v1)
+    app.router.add_get("/openapi/v3", openapi_root)
+    app.router.add_get("/openapi/v3/{group_version:.+}", openapi_spec)
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.router.add_get(path, healthy)
+    app.router.add_route(
+        "*", "/{prefix:(api/v1|apis/coordination.k8s.io/v1)}/{tail:.+}", server.dispatch
+    )
+
+    if faults is not None:
+
+        async def start_expiry(app: web.Application) -> Any:
+            task = asyncio.get_running_loop().create_task(_expire_history(store, faults))
+            yield
+            task.cancel()
+            # awaited, so the server's stop leaves no task behind still cancelling
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(start_expiry)
+    return app
+
+
+async def serve(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
+    """Start `app`; returns the runner (call `await runner.cleanup()`) and the base URL."""
+    # cancel a watch handler as soon as its client disconnects, so subscriptions do not pile up
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_port = runner.addresses[0][1]
+    return runner, f"http://{host}:{bound_port}"

@@ -1,0 +1,166 @@
+"""The apiserver's write strategies for the resources we serve, as functions over the store:
+name and version checks, what an update through the main endpoint or `status` may change,
+new-pod validation, graceful pod deletion and binding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from agent.sim.kube.pod_updates import validate_pod_update
+from agent.sim.kube.store import ApiError, ObjectStore, conflict
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_name(body: dict, name: str, namespace: str | None) -> None:
+    meta = body.get("metadata") or {}
+    if meta.get("name") and meta["name"] != name:
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the name of the object ({meta['name']}) does not match the name on the URL ({name})",
+        )
+    if namespace is not None and meta.get("namespace") and meta["namespace"] != namespace:
+        raise ApiError(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )
+
+
+def check_version(resource: str, current: dict, new: dict) -> None:
+    # optimistic concurrency comes before validation, as in the apiserver's GuaranteedUpdate
+    wanted = (new.get("metadata") or {}).get("resourceVersion")
+    if wanted and wanted != current["metadata"].get("resourceVersion"):
+        raise conflict(resource, current["metadata"]["name"])
+
+
+def check_preconditions(obj: dict, options: dict) -> None:
+    preconditions = options.get("preconditions") or {}
+    meta = obj["metadata"]
+    uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
+    if uid and uid != meta.get("uid"):
+        raise ApiError(
+            409,
+            "Conflict",
+            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get('uid')}",
+        )
+    if rv and rv != meta.get("resourceVersion"):
+        raise ApiError(
+            409,
+            "Conflict",
+            f"Precondition failed: ResourceVersion in precondition: {rv}, "
+            f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+        )
+
+
+def validate_new_pod(pod: dict) -> None:
+    name = (pod.get("metadata") or {}).get("name") or ""
+    containers = (pod.get("spec") or {}).get("containers")
+    problems = []
+    if not containers:
+        problems.append("spec.containers: Required value")
+    for index, container in enumerate(containers or []):
+        if not isinstance(container, dict) or not container.get("name"):
+            problems.append(f"spec.containers[{index}].name: Required value")
+        elif not container.get("image"):
+            problems.append(f"spec.containers[{index}].image: Required value")
+    if problems:
+        text = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+        raise ApiError(
+            422,
+            "Invalid",
+            f'Pod "{name}" is invalid: {text}',
+            details={"name": name, "kind": "Pod"},
+        )
+
+
+def prepared_update(resource: str, subresource: str | None, old: dict, new: dict) -> dict:
+    """What an update of `old` to `new` stores, by the endpoint's strategy; raises if invalid."""
+    if subresource == "status":
+        result = dict(old)
+        result["status"] = new.get("status") or {}
+        result["metadata"] = {
+            **old["metadata"],
+            "resourceVersion": (new.get("metadata") or {}).get("resourceVersion")
+            or old["metadata"]["resourceVersion"],
+        }
+        return result
+    result = dict(new)
+    if resource in ("pods", "nodes", "namespaces"):
+        # updates through the main endpoint never change status
+        if "status" in old:
+            result["status"] = old["status"]
+        else:
+            result.pop("status", None)
+    if resource == "pods":
+        validate_pod_update(old, result)
+    return result
+
+
+def graceful_delete(
+    store: ObjectStore,
+    name: str,
+    namespace: str,
+    *,
+    options: dict,
+    grace: int | None,
+    now: Callable[[], float],
+) -> dict:
+    """Delete a pod as the apiserver does: a bound, running pod gets deletionTimestamp and
+    deletionGracePeriodSeconds for its kubelet to finish; anything else goes at once."""
+    pod = store.get("pods", name, namespace=namespace)
+    check_preconditions(pod, options)
+    if grace is None:
+        grace = options.get("gracePeriodSeconds")
+    if grace is None:
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    bound = bool((pod.get("spec") or {}).get("nodeName"))
+    terminal = (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+    # an unbound or finished pod has no kubelet to wait for
+    if not bound or terminal or grace <= 0:
+        return store.delete("pods", name, namespace=namespace)
+    existing = pod["metadata"].get("deletionGracePeriodSeconds")
+    if existing is not None and existing <= grace:
+        return pod  # a deletion already under way may only be shortened
+    deadline = rfc3339(now() + grace)
+    seconds = grace
+
+    def mark(obj: dict) -> None:
+        obj["metadata"]["deletionTimestamp"] = deadline
+        obj["metadata"]["deletionGracePeriodSeconds"] = seconds
+
+    return store.mutate("pods", name, mark, namespace=namespace)
+
+
+def bind_pod(store: ObjectStore, name: str, namespace: str, *, node: str, now: str) -> dict:
+    """pods/binding: set spec.nodeName once and mark PodScheduled."""
+
+    def assign(pod: dict) -> None:
+        spec = pod.setdefault("spec", {})
+        if spec.get("nodeName"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already '
+                f'assigned to node "{spec["nodeName"]}"',
+            )
+        spec["nodeName"] = node
+        status = pod.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            }
+        )
+        status["conditions"] = conditions
+
+    return store.mutate("pods", name, assign, namespace=namespace)

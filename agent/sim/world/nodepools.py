@@ -1,0 +1,757 @@
+"""Simulated ACK node pools: the `NodePoolService` the CS emulator serves, over the object store.
+
+Raising a pool's desired size launches "ECS instances": Node objects created NotReady with a
+`ready-at` annotation the simulated kubelet honours after the pool's boot latency. Lowering it, or
+RemoveNodePoolNodes, cordons and drains nodes (graceful pod deletion, DaemonSet pods aside) and
+deletes them once empty. Asynchronous CS tasks report progress the way DescribeTaskInfo does.
+The pools also keep per-node billing and busy time for the cost report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
+from agent.sim.kube.store import ApiError, ObjectStore, Subscription
+from agent.sim.world.catalog import InstanceType, instance_type
+from agent.sim.world.clock import SimClock
+from agent.sim.world.kubelet import node_system_info
+from agent.sim.world.tasks import cancel_and_wait
+
+READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
+POD_START_ANNOTATION = "sim.ray-ack-scaler.io/pod-start-seconds"
+POOL_LABEL = "alibabacloud.com/nodepool-id"
+NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+# Error codes, the same the CS emulator (cs_api.py) answers with; ACK documents no code for a
+# desired size beyond the pool's bounds, so that one is the emulator's choice.
+ERR_POOL_NOT_FOUND = "ErrorNodePoolNotFound"
+ERR_DESIRED_ABOVE_MAX = "ErrorNodePoolDesiredSizeExceedsMax"
+ERR_INVALID_PARAMETER = "InvalidParameter"
+ERR_TASK_NOT_FOUND = "ErrorTaskNotFound"
+# ECS's out-of-stock refusal, surfaced in the failed scale-out task's error.
+NO_STOCK_ERROR = (
+    "OperationDenied.NoStock: The requested resource is sold out in the specified zone; "
+    "try other types of resources or other regions and zones."
+)
+MAX_NODES_PER_CALL = 500  # ModifyClusterNodePool adds at most 500 nodes per call
+
+FAILURE_MODES = ("none", "stockout", "slow")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BootLatency:
+    """Seconds from launch to Ready, drawn uniformly from [low, high]."""
+
+    low: float = 60.0
+    high: float = 90.0
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One node pool as a scenario describes it."""
+
+    pool_id: str
+    name: str
+    instance_type: str
+    min_size: int = 0
+    max_size: int = 10
+    desired: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()
+    boot: BootLatency = BootLatency()
+    failure: str = "none"  # one of FAILURE_MODES
+    slow_factor: float = 3.0  # boot latency multiplier when failure == "slow"
+    stockout_fail_after_seconds: float = 60.0  # when a stocked-out scale-out task fails
+    pod_start_seconds: float = 2.0  # image pull + container start on this pool's nodes
+    drain_timeout_seconds: float = 300.0  # remove the node anyway after this long draining
+    price_per_hour: float | None = None  # None: the catalog's approximation
+    auto_scaling: bool = True
+
+    @property
+    def machine(self) -> InstanceType:
+        return instance_type(self.instance_type)
+
+    @property
+    def hourly_price(self) -> float:
+        return self.machine.price_per_hour if self.price_per_hour is None else self.price_per_hour
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    """Billing view of one node over its life: billed from launch to removal."""
+
+    node_name: str
+    pool_id: str
+    instance_type: str
+    price_per_hour: float
+    billed_seconds: float
+    busy_seconds: float  # time with at least one workload (non-DaemonSet) pod bound
+
+    @property
+    def idle_seconds(self) -> float:
+        return max(0.0, self.billed_seconds - self.busy_seconds)
+
+    @property
+    def cost(self) -> float:
+        return self.billed_seconds / 3600.0 * self.price_per_hour
+
+
+class AddressBook:
+    """Hands out unique private IPs in 172.16.0.0/16, reproducibly for a seed."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._used: set[str] = set()
+
+    def allocate(self) -> str:
+        while True:
+            ip = f"172.16.{self._rng.randint(0, 255)}.{self._rng.randint(1, 254)}"
+            if ip not in self._used:
+                self._used.add(ip)
+                return ip
+
+
+def node_object(
+    name: str,
+    machine: InstanceType,
+    *,
+    labels: Mapping[str, str],
+    taints: list[dict[str, str]],
+    ip: str,
+    created: str,
+    ready_at: float,
+    ready: bool,
+    pod_start_seconds: float,
+    provider_id: str = "",
+) -> dict[str, Any]:
+    """A Node as ACK registers it; `ready` False adds the not-ready condition and taint."""
+    node_taints = [dict(t) for t in taints]
+    if not ready:
+        node_taints.append(dict(NOT_READY_TAINT))
+    condition = {
+        "type": "Ready",
+        "status": "True" if ready else "False",
+        "reason": "KubeletReady" if ready else "KubeletNotReady",
+        "message": "kubelet is posting ready status" if ready else "container runtime is starting",
+        "lastHeartbeatTime": created,
+        "lastTransitionTime": created,
+    }
+    spec: dict[str, Any] = {"taints": node_taints}
+    if provider_id:
+        spec["providerID"] = provider_id
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": dict(labels),
+            "annotations": {
+                READY_AT_ANNOTATION: f"{ready_at:.3f}",
+                POD_START_ANNOTATION: f"{pod_start_seconds:g}",
+            },
+            "creationTimestamp": created,
+        },
+        "spec": spec,
+        "status": {
+            "capacity": machine.capacity(),
+            "allocatable": machine.allocatable(),
+            "conditions": [condition],
+            "addresses": [
+                {"type": "InternalIP", "address": ip},
+                {"type": "Hostname", "address": name},
+            ],
+            "nodeInfo": node_system_info(name),
+        },
+    }
+
+
+def delete_pod_gracefully(
+    store: ObjectStore,
+    clock: SimClock,
+    namespace: str,
+    name: str,
+    *,
+    grace_seconds: float | None = None,
+) -> None:
+    """Delete a pod as the API server does for a DELETE or an eviction: a bound, unfinished pod
+    gets deletionTimestamp = now + grace and its kubelet removes it then; an unbound or finished
+    one goes at once. Raises the store's ApiError when the pod is gone."""
+    pod = store.get("pods", name, namespace=namespace)
+    spec = pod.get("spec") or {}
+    if grace_seconds is None:
+        grace_seconds = float(spec.get("terminationGracePeriodSeconds", 30))
+    finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    if not spec.get("nodeName") or finished or grace_seconds <= 0:
+        store.delete("pods", name, namespace=namespace)
+        return
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    deadline = clock.iso(clock.now() + grace_seconds)
+
+    def mark(obj: dict[str, Any]) -> None:
+        meta = obj.setdefault("metadata", {})
+        meta["deletionTimestamp"] = deadline
+        meta["deletionGracePeriodSeconds"] = int(grace_seconds)
+
+    store.mutate("pods", name, mark, namespace=namespace)
+
+
+def node_is_ready(node: Mapping[str, Any]) -> bool:
+    for condition in node.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
+
+
+def occupies_node(pod: Mapping[str, Any]) -> str | None:
+    """The node a workload pod holds, or None (unbound, finished, or a DaemonSet pod)."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        return None
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    if is_daemonset_pod(pod):
+        return None
+    return str(node)
+
+
+def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return any(o.get("kind") == "DaemonSet" for o in owners)
+
+
+@dataclass
+class _Instance:
+    instance_id: str
+    node_name: str
+    ip: str
+    pool_id: str
+    created_at: float
+    ready_at: float
+    state: str = "initial"  # initial | running | removing
+    removed_at: float | None = None
+    drain_started: float | None = None
+    busy_since: float | None = None
+    busy_seconds: float = 0.0
+
+
+@dataclass
+class _Task:
+    task_id: str
+    task_type: str
+    pool_id: str
+    created_at: float
+    instance_ids: tuple[str, ...] = ()
+    fail_at: float | None = None
+    error: str | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class _Pool:
+    spec: PoolSpec
+    desired: int
+    instances: dict[str, _Instance] = field(default_factory=dict)  # live and removing
+
+    def live(self) -> list[_Instance]:
+        return [i for i in self.instances.values() if i.state != "removing"]
+
+
+class NodePools:
+    """The simulated node pools of one cluster, implementing `NodePoolService`.
+
+    A SimCluster component: `start()` launches the initial nodes and follows pod events (to drain
+    nodes and account busy time); `stop()` ends that.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        clock: SimClock,
+        *,
+        cluster_id: str,
+        region_id: str,
+        zone: str,
+        pools: list[PoolSpec],
+        seed: int = 0,
+        addresses: AddressBook | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.region_id = region_id
+        self.zone = zone
+        self._store = store
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._addresses = addresses or AddressBook(random.Random(seed + 1))
+        self._pools: dict[str, _Pool] = {}
+        for spec in pools:
+            if spec.pool_id in self._pools:
+                raise ValueError(f"duplicate node pool id {spec.pool_id!r}")
+            self._pools[spec.pool_id] = _Pool(spec=spec, desired=0)
+        self._tasks: dict[str, _Task] = {}
+        self._by_node: dict[str, _Instance] = {}
+        self._retired: list[_Instance] = []
+        self._occupants: dict[str, set[str]] = {}  # node name -> workload pod keys
+        self._pod_node: dict[str, str] = {}  # pod key -> node it occupies
+        self._tasks_running: list[asyncio.Task[None]] = []
+        self._subscription: Subscription | None = None
+
+    # -- component lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # subscribe and list with no await between: no pod event falls in the gap
+        self._subscription = self._store.subscribe()
+        pods, _ = self._store.list("pods")
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            self._move_pod(f"{meta.get('namespace')}/{meta.get('name')}", occupies_node(pod))
+        for pool in self._pools.values():
+            if pool.spec.desired:
+                # Nodes that exist when the scenario begins are already booted.
+                self._launch(pool, pool.spec.desired, booted=True)
+            pool.desired = pool.spec.desired
+        self._tasks_running = [
+            asyncio.create_task(self._follow_pods(), name="nodepools-follow"),
+            asyncio.create_task(self._reconcile_loop(), name="nodepools-reconcile"),
+        ]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks_running)
+        self._tasks_running = []
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    # -- NodePoolService ----------------------------------------------------------------------
+
+    def describe_pools(self) -> list[PoolView]:
+        return [self._view(pool) for pool in self._pools.values()]
+
+    def describe_pool(self, pool_id: str) -> PoolView:
+        return self._view(self._pool(pool_id))
+
+    def set_desired(self, pool_id: str, desired: int) -> TaskView:
+        pool = self._pool(pool_id)
+        spec = pool.spec
+        if desired > spec.max_size:
+            raise CloudError(
+                400,
+                ERR_DESIRED_ABOVE_MAX,
+                f"desired_size {desired} exceeds max_instances {spec.max_size} "
+                f"of nodepool {pool_id}.",
+            )
+        if desired < spec.min_size:
+            raise CloudError(
+                400,
+                ERR_INVALID_PARAMETER,
+                f"desired_size {desired} is below min_instances {spec.min_size} "
+                f"of nodepool {pool_id}.",
+            )
+        if desired - pool.desired > MAX_NODES_PER_CALL:
+            raise CloudError(
+                400,
+                ERR_INVALID_PARAMETER,
+                f"at most {MAX_NODES_PER_CALL} nodes can be added in one call.",
+            )
+        live = len(pool.live())
+        pool.desired = desired
+        if desired > live:
+            return self._scale_out(pool, desired - live)
+        if desired < live:
+            victims = self._choose_victims(pool, live - desired)
+            return self._scale_in(pool, victims, drain=True, task_type="nodepool_scale_in")
+        return self._done_task(pool, "nodepool_scale_out")
+
+    def scale_by(self, pool_id: str, count: int) -> TaskView:
+        pool = self._pool(pool_id)
+        if count <= 0:
+            raise CloudError(400, ERR_INVALID_PARAMETER, f"count must be positive, got {count}")
+        return self.set_desired(pool_id, pool.desired + count)
+
+    def remove_nodes(
+        self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
+    ) -> TaskView:
+        # release=False would keep the ECS instance outside the cluster; the simulator releases
+        # it either way, so billing stops at removal.
+        pool = self._pool(pool_id)
+        victims: list[_Instance] = []
+        for instance_id in instance_ids:
+            instance = pool.instances.get(instance_id)
+            if instance is None:
+                raise CloudError(
+                    400,
+                    ERR_INVALID_PARAMETER,
+                    f"instance {instance_id} is not a node of node pool {pool_id}",
+                )
+            if instance.state != "removing":
+                victims.append(instance)
+        pool.desired = max(pool.spec.min_size, pool.desired - len(victims))
+        return self._scale_in(pool, victims, drain=drain, task_type="nodepool_remove_nodes")
+
+    def describe_nodes(self, pool_id: str | None = None) -> list[NodeView]:
+        pools = [self._pool(pool_id)] if pool_id is not None else list(self._pools.values())
+        views = []
+        for pool in pools:
+            for instance in pool.instances.values():
+                ready = self._node_ready(instance)
+                views.append(
+                    NodeView(
+                        instance_id=instance.instance_id,
+                        node_name=instance.node_name,
+                        pool_id=pool.spec.pool_id,
+                        instance_type=pool.spec.instance_type,
+                        ip=instance.ip,
+                        state=instance.state,
+                        node_status="Ready" if ready else "NotReady",
+                        creation_time=self._clock.iso(instance.created_at),
+                    )
+                )
+        return views
+
+    def describe_task(self, task_id: str) -> TaskView:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise CloudError(404, ERR_TASK_NOT_FOUND, f"task {task_id} not found")
+        self._settle(task)
+        return self._task_view(task)
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def usage(self) -> list[NodeUsage]:
+        """Billing and busy seconds of every node launched so far, removed ones included."""
+        now = self._clock.now()
+        result = []
+        for instance in [*self._retired, *self._by_node.values()]:
+            spec = self._pools[instance.pool_id].spec
+            end = instance.removed_at if instance.removed_at is not None else now
+            busy = instance.busy_seconds
+            if instance.busy_since is not None:
+                busy += end - instance.busy_since
+            result.append(
+                NodeUsage(
+                    node_name=instance.node_name,
+                    pool_id=instance.pool_id,
+                    instance_type=spec.instance_type,
+                    price_per_hour=spec.hourly_price,
+                    billed_seconds=max(0.0, end - instance.created_at),
+                    busy_seconds=busy,
+                )
+            )
+        return result
+
+    def instance_id_of(self, node_name: str) -> str | None:
+        instance = self._by_node.get(node_name)
+        return instance.instance_id if instance else None
+
+    # -- scaling ------------------------------------------------------------------------------
+
+    def _pool(self, pool_id: str) -> _Pool:
+        pool = self._pools.get(pool_id)
+        if pool is None:
+            raise CloudError(404, ERR_POOL_NOT_FOUND, f"node pool {pool_id} not found")
+        return pool
+
+    def _scale_out(self, pool: _Pool, count: int) -> TaskView:
+        now = self._clock.now()
+        task = self._new_task(pool, "nodepool_scale_out")
+        if pool.spec.failure == "stockout":
+            # Desired is accepted, but the scaling group never gets an instance.
+            task.fail_at = now + pool.spec.stockout_fail_after_seconds
+        else:
+            task.instance_ids = tuple(i.instance_id for i in self._launch(pool, count))
+        return self._task_view(task)
+
+    def _scale_in(
+        self, pool: _Pool, victims: list[_Instance], *, drain: bool, task_type: str
+    ) -> TaskView:
+        task = self._new_task(pool, task_type)
+        task.instance_ids = tuple(v.instance_id for v in victims)
+        for victim in victims:
+            self._begin_removal(victim, drain=drain)
+        self._settle(task)
+        return self._task_view(task)
+
+    def _done_task(self, pool: _Pool, task_type: str) -> TaskView:
+        task = self._new_task(pool, task_type)
+        task.finished_at = task.created_at
+        return self._task_view(task)
+
+    def _choose_victims(self, pool: _Pool, count: int) -> list[_Instance]:
+        # Cheapest to lose first: still booting, then fewest workload pods, then newest.
+        def cost(instance: _Instance) -> tuple[int, int, float]:
+            booted = 1 if self._node_ready(instance) else 0
+            pods = len(self._occupants.get(instance.node_name, ()))
+            return (booted, pods, -instance.created_at)
+
+        return sorted(pool.live(), key=cost)[:count]
+
+    def _launch(self, pool: _Pool, count: int, *, booted: bool = False) -> list[_Instance]:
+        spec = pool.spec
+        machine = spec.machine
+        now = self._clock.now()
+        created = self._clock.iso(now)
+        launched = []
+        for _ in range(count):
+            ip = self._addresses.allocate()
+            name = f"{self.region_id}.{ip}"
+            instance_id = "i-bp1" + "".join(
+                self._rng.choices(string.ascii_lowercase + string.digits, k=17)
+            )
+            boot = 0.0 if booted else spec.boot.sample(self._rng)
+            if spec.failure == "slow" and not booted:
+                boot *= spec.slow_factor
+            instance = _Instance(
+                instance_id=instance_id,
+                node_name=name,
+                ip=ip,
+                pool_id=spec.pool_id,
+                created_at=now,
+                ready_at=now + boot,
+            )
+            labels = {
+                **spec.labels,
+                POOL_LABEL: spec.pool_id,
+                "node.kubernetes.io/instance-type": spec.instance_type,
+                "beta.kubernetes.io/instance-type": spec.instance_type,
+                "topology.kubernetes.io/zone": self.zone,
+                "topology.kubernetes.io/region": self.region_id,
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+            }
+            if machine.gpu:
+                labels.setdefault("aliyun.accelerator/nvidia_name", machine.gpu_model)
+            self._store.create(
+                "nodes",
+                node_object(
+                    name,
+                    machine,
+                    labels=labels,
+                    taints=[dict(t) for t in spec.taints],
+                    ip=ip,
+                    created=created,
+                    ready_at=instance.ready_at,
+                    ready=booted,
+                    pod_start_seconds=spec.pod_start_seconds,
+                    # ACK's cloud controller writes providerID as "<region>.<instance id>".
+                    provider_id=f"{self.region_id}.{instance_id}",
+                ),
+            )
+            if booted:
+                instance.state = "running"
+            pool.instances[instance_id] = instance
+            self._by_node[name] = instance
+            launched.append(instance)
+        return launched
+
+    def _begin_removal(self, instance: _Instance, *, drain: bool) -> None:
+        instance.state = "removing"
+        instance.drain_started = self._clock.now()
+        if not drain:
+            self._delete_pods_on(instance.node_name, graceful=False)
+            self._retire(instance)
+            return
+
+        def cordon(node: dict[str, Any]) -> None:
+            node.setdefault("spec", {})["unschedulable"] = True
+            taints = node["spec"].setdefault("taints", [])
+            if not any(t.get("key") == UNSCHEDULABLE_TAINT["key"] for t in taints):
+                taints.append(dict(UNSCHEDULABLE_TAINT))
+
+        with contextlib.suppress(ApiError):
+            self._store.mutate("nodes", instance.node_name, cordon)
+        self._delete_pods_on(instance.node_name, graceful=True)
+        if not self._occupants.get(instance.node_name):
+            self._retire(instance)
+
+    def _delete_pods_on(self, node_name: str, *, graceful: bool) -> None:
+        pods, _ = self._store.list("pods")
+        for pod in pods:
+            if (pod.get("spec") or {}).get("nodeName") != node_name:
+                continue
+            meta = pod["metadata"]
+            if graceful and (is_daemonset_pod(pod) or meta.get("deletionTimestamp")):
+                continue
+            with contextlib.suppress(ApiError):
+                if graceful:
+                    delete_pod_gracefully(
+                        self._store, self._clock, meta.get("namespace", ""), meta["name"]
+                    )
+                else:
+                    self._store.delete("pods", meta["name"], namespace=meta.get("namespace"))
+
+    def _retire(self, instance: _Instance) -> None:
+        if instance.removed_at is not None:
+            return
+        now = self._clock.now()
+        if instance.busy_since is not None:
+            instance.busy_seconds += now - instance.busy_since
+            instance.busy_since = None
+        instance.removed_at = now
+        with contextlib.suppress(ApiError):
+            self._store.delete("nodes", instance.node_name)
+        pool = self._pools[instance.pool_id]
+        pool.instances.pop(instance.instance_id, None)
+        self._by_node.pop(instance.node_name, None)
+        self._retired.append(instance)
+
+    # -- background work ----------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                self._reconcile()
+            except Exception:  # one bad pass must not stop draining for good
+                log.exception("node pool reconcile failed")
+            await self._clock.sleep(1.0)
+
+    def _reconcile(self) -> None:
+        """Mark booted nodes running; delete drained (or overdue) nodes."""
+        now = self._clock.now()
+        for instance in list(self._by_node.values()):
+            if instance.state == "initial" and self._node_ready(instance):
+                instance.state = "running"
+            elif instance.state == "removing":
+                empty = not self._occupants.get(instance.node_name)
+                overdue = (
+                    instance.drain_started is not None
+                    and now - instance.drain_started
+                    >= self._pools[instance.pool_id].spec.drain_timeout_seconds
+                )
+                if empty or overdue:
+                    self._retire(instance)
+
+    async def _follow_pods(self) -> None:
+        assert self._subscription is not None
+        async for event in self._subscription:
+            if event.resource != "pods":
+                continue
+            meta = event.object.get("metadata") or {}
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            node = None if event.type == "DELETED" else occupies_node(event.object)
+            self._move_pod(key, node)
+
+    def _move_pod(self, key: str, node: str | None) -> None:
+        previous = self._pod_node.get(key)
+        if previous == node:
+            return
+        now = self._clock.now()
+        if previous is not None:
+            self._pod_node.pop(key, None)
+            holders = self._occupants.get(previous, set())
+            holders.discard(key)
+            instance = self._by_node.get(previous)
+            if not holders and instance is not None and instance.busy_since is not None:
+                instance.busy_seconds += now - instance.busy_since
+                instance.busy_since = None
+        if node is not None:
+            self._pod_node[key] = node
+            holders = self._occupants.setdefault(node, set())
+            holders.add(key)
+            instance = self._by_node.get(node)
+            if instance is not None and instance.busy_since is None:
+                instance.busy_since = now
+
+    # -- views --------------------------------------------------------------------------------
+
+    def _node_ready(self, instance: _Instance) -> bool:
+        try:
+            node = self._store.get("nodes", instance.node_name)
+        except ApiError:
+            return False
+        return node_is_ready(node)
+
+    def _view(self, pool: _Pool) -> PoolView:
+        spec = pool.spec
+        live = pool.live()
+        ready = sum(1 for i in live if self._node_ready(i))
+        failed = 0
+        if spec.failure == "stockout" and any(
+            t.pool_id == spec.pool_id and t.error for t in self._settled_tasks()
+        ):
+            failed = max(0, pool.desired - len(live))
+        return PoolView(
+            pool_id=spec.pool_id,
+            name=spec.name,
+            instance_types=(spec.instance_type,),
+            desired=pool.desired,
+            min_size=spec.min_size,
+            max_size=spec.max_size,
+            labels=dict(spec.labels),
+            taints=tuple(dict(t) for t in spec.taints),
+            auto_scaling_enabled=spec.auto_scaling,
+            total_nodes=len(pool.instances),
+            healthy_nodes=ready,
+            serving_nodes=ready,
+            initial_nodes=len(live) - ready,
+            failed_nodes=failed,
+            removing_nodes=len(pool.instances) - len(live),
+            zone=self.zone,
+        )
+
+    def _settled_tasks(self) -> list[_Task]:
+        for task in self._tasks.values():
+            self._settle(task)
+        return list(self._tasks.values())
+
+    def _new_task(self, pool: _Pool, task_type: str) -> _Task:
+        task_id = "T-" + "".join(self._rng.choices("0123456789abcdef", k=24))
+        task = _Task(
+            task_id=task_id,
+            task_type=task_type,
+            pool_id=pool.spec.pool_id,
+            created_at=self._clock.now(),
+        )
+        self._tasks[task_id] = task
+        return task
+
+    def _settle(self, task: _Task) -> None:
+        """Move a running task to success or fail once the cloud has finished its work."""
+        if task.finished_at is not None:
+            return
+        now = self._clock.now()
+        if task.fail_at is not None:
+            if now >= task.fail_at:
+                task.error = NO_STOCK_ERROR
+                task.finished_at = task.fail_at
+            return
+        pool = self._pools[task.pool_id]
+        if task.task_type == "nodepool_scale_out":
+            pending = [
+                pool.instances[i]
+                for i in task.instance_ids
+                if i in pool.instances and pool.instances[i].state != "removing"
+            ]
+            if all(self._node_ready(i) for i in pending):
+                task.finished_at = max([task.created_at, *(i.ready_at for i in pending)])
+        elif not any(i in pool.instances for i in task.instance_ids):
+            task.finished_at = now
+
+    def _task_view(self, task: _Task) -> TaskView:
+        if task.finished_at is None:
+            state, updated = "running", task.created_at
+        else:
+            state = "fail" if task.error else "success"
+            updated = task.finished_at
+        return TaskView(
+            task_id=task.task_id,
+            task_type=task.task_type,
+            state=state,
+            created=self._clock.iso(task.created_at),
+            updated=self._clock.iso(updated),
+            error=task.error,
+        )
