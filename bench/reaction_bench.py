@@ -2,7 +2,7 @@
 emulator receives the ModifyClusterNodePool that serves it. p50 / p99 per decider, one run.
 
 Everything is real HTTP on 127.0.0.1: the simulated API server and scheduler, the agent itself
-(agent.app.runner.Agent: watches, view, batching, request builder, decider, actuation), the decider
+(agent.app.loop.Agent: watches, view, batching, request builder, decider, actuation), the decider
 (in-process, or the FC emulator through the FC SDK), and actuation through the CS SDK against the
 CS emulator over the simulated node pools.
 
@@ -32,7 +32,7 @@ from aiohttp import web  # noqa: E402
 from agent.actuate.actuation import Actuator  # noqa: E402
 from agent.app.config import AgentConfig  # noqa: E402
 from agent.app.logs import configure_logging  # noqa: E402
-from agent.app.runner import Agent  # noqa: E402
+from agent.app.loop import Agent  # noqa: E402
 from agent.clients.cs import NodePoolClient, RetryPolicy  # noqa: E402
 from agent.clients.cs import build_sdk_client as build_cs_sdk  # noqa: E402
 from agent.clients.fc import FunctionInvoker, FunctionRef  # noqa: E402

@@ -37,7 +37,7 @@ for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PR
 
 from agent.app.config import AgentConfig  # noqa: E402
 from agent.app.logs import configure_logging  # noqa: E402
-from agent.app.runner import connect_agent  # noqa: E402
+from agent.app.wiring import connect_agent  # noqa: E402
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET  # noqa: E402
 from agent.sim.embedded import EmbeddedAck  # noqa: E402
 from agent.sim.scenario import load_scenario  # noqa: E402

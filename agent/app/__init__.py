@@ -1,1 +1,1 @@
-"""The running agent: its loop and wiring (runner), configuration (config), the `run`/`status` commands (commands), operations endpoints (ops) and logging (logs)."""
+"""The running agent: its loop (loop) and wiring (wiring), configuration (config), the `run`/`status` commands (commands), operations endpoints (ops) and logging (logs)."""

@@ -51,7 +51,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 async def _serve(config: Any) -> None:
     from agent.app.ops import OpsServer
-    from agent.app.runner import connect_agent
+    from agent.app.wiring import connect_agent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -264,7 +264,7 @@ class DevRun:
 
     async def _run(self) -> int:
         from agent.app.ops import OpsServer
-        from agent.app.runner import connect_agent
+        from agent.app.wiring import connect_agent
 
         async with self.ack as ack:
             self._sim_origin = ack.cluster.clock.now()

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from agent.ingest.view import Interner, RawObject
+from agent.ingest.raw import Interner, RawObject
 
 # Owner kinds the scale-in/v1 contract names; anything else is mapped below.
 KNOWN_OWNERS = frozenset({"ReplicaSet", "Job", "DaemonSet", "StatefulSet", "RayCluster"})

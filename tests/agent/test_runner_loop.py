@@ -16,8 +16,8 @@ from aiohttp import web
 from agent.actuate.actuation import Actuator
 from agent.app.commands import render_status
 from agent.app.config import AgentConfig
+from agent.app.loop import Agent
 from agent.app.ops import OpsServer
-from agent.app.runner import Agent
 from agent.clients.cs import NodePoolClient, RetryPolicy, build_sdk_client
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import LocalDecider

@@ -6,7 +6,7 @@ import argparse
 import pytest
 
 from agent.app.config import AgentConfig, ConfigError, add_arguments, load_config
-from agent.app.runner import scale_in_policy
+from agent.app.loop import scale_in_policy
 from agent.scale_in.tracking import ScaleInPolicy
 
 

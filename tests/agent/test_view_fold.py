@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent.ingest.view import ClusterView, effective_requests, unschedulable_condition
+from agent.ingest.raw import effective_requests
+from agent.ingest.view import ClusterView, unschedulable_condition
 from agent.model import PendingPod
 from functions.quantity import parse_quantity
 

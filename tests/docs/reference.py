@@ -59,7 +59,7 @@ async def _families() -> list[tuple[str, str, str, tuple[str, ...]]]:
     """(exposed name, type, help, labels) of every family a production-wired agent registers,
     with the remote decider and its local fallback (the wiring that registers the most)."""
     from agent.app.config import AgentConfig
-    from agent.app.runner import connect_agent
+    from agent.app.wiring import connect_agent
 
     config = AgentConfig(api_url="http://127.0.0.1:9", cluster_id="c-docs", region="cn-hangzhou",
                          decider="fc", fc_endpoint="127.0.0.1:9", fc_service="s",

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from agent.app.config import AgentConfig
-from agent.app.runner import Agent, connect_agent
+from agent.app.loop import Agent
+from agent.app.wiring import connect_agent
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import EciSpec, load_scenario
 from agent.sim.world.nodepools import POOL_LABEL

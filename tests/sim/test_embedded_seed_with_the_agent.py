@@ -9,7 +9,7 @@ import contextlib
 import pytest
 
 from agent.app.config import AgentConfig
-from agent.app.runner import connect_agent
+from agent.app.wiring import connect_agent
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL

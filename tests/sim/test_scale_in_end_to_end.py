@@ -18,7 +18,8 @@ import pytest
 
 from agent.actuate.actuation import Actuator
 from agent.app.config import AgentConfig
-from agent.app.runner import Agent, connect_agent
+from agent.app.loop import Agent
+from agent.app.wiring import connect_agent
 from agent.clients.cs import NodePoolClient
 from agent.clients.cs import build_sdk_client as build_cs
 from agent.clients.kube import KubeClient
