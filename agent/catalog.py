@@ -14,6 +14,7 @@ Every number here is an approximation for simulation and cost reports, not a quo
   services share (see `reserved_cpu_millis` and `reserved_memory_mib`) plus the kubelet's default
   100Mi hard eviction threshold for memory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -101,9 +102,7 @@ class InstanceType:
         return resources
 
 
-def _family(
-    prefix: str, ratio_gib_per_vcpu: int, price_per_vcpu_hour: float
-) -> list[InstanceType]:
+def _family(prefix: str, ratio_gib_per_vcpu: int, price_per_vcpu_hour: float) -> list[InstanceType]:
     sizes = (
         ("xlarge", 4),
         ("2xlarge", 8),

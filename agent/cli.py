@@ -1,4 +1,5 @@
 """The `python -m agent` command line: one subcommand per job, each registered by its module."""
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ agents in one process never collide in the global registry).
 Names follow Prometheus conventions: `ray_ack_scaler_` prefix, `_total` counters, `_seconds`
 histograms. Labels are small fixed sets (outcome, reason, pool id, API, code).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
@@ -25,52 +26,87 @@ class AgentMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.pending_pods = Gauge(f"{PREFIX}_pending_pods",
-                                  "Unschedulable pods the agent tracks", registry=r)
-        self.decisions = Counter(f"{PREFIX}_decisions_total",
-                                 "Decision rounds by outcome", ["outcome"], registry=r)
-        self.decision_seconds = Histogram(f"{PREFIX}_decision_seconds",
-                                          "Time to obtain a decision (build, call, validate)",
-                                          buckets=DECISION_BUCKETS, registry=r)
+        self.pending_pods = Gauge(
+            f"{PREFIX}_pending_pods", "Unschedulable pods the agent tracks", registry=r
+        )
+        self.decisions = Counter(
+            f"{PREFIX}_decisions_total", "Decision rounds by outcome", ["outcome"], registry=r
+        )
+        self.decision_seconds = Histogram(
+            f"{PREFIX}_decision_seconds",
+            "Time to obtain a decision (build, call, validate)",
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
         self.reaction_seconds = Histogram(
             f"{PREFIX}_reaction_seconds",
             "From a pod's Unschedulable lastTransitionTime to the write that serves it",
-            buckets=REACTION_BUCKETS, registry=r)
-        self.pool_desired = Gauge(f"{PREFIX}_pool_desired_nodes",
-                                  "Node pool desired size as last read", ["pool"], registry=r)
-        self.pool_ready = Gauge(f"{PREFIX}_pool_ready_nodes",
-                                "Ready nodes of the pool in the view", ["pool"], registry=r)
-        self.eci_pods_placed = Counter(f"{PREFIX}_eci_pods_placed_total",
-                                       "Pods given the ECI toleration", registry=r)
-        self.api_errors = Counter(f"{PREFIX}_api_errors_total",
-                                  "Failed calls by API and error code", ["api", "code"],
-                                  registry=r)
-        self.watch_restarts = Counter(f"{PREFIX}_watch_restarts_total",
-                                      "Watch stream restarts by stream and reason",
-                                      ["stream", "reason"], registry=r)
-        self.cs_calls = Counter(f"{PREFIX}_cs_calls_total",
-                                "CS API call attempts by action and outcome (ok or error code)",
-                                ["action", "outcome"], registry=r)
-        self.nodes_removed = Counter(f"{PREFIX}_nodes_removed_total",
-                                     "Nodes given back by scale-in (RemoveNodePoolNodes accepted)",
-                                     ["pool"], registry=r)
-        self.scale_in_decisions = Counter(f"{PREFIX}_scale_in_decisions_total",
-                                          "Scale-in rounds by outcome", ["outcome"], registry=r)
+            buckets=REACTION_BUCKETS,
+            registry=r,
+        )
+        self.pool_desired = Gauge(
+            f"{PREFIX}_pool_desired_nodes",
+            "Node pool desired size as last read",
+            ["pool"],
+            registry=r,
+        )
+        self.pool_ready = Gauge(
+            f"{PREFIX}_pool_ready_nodes",
+            "Ready nodes of the pool in the view",
+            ["pool"],
+            registry=r,
+        )
+        self.eci_pods_placed = Counter(
+            f"{PREFIX}_eci_pods_placed_total", "Pods given the ECI toleration", registry=r
+        )
+        self.api_errors = Counter(
+            f"{PREFIX}_api_errors_total",
+            "Failed calls by API and error code",
+            ["api", "code"],
+            registry=r,
+        )
+        self.watch_restarts = Counter(
+            f"{PREFIX}_watch_restarts_total",
+            "Watch stream restarts by stream and reason",
+            ["stream", "reason"],
+            registry=r,
+        )
+        self.cs_calls = Counter(
+            f"{PREFIX}_cs_calls_total",
+            "CS API call attempts by action and outcome (ok or error code)",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.nodes_removed = Counter(
+            f"{PREFIX}_nodes_removed_total",
+            "Nodes given back by scale-in (RemoveNodePoolNodes accepted)",
+            ["pool"],
+            registry=r,
+        )
+        self.scale_in_decisions = Counter(
+            f"{PREFIX}_scale_in_decisions_total",
+            "Scale-in rounds by outcome",
+            ["outcome"],
+            registry=r,
+        )
         self.scale_in_kept = Counter(
             f"{PREFIX}_scale_in_nodes_kept_total",
             "Nodes a scale-in decision chose but the agent kept (a pod arrived, pool grew, ...)",
-            registry=r)
+            registry=r,
+        )
 
     def cs_attempt(self, action: str, outcome: str) -> None:
         """The NodePoolClient's `on_attempt` hook."""
         self.cs_calls.labels(action=action, outcome=outcome).inc()
 
-    def expose_counts(self, name: str, documentation: str, *, label: str,
-                      counts: Callable[[], Mapping[str, int]]) -> None:
+    def expose_counts(
+        self, name: str, documentation: str, *, label: str, counts: Callable[[], Mapping[str, int]]
+    ) -> None:
         """Export a component's own counters dict (e.g. the decider circuit breaker's) as a
         counter family, read at scrape time."""
         self.registry.register(
-            _CountsCollector(f"{PREFIX}_{name}", documentation, label=label, counts=counts))
+            _CountsCollector(f"{PREFIX}_{name}", documentation, label=label, counts=counts)
+        )
 
     def watch_restarted(self, stream: str, reason: str) -> None:
         self.watch_restarts.labels(stream=stream, reason=reason).inc()
@@ -83,10 +119,15 @@ class AgentMetrics:
 
 
 class _CountsCollector(Collector):
-    def __init__(self, name: str, documentation: str, *, label: str,
-                 counts: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(
+        self, name: str, documentation: str, *, label: str, counts: Callable[[], Mapping[str, int]]
+    ) -> None:
         self._name, self._documentation, self._label, self._counts = (
-            name, documentation, label, counts)
+            name,
+            documentation,
+            label,
+            counts,
+        )
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])

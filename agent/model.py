@@ -1,6 +1,7 @@
 """The agent's values: what the cluster view hands to the decision step, and what actuation
 remembers between cycles. Raw Kubernetes quantities stay strings here; the decision core parses
 them (one parser, in functions/)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ class NodeState:
     """A node as the view last saw it."""
 
     name: str
-    pool_id: str | None  # label alibabacloud.com/nodepool-id; None for the ECI virtual node and others
+    pool_id: (
+        str | None
+    )  # label alibabacloud.com/nodepool-id; None for the ECI virtual node and others
     ready: bool
     virtual: bool  # the ECI virtual node (label type=virtual-kubelet)
     allocatable: dict[str, str]

@@ -5,6 +5,7 @@ Shapes follow what KubeRay clusters on ACK look like: CPU worker groups of 1-8 v
 groups that request `nvidia.com/gpu` and tolerate the GPU pools' taint, some groups pinned to
 pools by nodeSelector. Instance types and prices are illustrative, not a price list.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,7 +55,11 @@ def make_request(*, pods: int, groups: int, pools: int, eci: bool = False) -> di
             "enabled": eci,
             "labels": {"type": "virtual-kubelet"},
             "taints": [
-                {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
+                {
+                    "key": "virtual-kubelet.io/provider",
+                    "value": "alibabacloud",
+                    "effect": "NoSchedule",
+                }
             ],
             "pricePerVcpuSecond": 0.000049,
             "pricePerGibSecond": 0.00000613,

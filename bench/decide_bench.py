@@ -7,6 +7,7 @@ of the Function Compute handler module. Prints a Markdown table and the command 
     python bench/decide_bench.py --quick    # 1k / 10k pods, 1 / 20 pools
     python bench/decide_bench.py --profile  # also cProfile decide on the largest case
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,7 +77,9 @@ def new_nodes(reply: dict[str, Any]) -> int:
     )
 
 
-def run_case(pods: int, groups: int, pools: int, *, runs: int, budget: float, eci: bool) -> CaseResult:
+def run_case(
+    pods: int, groups: int, pools: int, *, runs: int, budget: float, eci: bool
+) -> CaseResult:
     request = make_request(pods=pods, groups=groups, pools=pools, eci=eci)
     decide_ms, reply = median_ms(lambda: decide(request), runs=runs)
     assert isinstance(reply, dict)
@@ -132,7 +135,9 @@ def import_ms(code_root: Path, *, runs: int, compile_each_time: bool) -> float:
         subprocess.run(command, env=env, capture_output=True, check=True, timeout=60)
     samples = []
     for _ in range(runs):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=60)
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, check=True, timeout=60
+        )
         samples.append(functions_import_us(done.stderr) / 1000.0)
     return statistics.median(samples)
 
@@ -186,21 +191,29 @@ def verdicts(results: Sequence[CaseResult], warm_import_ms: float) -> list[str]:
     if at_10k_x20:
         worst = max(at_10k_x20)
         ok = "meets" if worst <= TARGET_10K_X20_MS else "MISSES"
-        out.append(f"10k pods × 20 pools: worst {worst:.1f} ms — {ok} the {TARGET_10K_X20_MS:.0f} ms target")
+        out.append(
+            f"10k pods × 20 pools: worst {worst:.1f} ms — {ok} the {TARGET_10K_X20_MS:.0f} ms target"
+        )
     at_100k = [r.decide_ms for r in results if r.pods == 100_000]
     if at_100k:
         worst = max(at_100k)
         ok = "meets" if worst <= TARGET_100K_MS else "MISSES"
         out.append(f"100k pods: worst {worst:.1f} ms — {ok} the {TARGET_100K_MS:.0f} ms target")
     ok = "meets" if warm_import_ms <= TARGET_IMPORT_MS else "MISSES"
-    out.append(f"import functions.fc: {warm_import_ms:.1f} ms — {ok} the {TARGET_IMPORT_MS:.0f} ms target")
+    out.append(
+        f"import functions.fc: {warm_import_ms:.1f} ms — {ok} the {TARGET_IMPORT_MS:.0f} ms target"
+    )
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller matrix (1k/10k pods, 1/20 pools)")
-    parser.add_argument("--runs", type=int, default=None, help="timed runs per case (default 5; 3 quick)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller matrix (1k/10k pods, 1/20 pools)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="timed runs per case (default 5; 3 quick)"
+    )
     parser.add_argument(
         "--baseline-budget",
         type=float,
@@ -208,8 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds the naive baseline may spend per case before it is reported as a lower bound "
         "(default 25; 5 quick)",
     )
-    parser.add_argument("--eci", action="store_true", help="enable ECI in the requests (the baseline ignores it)")
-    parser.add_argument("--profile", action="store_true", help="cProfile decide on the largest case")
+    parser.add_argument(
+        "--eci", action="store_true", help="enable ECI in the requests (the baseline ignores it)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile decide on the largest case"
+    )
     args = parser.parse_args(argv)
     matrix = QUICK if args.quick else FULL
     runs = args.runs or (3 if args.quick else 5)
@@ -220,8 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for groups in matrix["groups"]:
             for pools in matrix["pools"]:
                 result = run_case(
-                    pods, groups, pools, runs=max(3, runs - 2) if pods >= 100_000 else runs,
-                    budget=budget, eci=args.eci,
+                    pods,
+                    groups,
+                    pools,
+                    runs=max(3, runs - 2) if pods >= 100_000 else runs,
+                    budget=budget,
+                    eci=args.eci,
                 )
                 results.append(result)
                 print(
@@ -241,16 +262,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm = import_ms(REPO, runs=import_runs, compile_each_time=False)
 
     command = "python bench/decide_bench.py" + (" " + shlex.join(argv) if argv else "")
-    print(f"Command: `{command}` (Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"{runs} runs per case, baseline budget {budget:.0f} s per case)\n")
+    print(
+        f"Command: `{command}` (Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{runs} runs per case, baseline budget {budget:.0f} s per case)\n"
+    )
     print(render(results, budget=budget, imports=(warm, cold)))
     print()
     for line in verdicts(results, warm):
         print(f"- {line}")
     if args.profile:
         biggest = max(results, key=lambda r: (r.pods, r.groups, r.pools))
-        request = make_request(pods=biggest.pods, groups=biggest.groups, pools=biggest.pools, eci=args.eci)
-        print(f"\ncProfile of decide, {biggest.pods} pods × {biggest.groups} groups × {biggest.pools} pools:")
+        request = make_request(
+            pods=biggest.pods, groups=biggest.groups, pools=biggest.pools, eci=args.eci
+        )
+        print(
+            f"\ncProfile of decide, {biggest.pods} pods × {biggest.groups} groups × {biggest.pools} pools:"
+        )
         print(profile_decide(request))
     return 0
 

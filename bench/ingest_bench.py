@@ -13,6 +13,7 @@ client runs in this process, so the numbers are the client's single core:
 
 Usage: python bench/ingest_bench.py [--events 20000] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ from agent.ingest.view import ClusterView  # noqa: E402
 NOW = "2026-11-29T05:00:00Z"
 
 
-def ray_worker_pod(i: int, *, cluster: str = "raycluster-a", group: str = "workergroup") -> dict[str, Any]:
+def ray_worker_pod(
+    i: int, *, cluster: str = "raycluster-a", group: str = "workergroup"
+) -> dict[str, Any]:
     """A KubeRay worker pod as the apiserver sends it while it is unschedulable (~4 KB JSON)."""
     name = f"{cluster}-worker-{group}-{i:05d}"
     uid = f"0b6f{i:04x}-5c1e-4f0a-9d5e-{i:012x}"
@@ -60,62 +63,131 @@ def ray_worker_pod(i: int, *, cluster: str = "raycluster-a", group: str = "worke
                 "ray.io/is-ray-node": "yes",
                 "ray.io/node-type": "worker",
             },
-            "annotations": {"ray.io/ft-enabled": "false", "ray.io/overwrite-container-cmd": "false"},
-            "ownerReferences": [{
-                "apiVersion": "ray.io/v1", "kind": "RayCluster", "name": cluster,
-                "uid": "7d0e2b8e-2f63-4c0b-8d0c-3a0c54b1a111", "controller": True,
-                "blockOwnerDeletion": True,
-            }],
-            "managedFields": [{
-                "manager": "kuberay-operator", "operation": "Update", "apiVersion": "v1",
-                "time": NOW, "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:ray.io/cluster": {},
-                                                         "f:ray.io/group": {}}},
-                             "f:spec": {"f:containers": {"k:{\"name\":\"ray-worker\"}": {}}}},
-            }],
+            "annotations": {
+                "ray.io/ft-enabled": "false",
+                "ray.io/overwrite-container-cmd": "false",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "ray.io/v1",
+                    "kind": "RayCluster",
+                    "name": cluster,
+                    "uid": "7d0e2b8e-2f63-4c0b-8d0c-3a0c54b1a111",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+            "managedFields": [
+                {
+                    "manager": "kuberay-operator",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": NOW,
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:labels": {".": {}, "f:ray.io/cluster": {}, "f:ray.io/group": {}}
+                        },
+                        "f:spec": {"f:containers": {'k:{"name":"ray-worker"}': {}}},
+                    },
+                }
+            ],
         },
         "spec": {
-            "initContainers": [{
-                "name": "wait-gcs-ready",
-                "image": "rayproject/ray:2.9.0",
-                "command": ["/bin/bash", "-lc", "--"],
-                "args": ["until ray health-check --address raycluster-a-head-svc.ray.svc.cluster.local:6379; do sleep 5; done"],
-                "resources": {"limits": {"cpu": "200m", "memory": "256Mi"},
-                              "requests": {"cpu": "200m", "memory": "256Mi"}},
-            }],
-            "containers": [{
-                "name": "ray-worker",
-                "image": "rayproject/ray:2.9.0",
-                "command": ["/bin/bash", "-lc", "--"],
-                "args": ["ulimit -n 65536; ray start --address=raycluster-a-head-svc.ray.svc.cluster.local:6379 --block --metrics-export-port=8080 --num-cpus=1 --memory=1073741824"],
-                "env": [
-                    {"name": "FQ_RAY_IP", "value": "raycluster-a-head-svc.ray.svc.cluster.local"},
-                    {"name": "RAY_IP", "value": "raycluster-a-head-svc"},
-                    {"name": "RAY_CLUSTER_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels['ray.io/cluster']"}}},
-                    {"name": "RAY_CLOUD_INSTANCE_ID", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
-                    {"name": "RAY_NODE_TYPE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels['ray.io/group']"}}},
-                    {"name": "KUBERAY_GEN_RAY_START_CMD", "value": "ray start --address=raycluster-a-head-svc.ray.svc.cluster.local:6379 --block"},
-                    {"name": "RAY_PORT", "value": "6379"},
-                ],
-                "ports": [{"containerPort": 8080, "name": "metrics", "protocol": "TCP"}],
-                "resources": {"limits": {"cpu": "1", "memory": "1Gi"},
-                              "requests": {"cpu": "1", "memory": "1Gi"}},
-                "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
-                "volumeMounts": [
-                    {"mountPath": "/dev/shm", "name": "shared-mem"},
-                    {"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                     "name": "kube-api-access-x7k2p", "readOnly": True},
-                ],
-                "terminationMessagePath": "/dev/termination-log",
-                "terminationMessagePolicy": "File",
-                "imagePullPolicy": "IfNotPresent",
-            }],
+            "initContainers": [
+                {
+                    "name": "wait-gcs-ready",
+                    "image": "rayproject/ray:2.9.0",
+                    "command": ["/bin/bash", "-lc", "--"],
+                    "args": [
+                        "until ray health-check --address raycluster-a-head-svc.ray.svc.cluster.local:6379; do sleep 5; done"
+                    ],
+                    "resources": {
+                        "limits": {"cpu": "200m", "memory": "256Mi"},
+                        "requests": {"cpu": "200m", "memory": "256Mi"},
+                    },
+                }
+            ],
+            "containers": [
+                {
+                    "name": "ray-worker",
+                    "image": "rayproject/ray:2.9.0",
+                    "command": ["/bin/bash", "-lc", "--"],
+                    "args": [
+                        "ulimit -n 65536; ray start --address=raycluster-a-head-svc.ray.svc.cluster.local:6379 --block --metrics-export-port=8080 --num-cpus=1 --memory=1073741824"
+                    ],
+                    "env": [
+                        {
+                            "name": "FQ_RAY_IP",
+                            "value": "raycluster-a-head-svc.ray.svc.cluster.local",
+                        },
+                        {"name": "RAY_IP", "value": "raycluster-a-head-svc"},
+                        {
+                            "name": "RAY_CLUSTER_NAME",
+                            "valueFrom": {
+                                "fieldRef": {
+                                    "apiVersion": "v1",
+                                    "fieldPath": "metadata.labels['ray.io/cluster']",
+                                }
+                            },
+                        },
+                        {
+                            "name": "RAY_CLOUD_INSTANCE_ID",
+                            "valueFrom": {
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
+                            },
+                        },
+                        {
+                            "name": "RAY_NODE_TYPE_NAME",
+                            "valueFrom": {
+                                "fieldRef": {
+                                    "apiVersion": "v1",
+                                    "fieldPath": "metadata.labels['ray.io/group']",
+                                }
+                            },
+                        },
+                        {
+                            "name": "KUBERAY_GEN_RAY_START_CMD",
+                            "value": "ray start --address=raycluster-a-head-svc.ray.svc.cluster.local:6379 --block",
+                        },
+                        {"name": "RAY_PORT", "value": "6379"},
+                    ],
+                    "ports": [{"containerPort": 8080, "name": "metrics", "protocol": "TCP"}],
+                    "resources": {
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                        "requests": {"cpu": "1", "memory": "1Gi"},
+                    },
+                    "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
+                    "volumeMounts": [
+                        {"mountPath": "/dev/shm", "name": "shared-mem"},
+                        {
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                            "name": "kube-api-access-x7k2p",
+                            "readOnly": True,
+                        },
+                    ],
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
             "volumes": [
                 {"name": "shared-mem", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
-                {"name": "kube-api-access-x7k2p", "projected": {"defaultMode": 420, "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                ]}},
+                {
+                    "name": "kube-api-access-x7k2p",
+                    "projected": {
+                        "defaultMode": 420,
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                        ],
+                    },
+                },
             ],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
@@ -126,24 +198,42 @@ def ray_worker_pod(i: int, *, cluster: str = "raycluster-a", group: str = "worke
             "enableServiceLinks": True,
             "preemptionPolicy": "PreemptLowerPriority",
             "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
             ],
         },
         "status": {
             "phase": "Pending",
             "qosClass": "Guaranteed",
-            "conditions": [{
-                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                "lastProbeTime": None, "lastTransitionTime": NOW,
-                "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
-            }],
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": NOW,
+                    "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+                }
+            ],
         },
     }
 
 
 def watch_body(events: int) -> bytes:
-    lines = [json.dumps({"type": "MODIFIED", "object": ray_worker_pod(i)}).encode() for i in range(events)]
+    lines = [
+        json.dumps({"type": "MODIFIED", "object": ray_worker_pod(i)}).encode()
+        for i in range(events)
+    ]
     return b"\n".join(lines) + b"\n"
 
 
@@ -156,7 +246,7 @@ def _serve(port: int, events: int) -> None:
         await response.prepare(request)
         step = 256 * 1024
         for start in range(0, len(body), step):
-            await response.write(body[start:start + step])
+            await response.write(body[start : start + step])
         await response.write_eof()
         return response
 
@@ -175,8 +265,9 @@ async def _raw(url: str, *, fold: bool) -> int:
     view = ClusterView()
     count = 0
     async with await KubeClient.connect(api_url=url) as client:
-        async for event in client.watch("pods", resource_version="1", timeout_seconds=3600,
-                                        read_timeout=30):
+        async for event in client.watch(
+            "pods", resource_version="1", timeout_seconds=3600, read_timeout=30
+        ):
             count += 1
             if fold:
                 view.apply_pod(event["type"], event["object"])
@@ -199,8 +290,9 @@ async def _model(url: str, *, models: bool = True) -> int:
     async with k8s_client.ApiClient(configuration) as api_client:
         core = k8s_client.CoreV1Api(api_client)
         watch = k8s_watch.Watch() if models else _DictWatch()
-        async with watch.stream(core.list_pod_for_all_namespaces, resource_version="1",
-                                timeout_seconds=3600) as stream:
+        async with watch.stream(
+            core.list_pod_for_all_namespaces, resource_version="1", timeout_seconds=3600
+        ) as stream:
             async for event in stream:
                 obj = event["object"]
                 assert obj.metadata.uid if models else obj["metadata"]["uid"]
@@ -216,8 +308,10 @@ def _measure(label: str, run: Any, events: int) -> float:
     cpu = time.process_time() - cpu
     assert count == events, (label, count)
     rate = events / wall
-    print(f"{label:11s} {events:7d} events  {wall:7.3f} s wall  {cpu:7.3f} s cpu  "
-          f"{rate:10,.0f} events/s  ({events / cpu:,.0f} per cpu-second)")
+    print(
+        f"{label:11s} {events:7d} events  {wall:7.3f} s wall  {cpu:7.3f} s cpu  "
+        f"{rate:10,.0f} events/s  ({events / cpu:,.0f} per cpu-second)"
+    )
     return rate
 
 
@@ -228,7 +322,8 @@ def main() -> None:
     args = parser.parse_args()
     port = _free_port()
     server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(port, args.events), daemon=True)
+        target=_serve, args=(port, args.events), daemon=True
+    )
     server.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -252,10 +347,12 @@ def main() -> None:
                 ("model", lambda: _model(url)),
             ):
                 best[label] = max(best.get(label, 0.0), _measure(label, run, args.events))
-        print(f"best: raw {best['raw']:,.0f}/s, raw+fold {best['raw+fold']:,.0f}/s, "
-              f"watch-dict {best['watch-dict']:,.0f}/s, model {best['model']:,.0f}/s; "
-              f"raw is {best['raw'] / best['model']:.1f}× and raw+fold "
-              f"{best['raw+fold'] / best['model']:.1f}× the model path")
+        print(
+            f"best: raw {best['raw']:,.0f}/s, raw+fold {best['raw+fold']:,.0f}/s, "
+            f"watch-dict {best['watch-dict']:,.0f}/s, model {best['model']:,.0f}/s; "
+            f"raw is {best['raw'] / best['model']:.1f}× and raw+fold "
+            f"{best['raw+fold'] / best['model']:.1f}× the model path"
+        )
     finally:
         server.terminate()
         server.join(5)

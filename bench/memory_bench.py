@@ -7,6 +7,7 @@ Pods spread over 4 Ray clusters × 5 worker groups, as in a shared cluster.
 
 Usage: python bench/memory_bench.py [--pods 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,10 @@ def main() -> None:
     fold(view, args.pods)
     gc.collect()
     total = rss_mib()
-    print(f"RSS: {base:.0f} MiB before, {total:.0f} MiB with {len(view.pending):,} pending pods "
-          f"({(total - base) * 2**20 / max(1, len(view.pending)):,.0f} bytes per pod by RSS)")
+    print(
+        f"RSS: {base:.0f} MiB before, {total:.0f} MiB with {len(view.pending):,} pending pods "
+        f"({(total - base) * 2**20 / max(1, len(view.pending)):,.0f} bytes per pod by RSS)"
+    )
     snapshot = view.snapshot()
     print(f"snapshot of {len(snapshot.pending):,} pods taken; RSS now {rss_mib():.0f} MiB")
 

@@ -7,6 +7,7 @@ its snapshot. It reads the same decide/v1 request, parsing quantities with the c
 It ignores what the bench's requests never use (affinity, ECI, strategies), so it does strictly
 less work per check than the real core; the comparison flatters the baseline, not the core.
 """
+
 from __future__ import annotations
 
 import time
@@ -104,7 +105,11 @@ def naive_first_fit(request: dict[str, Any], *, budget_seconds: float = float("i
                 break
         if target is None and opened < new_node_cap:
             for index, pool in enumerate(pools):
-                if room[index] > 0 and _pool_admits(pod, pool) and _fits(requests, allocatable[index]):
+                if (
+                    room[index] > 0
+                    and _pool_admits(pod, pool)
+                    and _fits(requests, allocatable[index])
+                ):
                     room[index] -= 1
                     opened += 1
                     plan.new_nodes[pool["id"]] = plan.new_nodes.get(pool["id"], 0) + 1

@@ -13,6 +13,7 @@ node-pool service behind the CS emulator is asked to raise desired.
 
 Usage: python bench/reaction_bench.py [--trials 40] [--idle 0.2] [--max 2.0] [--deciders local,fc]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,47 +83,97 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 def worker(name: str) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": NS,
-                     "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "bench"}},
-        "spec": {"containers": [{"name": "ray-worker", "image": "rayproject/ray:2.9.0",
-                                 "resources": {"requests": {"cpu": "3", "memory": "4Gi"}}}]},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "bench"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "ray-worker",
+                    "image": "rayproject/ray:2.9.0",
+                    "resources": {"requests": {"cpu": "3", "memory": "4Gi"}},
+                }
+            ]
+        },
     }
 
 
 def unschedulable(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 @contextlib.asynccontextmanager
-async def _world(decider_kind: str, *, idle: float, max_window: float, max_nodes: int) -> AsyncIterator[
-        tuple[SimCluster, TimedPools, asyncio.Event]]:
+async def _world(
+    decider_kind: str, *, idle: float, max_window: float, max_nodes: int
+) -> AsyncIterator[tuple[SimCluster, TimedPools, asyncio.Event]]:
     """The simulated cluster, the CS (and FC) emulators and a running Agent."""
     async with SimCluster(speed=1.0, namespaces=[NS]) as sim, contextlib.AsyncExitStack() as stack:
-        pools = NodePools(sim.store, sim.clock, cluster_id="c-bench", region_id="cn-hangzhou",
-                          zone="cn-hangzhou-k", pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=max_nodes)])
+        pools = NodePools(
+            sim.store,
+            sim.clock,
+            cluster_id="c-bench",
+            region_id="cn-hangzhou",
+            zone="cn-hangzhou-k",
+            pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=max_nodes)],
+        )
         await pools.start()
         stack.push_async_callback(pools.stop)
         timed = TimedPools(pools)
-        cs_endpoint = await stack.enter_async_context(serve(build_cs_app(timed, keys=static_test_keys(), now=time.time)))
+        cs_endpoint = await stack.enter_async_context(
+            serve(build_cs_app(timed, keys=static_test_keys(), now=time.time))
+        )
         cs = NodePoolClient(
-            build_cs_sdk(region_id="cn-hangzhou", endpoint=cs_endpoint, protocol="http",
-                         access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET),
-            "c-bench", retry=RetryPolicy(attempts=3),
+            build_cs_sdk(
+                region_id="cn-hangzhou",
+                endpoint=cs_endpoint,
+                protocol="http",
+                access_key_id=TEST_ACCESS_KEY_ID,
+                access_key_secret=TEST_ACCESS_KEY_SECRET,
+            ),
+            "c-bench",
+            retry=RetryPolicy(attempts=3),
         )
         decider: Decider = LocalDecider()
         if decider_kind == "fc":
-            fc_endpoint = await stack.enter_async_context(serve(build_fc_app(
-                fc.handler, keys=static_test_keys(), service="ray-ack-scaler", function="decide", now=time.time)))
-            sdk = build_fc_sdk(region_id="cn-hangzhou", endpoint=fc_endpoint, protocol="http",
-                               access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
-            decider = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef("ray-ack-scaler", "decide")))
+            fc_endpoint = await stack.enter_async_context(
+                serve(
+                    build_fc_app(
+                        fc.handler,
+                        keys=static_test_keys(),
+                        service="ray-ack-scaler",
+                        function="decide",
+                        now=time.time,
+                    )
+                )
+            )
+            sdk = build_fc_sdk(
+                region_id="cn-hangzhou",
+                endpoint=fc_endpoint,
+                protocol="http",
+                access_key_id=TEST_ACCESS_KEY_ID,
+                access_key_secret=TEST_ACCESS_KEY_SECRET,
+            )
+            decider = FunctionComputeDecider(
+                FunctionInvoker(sdk, FunctionRef("ray-ack-scaler", "decide"))
+            )
         kube = await KubeClient.connect(api_url=sim.url)
         stack.push_async_callback(kube.close)
-        config = AgentConfig(cluster_id="c-bench", region="cn-hangzhou", api_url=sim.url,
-                             batch_idle_seconds=idle, batch_max_seconds=max_window,
-                             resync_seconds=3600, pool_refresh_seconds=3600,
-                             pod_selector="ray.io/node-type=worker", max_new_nodes_per_decision=1000)
+        config = AgentConfig(
+            cluster_id="c-bench",
+            region="cn-hangzhou",
+            api_url=sim.url,
+            batch_idle_seconds=idle,
+            batch_max_seconds=max_window,
+            resync_seconds=3600,
+            pool_refresh_seconds=3600,
+            pod_selector="ray.io/node-type=worker",
+            max_new_nodes_per_decision=1000,
+        )
         agent = Agent(config, kube=kube, pools=cs, decider=decider, actuator=Actuator(cs, kube))
         stop = asyncio.Event()
         agent_task = asyncio.create_task(agent.run(stop))
@@ -139,7 +190,11 @@ async def _world(decider_kind: str, *, idle: float, max_window: float, max_nodes
 
 async def run(decider_kind: str, *, trials: int, idle: float, max_window: float) -> list[float]:
     """One pod per trial, each needing a node of its own: Unschedulable → CS write, in seconds."""
-    async with _world(decider_kind, idle=idle, max_window=max_window, max_nodes=trials + 10) as (sim, timed, _stop):
+    async with _world(decider_kind, idle=idle, max_window=max_window, max_nodes=trials + 10) as (
+        sim,
+        timed,
+        _stop,
+    ):
         reactions: list[float] = []
         subscription = sim.store.subscribe()
         try:
@@ -150,8 +205,11 @@ async def run(decider_kind: str, *, trials: int, idle: float, max_window: float)
                 t0 = None
                 while t0 is None:
                     for event in await asyncio.wait_for(subscription.next_batch(), 10):
-                        if event.resource == "pods" and event.object["metadata"]["name"] == name \
-                                and unschedulable(event.object):
+                        if (
+                            event.resource == "pods"
+                            and event.object["metadata"]["name"] == name
+                            and unschedulable(event.object)
+                        ):
                             t0 = time.perf_counter()
                 deadline = time.perf_counter() + 10
                 while len(timed.raised_at) == writes_before:
@@ -166,11 +224,17 @@ async def run(decider_kind: str, *, trials: int, idle: float, max_window: float)
         return reactions
 
 
-async def burst(decider_kind: str, *, pods: int, idle: float, max_window: float) -> dict[str, float]:
+async def burst(
+    decider_kind: str, *, pods: int, idle: float, max_window: float
+) -> dict[str, float]:
     """`pods` 1-vCPU workers created at once; seconds from the last create to the write that asks
     for every node they need (3 per ecs.g7.xlarge), and how many writes it took."""
     needed = -(-pods // 3)
-    async with _world(decider_kind, idle=idle, max_window=max_window, max_nodes=needed + 10) as (sim, timed, _stop):
+    async with _world(decider_kind, idle=idle, max_window=max_window, max_nodes=needed + 10) as (
+        sim,
+        timed,
+        _stop,
+    ):
         body = worker("x")
         body["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1"
         started = time.perf_counter()
@@ -178,15 +242,21 @@ async def burst(decider_kind: str, *, pods: int, idle: float, max_window: float)
             body["metadata"]["name"] = f"burst-worker-{i:05d}"
             sim.store.create("pods", body, namespace=NS)
             if i % 100 == 99:
-                await asyncio.sleep(0)  # let the watch keep up, as a real apiserver would interleave
+                await asyncio.sleep(
+                    0
+                )  # let the watch keep up, as a real apiserver would interleave
         last_created = time.perf_counter()
         deadline = last_created + 60
         while not timed.raised_at or timed.raised_at[-1][1] < needed:
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"desired never reached {needed}: {timed.raised_at[-3:]}")
             await asyncio.sleep(0.005)
-        return {"create_seconds": last_created - started, "applied_after": timed.raised_at[-1][0] - last_created,
-                "writes": len(timed.raised_at), "desired": timed.raised_at[-1][1]}
+        return {
+            "create_seconds": last_created - started,
+            "applied_after": timed.raised_at[-1][0] - last_created,
+            "writes": len(timed.raised_at),
+            "desired": timed.raised_at[-1][1],
+        }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -205,22 +275,28 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(level="warning")
     target_ms = (args.idle + 0.1) * 1000
-    print(f"reaction: Unschedulable written → CS ModifyClusterNodePool received "
-          f"({args.trials} trials, idle {args.idle}s / max {args.max}s; target p99 ≤ {target_ms:.0f} ms)")
+    print(
+        f"reaction: Unschedulable written → CS ModifyClusterNodePool received "
+        f"({args.trials} trials, idle {args.idle}s / max {args.max}s; target p99 ≤ {target_ms:.0f} ms)"
+    )
     for kind in args.deciders.split(","):
         values = asyncio.run(run(kind, trials=args.trials, idle=args.idle, max_window=args.max))
         ms = [v * 1000 for v in values]
         p99 = percentile(ms, 0.99)
-        print(f"  {kind:6s} p50 {percentile(ms, 0.5):7.1f} ms   p99 {p99:7.1f} ms   "
-              f"min {min(ms):6.1f}   max {max(ms):6.1f}   mean {statistics.fmean(ms):6.1f}   "
-              f"{'meets' if p99 <= target_ms else 'MISSES'} target")
+        print(
+            f"  {kind:6s} p50 {percentile(ms, 0.5):7.1f} ms   p99 {p99:7.1f} ms   "
+            f"min {min(ms):6.1f}   max {max(ms):6.1f}   mean {statistics.fmean(ms):6.1f}   "
+            f"{'meets' if p99 <= target_ms else 'MISSES'} target"
+        )
     if args.burst:
         print(f"burst: {args.burst} pods created at once → the write asking for all their nodes")
         for kind in args.deciders.split(","):
             r = asyncio.run(burst(kind, pods=args.burst, idle=args.idle, max_window=args.max))
-            print(f"  {kind:6s} created in {r['create_seconds']:.2f}s; decision applied "
-                  f"{r['applied_after'] * 1000:.0f} ms after the last create "
-                  f"(desired {r['desired']}, {r['writes']} CS write(s))")
+            print(
+                f"  {kind:6s} created in {r['create_seconds']:.2f}s; decision applied "
+                f"{r['applied_after'] * 1000:.0f} ms after the last create "
+                f"(desired {r['desired']}, {r['writes']} CS write(s))"
+            )
 
 
 if __name__ == "__main__":

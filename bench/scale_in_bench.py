@@ -22,6 +22,7 @@ agent measures in real time are scaled by the speed factor, so they are simulate
 
 Usage: python bench/scale_in_bench.py [--speed 200] [--seed 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,11 +81,19 @@ async def run(profile: str, overrides: dict[str, Any], *, speed: float, seed: in
         os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = TEST_ACCESS_KEY_ID
         os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = TEST_ACCESS_KEY_SECRET
         config = AgentConfig(
-            api_url=info["kubernetes"]["url"], cluster_id=cs["clusterId"], region=cs["regionId"],
-            cs_endpoint=f"http://{cs['endpoint']}", credentials="access-key", decider="local",
-            eci_enabled=False, batch_idle_seconds=0.05, batch_max_seconds=0.5,
-            scale_in_interval_seconds=SCAN_SECONDS / speed, pool_refresh_seconds=60.0 / speed,
-            **overrides)
+            api_url=info["kubernetes"]["url"],
+            cluster_id=cs["clusterId"],
+            region=cs["regionId"],
+            cs_endpoint=f"http://{cs['endpoint']}",
+            credentials="access-key",
+            decider="local",
+            eci_enabled=False,
+            batch_idle_seconds=0.05,
+            batch_max_seconds=0.5,
+            scale_in_interval_seconds=SCAN_SECONDS / speed,
+            pool_refresh_seconds=60.0 / speed,
+            **overrides,
+        )
         clock = ack.cluster.clock
         start = clock.now()
         stop = asyncio.Event()
@@ -112,8 +121,9 @@ async def run(profile: str, overrides: dict[str, Any], *, speed: float, seed: in
             back_at_min_seconds=back - start,
             billed_node_seconds=sum(u.billed_seconds for u in usage),
             idle_node_seconds=sum(u.idle_seconds for u in usage),
-            idle_after_job_node_seconds=sum(idle_final[n] - idle_at_job_end.get(n, 0.0)
-                                            for n in idle_final),
+            idle_after_job_node_seconds=sum(
+                idle_final[n] - idle_at_job_end.get(n, 0.0) for n in idle_final
+            ),
             idle_cost=sum(u.idle_seconds / 3600 * u.price_per_hour for u in usage),
             tasks_requeued=ack.world.ray.tasks_requeued,
         )
@@ -135,29 +145,36 @@ def table(outcomes: list[Outcome]) -> str:
         rows.append(
             f"| {o.profile} | {o.nodes} | {o.job_seconds:.0f} | {o.back_at_min_seconds:.0f} "
             f"| {o.billed_node_seconds:.0f} | {o.idle_node_seconds:.0f} "
-            f"| {o.idle_after_job_node_seconds:.0f} | {o.idle_cost:.3f} | {o.tasks_requeued} |")
+            f"| {o.idle_after_job_node_seconds:.0f} | {o.idle_cost:.3f} | {o.tasks_requeued} |"
+        )
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--speed", type=float, default=200.0,
-                        help="simulated seconds per real second (default 200)")
+    parser.add_argument(
+        "--speed", type=float, default=200.0, help="simulated seconds per real second (default 200)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
     options = parser.parse_args()
     configure_logging(level="warning")
 
     async def both() -> list[Outcome]:
-        return [await run(name, overrides, speed=options.speed, seed=options.seed)
-                for name, overrides in PROFILES.items()]
+        return [
+            await run(name, overrides, speed=options.speed, seed=options.seed)
+            for name, overrides in PROFILES.items()
+        ]
 
     outcomes = asyncio.run(both())
-    print(f"Seed walkthrough (15 tasks x 1 CPU x 120 s, Ray idleTimeoutSeconds 60), seed "
-          f"{options.seed}, speed {options.speed:g}; times in simulated seconds from the job's "
-          "start.\n")
+    print(
+        f"Seed walkthrough (15 tasks x 1 CPU x 120 s, Ray idleTimeoutSeconds 60), seed "
+        f"{options.seed}, speed {options.speed:g}; times in simulated seconds from the job's "
+        "start.\n"
+    )
     print(table(outcomes))
-    print(f"\nCommand: python bench/scale_in_bench.py --speed {options.speed:g} "
-          f"--seed {options.seed}")
+    print(
+        f"\nCommand: python bench/scale_in_bench.py --speed {options.speed:g} --seed {options.seed}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ client's parsing does not share its core. Prints a Markdown table and the comman
     python bench/watch_bench.py            # 20,000 raw events, 50,000 pods
     python bench/watch_bench.py --quick    # 5,000 raw events, 10,000 pods
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,13 @@ def worker_pod(index: int) -> dict[str, Any]:
             },
             "annotations": {"ray.io/ft-enabled": "false"},
             "ownerReferences": [
-                {"apiVersion": "ray.io/v1", "kind": "RayCluster", "name": "raycluster",
-                 "uid": "6a1b1c8e-3c6e-4c2f-9a51-0c6f1f6f8a10", "controller": True}
+                {
+                    "apiVersion": "ray.io/v1",
+                    "kind": "RayCluster",
+                    "name": "raycluster",
+                    "uid": "6a1b1c8e-3c6e-4c2f-9a51-0c6f1f6f8a10",
+                    "controller": True,
+                }
             ],
         },
         "spec": {
@@ -61,8 +67,10 @@ def worker_pod(index: int) -> dict[str, Any]:
                     "name": "ray-worker",
                     "image": "rayproject/ray:2.9.0",
                     "args": ["ray start --num-cpus=1 --address=raycluster-head-svc:6379 --block"],
-                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"},
-                                  "limits": {"cpu": "1", "memory": "1Gi"}},
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "1Gi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
                 }
             ],
             "nodeName": f"cn-hangzhou.172.16.{index // 250}.{index % 250}",
@@ -71,14 +79,24 @@ def worker_pod(index: int) -> dict[str, Any]:
             "phase": "Running",
             "podIP": f"10.{index // 65536}.{index // 256 % 256}.{index % 256}",
             "conditions": [
-                {"type": t, "status": "True", "lastProbeTime": None,
-                 "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                {
+                    "type": t,
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
                 for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
             ],
             "containerStatuses": [
-                {"name": "ray-worker", "ready": True, "restartCount": 0, "started": True,
-                 "image": "rayproject/ray:2.9.0", "imageID": "",
-                 "state": {"running": {"startedAt": "2026-01-01T00:00:05Z"}}}
+                {
+                    "name": "ray-worker",
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": True,
+                    "image": "rayproject/ray:2.9.0",
+                    "imageID": "",
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:05Z"}},
+                }
             ],
         },
     }
@@ -138,7 +156,9 @@ async def raw_watch(url: str, events: int) -> float:
     async with aiohttp.ClientSession(trust_env=False) as session:
         rv = await _start_rv(session, url)
         params = {"watch": "1", "resourceVersion": rv}
-        async with session.get(f"{url}/api/v1/namespaces/{NAMESPACE}/pods", params=params) as response:
+        async with session.get(
+            f"{url}/api/v1/namespaces/{NAMESPACE}/pods", params=params
+        ) as response:
             async with session.post(f"{url}{PRODUCE_PATH}", params={"n": str(events)}) as r:
                 await r.read()
             received = 0
@@ -181,7 +201,9 @@ async def client_watch(url: str, events: int, *, models: bool) -> float:
                         # the first read opens the stream; produce once it is open
                         pending = asyncio.ensure_future(iterator.__anext__())
                         await asyncio.sleep(0.2)
-                        async with session.post(f"{url}{PRODUCE_PATH}", params={"n": str(events)}) as r:
+                        async with session.post(
+                            f"{url}{PRODUCE_PATH}", params={"n": str(events)}
+                        ) as r:
                             await r.read()
                         produced = True
                         event = await asyncio.wait_for(pending, 30)
@@ -240,7 +262,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer events and pods")
     args = parser.parse_args(argv)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         os.environ.pop(name, None)
     raw_events = 5_000 if args.quick else 20_000
     client_events = 2_000 if args.quick else 5_000
@@ -256,12 +285,26 @@ def main(argv: list[str] | None = None) -> None:
     try:
         url = urls.get(timeout=60)
         raw = asyncio.run(raw_watch(url, raw_events))
-        rows.append((f"raw aiohttp line reader + json.loads ({raw_events:,} events)", f"{raw:,.0f} events/s"))
+        rows.append(
+            (
+                f"raw aiohttp line reader + json.loads ({raw_events:,} events)",
+                f"{raw:,.0f} events/s",
+            )
+        )
         dicts = asyncio.run(client_watch(url, client_events, models=False))
-        rows.append((f"kubernetes-asyncio Watch, raw dicts ({client_events:,} events)", f"{dicts:,.0f} events/s"))
+        rows.append(
+            (
+                f"kubernetes-asyncio Watch, raw dicts ({client_events:,} events)",
+                f"{dicts:,.0f} events/s",
+            )
+        )
         models = asyncio.run(client_watch(url, client_events // 5, models=True))
-        rows.append((f"kubernetes-asyncio Watch, V1Pod models ({client_events // 5:,} events)",
-                     f"{models:,.0f} events/s"))
+        rows.append(
+            (
+                f"kubernetes-asyncio Watch, V1Pod models ({client_events // 5:,} events)",
+                f"{models:,.0f} events/s",
+            )
+        )
     finally:
         stop.set()
         server.join(10)
@@ -272,7 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         url = urls.get(timeout=300)
         seconds, count = asyncio.run(list_all(url))
-        rows.append((f"LIST of {count:,} pods, unpaginated (client parse included)", f"{seconds:.2f} s"))
+        rows.append(
+            (f"LIST of {count:,} pods, unpaginated (client parse included)", f"{seconds:.2f} s")
+        )
     finally:
         stop.set()
         server.join(10)
@@ -282,16 +327,30 @@ def main(argv: list[str] | None = None) -> None:
     measure.start()
     rss, traced = results.get(timeout=600)
     measure.join(10)
-    rows.append((f"store holding {memory_pods:,} pods: RSS growth", f"{rss / 2**20:,.0f} MiB ({rss / memory_pods / 1024:.1f} KiB/pod)"))
-    rows.append((f"store holding {memory_pods:,} pods: tracemalloc", f"{traced / 2**20:,.0f} MiB ({traced / memory_pods / 1024:.1f} KiB/pod)"))
+    rows.append(
+        (
+            f"store holding {memory_pods:,} pods: RSS growth",
+            f"{rss / 2**20:,.0f} MiB ({rss / memory_pods / 1024:.1f} KiB/pod)",
+        )
+    )
+    rows.append(
+        (
+            f"store holding {memory_pods:,} pods: tracemalloc",
+            f"{traced / 2**20:,.0f} MiB ({traced / memory_pods / 1024:.1f} KiB/pod)",
+        )
+    )
 
-    print(f"Watch benchmark — {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}\n")
+    print(
+        f"Watch benchmark — {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}\n"
+    )
     print("| measurement | result |")
     print("|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
-    print(f"\nCommand: `{shlex.join([sys.executable.rsplit('/', 1)[-1], 'bench/watch_bench.py', *sys.argv[1:]])}`")
+    print(
+        f"\nCommand: `{shlex.join([sys.executable.rsplit('/', 1)[-1], 'bench/watch_bench.py', *sys.argv[1:]])}`"
+    )
 
 
 if __name__ == "__main__":

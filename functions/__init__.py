@@ -1,4 +1,5 @@
 """The decision core: pure, standard-library-only scale-out (decide/v1) and scale-in (scale-in/v1)."""
+
 from __future__ import annotations
 
 from functions.decision import decide

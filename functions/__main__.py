@@ -1,5 +1,6 @@
 """`python -m functions`: decide one request (scale-out or scale-in), print the seed request, or
 build the FC package."""
+
 from __future__ import annotations
 
 import argparse
@@ -49,42 +50,52 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m functions",
         description="The ray-ack-scaler decision core: pending pods in, scale-pool / "
-                    "place-on-eci actions out (decide/v1); nodes in, nodes to remove out "
-                    "(scale-in/v1).",
+        "place-on-eci actions out (decide/v1); nodes in, nodes to remove out "
+        "(scale-in/v1).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     decide = commands.add_parser(
         "decide",
         help="read one decide/v1 request, print the reply",
         description="Read one decide/v1 request (JSON) from --in FILE or stdin and print the "
-                    "reply to stdout (exit 0). Invalid JSON, an invalid request or one over the "
-                    "limits prints the error object {\"error\": {code, message, path}} and "
-                    "exits 2.",
+        "reply to stdout (exit 0). Invalid JSON, an invalid request or one over the "
+        'limits prints the error object {"error": {code, message, path}} and '
+        "exits 2.",
     )
-    decide.add_argument("--in", dest="input", metavar="FILE", default="-",
-                        help="request file ('-' or omitted: stdin)")
+    decide.add_argument(
+        "--in",
+        dest="input",
+        metavar="FILE",
+        default="-",
+        help="request file ('-' or omitted: stdin)",
+    )
     scale_in = commands.add_parser(
         "scale-in",
         help="read one scale-in/v1 request, print the reply",
         description="Read one scale-in/v1 request (JSON) from --in FILE or stdin and print "
-                    "which nodes to remove and why the others stay (exit 0). Invalid JSON, an "
-                    "invalid request or one over the limits prints the error object "
-                    "{\"error\": {code, message, path}} and exits 2.",
+        "which nodes to remove and why the others stay (exit 0). Invalid JSON, an "
+        "invalid request or one over the limits prints the error object "
+        '{"error": {code, message, path}} and exits 2.',
     )
-    scale_in.add_argument("--in", dest="input", metavar="FILE", default="-",
-                          help="request file ('-' or omitted: stdin)")
+    scale_in.add_argument(
+        "--in",
+        dest="input",
+        metavar="FILE",
+        default="-",
+        help="request file ('-' or omitted: stdin)",
+    )
     commands.add_parser(
         "example",
         help="print the seed request (15 Ray workers, one 4 vCPU pool)",
         description="Print the seed decide/v1 request: the KubeRay walkthrough's 15 pending "
-                    "worker pods (1 vCPU / 1 GiB each), one ecs.g7.xlarge pool at desired 0 "
-                    "(max 10) and ECI enabled. Pipe it into `decide`.",
+        "worker pods (1 vCPU / 1 GiB each), one ecs.g7.xlarge pool at desired 0 "
+        "(max 10) and ECI enabled. Pipe it into `decide`.",
     )
     commands.add_parser(
         "package",
         help="build the Function Compute code package (see `package --help`)",
         description="Build the Function Compute code package; options are those of "
-                    "functions.packaging.",
+        "functions.packaging.",
     )
     return parser
 

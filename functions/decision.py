@@ -1,4 +1,5 @@
 """`decide`: one decide/v1 request in, one reply out — pure, deterministic, no clock, no I/O."""
+
 from __future__ import annotations
 
 from functions.errors import InvalidRequest

@@ -1,11 +1,11 @@
 """The decision core's error values: what a caller did wrong, with the JSON path that says where."""
+
 from __future__ import annotations
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
 
 
 class DecisionError(Exception):

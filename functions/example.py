@@ -1,4 +1,5 @@
 """The seed request: the KubeRay walkthrough's 15 pending Ray workers and one empty 4 vCPU pool."""
+
 from __future__ import annotations
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
@@ -10,8 +11,23 @@ if TYPE_CHECKING:
 NOW = "2026-11-29T05:00:00Z"
 CLUSTER = "myfirst-ray-cluster"
 # Suffixes in the shape KubeRay gives worker pods (a random 5-letter tail).
-_SUFFIXES = ("btgmm", "c7xkq", "d2vnp", "f9hzr", "gk4ws", "hq8lt", "j3mxd", "kv6rb",
-             "lz2nf", "mw5tc", "nx7gp", "pr9kh", "qs4vj", "rt8dm", "sv3wl")
+_SUFFIXES = (
+    "btgmm",
+    "c7xkq",
+    "d2vnp",
+    "f9hzr",
+    "gk4ws",
+    "hq8lt",
+    "j3mxd",
+    "kv6rb",
+    "lz2nf",
+    "mw5tc",
+    "nx7gp",
+    "pr9kh",
+    "qs4vj",
+    "rt8dm",
+    "sv3wl",
+)
 
 
 def seed_request() -> dict[str, Any]:
@@ -21,8 +37,12 @@ def seed_request() -> dict[str, Any]:
             "uid": f"u-{n + 1:02d}",
             "namespace": "ray",
             "name": f"{CLUSTER}-worker-workergroup-{suffix}",
-            "labels": {"ray.io/cluster": CLUSTER, "ray.io/group": "workergroup",
-                       "ray.io/node-type": "worker", "ray.io/is-ray-node": "yes"},
+            "labels": {
+                "ray.io/cluster": CLUSTER,
+                "ray.io/group": "workergroup",
+                "ray.io/node-type": "worker",
+                "ray.io/is-ray-node": "yes",
+            },
             "annotations": {},
             "requests": {"cpu": "1", "memory": "1Gi"},
             "nodeSelector": {},
@@ -41,8 +61,10 @@ def seed_request() -> dict[str, Any]:
         "name": "cpu",
         "instanceType": "ecs.g7.xlarge",
         "allocatable": {"cpu": "3900m", "memory": "14Gi", "pods": "110"},
-        "labels": {"alibabacloud.com/nodepool-id": "np-cpu",
-                   "node.kubernetes.io/instance-type": "ecs.g7.xlarge"},
+        "labels": {
+            "alibabacloud.com/nodepool-id": "np-cpu",
+            "node.kubernetes.io/instance-type": "ecs.g7.xlarge",
+        },
         "taints": [],
         "size": {"min": 0, "max": 10, "desired": 0, "ready": 0},
         "scalingSince": None,
@@ -60,8 +82,13 @@ def seed_request() -> dict[str, Any]:
         "eci": {
             "enabled": True,
             "labels": {"type": "virtual-kubelet"},
-            "taints": [{"key": "virtual-kubelet.io/provider", "value": "alibabacloud",
-                        "effect": "NoSchedule"}],
+            "taints": [
+                {
+                    "key": "virtual-kubelet.io/provider",
+                    "value": "alibabacloud",
+                    "effect": "NoSchedule",
+                }
+            ],
             "pricePerVcpuSecond": 0.000049,
             "pricePerGibSecond": 0.00000613,
             "startSeconds": 30,

@@ -7,6 +7,7 @@ runner-up it beat, or — when a better option could take no more — the overfl
 ("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`.
 A reason never contains "; ": the reply joins the reasons of several groups with it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,9 @@ from functions.model import PLACEMENT_ANNOTATION, Policy
 from functions.strategy import Option
 
 
-def placement_reason(options: Sequence[Option], chosen: int, *, policy: Policy, placement: str,
-                     full: Sequence[str]) -> str:
+def placement_reason(
+    options: Sequence[Option], chosen: int, *, policy: Policy, placement: str, full: Sequence[str]
+) -> str:
     """Why `options[chosen]` took pods; `full` says why each better option took none."""
     option = options[chosen]
     if chosen:
@@ -26,7 +28,8 @@ def placement_reason(options: Sequence[Option], chosen: int, *, policy: Policy, 
         return f"room left on nodes this decision adds to {option.label}"
     if placement != "auto":
         return f"annotation {PLACEMENT_ANNOTATION}={placement}: " + _strategy_reason(
-            options, policy=policy)
+            options, policy=policy
+        )
     return _strategy_reason(options, policy=policy)
 
 
@@ -37,18 +40,24 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
     if strategy == "cost":
         budget = policy.latency_budget_seconds
         if best.latency > budget:
-            return (f"cost: no option starts within the {budget:g} s latency budget — "
-                    f"{best.label} is fastest ({best.latency:g} s)")
+            return (
+                f"cost: no option starts within the {budget:g} s latency budget — "
+                f"{best.label} is fastest ({best.latency:g} s)"
+            )
         text = f"cost: {best.label} {best.cost_per_pod:.3f}/pod·run"
         if other is None:
             return f"{text}, the only option that fits"
         if other.latency > budget:
-            return (f"{text} — {other.label} starts in {other.latency:g} s, over the "
-                    f"{budget:g} s latency budget")
+            return (
+                f"{text} — {other.label} starts in {other.latency:g} s, over the "
+                f"{budget:g} s latency budget"
+            )
         if f"{other.cost_per_pod:.3f}" == f"{best.cost_per_pod:.3f}":
             return f"{text}, tied with {other.label} ({_tie_break(best, other)})"
-        return (f"{text} vs {other.label} {other.cost_per_pod:.3f} — {best.label} cheaper "
-                f"within the {budget:g} s latency budget")
+        return (
+            f"{text} vs {other.label} {other.cost_per_pod:.3f} — {best.label} cheaper "
+            f"within the {budget:g} s latency budget"
+        )
     if strategy == "latency":
         text = f"latency: {best.label} starts in {best.latency:g} s"
         if other is None:

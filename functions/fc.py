@@ -18,6 +18,7 @@ Choices made here:
   itself caps synchronous payloads at 32 MB (~50,000 such pods), so on real FC the platform's limit
   bites first; ours protects the WSGI path, emulators and in-process callers from a slow death.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ node selector") so a person can act on them; `no_fit_reason` folds them into one
 line: "no option fits: 2 pools Insufficient nvidia.com/gpu, 1 pool didn't match
 node selector, ECI: hostPath volume".
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -60,7 +61,9 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
     placement = shape.placement
     if placement not in ("auto", "ecs", "eci"):
         return Feasibility(
-            requests, (), False,
+            requests,
+            (),
+            False,
             f"unknown {PLACEMENT_ANNOTATION} value {placement!r} (expected ecs, eci or auto)",
         )
     fits: list[PoolFit] = []
@@ -119,7 +122,7 @@ def eci_misfit(shape: PodShape, eci: Eci) -> str:
         return f"cpu {format_milli(cpu)} over maxPodCpu {format_milli(eci.max_pod_cpu)}"
     memory = shape.requests.get("memory", 0)
     if memory > eci.max_pod_memory:
-        return (f"memory {_gib(memory)} over maxPodMemory {_gib(eci.max_pod_memory)}")
+        return f"memory {_gib(memory)} over maxPodMemory {_gib(eci.max_pod_memory)}"
     if not node_selector_matches(shape.node_selector, eci.labels):
         return "didn't match node selector"
     if not required_affinity_matches(shape.affinity, eci.labels):

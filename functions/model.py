@@ -5,6 +5,7 @@ shape (requests, nodeSelector, affinity, tolerations, ECI traits, placement
 annotation) form one `PodGroup` holding their positions in the request, so every
 later step costs per group, not per pod.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -10,6 +10,7 @@ recompiles a module whose source does not match. They are used only when the run
 interpreter's cache tag (`cpython-310` for FC's python3.10 runtime) is the runtime's: build with
 Python 3.10 for a python3.10 function, or the files are dead weight.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,12 @@ def checked_hash_pyc(source: bytes, *, filename: str) -> bytes:
     # marshal format 2 has no back-references, whose use (from format 3 on) depends on the
     # building process's reference counts and would make the bytes differ from run to run.
     flags = (0b11).to_bytes(4, "little")
-    return (importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source)
-            + marshal.dumps(code, 2))
+    return (
+        importlib.util.MAGIC_NUMBER
+        + flags
+        + importlib.util.source_hash(source)
+        + marshal.dumps(code, 2)
+    )
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:

@@ -6,6 +6,7 @@ divisions per class: first fit over the classes in order (upcoming nodes first,
 then nodes this decision adds), then `new_nodes` more nodes of the template.
 For identical pods this uses ceil(n / pods-per-node) nodes, the optimum.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -61,8 +62,9 @@ class Placed:
         self.fresh = fresh
 
 
-def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int, *,
-         smallest: Mapping[str, int]) -> list[Placed]:
+def fill(
+    classes: list[NodeClass], requests: Mapping[str, int], pods: int, *, smallest: Mapping[str, int]
+) -> list[Placed]:
     """First fit of `pods` identical pods over `classes` (mutated in place), in order.
 
     Returns how many landed on upcoming vs added nodes, in placement order; the sum may
@@ -92,7 +94,7 @@ def fill(classes: list[NodeClass], requests: Mapping[str, int], pods: int, *,
         untouched = node.count - full - (1 if partial else 0)
         if untouched:
             replacement.append(NodeClass(node.free, untouched, fresh=node.fresh))
-        classes[i:i + 1] = replacement
+        classes[i : i + 1] = replacement
         i += len(replacement)
         pods -= take
         if placed and placed[-1].fresh == node.fresh:

@@ -12,6 +12,7 @@ desired size, ECI pods gone) until a pass adds nothing. The reply is that last
 pass, so feeding it back to `decide` asks for nothing new. Added nodes no pod lands
 on are given back, so a decision never buys an empty node.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -47,8 +48,7 @@ class Plan:
 class _Pass:
     """One pass's outcome (working state, not a value)."""
 
-    __slots__ = ("added", "classes", "eci_pods", "eci_reasons", "pool_pods", "reasons",
-                 "unplaced")
+    __slots__ = ("added", "classes", "eci_pods", "eci_reasons", "pool_pods", "reasons", "unplaced")
 
     def __init__(self, classes: dict[str, list[NodeClass]], added: dict[str, int]) -> None:
         self.classes = classes
@@ -77,13 +77,21 @@ def make_plan(request: Request) -> Plan:
     budget = request.policy.max_new_nodes_per_decision
     result = None
     for _ in range(MAX_PASSES):
-        result = _one_pass(request, pools=pools, fits=fits, members=members,
-                           placements=placements, added=added,
-                           eci_slots=eci_slots, budget=budget - sum(added.values()),
-                           smallest=smallest)
+        result = _one_pass(
+            request,
+            pools=pools,
+            fits=fits,
+            members=members,
+            placements=placements,
+            added=added,
+            eci_slots=eci_slots,
+            budget=budget - sum(added.values()),
+            smallest=smallest,
+        )
         # Nodes added in earlier passes that no pod uses now are given back.
-        unused = {pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable)
-                  for pid in pools}
+        unused = {
+            pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable) for pid in pools
+        }
         for pid, count in result.added.items():
             added[pid] += count
         for pid, count in unused.items():
@@ -109,9 +117,18 @@ def make_plan(request: Request) -> Plan:
     )
 
 
-def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibility],
-              members: list[list[int]], placements: list[str], added: dict[str, int], eci_slots: int | None,
-              budget: int, smallest: Mapping[str, int]) -> _Pass:
+def _one_pass(
+    request: Request,
+    *,
+    pools: dict[str, Pool],
+    fits: list[Feasibility],
+    members: list[list[int]],
+    placements: list[str],
+    added: dict[str, int],
+    eci_slots: int | None,
+    budget: int,
+    smallest: Mapping[str, int],
+) -> _Pass:
     classes: dict[str, list[NodeClass]] = {}
     for pool in request.pools:
         start = []
@@ -134,15 +151,22 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             if option.fit is None or pos == len(indices):
                 continue
             pool_id = option.fit.pool.id
-            for placed in fill(classes[pool_id], fit.requests, len(indices) - pos,
-                               smallest=smallest):
-                outcome.pool_pods.append((pool_id, placed.fresh,
-                                          indices[pos:pos + placed.pods]))
+            for placed in fill(
+                classes[pool_id], fit.requests, len(indices) - pos, smallest=smallest
+            ):
+                outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
                 pos += placed.pods
                 if placed.fresh:
-                    reason = _why(options, chosen, request=request, placement=placement,
-                                  added=added, outcome=outcome, budget=budget,
-                                  eci_slots=eci_slots)
+                    reason = _why(
+                        options,
+                        chosen,
+                        request=request,
+                        placement=placement,
+                        added=added,
+                        outcome=outcome,
+                        budget=budget,
+                        eci_slots=eci_slots,
+                    )
                     outcome.reasons.setdefault(pool_id, {})[reason] = None
         for chosen, option in enumerate(options):
             if pos == len(indices):
@@ -151,48 +175,89 @@ def _one_pass(request: Request, *, pools: dict[str, Pool], fits: list[Feasibilit
             if option.fit is None:
                 take = left if eci_slots is None else min(left, eci_slots)
                 if take:
-                    reason = _why(options, chosen, request=request, placement=placement,
-                                  added=added, outcome=outcome, budget=budget,
-                                  eci_slots=eci_slots)
+                    reason = _why(
+                        options,
+                        chosen,
+                        request=request,
+                        placement=placement,
+                        added=added,
+                        outcome=outcome,
+                        budget=budget,
+                        eci_slots=eci_slots,
+                    )
                     outcome.eci_reasons[reason] = None
-                    outcome.eci_pods.extend(indices[pos:pos + take])
+                    outcome.eci_pods.extend(indices[pos : pos + take])
                     pos += take
                     if eci_slots is not None:
                         eci_slots -= take
                 continue
             pool = option.fit.pool
-            room = min(budget, pool.max_size - pool.desired - added[pool.id]
-                       - outcome.added[pool.id])
+            room = min(
+                budget, pool.max_size - pool.desired - added[pool.id] - outcome.added[pool.id]
+            )
             count = min(nodes_needed(left, option.fit.per_node), room)
             if count <= 0:
                 continue
-            reason = _why(options, chosen, request=request, placement=placement, added=added,
-                          outcome=outcome, budget=budget, eci_slots=eci_slots)
+            reason = _why(
+                options,
+                chosen,
+                request=request,
+                placement=placement,
+                added=added,
+                outcome=outcome,
+                budget=budget,
+                eci_slots=eci_slots,
+            )
             outcome.reasons.setdefault(pool.id, {})[reason] = None
             fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
             for placed in fill(fresh, fit.requests, left, smallest=smallest):
-                outcome.pool_pods.append((pool.id, True, indices[pos:pos + placed.pods]))
+                outcome.pool_pods.append((pool.id, True, indices[pos : pos + placed.pods]))
                 pos += placed.pods
             classes[pool.id].extend(fresh)
             outcome.added[pool.id] += count
             budget -= count
         if pos < len(indices):
-            reason = _capacity_reason(options, request=request, pools=pools, added=added,
-                                      outcome=outcome, budget=budget)
+            reason = _capacity_reason(
+                options, request=request, pools=pools, added=added, outcome=outcome, budget=budget
+            )
             outcome.unplaced.append((reason, indices[pos:]))
     return outcome
 
 
-def _why(options: list[Option], chosen: int, *, request: Request, placement: str,
-         added: dict[str, int], outcome: _Pass, budget: int, eci_slots: int | None) -> str:
-    full = [_full_text(option, request=request, added=added, outcome=outcome, budget=budget,
-                       eci_slots=eci_slots) for option in options[:chosen]]
-    return placement_reason(options, chosen, policy=request.policy, placement=placement,
-                            full=full)
+def _why(
+    options: list[Option],
+    chosen: int,
+    *,
+    request: Request,
+    placement: str,
+    added: dict[str, int],
+    outcome: _Pass,
+    budget: int,
+    eci_slots: int | None,
+) -> str:
+    full = [
+        _full_text(
+            option,
+            request=request,
+            added=added,
+            outcome=outcome,
+            budget=budget,
+            eci_slots=eci_slots,
+        )
+        for option in options[:chosen]
+    ]
+    return placement_reason(options, chosen, policy=request.policy, placement=placement, full=full)
 
 
-def _full_text(option: Option, *, request: Request, added: dict[str, int], outcome: _Pass,
-               budget: int, eci_slots: int | None) -> str:
+def _full_text(
+    option: Option,
+    *,
+    request: Request,
+    added: dict[str, int],
+    outcome: _Pass,
+    budget: int,
+    eci_slots: int | None,
+) -> str:
     # Why a better-ranked option takes no more pods now ("" when it still could).
     if option.fit is None:
         return "ECI at maxPods" if eci_slots == 0 else ""
@@ -200,13 +265,19 @@ def _full_text(option: Option, *, request: Request, added: dict[str, int], outco
     if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
         return f"{pool.id} reached max {pool.max_size}"
     if budget <= 0:
-        return (f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} "
-                "reached")
+        return f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} reached"
     return ""
 
 
-def _capacity_reason(options: list[Option], *, request: Request, pools: dict[str, Pool],
-                     added: dict[str, int], outcome: _Pass, budget: int) -> str:
+def _capacity_reason(
+    options: list[Option],
+    *,
+    request: Request,
+    pools: dict[str, Pool],
+    added: dict[str, int],
+    outcome: _Pass,
+    budget: int,
+) -> str:
     parts = []
     for option in options:
         if option.fit is None:
@@ -216,8 +287,7 @@ def _capacity_reason(options: list[Option], *, request: Request, pools: dict[str
         if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
             parts.append(f"pool {pool.id} at max size {pool.max_size}")
     if budget <= 0:
-        parts.append(f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} "
-                     "reached")
+        parts.append(f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} reached")
     return "no capacity left: " + ", ".join(parts)
 
 

@@ -5,6 +5,7 @@ Kubernetes' matching rules. Values are the JSON shapes Kubernetes writes
 (`spec.affinity`, `spec.tolerations`, `spec.taints`), so the simulator's scheduler
 and the decision core share one definition of "fits".
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -6,6 +6,7 @@ fraction, then one suffix — decimal SI (n u m k M G T P E), binary SI
 converted to milli-units and rounded up (towards +inf), as `Quantity.MilliValue()`
 does, using integer arithmetic only so '0.1' is exactly 100m.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ Each reader takes a decoded JSON value and its path (`pods[3].requests.memory`) 
 returns a clean value or raises `InvalidRequest` naming that path; `kind` names a
 JSON value's type the way the messages do ("null", "number", "object", ...).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,14 +49,16 @@ def kind(value: object) -> str:
 
 
 def canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def required(raw: dict[str, Any], name: str, path: str) -> Any:
     if name not in raw or raw[name] is None:
-        raise InvalidRequest(f"missing required field {name!r}",
-                             path=f"{path}.{name}" if path else name)
+        raise InvalidRequest(
+            f"missing required field {name!r}", path=f"{path}.{name}" if path else name
+        )
     return raw[name]
 
 
@@ -64,8 +67,9 @@ def optional_object(raw: dict[str, Any], name: str, path: str) -> dict[str, Any]
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidRequest(f"expected an object, got {kind(value)}",
-                             path=f"{path}.{name}" if path else name)
+        raise InvalidRequest(
+            f"expected an object, got {kind(value)}", path=f"{path}.{name}" if path else name
+        )
     return value
 
 
@@ -136,15 +140,20 @@ def nonnegative_quantity(raw: object, *, path: str) -> int:
 def timestamp(raw: object, *, path: str) -> float:
     """RFC 3339 time -> seconds since the epoch (Python 3.10's fromisoformat rejects 'Z')."""
     if not isinstance(raw, str):
-        raise InvalidRequest(f"expected an RFC 3339 timestamp string, got {kind(raw)}",
-                             path=path)
+        raise InvalidRequest(f"expected an RFC 3339 timestamp string, got {kind(raw)}", path=path)
     match = _TIMESTAMP.fullmatch(raw)
     if match is None:
         raise InvalidRequest(f"invalid RFC 3339 timestamp {raw!r}", path=path)
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     fraction, zone = match.group(7), match.group(8)
-    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
-            and hour < 24 and minute < 60 and second < 60):
+    if not (
+        year >= 1
+        and 1 <= month <= 12
+        and 1 <= day <= _days_in_month(year, month)
+        and hour < 24
+        and minute < 60
+        and second < 60
+    ):
         # Imported only to word the refusal as datetime does; the happy path is arithmetic,
         # which spares a cold start the datetime module.
         from datetime import datetime
@@ -152,10 +161,12 @@ def timestamp(raw: object, *, path: str) -> float:
         try:
             datetime(year, month, day, hour, minute, second)
         except ValueError as error:
-            raise InvalidRequest(f"invalid RFC 3339 timestamp {raw!r}: {error}",
-                                 path=path) from None
-    seconds = float(_days_since_epoch(year, month, day) * 86400
-                    + hour * 3600 + minute * 60 + second)
+            raise InvalidRequest(
+                f"invalid RFC 3339 timestamp {raw!r}: {error}", path=path
+            ) from None
+    seconds = float(
+        _days_since_epoch(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    )
     if zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
@@ -199,8 +210,11 @@ def affinity(raw: object, *, path: str) -> Mapping[str, Any] | None:
         raise InvalidRequest(f"expected a list, got {kind(terms)}", path=path)
     clean_terms = [_term(term, path=f"{path}[{i}]") for i, term in enumerate(terms)]
     # Only the binding part is kept: preferred terms and pod (anti-)affinity never decide.
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-                             {"nodeSelectorTerms": clean_terms}}}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": clean_terms}
+        }
+    }
 
 
 def _term(raw: object, *, path: str) -> dict[str, Any]:
@@ -226,8 +240,10 @@ def _expression(raw: object, *, path: str) -> dict[str, Any]:
         raise InvalidRequest("key must be a non-empty string", path=f"{path}.key")
     operator = raw.get("operator")
     if operator not in OPERATORS:
-        raise InvalidRequest(f"unknown operator {operator!r}, expected one of {list(OPERATORS)}",
-                             path=f"{path}.operator")
+        raise InvalidRequest(
+            f"unknown operator {operator!r}, expected one of {list(OPERATORS)}",
+            path=f"{path}.operator",
+        )
     values = string_list(raw.get("values"), path=f"{path}.values")
     # The API server's own rules, so a request can't hold a pod Kubernetes would refuse.
     if operator in ("In", "NotIn") and not values:
@@ -235,8 +251,7 @@ def _expression(raw: object, *, path: str) -> dict[str, Any]:
     if operator in ("Exists", "DoesNotExist") and values:
         raise InvalidRequest(f"{operator} takes no values", path=f"{path}.values")
     if operator in ("Gt", "Lt") and (len(values) != 1 or not _is_int_text(values[0])):
-        raise InvalidRequest(f"{operator} needs exactly one integer value",
-                             path=f"{path}.values")
+        raise InvalidRequest(f"{operator} needs exactly one integer value", path=f"{path}.values")
     return {"key": key, "operator": operator, "values": list(values)}
 
 
@@ -251,16 +266,22 @@ def tolerations(raw: object, *, path: str) -> tuple[Mapping[str, Any], ...]:
         for name in ("key", "operator", "value", "effect"):
             value = toleration.get(name)
             if value is not None and not isinstance(value, str):
-                raise InvalidRequest(f"expected a string, got {kind(value)}",
-                                     path=f"{where}.{name}")
+                raise InvalidRequest(
+                    f"expected a string, got {kind(value)}", path=f"{where}.{name}"
+                )
         if toleration.get("operator") not in (None, "", "Exists", "Equal"):
-            raise InvalidRequest(f"unknown operator {toleration['operator']!r}",
-                                 path=f"{where}.operator")
+            raise InvalidRequest(
+                f"unknown operator {toleration['operator']!r}", path=f"{where}.operator"
+            )
         if toleration.get("effect") not in (None, "", *TAINT_EFFECTS):
-            raise InvalidRequest(f"unknown effect {toleration['effect']!r}",
-                                 path=f"{where}.effect")
-        clean.append({name: toleration[name] for name in ("key", "operator", "value", "effect")
-                      if toleration.get(name)})
+            raise InvalidRequest(f"unknown effect {toleration['effect']!r}", path=f"{where}.effect")
+        clean.append(
+            {
+                name: toleration[name]
+                for name in ("key", "operator", "value", "effect")
+                if toleration.get(name)
+            }
+        )
     return tuple(clean)
 
 
@@ -275,8 +296,10 @@ def taints(raw: object, *, path: str) -> tuple[Mapping[str, Any], ...]:
             raise InvalidRequest(f"expected a string, got {kind(value)}", path=f"{where}.value")
         effect = taint.get("effect")
         if effect not in TAINT_EFFECTS:
-            raise InvalidRequest(f"unknown effect {effect!r}, expected one of "
-                                 f"{list(TAINT_EFFECTS)}", path=f"{where}.effect")
+            raise InvalidRequest(
+                f"unknown effect {effect!r}, expected one of {list(TAINT_EFFECTS)}",
+                path=f"{where}.effect",
+            )
         clean.append({"key": key, "value": value or "", "effect": effect})
     return tuple(clean)
 
@@ -314,8 +337,9 @@ def objects(raw: object, *, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield where, item
 
 
-def keyed_objects(raw: list[Any], *, path: str, key: str,
-                  noun: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+def keyed_objects(
+    raw: list[Any], *, path: str, key: str, noun: str
+) -> Iterator[tuple[str, dict[str, Any], str]]:
     """(path, object, its key) for a list of objects each named by a unique non-empty string."""
     seen: dict[str, str] = {}
     for where, item in objects(raw, path=path):
@@ -323,7 +347,8 @@ def keyed_objects(raw: list[Any], *, path: str, key: str,
         if not isinstance(name, str) or not name:
             raise InvalidRequest(f"{key} must be a non-empty string", path=f"{where}.{key}")
         if name in seen:
-            raise InvalidRequest(f"duplicate {noun} {name!r} (also {seen[name]})",
-                                 path=f"{where}.{key}")
+            raise InvalidRequest(
+                f"duplicate {noun} {name!r} (also {seen[name]})", path=f"{where}.{key}"
+            )
         seen[name] = where
         yield where, item, name

@@ -6,6 +6,7 @@ action. Each action carries a `reason` (`functions.explain`; distinct group reas
 joined by "; "). `decisionId` is the first 16 hex digits of sha256 over the request's
 fingerprint (see `functions.validate`), so it does not change with `now`.
 """
+
 from __future__ import annotations
 
 from itertools import repeat
@@ -47,23 +48,31 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
         pool = pools[pool_id]
         count = plan.added[pool_id]
         cost += count * pool.price_per_hour
-        actions.append({
-            "kind": "scale-pool",
-            "poolId": pool_id,
-            "fromDesired": pool.desired,
-            "toDesired": pool.desired + count,
-            "pods": list(map(uids.__getitem__, sorted(new_pods[pool_id]))),
-            "reason": _joined(plan.pool_reasons.get(pool_id, ())),
-        })
+        actions.append(
+            {
+                "kind": "scale-pool",
+                "poolId": pool_id,
+                "fromDesired": pool.desired,
+                "toDesired": pool.desired + count,
+                "pods": list(map(uids.__getitem__, sorted(new_pods[pool_id]))),
+                "reason": _joined(plan.pool_reasons.get(pool_id, ())),
+            }
+        )
     if plan.eci_pods:
-        actions.append({"kind": "place-on-eci", "pods": list(map(uids.__getitem__, plan.eci_pods)),
-                        "reason": _joined(plan.eci_reasons)})
+        actions.append(
+            {
+                "kind": "place-on-eci",
+                "pods": list(map(uids.__getitem__, plan.eci_pods)),
+                "reason": _joined(plan.eci_reasons),
+            }
+        )
         on_eci = set(plan.eci_pods)
         for group in request.groups:
             count = len(on_eci.intersection(group.indices))
             if count:
-                cost += count * eci_cost_per_pod(group.shape.requests, eci=request.eci,
-                                                 seconds=3600)
+                cost += count * eci_cost_per_pod(
+                    group.shape.requests, eci=request.eci, seconds=3600
+                )
     covered.sort()
     unplaceable = sorted((i, reason) for reason, run in plan.unplaceable for i in run)
     return {

@@ -16,6 +16,7 @@ so both are priced for the same run):
 - ECI: (vCPU × pricePerVcpuSecond + GiB × pricePerGibSecond) × expectedRunSeconds,
   from the pod's requests.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -51,13 +52,21 @@ def rank(feasible: Feasibility, *, pods: int, policy: Policy, eci: Eci) -> list[
     """The group's options, best first, for `pods` pods still to place."""
     seconds = policy.expected_run_seconds
     options = [
-        Option(fit, fit.pool.boot_seconds,
-               fit.pool.price_per_hour * seconds / 3600 / max(1, min(fit.per_node, pods)))
+        Option(
+            fit,
+            fit.pool.boot_seconds,
+            fit.pool.price_per_hour * seconds / 3600 / max(1, min(fit.per_node, pods)),
+        )
         for fit in feasible.pools
     ]
     if feasible.eci:
-        options.append(Option(None, eci.start_seconds,
-                              eci_cost_per_pod(feasible.requests, eci=eci, seconds=seconds)))
+        options.append(
+            Option(
+                None,
+                eci.start_seconds,
+                eci_cost_per_pod(feasible.requests, eci=eci, seconds=seconds),
+            )
+        )
     strategy = policy.strategy
     budget = policy.latency_budget_seconds
 

@@ -27,6 +27,7 @@ Defaults for optional fields:
 Pods with identical decision-relevant fields are validated once, at the first
 pod that carries them, so the cost per pod is a handful of dictionary lookups.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -99,10 +100,12 @@ def parse_request(raw: object) -> Request:
             f"{MAX_SHAPE_POOL_PAIRS} shape-pool pairs per decision; split the batch",
             path="pods",
         )
-    fingerprint = _fingerprint(cluster=cluster, pools=pools, eci=eci, policy=policy,
-                               uids=uids, groups=groups)
-    return Request(uids=uids, groups=groups, pools=pools, eci=eci, policy=policy,
-                   fingerprint=fingerprint)
+    fingerprint = _fingerprint(
+        cluster=cluster, pools=pools, eci=eci, policy=policy, uids=uids, groups=groups
+    )
+    return Request(
+        uids=uids, groups=groups, pools=pools, eci=eci, policy=policy, fingerprint=fingerprint
+    )
 
 
 # --- pods ---------------------------------------------------------------------------------
@@ -123,16 +126,21 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
     buckets: dict[tuple[object, ...], tuple[PodShape, list[int], tuple[type, ...] | None]] = {}
     for index, pod in enumerate(raw_pods):
         if type(pod) is not dict:
-            raise InvalidRequest(f"expected an object, got {readers.kind(pod)}", path=f"pods[{index}]")
+            raise InvalidRequest(
+                f"expected an object, got {readers.kind(pod)}", path=f"pods[{index}]"
+            )
         get = pod.get
         uid = get("uid")
         if type(uid) is not str or not uid or uid in seen:
             raise _bad_uid(uid, index, uids)
         seen.add(uid)
         uids.append(uid)
-        if (type(get("namespace")) not in _TEXT_OR_NULL or type(get("name")) not in _TEXT_OR_NULL
-                or type(get("unschedulableSince")) not in _TEXT_OR_NULL
-                or type(get("message")) not in _TEXT_OR_NULL):
+        if (
+            type(get("namespace")) not in _TEXT_OR_NULL
+            or type(get("name")) not in _TEXT_OR_NULL
+            or type(get("unschedulableSince")) not in _TEXT_OR_NULL
+            or type(get("message")) not in _TEXT_OR_NULL
+        ):
             _bad_metadata(pod, index)
         labels = get("labels")
         annotations = get("annotations")
@@ -164,11 +172,17 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
             key: tuple[object, ...] = (
                 placement,
                 (*requests.items(),) if type(requests) is dict else repr(requests),
-                0 if selector == _NO_MAP else (*selector.items(),) if type(selector) is dict
+                0
+                if selector == _NO_MAP
+                else (*selector.items(),)
+                if type(selector) is dict
                 else repr(selector),
                 0 if affinity == _NO_MAP else repr(affinity),
-                0 if tolerations == _NO_LIST else (*map(tuple, map(dict.items, tolerations)),)
-                if type(tolerations) is list else repr(tolerations),
+                0
+                if tolerations == _NO_LIST
+                else (*map(tuple, map(dict.items, tolerations)),)
+                if type(tolerations) is list
+                else repr(tolerations),
                 (*volume_types,) if type(volume_types) is list else repr(volume_types),
                 host_network if host_network is False else repr(host_network),
                 privileged if privileged is False else repr(privileged),
@@ -176,8 +190,16 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
             bucket = buckets.get(key)
         except (TypeError, AttributeError):
             # Unhashable values or non-objects in a list: the exact text instead.
-            key = (placement, repr(requests), repr(selector), repr(affinity), repr(tolerations),
-                   repr(volume_types), repr(host_network), repr(privileged))
+            key = (
+                placement,
+                repr(requests),
+                repr(selector),
+                repr(affinity),
+                repr(tolerations),
+                repr(volume_types),
+                repr(host_network),
+                repr(privileged),
+            )
             bucket = buckets.get(key)
         if bucket is not None and bucket[2] is not None and type(requests) is dict:
             # The bucket's requests hold numbers, and True == 1 as a key: its value types must
@@ -200,8 +222,7 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
         shapes.setdefault(shape.key, shape)
         members.setdefault(shape.key, []).extend(indices)
     groups = tuple(
-        PodGroup(shape=shapes[key], indices=tuple(sorted(members[key])))
-        for key in sorted(members)
+        PodGroup(shape=shapes[key], indices=tuple(sorted(members[key]))) for key in sorted(members)
     )
     return tuple(uids), groups
 
@@ -209,35 +230,41 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
 def _bad_uid(uid: object, index: int, uids: list[str]) -> InvalidRequest:
     if type(uid) is not str or not uid:
         return InvalidRequest("uid must be a non-empty string", path=f"pods[{index}].uid")
-    return InvalidRequest(f"duplicate pod uid {uid!r} (also pods[{uids.index(uid)}])",
-                         path=f"pods[{index}].uid")
+    return InvalidRequest(
+        f"duplicate pod uid {uid!r} (also pods[{uids.index(uid)}])", path=f"pods[{index}].uid"
+    )
 
 
 def _bad_metadata(pod: dict[str, Any], index: int) -> NoReturn:
     for name in ("namespace", "name", "unschedulableSince", "message"):
         value = pod.get(name)
         if value is not None and type(value) is not str:
-            raise InvalidRequest(f"expected a string, got {readers.kind(value)}",
-                                 path=f"pods[{index}].{name}")
+            raise InvalidRequest(
+                f"expected a string, got {readers.kind(value)}", path=f"pods[{index}].{name}"
+            )
     for name in ("labels", "annotations"):
         value = pod.get(name)
         if value is None:
             continue
         if type(value) is not dict:
-            raise InvalidRequest(f"expected an object, got {readers.kind(value)}",
-                                 path=f"pods[{index}].{name}")
+            raise InvalidRequest(
+                f"expected an object, got {readers.kind(value)}", path=f"pods[{index}].{name}"
+            )
         for key, item in value.items():
             if type(item) is not str:
-                raise InvalidRequest(f"expected a string, got {readers.kind(item)}",
-                                     path=f"pods[{index}].{name}.{key}")
+                raise InvalidRequest(
+                    f"expected a string, got {readers.kind(item)}",
+                    path=f"pods[{index}].{name}.{key}",
+                )
     raise InvalidRequest("invalid pod metadata", path=f"pods[{index}]")
 
 
 def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
     path = f"pods[{index}]"
     raw_requests = pod.get("requests")
-    requests = {} if raw_requests is None else parse_resources(raw_requests,
-                                                               path=f"{path}.requests")
+    requests = (
+        {} if raw_requests is None else parse_resources(raw_requests, path=f"{path}.requests")
+    )
     node_selector = readers.string_map(pod.get("nodeSelector"), path=f"{path}.nodeSelector")
     affinity = readers.affinity(pod.get("affinity"), path=f"{path}.affinity")
     tolerations = readers.tolerations(pod.get("tolerations"), path=f"{path}.tolerations")
@@ -270,17 +297,20 @@ def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
 
 # --- pools --------------------------------------------------------------------------------
 
+
 def _pools(raw_pools: list[Any], *, now: float, policy: Policy) -> tuple[Pool, ...]:
     pools: list[Pool] = []
-    for path, raw, pool_id in readers.keyed_objects(raw_pools, path="pools", key="id",
-                                                    noun="pool id"):
+    for path, raw, pool_id in readers.keyed_objects(
+        raw_pools, path="pools", key="id", noun="pool id"
+    ):
         pools.append(_pool(raw, pool_id=pool_id, path=path, now=now, policy=policy))
     return tuple(pools)
 
 
 def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: Policy) -> Pool:
-    allocatable = parse_resources(readers.required(raw, "allocatable", path),
-                                  path=f"{path}.allocatable")
+    allocatable = parse_resources(
+        readers.required(raw, "allocatable", path), path=f"{path}.allocatable"
+    )
     allocatable.setdefault("pods", DEFAULT_MAX_PODS_PER_NODE)
     size = readers.required(raw, "size", path)
     if not isinstance(size, dict):
@@ -292,13 +322,16 @@ def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: P
     if min_size > max_size:
         raise InvalidRequest(f"min {min_size} is above max {max_size}", path=f"{path}.size.min")
     if not min_size <= desired <= max_size:
-        raise InvalidRequest(f"desired {desired} is outside [min {min_size}, max {max_size}]",
-                             path=f"{path}.size.desired")
+        raise InvalidRequest(
+            f"desired {desired} is outside [min {min_size}, max {max_size}]",
+            path=f"{path}.size.desired",
+        )
     scaling_since = raw.get("scalingSince")
     last_error = raw.get("lastError")
     if last_error is not None and not isinstance(last_error, str):
-        raise InvalidRequest(f"expected a string or null, got {readers.kind(last_error)}",
-                             path=f"{path}.lastError")
+        raise InvalidRequest(
+            f"expected a string or null, got {readers.kind(last_error)}", path=f"{path}.lastError"
+        )
     skipped = ""
     if last_error:
         skipped = f"last error: {last_error}"
@@ -306,19 +339,23 @@ def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: P
         since = readers.timestamp(scaling_since, path=f"{path}.scalingSince")
         waited = now - since
         if waited > policy.max_provision_seconds:
-            skipped = (f"{_PROVISIONING} for {waited:.0f}s, over maxProvisionSeconds "
-                       f"{policy.max_provision_seconds:g}")
+            skipped = (
+                f"{_PROVISIONING} for {waited:.0f}s, over maxProvisionSeconds "
+                f"{policy.max_provision_seconds:g}"
+            )
     name = raw.get("name", pool_id)
     if not isinstance(name, str):
         raise InvalidRequest(f"expected a string, got {readers.kind(name)}", path=f"{path}.name")
     instance_type = raw.get("instanceType", "")
     if not isinstance(instance_type, str):
-        raise InvalidRequest(f"expected a string, got {readers.kind(instance_type)}",
-                             path=f"{path}.instanceType")
+        raise InvalidRequest(
+            f"expected a string, got {readers.kind(instance_type)}", path=f"{path}.instanceType"
+        )
     priority = raw.get("priority", 0)
     if type(priority) is not int:
-        raise InvalidRequest(f"expected an integer, got {readers.kind(priority)}",
-                             path=f"{path}.priority")
+        raise InvalidRequest(
+            f"expected an integer, got {readers.kind(priority)}", path=f"{path}.priority"
+        )
     return Pool(
         id=pool_id,
         name=name,
@@ -332,13 +369,15 @@ def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: P
         ready=ready,
         skipped=skipped,
         boot_seconds=readers.seconds(raw.get("bootSeconds", 90), path=f"{path}.bootSeconds"),
-        price_per_hour=readers.price(readers.required(raw, "pricePerHour", path),
-                              path=f"{path}.pricePerHour"),
+        price_per_hour=readers.price(
+            readers.required(raw, "pricePerHour", path), path=f"{path}.pricePerHour"
+        ),
         priority=priority,
     )
 
 
 # --- eci and policy -----------------------------------------------------------------------
+
 
 def _eci(raw: object) -> Eci:
     if raw is None:
@@ -353,56 +392,75 @@ def _eci(raw: object) -> Eci:
     taints = raw.get("taints")
     return Eci(
         enabled=readers.boolean(raw.get("enabled"), path="eci.enabled"),
-        labels=readers.string_map(raw.get("labels", {"type": "virtual-kubelet"}), path="eci.labels"),
+        labels=readers.string_map(
+            raw.get("labels", {"type": "virtual-kubelet"}), path="eci.labels"
+        ),
         taints=readers.taints([DEFAULT_ECI_TAINT] if taints is None else taints, path="eci.taints"),
-        price_per_vcpu_second=readers.price(raw.get("pricePerVcpuSecond", 0.000049),
-                                     path="eci.pricePerVcpuSecond"),
-        price_per_gib_second=readers.price(raw.get("pricePerGibSecond", 0.00000613),
-                                    path="eci.pricePerGibSecond"),
+        price_per_vcpu_second=readers.price(
+            raw.get("pricePerVcpuSecond", 0.000049), path="eci.pricePerVcpuSecond"
+        ),
+        price_per_gib_second=readers.price(
+            raw.get("pricePerGibSecond", 0.00000613), path="eci.pricePerGibSecond"
+        ),
         start_seconds=readers.seconds(raw.get("startSeconds", 30), path="eci.startSeconds"),
         free_slots=free_slots,
         max_pod_cpu=readers.nonnegative_quantity(raw.get("maxPodCpu", "64"), path="eci.maxPodCpu"),
-        max_pod_memory=readers.nonnegative_quantity(raw.get("maxPodMemory", "512Gi"),
-                                             path="eci.maxPodMemory"),
+        max_pod_memory=readers.nonnegative_quantity(
+            raw.get("maxPodMemory", "512Gi"), path="eci.maxPodMemory"
+        ),
     )
 
 
 def _policy(raw: dict[str, Any]) -> Policy:
     strategy = raw.get("strategy", "cost")
     if strategy not in STRATEGIES:
-        raise InvalidRequest(f"unknown strategy {strategy!r}, expected one of {list(STRATEGIES)}",
-                             path="policy.strategy")
+        raise InvalidRequest(
+            f"unknown strategy {strategy!r}, expected one of {list(STRATEGIES)}",
+            path="policy.strategy",
+        )
     return Policy(
         strategy=strategy,
-        latency_budget_seconds=readers.seconds(raw.get("latencyBudgetSeconds", 120),
-                                        path="policy.latencyBudgetSeconds"),
-        expected_run_seconds=readers.seconds(raw.get("expectedRunSeconds", 600),
-                                      path="policy.expectedRunSeconds"),
-        max_new_nodes_per_decision=readers.count(raw.get("maxNewNodesPerDecision", 100),
-                                          path="policy.maxNewNodesPerDecision"),
-        max_provision_seconds=readers.seconds(raw.get("maxProvisionSeconds", 600),
-                                       path="policy.maxProvisionSeconds"),
+        latency_budget_seconds=readers.seconds(
+            raw.get("latencyBudgetSeconds", 120), path="policy.latencyBudgetSeconds"
+        ),
+        expected_run_seconds=readers.seconds(
+            raw.get("expectedRunSeconds", 600), path="policy.expectedRunSeconds"
+        ),
+        max_new_nodes_per_decision=readers.count(
+            raw.get("maxNewNodesPerDecision", 100), path="policy.maxNewNodesPerDecision"
+        ),
+        max_provision_seconds=readers.seconds(
+            raw.get("maxProvisionSeconds", 600), path="policy.maxProvisionSeconds"
+        ),
     )
 
 
 # --- decisionId input ---------------------------------------------------------------------
 
-def _fingerprint(*, cluster: dict[str, Any], pools: tuple[Pool, ...], eci: Eci, policy: Policy,
-                 uids: tuple[str, ...], groups: tuple[PodGroup, ...]) -> str:
+
+def _fingerprint(
+    *,
+    cluster: dict[str, Any],
+    pools: tuple[Pool, ...],
+    eci: Eci,
+    policy: Policy,
+    uids: tuple[str, ...],
+    groups: tuple[PodGroup, ...],
+) -> str:
     # Normalised values, not the raw text: key order, quantity spelling and fields the
     # decision never reads (pod names, labels, messages) do not change the id; `now` enters
     # only through whether each pool is skipped.
-    head = readers.canonical({
-        "schema": SCHEMA,
-        "cluster": cluster,
-        "pools": [{**vars(pool), "skipped": _skip_token(pool)} for pool in pools],
-        "eci": vars(eci),
-        "policy": vars(policy),
-        "groups": [group.shape.key for group in groups],
-    })
-    members = "\n".join(
-        " ".join(map(uids.__getitem__, group.indices)) for group in groups
+    head = readers.canonical(
+        {
+            "schema": SCHEMA,
+            "cluster": cluster,
+            "pools": [{**vars(pool), "skipped": _skip_token(pool)} for pool in pools],
+            "eci": vars(eci),
+            "policy": vars(policy),
+            "groups": [group.shape.key for group in groups],
+        }
     )
+    members = "\n".join(" ".join(map(uids.__getitem__, group.indices)) for group in groups)
     return f"{head}\n{members}"
 
 

@@ -12,6 +12,7 @@ lowered desired can remove a node); a pool whose Lease stays busy is deferred, n
 pods stay pending and the next round sees them. Per pool, `PoolActivity` (when desired was raised, the CS task, its
 failure) is kept and fed back into the next request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,9 @@ MAX_LOWERED_REWRITES = 2
 class PodWriter(Protocol):
     """The two Kubernetes writes actuation needs (agent.clients.kube.KubeClient provides them)."""
 
-    async def patch_pod_json(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]: ...
+    async def patch_pod_json(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]: ...
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
 
@@ -109,17 +112,33 @@ class ApplyResult:
             "decisionId": self.decision_id,
             "dryRun": self.dry_run,
             "poolsWritten": [
-                {"poolId": w.pool_id, "from": w.from_desired, "to": w.to_desired, "max": w.max_size,
-                 "taskId": w.task_id}
+                {
+                    "poolId": w.pool_id,
+                    "from": w.from_desired,
+                    "to": w.to_desired,
+                    "max": w.max_size,
+                    "taskId": w.task_id,
+                }
                 for w in self.pools_written
             ],
             "poolsSkipped": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_skipped],
-            "poolsFailed": [{"poolId": f.pool_id, "code": f.code, "message": f.message} for f in self.pools_failed],
-            "poolsDeferred": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_deferred],
+            "poolsFailed": [
+                {"poolId": f.pool_id, "code": f.code, "message": f.message}
+                for f in self.pools_failed
+            ],
+            "poolsDeferred": [
+                {"poolId": s.pool_id, "reason": s.reason} for s in self.pools_deferred
+            ],
             "eciPlaced": [f"{p.namespace}/{p.name}" for p in self.eci_placed],
-            "eciSkipped": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_skipped],
-            "eciFailed": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_failed],
-            "unplaceable": [{"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable],
+            "eciSkipped": [
+                {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_skipped
+            ],
+            "eciFailed": [
+                {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_failed
+            ],
+            "unplaceable": [
+                {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable
+            ],
             "eventsFailed": self.events_failed,
         }
 
@@ -153,7 +172,9 @@ def eci_patch(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         ops.append({"op": "add", "path": "/spec/tolerations", "value": [dict(ECI_TOLERATION)]})
     if pod.get("labels"):
-        ops.append({"op": "add", "path": "/metadata/labels/" + _pointer(PLACED_LABEL), "value": "eci"})
+        ops.append(
+            {"op": "add", "path": "/metadata/labels/" + _pointer(PLACED_LABEL), "value": "eci"}
+        )
     else:
         ops.append({"op": "add", "path": "/metadata/labels", "value": {PLACED_LABEL: "eci"}})
     return ops
@@ -237,9 +258,16 @@ class Actuator:
         pods = {p["uid"]: p for p in request.get("pods", ())}
         tally = _Tally()
         scale = [a for a in reply.get("actions", ()) if a.get("kind") == "scale-pool"]
-        eci = [uid for a in reply.get("actions", ()) if a.get("kind") == "place-on-eci" for uid in a.get("pods", ())]
+        eci = [
+            uid
+            for a in reply.get("actions", ())
+            if a.get("kind") == "place-on-eci"
+            for uid in a.get("pods", ())
+        ]
         await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
-        await asyncio.gather(*(self._place(pods[uid], tally, dry_run=dry_run, now=at) for uid in eci if uid in pods))
+        await asyncio.gather(
+            *(self._place(pods[uid], tally, dry_run=dry_run, now=at) for uid in eci if uid in pods)
+        )
         for item in reply.get("unplaceable", ()):
             pod = pods.get(item.get("pod", ""))
             if pod is None:
@@ -247,8 +275,11 @@ class Actuator:
             tally.unplaceable.append(_outcome(pod, item.get("reason", "")))
             if not dry_run:
                 await self._event(
-                    pod, tally, reason="NotTriggerScaleUp",
-                    message=f"pod didn't trigger scale-up: {item.get('reason', '')}", now=at,
+                    pod,
+                    tally,
+                    reason="NotTriggerScaleUp",
+                    message=f"pod didn't trigger scale-up: {item.get('reason', '')}",
+                    now=at,
                 )
         self._add_counts(tally, dry_run=dry_run)
         result = ApplyResult(
@@ -269,7 +300,9 @@ class Actuator:
             extra={
                 "decision_id": result.decision_id,
                 "dry_run": dry_run,
-                "pools_written": [(w.pool_id, w.from_desired, w.to_desired) for w in result.pools_written],
+                "pools_written": [
+                    (w.pool_id, w.from_desired, w.to_desired) for w in result.pools_written
+                ],
                 "pools_skipped": len(result.pools_skipped),
                 "pools_failed": [f.code for f in result.pools_failed],
                 "pools_deferred": [d.pool_id for d in result.pools_deferred],
@@ -294,19 +327,29 @@ class Actuator:
                 try:
                     task = await self._pools.describe_task(activity.task_id)
                 except CloudCallError as exc:
-                    log.warning("cs task unreadable", extra={"pool": pool.pool_id, "code": exc.code})
+                    log.warning(
+                        "cs task unreadable", extra={"pool": pool.pool_id, "code": exc.code}
+                    )
                     continue
                 if task.state == "fail":
                     self._activity[pool.pool_id] = replace(
                         activity, last_error=task.error or f"CS task {task.task_id} failed"
                     )
-                    log.warning("scale-out failed", extra={"pool": pool.pool_id, "error": task.error})
+                    log.warning(
+                        "scale-out failed", extra={"pool": pool.pool_id, "error": task.error}
+                    )
         return self.activity
 
     # --- scale-pool ----------------------------------------------------------------------------
 
     async def _scale(
-        self, action: Mapping[str, Any], pods: Mapping[str, Mapping[str, Any]], tally: _Tally, *, dry_run: bool, now: str
+        self,
+        action: Mapping[str, Any],
+        pods: Mapping[str, Mapping[str, Any]],
+        tally: _Tally,
+        *,
+        dry_run: bool,
+        now: str,
     ) -> None:
         pool_id = str(action.get("poolId"))
         wanted = int(action.get("toDesired", 0))
@@ -319,7 +362,9 @@ class Actuator:
                 # decision skips it instead of asking again and again.
                 previous = self._activity.get(pool_id, PoolActivity())
                 self._activity[pool_id] = replace(previous, last_error=f"{exc.code}: {exc.message}")
-            log.warning("scale-out not written", extra={"pool": pool_id, "code": exc.code, "to": wanted})
+            log.warning(
+                "scale-out not written", extra={"pool": pool_id, "code": exc.code, "to": wanted}
+            )
             return
         if write is None or dry_run:
             return
@@ -333,7 +378,9 @@ class Actuator:
             )
         )
 
-    async def _raise_pool(self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool) -> PoolWrite | None:
+    async def _raise_pool(
+        self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool
+    ) -> PoolWrite | None:
         if self._lock is None or dry_run:
             return await self._read_and_raise(pool_id, wanted, tally, dry_run=dry_run)
         held = await self._lock.acquire(pool_id)
@@ -347,8 +394,9 @@ class Actuator:
         finally:
             await self._lock.release(held)
 
-    async def _read_and_raise(self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool
-                              ) -> PoolWrite | None:
+    async def _read_and_raise(
+        self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool
+    ) -> PoolWrite | None:
         current = await self._pools.describe_pool(pool_id)
         target = min(max(current.desired, wanted), current.max_size)
         if current.desired >= target:
@@ -369,8 +417,10 @@ class Actuator:
             after = await self._pools.describe_pool(pool_id)
             if after.desired >= target:
                 break
-            log.warning("desired lowered concurrently; writing it again",
-                        extra={"pool": pool_id, "seen": after.desired, "target": target})
+            log.warning(
+                "desired lowered concurrently; writing it again",
+                extra={"pool": pool_id, "seen": after.desired, "target": target},
+            )
             task_id = await self._pools.set_desired(pool_id, target)
         write = replace(write, task_id=task_id)
         tally.pools_written.append(write)
@@ -378,21 +428,31 @@ class Actuator:
 
     # --- place-on-eci --------------------------------------------------------------------------
 
-    async def _place(self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool, now: str) -> None:
+    async def _place(
+        self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool, now: str
+    ) -> None:
         if dry_run:
             tally.eci_placed.append(_outcome(pod))
             return
         async with self._pod_slots:
             try:
-                await self._pods.patch_pod_json(str(pod.get("namespace")), str(pod.get("name")), eci_patch(pod))
+                await self._pods.patch_pod_json(
+                    str(pod.get("namespace")), str(pod.get("name")), eci_patch(pod)
+                )
             except KubeError as exc:
                 if exc.status in SKIPPABLE_STATUSES:
                     tally.eci_skipped.append(_outcome(pod, f"{exc.status} {exc.reason}"))
-                    log.info("eci placement skipped: pod gone or changed",
-                             extra={"pod": pod.get("name"), "status": exc.status})
+                    log.info(
+                        "eci placement skipped: pod gone or changed",
+                        extra={"pod": pod.get("name"), "status": exc.status},
+                    )
                 else:
-                    tally.eci_failed.append(_outcome(pod, f"{exc.status} {exc.reason}: {exc.message}"))
-                    log.warning("eci placement failed", extra={"pod": pod.get("name"), "status": exc.status})
+                    tally.eci_failed.append(
+                        _outcome(pod, f"{exc.status} {exc.reason}: {exc.message}")
+                    )
+                    log.warning(
+                        "eci placement failed", extra={"pod": pod.get("name"), "status": exc.status}
+                    )
                 return
             except KubeUnreachable as exc:
                 tally.eci_failed.append(_outcome(pod, str(exc)))
@@ -400,14 +460,18 @@ class Actuator:
                 return
         tally.eci_placed.append(_outcome(pod))
         await self._event(
-            pod, tally, reason="PlacedOnECI",
+            pod,
+            tally,
+            reason="PlacedOnECI",
             message="pod placed on the ECI virtual node (toleration virtual-kubelet.io/provider=alibabacloud:NoSchedule added)",
             now=now,
         )
 
     # --- events --------------------------------------------------------------------------------
 
-    async def _event(self, pod: Mapping[str, Any], tally: _Tally, *, reason: str, message: str, now: str) -> None:
+    async def _event(
+        self, pod: Mapping[str, Any], tally: _Tally, *, reason: str, message: str, now: str
+    ) -> None:
         async with self._pod_slots:
             try:
                 await self._pods.create_event(
@@ -417,7 +481,9 @@ class Actuator:
             except (KubeError, KubeUnreachable) as exc:
                 # Events are for people; losing one must not fail the decision.
                 tally.events_failed += 1
-                log.info("event not recorded", extra={"reason": reason, "error": type(exc).__name__})
+                log.info(
+                    "event not recorded", extra={"reason": reason, "error": type(exc).__name__}
+                )
 
     def _add_counts(self, tally: _Tally, *, dry_run: bool) -> None:
         if dry_run:
@@ -455,4 +521,6 @@ def follow_up_reason(result: ApplyResult) -> str:
 
 
 def _outcome(pod: Mapping[str, Any], reason: str = "") -> PodOutcome:
-    return PodOutcome(str(pod.get("uid", "")), str(pod.get("namespace", "")), str(pod.get("name", "")), reason)
+    return PodOutcome(
+        str(pod.get("uid", "")), str(pod.get("namespace", "")), str(pod.get("name", "")), reason
+    )

@@ -10,6 +10,7 @@ agent that dies holding it blocks the pool for `duration_seconds` at most.
 Expiry compares the Lease's renewTime with our clock; agents on one cluster share NTP-synced time,
 and the short writes here hold the Lease for well under its duration.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -136,8 +137,10 @@ class PoolLock:
         try:
             await self._leases.replace_lease(self._settings.namespace, lease)
         except (KubeError, KubeUnreachable) as exc:
-            log.info("pool lock not released; it will expire", extra={"pool": held.pool_id,
-                                                                        "error": str(exc)})
+            log.info(
+                "pool lock not released; it will expire",
+                extra={"pool": held.pool_id, "error": str(exc)},
+            )
 
     async def _try_once(self, pool_id: str) -> Held:
         namespace, name = self._settings.namespace, lease_name(pool_id)
@@ -151,9 +154,12 @@ class PoolLock:
         except KubeUnreachable as exc:
             return Held(pool_id, acquired=False, holder=f"unknown ({exc})")
         if current is None:
-            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "spec": self._spec(now, transitions=0)}
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": self._spec(now, transitions=0),
+            }
             return await self._write(pool_id, body, create=True)
         holder = holder_of(current, now=now)
         if holder and holder != self._settings.identity:
@@ -161,10 +167,16 @@ class PoolLock:
         spec = current.get("spec") or {}
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder else 1)
         # The resourceVersion we read is the precondition: 409 if anyone wrote it since.
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": namespace,
-                             "resourceVersion": (current.get("metadata") or {}).get("resourceVersion")},
-                "spec": self._spec(now, transitions=transitions)}
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "resourceVersion": (current.get("metadata") or {}).get("resourceVersion"),
+            },
+            "spec": self._spec(now, transitions=transitions),
+        }
         return await self._write(pool_id, body, create=False)
 
     async def _write(self, pool_id: str, body: dict[str, Any], *, create: bool) -> Held:
@@ -184,9 +196,13 @@ class PoolLock:
 
     def _spec(self, now: float, *, transitions: int) -> dict[str, Any]:
         stamp = micro_time(now)
-        return {"holderIdentity": self._settings.identity,
-                "leaseDurationSeconds": self._settings.duration_seconds,
-                "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": transitions}
+        return {
+            "holderIdentity": self._settings.identity,
+            "leaseDurationSeconds": self._settings.duration_seconds,
+            "acquireTime": stamp,
+            "renewTime": stamp,
+            "leaseTransitions": transitions,
+        }
 
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

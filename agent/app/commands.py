@@ -1,5 +1,6 @@
 """The agent's own subcommands: `run` (the production entry point) and `status` (print a running
 agent's /status the way `ray status` prints a Ray cluster's)."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,17 +19,22 @@ DEFAULT_STATUS_URL = "http://127.0.0.1:8080"
 
 def register(subparsers: Any) -> None:
     run = subparsers.add_parser(
-        "run", help="run the autoscaler agent",
+        "run",
+        help="run the autoscaler agent",
         description="Watch the cluster, decide and scale. Every setting is a flag, an env var "
-                    f"({ENV_PREFIX}<NAME>) or a key of the --config YAML file; precedence "
-                    "flag > env > file > default.")
+        f"({ENV_PREFIX}<NAME>) or a key of the --config YAML file; precedence "
+        "flag > env > file > default.",
+    )
     add_arguments(run)
     run.set_defaults(func=run_command)
 
     status = subparsers.add_parser("status", help="print a running agent's status")
-    status.add_argument("--url", default=None,
-                        help="the agent's ops address (default: $RAY_ACK_SCALER_OPS_ADDRESS or "
-                             f"{DEFAULT_STATUS_URL})")
+    status.add_argument(
+        "--url",
+        default=None,
+        help="the agent's ops address (default: $RAY_ACK_SCALER_OPS_ADDRESS or "
+        f"{DEFAULT_STATUS_URL})",
+    )
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     status.set_defaults(func=status_command)
 
@@ -93,11 +99,15 @@ def status_command(args: argparse.Namespace) -> int:
 
 def render_status(status: dict[str, Any]) -> str:
     """Human-readable status, laid out like `ray status`."""
-    lines = [f"======== Autoscaler status: {status.get('cluster', '?')} "
-             f"({status.get('region', '?')}) ========"]
-    lines.append(f"Ready: {'yes' if status.get('ready') else 'no'}    "
-                 f"Decider: {status.get('decider')}    "
-                 f"Dry run: {'yes' if status.get('dryRun') else 'no'}")
+    lines = [
+        f"======== Autoscaler status: {status.get('cluster', '?')} "
+        f"({status.get('region', '?')}) ========"
+    ]
+    lines.append(
+        f"Ready: {'yes' if status.get('ready') else 'no'}    "
+        f"Decider: {status.get('decider')}    "
+        f"Dry run: {'yes' if status.get('dryRun') else 'no'}"
+    )
     lines.append("Node pools")
     lines.append("-" * 60)
     pools = status.get("pools") or []
@@ -105,8 +115,10 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(" (none read yet)")
     for pool in pools:
         types = ",".join(pool.get("instanceTypes") or [])
-        line = (f" {pool.get('readyNodes', 0)}/{pool.get('desired', 0)} ready  {pool.get('id')} "
-                f"({pool.get('name')}, {types})  min {pool.get('min')} max {pool.get('max')}")
+        line = (
+            f" {pool.get('readyNodes', 0)}/{pool.get('desired', 0)} ready  {pool.get('id')} "
+            f"({pool.get('name')}, {types})  min {pool.get('min')} max {pool.get('max')}"
+        )
         if pool.get("scalingSince"):
             line += f"  scaling since {pool['scalingSince']}"
         if pool.get("lastError"):
@@ -132,8 +144,10 @@ def render_status(status: dict[str, Any]) -> str:
     if not last:
         lines.append(" (none yet)")
     else:
-        lines.append(f" {last.get('at')}  {last.get('reason')} round, {last.get('pods')} pods -> "
-                     f"{last.get('outcome')} in {last.get('seconds')} s")
+        lines.append(
+            f" {last.get('at')}  {last.get('reason')} round, {last.get('pods')} pods -> "
+            f"{last.get('outcome')} in {last.get('seconds')} s"
+        )
         for write in last.get("pools_written") or []:
             lines.append(f"  scaled {write['pool']}: {write['from']} -> {write['to']}")
         if last.get("eci_placed"):
@@ -146,9 +160,11 @@ def render_status(status: dict[str, Any]) -> str:
     lines.append("-" * 60)
     for name, watch in sorted((status.get("watches") or {}).items()):
         restarts = ", ".join(f"{k} {v}" for k, v in sorted((watch.get("restarts") or {}).items()))
-        lines.append(f" {name}: {'synced' if watch.get('synced') else 'listing'} at "
-                     f"{watch.get('resourceVersion')}, {watch.get('events', 0)} events, "
-                     f"restarts: {restarts or 'none'}")
+        lines.append(
+            f" {name}: {'synced' if watch.get('synced') else 'listing'} at "
+            f"{watch.get('resourceVersion')}, {watch.get('events', 0)} events, "
+            f"restarts: {restarts or 'none'}"
+        )
     errors = status.get("errors") or []
     if errors:
         lines.append("Recent errors")

@@ -5,6 +5,7 @@ Every setting is declared once in `SETTINGS` (name, type, default, help); the fl
 names, the file keys (the setting names, snake_case or kebab-case) and `--help` all derive from it,
 so they cannot drift apart. Errors name the setting and where its bad value came from.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,8 +99,14 @@ class AgentConfig:
     @property
     def label_selector(self) -> str:
         """The pod selector, narrowed to one Ray cluster when one is configured."""
-        parts = [p for p in (self.pod_selector, f"ray.io/cluster={self.ray_cluster}"
-                             if self.ray_cluster else "") if p]
+        parts = [
+            p
+            for p in (
+                self.pod_selector,
+                f"ray.io/cluster={self.ray_cluster}" if self.ray_cluster else "",
+            )
+            if p
+        ]
         return ",".join(parts)
 
     @property
@@ -224,97 +231,172 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("kubeconfig", _optional_text, "kubeconfig file to use", "PATH"),
     Setting("kube_context", _optional_text, "context in the kubeconfig file", "NAME"),
-    Setting("in_cluster", _boolean, "use the pod's service account (in-cluster config)",
-            is_flag=True),
-    Setting("api_url", _optional_text,
-            "plain Kubernetes API URL without auth (the simulator), e.g. http://127.0.0.1:6443", "URL"),
+    Setting(
+        "in_cluster", _boolean, "use the pod's service account (in-cluster config)", is_flag=True
+    ),
+    Setting(
+        "api_url",
+        _optional_text,
+        "plain Kubernetes API URL without auth (the simulator), e.g. http://127.0.0.1:6443",
+        "URL",
+    ),
     Setting("cluster_id", _text, "ACK cluster id (required)", "ID"),
     Setting("region", _text, "Alibaba Cloud region, e.g. cn-hangzhou (required)", "REGION"),
-    Setting("cs_endpoint", _optional_text, "CS API endpoint (default cs.<region>.aliyuncs.com; "
-            "prefix http:// for a local emulator)", "HOST[:PORT]"),
-    Setting("credentials", _choice(CREDENTIAL_SOURCES),
-            "'chain': alibabacloud-credentials default chain (RRSA, env, profile, ECS role); "
-            "'access-key': ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET from the environment", "SOURCE"),
-    Setting("decider", _choice(DECIDER_KINDS),
-            "where decisions are computed: local (in-process), fc (Function Compute SDK), "
-            "http (HTTP trigger)", "KIND"),
-    Setting("fc_endpoint", _optional_text, "Function Compute endpoint, e.g. "
-            "<account>.cn-hangzhou.fc.aliyuncs.com (prefix http:// for a local emulator)",
-            "HOST[:PORT]"),
+    Setting(
+        "cs_endpoint",
+        _optional_text,
+        "CS API endpoint (default cs.<region>.aliyuncs.com; prefix http:// for a local emulator)",
+        "HOST[:PORT]",
+    ),
+    Setting(
+        "credentials",
+        _choice(CREDENTIAL_SOURCES),
+        "'chain': alibabacloud-credentials default chain (RRSA, env, profile, ECS role); "
+        "'access-key': ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET from the environment",
+        "SOURCE",
+    ),
+    Setting(
+        "decider",
+        _choice(DECIDER_KINDS),
+        "where decisions are computed: local (in-process), fc (Function Compute SDK), "
+        "http (HTTP trigger)",
+        "KIND",
+    ),
+    Setting(
+        "fc_endpoint",
+        _optional_text,
+        "Function Compute endpoint, e.g. "
+        "<account>.cn-hangzhou.fc.aliyuncs.com (prefix http:// for a local emulator)",
+        "HOST[:PORT]",
+    ),
     Setting("fc_service", _optional_text, "Function Compute service name", "NAME"),
     Setting("fc_function", _optional_text, "Function Compute function name", "NAME"),
     Setting("fc_qualifier", _optional_text, "Function Compute version or alias", "QUALIFIER"),
     Setting("http_url", _optional_text, "decision function HTTP trigger URL", "URL"),
     Setting("decider_timeout_seconds", _number, "timeout of one decision call", "SECONDS"),
     Setting("decider_retries", _count, "retries of a failed decision call", "N"),
-    Setting("fallback_to_local", _boolean,
-            "decide in-process while the remote decider is failing", is_flag=True),
-    Setting("managed_pools", _names, "node pool ids to manage, comma-separated (default: all)",
-            "IDS"),
-    Setting("prices", _prices,
-            "price per hour by pool id or instance type, e.g. np-cpu=0.9,ecs.g7.xlarge=1.2",
-            "KEY=PRICE,..."),
+    Setting(
+        "fallback_to_local",
+        _boolean,
+        "decide in-process while the remote decider is failing",
+        is_flag=True,
+    ),
+    Setting(
+        "managed_pools", _names, "node pool ids to manage, comma-separated (default: all)", "IDS"
+    ),
+    Setting(
+        "prices",
+        _prices,
+        "price per hour by pool id or instance type, e.g. np-cpu=0.9,ecs.g7.xlarge=1.2",
+        "KEY=PRICE,...",
+    ),
     Setting("eci_enabled", _boolean, "allow placing pods on ECI", is_flag=True),
     Setting("eci_price_per_vcpu_second", _number, "ECI price per vCPU-second", "PRICE"),
     Setting("eci_price_per_gib_second", _number, "ECI price per GiB-second", "PRICE"),
     Setting("eci_start_seconds", _number, "expected ECI pod start time", "SECONDS"),
     Setting("eci_max_pods", _count, "pods the ECI virtual node accepts", "N"),
-    Setting("strategy", _choice(STRATEGIES), "placement strategy: " + ", ".join(STRATEGIES),
-            "STRATEGY"),
-    Setting("latency_budget_seconds", _number, "how long a pod may wait for capacity (cost "
-            "strategy)", "SECONDS"),
-    Setting("expected_run_seconds", _number, "expected pod run time, for cost estimates",
-            "SECONDS"),
+    Setting(
+        "strategy", _choice(STRATEGIES), "placement strategy: " + ", ".join(STRATEGIES), "STRATEGY"
+    ),
+    Setting(
+        "latency_budget_seconds",
+        _number,
+        "how long a pod may wait for capacity (cost strategy)",
+        "SECONDS",
+    ),
+    Setting(
+        "expected_run_seconds", _number, "expected pod run time, for cost estimates", "SECONDS"
+    ),
     Setting("max_new_nodes_per_decision", _count, "cap on nodes added by one decision", "N"),
-    Setting("max_provision_seconds", _number, "after this long, upcoming nodes are not counted on",
-            "SECONDS"),
-    Setting("batch_idle_seconds", _number, "a batch closes after this long without a new pod",
-            "SECONDS"),
-    Setting("batch_max_seconds", _number, "a batch closes at the latest this long after it opened",
-            "SECONDS"),
+    Setting(
+        "max_provision_seconds",
+        _number,
+        "after this long, upcoming nodes are not counted on",
+        "SECONDS",
+    ),
+    Setting(
+        "batch_idle_seconds", _number, "a batch closes after this long without a new pod", "SECONDS"
+    ),
+    Setting(
+        "batch_max_seconds",
+        _number,
+        "a batch closes at the latest this long after it opened",
+        "SECONDS",
+    ),
     Setting("resync_seconds", _number, "decide again this often even without events", "SECONDS"),
     Setting("pool_refresh_seconds", _number, "re-read node pools this often", "SECONDS"),
-    Setting("new_pod_grace_seconds", _number,
-            "ignore pods unschedulable for less than this (0: react at once)", "SECONDS"),
-    Setting("scale_in_enabled", _boolean, "give back nodes that stay unneeded (scale-in)",
-            is_flag=True),
-    Setting("scale_in_interval_seconds", _number, "look for unneeded nodes this often",
-            "SECONDS"),
-    Setting("scale_down_unneeded_seconds", _number,
-            "a node must be empty (or under the threshold) this long before it is removed",
-            "SECONDS"),
-    Setting("scale_down_utilization_threshold", _number,
-            "a node whose requests are below this share of allocatable is underutilized (0-1)",
-            "SHARE"),
-    Setting("scale_down_delay_after_add_seconds", _number,
-            "no node of a pool is removed this long after its desired size was raised",
-            "SECONDS"),
-    Setting("scale_in_max_nodes_per_decision", _count, "cap on nodes removed by one decision",
-            "N"),
-    Setting("scale_in_drain_non_empty", _boolean,
-            "also remove underutilized nodes whose pods fit elsewhere (drained first); "
-            "otherwise only empty nodes go", is_flag=True),
+    Setting(
+        "new_pod_grace_seconds",
+        _number,
+        "ignore pods unschedulable for less than this (0: react at once)",
+        "SECONDS",
+    ),
+    Setting(
+        "scale_in_enabled", _boolean, "give back nodes that stay unneeded (scale-in)", is_flag=True
+    ),
+    Setting("scale_in_interval_seconds", _number, "look for unneeded nodes this often", "SECONDS"),
+    Setting(
+        "scale_down_unneeded_seconds",
+        _number,
+        "a node must be empty (or under the threshold) this long before it is removed",
+        "SECONDS",
+    ),
+    Setting(
+        "scale_down_utilization_threshold",
+        _number,
+        "a node whose requests are below this share of allocatable is underutilized (0-1)",
+        "SHARE",
+    ),
+    Setting(
+        "scale_down_delay_after_add_seconds",
+        _number,
+        "no node of a pool is removed this long after its desired size was raised",
+        "SECONDS",
+    ),
+    Setting("scale_in_max_nodes_per_decision", _count, "cap on nodes removed by one decision", "N"),
+    Setting(
+        "scale_in_drain_non_empty",
+        _boolean,
+        "also remove underutilized nodes whose pods fit elsewhere (drained first); "
+        "otherwise only empty nodes go",
+        is_flag=True,
+    ),
     Setting("pod_selector", _text, "label selector of the pods to scale for", "SELECTOR"),
-    Setting("ray_cluster", _optional_text, "only pods of this Ray cluster (ray.io/cluster)",
-            "NAME"),
+    Setting(
+        "ray_cluster", _optional_text, "only pods of this Ray cluster (ray.io/cluster)", "NAME"
+    ),
     Setting("namespace", _optional_text, "only pods in this namespace (default: all)", "NAME"),
-    Setting("watch_timeout_seconds", _count, "server-side timeout of one watch request",
-            "SECONDS"),
-    Setting("watch_read_timeout_seconds", _number,
-            "a watch silent this long is presumed dead and reconnected", "SECONDS"),
+    Setting("watch_timeout_seconds", _count, "server-side timeout of one watch request", "SECONDS"),
+    Setting(
+        "watch_read_timeout_seconds",
+        _number,
+        "a watch silent this long is presumed dead and reconnected",
+        "SECONDS",
+    ),
     Setting("list_page_size", _count, "objects per LIST page", "N"),
-    Setting("pool_lock_enabled", _boolean,
-            "write a pool only while holding its Lease, so agents sharing it never interleave "
-            "writes", is_flag=True),
-    Setting("pool_lock_namespace", _optional_text,
-            "namespace of the pool Leases (default: the agent's namespace, else kube-system)",
-            "NAME"),
-    Setting("pool_lock_identity", _optional_text,
-            "holder identity written in the pool Leases (default: the pod name)", "NAME"),
+    Setting(
+        "pool_lock_enabled",
+        _boolean,
+        "write a pool only while holding its Lease, so agents sharing it never interleave writes",
+        is_flag=True,
+    ),
+    Setting(
+        "pool_lock_namespace",
+        _optional_text,
+        "namespace of the pool Leases (default: the agent's namespace, else kube-system)",
+        "NAME",
+    ),
+    Setting(
+        "pool_lock_identity",
+        _optional_text,
+        "holder identity written in the pool Leases (default: the pod name)",
+        "NAME",
+    ),
     Setting("dry_run", _boolean, "decide and report, never write", is_flag=True),
     Setting("ops_address", _address, "health/metrics/status listen address", "HOST:PORT"),
-    Setting("log_format", _choice(LOG_FORMATS), "log format: json (in cluster) or console",
-            "FORMAT"),
+    Setting(
+        "log_format", _choice(LOG_FORMATS), "log format: json (in cluster) or console", "FORMAT"
+    ),
     Setting("log_level", _choice(("debug", "info", "warning", "error")), "log level", "LEVEL"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -324,18 +406,33 @@ assert set(_BY_NAME) == {f.name for f in fields(AgentConfig)}, "SETTINGS and Age
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--config FILE` and one flag per setting; defaults stay unset so precedence works."""
     defaults = AgentConfig()
-    parser.add_argument("--config", metavar="FILE", dest="config_file", default=None,
-                        help=f"YAML file of settings (env {ENV_PREFIX}CONFIG)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        dest="config_file",
+        default=None,
+        help=f"YAML file of settings (env {ENV_PREFIX}CONFIG)",
+    )
     for setting in SETTINGS:
         default = getattr(defaults, setting.name)
         shown = _show(default)
         help_text = f"{setting.help} (env {setting.env}; default {shown})"
         if setting.is_flag:
-            parser.add_argument(setting.option, dest=setting.name, default=None,
-                                action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(
+                setting.option,
+                dest=setting.name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
         else:
-            parser.add_argument(setting.option, dest=setting.name, default=None,
-                                metavar=setting.metavar, help=help_text)
+            parser.add_argument(
+                setting.option,
+                dest=setting.name,
+                default=None,
+                metavar=setting.metavar,
+                help=help_text,
+            )
 
 
 def _show(value: Any) -> str:
@@ -371,8 +468,9 @@ def load_config(
             try:
                 values[setting.name] = setting.parse(raw)
             except (TypeError, ValueError) as error:
-                raise ConfigError(f"{setting.name}: invalid value {raw!r} from {source}: "
-                                  f"{error}") from None
+                raise ConfigError(
+                    f"{setting.name}: invalid value {raw!r} from {source}: {error}"
+                ) from None
             break
     config = AgentConfig(**values)
     _validate(config, require_cluster=require_cluster)
@@ -414,18 +512,23 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
     if config.decider == "fc":
         for name in ("fc_endpoint", "fc_service", "fc_function"):
             if not getattr(config, name):
-                raise ConfigError(f"{name}: required with decider=fc; set "
-                                  f"{_BY_NAME[name].option} or {_BY_NAME[name].env}")
+                raise ConfigError(
+                    f"{name}: required with decider=fc; set "
+                    f"{_BY_NAME[name].option} or {_BY_NAME[name].env}"
+                )
     if config.decider == "http" and not config.http_url:
-        raise ConfigError(f"http_url: required with decider=http; set --http-url or "
-                          f"{_BY_NAME['http_url'].env}")
+        raise ConfigError(
+            f"http_url: required with decider=http; set --http-url or {_BY_NAME['http_url'].env}"
+        )
     if config.batch_max_seconds < config.batch_idle_seconds:
         raise ConfigError("batch_max_seconds: must not be shorter than batch_idle_seconds")
     if config.watch_read_timeout_seconds and (
         config.watch_read_timeout_seconds <= config.watch_timeout_seconds
     ):
-        raise ConfigError("watch_read_timeout_seconds: must exceed watch_timeout_seconds, or a "
-                          "quiet but healthy watch would be cut")
+        raise ConfigError(
+            "watch_read_timeout_seconds: must exceed watch_timeout_seconds, or a "
+            "quiet but healthy watch would be cut"
+        )
     if config.scale_down_utilization_threshold > 1:
         raise ConfigError("scale_down_utilization_threshold: a share of allocatable, at most 1")
     if config.scale_in_enabled and config.scale_in_interval_seconds <= 0:

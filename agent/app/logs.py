@@ -5,6 +5,7 @@ SDKs') go through the same renderer, so every line of the process looks alike.
 Secrets never reach a log line through here: nothing logs credentials, and the SDKs' own loggers
 are kept at WARNING so request dumps with signed headers are not printed at debug level.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,9 @@ import structlog
 NOISY_LOGGERS = ("aiohttp.access", "kubernetes_asyncio", "alibabacloud_credentials", "urllib3")
 
 
-def configure_logging(*, fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
+def configure_logging(
+    *, fmt: str = "console", level: str = "info", stream: TextIO | None = None
+) -> None:
     """Route structlog and stdlib logging to `stream` (stderr) as JSON or console lines."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -38,11 +41,13 @@ def configure_logging(*, fmt: str = "console", level: str = "info", stream: Text
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        # stdlib loggers (actuation, the deciders) pass their fields as `extra`: keep them
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            # stdlib loggers (actuation, the deciders) pass their fields as `extra`: keep them
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,6 +9,7 @@ re-reads each pool once more right before writing). SIGTERM (the `stop` event) l
 round finish its writes, then the loops end.
 
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,14 @@ class Actuates(Protocol):
 
     async def refresh(self, pools: list[PoolInfo]) -> Mapping[str, PoolActivity]: ...
 
-    async def apply(self, reply: Mapping[str, Any], request: Mapping[str, Any], *, dry_run: bool,
-                    now: str | None = None) -> ApplyResult: ...
+    async def apply(
+        self,
+        reply: Mapping[str, Any],
+        request: Mapping[str, Any],
+        *,
+        dry_run: bool,
+        now: str | None = None,
+    ) -> ApplyResult: ...
 
 
 def rfc3339(epoch: float) -> str:
@@ -160,7 +167,9 @@ class Agent:
         self._now = now
         self._settings = request_settings(config)
         self.batcher = Batcher(
-            BatchWindow(idle_seconds=config.batch_idle_seconds, max_seconds=config.batch_max_seconds),
+            BatchWindow(
+                idle_seconds=config.batch_idle_seconds, max_seconds=config.batch_max_seconds
+            ),
             resync_seconds=config.resync_seconds,
         )
         self.view = ClusterView(on_pending=self._on_pending, on_node_pods=self._on_node_pods)
@@ -169,10 +178,17 @@ class Agent:
         self.scale_in: ScaleInRounds | None = None
         if config.scale_in_enabled and scale_in is not None:
             self.scale_in = ScaleInRounds(
-                self.view, read_pools=self._read_pools, activity=lambda: actuator.activity,
-                decider=decider, actuator=scale_in, settings=self._settings,
-                policy=scale_in_policy(config), metrics=self.metrics, now=now,
-                dry_run=config.dry_run)
+                self.view,
+                read_pools=self._read_pools,
+                activity=lambda: actuator.activity,
+                decider=decider,
+                actuator=scale_in,
+                settings=self._settings,
+                policy=scale_in_policy(config),
+                metrics=self.metrics,
+                now=now,
+                dry_run=config.dry_run,
+            )
         # read at scrape time, so the gauge is current between decision rounds too
         self.metrics.pending_pods.set_function(lambda: len(self.view.pending))
         self.pool_infos: list[PoolInfo] = []
@@ -186,23 +202,50 @@ class Agent:
         backoff = backoff or Backoff()
         namespace, selector = config.namespace, config.label_selector
         targets = (
-            (WatchTarget("pending-pods", "pods", namespace=namespace, label_selector=selector,
-                         field_selector="spec.nodeName="), self.view.pods),
-            (WatchTarget("bound-pods", "pods", namespace=namespace, label_selector=selector,
-                         field_selector="spec.nodeName!="), self.view.bound),
+            (
+                WatchTarget(
+                    "pending-pods",
+                    "pods",
+                    namespace=namespace,
+                    label_selector=selector,
+                    field_selector="spec.nodeName=",
+                ),
+                self.view.pods,
+            ),
+            (
+                WatchTarget(
+                    "bound-pods",
+                    "pods",
+                    namespace=namespace,
+                    label_selector=selector,
+                    field_selector="spec.nodeName!=",
+                ),
+                self.view.bound,
+            ),
             (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
         )
         if self.scale_in is not None:
             # Scale-in judges every pod on a node, whoever owns it.
-            targets = (*targets, (WatchTarget("node-pods", "pods", field_selector="spec.nodeName!="),
-                                  self.view.node_pods_sink))
+            targets = (
+                *targets,
+                (
+                    WatchTarget("node-pods", "pods", field_selector="spec.nodeName!="),
+                    self.view.node_pods_sink,
+                ),
+            )
         self.watchers = [
-            Watcher(kube, target, sink=sink, page_size=config.list_page_size,
-                    timeout_seconds=config.watch_timeout_seconds,
-                    read_timeout=config.watch_read_timeout_seconds or None,
-                    backoff=backoff, rng=rng,
-                    on_restart=self._watch_restarted,
-                    on_api_error=lambda code: self.metrics.api_error("kubernetes", code))
+            Watcher(
+                kube,
+                target,
+                sink=sink,
+                page_size=config.list_page_size,
+                timeout_seconds=config.watch_timeout_seconds,
+                read_timeout=config.watch_read_timeout_seconds or None,
+                backoff=backoff,
+                rng=rng,
+                on_restart=self._watch_restarted,
+                on_api_error=lambda code: self.metrics.api_error("kubernetes", code),
+            )
             for target, sink in targets
         ]
 
@@ -221,8 +264,13 @@ class Agent:
         if self.scale_in is not None:
             finishing.append(asyncio.create_task(self._scale_in_loop(stop), name="scale-in"))
             self._tasks.append(finishing[-1])
-        log.info("agent started", cluster=self.config.cluster_id, dry_run=self.config.dry_run,
-                 selector=self.config.label_selector, decider=self.config.decider)
+        log.info(
+            "agent started",
+            cluster=self.config.cluster_id,
+            dry_run=self.config.dry_run,
+            selector=self.config.label_selector,
+            decider=self.config.decider,
+        )
         try:
             await stop.wait()
             # The decision loops see `stop` themselves; a round in progress completes its writes.
@@ -289,8 +337,9 @@ class Agent:
         started = time.monotonic()
         at = self._now()
         snapshot = self._eligible(self.view.snapshot(), at)
-        record = RoundRecord(at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending),
-                             outcome="idle")
+        record = RoundRecord(
+            at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending), outcome="idle"
+        )
         try:
             if snapshot.pending:
                 record = await self._decide_and_apply(snapshot, record, at=at)
@@ -315,23 +364,28 @@ class Agent:
             log.info("decision round", **{k: v for k, v in asdict(record).items() if v})
         return record
 
-    async def _decide_and_apply(self, snapshot: Snapshot, record: RoundRecord, *, at: float
-                                ) -> RoundRecord:
+    async def _decide_and_apply(
+        self, snapshot: Snapshot, record: RoundRecord, *, at: float
+    ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
         request = build_request(snapshot, pools, activity, settings=self._settings, now=rfc3339(at))
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)
-        result = await self._actuator.apply(reply, request, dry_run=self.config.dry_run,
-                                            now=rfc3339(self._now()))
+        result = await self._actuator.apply(
+            reply, request, dry_run=self.config.dry_run, now=rfc3339(self._now())
+        )
         record = replace(
             record,
             decision_id=result.decision_id,
-            pools_written=tuple({"pool": w.pool_id, "from": w.from_desired, "to": w.to_desired}
-                                for w in result.pools_written),
+            pools_written=tuple(
+                {"pool": w.pool_id, "from": w.from_desired, "to": w.to_desired}
+                for w in result.pools_written
+            ),
             eci_placed=len(result.eci_placed),
-            unplaceable=tuple({"pod": f"{p.namespace}/{p.name}", "reason": p.reason}
-                              for p in result.unplaceable),
+            unplaceable=tuple(
+                {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in result.unplaceable
+            ),
             outcome=_outcome(result, reply),
         )
         for failure in result.pools_failed:
@@ -352,13 +406,17 @@ class Agent:
                 self.metrics.pool_desired.labels(pool=write.pool_id).set(write.to_desired)
         return record
 
-    def _observe_reaction(self, snapshot: Snapshot, reply: Mapping[str, Any], *,
-                          result: ApplyResult) -> None:
+    def _observe_reaction(
+        self, snapshot: Snapshot, reply: Mapping[str, Any], *, result: ApplyResult
+    ) -> None:
         """Unschedulable since → the write that serves the pod (pool raise or ECI patch)."""
         written = {w.pool_id for w in result.pools_written}
-        served = {uid for action in reply.get("actions", ())
-                  if action.get("kind") == "scale-pool" and action.get("poolId") in written
-                  for uid in action.get("pods", ())}
+        served = {
+            uid
+            for action in reply.get("actions", ())
+            if action.get("kind") == "scale-pool" and action.get("poolId") in written
+            for uid in action.get("pods", ())
+        }
         served.update(p.uid for p in result.eci_placed)
         if not served:
             return
@@ -384,8 +442,9 @@ class Agent:
             remaining = min(grace - (at - (epoch_of(p.unschedulable_since) or at)) for p in young)
             delay = min(max(remaining, 0.0), self.config.batch_max_seconds)
             asyncio.get_running_loop().call_later(delay, self.batcher.request_resync)
-        return Snapshot(pending=tuple(keep), nodes=snapshot.nodes,
-                        eci_running_pods=snapshot.eci_running_pods)
+        return Snapshot(
+            pending=tuple(keep), nodes=snapshot.nodes, eci_running_pods=snapshot.eci_running_pods
+        )
 
     async def _read_pools(self) -> list[PoolInfo]:
         try:
@@ -406,8 +465,10 @@ class Agent:
         if self.scale_in is not None:
             self.scale_in.scale_ups.observe_pools(pools, now=self._now())
         self._pools_read_at = time.monotonic()
-        ready = {pool_id: sum(1 for n in nodes if n.ready)
-                 for pool_id, nodes in self.view.nodes_by_pool().items()}
+        ready = {
+            pool_id: sum(1 for n in nodes if n.ready)
+            for pool_id, nodes in self.view.nodes_by_pool().items()
+        }
         for pool in pools:
             self.metrics.pool_desired.labels(pool=pool.pool_id).set(pool.desired)
             self.metrics.pool_ready.labels(pool=pool.pool_id).set(ready.get(pool.pool_id, 0))
@@ -451,7 +512,8 @@ class Agent:
     def healthy(self) -> bool:
         """False once a loop has ended by itself (they are meant to run until stopped)."""
         return all(not task.done() or task.cancelled() for task in self._tasks) and bool(
-            self._tasks)
+            self._tasks
+        )
 
     def ready(self) -> bool:
         return all(w.synced.is_set() for w in self.watchers)
@@ -468,15 +530,22 @@ class Agent:
             "decider": self.config.decider,
             "pendingPods": len(pending),
             "pending": [
-                {"pod": f"{p.namespace}/{p.name}", "since": p.unschedulable_since,
-                 "requests": p.requests, "message": p.message}
+                {
+                    "pod": f"{p.namespace}/{p.name}",
+                    "since": p.unschedulable_since,
+                    "requests": p.requests,
+                    "message": p.message,
+                }
                 for p in pending[:50]
             ],
             "pools": [
                 {
-                    "id": pool.pool_id, "name": pool.name,
+                    "id": pool.pool_id,
+                    "name": pool.name,
                     "instanceTypes": list(pool.instance_types),
-                    "min": pool.min_size, "max": pool.max_size, "desired": pool.desired,
+                    "min": pool.min_size,
+                    "max": pool.max_size,
+                    "desired": pool.desired,
                     "readyNodes": sum(1 for n in by_pool.get(pool.pool_id, ()) if n.ready),
                     "nodes": len(by_pool.get(pool.pool_id, ())),
                     "scalingSince": activity.get(pool.pool_id, PoolActivity()).scaling_since,
@@ -491,9 +560,14 @@ class Agent:
             "rounds": self.rounds,
             "lastDecision": None if self.last_round is None else asdict(self.last_round),
             "watches": {
-                w.target.name: {"synced": w.synced.is_set(), "resourceVersion": w.resource_version,
-                                "lists": w.lists, "events": w.events,
-                                "restarts": dict(w.restarts), "lastError": w.last_error}
+                w.target.name: {
+                    "synced": w.synced.is_set(),
+                    "resourceVersion": w.resource_version,
+                    "lists": w.lists,
+                    "events": w.events,
+                    "restarts": dict(w.restarts),
+                    "lastError": w.last_error,
+                }
                 for w in self.watchers
             },
             "errors": list(self.errors),

@@ -4,6 +4,7 @@
 It reads state through the small `StatusSource` protocol, so it knows nothing of how the agent
 is wired.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,12 @@ class OpsServer:
     """Serves one StatusSource and one metrics registry until stopped."""
 
     def __init__(
-        self, source: StatusSource, metrics: AgentMetrics, *, host: str = "127.0.0.1", port: int = 8080
+        self,
+        source: StatusSource,
+        metrics: AgentMetrics,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
     ) -> None:
         self._source = source
         self._metrics = metrics
@@ -66,13 +72,15 @@ class OpsServer:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         ok = self._source.ready()
-        return web.Response(status=200 if ok else 503,
-                            text="ready\n" if ok else "waiting for the first full LIST\n")
+        return web.Response(
+            status=200 if ok else 503, text="ready\n" if ok else "waiting for the first full LIST\n"
+        )
 
     async def _status(self, request: web.Request) -> web.Response:
         body = json.dumps(self._source.status(), indent=2, sort_keys=True, default=str)
         return web.Response(text=body + "\n", content_type="application/json")
 
     async def _metrics_text(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._metrics.exposition(),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )

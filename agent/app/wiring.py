@@ -1,5 +1,6 @@
 """The production wiring: an `Agent` (agent.app.loop) built from an AgentConfig, with its clients
 (Kubernetes, CS node pools, the configured decider, actuation under the pool Lease), closed on exit."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,7 @@ def _endpoint(text: str) -> tuple[str, str]:
     for scheme in ("http", "https"):
         prefix = f"{scheme}://"
         if text.startswith(prefix):
-            return text[len(prefix):].rstrip("/"), scheme
+            return text[len(prefix) :].rstrip("/"), scheme
     return text, "https"
 
 
@@ -32,14 +33,20 @@ def _access_keys(config: AgentConfig) -> dict[str, str]:
     key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
     secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
     if not key_id or not secret:
-        raise RuntimeError("credentials=access-key needs ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment")
+        raise RuntimeError(
+            "credentials=access-key needs ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment"
+        )
     return {"access_key_id": key_id, "access_key_secret": secret}
 
 
 @contextlib.asynccontextmanager
-async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = None,
-                        now: Callable[[], float] = time.time) -> Any:
+async def connect_agent(
+    config: AgentConfig,
+    *,
+    metrics: AgentMetrics | None = None,
+    now: Callable[[], float] = time.time,
+) -> Any:
     """The production wiring of an Agent from its configuration; closes every client on exit.
     `now` is the clock policy durations are measured on: the wall clock in production, the
     simulated clock in dev mode."""
@@ -58,39 +65,61 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
 
     keys = _access_keys(config)
     metrics = metrics or AgentMetrics()
-    kube = await KubeClient.connect(kubeconfig=config.kubeconfig, context=config.kube_context,
-                                    in_cluster=config.in_cluster, api_url=config.api_url)
+    kube = await KubeClient.connect(
+        kubeconfig=config.kubeconfig,
+        context=config.kube_context,
+        in_cluster=config.in_cluster,
+        api_url=config.api_url,
+    )
     session: aiohttp.ClientSession | None = None
     try:
         endpoint, protocol = _endpoint(config.cs_endpoint_or_default)
-        cs_sdk = build_cs(region_id=config.region, endpoint=endpoint, protocol=protocol,
-                          access_key_id=keys.get("access_key_id"),
-                          access_key_secret=keys.get("access_key_secret"))
+        cs_sdk = build_cs(
+            region_id=config.region,
+            endpoint=endpoint,
+            protocol=protocol,
+            access_key_id=keys.get("access_key_id"),
+            access_key_secret=keys.get("access_key_secret"),
+        )
         pools = NodePoolClient(cs_sdk, config.cluster_id, on_attempt=metrics.cs_attempt)
         retry = RetrySettings(attempts=config.decider_retries + 1)
         decider: Decides
         if config.decider == "fc":
             fc_endpoint, fc_protocol = _endpoint(config.fc_endpoint or "")
-            fc_sdk = build_fc(region_id=config.region, endpoint=fc_endpoint, protocol=fc_protocol,
-                              read_timeout_seconds=config.decider_timeout_seconds,
-                              access_key_id=keys.get("access_key_id"),
-                              access_key_secret=keys.get("access_key_secret"))
+            fc_sdk = build_fc(
+                region_id=config.region,
+                endpoint=fc_endpoint,
+                protocol=fc_protocol,
+                read_timeout_seconds=config.decider_timeout_seconds,
+                access_key_id=keys.get("access_key_id"),
+                access_key_secret=keys.get("access_key_secret"),
+            )
             invoker = FunctionInvoker(
-                fc_sdk, FunctionRef(config.fc_service or "", config.fc_function or "",
-                                    config.fc_qualifier or ""),
-                timeout_seconds=config.decider_timeout_seconds)
+                fc_sdk,
+                FunctionRef(
+                    config.fc_service or "", config.fc_function or "", config.fc_qualifier or ""
+                ),
+                timeout_seconds=config.decider_timeout_seconds,
+            )
             decider = FunctionComputeDecider(invoker, retry=retry)
         elif config.decider == "http":
             session = aiohttp.ClientSession()
-            decider = HttpTriggerDecider(session, config.http_url or "",
-                                         timeout_seconds=config.decider_timeout_seconds,
-                                         retry=retry)
+            decider = HttpTriggerDecider(
+                session,
+                config.http_url or "",
+                timeout_seconds=config.decider_timeout_seconds,
+                retry=retry,
+            )
         else:
             decider = LocalDecider()
         if config.decider != "local" and config.fallback_to_local:
             breaker = FallbackDecider(decider, LocalDecider())
-            metrics.expose_counts("decider_events", "Remote decider circuit breaker events",
-                                  label="event", counts=lambda: breaker.counters)
+            metrics.expose_counts(
+                "decider_events",
+                "Remote decider circuit breaker events",
+                label="event",
+                counts=lambda: breaker.counters,
+            )
             decider = breaker
         lock = None
         if config.pool_lock_enabled:
@@ -101,14 +130,31 @@ async def connect_agent(config: AgentConfig, *, metrics: AgentMetrics | None = N
                 default_namespace,
             )
 
-            lock = PoolLock(kube, LockSettings(
-                namespace=config.pool_lock_namespace or default_namespace(),
-                identity=config.pool_lock_identity or default_identity()), now=now)
+            lock = PoolLock(
+                kube,
+                LockSettings(
+                    namespace=config.pool_lock_namespace or default_namespace(),
+                    identity=config.pool_lock_identity or default_identity(),
+                ),
+                now=now,
+            )
         actuator = Actuator(pools, kube, lock=lock)
-        metrics.expose_counts("actuation", "Actuation outcomes (pool writes, ECI placements...)",
-                              label="outcome", counts=lambda: actuator.counters)
-        yield Agent(config, kube=kube, pools=pools, decider=decider, actuator=actuator,
-                    metrics=metrics, now=now, scale_in=ScaleInActuator(pools, kube))
+        metrics.expose_counts(
+            "actuation",
+            "Actuation outcomes (pool writes, ECI placements...)",
+            label="outcome",
+            counts=lambda: actuator.counters,
+        )
+        yield Agent(
+            config,
+            kube=kube,
+            pools=pools,
+            decider=decider,
+            actuator=actuator,
+            metrics=metrics,
+            now=now,
+            scale_in=ScaleInActuator(pools, kube),
+        )
     finally:
         if session is not None:
             await session.close()

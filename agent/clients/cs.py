@@ -6,6 +6,7 @@ retry), gives chosen nodes back with RemoveNodePoolNodes (scale-in) and reads CS
 Throttling and 5xx are retried with jittered backoff inside a
 per-call timeout; everything else surfaces as one small `CloudCallError`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -196,13 +197,15 @@ class NodePoolClient:
         body = response.body.to_map() if response.body is not None else {}
         return body.get("task_id")
 
-    async def remove_nodes(self, pool_id: str, instance_ids: list[str], *, drain: bool,
-                           release: bool) -> str | None:
+    async def remove_nodes(
+        self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
+    ) -> str | None:
         """RemoveNodePoolNodes: take these ECS instances out of the pool (evicting their pods
         first with `drain`, releasing the instances with `release`) and lower desired by as many;
         returns the CS task id."""
         request = cs_models.RemoveNodePoolNodesRequest(
-            instance_ids=list(instance_ids), drain_node=drain, release_node=release)
+            instance_ids=list(instance_ids), drain_node=drain, release_node=release
+        )
         response = await self._call(
             "RemoveNodePoolNodes",
             lambda: self._sdk.remove_node_pool_nodes_async(self._cluster_id, pool_id, request),
@@ -236,7 +239,10 @@ class NodePoolClient:
                 )
             except asyncio.TimeoutError:
                 error = CloudCallError(
-                    "Timeout", None, f"no answer within {policy.call_timeout_seconds}s", retryable=True
+                    "Timeout",
+                    None,
+                    f"no answer within {policy.call_timeout_seconds}s",
+                    retryable=True,
                 )
             except (OSError, ValueError) as exc:
                 error = CloudCallError("NetworkError", None, type(exc).__name__, retryable=True)
@@ -252,13 +258,23 @@ class NodePoolClient:
             if not error.retryable or last:
                 log.warning(
                     "cs call failed",
-                    extra={"action": action, "code": error.code, "status": error.status, "attempt": attempt + 1},
+                    extra={
+                        "action": action,
+                        "code": error.code,
+                        "status": error.status,
+                        "attempt": attempt + 1,
+                    },
                 )
                 raise error
             delay = policy.delay(attempt, self._rng)
             log.info(
                 "cs call retried",
-                extra={"action": action, "code": error.code, "status": error.status, "delay": round(delay, 3)},
+                extra={
+                    "action": action,
+                    "code": error.code,
+                    "status": error.status,
+                    "delay": round(delay, 3),
+                },
             )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")

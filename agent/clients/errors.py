@@ -1,4 +1,5 @@
 """Errors the agent's cloud clients raise: one shape for every remote call that failed."""
+
 from __future__ import annotations
 
 

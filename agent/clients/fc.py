@@ -6,6 +6,7 @@ gateway signature for HTTP triggers with AuthType FUNCTION (the deciders send th
 aiohttp: the SDK's own trigger call uses blocking `requests`). Credentials come from
 alibabacloud-credentials' default chain unless explicit keys are given (the emulator).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,12 +38,17 @@ class FunctionRef:
     qualifier: str = ""
 
 
-def build_credential(*, access_key_id: str | None = None, access_key_secret: str | None = None) -> Any:
+def build_credential(
+    *, access_key_id: str | None = None, access_key_secret: str | None = None
+) -> Any:
     """Explicit AccessKeys (the emulators) or the default chain (RRSA in ACK, env AK locally)."""
     if access_key_id is None:
         return CredentialClient()
-    return CredentialClient(credential_models.Config(
-        type="access_key", access_key_id=access_key_id, access_key_secret=access_key_secret))
+    return CredentialClient(
+        credential_models.Config(
+            type="access_key", access_key_id=access_key_id, access_key_secret=access_key_secret
+        )
+    )
 
 
 def build_sdk_client(
@@ -62,7 +68,8 @@ def build_sdk_client(
         credential = build_credential()
     config = open_api_models.Config(
         region_id=region_id,
-        endpoint=endpoint or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
+        endpoint=endpoint
+        or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
         protocol=protocol,
         access_key_id=access_key_id,
         access_key_secret=access_key_secret,
@@ -76,7 +83,9 @@ def build_sdk_client(
 class FunctionInvoker:
     """Synchronous invocations of one function over an injected SDK client."""
 
-    def __init__(self, sdk: FcSdkClient, function: FunctionRef, *, timeout_seconds: float = 15.0) -> None:
+    def __init__(
+        self, sdk: FcSdkClient, function: FunctionRef, *, timeout_seconds: float = 15.0
+    ) -> None:
         self._sdk = sdk
         self._function = function
         self._timeout = timeout_seconds
@@ -86,7 +95,9 @@ class FunctionInvoker:
         return self._function
 
     async def invoke(self, payload: bytes) -> bytes:
-        request = fc_models.InvokeFunctionRequest(body=payload, qualifier=self._function.qualifier or None)
+        request = fc_models.InvokeFunctionRequest(
+            body=payload, qualifier=self._function.qualifier or None
+        )
         headers = fc_models.InvokeFunctionHeaders(x_fc_invocation_type="Sync", x_fc_log_type="None")
         runtime = _runtime_options()
         try:
@@ -97,13 +108,17 @@ class FunctionInvoker:
                 self._timeout,
             )
         except asyncio.TimeoutError:
-            raise InvocationError("Timeout", None, f"no reply within {self._timeout}s", retryable=True) from None
+            raise InvocationError(
+                "Timeout", None, f"no reply within {self._timeout}s", retryable=True
+            ) from None
         except Exception as exc:
             raise _as_invocation_error(exc) from None
         error_type = _header(response.headers or {}, "x-fc-error-type")
         if error_type:
             # The function ran and raised: the runtime reports it in a 200 with this header.
-            raise InvocationError(error_type, response.status_code, _excerpt(response.body), retryable=False)
+            raise InvocationError(
+                error_type, response.status_code, _excerpt(response.body), retryable=False
+            )
         return bytes(response.body or b"")
 
 
@@ -123,7 +138,9 @@ class TriggerSigner:
         from requests import Request
 
         # The signer reads `content-type` case-sensitively: it must arrive lower-case.
-        request = Request(method=method, url=url, headers={k.lower(): v for k, v in headers.items()})
+        request = Request(
+            method=method, url=url, headers={k.lower(): v for k, v in headers.items()}
+        )
         snapshot = _CredentialSnapshot(self._credential.get_credential())
         return dict(FcGatewaySigner(snapshot).sign_request(request).headers)
 
@@ -167,8 +184,14 @@ def _as_invocation_error(exc: Exception) -> InvocationError:
     code = getattr(exc, "code", None)
     if isinstance(status, int) or (isinstance(code, str) and code):
         code_text = str(code or "Unknown")
-        retryable = code_text.startswith("Throttling") or status is None or status >= 500 or status == 429
-        return InvocationError(code_text, status if isinstance(status, int) else None,
-                               str(getattr(exc, "message", "") or ""), retryable=retryable)
+        retryable = (
+            code_text.startswith("Throttling") or status is None or status >= 500 or status == 429
+        )
+        return InvocationError(
+            code_text,
+            status if isinstance(status, int) else None,
+            str(getattr(exc, "message", "") or ""),
+            retryable=retryable,
+        )
     # Transport failures: the SDK's wrapper text may carry the signed request, so keep the type only.
     return InvocationError("NetworkError", None, type(exc).__name__, retryable=True)

@@ -10,6 +10,7 @@ ingest_bench.py: both ~20-27k pod events/s per core, ~15× its model path), but 
 once with the same stale version, reconnects silently on EOF, and turns an in-stream ERROR into an
 exception whose status hides in a string; our loop needs each of those as a plain fact.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -134,7 +135,8 @@ class KubeClient:
             total=self._request_timeout, sock_connect=self._connect_timeout
         )
         body: dict[str, Any] = await self._call(
-            self._list_call(resource, namespace), timeout=timeout, **kwargs)
+            self._list_call(resource, namespace), timeout=timeout, **kwargs
+        )
         return body
 
     async def watch(
@@ -191,7 +193,9 @@ class KubeClient:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def patch_pod_json(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+    async def patch_pod_json(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Apply a JSON patch (RFC 6902) to a pod; the updated pod, or KubeError (e.g. 404, 409,
         422 when a `test` op fails or the pod may no longer change)."""
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
@@ -208,7 +212,8 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
         node: dict[str, Any] = await self._call(
             lambda **kw: self._core.patch_node(
-                name, {"spec": {"unschedulable": unschedulable}}, **kw),
+                name, {"spec": {"unschedulable": unschedulable}}, **kw
+            ),
             timeout=timeout,
             _content_type=MERGE_PATCH,
         )
@@ -230,7 +235,8 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
         lease: dict[str, Any] = await self._call(
             lambda **kw: self._coordination.read_namespaced_lease(name, namespace, **kw),
-            timeout=timeout)
+            timeout=timeout,
+        )
         return lease
 
     async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +244,8 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
         lease: dict[str, Any] = await self._call(
             lambda **kw: self._coordination.create_namespaced_lease(namespace, body, **kw),  # type: ignore[arg-type]
-            timeout=timeout)
+            timeout=timeout,
+        )
         return lease
 
     async def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +255,8 @@ class KubeClient:
         name = str(body["metadata"]["name"])
         lease: dict[str, Any] = await self._call(
             lambda **kw: self._coordination.replace_namespaced_lease(name, namespace, body, **kw),  # type: ignore[arg-type]
-            timeout=timeout)
+            timeout=timeout,
+        )
         return lease
 
     async def _call(self, call: Any, *, timeout: aiohttp.ClientTimeout, **kwargs: Any) -> Any:

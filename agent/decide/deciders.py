@@ -8,6 +8,7 @@ bounds). `FallbackDecider` is the circuit breaker that keeps decisions flowing w
 Compute is down: consecutive failures open it, the in-process decider answers for a cool-down,
 then one trial call decides whether to close again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -137,7 +138,9 @@ def validate_scale_in_reply(reply: Any, request: Mapping[str, Any]) -> dict[str,
             raise InvalidReply(f"{where}: not an object")
         node = nodes.get(item.get("node"))
         if node is None or node.get("poolId") is None:
-            raise InvalidReply(f"{where}: {item.get('node')!r} is not a managed node of the request")
+            raise InvalidReply(
+                f"{where}: {item.get('node')!r} is not a managed node of the request"
+            )
         if item.get("poolId") != node["poolId"] or item.get("instanceId") != node.get("instanceId"):
             raise InvalidReply(f"{where}: pool or instance id differ from the request's node")
         if item["node"] in removed:
@@ -156,7 +159,9 @@ def validate_scale_in_reply(reply: Any, request: Mapping[str, Any]) -> dict[str,
         for name in names:
             item = removed.get(name)
             if item is None or item["poolId"] != group["poolId"] or name in grouped:
-                raise InvalidReply(f"{where}: node {name!r} is not a removal of this pool, or twice")
+                raise InvalidReply(
+                    f"{where}: node {name!r} is not a removal of this pool, or twice"
+                )
             grouped.add(name)
         size = pools[group["poolId"]]["size"]
         if size["desired"] - len(names) < size["min"]:
@@ -189,7 +194,9 @@ def _parse(payload: bytes | str, request: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
         error = reply["error"]
         # The function refused the request: asking again, or elsewhere, gives the same answer.
-        raise DecisionFailed(str(error.get("code", "Error")), str(error.get("message", "")), retryable=False)
+        raise DecisionFailed(
+            str(error.get("code", "Error")), str(error.get("message", "")), retryable=False
+        )
     return check_reply(reply, request)
 
 
@@ -292,16 +299,22 @@ class HttpTriggerDecider(_RemoteDecider):
                 body = await response.read()
                 status = response.status
         except asyncio.TimeoutError:
-            raise DecisionFailed("Timeout", f"no reply within {self._timeout.total}s", retryable=True) from None
+            raise DecisionFailed(
+                "Timeout", f"no reply within {self._timeout.total}s", retryable=True
+            ) from None
         except aiohttp.ClientError as exc:
             raise DecisionFailed("NetworkError", type(exc).__name__, retryable=True) from None
         if status >= 500 or status == 429:
-            raise DecisionFailed(f"HTTP{status}", body[:300].decode("utf-8", "replace"), retryable=True)
+            raise DecisionFailed(
+                f"HTTP{status}", body[:300].decode("utf-8", "replace"), retryable=True
+            )
         if status >= 400:
             try:
                 return _parse(body, request)
             except InvalidReply:
-                raise DecisionFailed(f"HTTP{status}", body[:300].decode("utf-8", "replace"), retryable=False) from None
+                raise DecisionFailed(
+                    f"HTTP{status}", body[:300].decode("utf-8", "replace"), retryable=False
+                ) from None
         return _parse(body, request)
 
 
@@ -358,7 +371,9 @@ class FallbackDecider:
             return await self._primary_failed(request, exc, half_open=state == "half-open")
         except Exception as exc:  # a primary bug must not stop decisions either
             return await self._primary_failed(
-                request, DecisionFailed("Unexpected", type(exc).__name__, retryable=True), half_open=state == "half-open"
+                request,
+                DecisionFailed("Unexpected", type(exc).__name__, retryable=True),
+                half_open=state == "half-open",
             )
         self.counters["primary_ok"] += 1
         if self._opened_at is not None:
@@ -367,7 +382,9 @@ class FallbackDecider:
         self._opened_at = None
         return reply
 
-    async def _primary_failed(self, request: dict[str, Any], exc: DecisionFailed, *, half_open: bool) -> dict[str, Any]:
+    async def _primary_failed(
+        self, request: dict[str, Any], exc: DecisionFailed, *, half_open: bool
+    ) -> dict[str, Any]:
         self.counters["primary_failed"] += 1
         self._failures += 1
         if half_open or self._failures >= self._threshold:

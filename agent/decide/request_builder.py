@@ -5,6 +5,7 @@ remembers per pool) plus settings; nothing here reads a clock or a client. Pools
 describe honestly — no live node and no catalog entry for their instance type, or no price — are
 left out and logged rather than guessed at.
 """
+
 from __future__ import annotations
 
 import logging

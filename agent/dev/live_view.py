@@ -1,6 +1,7 @@
 """The live terminal view of a dev-mode run: plain text lines (no curses, so it can be piped or
 logged), one status line when the counts change — at most every `min_interval` real seconds, and
 at least every `heartbeat` — plus one line per decision and per agent error as they happen."""
+
 from __future__ import annotations
 
 import time
@@ -10,13 +11,15 @@ from typing import Any, TextIO
 from agent.dev.summary import Decision, Sample
 
 
-def status_line(sample: Sample, *, pools: Mapping[str, int], tasks_done: int,
-                task_count: int) -> str:
+def status_line(
+    sample: Sample, *, pools: Mapping[str, int], tasks_done: int, task_count: int
+) -> str:
     """`[t+  95s] workers 2 pending, 3 starting, 10 running | np-cpu 5 wanted: 2 NotReady, 3 Ready
     | ECI 0 | tasks 4/15`"""
     nodes = {pool: (not_ready, ready) for pool, not_ready, ready in sample.nodes}
-    parts = [f"workers {sample.pending} pending, {sample.starting} starting, "
-             f"{sample.running} running"]
+    parts = [
+        f"workers {sample.pending} pending, {sample.starting} starting, {sample.running} running"
+    ]
     for pool in sorted(set(pools) | set(nodes)):
         not_ready, ready = nodes.get(pool, (0, 0))
         wanted = f" {pools[pool]} wanted:" if pool in pools else ":"
@@ -42,10 +45,13 @@ def decision_text(record: Mapping[str, Any]) -> str:
     if record.get("error"):
         what.append(f"error: {record['error']}")
     outcome = record.get("outcome")
-    detail = "; ".join(what) or {"covered": "capacity already on its way",
-                                 "noop": "nothing to do"}.get(str(outcome), "")
-    return (f"{record.get('reason')} round, {record.get('pods', 0)} pending pods → {outcome}"
-            + (f": {detail}" if detail else ""))
+    detail = "; ".join(what) or {
+        "covered": "capacity already on its way",
+        "noop": "nothing to do",
+    }.get(str(outcome), "")
+    return f"{record.get('reason')} round, {record.get('pods', 0)} pending pods → {outcome}" + (
+        f": {detail}" if detail else ""
+    )
 
 
 def scale_in_text(record: Mapping[str, Any]) -> str:
@@ -63,8 +69,15 @@ def scale_in_text(record: Mapping[str, Any]) -> str:
 class LiveView:
     """Writes the view's lines to `out` as the run goes."""
 
-    def __init__(self, out: TextIO, *, task_count: int, min_interval: float = 0.5,
-                 heartbeat: float = 5.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        task_count: int,
+        min_interval: float = 0.5,
+        heartbeat: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._out = out
         self._task_count = task_count
         self._min_interval = min_interval
@@ -74,8 +87,9 @@ class LiveView:
         self._last_counts: tuple[Any, ...] | None = None
         self._printed_at = float("-inf")
 
-    def show(self, sample: Sample, *, pools: Mapping[str, int], tasks_done: int,
-             final: bool = False) -> None:
+    def show(
+        self, sample: Sample, *, pools: Mapping[str, int], tasks_done: int, final: bool = False
+    ) -> None:
         """A status line if due; `final` prints the closing state unless it is already shown."""
         now = self._monotonic()
         counts = (sample.counts(), tuple(sorted(pools.items())), tasks_done)
@@ -85,8 +99,9 @@ class LiveView:
             return
         self._last_counts = counts
         self._printed_at = now
-        self._write(status_line(sample, pools=pools, tasks_done=tasks_done,
-                                task_count=self._task_count))
+        self._write(
+            status_line(sample, pools=pools, tasks_done=tasks_done, task_count=self._task_count)
+        )
 
     def decision(self, decision: Decision) -> None:
         self._write(f"{stamp(decision.t)} decision: {decision.text}")

@@ -2,6 +2,7 @@
 SVG, no script, no external asset) with the timeline chart — worker pods pending and running,
 nodes per pool NotReady and Ready, pods on ECI over simulated time, decisions marked — a legend,
 the summary, the decisions with their reasons and the cost report."""
+
 from __future__ import annotations
 
 import html
@@ -46,31 +47,42 @@ def timeline_svg(samples: Sequence[Sample], decisions: Sequence[Decision]) -> st
     def y(v: float) -> float:
         return TOP + plot_h * (1 - v / top)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-             f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="timeline">',
-             f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" '
-             'stroke="#ccc"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="timeline">',
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" '
+        'stroke="#ccc"/>',
+    ]
     for tick in _ticks(top):
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(tick):.1f}" '
-                     f'y2="{y(tick):.1f}" stroke="#eee"/>'
-                     f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(tick):.1f}" '
+            f'y2="{y(tick):.1f}" stroke="#eee"/>'
+            f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>'
+        )
     for tick in _ticks(end):
-        parts.append(f'<text x="{x(tick):.1f}" y="{TOP + plot_h + 16}" '
-                     f'text-anchor="middle">{tick}</text>')
-    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 4}" text-anchor="middle">'
-                 'simulated seconds</text>')
+        parts.append(
+            f'<text x="{x(tick):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{tick}</text>'
+        )
+    parts.append(
+        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 4}" text-anchor="middle">'
+        "simulated seconds</text>"
+    )
     for decision in decisions:
-        parts.append(f'<line class="decision" x1="{x(decision.t):.1f}" x2="{x(decision.t):.1f}" '
-                     f'y1="{TOP}" y2="{TOP + plot_h}" stroke="{DECISION_COLOR}" '
-                     f'stroke-dasharray="2 3"><title>{html.escape(_decision_label(decision))}'
-                     '</title></line>')
+        parts.append(
+            f'<line class="decision" x1="{x(decision.t):.1f}" x2="{x(decision.t):.1f}" '
+            f'y1="{TOP}" y2="{TOP + plot_h}" stroke="{DECISION_COLOR}" '
+            f'stroke-dasharray="2 3"><title>{html.escape(_decision_label(decision))}'
+            "</title></line>"
+        )
     for name, (color, dash, points) in lines.items():
         if not points:
             continue
         path = _step_path(points, end, x=x, y=y)
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"{dashed}>'
-                     f'<title>{html.escape(name)}</title></path>')
+        parts.append(
+            f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"{dashed}>'
+            f"<title>{html.escape(name)}</title></path>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -102,23 +114,33 @@ def legend(samples: Sequence[Sample]) -> str:
     items = []
     for name, (color, dash, _points) in series_of(samples).items():
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        items.append(f'<li><svg width="28" height="10"><line x1="0" x2="28" y1="5" y2="5" '
-                     f'stroke="{color}" stroke-width="2"{dashed}/></svg> {html.escape(name)}</li>')
-    items.append(f'<li><svg width="28" height="10"><line x1="14" x2="14" y1="0" y2="10" '
-                 f'stroke="{DECISION_COLOR}" stroke-dasharray="2 3"/></svg> a decision round '
-                 '(hover for its reason)</li>')
+        items.append(
+            f'<li><svg width="28" height="10"><line x1="0" x2="28" y1="5" y2="5" '
+            f'stroke="{color}" stroke-width="2"{dashed}/></svg> {html.escape(name)}</li>'
+        )
+    items.append(
+        f'<li><svg width="28" height="10"><line x1="14" x2="14" y1="0" y2="10" '
+        f'stroke="{DECISION_COLOR}" stroke-dasharray="2 3"/></svg> a decision round '
+        "(hover for its reason)</li>"
+    )
     return '<ul class="legend">' + "".join(items) + "</ul>"
 
 
-def render_report(record: RunRecord, *, summary: Mapping[str, Any], scenario: Any,
-                  cost_text: str) -> str:
+def render_report(
+    record: RunRecord, *, summary: Mapping[str, Any], scenario: Any, cost_text: str
+) -> str:
     """The whole page."""
     title = f"ray-ack-scaler dev run: {scenario.name}"
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_value(v))}</td></tr>"
-                   for k, v in summary.items())
-    decisions = "".join(
-        f"<li><code>t+{d.t:.0f}s</code> {html.escape(d.text)}</li>" for d in record.decisions
-    ) or "<li>none</li>"
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_value(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+    decisions = (
+        "".join(
+            f"<li><code>t+{d.t:.0f}s</code> {html.escape(d.text)}</li>" for d in record.decisions
+        )
+        or "<li>none</li>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>

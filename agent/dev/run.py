@@ -13,6 +13,7 @@ journals) and from the agent's (each decision round), shows a live view or, with
 one summary line; and ends when the workload is done and the cluster is at rest, or at the
 scenario's time limit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,29 +70,62 @@ POLICY_SETTINGS = {
 
 def register(subparsers: Any) -> None:
     dev = subparsers.add_parser(
-        "dev", help="run the agent against a simulated ACK cluster on this machine",
+        "dev",
+        help="run the agent against a simulated ACK cluster on this machine",
         description="Start an embedded ACK (Kubernetes API, node pools, ECI, a Ray workload, CS "
-                    "and Function Compute emulators) on 127.0.0.1, run the agent against it as "
-                    "in production, and show what it does. Ends when the workload is done and "
-                    "the cluster is at rest (exit 0), at the time limit (exit 1), or on Ctrl-C "
-                    "(exit 130).")
-    dev.add_argument("--scenario", default="seed", metavar="NAME|PATH",
-                     help="built-in scenario (see `sim scenarios`) or scenario file (default seed)")
-    dev.add_argument("--speed", type=float, default=None,
-                     help="simulated seconds per real second (default: the scenario's)")
-    dev.add_argument("--decider", choices=DECIDER_KINDS, default="fc",
-                     help="where decisions are made: fc (the Function Compute emulator through "
-                          "the FC SDK, default), http (its HTTP trigger) or local (in-process)")
-    dev.add_argument("--strategy", choices=STRATEGIES, default=None,
-                     help="decision strategy (default: the scenario's)")
-    dev.add_argument("--json", action="store_true",
-                     help="no live view; print one JSON summary line as the last line of stdout")
-    dev.add_argument("--report", type=Path, metavar="FILE.html",
-                     help="write a self-contained HTML report with a timeline chart")
-    dev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                     help="simulated seconds before giving up (default: the scenario's)")
-    dev.add_argument("--quiet", action="store_true",
-                     help="only the summary (no banner, no live view, agent warnings hidden)")
+        "and Function Compute emulators) on 127.0.0.1, run the agent against it as "
+        "in production, and show what it does. Ends when the workload is done and "
+        "the cluster is at rest (exit 0), at the time limit (exit 1), or on Ctrl-C "
+        "(exit 130).",
+    )
+    dev.add_argument(
+        "--scenario",
+        default="seed",
+        metavar="NAME|PATH",
+        help="built-in scenario (see `sim scenarios`) or scenario file (default seed)",
+    )
+    dev.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="simulated seconds per real second (default: the scenario's)",
+    )
+    dev.add_argument(
+        "--decider",
+        choices=DECIDER_KINDS,
+        default="fc",
+        help="where decisions are made: fc (the Function Compute emulator through "
+        "the FC SDK, default), http (its HTTP trigger) or local (in-process)",
+    )
+    dev.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=None,
+        help="decision strategy (default: the scenario's)",
+    )
+    dev.add_argument(
+        "--json",
+        action="store_true",
+        help="no live view; print one JSON summary line as the last line of stdout",
+    )
+    dev.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="write a self-contained HTML report with a timeline chart",
+    )
+    dev.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="simulated seconds before giving up (default: the scenario's)",
+    )
+    dev.add_argument(
+        "--quiet",
+        action="store_true",
+        help="only the summary (no banner, no live view, agent warnings hidden)",
+    )
     dev.set_defaults(func=dev_command)
 
 
@@ -115,8 +149,13 @@ def dev_command(args: argparse.Namespace) -> int:
     except ScenarioError as error:
         return _fail(str(error))
     options = DevOptions(
-        decider=args.decider, strategy=args.strategy, json=args.json, report=args.report,
-        time_limit=args.time_limit or scenario.time_limit_seconds, quiet=args.quiet)
+        decider=args.decider,
+        strategy=args.strategy,
+        json=args.json,
+        report=args.report,
+        time_limit=args.time_limit or scenario.time_limit_seconds,
+        quiet=args.quiet,
+    )
     _no_proxies_for_loopback()
     from agent.app.logs import configure_logging
 
@@ -145,9 +184,15 @@ def _no_proxies_for_loopback() -> None:
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
-def agent_environment(info: Mapping[str, Any], *, kubeconfig: Path, decider: str,
-                      policy: Mapping[str, Any], eci_enabled: bool, speed: float
-                      ) -> dict[str, str]:
+def agent_environment(
+    info: Mapping[str, Any],
+    *,
+    kubeconfig: Path,
+    decider: str,
+    policy: Mapping[str, Any],
+    eci_enabled: bool,
+    speed: float,
+) -> dict[str, str]:
     """The environment a user would export to point `python -m agent run` at this cluster.
 
     The periodic settings (resync, pool refresh, scale-in interval) keep their production
@@ -221,8 +266,9 @@ class AgentLogTap(logging.Handler):
 class DevRun:
     """One dev-mode run: the embedded ACK, the agent, and whoever watches them."""
 
-    def __init__(self, scenario: Scenario, options: DevOptions, *, speed: float | None,
-                 tap: AgentLogTap) -> None:
+    def __init__(
+        self, scenario: Scenario, options: DevOptions, *, speed: float | None, tap: AgentLogTap
+    ) -> None:
         self.scenario = scenario
         self.tap = tap
         self.options = options
@@ -230,7 +276,8 @@ class DevRun:
         self.record = RunRecord(
             namespace=scenario.ray.namespace,
             eci_node=scenario.eci.node_name if scenario.eci.enabled else None,
-            pool_label=POOL_LABEL)
+            pool_label=POOL_LABEL,
+        )
         # Human output goes to stderr with --json, so stdout carries the summary line alone.
         self.out: TextIO = sys.stderr if options.json else sys.stdout
         self.view = LiveView(self.out, task_count=scenario.task_count)
@@ -269,12 +316,19 @@ class DevRun:
         async with self.ack as ack:
             self._sim_origin = ack.cluster.clock.now()
             kubeconfig = ack.write_kubeconfig(
-                Path(tempfile.gettempdir()) / f"ray-ack-dev-{ack.cluster.port}.kubeconfig")
+                Path(tempfile.gettempdir()) / f"ray-ack-dev-{ack.cluster.port}.kubeconfig"
+            )
             env = agent_environment(
-                ack.info(), kubeconfig=kubeconfig, decider=self.options.decider,
-                policy={**self.scenario.policy,
-                        **({"strategy": self.options.strategy} if self.options.strategy else {})},
-                eci_enabled=self.scenario.eci.enabled, speed=ack.speed)
+                ack.info(),
+                kubeconfig=kubeconfig,
+                decider=self.options.decider,
+                policy={
+                    **self.scenario.policy,
+                    **({"strategy": self.options.strategy} if self.options.strategy else {}),
+                },
+                eci_enabled=self.scenario.eci.enabled,
+                speed=ack.speed,
+            )
             # The AccessKey is read from the process environment, as `agent run` reads it.
             os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = env["ALIBABA_CLOUD_ACCESS_KEY_ID"]
             os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
@@ -293,8 +347,9 @@ class DevRun:
                 stop = asyncio.Event()
                 running = asyncio.create_task(agent.run(stop), name="agent")
                 try:
-                    ending = await self._watch(running, subscription,
-                                               rest_needs_min=scales_in(agent))
+                    ending = await self._watch(
+                        running, subscription, rest_needs_min=scales_in(agent)
+                    )
                 finally:
                     stop.set()
                     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -308,25 +363,32 @@ class DevRun:
                 self._take_agent_events()  # a round that ended while the run was ending
                 final = self.record.sample(self.t())
                 if not self.options.json and not self.options.quiet:
-                    self.view.show(final, pools=self._pool_sizes(), tasks_done=self._tasks_done(),
-                                   final=True)
+                    self.view.show(
+                        final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
+                    )
                 summary = self._summary(agent)
             return self._finish(ending, summary)
 
     def _banner(self, kubeconfig: Path, config: AgentConfig) -> None:
         scenario = self.scenario
         self.say(f"scenario {scenario.name}: {scenario.description or '(no description)'}")
-        self.say(f"simulated ACK at {self.ack.kubernetes_url}, speed {self.ack.speed:g}x "
-                 f"(time limit {self.options.time_limit:g} simulated s)")
+        self.say(
+            f"simulated ACK at {self.ack.kubernetes_url}, speed {self.ack.speed:g}x "
+            f"(time limit {self.options.time_limit:g} simulated s)"
+        )
         self.say(f"kubeconfig: {kubeconfig}")
         self.say("watch it as in the ACK walkthrough:")
         self.say(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
         self.say(f"  kubectl --kubeconfig {kubeconfig} get node -w")
-        where = {"fc": f"Function Compute at {config.fc_endpoint} through the FC SDK",
-                 "http": f"the HTTP trigger {config.http_url}",
-                 "local": "in-process"}[config.decider]
-        self.say(f"agent: cluster {config.cluster_id}, CS at {config.cs_endpoint}, decider "
-                 f"{where}, strategy {config.strategy}")
+        where = {
+            "fc": f"Function Compute at {config.fc_endpoint} through the FC SDK",
+            "http": f"the HTTP trigger {config.http_url}",
+            "local": "in-process",
+        }[config.decider]
+        self.say(
+            f"agent: cluster {config.cluster_id}, CS at {config.cs_endpoint}, decider "
+            f"{where}, strategy {config.strategy}"
+        )
 
     def _follow_store(self) -> Any:
         """Fold what exists now, then every change from here on (no await in between, so
@@ -343,14 +405,16 @@ class DevRun:
         for event in events:
             self.record.observe(event.type, event.resource, event.object, t=t, real=real)
 
-    async def _watch(self, running: asyncio.Task[None], subscription: Any, *,
-                     rest_needs_min: bool) -> str:
+    async def _watch(
+        self, running: asyncio.Task[None], subscription: Any, *, rest_needs_min: bool
+    ) -> str:
         """Until the run ends: "rest", "time-limit", "interrupted" or "agent-stopped"."""
         while True:
             waiting = asyncio.ensure_future(subscription.wait())
             interrupted = asyncio.ensure_future(self._interrupted.wait())
-            await asyncio.wait({waiting, interrupted}, timeout=TICK_SECONDS,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {waiting, interrupted}, timeout=TICK_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
             for future in (waiting, interrupted):
                 future.cancel()
             self._fold(subscription.drain())
@@ -381,10 +445,14 @@ class DevRun:
             if event["event"] == "scale-in round":
                 outcome, pods, text = str(event.get("outcome")), 0, scale_in_text(event)
             else:
-                outcome, pods, text = (str(event.get("outcome")), int(event.get("pods") or 0),
-                                       decision_text(event))
+                outcome, pods, text = (
+                    str(event.get("outcome")),
+                    int(event.get("pods") or 0),
+                    decision_text(event),
+                )
                 self.record.mark_unplaceable(
-                    item["pod"].rpartition("/")[2] for item in event.get("unplaceable") or ())
+                    item["pod"].rpartition("/")[2] for item in event.get("unplaceable") or ()
+                )
             self.record.decided(t=t, outcome=outcome, pods=pods, text=text)
             if show:
                 self.view.decision(self.record.decisions[-1])
@@ -411,14 +479,18 @@ class DevRun:
         clock = self.ack.cluster.clock
         now_sim, now_real = clock.now(), time.monotonic()
         # the CS journal is in simulated time; map it onto the real clock the record uses
-        writes = tuple(now_real - (now_sim - w.time) / clock.speed
-                       for w in self.ack.cs_scale_requests())
+        writes = tuple(
+            now_real - (now_sim - w.time) / clock.speed for w in self.ack.cs_scale_requests()
+        )
         registry = agent.metrics.registry
         decisions = 0.0
         for metric in registry.collect():
             if metric.name == "ray_ack_scaler_decisions":
-                decisions += sum(s.value for s in metric.samples
-                                 if s.name.endswith("_total") and s.labels.get("outcome") != "idle")
+                decisions += sum(
+                    s.value
+                    for s in metric.samples
+                    if s.name.endswith("_total") and s.labels.get("outcome") != "idle"
+                )
         cost = self.ack.world.cost_report()
         facts = CloudFacts(
             scale_write_real_times=writes,
@@ -432,14 +504,20 @@ class DevRun:
     def _finish(self, ending: str, summary: dict[str, Any]) -> int:
         if self.options.report is not None:
             self.options.report.parent.mkdir(parents=True, exist_ok=True)
-            self.options.report.write_text(render_report(
-                self.record, summary=summary, scenario=self.scenario,
-                cost_text=self.ack.world.cost_report().to_text()), encoding="utf-8")
+            self.options.report.write_text(
+                render_report(
+                    self.record,
+                    summary=summary,
+                    scenario=self.scenario,
+                    cost_text=self.ack.world.cost_report().to_text(),
+                ),
+                encoding="utf-8",
+            )
         job = self.ack.world.ray.summary()
         verdict = {
             "rest": "done: the workload finished and the cluster is at rest",
             "time-limit": f"time limit: the run did not finish within {self.options.time_limit:g} "
-                          "simulated seconds",
+            "simulated seconds",
             "interrupted": "interrupted: stopped before the run finished",
             "agent-stopped": "the agent stopped by itself before the run finished",
         }[ending]
@@ -447,8 +525,11 @@ class DevRun:
             verdict,
             f"Ray job: {job.done}/{job.tasks} tasks done, {job.failed} failed; "
             f"worker pods {summary['running']}/{summary['pods']} reached Running"
-            + (f" in {summary['timeToAllRunningSeconds']:g} s" if
-               summary["timeToAllRunningSeconds"] is not None else ""),
+            + (
+                f" in {summary['timeToAllRunningSeconds']:g} s"
+                if summary["timeToAllRunningSeconds"] is not None
+                else ""
+            ),
             f"nodes: +{summary['nodesAdded']} -{summary['nodesRemoved']}, ECI pods "
             f"{summary['eciPods']}, unplaceable {summary['unplaceable']}; decisions "
             f"{summary['decisions']}, scale writes {summary['scaleWrites']}, errors "
@@ -459,8 +540,11 @@ class DevRun:
         if self.options.report is not None:
             lines.append(f"report: {self.options.report}")
         if ending == "time-limit" or not self.options.quiet:
-            print("\n".join(lines), file=self.out if ending != "time-limit" else sys.stderr,
-                  flush=True)
+            print(
+                "\n".join(lines),
+                file=self.out if ending != "time-limit" else sys.stderr,
+                flush=True,
+            )
         if self.options.json:
             print(json.dumps(summary, sort_keys=False), flush=True)
         if ending == "interrupted":

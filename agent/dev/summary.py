@@ -5,6 +5,7 @@ pods, nodes, the agent's pod events) and the agent's decision rounds into a time
 Pure bookkeeping: every time is passed in (simulated seconds since the run started for the
 timeline, a real monotonic reading for reaction times), so nothing here reads a clock or a socket.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -86,8 +87,9 @@ class RunRecord:
 
     # --- folding ------------------------------------------------------------------------------
 
-    def observe(self, kind: str, resource: str, obj: Mapping[str, Any], *, t: float,
-                real: float) -> None:
+    def observe(
+        self, kind: str, resource: str, obj: Mapping[str, Any], *, t: float, real: float
+    ) -> None:
         """One store change (`kind` ADDED/MODIFIED/DELETED) at simulated `t` and real `real`."""
         if resource == "pods":
             self._pod(kind, obj, t=t, real=real)
@@ -99,7 +101,10 @@ class RunRecord:
     def _pod(self, kind: str, obj: Mapping[str, Any], *, t: float, real: float) -> None:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
-        if meta.get("namespace") != self.namespace or labels.get(WORKER_LABEL[0]) != WORKER_LABEL[1]:
+        if (
+            meta.get("namespace") != self.namespace
+            or labels.get(WORKER_LABEL[0]) != WORKER_LABEL[1]
+        ):
             return
         name = str(meta.get("name"))
         if kind == "DELETED":
@@ -195,13 +200,19 @@ class RunRecord:
 
 
 def _unschedulable(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "PodScheduled" and c.get("status") == "False"
-               and c.get("reason") == "Unschedulable" for c in status.get("conditions") or ())
+    return any(
+        c.get("type") == "PodScheduled"
+        and c.get("status") == "False"
+        and c.get("reason") == "Unschedulable"
+        for c in status.get("conditions") or ()
+    )
 
 
 def _ready(node: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or ())
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or ()
+    )
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -229,8 +240,10 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
         "eciPods": len(record.on_eci),
         "timeToAllRunningSeconds": to_all_running,
         "idleNodeSeconds": round(facts.idle_node_seconds, 1),
-        "reactionMs": {"p50": None if p50 is None else round(p50, 1),
-                       "p99": None if p99 is None else round(p99, 1)},
+        "reactionMs": {
+            "p50": None if p50 is None else round(p50, 1),
+            "p99": None if p99 is None else round(p99, 1),
+        },
         "decisions": facts.decisions,
         "scaleWrites": len(facts.scale_write_real_times),
         "errors": facts.errors,

@@ -15,6 +15,7 @@ cluster-autoscaler scan interval, which is how often people already expect a sec
 
 `BatchWindow` is pure (the time is an argument); `Batcher` drives it on the event loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,10 @@ class BatchWindow:
     """The window's arithmetic, with the time passed in."""
 
     def __init__(
-        self, *, idle_seconds: float = DEFAULT_IDLE_SECONDS, max_seconds: float = DEFAULT_MAX_SECONDS
+        self,
+        *,
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
     ) -> None:
         if idle_seconds < 0 or max_seconds < 0:
             raise ValueError("batch windows cannot be negative")

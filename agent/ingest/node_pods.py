@@ -7,6 +7,7 @@ Only what the scale-in/v1 request carries is kept, interned through the cluster 
 whether it is a Ray head or worker, its phase and what it needs of a destination node.
 Finished pods (Succeeded/Failed) hold nothing on their node and are dropped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -96,7 +97,8 @@ def node_facts(node: RawObject) -> NodeFacts:
     created = epoch_or_none(str(meta.get("creationTimestamp") or ""))
     ready_condition = next(
         (c for c in (node.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"),
-        None)
+        None,
+    )
     ready = bool(ready_condition and ready_condition.get("status") == "True")
     ever_ready = True
     if not ready and ready_condition is not None and created is not None:
@@ -119,8 +121,7 @@ class NodePods:
     unneeded-time tracker can stamp the moment a node became empty.
     """
 
-    def __init__(self, intern: Interner, *,
-                 on_change: Callable[[str], None] | None = None) -> None:
+    def __init__(self, intern: Interner, *, on_change: Callable[[str], None] | None = None) -> None:
         self._intern = intern
         self._on_change = on_change
         self.pods: dict[str, BoundPod] = {}  # uid -> pod
@@ -150,8 +151,9 @@ class NodePods:
         self.by_node.setdefault(record.node, set()).add(uid)
         self._changed(record.node)
 
-    def _record(self, uid: str, meta: Mapping[str, Any], spec: Mapping[str, Any], *, node: str,
-                phase: str) -> BoundPod:
+    def _record(
+        self, uid: str, meta: Mapping[str, Any], spec: Mapping[str, Any], *, node: str, phase: str
+    ) -> BoundPod:
         intern = self._intern
         labels = meta.get("labels") or {}
         ray_type = labels.get("ray.io/node-type")

@@ -1,5 +1,6 @@
 """Raw Kubernetes objects as the watch delivers them, and the interning that keeps thousands of
 identical Ray worker pods cheap: the types and helpers the view and the node-pods fold share."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Only what the decide/v1 request carries is kept, and everything that repeats acr
 one Ray worker group (labels, requests, tolerations, affinity, the scheduler's message) is
 interned, so a tracked pending pod costs well under 2 KB.
 """
+
 from __future__ import annotations
 
 import logging
@@ -95,8 +96,9 @@ class ClusterView:
         self.bound = _Sink(key=_uid, apply=self.apply_bound_pod, forget=self._forget_bound)
         self.nodes_sink = _Sink(key=_name, apply=self.apply_node, forget=self._forget_node)
         self.node_pods = NodePods(self._intern, on_change=on_node_pods)
-        self.node_pods_sink = _Sink(key=_uid, apply=self.node_pods.apply_pod,
-                                    forget=self.node_pods.forget_pods)
+        self.node_pods_sink = _Sink(
+            key=_uid, apply=self.node_pods.apply_pod, forget=self.node_pods.forget_pods
+        )
 
     # --- pods waiting for capacity -------------------------------------------------------------
 
@@ -127,8 +129,11 @@ class ClusterView:
         spec = pod.get("spec") or {}
         requests = intern.requests(spec)
         if requests is None:
-            log.warning("pod %s/%s has an unparsable quantity; ignored",
-                        meta.get("namespace"), meta.get("name"))
+            log.warning(
+                "pod %s/%s has an unparsable quantity; ignored",
+                meta.get("namespace"),
+                meta.get("name"),
+            )
             return None
         return PendingPod(
             uid=meta.get("uid", ""),

@@ -6,6 +6,7 @@ jittered exponential backoff. Restarts are counted by reason.
 A `Watcher` feeds one `WatchSink` (the view's adapter for that stream); it knows nothing about
 what the objects mean.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -157,9 +158,15 @@ class Watcher:
             if self._on_restart is not None:
                 self._on_restart(self.target.name, reason)
             delay = self._backoff.delay(failures, self._rng)
-            log.info("watch restart", stream=self.target.name, reason=reason,
-                     resource_version=self.resource_version, relist=need_list,
-                     delay=round(delay, 3), error=None if healthy else self.last_error)
+            log.info(
+                "watch restart",
+                stream=self.target.name,
+                reason=reason,
+                resource_version=self.resource_version,
+                relist=need_list,
+                delay=round(delay, 3),
+                error=None if healthy else self.last_error,
+            )
             if delay:
                 await asyncio.sleep(delay)
 
@@ -199,8 +206,9 @@ class Watcher:
         self.synced.set()
         if self._on_relisted is not None:
             self._on_relisted(target.name)
-        log.debug("listed", stream=target.name, objects=len(keys),
-                  resource_version=self.resource_version)
+        log.debug(
+            "listed", stream=target.name, objects=len(keys), resource_version=self.resource_version
+        )
 
     async def _watch_once(self) -> bool:
         """One WATCH request, folded until the server ends it. True if it delivered anything

@@ -8,6 +8,7 @@ anyone) keeps all its nodes, and no removal takes a pool below its min. Node Eve
 `ScaleDown` / `ScaleDownFailed` say what happened, as cluster-autoscaler's do. In dry-run
 nothing is written at all.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ class NodeRemover(Protocol):
 
     async def describe_pool(self, pool_id: str) -> PoolInfo: ...
 
-    async def remove_nodes(self, pool_id: str, instance_ids: list[str], *, drain: bool,
-                           release: bool) -> str | None: ...
+    async def remove_nodes(
+        self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
+    ) -> str | None: ...
 
 
 class NodeWriter(Protocol):
@@ -40,10 +42,16 @@ class NodeWriter(Protocol):
 
     async def set_unschedulable(self, name: str, unschedulable: bool) -> dict[str, Any]: ...
 
-    async def list_page(self, resource: str, *, namespace: str | None = None,
-                        label_selector: str = "", field_selector: str = "",
-                        limit: int | None = None, continue_token: str | None = None
-                        ) -> dict[str, Any]: ...
+    async def list_page(
+        self,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> dict[str, Any]: ...
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
 
@@ -87,11 +95,15 @@ class ScaleInResult:
         return {
             "decisionId": self.decision_id,
             "dryRun": self.dry_run,
-            "removed": [{"node": r.node, "poolId": r.pool_id, "instanceId": r.instance_id}
-                        for r in self.removed],
+            "removed": [
+                {"node": r.node, "poolId": r.pool_id, "instanceId": r.instance_id}
+                for r in self.removed
+            ],
             "kept": [{"node": k.node, "reason": k.reason} for k in self.kept],
-            "failed": [{"poolId": f.pool_id, "nodes": list(f.nodes), "code": f.code,
-                        "message": f.message} for f in self.failed],
+            "failed": [
+                {"poolId": f.pool_id, "nodes": list(f.nodes), "code": f.code, "message": f.message}
+                for f in self.failed
+            ],
         }
 
 
@@ -104,8 +116,9 @@ class _Tally:
     events_failed: int = 0
 
 
-def node_event(node: str, *, reason: str, message: str, now: str,
-               event_type: str = "Normal") -> dict[str, Any]:
+def node_event(
+    node: str, *, reason: str, message: str, now: str, event_type: str = "Normal"
+) -> dict[str, Any]:
     """A core/v1 Event about a Node (cluster-scoped: the Event lives in `default`)."""
     return {
         "apiVersion": "v1",
@@ -126,15 +139,17 @@ def node_event(node: str, *, reason: str, message: str, now: str,
 class ScaleInActuator:
     """Applies scale-in replies through the CS client and the Kubernetes client."""
 
-    def __init__(self, pools: NodeRemover, kube: NodeWriter, *, drain: bool = True,
-                 release: bool = True) -> None:
+    def __init__(
+        self, pools: NodeRemover, kube: NodeWriter, *, drain: bool = True, release: bool = True
+    ) -> None:
         self._pools = pools
         self._kube = kube
         self._drain = drain
         self._release = release
 
-    async def apply(self, reply: Mapping[str, Any], request: Mapping[str, Any], *,
-                    dry_run: bool, now: str) -> ScaleInResult:
+    async def apply(
+        self, reply: Mapping[str, Any], request: Mapping[str, Any], *, dry_run: bool, now: str
+    ) -> ScaleInResult:
         """Apply a reply validated against `request`."""
         tally = _Tally()
         chosen = {item["node"]: item for item in reply.get("remove", ())}
@@ -159,28 +174,45 @@ class ScaleInActuator:
             log.info("scale-in applied", extra=result.to_json())
         return result
 
-    async def _apply_pool(self, pool_id: str, items: list[Mapping[str, Any]],
-                          requested: Mapping[str, Any], tally: _Tally, *, now: str) -> None:
+    async def _apply_pool(
+        self,
+        pool_id: str,
+        items: list[Mapping[str, Any]],
+        requested: Mapping[str, Any],
+        tally: _Tally,
+        *,
+        now: str,
+    ) -> None:
         try:
             current = await self._pools.describe_pool(pool_id)
         except CloudCallError as error:
-            tally.failed.append(RemovalFailure(pool_id, tuple(i["node"] for i in items),
-                                               error.code, error.message))
+            tally.failed.append(
+                RemovalFailure(pool_id, tuple(i["node"] for i in items), error.code, error.message)
+            )
             return
         asked = int((requested.get("size") or {}).get("desired", current.desired))
         if current.desired > asked:
             # Someone raised the pool since the snapshot: that capacity is wanted again.
             for item in items:
-                tally.kept.append(NodeKept(item["node"], pool_id,
-                                           f"pool {pool_id} desired rose {asked}→{current.desired} "
-                                           "since the decision"))
+                tally.kept.append(
+                    NodeKept(
+                        item["node"],
+                        pool_id,
+                        f"pool {pool_id} desired rose {asked}→{current.desired} since the decision",
+                    )
+                )
             return
         room = max(0, current.desired - current.min_size)
         cordoned: list[Mapping[str, Any]] = []
         for item in items:
             if len(cordoned) >= room:
-                tally.kept.append(NodeKept(item["node"], pool_id,
-                                           f"pool {pool_id} would go below min {current.min_size}"))
+                tally.kept.append(
+                    NodeKept(
+                        item["node"],
+                        pool_id,
+                        f"pool {pool_id} would go below min {current.min_size}",
+                    )
+                )
                 continue
             if await self._cordon_and_check(item, pool_id, tally):
                 cordoned.append(item)
@@ -188,36 +220,48 @@ class ScaleInActuator:
             return
         instance_ids = [str(item["instanceId"]) for item in cordoned]
         try:
-            task_id = await self._pools.remove_nodes(pool_id, instance_ids, drain=self._drain,
-                                                     release=self._release)
+            task_id = await self._pools.remove_nodes(
+                pool_id, instance_ids, drain=self._drain, release=self._release
+            )
         except CloudCallError as error:
             names = tuple(str(item["node"]) for item in cordoned)
             tally.failed.append(RemovalFailure(pool_id, names, error.code, error.message))
             log.warning("scale-in not written", extra={"pool": pool_id, "code": error.code})
             for item in cordoned:
                 await self._uncordon(str(item["node"]))
-                await self._event(str(item["node"]), tally, reason="ScaleDownFailed",
-                                  message=f"failed to remove node: {error.code}: {error.message}",
-                                  now=now, event_type="Warning")
+                await self._event(
+                    str(item["node"]),
+                    tally,
+                    reason="ScaleDownFailed",
+                    message=f"failed to remove node: {error.code}: {error.message}",
+                    now=now,
+                    event_type="Warning",
+                )
             return
         if task_id:
             tally.task_ids.append(task_id)
         for item in cordoned:
             tally.removed.append(_removed(item))
-            await self._event(str(item["node"]), tally, reason="ScaleDown",
-                              message=f"node removed by {COMPONENT}: {item.get('reason', '')}",
-                              now=now)
+            await self._event(
+                str(item["node"]),
+                tally,
+                reason="ScaleDown",
+                message=f"node removed by {COMPONENT}: {item.get('reason', '')}",
+                now=now,
+            )
 
-    async def _cordon_and_check(self, item: Mapping[str, Any], pool_id: str,
-                                tally: _Tally) -> bool:
+    async def _cordon_and_check(self, item: Mapping[str, Any], pool_id: str, tally: _Tally) -> bool:
         """Cordon, then list the node's pods: True when it still holds only what the decision
         planned to evict."""
         name = str(item["node"])
         try:
             await self._kube.set_unschedulable(name, True)
         except (KubeError, KubeUnreachable) as error:
-            reason = "node is gone" if isinstance(error, KubeError) and error.status == 404 \
+            reason = (
+                "node is gone"
+                if isinstance(error, KubeError) and error.status == 404
                 else f"cordon failed: {error}"
+            )
             tally.kept.append(NodeKept(name, pool_id, reason))
             return False
         try:
@@ -226,8 +270,11 @@ class ScaleInActuator:
             arrived = [f"(pods unreadable: {error})"]
         if arrived:
             await self._uncordon(name)
-            tally.kept.append(NodeKept(name, pool_id,
-                                       f"pod(s) arrived since the decision: {', '.join(arrived[:3])}"))
+            tally.kept.append(
+                NodeKept(
+                    name, pool_id, f"pod(s) arrived since the decision: {', '.join(arrived[:3])}"
+                )
+            )
             return False
         return True
 
@@ -236,8 +283,9 @@ class ScaleInActuator:
         found: list[str] = []
         token: str | None = None
         while True:
-            page = await self._kube.list_page("pods", field_selector=f"spec.nodeName={name}",
-                                              limit=500, continue_token=token)
+            page = await self._kube.list_page(
+                "pods", field_selector=f"spec.nodeName={name}", limit=500, continue_token=token
+            )
             for pod in page.get("items") or ():
                 meta = pod.get("metadata") or {}
                 if (pod.get("status") or {}).get("phase") in FINISHED:
@@ -255,12 +303,21 @@ class ScaleInActuator:
         except (KubeError, KubeUnreachable) as error:
             log.warning("uncordon failed", extra={"node": name, "error": str(error)})
 
-    async def _event(self, node: str, tally: _Tally, *, reason: str, message: str, now: str,
-                     event_type: str = "Normal") -> None:
+    async def _event(
+        self,
+        node: str,
+        tally: _Tally,
+        *,
+        reason: str,
+        message: str,
+        now: str,
+        event_type: str = "Normal",
+    ) -> None:
         try:
             await self._kube.create_event(
                 EVENT_NAMESPACE,
-                node_event(node, reason=reason, message=message, now=now, event_type=event_type))
+                node_event(node, reason=reason, message=message, now=now, event_type=event_type),
+            )
         except (KubeError, KubeUnreachable) as error:
             # Events are for people; losing one must not fail the removal.
             tally.events_failed += 1
@@ -268,5 +325,6 @@ class ScaleInActuator:
 
 
 def _removed(item: Mapping[str, Any]) -> NodeRemoved:
-    return NodeRemoved(str(item["node"]), str(item["poolId"]), str(item["instanceId"]),
-                       str(item.get("reason", "")))
+    return NodeRemoved(
+        str(item["node"]), str(item["poolId"]), str(item["instanceId"]), str(item.get("reason", ""))
+    )

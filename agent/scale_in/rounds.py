@@ -5,6 +5,7 @@ scale-out rounds, so a removal never interleaves with a raise. The unneeded-time
 on every change of a node's pods (`node_changed`, the view's hook) and swept once per round.
 Failures become data: the round is recorded with outcome `error` and the next one tries again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -97,15 +98,17 @@ class ScaleInRounds:
         if node is None or node.virtual:
             self.tracker.forget(name)
             return
-        self.tracker.observe(name, self._view.node_pods.on_node(name), node.allocatable,
-                             now=self._now())
+        self.tracker.observe(
+            name, self._view.node_pods.on_node(name), node.allocatable, now=self._now()
+        )
 
     def sweep(self, now: float) -> None:
         nodes = self._view.nodes
         for name, node in nodes.items():
             if not node.virtual:
-                self.tracker.observe(name, self._view.node_pods.on_node(name), node.allocatable,
-                                     now=now)
+                self.tracker.observe(
+                    name, self._view.node_pods.on_node(name), node.allocatable, now=now
+                )
         self.tracker.keep_only(nodes)
 
     async def run_round(self) -> ScaleInRecord:
@@ -152,8 +155,9 @@ class ScaleInRounds:
         record = replace(record, decision_id=str(reply.get("decisionId", "")), outcome="none")
         if not reply.get("remove"):
             return record
-        result = await self._actuator.apply(reply, request, dry_run=self._dry_run,
-                                            now=rfc3339(self._now()))
+        result = await self._actuator.apply(
+            reply, request, dry_run=self._dry_run, now=rfc3339(self._now())
+        )
         self.last_result = result
         for failure in result.failed:
             self._metrics.api_error("cs", failure.code)
@@ -176,6 +180,9 @@ class ScaleInRounds:
             "policy": self._policy.to_json(),
             "rounds": self.rounds,
             "lastRound": None if self.last_round is None else asdict(self.last_round),
-            "emptySince": {name: rfc3339(t) for name in sorted(self._view.nodes)
-                           if (t := self.tracker.empty_since(name)) is not None},
+            "emptySince": {
+                name: rfc3339(t)
+                for name in sorted(self._view.nodes)
+                if (t := self.tracker.empty_since(name)) is not None
+            },
         }

@@ -5,6 +5,7 @@ Everything here is in memory on purpose: after a restart every timer starts agai
 must look unneeded for a full `scaleDownUnneededSeconds` under the new process before it can
 go — the safe side. Nothing here reads a clock or a client; `now` is always an argument.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,9 @@ class UnneededTracker:
         self._empty_since: dict[str, float] = {}
         self._under_since: dict[str, float] = {}
 
-    def observe(self, name: str, pods: Sequence[BoundPod], allocatable: Mapping[str, str], *,
-                now: float) -> None:
+    def observe(
+        self, name: str, pods: Sequence[BoundPod], allocatable: Mapping[str, str], *, now: float
+    ) -> None:
         load = [pod for pod in pods if pod.is_load]
         if load:
             self._empty_since.pop(name, None)
@@ -141,17 +143,23 @@ class ScaleUpLog:
 
     def last(self, pool_id: str, activity: PoolActivity | None = None) -> float | None:
         """The latest known raise, counting actuation's `scalingSince` for a raise in flight."""
-        times = [t for t in (self._last.get(pool_id),
-                             epoch_or_none(activity.scaling_since or "") if activity else None)
-                 if t is not None]
+        times = [
+            t
+            for t in (
+                self._last.get(pool_id),
+                epoch_or_none(activity.scaling_since or "") if activity else None,
+            )
+            if t is not None
+        ]
         return max(times) if times else None
 
 
 # --- the request --------------------------------------------------------------------------------
 
 
-def _pool_price(pool: PoolInfo, settings: RequestSettings,
-                catalog: Mapping[str, InstanceType]) -> float | None:
+def _pool_price(
+    pool: PoolInfo, settings: RequestSettings, catalog: Mapping[str, InstanceType]
+) -> float | None:
     instance_type = pool.instance_types[0] if pool.instance_types else ""
     if pool.pool_id in settings.pool_prices:
         return settings.pool_prices[pool.pool_id]
@@ -200,17 +208,21 @@ def build_scale_in_request(
             continue
         price = _pool_price(pool, settings, catalog)
         if price is None:
-            log.warning("pool left out of scale-in: no configured or catalog price",
-                        extra={"pool": pool.pool_id})
+            log.warning(
+                "pool left out of scale-in: no configured or catalog price",
+                extra={"pool": pool.pool_id},
+            )
             continue
         last = last_scale_up(pool.pool_id)
-        pools_json.append({
-            "id": pool.pool_id,
-            "name": pool.name or pool.pool_id,
-            "size": {"min": pool.min_size, "desired": max(pool.desired, pool.min_size)},
-            "pricePerHour": price,
-            "lastScaleUpAt": None if last is None else rfc3339(last),
-        })
+        pools_json.append(
+            {
+                "id": pool.pool_id,
+                "name": pool.name or pool.pool_id,
+                "size": {"min": pool.min_size, "desired": max(pool.desired, pool.min_size)},
+                "pricePerHour": price,
+                "lastScaleUpAt": None if last is None else rfc3339(last),
+            }
+        )
     in_request = {p["id"] for p in pools_json}
     nodes_json: list[dict[str, Any]] = []
     for node in nodes:
@@ -225,21 +237,23 @@ def build_scale_in_request(
         created = fact.created_at if fact is not None and fact.created_at is not None else now
         empty = tracker.empty_since(node.name)
         under = tracker.underutilized_since(node.name)
-        nodes_json.append({
-            "name": node.name,
-            "poolId": pool_id,
-            "instanceId": fact.instance_id if fact is not None else None,
-            "ready": node.ready,
-            "everReady": True if fact is None else fact.ever_ready,
-            "createdAt": rfc3339(created),
-            "unschedulable": bool(fact and fact.unschedulable),
-            "allocatable": dict(node.allocatable),
-            "labels": dict(node.labels),
-            "taints": [dict(t) for t in node.taints],
-            "pods": [pod_json(p) for p in pods_on(node.name)],
-            "emptySince": None if empty is None else rfc3339(empty),
-            "underutilizedSince": None if under is None else rfc3339(under),
-        })
+        nodes_json.append(
+            {
+                "name": node.name,
+                "poolId": pool_id,
+                "instanceId": fact.instance_id if fact is not None else None,
+                "ready": node.ready,
+                "everReady": True if fact is None else fact.ever_ready,
+                "createdAt": rfc3339(created),
+                "unschedulable": bool(fact and fact.unschedulable),
+                "allocatable": dict(node.allocatable),
+                "labels": dict(node.labels),
+                "taints": [dict(t) for t in node.taints],
+                "pods": [pod_json(p) for p in pods_on(node.name)],
+                "emptySince": None if empty is None else rfc3339(empty),
+                "underutilizedSince": None if under is None else rfc3339(under),
+            }
+        )
     return {
         "schema": SCHEMA,
         "now": rfc3339(now),

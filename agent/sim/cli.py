@@ -5,6 +5,7 @@ ECI, the Ray workload, and the CS and Function Compute emulators); `sim serve` a
 cluster with one Ready demo node. Either way it writes a kubeconfig and an info JSON saying where
 everything listens, prints how to watch the cluster, and exits 0 on SIGINT or SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,10 @@ def register(subparsers: Any) -> None:
         "--cs-port", type=int, default=0, help="CS API emulator port (default: a free one)"
     )
     serve.add_argument(
-        "--fc-port", type=int, default=0, help="Function Compute emulator port (default: a free one)"
+        "--fc-port",
+        type=int,
+        default=0,
+        help="Function Compute emulator port (default: a free one)",
     )
     serve.add_argument(
         "--kubeconfig-out", type=Path, help="where to write the kubeconfig (default: a temp file)"
@@ -198,10 +202,14 @@ async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
         print(f"  {_workload_line(scenario)}")
         _print_watch_hints(kubeconfig)
         cs, fc = info["cs"], info["fc"]
-        print(f"CS API:           http://{cs['endpoint']} (cluster {cs['clusterId']}, "
-              f"region {cs['regionId']})")
-        print(f"Function Compute: http://{fc['endpoint']} (service {fc['service']}, "
-              f"function {fc['function']})")
+        print(
+            f"CS API:           http://{cs['endpoint']} (cluster {cs['clusterId']}, "
+            f"region {cs['regionId']})"
+        )
+        print(
+            f"Function Compute: http://{fc['endpoint']} (service {fc['service']}, "
+            f"function {fc['function']})"
+        )
         print(f"HTTP trigger:     {fc['httpTriggerUrl']}")
         print(f"AccessKey:        {cs['accessKeyId']} / {cs['accessKeySecret']} (test keys)")
         if args.info_out:

@@ -4,6 +4,7 @@ other simulated parts (node pools, ECI, cloud emulators, workloads) are plugged 
 Components are started in the order they were added, after the built-in ones, and stopped in
 reverse, so a part may rely on everything added before it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -91,8 +92,12 @@ class SimCluster:
         """Serve the API, then start the scheduler, the kubelet and the added parts in order."""
         if self._runner is not None:
             return
-        app = build_app(self.store, faults=self.faults, now=self.clock.now,
-                        request_listeners=self.request_listeners)
+        app = build_app(
+            self.store,
+            faults=self.faults,
+            now=self.clock.now,
+            request_listeners=self.request_listeners,
+        )
         # Watches never end on their own: on stop, give open requests a moment, then cancel them
         # (handler_cancellation) instead of aiohttp's default wait of a minute.
         runner = web.AppRunner(

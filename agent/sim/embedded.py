@@ -10,6 +10,7 @@ It hands out only addresses and keys (`info()`), the same things an ACK cluster 
 operator, so whatever is pointed at it — kubectl, the SDKs, the agent in dev mode — runs its
 production code path. It never imports the agent.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,7 +54,9 @@ FC_ACCOUNT_ID = "1234567890123456"
 class ServedApp:
     """An aiohttp app on its own 127.0.0.1 port, as a SimCluster component."""
 
-    def __init__(self, name: str, build: Callable[[], web.Application], *, host: str, port: int = 0) -> None:
+    def __init__(
+        self, name: str, build: Callable[[], web.Application], *, host: str, port: int = 0
+    ) -> None:
         self.name = name
         self._build = build  # built at start, inside the running loop
         self._host = host
@@ -64,7 +67,7 @@ class ServedApp:
 
     @property
     def endpoint(self) -> str:
-        """"127.0.0.1:PORT", the form the Alibaba Cloud SDKs take as `Config.endpoint`."""
+        """ "127.0.0.1:PORT", the form the Alibaba Cloud SDKs take as `Config.endpoint`."""
         if self._endpoint is None:
             raise RuntimeError(f"the {self.name} emulator is not started")
         return self._endpoint
@@ -128,7 +131,9 @@ class EmbeddedAck:
         self.fc_service = fc_service
         self.fc_function = fc_function
         self.kubeconfig_path: Path | None = None
-        self.cluster = SimCluster(speed=self.speed, faults=self.faults, host=host, port=kubernetes_port)
+        self.cluster = SimCluster(
+            speed=self.speed, faults=self.faults, host=host, port=kubernetes_port
+        )
         self.world: World = attach_world(scenario, self.cluster)
         self._cs = ServedApp("CS", self._build_cs, host=host, port=cs_port)
         self._fc = ServedApp("FC", self._build_fc, host=host, port=fc_port)

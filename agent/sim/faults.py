@@ -1,5 +1,6 @@
 """Fault injection for the simulated cluster: one mutable plan that the API server and the cloud
 emulators consult, so a scenario (or a test) can switch faults on and off while it runs."""
+
 from __future__ import annotations
 
 import random

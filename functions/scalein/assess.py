@@ -5,6 +5,7 @@ then the pool's cool-down, then the node's health, then how long it has been
 unneeded. What depends on the other nodes — the pool's min, the per-decision cap,
 whether evicted pods fit elsewhere — is `functions.scalein.select`'s job.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,9 @@ def utilization(node: Node) -> float:
     return highest
 
 
-def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolicy,
-           now: float) -> Candidate | Kept:
+def assess(
+    node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolicy, now: float
+) -> Candidate | Kept:
     """The per-node verdict for `node` at time `now`."""
     if node.pool_id is None:
         return Kept(node, "not in a managed node pool")
@@ -67,8 +69,11 @@ def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolic
     if pool.last_scale_up_at is not None:
         since = now - pool.last_scale_up_at
         if since < policy.delay_after_add_seconds:
-            return Kept(node, f"cool-down: pool {pool.id} scaled up {since:.0f}s ago "
-                              f"(scaleDownDelayAfterAddSeconds {policy.delay_after_add_seconds:g})")
+            return Kept(
+                node,
+                f"cool-down: pool {pool.id} scaled up {since:.0f}s ago "
+                f"(scaleDownDelayAfterAddSeconds {policy.delay_after_add_seconds:g})",
+            )
     evicts = tuple(pod for pod in node.pods if pod.movable)
     load = utilization(node)
     age = now - node.created_at
@@ -76,11 +81,20 @@ def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolic
         if node.ever_ready:
             return Kept(node, "node is not Ready (it was before; kept while it may recover)")
         if age <= policy.max_provision_seconds:
-            return Kept(node, f"node is not Ready yet: created {age:.0f}s ago "
-                              f"(failed after maxProvisionSeconds {policy.max_provision_seconds:g})")
-        return Candidate(node=node, pool=pool, utilization=load, failed=True, evicts=evicts,
-                         reason=f"failed: never became Ready in {age:.0f}s "
-                         f"(maxProvisionSeconds {policy.max_provision_seconds:g})")
+            return Kept(
+                node,
+                f"node is not Ready yet: created {age:.0f}s ago "
+                f"(failed after maxProvisionSeconds {policy.max_provision_seconds:g})",
+            )
+        return Candidate(
+            node=node,
+            pool=pool,
+            utilization=load,
+            failed=True,
+            evicts=evicts,
+            reason=f"failed: never became Ready in {age:.0f}s "
+            f"(maxProvisionSeconds {policy.max_provision_seconds:g})",
+        )
     wait = policy.unneeded_seconds
     if not evicts:
         if node.empty_since is None:
@@ -88,26 +102,47 @@ def assess(node: Node, *, pools: Mapping[str, ManagedPool], policy: ScaleInPolic
         empty_for = now - node.empty_since
         if empty_for < wait:
             return Kept(node, f"empty for {max(empty_for, 0):.0f}s of {wait:g}s")
-        return Candidate(node=node, pool=pool, utilization=0.0, failed=False, evicts=evicts,
-                         reason=f"empty for {empty_for:.0f}s (scaleDownUnneededSeconds {wait:g})")
+        return Candidate(
+            node=node,
+            pool=pool,
+            utilization=0.0,
+            failed=False,
+            evicts=evicts,
+            reason=f"empty for {empty_for:.0f}s (scaleDownUnneededSeconds {wait:g})",
+        )
     threshold = policy.utilization_threshold
     if load >= threshold:
-        return Kept(node, f"utilization {_percent(load)} is not below "
-                          f"scaleDownUtilizationThreshold {_percent(threshold)}")
+        return Kept(
+            node,
+            f"utilization {_percent(load)} is not below "
+            f"scaleDownUtilizationThreshold {_percent(threshold)}",
+        )
     if not policy.drain_non_empty:
         names = ", ".join(pod.label for pod in evicts[:3])
         more = f" and {len(evicts) - 3} more" if len(evicts) > 3 else ""
         return Kept(node, f"runs {len(evicts)} pod(s) ({names}{more}) and drainNonEmpty is false")
     if node.underutilized_since is None:
-        return Kept(node, f"utilization {_percent(load)}, but not yet tracked as underutilized "
-                          "(underutilizedSince is null)")
+        return Kept(
+            node,
+            f"utilization {_percent(load)}, but not yet tracked as underutilized "
+            "(underutilizedSince is null)",
+        )
     under_for = now - node.underutilized_since
     if under_for < wait:
-        return Kept(node, f"utilization {_percent(load)} below {_percent(threshold)} for "
-                          f"{max(under_for, 0):.0f}s of {wait:g}s")
-    return Candidate(node=node, pool=pool, utilization=load, failed=False, evicts=evicts,
-                     reason=f"utilization {_percent(load)} below {_percent(threshold)} for "
-                     f"{under_for:.0f}s; {len(evicts)} pod(s) fit on other nodes")
+        return Kept(
+            node,
+            f"utilization {_percent(load)} below {_percent(threshold)} for "
+            f"{max(under_for, 0):.0f}s of {wait:g}s",
+        )
+    return Candidate(
+        node=node,
+        pool=pool,
+        utilization=load,
+        failed=False,
+        evicts=evicts,
+        reason=f"utilization {_percent(load)} below {_percent(threshold)} for "
+        f"{under_for:.0f}s; {len(evicts)} pod(s) fit on other nodes",
+    )
 
 
 def _protection(pods: tuple[NodePod, ...]) -> str:

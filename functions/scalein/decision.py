@@ -1,4 +1,5 @@
 """`scale_in`: one scale-in/v1 request in, one reply out — pure, deterministic, no clock, no I/O."""
+
 from __future__ import annotations
 
 from functions.errors import InvalidRequest

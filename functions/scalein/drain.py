@@ -7,6 +7,7 @@ capacity one drained node uses is gone for the next. A node's pods move all
 or none: a failed attempt gives back what it took. Fit is the scale-out
 predicates: resources, nodeSelector, required node affinity, taints.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -73,8 +74,10 @@ class Destinations:
         saved = dict(self._start)
         placed: list[tuple[_Destination, dict[str, int]]] = []
         # Largest first (first-fit decreasing), ties by uid for a deterministic result.
-        order = sorted(pods, key=lambda pod: (-pod.requests.get("cpu", 0),
-                                              -pod.requests.get("memory", 0), pod.uid))
+        order = sorted(
+            pods,
+            key=lambda pod: (-pod.requests.get("cpu", 0), -pod.requests.get("memory", 0), pod.uid),
+        )
         for pod in order:
             need = _need(pod)
             known = self._never.get(pod.fit_key)
@@ -107,8 +110,7 @@ class Destinations:
 
     def _could_take(self, name: str, pod: NodePod, need: dict[str, int]) -> bool:
         slot = self._by_name.get(name)
-        return (slot is not None and _admits(slot.node, pod)
-                and not insufficient(need, slot.free))
+        return slot is not None and _admits(slot.node, pod) and not insufficient(need, slot.free)
 
     def _admits(self, pod: NodePod) -> list[_Destination]:
         admitting = self._admitting.get(pod.fit_key)
@@ -122,16 +124,20 @@ class Destinations:
         # with thousands of misfits linear.
         admitting = list(islice((slot for slot in self._admits(pod) if slot.open), _EXPLAIN_FROM))
         if not admitting:
-            return ("matches no other Ready schedulable node "
-                    "(nodeSelector, required affinity or taints)")
+            return (
+                "matches no other Ready schedulable node "
+                "(nodeSelector, required affinity or taints)"
+            )
         short = sorted({name for slot in admitting for name in insufficient(need, slot.free)})
         return f"finds no node with enough {', '.join(short)} free"
 
 
 def _admits(node: Node, pod: NodePod) -> bool:
-    return (node_selector_matches(pod.node_selector, node.labels)
-            and required_affinity_matches(pod.affinity, node.labels)
-            and first_untolerated_taint(pod.tolerations, node.taints) is None)
+    return (
+        node_selector_matches(pod.node_selector, node.labels)
+        and required_affinity_matches(pod.affinity, node.labels)
+        and first_untolerated_taint(pod.tolerations, node.taints) is None
+    )
 
 
 def _need(pod: NodePod) -> dict[str, int]:

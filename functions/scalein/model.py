@@ -1,4 +1,5 @@
 """The validated scale-in/v1 request as frozen values: managed pools, nodes with their pods, policy."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -6,6 +6,7 @@ RemoveNodePoolNodes per run of a pool; `pools` has that grouping ready-made.
 `decisionId` is the first 16 hex digits of sha256 over the request's fingerprint
 (see `functions.scalein.validate`): it does not change with `now`.
 """
+
 from __future__ import annotations
 
 from functions.scalein.model import ScaleInRequest
@@ -42,14 +43,23 @@ def build_scale_in_reply(request: ScaleInRequest, selection: Selection) -> dict[
     pools: list[dict[str, Any]] = []
     for c in removed:
         if not pools or pools[-1]["poolId"] != c.pool.id:
-            pools.append({"poolId": c.pool.id, "fromDesired": c.pool.desired,
-                          "toDesired": c.pool.desired, "nodes": [], "instanceIds": []})
+            pools.append(
+                {
+                    "poolId": c.pool.id,
+                    "fromDesired": c.pool.desired,
+                    "toDesired": c.pool.desired,
+                    "nodes": [],
+                    "instanceIds": [],
+                }
+            )
         group = pools[-1]
         group["toDesired"] -= 1
         group["nodes"].append(c.node.name)
         group["instanceIds"].append(c.node.instance_id)
-    keep = [{"node": k.node.name, "reason": k.reason}
-            for k in sorted(selection.kept, key=lambda k: k.node.name)]
+    keep = [
+        {"node": k.node.name, "reason": k.reason}
+        for k in sorted(selection.kept, key=lambda k: k.node.name)
+    ]
     saved = sum(c.pool.price_per_hour for c in removed)
     return {
         "schema": SCHEMA,

@@ -7,6 +7,7 @@ newest (then by name). Each is accepted while its pool stays at or above `min`
 on the nodes that stay (`functions.scalein.drain`). A node that was promised
 pods from another node stays, so no pod is sent to a node that is leaving.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,13 +27,19 @@ class Selection:
 def select(request: ScaleInRequest) -> Selection:
     """Which nodes of `request` to remove and why every other node stays."""
     policy = request.policy
-    verdicts = [assess(node, pools=request.pools, policy=policy, now=request.now)
-                for node in request.nodes]
+    verdicts = [
+        assess(node, pools=request.pools, policy=policy, now=request.now) for node in request.nodes
+    ]
     kept = [verdict for verdict in verdicts if isinstance(verdict, Kept)]
     candidates = sorted(
         (verdict for verdict in verdicts if isinstance(verdict, Candidate)),
-        key=lambda c: (not c.failed, c.utilization, -c.pool.price_per_hour,
-                       -c.node.created_at, c.node.name),
+        key=lambda c: (
+            not c.failed,
+            c.utilization,
+            -c.pool.price_per_hour,
+            -c.node.created_at,
+            c.node.name,
+        ),
     )
     # A pool's size for the min rule: what it is asking for, but never more than the nodes
     # it has now (nodes still booting are not there to remove).
@@ -40,15 +47,20 @@ def select(request: ScaleInRequest) -> Selection:
     for node in request.nodes:
         if node.pool_id is not None:
             listed[node.pool_id] = listed.get(node.pool_id, 0) + 1
-    size = {pool_id: min(pool.desired, listed.get(pool_id, 0))
-            for pool_id, pool in request.pools.items()}
+    size = {
+        pool_id: min(pool.desired, listed.get(pool_id, 0))
+        for pool_id, pool in request.pools.items()
+    }
     chosen_in: dict[str, int] = {}
     # Nodes that are not candidates are tried first as destinations, so moved pods rarely
     # pin a node that could itself have gone.
     leaving = {c.node.name for c in candidates}
-    destinations = Destinations(sorted(
-        (node for node in request.nodes if node.ready and not node.unschedulable),
-        key=lambda node: (node.name in leaving, node.name)))
+    destinations = Destinations(
+        sorted(
+            (node for node in request.nodes if node.ready and not node.unschedulable),
+            key=lambda node: (node.name in leaving, node.name),
+        )
+    )
     removed: list[Candidate] = []
     cap = policy.max_nodes_per_decision
     for candidate in candidates:
@@ -62,8 +74,13 @@ def select(request: ScaleInRequest) -> Selection:
             continue
         taken = chosen_in.get(pool.id, 0)
         if size[pool.id] - taken <= pool.min_size:
-            kept.append(Kept(node, f"pool {pool.id} at min {pool.min_size} "
-                                   f"({size[pool.id]} nodes, {taken} leaving in this decision)"))
+            kept.append(
+                Kept(
+                    node,
+                    f"pool {pool.id} at min {pool.min_size} "
+                    f"({size[pool.id]} nodes, {taken} leaving in this decision)",
+                )
+            )
             continue
         destinations.close(node.name)
         if candidate.evicts and not candidate.failed:

@@ -1,5 +1,6 @@
 """Support for the decide-and-act tests: serve an emulator app on a free 127.0.0.1 port, keep proxy
 variables away from test traffic, and a small in-memory `NodePoolService` behind the CS emulator."""
+
 from __future__ import annotations
 
 import time
@@ -75,7 +76,9 @@ class ScriptedPools:
         self.cluster_id = cluster_id
         self.region_id = region_id
         self._now = now
-        self._pools = {p.pool_id: replace(p, total_nodes=p.desired, healthy_nodes=p.desired) for p in pools}
+        self._pools = {
+            p.pool_id: replace(p, total_nodes=p.desired, healthy_nodes=p.desired) for p in pools
+        }
         self._tasks: dict[str, _Task] = {}
         self.set_desired_calls: list[tuple[str, int]] = []
 
@@ -114,9 +117,13 @@ class ScriptedPools:
     def set_desired(self, pool_id: str, desired: int) -> TaskView:
         pool = self._pool(pool_id)
         if desired > pool.max_size:
-            raise CloudError(400, "ErrorNodePoolDesiredSizeExceedsMax", f"{desired} > {pool.max_size}")
+            raise CloudError(
+                400, "ErrorNodePoolDesiredSizeExceedsMax", f"{desired} > {pool.max_size}"
+            )
         self.set_desired_calls.append((pool_id, desired))
-        self._pools[pool_id] = replace(pool, desired=desired, total_nodes=max(pool.total_nodes, desired))
+        self._pools[pool_id] = replace(
+            pool, desired=desired, total_nodes=max(pool.total_nodes, desired)
+        )
         task = _Task(f"T-{len(self._tasks) + 1:04d}", pool_id, self._now())
         self._tasks[task.task_id] = task
         return self.describe_task(task.task_id)
@@ -124,7 +131,9 @@ class ScriptedPools:
     def scale_by(self, pool_id: str, count: int) -> TaskView:
         return self.set_desired(pool_id, self._pool(pool_id).desired + count)
 
-    def remove_nodes(self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool) -> TaskView:
+    def remove_nodes(
+        self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
+    ) -> TaskView:
         raise CloudError(400, "InvalidParameter", "not modelled")
 
     def describe_nodes(self, pool_id: str | None = None) -> list[NodeView]:
@@ -144,8 +153,15 @@ class ScriptedPools:
         )
 
 
-def pool_view(pool_id: str, *, instance_type: str = "ecs.g7.xlarge", desired: int = 0, max_size: int = 20,
-              min_size: int = 0, labels: dict[str, str] | None = None) -> PoolView:
+def pool_view(
+    pool_id: str,
+    *,
+    instance_type: str = "ecs.g7.xlarge",
+    desired: int = 0,
+    max_size: int = 20,
+    min_size: int = 0,
+    labels: dict[str, str] | None = None,
+) -> PoolView:
     return PoolView(
         pool_id=pool_id,
         name=pool_id.removeprefix("np-"),
@@ -158,16 +174,28 @@ def pool_view(pool_id: str, *, instance_type: str = "ecs.g7.xlarge", desired: in
     )
 
 
-def pending_pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", rv: str = "1", name: str | None = None,
-                namespace: str = "ray", node_selector: dict[str, str] | None = None,
-                tolerations: tuple[dict[str, Any], ...] = ()) -> PendingPod:
+def pending_pod(
+    uid: str,
+    *,
+    cpu: str = "1",
+    memory: str = "1Gi",
+    rv: str = "1",
+    name: str | None = None,
+    namespace: str = "ray",
+    node_selector: dict[str, str] | None = None,
+    tolerations: tuple[dict[str, Any], ...] = (),
+) -> PendingPod:
     """A KubeRay worker as the view reports it when the scheduler marked it Unschedulable."""
     return PendingPod(
         uid=uid,
         namespace=namespace,
         name=name or f"raycluster-worker-{uid}",
         resource_version=rv,
-        labels={"ray.io/cluster": "raycluster", "ray.io/group": "workergroup", "ray.io/node-type": "worker"},
+        labels={
+            "ray.io/cluster": "raycluster",
+            "ray.io/group": "workergroup",
+            "ray.io/node-type": "worker",
+        },
         annotations={},
         requests={"cpu": cpu, "memory": memory},
         node_selector=dict(node_selector or {}),
@@ -181,7 +209,9 @@ def pending_pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", rv: str = "1",
     )
 
 
-def pool_node(name: str, pool_id: str, *, ready: bool = True, allocatable: dict[str, str] | None = None) -> NodeState:
+def pool_node(
+    name: str, pool_id: str, *, ready: bool = True, allocatable: dict[str, str] | None = None
+) -> NodeState:
     return NodeState(
         name=name,
         pool_id=pool_id,
@@ -231,20 +261,31 @@ async def fc_emulator(
     handler: Callable[[bytes, Any], Any] = fc.handler, *, faults: FaultPlan | None = None
 ) -> AsyncIterator[tuple[str, Any]]:
     app = build_fc_app(
-        handler, keys=static_test_keys(), service=SERVICE, function=FUNCTION,
-        faults=faults, http_handler=fc.http_handler, now=time.time,
+        handler,
+        keys=static_test_keys(),
+        service=SERVICE,
+        function=FUNCTION,
+        faults=faults,
+        http_handler=fc.http_handler,
+        now=time.time,
     )
     async with serve(app) as endpoint:
         yield endpoint, app
 
 
-def fc_decider(endpoint: str, *, timeout: float = 10.0, retry: RetrySettings = NO_WAIT) -> FunctionComputeDecider:
+def fc_decider(
+    endpoint: str, *, timeout: float = 10.0, retry: RetrySettings = NO_WAIT
+) -> FunctionComputeDecider:
     sdk = build_sdk_client(
-        region_id="cn-hangzhou", endpoint=endpoint, protocol="http",
-        access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET,
+        region_id="cn-hangzhou",
+        endpoint=endpoint,
+        protocol="http",
+        access_key_id=TEST_ACCESS_KEY_ID,
+        access_key_secret=TEST_ACCESS_KEY_SECRET,
     )
-    return FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION), timeout_seconds=timeout),
-                                  retry=retry)
+    return FunctionComputeDecider(
+        FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION), timeout_seconds=timeout), retry=retry
+    )
 
 
 @dataclass
@@ -262,10 +303,18 @@ class CloudWorld:
         from agent.clients.cs import NodePoolClient, RetryPolicy
         from agent.clients.cs import build_sdk_client as build_cs_sdk
 
-        sdk = build_cs_sdk(region_id="cn-hangzhou", endpoint=self.cs_endpoint, protocol="http",
-                           access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
-        return NodePoolClient(sdk, self.pools.cluster_id,
-                              retry=retry or RetryPolicy(attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02))
+        sdk = build_cs_sdk(
+            region_id="cn-hangzhou",
+            endpoint=self.cs_endpoint,
+            protocol="http",
+            access_key_id=TEST_ACCESS_KEY_ID,
+            access_key_secret=TEST_ACCESS_KEY_SECRET,
+        )
+        return NodePoolClient(
+            sdk,
+            self.pools.cluster_id,
+            retry=retry or RetryPolicy(attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02),
+        )
 
     def actuator(self, **kwargs: Any) -> Any:
         """A fresh agent's actuator: its own CS client and no memory (as after a restart)."""
@@ -276,8 +325,11 @@ class CloudWorld:
     def desired_writes(self) -> list[int]:
         from agent.sim.cloud.cs_api import writes_of
 
-        return [w.summary["desired_size"] for w in writes_of(self.cs_app)
-                if w.code is None and "desired_size" in w.summary]
+        return [
+            w.summary["desired_size"]
+            for w in writes_of(self.cs_app)
+            if w.code is None and "desired_size" in w.summary
+        ]
 
     def events(self, reason: str, namespace: str = "ray") -> list[dict[str, Any]]:
         items, _rv = self.sim.store.list("events", namespace=namespace)
@@ -285,7 +337,9 @@ class CloudWorld:
 
 
 @asynccontextmanager
-async def cloud_world(pools: list[PoolView], *, faults: FaultPlan | None = None) -> AsyncIterator[CloudWorld]:
+async def cloud_world(
+    pools: list[PoolView], *, faults: FaultPlan | None = None
+) -> AsyncIterator[CloudWorld]:
     from agent.clients.kube import KubeClient
     from agent.sim.cloud.cs_api import build_cs_app
     from agent.sim.cluster import SimCluster
@@ -300,13 +354,23 @@ async def cloud_world(pools: list[PoolView], *, faults: FaultPlan | None = None)
             await kube.close()
 
 
-async def decide_for(world: CloudWorld, pods: list[PendingPod], *, activity: Any = None,
-                     now: str = "2026-11-29T05:00:00Z") -> tuple[dict[str, Any], dict[str, Any]]:
+async def decide_for(
+    world: CloudWorld,
+    pods: list[PendingPod],
+    *,
+    activity: Any = None,
+    now: str = "2026-11-29T05:00:00Z",
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """What one agent asks: fresh pools from CS, its own pending pods, the in-process decision."""
     from agent.decide.deciders import LocalDecider
 
     pools = await world.cs_client().describe_pools()
     snapshot = Snapshot(pending=tuple(pods), nodes=(), eci_running_pods=0)
-    request = build_request(snapshot, pools, activity or {},
-                            settings=RequestSettings(cluster_id="c-test", region="cn-hangzhou"), now=now)
+    request = build_request(
+        snapshot,
+        pools,
+        activity or {},
+        settings=RequestSettings(cluster_id="c-test", region="cn-hangzhou"),
+        now=now,
+    )
     return await LocalDecider().decide(request), request

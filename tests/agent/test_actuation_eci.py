@@ -1,5 +1,6 @@
 """ECI placement through the real API: the guarded toleration patch, the sim scheduler binding the pod
 to the virtual node, PlacedOnECI events, and pods that vanished or changed being skipped."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,11 +55,18 @@ class World:
         self.sim.store.create(
             "pods",
             {
-                "metadata": {"name": name, "namespace": NS, "labels": {"ray.io/node-type": "worker"}},
+                "metadata": {
+                    "name": name,
+                    "namespace": NS,
+                    "labels": {"ray.io/node-type": "worker"},
+                },
                 "spec": {
                     "containers": [
-                        {"name": "ray-worker", "image": "rayproject/ray:2.9.0",
-                         "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}
+                        {
+                            "name": "ray-worker",
+                            "image": "rayproject/ray:2.9.0",
+                            "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}},
+                        }
                     ]
                 },
             },
@@ -67,7 +75,10 @@ class World:
 
     def unschedulable(self, name: str) -> bool:
         conditions = self.pod(name).get("status", {}).get("conditions") or []
-        return any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conditions)
+        return any(
+            c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+            for c in conditions
+        )
 
     async def decide(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The agent's path: LIST over HTTP, fold, one request, the in-process decision."""
@@ -77,7 +88,9 @@ class World:
         for node in (await self.kube.list_page("nodes"))["items"]:
             view.apply_node("ADDED", node)
         settings = RequestSettings(cluster_id="c-test", region="cn-hangzhou")
-        request = build_request(view.snapshot(), [], {}, settings=settings, now=self.sim.clock.iso())
+        request = build_request(
+            view.snapshot(), [], {}, settings=settings, now=self.sim.clock.iso()
+        )
         return await LocalDecider().decide(request), request
 
     def events(self, reason: str) -> list[dict[str, Any]]:
@@ -87,8 +100,13 @@ class World:
 
 def unreachable_cs() -> NodePoolClient:
     """ECI-only decisions never touch CS: a client pointing nowhere would fail loudly if they did."""
-    sdk = build_sdk_client(region_id="cn-hangzhou", endpoint="127.0.0.1:9", protocol="http",
-                           access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
+    sdk = build_sdk_client(
+        region_id="cn-hangzhou",
+        endpoint="127.0.0.1:9",
+        protocol="http",
+        access_key_id=TEST_ACCESS_KEY_ID,
+        access_key_secret=TEST_ACCESS_KEY_SECRET,
+    )
     return NodePoolClient(sdk, "c-test", retry=RetryPolicy(attempts=1, call_timeout_seconds=1))
 
 
@@ -97,7 +115,8 @@ async def world() -> AsyncIterator[World]:
     async with SimCluster(speed=20.0, namespaces=[NS]) as sim:
         sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.10", cpu="1"))
         sim.store.create(
-            "nodes", ready_node(VIRTUAL, cpu="1000", labels={"type": "virtual-kubelet"}, taints=[ECI_TAINT])
+            "nodes",
+            ready_node(VIRTUAL, cpu="1000", labels={"type": "virtual-kubelet"}, taints=[ECI_TAINT]),
         )
         kube = await KubeClient.connect(api_url=sim.url, request_timeout=10)
         try:
@@ -117,7 +136,9 @@ class TestPlacement:
         await world.until(lambda: world.unschedulable("w-1"))
         defaults = len(world.pod("w-1")["spec"]["tolerations"])
         reply, request = await world.decide()
-        assert [(a["kind"], a["pods"]) for a in reply["actions"]] == [("place-on-eci", [world.pod("w-1")["metadata"]["uid"]])]
+        assert [(a["kind"], a["pods"]) for a in reply["actions"]] == [
+            ("place-on-eci", [world.pod("w-1")["metadata"]["uid"]])
+        ]
 
         result = await world.actuator.apply(reply, request, dry_run=False)
 
@@ -165,7 +186,9 @@ class TestVanishedOrChanged:
         await world.until(lambda: world.unschedulable("w-1"))
         reply, request = await world.decide()
         world.sim.store.mutate(
-            "pods", "w-1", lambda pod: pod["metadata"].setdefault("annotations", {}).update(touched="yes"),
+            "pods",
+            "w-1",
+            lambda pod: pod["metadata"].setdefault("annotations", {}).update(touched="yes"),
             namespace=NS,
         )
         result = await world.actuator.apply(reply, request, dry_run=False)
@@ -191,10 +214,16 @@ class TestVanishedOrChanged:
 class TestPatchShape:
     def test_appends_to_an_existing_toleration_list(self) -> None:
         """With tolerations present the patch appends (a merge would drop the defaults → 422)."""
-        ops = eci_patch({"resourceVersion": "42", "tolerations": [{"key": "a"}], "labels": {"x": "y"}})
+        ops = eci_patch(
+            {"resourceVersion": "42", "tolerations": [{"key": "a"}], "labels": {"x": "y"}}
+        )
         assert ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "42"}
         assert ops[1]["path"] == "/spec/tolerations/-" and ops[1]["value"]["effect"] == "NoSchedule"
-        assert ops[2] == {"op": "add", "path": "/metadata/labels/ray-ack-scaler~1placed", "value": "eci"}
+        assert ops[2] == {
+            "op": "add",
+            "path": "/metadata/labels/ray-ack-scaler~1placed",
+            "value": "eci",
+        }
 
     def test_creates_the_lists_a_pod_lacks(self) -> None:
         """No tolerations or labels at all: each is added whole, since appending needs a list."""

@@ -1,5 +1,6 @@
 """A round cut short by `policy.maxNewNodesPerDecision` continues in a quick follow-up round, not at
 the 30 s resync; the agent runs over real HTTP against the simulator and the CS emulator."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,13 @@ async def test_a_capped_burst_is_served_by_follow_up_rounds_before_the_resync(wo
     async with running(agent):
         await asyncio.wait_for(asyncio.gather(*(w.synced.wait() for w in agent.watchers)), 10)
         world.add_workers(9)
-        await until(lambda: [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)]
-                    == [1, 2, 3], timeout=20)
+        await until(
+            lambda: (
+                [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)]
+                == [1, 2, 3]
+            ),
+            timeout=20,
+        )
 
 
 def test_follow_up_only_when_the_round_made_progress_or_was_deferred() -> None:

@@ -1,5 +1,6 @@
 """Scale-pool actuation through the real CS SDK against the CS emulator: absolute, idempotent,
 never lowering, capped at max; pool activity fed back; TriggeredScaleUp / NotTriggerScaleUp events."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,9 @@ class TestIdempotency:
             actuator = world.actuator()
             first = await actuator.apply(reply, request, dry_run=False)
             second = await actuator.apply(reply, request, dry_run=False)
-            assert [(w.from_desired, w.to_desired) for w in first.pools_written] == [(1, action["toDesired"])]
+            assert [(w.from_desired, w.to_desired) for w in first.pools_written] == [
+                (1, action["toDesired"])
+            ]
             assert not second.pools_written and second.pools_skipped[0].pool_id == "np-cpu"
             assert world.desired_writes() == [action["toDesired"]]
 
@@ -78,12 +81,17 @@ class TestEvents:
             action = reply["actions"][0]
             assert sorted(e["involvedObject"]["uid"] for e in events) == sorted(action["pods"])
             assert {e["message"] for e in events} == {scale_up_message("np-cpu", 1, 2, 20)}
-            assert scale_up_message("np-cpu", 1, 6, 20) == "pod triggered scale-up: [{np-cpu 1->6 (max: 20)}]"
+            assert (
+                scale_up_message("np-cpu", 1, 6, 20)
+                == "pod triggered scale-up: [{np-cpu 1->6 (max: 20)}]"
+            )
 
     async def test_not_trigger_scale_up_carries_the_reason(self) -> None:
         """An unplaceable pod gets NotTriggerScaleUp with the decision's reason."""
         async with cloud_world([pool_view("np-cpu", desired=0)]) as world:
-            reply, request = await decide_for(world, [pending_pod("u-gpu", node_selector={"gpu": "a100"})])
+            reply, request = await decide_for(
+                world, [pending_pod("u-gpu", node_selector={"gpu": "a100"})]
+            )
             result = await world.actuator().apply(reply, request, dry_run=False)
             [event] = world.events("NotTriggerScaleUp")
             assert event["involvedObject"]["uid"] == "u-gpu"
@@ -108,11 +116,16 @@ class TestActivity:
 
     async def test_failed_task_becomes_last_error_in_the_next_request(self) -> None:
         """A failed CS task is read, recorded, and the next decision skips the pool."""
-        async with cloud_world([pool_view("np-cpu", desired=0), pool_view("np-c7", instance_type="ecs.c7.xlarge")]) as world:
+        async with cloud_world(
+            [pool_view("np-cpu", desired=0), pool_view("np-c7", instance_type="ecs.c7.xlarge")]
+        ) as world:
             pods = [pending_pod(f"u-{i}") for i in range(3)]
             reply, request = await decide_for(world, pods)
             actuator = world.actuator()
-            [first_pool] = [w.pool_id for w in (await actuator.apply(reply, request, dry_run=False)).pools_written]
+            [first_pool] = [
+                w.pool_id
+                for w in (await actuator.apply(reply, request, dry_run=False)).pools_written
+            ]
             world.pools.fail_tasks(first_pool, "OperationDenied.NoStock: sold out")
             activity = await actuator.refresh(await world.cs_client().describe_pools())
             assert "NoStock" in (activity[first_pool].last_error or "")

@@ -1,4 +1,5 @@
 """Batch windows: open on the first trigger, extend while pods keep coming, close at a hard cap."""
+
 from __future__ import annotations
 
 import asyncio

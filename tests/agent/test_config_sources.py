@@ -1,4 +1,5 @@
 """Configuration: flag > env > file > default, and errors that name the setting and its source."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,16 @@ def test_defaults_when_nothing_is_set() -> None:
 def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
     """The same setting from three sources: the flag wins, then env, then the file."""
     file = tmp_path / "agent.yaml"
-    file.write_text("strategy: latency\nbatch-idle-seconds: 0.5\nresync_seconds: 7\n"
-                    "prices: {np-cpu: 0.9}\nmanaged_pools: [np-a, np-b]\n")
-    env = {**REQUIRED_ENV, "RAY_ACK_SCALER_CONFIG": str(file),
-           "RAY_ACK_SCALER_STRATEGY": "eci-first", "RAY_ACK_SCALER_BATCH_IDLE_SECONDS": "0.3"}
+    file.write_text(
+        "strategy: latency\nbatch-idle-seconds: 0.5\nresync_seconds: 7\n"
+        "prices: {np-cpu: 0.9}\nmanaged_pools: [np-a, np-b]\n"
+    )
+    env = {
+        **REQUIRED_ENV,
+        "RAY_ACK_SCALER_CONFIG": str(file),
+        "RAY_ACK_SCALER_STRATEGY": "eci-first",
+        "RAY_ACK_SCALER_BATCH_IDLE_SECONDS": "0.3",
+    }
     config = load_config(parse(["--strategy", "pool-first"]), environ=env)
     assert config.strategy == "pool-first"
     assert config.batch_idle_seconds == 0.3
@@ -43,8 +50,18 @@ def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
 
 def test_list_and_map_values_from_flags() -> None:
     """Prices and pool lists parse from their compact flag forms; booleans have --no- forms."""
-    args = parse(["--prices", "np-cpu=0.9, ecs.g7.xlarge=1.25", "--managed-pools", "np-a,np-b",
-                  "--dry-run", "--no-eci-enabled", "--ray-cluster", "raycluster-a"])
+    args = parse(
+        [
+            "--prices",
+            "np-cpu=0.9, ecs.g7.xlarge=1.25",
+            "--managed-pools",
+            "np-a,np-b",
+            "--dry-run",
+            "--no-eci-enabled",
+            "--ray-cluster",
+            "raycluster-a",
+        ]
+    )
     config = load_config(args, environ=REQUIRED_ENV)
     assert config.prices == {"np-cpu": 0.9, "ecs.g7.xlarge": 1.25}
     assert config.managed_pools == ("np-a", "np-b")
@@ -57,8 +74,11 @@ def test_list_and_map_values_from_flags() -> None:
     [
         ([], {}, "cluster_id: required; set --cluster-id or RAY_ACK_SCALER_CLUSTER_ID"),
         (["--strategy", "cheap"], REQUIRED_ENV, "strategy: invalid value 'cheap' from flag"),
-        ([], {**REQUIRED_ENV, "RAY_ACK_SCALER_RESYNC_SECONDS": "soon"},
-         "resync_seconds: invalid value 'soon' from env RAY_ACK_SCALER_RESYNC_SECONDS"),
+        (
+            [],
+            {**REQUIRED_ENV, "RAY_ACK_SCALER_RESYNC_SECONDS": "soon"},
+            "resync_seconds: invalid value 'soon' from env RAY_ACK_SCALER_RESYNC_SECONDS",
+        ),
         (["--prices", "np-cpu"], REQUIRED_ENV, "prices: invalid value"),
         (["--decider", "fc"], REQUIRED_ENV, "fc_endpoint: required with decider=fc"),
         (["--decider", "http"], REQUIRED_ENV, "http_url: required with decider=http"),
@@ -67,8 +87,18 @@ def test_list_and_map_values_from_flags() -> None:
         (["--ops-address", "localhost"], REQUIRED_ENV, "ops_address: invalid value"),
         (["--eci-max-pods", "1.5"], REQUIRED_ENV, "eci_max_pods: invalid value"),
     ],
-    ids=["missing-required", "bad-choice", "bad-env-number", "bad-prices", "fc-incomplete",
-         "http-incomplete", "two-kube-sources", "windows-inverted", "bad-address", "not-whole"],
+    ids=[
+        "missing-required",
+        "bad-choice",
+        "bad-env-number",
+        "bad-prices",
+        "fc-incomplete",
+        "http-incomplete",
+        "two-kube-sources",
+        "windows-inverted",
+        "bad-address",
+        "not-whole",
+    ],
 )
 def test_errors_name_the_setting(argv: list[str], env: dict[str, str], fragment: str) -> None:
     """Every error message names the setting (and where a bad value came from)."""
@@ -79,8 +109,12 @@ def test_errors_name_the_setting(argv: list[str], env: dict[str, str], fragment:
 
 @pytest.mark.parametrize(
     ("content", "fragment"),
-    [("strategy: [a, b]", "strategy: invalid value"), ("nonsense: 1", "unknown setting"),
-     ("- a\n- b", "expected a mapping"), ("a: [", "not valid YAML")],
+    [
+        ("strategy: [a, b]", "strategy: invalid value"),
+        ("nonsense: 1", "unknown setting"),
+        ("- a\n- b", "expected a mapping"),
+        ("a: [", "not valid YAML"),
+    ],
     ids=["wrong-type", "unknown-key", "not-a-mapping", "broken-yaml"],
 )
 def test_file_errors(tmp_path: Path, content: str, fragment: str) -> None:

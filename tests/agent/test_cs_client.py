@@ -1,4 +1,5 @@
 """The CS node-pool client through the real alibabacloud-cs20151215 SDK against the CS emulator."""
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,9 @@ from agent.sim.faults import FaultPlan
 pytestmark = pytest.mark.usefixtures("no_proxies")
 __all__ = ["no_proxies"]
 
-FAST = RetryPolicy(attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02, call_timeout_seconds=5.0)
+FAST = RetryPolicy(
+    attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02, call_timeout_seconds=5.0
+)
 
 
 @dataclass
@@ -34,7 +37,12 @@ class Cs:
 
 @pytest.fixture
 async def cs() -> AsyncIterator[Cs]:
-    pools = ScriptedPools([pool_view("np-cpu", desired=1, max_size=20), pool_view("np-gpu", instance_type="ecs.gn7i-c8g1.2xlarge")])
+    pools = ScriptedPools(
+        [
+            pool_view("np-cpu", desired=1, max_size=20),
+            pool_view("np-gpu", instance_type="ecs.gn7i-c8g1.2xlarge"),
+        ]
+    )
     faults = FaultPlan()
     app = build_cs_app(pools, keys=static_test_keys(), faults=faults, now=time.time)
     async with serve(app) as endpoint:
@@ -45,7 +53,9 @@ async def cs() -> AsyncIterator[Cs]:
             access_key_id=TEST_ACCESS_KEY_ID,
             access_key_secret=TEST_ACCESS_KEY_SECRET,
         )
-        yield Cs(NodePoolClient(sdk, "c-test", retry=FAST, rng=random.Random(1)), sdk, pools, app, faults)
+        yield Cs(
+            NodePoolClient(sdk, "c-test", retry=FAST, rng=random.Random(1)), sdk, pools, app, faults
+        )
 
 
 def _puts(app: web.Application) -> int:
@@ -58,7 +68,11 @@ class TestReadsAndWrites:
         pools = {p.pool_id: p for p in await cs.client.describe_pools()}
         cpu = pools["np-cpu"]
         assert (cpu.name, cpu.instance_types, cpu.desired, cpu.min_size, cpu.max_size) == (
-            "cpu", ("ecs.g7.xlarge",), 1, 0, 20
+            "cpu",
+            ("ecs.g7.xlarge",),
+            1,
+            0,
+            20,
         )
         assert cpu.labels["alibabacloud.com/nodepool-id"] == "np-cpu"
         assert (cpu.total_nodes, cpu.ready_nodes) == (1, 1)
@@ -88,7 +102,9 @@ class TestRetries:
         """Throttling.User (a 400) is retryable: every attempt reaches the API, then it gives up."""
         cs.faults.cs_throttle_ratio = 1.0
         heard: list[tuple[str, str]] = []
-        client = NodePoolClient(cs.sdk, "c-test", retry=FAST, on_attempt=lambda a, o: heard.append((a, o)))
+        client = NodePoolClient(
+            cs.sdk, "c-test", retry=FAST, on_attempt=lambda a, o: heard.append((a, o))
+        )
         with pytest.raises(CloudCallError) as caught:
             await client.set_desired("np-cpu", 4)
         assert caught.value.code == "Throttling.User" and caught.value.retryable
@@ -99,7 +115,9 @@ class TestRetries:
     async def test_throttling_then_success(self, cs: Cs) -> None:
         """A throttle that clears is invisible to the caller apart from the counter."""
         cs.faults.cs_throttle_ratio = 0.5
-        client = NodePoolClient(cs.sdk, "c-test", retry=RetryPolicy(attempts=12, base_delay_seconds=0.001))
+        client = NodePoolClient(
+            cs.sdk, "c-test", retry=RetryPolicy(attempts=12, base_delay_seconds=0.001)
+        )
         for target in (2, 3, 4, 5):
             await client.set_desired("np-cpu", target)
         assert (await client.describe_pool("np-cpu")).desired == 5
@@ -131,7 +149,9 @@ class TestRetries:
         """A call slower than the per-call timeout is abandoned and tried again."""
         cs.faults.cs_latency_seconds = 2.0
         client = NodePoolClient(
-            cs.sdk, "c-test", retry=RetryPolicy(attempts=2, base_delay_seconds=0.01, call_timeout_seconds=0.2)
+            cs.sdk,
+            "c-test",
+            retry=RetryPolicy(attempts=2, base_delay_seconds=0.01, call_timeout_seconds=0.2),
         )
         with pytest.raises(CloudCallError) as caught:
             await client.describe_pools()
@@ -140,7 +160,9 @@ class TestRetries:
 
 
 class TestSecrets:
-    async def test_secret_never_reaches_logs_or_errors(self, cs: Cs, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_secret_never_reaches_logs_or_errors(
+        self, cs: Cs, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """Successful, throttled, refused and unauthenticated calls log no AccessKey secret."""
         caplog.set_level(logging.DEBUG)
         await cs.client.describe_pools()
@@ -150,10 +172,15 @@ class TestSecrets:
             await cs.client.set_desired("np-cpu", 4)
         errors.append(throttled.value)
         cs.faults.cs_throttle_ratio = 0.0
-        async with serve(build_cs_app(cs.pools, keys={TEST_ACCESS_KEY_ID: "another-secret"}, now=time.time)) as ep:
+        async with serve(
+            build_cs_app(cs.pools, keys={TEST_ACCESS_KEY_ID: "another-secret"}, now=time.time)
+        ) as ep:
             wrong = build_sdk_client(
-                region_id="cn-hangzhou", endpoint=ep, protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET,
+                region_id="cn-hangzhou",
+                endpoint=ep,
+                protocol="http",
+                access_key_id=TEST_ACCESS_KEY_ID,
+                access_key_secret=TEST_ACCESS_KEY_SECRET,
             )
             with pytest.raises(CloudCallError) as refused:
                 await NodePoolClient(wrong, "c-test", retry=FAST).describe_pools()

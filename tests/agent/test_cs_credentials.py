@@ -1,6 +1,7 @@
 """The production credential path: no keys in configuration, alibabacloud-credentials' default chain
 fetching STS credentials (here from a credentials URI, as a stand-in for RRSA) and the CS emulator
 accepting them. The chain reads its environment at import, so the agent side runs in a subprocess."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,10 +44,13 @@ async def test_default_chain_signs_with_sts_credentials(tmp_path: Path) -> None:
     """Without keys the client uses the default chain; the STS token it gets is accepted."""
     ring = KeyRing(static_test_keys())
     pools = ScriptedPools([pool_view("np-cpu", desired=1)])
-    async with serve(build_credentials_app(ring, now=time.time)) as cred_endpoint, \
-            serve(build_cs_app(pools, keys=ring, now=time.time)) as cs_endpoint:
+    async with (
+        serve(build_credentials_app(ring, now=time.time)) as cred_endpoint,
+        serve(build_cs_app(pools, keys=ring, now=time.time)) as cs_endpoint,
+    ):
         env = {
-            key: value for key, value in os.environ.items()
+            key: value
+            for key, value in os.environ.items()
             if not key.startswith("ALIBABA_CLOUD_") and "proxy" not in key.lower()
         }
         env.update(
@@ -56,8 +60,13 @@ async def test_default_chain_signs_with_sts_credentials(tmp_path: Path) -> None:
             ALIBABA_CLOUD_ECS_METADATA_DISABLED="true",
         )
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", AGENT_SIDE, cs_endpoint,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-c",
+            AGENT_SIDE,
+            cs_endpoint,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()[-2000:]

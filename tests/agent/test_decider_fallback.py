@@ -1,4 +1,5 @@
 """The circuit breaker: Function Compute failing (5xx, timeouts, bad replies) falls back to in-process."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ class ManualClock:
 
 
 class TestCircuit:
-    async def test_opens_after_consecutive_5xx_then_recovers(self, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_opens_after_consecutive_5xx_then_recovers(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """closed → open after N failures (each answered locally) → half-open after the cool-down → closed."""
         caplog.set_level(logging.WARNING, logger="agent.decide.deciders")
         faults = FaultPlan(fc_error_ratio=1.0)
@@ -34,14 +37,24 @@ class TestCircuit:
         request = sample_request()
         local_reply = await LocalDecider().decide(request)
         async with fc_emulator(faults=faults) as (endpoint, _app):
-            breaker = FallbackDecider(fc_decider(endpoint, retry=ONE_TRY), LocalDecider(),
-                                      failure_threshold=2, cooldown_seconds=30, clock=clock)
+            breaker = FallbackDecider(
+                fc_decider(endpoint, retry=ONE_TRY),
+                LocalDecider(),
+                failure_threshold=2,
+                cooldown_seconds=30,
+                clock=clock,
+            )
             assert await breaker.decide(request) == local_reply
             assert breaker.state == "closed"
             assert await breaker.decide(request) == local_reply
             assert breaker.state == "open"
             assert await breaker.decide(request) == local_reply
-            assert breaker.counters == {"primary_ok": 0, "primary_failed": 2, "fallback_used": 3, "circuit_opened": 1}
+            assert breaker.counters == {
+                "primary_ok": 0,
+                "primary_failed": 2,
+                "fallback_used": 3,
+                "circuit_opened": 1,
+            }
 
             faults.fc_error_ratio = 0.0
             clock.t += 31
@@ -49,7 +62,9 @@ class TestCircuit:
             assert await breaker.decide(request) == local_reply
             assert breaker.state == "closed"
             assert breaker.counters["primary_ok"] == 1
-        fallbacks = [r for r in caplog.records if r.getMessage() == "decision by the fallback decider"]
+        fallbacks = [
+            r for r in caplog.records if r.getMessage() == "decision by the fallback decider"
+        ]
         assert len(fallbacks) == 3
         assert any(r.getMessage() == "decider circuit open" for r in caplog.records)
 
@@ -57,8 +72,13 @@ class TestCircuit:
         """One failed trial after the cool-down re-opens the circuit for another cool-down."""
         clock = ManualClock()
         async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
-            breaker = FallbackDecider(fc_decider(endpoint, retry=ONE_TRY), LocalDecider(),
-                                      failure_threshold=1, cooldown_seconds=10, clock=clock)
+            breaker = FallbackDecider(
+                fc_decider(endpoint, retry=ONE_TRY),
+                LocalDecider(),
+                failure_threshold=1,
+                cooldown_seconds=10,
+                clock=clock,
+            )
             await breaker.decide(sample_request())
             assert breaker.state == "open"
             clock.t += 11
@@ -70,21 +90,31 @@ class TestCircuit:
         """An invocation hanging past the client's timeout is a failure answered locally."""
         request = sample_request()
         async with fc_emulator(faults=FaultPlan(fc_timeout_ratio=1.0)) as (endpoint, _app):
-            breaker = FallbackDecider(fc_decider(endpoint, timeout=0.3, retry=ONE_TRY), LocalDecider(),
-                                      failure_threshold=1, cooldown_seconds=60, clock=ManualClock())
+            breaker = FallbackDecider(
+                fc_decider(endpoint, timeout=0.3, retry=ONE_TRY),
+                LocalDecider(),
+                failure_threshold=1,
+                cooldown_seconds=60,
+                clock=ManualClock(),
+            )
             reply = await breaker.decide(request)
         assert reply == await LocalDecider().decide(request)
         assert breaker.state == "open"
 
     async def test_invalid_reply_falls_back(self) -> None:
         """A malformed reply from the function is never used; the local decider answers."""
+
         def wrong_schema(event: bytes, context: Any) -> bytes:
             return json.dumps({"schema": "decide/v0"}).encode()
 
         request = sample_request()
         async with fc_emulator(wrong_schema) as (endpoint, _app):
-            breaker = FallbackDecider(fc_decider(endpoint, retry=ONE_TRY), LocalDecider(),
-                                      failure_threshold=3, clock=ManualClock())
+            breaker = FallbackDecider(
+                fc_decider(endpoint, retry=ONE_TRY),
+                LocalDecider(),
+                failure_threshold=3,
+                clock=ManualClock(),
+            )
             reply = await breaker.decide(request)
         assert reply["schema"] == "decide/v1"
         assert breaker.counters["fallback_used"] == 1
@@ -94,9 +124,10 @@ class TestCircuit:
         request = sample_request()
         request["schema"] = "nope"
         async with fc_emulator() as (endpoint, _app):
-            breaker = FallbackDecider(fc_decider(endpoint, retry=ONE_TRY), LocalDecider(), clock=ManualClock())
+            breaker = FallbackDecider(
+                fc_decider(endpoint, retry=ONE_TRY), LocalDecider(), clock=ManualClock()
+            )
             with pytest.raises(DecisionFailed, match="InvalidRequest"):
                 await breaker.decide(request)
         assert breaker.state == "closed"
         assert breaker.counters["fallback_used"] == 0
-

@@ -1,4 +1,5 @@
 """The three deciders (in-process, FC SDK against the FC emulator, HTTP trigger) speak the same decide/v1."""
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,7 @@ from functions import fc
 
 pytestmark = pytest.mark.usefixtures("no_proxies")
 __all__ = ["no_proxies"]
+
 
 class TestSameReplyEverywhere:
     async def test_local_fc_and_http_trigger_agree(self) -> None:
@@ -85,6 +87,7 @@ class TestRefusalsAndBadReplies:
 
     async def test_reply_missing_a_pod_is_rejected(self) -> None:
         """A function that forgets a pod is caught by reply validation before anything acts on it."""
+
         def forgetful(event: bytes, context: Any) -> bytes:
             reply = json.loads(fc.handler(event, context))
             reply["actions"][0]["pods"].pop()
@@ -96,6 +99,7 @@ class TestRefusalsAndBadReplies:
 
     async def test_function_crash_is_not_a_reply(self) -> None:
         """An unhandled error in the function (200 + X-Fc-Error-Type) fails the decision."""
+
         def crashing(event: bytes, context: Any) -> bytes:
             raise RuntimeError("boom")
 
@@ -104,14 +108,16 @@ class TestRefusalsAndBadReplies:
                 await fc_decider(endpoint).decide(sample_request())
         assert caught.value.code == "UnhandledInvocationError"
 
-    async def test_server_errors_are_retried_then_reported(self, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_server_errors_are_retried_then_reported(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """503s from FC are retried up to the attempt limit, then surface as retryable."""
         caplog.set_level(logging.INFO, logger="agent.decide.deciders")
         async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
             with pytest.raises(DecisionFailed) as caught:
-                await fc_decider(endpoint, retry=RetrySettings(attempts=3, base_delay_seconds=0.01)).decide(
-                    sample_request()
-                )
+                await fc_decider(
+                    endpoint, retry=RetrySettings(attempts=3, base_delay_seconds=0.01)
+                ).decide(sample_request())
             assert caught.value.retryable
             assert caught.value.code == "ServiceUnavailable"
         assert [r.getMessage() for r in caplog.records] == ["decider retried"] * 2
@@ -123,19 +129,27 @@ class TestFunctionRef:
         request = sample_request()
         async with fc_emulator() as (endpoint, app):
             sdk = build_sdk_client(
-                region_id="cn-hangzhou", endpoint=endpoint, protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET,
+                region_id="cn-hangzhou",
+                endpoint=endpoint,
+                protocol="http",
+                access_key_id=TEST_ACCESS_KEY_ID,
+                access_key_secret=TEST_ACCESS_KEY_SECRET,
             )
-            latest = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "LATEST")))
+            latest = FunctionComputeDecider(
+                FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "LATEST"))
+            )
             assert (await latest.decide(request))["schema"] == "decide/v1"
-            missing = FunctionComputeDecider(FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "prod")),
-                                             retry=NO_WAIT)
+            missing = FunctionComputeDecider(
+                FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "prod")), retry=NO_WAIT
+            )
             with pytest.raises(DecisionFailed) as caught:
                 await missing.decide(request)
             assert len(invocations_of(app)) == 1
         assert caught.value.code == "AliasNotFound" and not caught.value.retryable
 
-    async def test_secret_never_reaches_logs_or_errors(self, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_secret_never_reaches_logs_or_errors(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """Failed, retried and refused invocations log no AccessKey secret."""
         caplog.set_level(logging.DEBUG)
         errors = []
@@ -143,8 +157,15 @@ class TestFunctionRef:
             with pytest.raises(DecisionFailed) as failed:
                 await fc_decider(endpoint).decide(sample_request())
             errors.append(failed.value)
-        async with serve(build_fc_app(fc.handler, keys={TEST_ACCESS_KEY_ID: "other"}, service=SERVICE,
-                                      function=FUNCTION, now=time.time)) as endpoint:
+        async with serve(
+            build_fc_app(
+                fc.handler,
+                keys={TEST_ACCESS_KEY_ID: "other"},
+                service=SERVICE,
+                function=FUNCTION,
+                now=time.time,
+            )
+        ) as endpoint:
             with pytest.raises(DecisionFailed) as refused:
                 await fc_decider(endpoint).decide(sample_request())
             errors.append(refused.value)
@@ -157,16 +178,36 @@ class TestSignedTrigger:
     async def test_function_auth_trigger_accepts_only_signed_requests(self) -> None:
         """AuthType FUNCTION: the FC-signed POST gets the same reply; unsigned or wrongly signed is 403, final."""
         request = sample_request()
-        app = build_fc_app(fc.handler, keys=static_test_keys(), service=SERVICE, function=FUNCTION,
-                           http_handler=fc.http_handler, now=time.time, settings=FcSettings(http_auth="function"))
+        app = build_fc_app(
+            fc.handler,
+            keys=static_test_keys(),
+            service=SERVICE,
+            function=FUNCTION,
+            http_handler=fc.http_handler,
+            now=time.time,
+            settings=FcSettings(http_auth="function"),
+        )
         async with serve(app) as endpoint, aiohttp.ClientSession() as session:
             url = f"http://{endpoint}{http_trigger_path(SERVICE, FUNCTION)}"
-            signer = TriggerSigner(build_credential(access_key_id=TEST_ACCESS_KEY_ID,
-                                                    access_key_secret=TEST_ACCESS_KEY_SECRET))
-            signed = await HttpTriggerDecider(session, url, signer=signer, retry=NO_WAIT).decide(request)
+            signer = TriggerSigner(
+                build_credential(
+                    access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET
+                )
+            )
+            signed = await HttpTriggerDecider(session, url, signer=signer, retry=NO_WAIT).decide(
+                request
+            )
             assert signed == await LocalDecider().decide(request)
-            for bad in (None, TriggerSigner(build_credential(access_key_id=TEST_ACCESS_KEY_ID,
-                                                             access_key_secret="not-the-secret"))):
+            for bad in (
+                None,
+                TriggerSigner(
+                    build_credential(
+                        access_key_id=TEST_ACCESS_KEY_ID, access_key_secret="not-the-secret"
+                    )
+                ),
+            ):
                 with pytest.raises(DecisionFailed) as refused:
-                    await HttpTriggerDecider(session, url, signer=bad, retry=NO_WAIT).decide(request)
+                    await HttpTriggerDecider(session, url, signer=bad, retry=NO_WAIT).decide(
+                        request
+                    )
                 assert refused.value.code == "HTTP403" and not refused.value.retryable

@@ -1,4 +1,5 @@
 """validate_reply refuses every reply that does not answer exactly its request (pure logic)."""
+
 from __future__ import annotations
 
 import copy
@@ -47,10 +48,25 @@ def test_the_core_reply_passes() -> None:
         (lambda r: r["unplaceable"].append({"pod": "u-x"}), "no reason"),
         (lambda r: r["covered"].append({"pod": "u-x", "poolId": "np-ghost"}), "unknown pool"),
     ],
-    ids=["schema", "no-id", "actions-type", "pod-missing", "pod-twice", "pod-unknown", "pool-unknown",
-         "above-max", "to-not-int", "pool-twice", "kind-unknown", "no-reason", "covered-pool-unknown"],
+    ids=[
+        "schema",
+        "no-id",
+        "actions-type",
+        "pod-missing",
+        "pod-twice",
+        "pod-unknown",
+        "pool-unknown",
+        "above-max",
+        "to-not-int",
+        "pool-twice",
+        "kind-unknown",
+        "no-reason",
+        "covered-pool-unknown",
+    ],
 )
-def test_malformed_replies_are_rejected(change: Callable[[dict[str, Any]], None], message: str) -> None:
+def test_malformed_replies_are_rejected(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
     """Each way a reply can be wrong is named in the refusal."""
     with pytest.raises(InvalidReply, match=message):
         validate_reply(mutated(change), REQUEST)

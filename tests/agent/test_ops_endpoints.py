@@ -1,4 +1,5 @@
 """The operations server answers health, readiness, status and metrics over real HTTP."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -13,7 +14,14 @@ from agent.metrics import AgentMetrics
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -44,8 +52,10 @@ async def served() -> AsyncIterator[tuple[Source, AgentMetrics, OpsServer]]:
 
 
 async def get(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
-            session.get(url) as response:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(url) as response,
+    ):
         return response.status, await response.text()
 
 
@@ -85,4 +95,7 @@ async def test_metrics_exposition(served: Any) -> None:
     assert status == 200
     assert "ray_ack_scaler_pending_pods 7.0" in body
     assert 'ray_ack_scaler_watch_restarts_total{reason="expired",stream="pods"} 1.0' in body
-    assert 'ray_ack_scaler_api_errors_total{api="ModifyClusterNodePool",code="Throttling.User"} 1.0' in body
+    assert (
+        'ray_ack_scaler_api_errors_total{api="ModifyClusterNodePool",code="Throttling.User"} 1.0'
+        in body
+    )

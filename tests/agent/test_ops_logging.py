@@ -1,5 +1,6 @@
 """Log setup: one JSON object per line in the cluster, readable lines locally, for structlog and
 standard-library loggers alike."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """The Lease fields a pool lock reads and writes: its name, MicroTime stamps, who holds it when."""
+
 from __future__ import annotations
 
 from agent.actuate.pool_lock import epoch_of_micro_time, holder_of, lease_name, micro_time

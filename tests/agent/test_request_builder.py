@@ -1,4 +1,5 @@
 """build_request turns the view, the CS pools and actuation's memory into requests functions.decide accepts."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,10 +15,17 @@ NOW = "2026-11-29T05:00:00Z"
 SETTINGS = RequestSettings(cluster_id="c-1", region="cn-hangzhou")
 
 
-def cpu_pool(*, desired: int = 0, pool_id: str = "np-cpu", instance_type: str = "ecs.g7.xlarge") -> PoolInfo:
+def cpu_pool(
+    *, desired: int = 0, pool_id: str = "np-cpu", instance_type: str = "ecs.g7.xlarge"
+) -> PoolInfo:
     return PoolInfo(
-        pool_id=pool_id, name=pool_id[3:], instance_types=(instance_type,), desired=desired,
-        min_size=0, max_size=20, labels={"workload": "ray"},
+        pool_id=pool_id,
+        name=pool_id[3:],
+        instance_types=(instance_type,),
+        desired=desired,
+        min_size=0,
+        max_size=20,
+        labels={"workload": "ray"},
     )
 
 
@@ -51,7 +59,13 @@ class TestAllocatable:
         assert pool["pricePerHour"] == CATALOG["ecs.g7.xlarge"].price_per_hour
         reply = functions.decide(request)
         assert without_reasons(reply["actions"]) == [
-            {"kind": "scale-pool", "poolId": "np-cpu", "fromDesired": 0, "toDesired": 1, "pods": ["u-1"]}
+            {
+                "kind": "scale-pool",
+                "poolId": "np-cpu",
+                "fromDesired": 0,
+                "toDesired": 1,
+                "pods": ["u-1"],
+            }
         ]
 
     def test_a_pool_without_node_or_catalog_entry_is_left_out(self) -> None:
@@ -68,8 +82,13 @@ class TestPools:
         """With a managed list, other pools of the cluster never appear."""
         settings = RequestSettings(cluster_id="c-1", region="cn-hangzhou", managed_pools=("np-b",))
         snapshot = Snapshot(pending=(), nodes=(), eci_running_pods=0)
-        request = build_request(snapshot, [cpu_pool(pool_id="np-a"), cpu_pool(pool_id="np-b")], {},
-                                settings=settings, now=NOW)
+        request = build_request(
+            snapshot,
+            [cpu_pool(pool_id="np-a"), cpu_pool(pool_id="np-b")],
+            {},
+            settings=settings,
+            now=NOW,
+        )
         assert [p["id"] for p in request["pools"]] == ["np-b"]
 
     def test_activity_feeds_scaling_since_and_last_error(self) -> None:
@@ -89,19 +108,33 @@ class TestPools:
     def test_price_precedence_pool_then_type_then_catalog(self) -> None:
         """A per-pool price beats a per-type price, which beats the catalog."""
         settings = RequestSettings(
-            cluster_id="c-1", region="cn-hangzhou",
-            pool_prices={"np-a": 0.5}, instance_type_prices={"ecs.c7.xlarge": 0.7},
+            cluster_id="c-1",
+            region="cn-hangzhou",
+            pool_prices={"np-a": 0.5},
+            instance_type_prices={"ecs.c7.xlarge": 0.7},
         )
-        pools = [cpu_pool(pool_id="np-a"), cpu_pool(pool_id="np-b", instance_type="ecs.c7.xlarge"),
-                 cpu_pool(pool_id="np-c", instance_type="ecs.r7.xlarge")]
+        pools = [
+            cpu_pool(pool_id="np-a"),
+            cpu_pool(pool_id="np-b", instance_type="ecs.c7.xlarge"),
+            cpu_pool(pool_id="np-c", instance_type="ecs.r7.xlarge"),
+        ]
         request = build_request(Snapshot((), (), 0), pools, {}, settings=settings, now=NOW)
-        assert [p["pricePerHour"] for p in request["pools"]] == [0.5, 0.7, CATALOG["ecs.r7.xlarge"].price_per_hour]
+        assert [p["pricePerHour"] for p in request["pools"]] == [
+            0.5,
+            0.7,
+            CATALOG["ecs.r7.xlarge"].price_per_hour,
+        ]
 
     def test_pool_labels_carry_the_ack_node_labels(self) -> None:
         """A pod selecting the nodepool-id or instance-type label matches its pool."""
         snapshot = Snapshot(
-            pending=(pending_pod("u-1", node_selector={"node.kubernetes.io/instance-type": "ecs.c7.xlarge"}),),
-            nodes=(), eci_running_pods=0,
+            pending=(
+                pending_pod(
+                    "u-1", node_selector={"node.kubernetes.io/instance-type": "ecs.c7.xlarge"}
+                ),
+            ),
+            nodes=(),
+            eci_running_pods=0,
         )
         pools = [cpu_pool(pool_id="np-a"), cpu_pool(pool_id="np-b", instance_type="ecs.c7.xlarge")]
         reply = functions.decide(build_request(snapshot, pools, {}, settings=SETTINGS, now=NOW))
@@ -111,26 +144,39 @@ class TestPools:
 class TestEci:
     def test_disabled_without_a_virtual_node(self) -> None:
         """ECI is offered only when the view holds the virtual node."""
-        request = build_request(Snapshot((pending_pod("u-1"),), (), 0), [], {}, settings=SETTINGS, now=NOW)
+        request = build_request(
+            Snapshot((pending_pod("u-1"),), (), 0), [], {}, settings=SETTINGS, now=NOW
+        )
         assert request["eci"]["enabled"] is False
         assert functions.decide(request)["unplaceable"][0]["pod"] == "u-1"
 
     def test_virtual_node_enables_eci_with_its_labels_taints_and_capacity(self) -> None:
         """The virtual node's labels, taint and pod capacity become the ECI block."""
-        snapshot = Snapshot(pending=(pending_pod("u-1"),), nodes=(virtual_node(pods="40"),), eci_running_pods=3)
-        settings = RequestSettings(cluster_id="c-1", region="cn-hangzhou",
-                                   policy=PolicySettings(strategy="eci-first"))
+        snapshot = Snapshot(
+            pending=(pending_pod("u-1"),), nodes=(virtual_node(pods="40"),), eci_running_pods=3
+        )
+        settings = RequestSettings(
+            cluster_id="c-1", region="cn-hangzhou", policy=PolicySettings(strategy="eci-first")
+        )
         request = build_request(snapshot, [cpu_pool()], {}, settings=settings, now=NOW)
         eci = request["eci"]
         assert (eci["enabled"], eci["maxPods"], eci["runningPods"]) == (True, 40, 3)
         assert eci["labels"]["type"] == "virtual-kubelet"
-        assert eci["taints"] == [{"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}]
-        assert without_reasons(functions.decide(request)["actions"]) == [{"kind": "place-on-eci", "pods": ["u-1"]}]
+        assert eci["taints"] == [
+            {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
+        ]
+        assert without_reasons(functions.decide(request)["actions"]) == [
+            {"kind": "place-on-eci", "pods": ["u-1"]}
+        ]
 
     def test_configuration_can_switch_eci_off(self) -> None:
         """eci.enabled=false in configuration wins over a present virtual node."""
-        settings = RequestSettings(cluster_id="c-1", region="cn-hangzhou", eci=EciSettings(enabled=False))
-        request = build_request(Snapshot((), (virtual_node(),), 0), [], {}, settings=settings, now=NOW)
+        settings = RequestSettings(
+            cluster_id="c-1", region="cn-hangzhou", eci=EciSettings(enabled=False)
+        )
+        request = build_request(
+            Snapshot((), (virtual_node(),), 0), [], {}, settings=settings, now=NOW
+        )
         assert request["eci"]["enabled"] is False
 
 

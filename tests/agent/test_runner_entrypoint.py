@@ -1,6 +1,7 @@
 """`python -m agent run` is the production entry point: started as a process against the
 simulator, it scales the pool, serves /status to `python -m agent status`, and exits cleanly on
 SIGTERM."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,11 @@ def free_port() -> int:
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if "proxy" not in k.lower() and not k.startswith("RAY_ACK_SCALER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if "proxy" not in k.lower() and not k.startswith("RAY_ACK_SCALER_")
+    }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
 
@@ -39,10 +43,22 @@ def clean_env() -> dict[str, str]:
 @pytest.fixture
 async def sim() -> AsyncIterator[tuple[SimCluster, web.Application, str]]:
     cluster = SimCluster(speed=100, namespaces=["ray"])
-    pools = NodePools(cluster.store, cluster.clock, cluster_id=CLUSTER_ID, region_id=REGION,
-                      zone=f"{REGION}-k",
-                      pools=[PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge",
-                                      max_size=10, boot=BootLatency(60, 90))])
+    pools = NodePools(
+        cluster.store,
+        cluster.clock,
+        cluster_id=CLUSTER_ID,
+        region_id=REGION,
+        zone=f"{REGION}-k",
+        pools=[
+            PoolSpec(
+                pool_id="np-cpu",
+                name="cpu",
+                instance_type="ecs.g7.xlarge",
+                max_size=10,
+                boot=BootLatency(60, 90),
+            )
+        ],
+    )
     cluster.add(pools)
     async with cluster:
         app = build_cs_app(pools, keys=static_test_keys(), now=cluster.clock.now)
@@ -57,32 +73,71 @@ async def sim() -> AsyncIterator[tuple[SimCluster, web.Application, str]]:
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "agent",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     return int(process.returncode or 0), out.decode(), err.decode()
 
 
 async def test_run_scales_reports_status_and_stops_on_sigterm(
-        sim: tuple[SimCluster, web.Application, str]) -> None:
+    sim: tuple[SimCluster, web.Application, str],
+) -> None:
     """The agent process serves a burst, `status` prints it, SIGTERM ends it with exit 0."""
     cluster, cs_app, cs_url = sim
     ops = f"127.0.0.1:{free_port()}"
-    env = {**clean_env(), "ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_ACCESS_KEY_SECRET,
-           "RAY_ACK_SCALER_CLUSTER_ID": CLUSTER_ID, "RAY_ACK_SCALER_REGION": REGION}
+    env = {
+        **clean_env(),
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_ACCESS_KEY_SECRET,
+        "RAY_ACK_SCALER_CLUSTER_ID": CLUSTER_ID,
+        "RAY_ACK_SCALER_REGION": REGION,
+    }
     agent = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "run", "--api-url", cluster.url, "--cs-endpoint", cs_url,
-        "--credentials", "access-key", "--ops-address", ops, "--batch-idle-seconds", "0.05",
-        "--prices", "ecs.g7.xlarge=1.0", "--no-eci-enabled", "--log-format", "json",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        "--api-url",
+        cluster.url,
+        "--cs-endpoint",
+        cs_url,
+        "--credentials",
+        "access-key",
+        "--ops-address",
+        ops,
+        "--batch-idle-seconds",
+        "0.05",
+        "--prices",
+        "ecs.g7.xlarge=1.0",
+        "--no-eci-enabled",
+        "--log-format",
+        "json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         for i in range(3):
-            cluster.store.create("pods", {
-                "metadata": {"name": f"w{i}", "namespace": "ray",
-                             "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "rc"}},
-                "spec": {"containers": [{"name": "w", "resources": {"requests": {"cpu": "1"}}}]},
-            }, namespace="ray")
+            cluster.store.create(
+                "pods",
+                {
+                    "metadata": {
+                        "name": f"w{i}",
+                        "namespace": "ray",
+                        "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "rc"},
+                    },
+                    "spec": {
+                        "containers": [{"name": "w", "resources": {"requests": {"cpu": "1"}}}]
+                    },
+                },
+                namespace="ray",
+            )
 
         async def scaled() -> None:
             # the emulator journal is plain state: nothing to await
@@ -96,8 +151,11 @@ async def test_run_scales_reports_status_and_stops_on_sigterm(
         assert "np-cpu" in out
         reader = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         metrics = await asyncio.to_thread(
-            lambda: reader.open(f"http://{ops}/metrics", timeout=10).read().decode())
-        assert 'ray_ack_scaler_cs_calls_total{action="ModifyClusterNodePool",outcome="ok"}' in metrics
+            lambda: reader.open(f"http://{ops}/metrics", timeout=10).read().decode()
+        )
+        assert (
+            'ray_ack_scaler_cs_calls_total{action="ModifyClusterNodePool",outcome="ok"}' in metrics
+        )
         assert 'ray_ack_scaler_actuation_total{outcome="pool_writes"} 1.0' in metrics
         agent.send_signal(signal.SIGTERM)
         _, agent_err = await asyncio.wait_for(agent.communicate(), 20)
@@ -112,8 +170,9 @@ async def test_run_scales_reports_status_and_stops_on_sigterm(
 
 async def test_run_rejects_bad_configuration() -> None:
     """A bad setting is reported with its name and exit code 2, before anything connects."""
-    code, _, err = await run_cli("run", "--cluster-id", "c", "--region", "r", "--strategy", "x",
-                                 env=clean_env())
+    code, _, err = await run_cli(
+        "run", "--cluster-id", "c", "--region", "r", "--strategy", "x", env=clean_env()
+    )
     assert code == 2
     assert "strategy: invalid value 'x' from flag --strategy" in err
 

@@ -1,5 +1,6 @@
 """The agent's main loop against the simulator over real HTTP: the Kubernetes API through
 kubernetes-asyncio, node pools through the CS SDK and emulator, the in-process decider."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,14 @@ SPEED = 100.0  # a 60-90 s boot lasts under a second
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
@@ -52,22 +60,44 @@ class World:
 
     def add_workers(self, count: int, *, cpu: str = "1", prefix: str = "w") -> None:
         for i in range(count):
-            self.cluster.store.create("pods", {
-                "metadata": {"name": f"{prefix}{i}", "namespace": "ray",
-                             "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "rc",
-                                        "ray.io/group": "g"}},
-                "spec": {"containers": [{"name": "ray-worker", "resources": {
-                    "requests": {"cpu": cpu, "memory": "1Gi"}}}]},
-            }, namespace="ray")
+            self.cluster.store.create(
+                "pods",
+                {
+                    "metadata": {
+                        "name": f"{prefix}{i}",
+                        "namespace": "ray",
+                        "labels": {
+                            "ray.io/node-type": "worker",
+                            "ray.io/cluster": "rc",
+                            "ray.io/group": "g",
+                        },
+                    },
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "ray-worker",
+                                "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}},
+                            }
+                        ]
+                    },
+                },
+                namespace="ray",
+            )
 
     def phases(self) -> list[str]:
         items, _ = self.cluster.store.list("pods", namespace="ray")
         return sorted(p.get("status", {}).get("phase", "") for p in items)
 
     def agent(self, config: AgentConfig, *, decider: Any = None) -> Agent:
-        return Agent(config, kube=self.kube, pools=self.pools, decider=decider or LocalDecider(),
-                     actuator=Actuator(self.pools, self.kube), now=self.cluster.clock.now,
-                     backoff=Backoff(initial=0.01, maximum=0.1))
+        return Agent(
+            config,
+            kube=self.kube,
+            pools=self.pools,
+            decider=decider or LocalDecider(),
+            actuator=Actuator(self.pools, self.kube),
+            now=self.cluster.clock.now,
+            backoff=Backoff(initial=0.01, maximum=0.1),
+        )
 
 
 @pytest.fixture
@@ -78,26 +108,47 @@ def with_eci() -> bool:
 @pytest.fixture
 async def world(with_eci: bool) -> AsyncIterator[World]:
     cluster = SimCluster(speed=SPEED, namespaces=["ray"])
-    pools = NodePools(cluster.store, cluster.clock, cluster_id=CLUSTER_ID, region_id=REGION,
-                      zone=f"{REGION}-k",
-                      pools=[PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge",
-                                      max_size=10, boot=BootLatency(60, 90))])
+    pools = NodePools(
+        cluster.store,
+        cluster.clock,
+        cluster_id=CLUSTER_ID,
+        region_id=REGION,
+        zone=f"{REGION}-k",
+        pools=[
+            PoolSpec(
+                pool_id="np-cpu",
+                name="cpu",
+                instance_type="ecs.g7.xlarge",
+                max_size=10,
+                boot=BootLatency(60, 90),
+            )
+        ],
+    )
     cluster.add(pools)
     if with_eci:
-        cluster.add(EciVirtualNode(cluster.store, cluster.clock, spec=EciSpec(zone=f"{REGION}-k"),
-                                   region=REGION))
+        cluster.add(
+            EciVirtualNode(
+                cluster.store, cluster.clock, spec=EciSpec(zone=f"{REGION}-k"), region=REGION
+            )
+        )
     async with cluster:
         cs_faults = FaultPlan()
-        cs_app = build_cs_app(pools, keys=static_test_keys(), faults=cs_faults,
-                              now=cluster.clock.now)
+        cs_app = build_cs_app(
+            pools, keys=static_test_keys(), faults=cs_faults, now=cluster.clock.now
+        )
         runner = web.AppRunner(cs_app, shutdown_timeout=0.2)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         endpoint = f"127.0.0.1:{runner.addresses[0][1]}"
-        sdk = build_sdk_client(region_id=REGION, endpoint=endpoint, protocol="http",
-                               access_key_id=TEST_ACCESS_KEY_ID,
-                               access_key_secret=TEST_ACCESS_KEY_SECRET, timeout_seconds=5)
+        sdk = build_sdk_client(
+            region_id=REGION,
+            endpoint=endpoint,
+            protocol="http",
+            access_key_id=TEST_ACCESS_KEY_ID,
+            access_key_secret=TEST_ACCESS_KEY_SECRET,
+            timeout_seconds=5,
+        )
         node_pools = NodePoolClient(sdk, CLUSTER_ID, retry=RetryPolicy(base_delay_seconds=0.01))
         kube = await KubeClient.connect(api_url=cluster.url, request_timeout=5)
         try:
@@ -108,11 +159,20 @@ async def world(with_eci: bool) -> AsyncIterator[World]:
 
 
 def config_for(world: World, **overrides: Any) -> AgentConfig:
-    base = AgentConfig(cluster_id=CLUSTER_ID, region=REGION, api_url=world.cluster.url,
-                       cs_endpoint=f"http://{world.cs_endpoint}", batch_idle_seconds=0.05,
-                       batch_max_seconds=0.5, resync_seconds=2.0, pool_refresh_seconds=1.0,
-                       watch_timeout_seconds=30, watch_read_timeout_seconds=40,
-                       prices={"ecs.g7.xlarge": 1.0}, eci_enabled=False)
+    base = AgentConfig(
+        cluster_id=CLUSTER_ID,
+        region=REGION,
+        api_url=world.cluster.url,
+        cs_endpoint=f"http://{world.cs_endpoint}",
+        batch_idle_seconds=0.05,
+        batch_max_seconds=0.5,
+        resync_seconds=2.0,
+        pool_refresh_seconds=1.0,
+        watch_timeout_seconds=30,
+        watch_read_timeout_seconds=40,
+        prices={"ecs.g7.xlarge": 1.0},
+        eci_enabled=False,
+    )
     return replace(base, **overrides)
 
 
@@ -130,6 +190,7 @@ async def running(agent: Agent) -> AsyncIterator[asyncio.Event]:
 
 async def until(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
     """Poll (bounded) until predicate() holds."""
+
     async def poll() -> None:
         # the predicate reads several parties' state (agent, store): nothing single to await
         while not predicate():  # noqa: ASYNC110
@@ -217,13 +278,17 @@ async def test_ops_endpoints_serve_the_running_agent(world: World) -> None:
     ops = OpsServer(agent, agent.metrics, host="127.0.0.1", port=0)
     await ops.start()
     try:
-        async with running(agent), aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with (
+            running(agent),
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        ):
             await until(agent.ready)
             async with session.get(ops.url + "/readyz") as response:
                 assert response.status == 200
             world.add_workers(3)
-            await until(lambda: agent.last_round is not None and agent.last_round.outcome == "scaled")
+            await until(
+                lambda: agent.last_round is not None and agent.last_round.outcome == "scaled"
+            )
             await until(lambda: bool(agent.pool_infos) and agent.pool_infos[0].desired == 1)
             async with session.get(ops.url + "/status") as response:
                 status = json.loads(await response.text())

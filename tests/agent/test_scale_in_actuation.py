@@ -1,5 +1,6 @@
 """Applying scale-in replies over the wire: the real Kubernetes client and CS SDK against the
 embedded ACK (three booted, empty pool nodes, no workload)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,13 @@ async def ack(request: pytest.FixtureRequest, no_proxies: None) -> AsyncIterator
 @pytest.fixture
 async def actuator(ack: EmbeddedAck) -> AsyncIterator[ScaleInActuator]:
     kube = await KubeClient.connect(api_url=ack.kubernetes_url)
-    sdk = build_cs(region_id=ack.region_id, endpoint=ack.cs_endpoint, protocol="http",
-                   access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET)
+    sdk = build_cs(
+        region_id=ack.region_id,
+        endpoint=ack.cs_endpoint,
+        protocol="http",
+        access_key_id=TEST_ACCESS_KEY_ID,
+        access_key_secret=TEST_ACCESS_KEY_SECRET,
+    )
     try:
         yield ScaleInActuator(NodePoolClient(sdk, ack.cluster_id), kube)
     finally:
@@ -47,24 +53,38 @@ async def actuator(ack: EmbeddedAck) -> AsyncIterator[ScaleInActuator]:
 
 def pool_nodes(ack: EmbeddedAck) -> dict[str, dict[str, Any]]:
     nodes, _ = ack.cluster.store.list("nodes")
-    return {n["metadata"]["name"]: n for n in nodes
-            if n["metadata"]["labels"].get(POOL_LABEL) == POOL}
+    return {
+        n["metadata"]["name"]: n for n in nodes if n["metadata"]["labels"].get(POOL_LABEL) == POOL
+    }
 
 
-def decision(ack: EmbeddedAck, names: list[str], *, desired: int = 3,
-             instance_ids: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def decision(
+    ack: EmbeddedAck, names: list[str], *, desired: int = 3, instance_ids: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A scale-in/v1 reply removing `names`, and the request it answers (only what apply reads)."""
     ids = instance_ids or [str(ack.world.pools.instance_id_of(n)) for n in names]
     reply = {
-        "schema": "scale-in/v1", "decisionId": "d-1",
-        "remove": [{"node": n, "poolId": POOL, "instanceId": i, "reason": "empty for 61s",
-                    "evicts": []} for n, i in zip(names, ids, strict=True)],
-        "pools": [{"poolId": POOL, "fromDesired": desired, "toDesired": desired - len(names),
-                   "nodes": names, "instanceIds": ids}],
+        "schema": "scale-in/v1",
+        "decisionId": "d-1",
+        "remove": [
+            {"node": n, "poolId": POOL, "instanceId": i, "reason": "empty for 61s", "evicts": []}
+            for n, i in zip(names, ids, strict=True)
+        ],
+        "pools": [
+            {
+                "poolId": POOL,
+                "fromDesired": desired,
+                "toDesired": desired - len(names),
+                "nodes": names,
+                "instanceIds": ids,
+            }
+        ],
         "keep": [],
     }
-    request = {"schema": "scale-in/v1", "pools": [{"id": POOL, "size": {"min": 0,
-                                                                        "desired": desired}}]}
+    request = {
+        "schema": "scale-in/v1",
+        "pools": [{"id": POOL, "size": {"min": 0, "desired": desired}}],
+    }
     return reply, request
 
 

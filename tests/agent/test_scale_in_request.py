@@ -1,5 +1,6 @@
 """The scale-in/v1 request the agent builds, judged by the decision core itself, and the reply
 checks every decider applies before the agent acts."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,14 @@ from agent.model import PoolInfo
 from agent.scale_in.tracking import ScaleInPolicy, UnneededTracker, build_scale_in_request
 from functions.scalein.decision import scale_in
 
-POOL = PoolInfo(pool_id="np-cpu", name="cpu", instance_types=("ecs.g7.xlarge",), desired=2,
-                min_size=0, max_size=10)
+POOL = PoolInfo(
+    pool_id="np-cpu",
+    name="cpu",
+    instance_types=("ecs.g7.xlarge",),
+    desired=2,
+    min_size=0,
+    max_size=10,
+)
 SETTINGS = RequestSettings(cluster_id="c-1", region="cn-hangzhou")
 
 
@@ -38,14 +45,26 @@ def cluster(*, busy: bool = False) -> ClusterView:
     return view
 
 
-def request_of(view: ClusterView, *, now: float, tracker: UnneededTracker,
-               policy: ScaleInPolicy | None = None, last_up: float | None = None,
-               pools: tuple[PoolInfo, ...] = (POOL,)) -> dict[str, Any]:
+def request_of(
+    view: ClusterView,
+    *,
+    now: float,
+    tracker: UnneededTracker,
+    policy: ScaleInPolicy | None = None,
+    last_up: float | None = None,
+    pools: tuple[PoolInfo, ...] = (POOL,),
+) -> dict[str, Any]:
     return build_scale_in_request(
-        [view.nodes[name] for name in sorted(view.nodes)], list(pools),
-        facts=view.node_pods.facts, pods_on=view.node_pods.on_node, tracker=tracker,
-        last_scale_up=lambda _pool: last_up, settings=SETTINGS,
-        policy=policy or ScaleInPolicy(), now=now)
+        [view.nodes[name] for name in sorted(view.nodes)],
+        list(pools),
+        facts=view.node_pods.facts,
+        pods_on=view.node_pods.on_node,
+        tracker=tracker,
+        last_scale_up=lambda _pool: last_up,
+        settings=SETTINGS,
+        policy=policy or ScaleInPolicy(),
+        now=now,
+    )
 
 
 def tracked(view: ClusterView, *, at: float) -> UnneededTracker:
@@ -63,8 +82,15 @@ def test_an_empty_node_goes_once_unneeded_long_enough_and_not_before():
     assert early["remove"] == []
     reply = scale_in(request_of(view, now=T0 + 61, tracker=tracker))
     assert [(r["node"], r["instanceId"]) for r in reply["remove"]] == [("n-empty", "i-1")]
-    assert reply["pools"] == [{"poolId": "np-cpu", "fromDesired": 2, "toDesired": 1,
-                               "nodes": ["n-empty"], "instanceIds": ["i-1"]}]
+    assert reply["pools"] == [
+        {
+            "poolId": "np-cpu",
+            "fromDesired": 2,
+            "toDesired": 1,
+            "nodes": ["n-empty"],
+            "instanceIds": ["i-1"],
+        }
+    ]
 
 
 def test_only_managed_pool_nodes_are_offered_and_never_the_eci_node():
@@ -73,8 +99,7 @@ def test_only_managed_pool_nodes_are_offered_and_never_the_eci_node():
     tracker = tracked(view, at=T0)
     names = [n["name"] for n in request_of(view, now=T0, tracker=tracker)["nodes"]]
     assert names == ["n-busy", "n-empty"]
-    draining = request_of(view, now=T0, tracker=tracker,
-                          policy=ScaleInPolicy(drain_non_empty=True))
+    draining = request_of(view, now=T0, tracker=tracker, policy=ScaleInPolicy(drain_non_empty=True))
     offered = {n["name"]: n["poolId"] for n in draining["nodes"]}
     assert offered == {"n-busy": "np-cpu", "n-empty": "np-cpu", "n-system": None}
 
@@ -105,8 +130,14 @@ def test_a_pool_only_known_by_instance_type_gets_the_catalog_price():
     tracker = tracked(view, at=T0)
     pools = request_of(view, now=T0, tracker=tracker)["pools"]
     assert pools[0]["pricePerHour"] > 0
-    unknown = PoolInfo(pool_id="np-cpu", name="cpu", instance_types=("ecs.nope",), desired=2,
-                       min_size=0, max_size=10)
+    unknown = PoolInfo(
+        pool_id="np-cpu",
+        name="cpu",
+        instance_types=("ecs.nope",),
+        desired=2,
+        min_size=0,
+        max_size=10,
+    )
     assert request_of(view, now=T0, tracker=tracker, pools=(unknown,))["pools"] == []
 
 
@@ -126,13 +157,16 @@ def test_the_decision_cores_reply_passes_the_checks():
     assert len(reply["remove"]) == 2
 
 
-@pytest.mark.parametrize("spoil, message", [
-    (lambda r: r.update(schema="decide/v1"), "schema"),
-    (lambda r: r["remove"][0].update(node="n-system"), "not a managed node"),
-    (lambda r: r["remove"][0].update(instanceId="i-9"), "instance id"),
-    (lambda r: r["pools"][0]["nodes"].pop(), "not grouped"),
-    (lambda r: r["remove"].append(dict(r["remove"][0])), "twice"),
-])
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda r: r.update(schema="decide/v1"), "schema"),
+        (lambda r: r["remove"][0].update(node="n-system"), "not a managed node"),
+        (lambda r: r["remove"][0].update(instanceId="i-9"), "instance id"),
+        (lambda r: r["pools"][0]["nodes"].pop(), "not grouped"),
+        (lambda r: r["remove"].append(dict(r["remove"][0])), "twice"),
+    ],
+)
 def test_a_reply_that_does_not_fit_its_request_is_refused(spoil, message):
     """Unknown nodes, other instance ids, ungrouped or doubled removals: InvalidReply."""
     reply, request = reply_and_request()

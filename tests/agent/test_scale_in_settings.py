@@ -1,4 +1,5 @@
 """Scale-in settings: defaults, flags and environment, refusals, and the policy they make."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,22 +23,33 @@ def test_flags_beat_environment_for_scale_in_settings():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--no-scale-in-enabled", "--scale-down-unneeded-seconds", "300"])
-    env = {"RAY_ACK_SCALER_SCALE_IN_ENABLED": "true",
-           "RAY_ACK_SCALER_SCALE_DOWN_UNNEEDED_SECONDS": "30",
-           "RAY_ACK_SCALER_SCALE_IN_DRAIN_NON_EMPTY": "yes",
-           "RAY_ACK_SCALER_SCALE_IN_MAX_NODES_PER_DECISION": "3"}
+    env = {
+        "RAY_ACK_SCALER_SCALE_IN_ENABLED": "true",
+        "RAY_ACK_SCALER_SCALE_DOWN_UNNEEDED_SECONDS": "30",
+        "RAY_ACK_SCALER_SCALE_IN_DRAIN_NON_EMPTY": "yes",
+        "RAY_ACK_SCALER_SCALE_IN_MAX_NODES_PER_DECISION": "3",
+    }
     config = load_config(args, environ=env, require_cluster=False)
     assert not config.scale_in_enabled
     policy = scale_in_policy(config)
     assert (policy.unneeded_seconds, policy.drain_non_empty, policy.max_nodes_per_decision) == (
-        300.0, True, 3)
+        300.0,
+        True,
+        3,
+    )
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"RAY_ACK_SCALER_SCALE_DOWN_UTILIZATION_THRESHOLD": "1.5"}, "at most 1"),
-    ({"RAY_ACK_SCALER_SCALE_IN_INTERVAL_SECONDS": "0"}, "must be positive"),
-    ({"RAY_ACK_SCALER_SCALE_IN_MAX_NODES_PER_DECISION": "2.5"}, "scale_in_max_nodes_per_decision"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"RAY_ACK_SCALER_SCALE_DOWN_UTILIZATION_THRESHOLD": "1.5"}, "at most 1"),
+        ({"RAY_ACK_SCALER_SCALE_IN_INTERVAL_SECONDS": "0"}, "must be positive"),
+        (
+            {"RAY_ACK_SCALER_SCALE_IN_MAX_NODES_PER_DECISION": "2.5"},
+            "scale_in_max_nodes_per_decision",
+        ),
+    ],
+)
 def test_bad_scale_in_settings_are_refused_by_name(env, message):
     """A threshold above 1, a zero interval, a fractional cap: ConfigError naming the setting."""
     with pytest.raises(ConfigError, match=message):

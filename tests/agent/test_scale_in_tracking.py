@@ -1,5 +1,6 @@
 """Scale-in bookkeeping as pure logic: the bound-pods fold, node facts, since-when timers and
 the pools' last scale-up."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,30 +21,61 @@ def stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def raw_node(name: str = NODE, *, ready: bool = True, created: float = T0,
-             transition: float | None = None, unschedulable: bool = False) -> dict[str, Any]:
+def raw_node(
+    name: str = NODE,
+    *,
+    ready: bool = True,
+    created: float = T0,
+    transition: float | None = None,
+    unschedulable: bool = False,
+) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "creationTimestamp": stamp(created),
-                     "labels": {"alibabacloud.com/nodepool-id": "np-cpu"}},
+        "metadata": {
+            "name": name,
+            "creationTimestamp": stamp(created),
+            "labels": {"alibabacloud.com/nodepool-id": "np-cpu"},
+        },
         "spec": {"providerID": "cn-hangzhou.i-bp1abc", "unschedulable": unschedulable},
-        "status": {"allocatable": dict(ALLOCATABLE),
-                   "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                                   "lastTransitionTime": stamp(transition or created)}]},
+        "status": {
+            "allocatable": dict(ALLOCATABLE),
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": stamp(transition or created),
+                }
+            ],
+        },
     }
 
 
-def raw_pod(uid: str, *, node: str = NODE, owner: str | None = "RayCluster", cpu: str = "1",
-            phase: str = "Running", ray: str | None = "worker",
-            annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"uid": uid, "name": f"pod-{uid}", "namespace": "ray",
-                            "labels": {"ray.io/node-type": ray} if ray else {},
-                            "annotations": annotations or {}}
+def raw_pod(
+    uid: str,
+    *,
+    node: str = NODE,
+    owner: str | None = "RayCluster",
+    cpu: str = "1",
+    phase: str = "Running",
+    ray: str | None = "worker",
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "uid": uid,
+        "name": f"pod-{uid}",
+        "namespace": "ray",
+        "labels": {"ray.io/node-type": ray} if ray else {},
+        "annotations": annotations or {},
+    }
     if owner:
         meta["ownerReferences"] = [{"kind": owner, "name": "o", "uid": "o-1", "controller": True}]
-    return {"metadata": meta,
-            "spec": {"nodeName": node,
-                     "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]},
-            "status": {"phase": phase}}
+    return {
+        "metadata": meta,
+        "spec": {
+            "nodeName": node,
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}],
+        },
+        "status": {"phase": phase},
+    }
 
 
 # --- the bound-pods fold -----------------------------------------------------------------------
@@ -51,6 +83,7 @@ def raw_pod(uid: str, *, node: str = NODE, owner: str | None = "RayCluster", cpu
 
 def test_owner_kinds_map_onto_the_contracts_set():
     """Known controllers pass through; RC → ReplicaSet, mirror → DaemonSet, unknown → none."""
+
     def kind(owners: list[dict[str, Any]]) -> str:
         return owner_kind({"ownerReferences": owners})
 
@@ -81,8 +114,10 @@ def test_the_fold_follows_pods_across_nodes_and_drops_finished_ones():
 def test_safe_to_evict_false_pins_the_pod():
     """cluster-autoscaler's opt-out annotation is honoured: the pod is PDB-blocked."""
     view = ClusterView()
-    view.node_pods_sink.apply("ADDED", raw_pod(
-        "a", annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}))
+    view.node_pods_sink.apply(
+        "ADDED",
+        raw_pod("a", annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}),
+    )
     assert view.node_pods.on_node(NODE)[0].pinned
 
 
@@ -168,8 +203,14 @@ def test_nodes_gone_from_the_view_lose_their_timers():
 
 
 def pool(desired: int) -> PoolInfo:
-    return PoolInfo(pool_id="np-cpu", name="cpu", instance_types=("ecs.g7.xlarge",),
-                    desired=desired, min_size=0, max_size=10)
+    return PoolInfo(
+        pool_id="np-cpu",
+        name="cpu",
+        instance_types=("ecs.g7.xlarge",),
+        desired=desired,
+        min_size=0,
+        max_size=10,
+    )
 
 
 def test_a_desired_raise_seen_in_pool_reads_is_a_scale_up():

@@ -1,6 +1,7 @@
 """Two agents (two Ray clusters' head pods) on the same node pools, through the real CS SDK against
 the CS emulator: they converge on one absolute desired size and never ask for more than a single
 agent seeing every pod would."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,10 @@ async def round_of(world: CloudWorld, actuators: list, views: list[list[PendingP
     """Each agent decides on its own snapshot, then all apply at the same moment."""
     decisions = [await decide_for(world, pods) for pods in views]
     return await asyncio.gather(
-        *(a.apply(reply, request, dry_run=False) for a, (reply, request) in zip(actuators, decisions, strict=True))
+        *(
+            a.apply(reply, request, dry_run=False)
+            for a, (reply, request) in zip(actuators, decisions, strict=True)
+        )
     )
 
 
@@ -47,7 +51,9 @@ async def test_concurrent_agents_converge_without_double_scaling(order: str) -> 
         final = world.pools.describe_pool("np-cpu").desired
         assert final == max(ask_a, ask_b)
         assert max(world.desired_writes()) <= alone
-        assert not any(r.pools_written for r in second), "converged: the second round writes nothing"
+        assert not any(r.pools_written for r in second), (
+            "converged: the second round writes nothing"
+        )
 
 
 async def test_sequential_agents_never_sum_their_asks() -> None:
@@ -67,8 +73,10 @@ async def test_every_interleaving_of_stale_decisions_converges() -> None:
     """Decisions made on the same stale pool state, applied in any order, end at the largest ask."""
     async with cloud_world([pool_view("np-cpu", desired=1, max_size=20)]) as world:
         decisions = [await decide_for(world, pods) for pods in (AGENT_A, AGENT_B, ALL[:2], ALL)]
-        asks = [max((x["toDesired"] for x in r["actions"] if x["kind"] == "scale-pool"), default=1)
-                for r, _ in decisions]
+        asks = [
+            max((x["toDesired"] for x in r["actions"] if x["kind"] == "scale-pool"), default=1)
+            for r, _ in decisions
+        ]
         for permutation in itertools.islice(itertools.permutations(range(len(decisions))), 8):
             world.pools.set_desired("np-cpu", 1)
             for index in permutation:

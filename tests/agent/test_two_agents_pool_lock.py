@@ -2,6 +2,7 @@
 real Kubernetes client: with the per-pool Lease, desired never goes down during scale-out and never
 exceeds what one agent seeing every pod would ask; a busy Lease defers the pool, an expired one is
 taken over."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,10 +23,15 @@ ROUNDS = 12
 LATENCY = 0.02  # per CS call: both agents read before either writes unless something orders them
 
 
-def locked_actuator(world: CloudWorld, identity: str, *, now: object = None, attempts: int = 100) -> object:
-    settings = LockSettings(namespace="kube-system", identity=identity, attempts=attempts,
-                            retry_seconds=0.01)
-    lock = PoolLock(world.kube, settings) if now is None else PoolLock(world.kube, settings, now=now)  # type: ignore[arg-type]
+def locked_actuator(
+    world: CloudWorld, identity: str, *, now: object = None, attempts: int = 100
+) -> object:
+    settings = LockSettings(
+        namespace="kube-system", identity=identity, attempts=attempts, retry_seconds=0.01
+    )
+    lock = (
+        PoolLock(world.kube, settings) if now is None else PoolLock(world.kube, settings, now=now)
+    )  # type: ignore[arg-type]
     return world.actuator(lock=lock)
 
 
@@ -34,7 +40,9 @@ async def ask(world: CloudWorld, pods: list[PendingPod]) -> int:
     return max((a["toDesired"] for a in reply["actions"] if a["kind"] == "scale-pool"), default=0)
 
 
-async def race(world: CloudWorld, actuators: list, views: list[list[PendingPod]], rng: random.Random) -> None:
+async def race(
+    world: CloudWorld, actuators: list, views: list[list[PendingPod]], rng: random.Random
+) -> None:
     """Both decide on the same pool state, then apply with random head starts."""
     decisions = [await decide_for(world, pods) for pods in views]
 
@@ -43,17 +51,23 @@ async def race(world: CloudWorld, actuators: list, views: list[list[PendingPod]]
         await actuator.apply(reply, request, dry_run=False)  # type: ignore[attr-defined]
 
     await asyncio.wait_for(
-        asyncio.gather(*(apply(a, r, q) for a, (r, q) in zip(actuators, decisions, strict=True))), 20)
+        asyncio.gather(*(apply(a, r, q) for a, (r, q) in zip(actuators, decisions, strict=True))),
+        20,
+    )
 
 
 async def racing_rounds(*, locked: bool) -> list[tuple[list[int], int]]:
     """Per round: the desired sizes written, in order, and what one agent seeing all pods asks."""
     rng = random.Random(7)
     out = []
-    async with cloud_world([pool_view("np-cpu", desired=0, max_size=40)],
-                           faults=FaultPlan(cs_latency_seconds=LATENCY)) as world:
-        agents = ([locked_actuator(world, "head-a"), locked_actuator(world, "head-b")] if locked
-                  else [world.actuator(), world.actuator()])
+    async with cloud_world(
+        [pool_view("np-cpu", desired=0, max_size=40)], faults=FaultPlan(cs_latency_seconds=LATENCY)
+    ) as world:
+        agents = (
+            [locked_actuator(world, "head-a"), locked_actuator(world, "head-b")]
+            if locked
+            else [world.actuator(), world.actuator()]
+        )
         for _ in range(ROUNDS):
             world.pools.set_desired("np-cpu", rng.randrange(0, 3))
             start, end = sorted(rng.sample(range(len(PODS) + 1), 2))
@@ -85,8 +99,11 @@ async def test_a_busy_lease_defers_the_pool_and_an_expired_one_is_taken_over() -
     """An agent that died holding the Lease blocks the pool only until the Lease expires."""
     clock = [1_000_000.0]
     async with cloud_world([pool_view("np-cpu", desired=1, max_size=20)]) as world:
-        dead = PoolLock(world.kube, LockSettings(namespace="kube-system", identity="head-dead"),
-                        now=lambda: clock[0])
+        dead = PoolLock(
+            world.kube,
+            LockSettings(namespace="kube-system", identity="head-dead"),
+            now=lambda: clock[0],
+        )
         assert (await dead.acquire("np-cpu")).acquired
         agent = locked_actuator(world, "head-b", now=lambda: clock[0], attempts=2)
         reply, request = await decide_for(world, PODS[:6])
@@ -110,8 +127,9 @@ async def test_two_agents_creating_the_lease_at_once_both_write_in_turn() -> Non
     async with cloud_world([pool_view("np-cpu", desired=0, max_size=20)]) as world:
         a, b = locked_actuator(world, "head-a"), locked_actuator(world, "head-b")
         (ra, qa), (rb, qb) = await decide_for(world, PODS[:3]), await decide_for(world, PODS[:9])
-        results = await asyncio.wait_for(asyncio.gather(
-            a.apply(ra, qa, dry_run=False), b.apply(rb, qb, dry_run=False)), 20)  # type: ignore[attr-defined]
+        results = await asyncio.wait_for(
+            asyncio.gather(a.apply(ra, qa, dry_run=False), b.apply(rb, qb, dry_run=False)), 20
+        )  # type: ignore[attr-defined]
         assert not any(r.pools_deferred for r in results)
         writes = world.desired_writes()
         assert writes == sorted(writes) and writes[-1] == 3

@@ -1,4 +1,5 @@
 """The cluster view folds raw pod and node events into pending pods, nodes and ECI counts."""
+
 from __future__ import annotations
 
 import copy
@@ -20,19 +21,28 @@ UNSCHEDULABLE = {
 }
 
 
-def pod(uid: str = "u-1", *, rv: str = "10", containers: list[dict] | None = None,
-        conditions: list[dict] | None = None, **spec: Any) -> dict[str, Any]:
+def pod(
+    uid: str = "u-1",
+    *,
+    rv: str = "10",
+    containers: list[dict] | None = None,
+    conditions: list[dict] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
     return {
         "kind": "Pod",
         "metadata": {
-            "uid": uid, "name": f"worker-{uid}", "namespace": "ray", "resourceVersion": rv,
+            "uid": uid,
+            "name": f"worker-{uid}",
+            "namespace": "ray",
+            "resourceVersion": rv,
             "labels": {"ray.io/cluster": "c", "ray.io/group": "g", "ray.io/node-type": "worker"},
             "annotations": {"ray.io/ft-enabled": "false"},
         },
         "spec": {
-            "containers": containers if containers is not None else [
-                {"name": "ray", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
-            ],
+            "containers": containers
+            if containers is not None
+            else [{"name": "ray", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}],
             **spec,
         },
         "status": {
@@ -55,12 +65,16 @@ def node(name: str, *, ready: bool = True, labels: dict[str, str] | None = None)
 
 
 def bound(uid: str, node_name: str, phase: str = "Running") -> dict[str, Any]:
-    return {"metadata": {"uid": uid, "name": uid, "namespace": "ray", "resourceVersion": "1"},
-            "spec": {"nodeName": node_name}, "status": {"phase": phase}}
+    return {
+        "metadata": {"uid": uid, "name": uid, "namespace": "ray", "resourceVersion": "1"},
+        "spec": {"nodeName": node_name},
+        "status": {"phase": phase},
+    }
 
 
-def container(cpu: str | None = None, memory: str | None = None, *,
-              limits: dict[str, str] | None = None) -> dict[str, Any]:
+def container(
+    cpu: str | None = None, memory: str | None = None, *, limits: dict[str, str] | None = None
+) -> dict[str, Any]:
     requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
     resources: dict[str, Any] = {"requests": requests}
     if limits:
@@ -72,26 +86,42 @@ def container(cpu: str | None = None, memory: str | None = None, *,
     ("spec", "expected"),
     [
         ({"containers": [container("1", "1Gi")]}, {"cpu": "1", "memory": "1Gi"}),
-        ({"containers": [container("500m", "512Mi"), container("250m", "512Mi")]},
-         {"cpu": "750m", "memory": str(1024**3)}),
-        ({"containers": [container("1", "1Gi")], "initContainers": [container("2", "256Mi")]},
-         {"cpu": "2", "memory": "1Gi"}),
-        ({"containers": [container("1")], "initContainers": [container("500m"), container("3")]},
-         {"cpu": "3"}),
-        ({"containers": [container(limits={"cpu": "2", "nvidia.com/gpu": "1"})]},
-         {"cpu": "2", "nvidia.com/gpu": "1"}),
+        (
+            {"containers": [container("500m", "512Mi"), container("250m", "512Mi")]},
+            {"cpu": "750m", "memory": str(1024**3)},
+        ),
+        (
+            {"containers": [container("1", "1Gi")], "initContainers": [container("2", "256Mi")]},
+            {"cpu": "2", "memory": "1Gi"},
+        ),
+        (
+            {"containers": [container("1")], "initContainers": [container("500m"), container("3")]},
+            {"cpu": "3"},
+        ),
+        (
+            {"containers": [container(limits={"cpu": "2", "nvidia.com/gpu": "1"})]},
+            {"cpu": "2", "nvidia.com/gpu": "1"},
+        ),
         ({"containers": [container("1")], "overhead": {"cpu": "250m"}}, {"cpu": "1250m"}),
         ({"containers": [{"name": "no-resources"}]}, {}),
     ],
-    ids=["one-container", "sum", "init-larger-cpu", "largest-init", "limits-stand-in",
-         "overhead", "none"],
+    ids=[
+        "one-container",
+        "sum",
+        "init-larger-cpu",
+        "largest-init",
+        "limits-stand-in",
+        "overhead",
+        "none",
+    ],
 )
 def test_effective_requests_table(spec: dict[str, Any], expected: dict[str, str]) -> None:
     """Effective request = max(sum of containers, largest init container) + overhead."""
     computed = effective_requests(spec)
     assert computed is not None
     assert {k: parse_quantity(v) for k, v in computed.items()} == {
-        k: parse_quantity(v) for k, v in expected.items()}
+        k: parse_quantity(v) for k, v in expected.items()
+    }
 
 
 def test_unparsable_quantity_is_not_tracked() -> None:
@@ -106,8 +136,12 @@ def test_unparsable_quantity_is_not_tracked() -> None:
     [
         (lambda p: None, True),
         (lambda p: p["status"].update(conditions=[]), False),
-        (lambda p: p["status"].update(conditions=[{**UNSCHEDULABLE, "reason": "SchedulingGated"}]),
-         False),
+        (
+            lambda p: p["status"].update(
+                conditions=[{**UNSCHEDULABLE, "reason": "SchedulingGated"}]
+            ),
+            False,
+        ),
         (lambda p: p["status"].update(conditions=[{**UNSCHEDULABLE, "status": "True"}]), False),
         (lambda p: p["spec"].update(nodeName="n1"), False),
         (lambda p: p["status"].update(phase="Running"), False),
@@ -132,8 +166,11 @@ def test_pending_pod_fields_follow_the_contract() -> None:
         nodeSelector={"gpu": "a100"},
         tolerations=[{"key": "k", "operator": "Exists"}],
         affinity={"nodeAffinity": {}},
-        volumes=[{"name": "a", "emptyDir": {}}, {"name": "b", "hostPath": {"path": "/x"}},
-                 {"name": "c", "emptyDir": {}}],
+        volumes=[
+            {"name": "a", "emptyDir": {}},
+            {"name": "b", "hostPath": {"path": "/x"}},
+            {"name": "c", "emptyDir": {}},
+        ],
         initContainers=[{"name": "i", "securityContext": {"privileged": True}}],
     )
     view = ClusterView()
@@ -190,13 +227,16 @@ def test_nodes_per_pool_and_readiness() -> None:
     """Nodes group by the nodepool-id label; NotReady is kept as not ready."""
     view = ClusterView()
     view.apply_node("ADDED", node("n1", labels={"alibabacloud.com/nodepool-id": "np-a"}))
-    view.apply_node("ADDED", node("n2", ready=False,
-                                  labels={"alibabacloud.com/nodepool-id": "np-a"}))
+    view.apply_node(
+        "ADDED", node("n2", ready=False, labels={"alibabacloud.com/nodepool-id": "np-a"})
+    )
     view.apply_node("ADDED", node("n3", labels={"alibabacloud.com/nodepool-id": "np-b"}))
     view.apply_node("ADDED", node("plain"))
     pools = view.nodes_by_pool()
     assert {k: sorted((n.name, n.ready) for n in v) for k, v in pools.items()} == {
-        "np-a": [("n1", True), ("n2", False)], "np-b": [("n3", True)]}
+        "np-a": [("n1", True), ("n2", False)],
+        "np-b": [("n3", True)],
+    }
     view.apply_node("DELETED", node("n2"))
     assert [n.name for n in view.nodes_by_pool()["np-a"]] == ["n1"]
 
@@ -204,8 +244,9 @@ def test_nodes_per_pool_and_readiness() -> None:
 def test_eci_running_pods_count_only_live_pods_on_virtual_nodes() -> None:
     """ECI count: bound pods on a type=virtual-kubelet node that have not finished."""
     view = ClusterView()
-    view.apply_node("ADDED", node("virtual-kubelet-cn-hangzhou-k",
-                                  labels={"type": "virtual-kubelet"}))
+    view.apply_node(
+        "ADDED", node("virtual-kubelet-cn-hangzhou-k", labels={"type": "virtual-kubelet"})
+    )
     view.apply_node("ADDED", node("n1", labels={"alibabacloud.com/nodepool-id": "np-a"}))
     view.apply_bound_pod("ADDED", bound("e1", "virtual-kubelet-cn-hangzhou-k"))
     view.apply_bound_pod("ADDED", bound("e2", "virtual-kubelet-cn-hangzhou-k", "Pending"))
@@ -225,7 +266,9 @@ def test_snapshot_orders_oldest_first_and_shares_repeated_values() -> None:
     """Snapshot lists the longest-waiting pods first; a Ray group's repeated maps are shared."""
     view = ClusterView()
     newer = pod("new")
-    newer["status"]["conditions"] = [{**UNSCHEDULABLE, "lastTransitionTime": "2026-11-29T05:00:00Z"}]
+    newer["status"]["conditions"] = [
+        {**UNSCHEDULABLE, "lastTransitionTime": "2026-11-29T05:00:00Z"}
+    ]
     view.apply_pod("ADDED", newer)
     view.apply_pod("ADDED", copy.deepcopy(pod("old")))
     snapshot = view.snapshot()

@@ -1,6 +1,7 @@
 """The watch loop against the simulated API server over real HTTP with kubernetes-asyncio: it
 follows changes, survives cut streams, 410 Expired and a server that stops answering, and never
 loses a pending pod."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,14 @@ FAST_BACKOFF = Backoff(initial=0.01, maximum=0.05)
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -93,15 +101,30 @@ class Api:
     names: list[str] = field(default_factory=list)
 
     def add_pending(self, name: str, *, labels: dict[str, str] | None = None) -> str:
-        pod = self.store.create("pods", {
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": labels or {"ray.io/node-type": "worker", "ray.io/cluster": "a"}},
-            "spec": {"containers": [{"name": "w", "resources": {"requests": {"cpu": "1"}}}]},
-            "status": {"phase": "Pending", "conditions": [{
-                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                "message": "0/1 nodes are available: 1 Insufficient cpu.",
-                "lastTransitionTime": "2026-11-29T05:00:00Z"}]},
-        }, namespace="default")
+        pod = self.store.create(
+            "pods",
+            {
+                "metadata": {
+                    "name": name,
+                    "namespace": "default",
+                    "labels": labels or {"ray.io/node-type": "worker", "ray.io/cluster": "a"},
+                },
+                "spec": {"containers": [{"name": "w", "resources": {"requests": {"cpu": "1"}}}]},
+                "status": {
+                    "phase": "Pending",
+                    "conditions": [
+                        {
+                            "type": "PodScheduled",
+                            "status": "False",
+                            "reason": "Unschedulable",
+                            "message": "0/1 nodes are available: 1 Insufficient cpu.",
+                            "lastTransitionTime": "2026-11-29T05:00:00Z",
+                        }
+                    ],
+                },
+            },
+            namespace="default",
+        )
         return str(pod["metadata"]["uid"])
 
     def bind(self, name: str) -> None:
@@ -116,9 +139,12 @@ class Api:
 
     def pending_uids(self) -> set[str]:
         items, _ = self.store.list("pods")
-        return {p["metadata"]["uid"] for p in items
-                if not p["spec"].get("nodeName")
-                and (p.get("metadata", {}).get("labels") or {}).get("ray.io/node-type") == "worker"}
+        return {
+            p["metadata"]["uid"]
+            for p in items
+            if not p["spec"].get("nodeName")
+            and (p.get("metadata", {}).get("labels") or {}).get("ray.io/node-type") == "worker"
+        }
 
 
 @pytest.fixture
@@ -142,14 +168,20 @@ async def api() -> AsyncIterator[Api]:
 
 
 @contextlib.asynccontextmanager
-async def watching(api: Api, *, read_timeout: float = 5.0, page_size: int = 500
-                   ) -> AsyncIterator[tuple[ClusterView, Watcher]]:
+async def watching(
+    api: Api, *, read_timeout: float = 5.0, page_size: int = 500
+) -> AsyncIterator[tuple[ClusterView, Watcher]]:
     view = ClusterView()
     client = await KubeClient.connect(api_url=api.url, request_timeout=5)
     watcher = Watcher(
-        client, WatchTarget("pending-pods", "pods", label_selector=SELECTOR, field_selector=UNBOUND),
-        sink=view.pods, page_size=page_size, timeout_seconds=30, read_timeout=read_timeout,
-        backoff=FAST_BACKOFF, rng=random.Random(7),
+        client,
+        WatchTarget("pending-pods", "pods", label_selector=SELECTOR, field_selector=UNBOUND),
+        sink=view.pods,
+        page_size=page_size,
+        timeout_seconds=30,
+        read_timeout=read_timeout,
+        backoff=FAST_BACKOFF,
+        rng=random.Random(7),
     )
     task = asyncio.create_task(watcher.run())
     try:
@@ -165,6 +197,7 @@ async def watching(api: Api, *, read_timeout: float = 5.0, page_size: int = 500
 
 async def until(predicate: Callable[[], object], *, timeout: float = 10.0) -> None:
     """Poll (bounded) until predicate() holds."""
+
     async def poll() -> None:
         # the predicate reads state of several parties (view, store, watcher): nothing to await
         while not predicate():  # noqa: ASYNC110
@@ -299,8 +332,14 @@ async def test_a_failing_fold_restarts_from_a_full_list(api: Api) -> None:
     sink = FlakySink(view, "poison")
     client = await KubeClient.connect(api_url=api.url, request_timeout=5)
     watcher = Watcher(
-        client, WatchTarget("pending-pods", "pods", label_selector=SELECTOR, field_selector=UNBOUND),
-        sink=sink, timeout_seconds=30, read_timeout=5, backoff=FAST_BACKOFF, rng=random.Random(1))
+        client,
+        WatchTarget("pending-pods", "pods", label_selector=SELECTOR, field_selector=UNBOUND),
+        sink=sink,
+        timeout_seconds=30,
+        read_timeout=5,
+        backoff=FAST_BACKOFF,
+        rng=random.Random(1),
+    )
     task = asyncio.create_task(watcher.run())
     try:
         await asyncio.wait_for(watcher.synced.wait(), 10)

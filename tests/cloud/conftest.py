@@ -1,4 +1,5 @@
 """Fixtures shared by the cloud emulator tests: emulators served on 127.0.0.1 and real SDK clients."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

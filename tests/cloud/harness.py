@@ -1,4 +1,5 @@
 """Building blocks for the cloud emulator tests: SDK clients pointed at 127.0.0.1 and the CS harness."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -29,7 +30,9 @@ FC_SERVICE = "ray-ack-scaler"
 FC_FUNCTION = "decide"
 
 
-def sdk_config(endpoint: str, *, key_id: str = TEST_ACCESS_KEY_ID, secret: str = TEST_ACCESS_KEY_SECRET) -> Config:
+def sdk_config(
+    endpoint: str, *, key_id: str = TEST_ACCESS_KEY_ID, secret: str = TEST_ACCESS_KEY_SECRET
+) -> Config:
     # Short timeouts (ms) so a bug fails fast instead of waiting out the SDK's 10 s default.
     return Config(
         access_key_id=key_id,
@@ -112,8 +115,15 @@ async def fc_emulator(
     faults = FaultPlan(seed=1)
     ring = keys or KeyRing(static_test_keys())
     app = build_fc_app(
-        handler, keys=ring, service=FC_SERVICE, function=FC_FUNCTION, faults=faults,
-        http_handler=http_handler, now=clock, settings=settings, wall_clock=clock,
+        handler,
+        keys=ring,
+        service=FC_SERVICE,
+        function=FC_FUNCTION,
+        faults=faults,
+        http_handler=http_handler,
+        now=clock,
+        settings=settings,
+        wall_clock=clock,
     )
     async with serve(app) as endpoint:
         yield FcHarness(app, endpoint, faults, ring, clock)

@@ -1,5 +1,6 @@
 """A small in-memory `NodePoolService` for the CS emulator tests: nodes boot after a fixed delay on
 the test clock, and each size change is a task that runs until the nodes it asked for are up."""
+
 from __future__ import annotations
 
 import time
@@ -67,7 +68,9 @@ class InMemoryPools:
         return self._pools[pool_id]
 
     def _live(self, pool_id: str | None = None) -> list[_Node]:
-        return [n for n in self._nodes if not n.removing and (pool_id is None or n.pool_id == pool_id)]
+        return [
+            n for n in self._nodes if not n.removing and (pool_id is None or n.pool_id == pool_id)
+        ]
 
     def _ready(self, node: _Node) -> bool:
         return self._now() >= node.created + self._boot
@@ -105,7 +108,9 @@ class InMemoryPools:
     def scale_by(self, pool_id: str, count: int) -> TaskView:
         return self.set_desired(pool_id, self._pool(pool_id).desired + count)
 
-    def remove_nodes(self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool) -> TaskView:
+    def remove_nodes(
+        self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
+    ) -> TaskView:
         pool = self._pool(pool_id)
         targets = [n for n in self._live(pool_id) if n.instance_id in instance_ids]
         if len(targets) != len(instance_ids):

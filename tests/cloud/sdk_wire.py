@@ -1,4 +1,5 @@
 """Helpers that reach below the SDK's typed models, still through its own signer and transport."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,9 @@ from darabonba.request import DaraRequest
 from darabonba.runtime import RuntimeOptions
 
 
-async def raw_cs_json(client: OpenApiClient, *, action: str, pathname: str, query: dict[str, str] | None = None) -> Any:
+async def raw_cs_json(
+    client: OpenApiClient, *, action: str, pathname: str, query: dict[str, str] | None = None
+) -> Any:
     """GET a CS path with the SDK's generic `call_api` and return the JSON body as it arrived."""
     params = Params(
         action=action,
@@ -36,7 +39,11 @@ def missing_from(sent: Any, got: Any, path: str = "$") -> list[str]:
     if isinstance(sent, list):
         if not isinstance(got, list) or len(got) != len(sent):
             return [path]
-        return [p for i, (s, g) in enumerate(zip(sent, got, strict=True)) for p in missing_from(s, g, f"{path}[{i}]")]
+        return [
+            p
+            for i, (s, g) in enumerate(zip(sent, got, strict=True))
+            for p in missing_from(s, g, f"{path}[{i}]")
+        ]
     return [] if sent == got else [path]
 
 
@@ -68,5 +75,7 @@ def sdk_signed_headers(
         "content-type": "application/json; charset=utf-8",
         "x-acs-content-sha256": payload,
     }
-    request.headers["Authorization"] = Utils.get_authorization(request, "ACS3-HMAC-SHA256", payload, key_id, secret)
+    request.headers["Authorization"] = Utils.get_authorization(
+        request, "ACS3-HMAC-SHA256", payload, key_id, secret
+    )
     return dict(request.headers)

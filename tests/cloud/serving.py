@@ -1,4 +1,5 @@
 """Serve an aiohttp app on 127.0.0.1 with a free port, and a settable clock for the emulators."""
+
 from __future__ import annotations
 
 import time

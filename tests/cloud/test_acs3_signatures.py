@@ -1,6 +1,7 @@
 """The ACS3-HMAC-SHA256 gateway check: what the real SDKs sign is accepted, and a wrong secret,
 an unknown key, a stale date, a tampered body or path, a replayed nonce or a bad STS token is
 refused with the gateway's code."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ from .serving import serve
 
 
 async def _list_pools(client: CsClient) -> list[str]:
-    reply = await client.describe_cluster_node_pools_async(CLUSTER_ID, csm.DescribeClusterNodePoolsRequest())
+    reply = await client.describe_cluster_node_pools_async(
+        CLUSTER_ID, csm.DescribeClusterNodePoolsRequest()
+    )
     return [p.nodepool_info.nodepool_id for p in reply.body.nodepools]
 
 
@@ -51,7 +54,10 @@ async def test_wrong_secret_is_refused(cs: CsHarness) -> None:
 
 async def test_unknown_access_key_is_refused(cs: CsHarness) -> None:
     """An AccessKey id the gateway does not know gets InvalidAccessKeyId.NotFound (a 404 on POP)."""
-    assert await _refusal(cs.client(key_id="LTAI5tNobodyHasThisKey000")) == (404, "InvalidAccessKeyId.NotFound")
+    assert await _refusal(cs.client(key_id="LTAI5tNobodyHasThisKey000")) == (
+        404,
+        "InvalidAccessKeyId.NotFound",
+    )
 
 
 @pytest.mark.parametrize("skew_minutes", [-16, 16])
@@ -67,13 +73,26 @@ async def test_date_within_fifteen_minutes_is_accepted(cs: CsHarness) -> None:
     assert await _list_pools(cs.client()) == ["np-cpu", "np-gpu"]
 
 
-async def _send_signed(cs: CsHarness, *, signed_body: bytes, sent_body: bytes, signed_pool: str = "np-cpu",
-                       sent_pool: str = "np-cpu", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+async def _send_signed(
+    cs: CsHarness,
+    *,
+    signed_body: bytes,
+    sent_body: bytes,
+    signed_pool: str = "np-cpu",
+    sent_pool: str = "np-cpu",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str]]:
     """PUT a ModifyClusterNodePool signed by the SDK's signer for one body/path, sending another."""
     signed_path = f"/clusters/{CLUSTER_ID}/nodepools/{signed_pool}"
     headers = headers or sdk_signed_headers(
-        method="PUT", pathname=signed_path, query={}, body=signed_body, host=cs.endpoint,
-        action="ModifyClusterNodePool", key_id=TEST_ACCESS_KEY_ID, secret=TEST_ACCESS_KEY_SECRET,
+        method="PUT",
+        pathname=signed_path,
+        query={},
+        body=signed_body,
+        host=cs.endpoint,
+        action="ModifyClusterNodePool",
+        key_id=TEST_ACCESS_KEY_ID,
+        secret=TEST_ACCESS_KEY_SECRET,
     )
     url = URL(f"http://{cs.endpoint}/clusters/{CLUSTER_ID}/nodepools/{sent_pool}", encoded=True)
     async with (
@@ -104,15 +123,23 @@ async def test_tampered_body_is_refused(cs: CsHarness) -> None:
 
 async def test_request_sent_to_another_path_is_refused(cs: CsHarness) -> None:
     """The path is part of the canonical request: redirecting a signed call breaks it."""
-    status, body = await _send_signed(cs, signed_body=_desired(2), sent_body=_desired(2), sent_pool="np-gpu")
+    status, body = await _send_signed(
+        cs, signed_body=_desired(2), sent_body=_desired(2), sent_pool="np-gpu"
+    )
     assert (status, body["Code"]) == (403, "SignatureDoesNotMatch")
 
 
 async def test_replayed_request_is_refused(cs: CsHarness) -> None:
     """A second request with the same signature nonce gets SignatureNonceUsed."""
     headers = sdk_signed_headers(
-        method="PUT", pathname=f"/clusters/{CLUSTER_ID}/nodepools/np-cpu", query={}, body=_desired(2),
-        host=cs.endpoint, action="ModifyClusterNodePool", key_id=TEST_ACCESS_KEY_ID, secret=TEST_ACCESS_KEY_SECRET,
+        method="PUT",
+        pathname=f"/clusters/{CLUSTER_ID}/nodepools/np-cpu",
+        query={},
+        body=_desired(2),
+        host=cs.endpoint,
+        action="ModifyClusterNodePool",
+        key_id=TEST_ACCESS_KEY_ID,
+        secret=TEST_ACCESS_KEY_SECRET,
     )
     first, _ = await _send_signed(cs, signed_body=b"", sent_body=_desired(2), headers=headers)
     second, body = await _send_signed(cs, signed_body=b"", sent_body=_desired(2), headers=headers)
@@ -123,11 +150,19 @@ async def test_sts_credentials_from_a_credentials_uri_are_accepted(cs: CsHarness
     """The production credential chain (credentials URI → STS) signs calls the emulator accepts."""
     async with serve(build_credentials_app(cs.keys, now=cs.clock)) as creds_endpoint:
         credential = CredentialClient(
-            CredentialConfig(type="credentials_uri", credentials_uri=f"http://{creds_endpoint}/credentials")
+            CredentialConfig(
+                type="credentials_uri", credentials_uri=f"http://{creds_endpoint}/credentials"
+            )
         )
         client = CsClient(
-            Config(credential=credential, endpoint=cs.endpoint, protocol="http", region_id=REGION_ID,
-                   connect_timeout=2000, read_timeout=5000)
+            Config(
+                credential=credential,
+                endpoint=cs.endpoint,
+                protocol="http",
+                region_id=REGION_ID,
+                connect_timeout=2000,
+                read_timeout=5000,
+            )
         )
         assert await _list_pools(client) == ["np-cpu", "np-gpu"]
         assert (await credential.get_credential_async()).access_key_id.startswith("STS.")
@@ -139,12 +174,23 @@ async def test_sts_token_mismatch_and_expiry_are_refused(cs: CsHarness) -> None:
 
     def client(token: str) -> CsClient:
         return CsClient(
-            Config(access_key_id=sts.access_key_id, access_key_secret=sts.access_key_secret, security_token=token,
-                   endpoint=cs.endpoint, protocol="http", region_id=REGION_ID, connect_timeout=2000, read_timeout=5000)
+            Config(
+                access_key_id=sts.access_key_id,
+                access_key_secret=sts.access_key_secret,
+                security_token=token,
+                endpoint=cs.endpoint,
+                protocol="http",
+                region_id=REGION_ID,
+                connect_timeout=2000,
+                read_timeout=5000,
+            )
         )
 
     assert await _list_pools(client(sts.security_token)) == ["np-cpu", "np-gpu"]
-    assert await _refusal(client("forged-token")) == (400, "InvalidSecurityToken.MismatchWithAccessKey")
+    assert await _refusal(client("forged-token")) == (
+        400,
+        "InvalidSecurityToken.MismatchWithAccessKey",
+    )
     cs.clock.advance(601)
     assert await _refusal(client(sts.security_token)) == (400, "InvalidSecurityToken.Expired")
 
@@ -167,11 +213,16 @@ def test_canonical_query_matches_the_sdk_signer(query: dict[str, str]) -> None:
 async def test_dates_are_checked_against_wall_time_not_the_simulation_clock() -> None:
     """A sped-up simulation clock hours ahead does not expire the SDK's wall-clock x-acs-date."""
     sim_now = time.time() + 3 * 3600
-    pools = InMemoryPools(default_pools(), now=lambda: sim_now, cluster_id=CLUSTER_ID, region_id=REGION_ID)
+    pools = InMemoryPools(
+        default_pools(), now=lambda: sim_now, cluster_id=CLUSTER_ID, region_id=REGION_ID
+    )
     app = build_cs_app(pools, keys=static_test_keys(), now=lambda: sim_now)
     async with serve(app) as endpoint:
         await cs_client(endpoint).modify_cluster_node_pool_async(
-            CLUSTER_ID, "np-cpu",
-            csm.ModifyClusterNodePoolRequest(scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=2)),
+            CLUSTER_ID,
+            "np-cpu",
+            csm.ModifyClusterNodePoolRequest(
+                scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=2)
+            ),
         )
     assert [(w.code, w.time) for w in writes_of(app)] == [(None, sim_now)]

@@ -1,5 +1,6 @@
 """Refusals and injected faults of the CS emulator, as the real SDK surfaces them: wrong cluster,
 unknown pool, a target above max, throttling and 5xx."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,9 @@ def _modify(desired: int) -> csm.ModifyClusterNodePoolRequest:
 async def test_wrong_cluster_is_not_found(cs: CsHarness) -> None:
     """A cluster id the service does not own gets 404 ErrorClusterNotFound."""
     with pytest.raises(ClientException) as caught:
-        await cs.client().describe_cluster_node_pools_async("c-elsewhere", csm.DescribeClusterNodePoolsRequest())
+        await cs.client().describe_cluster_node_pools_async(
+            "c-elsewhere", csm.DescribeClusterNodePoolsRequest()
+        )
     assert (caught.value.status_code, caught.value.code) == (404, "ErrorClusterNotFound")
     assert caught.value.request_id
 
@@ -37,9 +40,14 @@ async def test_target_above_max_is_refused(cs: CsHarness) -> None:
     """desired_size above the pool's max_instances is a 400 and the pool keeps its target."""
     with pytest.raises(ClientException) as caught:
         await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-gpu", _modify(5))
-    assert (caught.value.status_code, caught.value.code) == (400, "ErrorNodePoolDesiredSizeExceedsMax")
+    assert (caught.value.status_code, caught.value.code) == (
+        400,
+        "ErrorNodePoolDesiredSizeExceedsMax",
+    )
     with pytest.raises(ClientException):
-        await cs.client().scale_cluster_node_pool_async(CLUSTER_ID, "np-gpu", csm.ScaleClusterNodePoolRequest(count=5))
+        await cs.client().scale_cluster_node_pool_async(
+            CLUSTER_ID, "np-gpu", csm.ScaleClusterNodePoolRequest(count=5)
+        )
     assert cs.pools.describe_pool("np-gpu").desired == 0
 
 
@@ -50,7 +58,9 @@ async def test_throttling_surfaces_as_a_client_error(cs: CsHarness) -> None:
         await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-cpu", _modify(3))
     assert (caught.value.status_code, caught.value.code) == (400, "Throttling.User")
     assert "user flow control" in caught.value.message
-    assert [(w.action, w.code) for w in writes_of(cs.app)] == [("ModifyClusterNodePool", "Throttling.User")]
+    assert [(w.action, w.code) for w in writes_of(cs.app)] == [
+        ("ModifyClusterNodePool", "Throttling.User")
+    ]
     cs.faults.cs_throttle_ratio = 0.0
     await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-cpu", _modify(3))
     assert cs.pools.describe_pool("np-cpu").desired == 3

@@ -1,6 +1,7 @@
 """The real decision function (functions.fc) hosted by the FC emulator: the FC SDK and the HTTP
 trigger get exactly what `functions.decide` answers, and bad input comes back as the contract's
 error object rather than an FC error."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,11 @@ def walkthrough_request() -> dict[str, Any]:
     """The ACK walkthrough: 15 one-vCPU Ray workers pending, one 4 vCPU pool with one node."""
     pod = {
         "namespace": "ray",
-        "labels": {"ray.io/cluster": "myfirst-ray-cluster", "ray.io/group": "workergroup", "ray.io/node-type": "worker"},
+        "labels": {
+            "ray.io/cluster": "myfirst-ray-cluster",
+            "ray.io/group": "workergroup",
+            "ray.io/node-type": "worker",
+        },
         "annotations": {},
         "requests": {"cpu": "1", "memory": "1Gi"},
         "nodeSelector": {},
@@ -38,14 +43,24 @@ def walkthrough_request() -> dict[str, Any]:
         "schema": "decide/v1",
         "now": "2026-11-29T05:00:00Z",
         "cluster": {"id": "c-test", "region": "cn-hangzhou"},
-        "pods": [{**pod, "uid": f"u-{i}", "name": f"myfirst-ray-cluster-worker-workergroup-{i:05d}"} for i in range(15)],
+        "pods": [
+            {**pod, "uid": f"u-{i}", "name": f"myfirst-ray-cluster-worker-workergroup-{i:05d}"}
+            for i in range(15)
+        ],
         "pools": [
             {
-                "id": "np-cpu", "name": "cpu", "instanceType": "ecs.g7.xlarge",
+                "id": "np-cpu",
+                "name": "cpu",
+                "instanceType": "ecs.g7.xlarge",
                 "allocatable": {"cpu": "3900m", "memory": "14Gi", "pods": "110"},
-                "labels": {"alibabacloud.com/nodepool-id": "np-cpu"}, "taints": [],
+                "labels": {"alibabacloud.com/nodepool-id": "np-cpu"},
+                "taints": [],
                 "size": {"min": 0, "max": 20, "desired": 1, "ready": 1},
-                "scalingSince": None, "lastError": None, "bootSeconds": 90, "pricePerHour": 0.9, "priority": 0,
+                "scalingSince": None,
+                "lastError": None,
+                "bootSeconds": 90,
+                "pricePerHour": 0.9,
+                "priority": 0,
             }
         ],
         "eci": {"enabled": False},

@@ -1,6 +1,7 @@
 """The FC emulator's HTTP trigger: an FC 3.0-style JSON event in, `{statusCode, headers, body}`
 out; anonymous by default, or checked against the FC gateway signature the SDK's
 `invoke_httptrigger` makes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,18 +29,30 @@ def web_handler(event: bytes, context: Any) -> dict[str, Any]:
         raise ValueError("bad request body")
     return {
         "statusCode": 202,
-        "headers": {"Content-Type": "application/json", "X-Seen-Method": e["requestContext"]["http"]["method"]},
+        "headers": {
+            "Content-Type": "application/json",
+            "X-Seen-Method": e["requestContext"]["http"]["method"],
+        },
         "isBase64Encoded": False,
         "body": json.dumps(
-            {"rawPath": e["rawPath"], "query": e["queryParameters"], "body": e["body"],
-             "isBase64Encoded": e["isBase64Encoded"], "requestId": e["requestContext"]["requestId"],
-             "contextRequestId": context.request_id}
+            {
+                "rawPath": e["rawPath"],
+                "query": e["queryParameters"],
+                "body": e["body"],
+                "isBase64Encoded": e["isBase64Encoded"],
+                "requestId": e["requestContext"]["requestId"],
+                "contextRequestId": context.request_id,
+            }
         ),
     }
 
 
-async def _post(fc: FcHarness, tail: str, body: bytes, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    url = URL(f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}{tail}", encoded=True)
+async def _post(
+    fc: FcHarness, tail: str, body: bytes, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    url = URL(
+        f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}{tail}", encoded=True
+    )
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
         session.post(url, data=body, headers=headers) as reply,
@@ -82,29 +95,43 @@ async def test_handler_exception_on_the_trigger_is_an_unhandled_error(clock: Tes
     assert json.loads(body)["errorMessage"] == "bad request body"
 
 
-@pytest.mark.filterwarnings("ignore:Call to deprecated function:DeprecationWarning")  # inside the FC SDK
+@pytest.mark.filterwarnings(
+    "ignore:Call to deprecated function:DeprecationWarning"
+)  # inside the FC SDK
 async def test_function_auth_accepts_the_sdk_signed_trigger_call(clock: TestClock) -> None:
     """With auth "function", the FC SDK's invoke_httptrigger signature is accepted."""
-    async with fc_emulator(unused, clock=clock, http_handler=web_handler,
-                           settings=FcSettings(http_auth="function")) as fc:
+    async with fc_emulator(
+        unused, clock=clock, http_handler=web_handler, settings=FcSettings(http_auth="function")
+    ) as fc:
         url = f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}decide?x=1"
         # The SDK's trigger helper is synchronous (requests); keep it off the event loop.
         reply = await asyncio.to_thread(
-            fc.client().invoke_httptrigger, url, "POST", b'{"a": 1}', {"content-type": "application/json"}
+            fc.client().invoke_httptrigger,
+            url,
+            "POST",
+            b'{"a": 1}',
+            {"content-type": "application/json"},
         )
     assert reply.status_code == 202
     assert json.loads(reply.content)["query"] == {"x": "1"}
 
 
-@pytest.mark.filterwarnings("ignore:Call to deprecated function:DeprecationWarning")  # inside the FC SDK
+@pytest.mark.filterwarnings(
+    "ignore:Call to deprecated function:DeprecationWarning"
+)  # inside the FC SDK
 async def test_function_auth_refuses_unsigned_and_wrongly_signed_calls(clock: TestClock) -> None:
     """With auth "function", an anonymous call and a wrong secret are both refused."""
-    async with fc_emulator(unused, clock=clock, http_handler=web_handler,
-                           settings=FcSettings(http_auth="function")) as fc:
+    async with fc_emulator(
+        unused, clock=clock, http_handler=web_handler, settings=FcSettings(http_auth="function")
+    ) as fc:
         anonymous, _, body = await _post(fc, "decide", b"{}")
         url = f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}decide"
         forged = await asyncio.to_thread(
-            fc.client(secret="wrong").invoke_httptrigger, url, "POST", b"{}", {"content-type": "application/json"}
+            fc.client(secret="wrong").invoke_httptrigger,
+            url,
+            "POST",
+            b"{}",
+            {"content-type": "application/json"},
         )
     assert (anonymous, json.loads(body)["errorCode"]) == (403, "AccessDenied")
     assert (forged.status_code, forged.json()["Code"]) == (403, "SignatureDoesNotMatch")

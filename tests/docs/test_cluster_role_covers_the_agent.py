@@ -2,6 +2,7 @@
 walkthrough (scale-out, then scale-in: cordon, events) and an ECI placement against the embedded
 ACK, every API request is recorded, mapped to RBAC (resource, verb), and the ClusterRole must
 grant each of them and nothing else."""
+
 from __future__ import annotations
 
 import asyncio
@@ -97,10 +98,17 @@ def agent_config(ack: EmbeddedAck, **overrides: Any) -> AgentConfig:
     info = ack.info()
     cs = info["cs"]
     values: dict[str, Any] = dict(
-        api_url=info["kubernetes"]["url"], cluster_id=cs["clusterId"], region=cs["regionId"],
-        cs_endpoint=f"http://{cs['endpoint']}", credentials="access-key", decider="local",
-        batch_idle_seconds=0.05, batch_max_seconds=0.5,
-        scale_in_interval_seconds=10.0 / SPEED, pool_refresh_seconds=60.0 / SPEED)
+        api_url=info["kubernetes"]["url"],
+        cluster_id=cs["clusterId"],
+        region=cs["regionId"],
+        cs_endpoint=f"http://{cs['endpoint']}",
+        credentials="access-key",
+        decider="local",
+        batch_idle_seconds=0.05,
+        batch_max_seconds=0.5,
+        scale_in_interval_seconds=10.0 / SPEED,
+        pool_refresh_seconds=60.0 / SPEED,
+    )
     values.update(overrides)
     return AgentConfig(**values)
 
@@ -163,12 +171,17 @@ def test_requests_map_to_rbac_verbs():
     """LIST, WATCH, GET by name, JSON patch and POST map as the API server's authorizer does."""
     assert rbac_rule("GET", "/api/v1/pods?labelSelector=a%3Db&limit=500") == ("pods", "list")
     assert rbac_rule("GET", "/api/v1/namespaces/ray/pods?watch=True&resourceVersion=7") == (
-        "pods", "watch")
+        "pods",
+        "watch",
+    )
     assert rbac_rule("GET", "/api/v1/nodes/n1") == ("nodes", "get")
     assert rbac_rule("PATCH", "/api/v1/namespaces/ray/pods/w-1") == ("pods", "patch")
     assert rbac_rule("POST", "/api/v1/namespaces/default/events") == ("events", "create")
     assert rbac_rule("POST", "/api/v1/namespaces/d/pods/p/eviction") == ("pods/eviction", "create")
-    assert rbac_rule("PUT", "/apis/coordination.k8s.io/v1/namespaces/ray/leases/l") == ("leases", "update")
+    assert rbac_rule("PUT", "/apis/coordination.k8s.io/v1/namespaces/ray/leases/l") == (
+        "leases",
+        "update",
+    )
     assert rbac_rule("GET", "/version")[0].startswith("nonResourceURL")
 
 

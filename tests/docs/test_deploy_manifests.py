@@ -2,6 +2,7 @@
 service account, RRSA, RayCluster sidecar), the sidecar's environment is a configuration the
 agent accepts, the RAM policy names exactly the CS actions agent/clients/cs.py calls, and the image runs
 `python -m agent run` as a non-root user."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,15 @@ def sidecar_env() -> dict[str, str]:
 def test_every_manifest_parses_with_the_expected_kinds():
     """deploy/*.yaml hold exactly the namespace, RBAC objects and the RayCluster."""
     kinds = sorted(d["kind"] for d in documents())
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Namespace", "RayCluster", "Role",
-                     "RoleBinding", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+        "RayCluster",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
     assert one("RayCluster")["apiVersion"] == "ray.io/v1"
     for path in DEPLOY.glob("*.json"):
         assert json.loads(path.read_text())["Version"] == "1", path.name
@@ -62,8 +70,9 @@ def test_the_head_pod_runs_as_the_rrsa_service_account():
     assert account["metadata"]["namespace"] == cluster["metadata"]["namespace"] == name
     head = cluster["spec"]["headGroupSpec"]["template"]["spec"]
     assert head["serviceAccountName"] == account["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": name}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": name}
+    ]
     assert binding["roleRef"]["name"] == one("ClusterRole")["metadata"]["name"]
     trust = json.loads((DEPLOY / "ram-trust-policy.json").read_text())
     subject = trust["Statement"][0]["Condition"]["StringEquals"]["oidc:sub"]
@@ -99,7 +108,9 @@ def test_probes_reach_the_ops_endpoints():
 def test_the_ram_policy_names_exactly_the_cs_actions_the_agent_calls():
     """cs:* actions are those agent/clients/cs.py calls; the one FC grant is InvokeFunction on the
     function template.yml deploys and the sidecar invokes."""
-    called = set(re.findall(r'self\._call\(\s*"(\w+)"', (ROOT / "agent" / "clients" / "cs.py").read_text()))
+    called = set(
+        re.findall(r'self\._call\(\s*"(\w+)"', (ROOT / "agent" / "clients" / "cs.py").read_text())
+    )
     assert "ModifyClusterNodePool" in called
     policy = json.loads((DEPLOY / "ram-policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}
@@ -108,7 +119,9 @@ def test_the_ram_policy_names_exactly_the_cs_actions_the_agent_calls():
     env = sidecar_env()
     service, function = env[ENV_PREFIX + "FC_SERVICE"], env[ENV_PREFIX + "FC_FUNCTION"]
     fc = next(s for s in policy["Statement"] if s["Action"] == ["fc:InvokeFunction"])
-    assert fc["Resource"] == [f"acs:fc:<REGION>:<ACCOUNT_ID>:services/{service}/functions/{function}"]
+    assert fc["Resource"] == [
+        f"acs:fc:<REGION>:<ACCOUNT_ID>:services/{service}/functions/{function}"
+    ]
     template = yaml.safe_load((ROOT / "template.yml").read_text())
     assert function in template["Resources"][service]
 
@@ -123,5 +136,9 @@ def test_the_image_runs_the_agent_as_a_non_root_user():
     assert user and user[-1].isdigit() and int(user[-1]) != 0
     assert 'ENTRYPOINT ["python", "-m", "agent", "run"]' in text
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert ignored[ignored.index("*") + 1:][:4] == ["!pyproject.toml", "!README.md", "!agent/",
-                                                    "!functions/"]
+    assert ignored[ignored.index("*") + 1 :][:4] == [
+        "!pyproject.toml",
+        "!README.md",
+        "!agent/",
+        "!functions/",
+    ]

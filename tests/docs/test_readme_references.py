@@ -1,5 +1,6 @@
 """README.md against the code it documents: the two commands at the top, every flag and env var
 of `python -m agent run`, every metric the agent exports."""
+
 from __future__ import annotations
 
 import re
@@ -39,7 +40,8 @@ def test_every_flag_and_env_var_of_run_is_in_the_readme():
 def test_the_configuration_reference_is_the_generated_one():
     """Defaults and meanings are as the parser says (refresh: python tests/docs/reference.py --write)."""
     assert reference.readme_section(readme(), "configuration") == reference.generated(
-        "configuration")
+        "configuration"
+    )
 
 
 def test_every_metric_is_in_the_readme():

@@ -1,5 +1,6 @@
 """Runs `python -m agent dev` as a user would: a subprocess on 127.0.0.1 with no proxy in its
 environment, every wait bounded."""
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,12 @@ def dev_command(*args: str) -> list[str]:
 
 def run_dev(*args: str, timeout: float = RUN_TIMEOUT_SECONDS) -> DevResult:
     """Run `python -m agent dev ARGS` to its end (bounded) and return what it printed."""
-    done = subprocess.run(dev_command(*args), cwd=REPO, env=dev_environment(),
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        dev_command(*args),
+        cwd=REPO,
+        env=dev_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return DevResult(done.returncode, done.stdout, done.stderr)

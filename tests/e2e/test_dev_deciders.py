@@ -1,5 +1,6 @@
 """The seed walkthrough reaches 15/15 Running with each way of deciding: in-process and through
 the Function Compute emulator's HTTP trigger (the FC SDK path is the seed walkthrough's own)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """A scenario with ECI: eligible workers go to the ECI virtual node, workers ECI cannot run
 (privileged) go to a node pool or are reported unplaceable."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,8 +56,9 @@ def test_eligible_workers_run_on_eci_and_the_others_elsewhere(tmp_path: Path):
     """The 3 plain workers run on ECI; the 2 privileged ones on pool nodes (or unplaceable)."""
     scenario = tmp_path / "eci-small.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
-    result = run_dev("--json", "--quiet", "--speed", SPEED, "--scenario", str(scenario),
-                     "--decider", "local")
+    result = run_dev(
+        "--json", "--quiet", "--speed", SPEED, "--scenario", str(scenario), "--decider", "local"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = result.summary()
     assert summary["scenario"] == "eci-small"

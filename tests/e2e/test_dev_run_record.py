@@ -1,4 +1,5 @@
 """The dev run's bookkeeping (pure): what the summary counts from the cluster's object changes."""
+
 from __future__ import annotations
 
 from agent.actuate.actuation import PLACED_LABEL
@@ -7,29 +8,48 @@ from agent.dev.summary import CloudFacts, RunRecord, summarize
 POOL_LABEL = "alibabacloud.com/nodepool-id"
 
 
-def worker(name: str, *, node: str = "", phase: str = "Pending", unschedulable: bool = False,
-           labels: dict[str, str] | None = None) -> dict:
-    conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
-                  ] if unschedulable else []
-    return {"metadata": {"name": name, "namespace": "default",
-                         "labels": {"ray.io/node-type": "worker", **(labels or {})}},
-            "spec": {"nodeName": node} if node else {},
-            "status": {"phase": phase, "conditions": conditions}}
+def worker(
+    name: str,
+    *,
+    node: str = "",
+    phase: str = "Pending",
+    unschedulable: bool = False,
+    labels: dict[str, str] | None = None,
+) -> dict:
+    conditions = (
+        [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+        if unschedulable
+        else []
+    )
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {"ray.io/node-type": "worker", **(labels or {})},
+        },
+        "spec": {"nodeName": node} if node else {},
+        "status": {"phase": phase, "conditions": conditions},
+    }
 
 
 def node(name: str, *, pool: str, ready: bool) -> dict:
-    return {"metadata": {"name": name, "labels": {POOL_LABEL: pool}},
-            "status": {"conditions": [{"type": "Ready", "status": str(ready)}]}}
+    return {
+        "metadata": {"name": name, "labels": {POOL_LABEL: pool}},
+        "status": {"conditions": [{"type": "Ready", "status": str(ready)}]},
+    }
 
 
 def served_event(pod: str, reason: str = "TriggeredScaleUp") -> dict:
-    return {"reason": reason,
-            "involvedObject": {"kind": "Pod", "namespace": "default", "name": pod}}
+    return {
+        "reason": reason,
+        "involvedObject": {"kind": "Pod", "namespace": "default", "name": pod},
+    }
 
 
 def facts(writes: tuple[float, ...] = ()) -> CloudFacts:
-    return CloudFacts(scale_write_real_times=writes, idle_node_seconds=12.0, cost=0.5,
-                      decisions=1, errors=0)
+    return CloudFacts(
+        scale_write_real_times=writes, idle_node_seconds=12.0, cost=0.5, decisions=1, errors=0
+    )
 
 
 def new_record() -> RunRecord:
@@ -51,10 +71,14 @@ def test_an_eci_patch_ends_the_reaction_and_the_pod_counts_as_an_eci_pod():
     """The agent's ECI label is the write; a pod bound to the virtual node is an ECI pod."""
     record = new_record()
     record.observe("MODIFIED", "pods", worker("w1", unschedulable=True), t=1, real=10.0)
-    record.observe("MODIFIED", "pods", worker("w1", labels={PLACED_LABEL: "eci"}), t=2,
-                   real=10.2)
-    record.observe("MODIFIED", "pods", worker("w1", node="virtual-kubelet-z", phase="Running",
-                                              labels={PLACED_LABEL: "eci"}), t=30, real=10.8)
+    record.observe("MODIFIED", "pods", worker("w1", labels={PLACED_LABEL: "eci"}), t=2, real=10.2)
+    record.observe(
+        "MODIFIED",
+        "pods",
+        worker("w1", node="virtual-kubelet-z", phase="Running", labels={PLACED_LABEL: "eci"}),
+        t=30,
+        real=10.8,
+    )
     assert [round(r, 3) for r in record.reaction_seconds([])] == [0.2]
     summary = summarize(record, scenario="s", facts=facts())
     assert (summary["eciPods"], summary["running"], summary["pods"]) == (1, 1, 1)

@@ -1,5 +1,6 @@
 """`python -m agent dev --json` on the seed scenario: the ACK walkthrough end to end through the
 FC SDK decider, the summary line, and the HTML report."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,11 @@ def fits(free: dict[str, int], request: dict[str, int]) -> int:
 
 
 def milli(resources: dict[str, str]) -> dict[str, int]:
-    return {name: parse_quantity(value) for name, value in resources.items() if name in
-            ("cpu", "memory")}
+    return {
+        name: parse_quantity(value)
+        for name, value in resources.items()
+        if name in ("cpu", "memory")
+    }
 
 
 def minimal_new_nodes() -> tuple[int, int]:

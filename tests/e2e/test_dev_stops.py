@@ -1,4 +1,5 @@
 """How a dev run ends other than at rest: Ctrl-C mid-run, and the time limit."""
+
 from __future__ import annotations
 
 import signal
@@ -12,8 +13,14 @@ STARTUP_SECONDS = 30.0
 
 def test_ctrl_c_mid_run_stops_cleanly_with_exit_130():
     """SIGINT after the first decision: summary printed, exit 130, no traceback."""
-    process = subprocess.Popen(dev_command("--speed", "5"), cwd=REPO, env=dev_environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        dev_command("--speed", "5"),
+        cwd=REPO,
+        env=dev_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + STARTUP_SECONDS

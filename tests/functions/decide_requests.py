@@ -1,4 +1,5 @@
 """Builders for decide/v1 requests in tests: small dicts with the contract's shape."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,9 +27,18 @@ def pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", **fields: Any) -> dict
     return body
 
 
-def pool(pool_id: str, *, cpu: str = "3900m", memory: str = "14Gi", desired: int = 0,
-         ready: int = 0, max_size: int = 10, price: float = 0.9, boot: float = 90,
-         **fields: Any) -> dict[str, Any]:
+def pool(
+    pool_id: str,
+    *,
+    cpu: str = "3900m",
+    memory: str = "14Gi",
+    desired: int = 0,
+    ready: int = 0,
+    max_size: int = 10,
+    price: float = 0.9,
+    boot: float = 90,
+    **fields: Any,
+) -> dict[str, Any]:
     """A node pool template (4 vCPU / 16 GiB by default)."""
     body: dict[str, Any] = {
         "id": pool_id,
@@ -48,13 +58,15 @@ def pool(pool_id: str, *, cpu: str = "3900m", memory: str = "14Gi", desired: int
     return body
 
 
-def eci(*, enabled: bool = True, max_pods: int = 500, running: int = 0,
-        **fields: Any) -> dict[str, Any]:
+def eci(
+    *, enabled: bool = True, max_pods: int = 500, running: int = 0, **fields: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "enabled": enabled,
         "labels": {"type": "virtual-kubelet"},
-        "taints": [{"key": "virtual-kubelet.io/provider", "value": "alibabacloud",
-                    "effect": "NoSchedule"}],
+        "taints": [
+            {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
+        ],
         "pricePerVcpuSecond": 0.000049,
         "pricePerGibSecond": 0.00000613,
         "startSeconds": 30,
@@ -67,9 +79,14 @@ def eci(*, enabled: bool = True, max_pods: int = 500, running: int = 0,
     return body
 
 
-def request(pods: list[dict[str, Any]], pools: list[dict[str, Any]], *,
-            eci_config: dict[str, Any] | None = None, now: str = NOW,
-            **policy: Any) -> dict[str, Any]:
+def request(
+    pods: list[dict[str, Any]],
+    pools: list[dict[str, Any]],
+    *,
+    eci_config: dict[str, Any] | None = None,
+    now: str = NOW,
+    **policy: Any,
+) -> dict[str, Any]:
     """A full request; ECI disabled unless `eci_config` is given; policy fields as keywords."""
     body: dict[str, Any] = {
         "schema": "decide/v1",
@@ -92,7 +109,9 @@ def request(pods: list[dict[str, Any]], pools: list[dict[str, Any]], *,
 
 def feed_back(request_body: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
     """The next request once `reply` is applied: pools at toDesired, ECI pods gone and running."""
-    to_desired = {a["poolId"]: a["toDesired"] for a in reply["actions"] if a["kind"] == "scale-pool"}
+    to_desired = {
+        a["poolId"]: a["toDesired"] for a in reply["actions"] if a["kind"] == "scale-pool"
+    }
     on_eci = {uid for a in reply["actions"] if a["kind"] == "place-on-eci" for uid in a["pods"]}
     pools = []
     for p in request_body["pools"]:

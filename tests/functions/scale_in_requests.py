@@ -1,4 +1,5 @@
 """Builders for scale-in/v1 requests in tests: small dicts with the contract's shape."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -16,8 +17,9 @@ def ago(seconds: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", owner: str = "RayCluster",
-        **fields: Any) -> dict[str, Any]:
+def pod(
+    uid: str, *, cpu: str = "1", memory: str = "1Gi", owner: str = "RayCluster", **fields: Any
+) -> dict[str, Any]:
     """A Running Ray worker pod; keyword fields override or add contract fields."""
     body: dict[str, Any] = {
         "uid": uid,
@@ -38,12 +40,25 @@ def pod(uid: str, *, cpu: str = "1", memory: str = "1Gi", owner: str = "RayClust
 
 def daemon(uid: str) -> dict[str, Any]:
     """A DaemonSet pod (log agent): small, no Ray role."""
-    return pod(uid, cpu="100m", memory="128Mi", owner="DaemonSet", rayNodeType=None,
-               namespace="kube-system", name=f"logtail-{uid}")
+    return pod(
+        uid,
+        cpu="100m",
+        memory="128Mi",
+        owner="DaemonSet",
+        rayNodeType=None,
+        namespace="kube-system",
+        name=f"logtail-{uid}",
+    )
 
 
-def node(name: str, *pods: dict[str, Any], pool: str | None = "np-cpu", cpu: str = "4",
-         memory: str = "16Gi", **fields: Any) -> dict[str, Any]:
+def node(
+    name: str,
+    *pods: dict[str, Any],
+    pool: str | None = "np-cpu",
+    cpu: str = "4",
+    memory: str = "16Gi",
+    **fields: Any,
+) -> dict[str, Any]:
     """A Ready node of `pool` (None: unmanaged), empty and underutilized since LONG_AGO."""
     body: dict[str, Any] = {
         "name": name,
@@ -63,24 +78,41 @@ def node(name: str, *pods: dict[str, Any], pool: str | None = "np-cpu", cpu: str
     return body
 
 
-def pool(pool_id: str = "np-cpu", *, min_size: int = 0, desired: int | None = None,
-         price: float = 0.9, **fields: Any) -> dict[str, Any]:
+def pool(
+    pool_id: str = "np-cpu",
+    *,
+    min_size: int = 0,
+    desired: int | None = None,
+    price: float = 0.9,
+    **fields: Any,
+) -> dict[str, Any]:
     """A managed pool; `desired` None is filled in by `request` with the pool's node count."""
-    body: dict[str, Any] = {"id": pool_id, "size": {"min": min_size, "desired": desired},
-                            "pricePerHour": price, "lastScaleUpAt": None}
+    body: dict[str, Any] = {
+        "id": pool_id,
+        "size": {"min": min_size, "desired": desired},
+        "pricePerHour": price,
+        "lastScaleUpAt": None,
+    }
     body.update(fields)
     return body
 
 
-def request(nodes: list[dict[str, Any]], pools: list[dict[str, Any]] | None = None,
-            **policy: Any) -> dict[str, Any]:
+def request(
+    nodes: list[dict[str, Any]], pools: list[dict[str, Any]] | None = None, **policy: Any
+) -> dict[str, Any]:
     """A scale-in/v1 request; pools default to one np-cpu pool with min 0."""
     pools = [pool()] if pools is None else pools
     for body in pools:
         if body["size"]["desired"] is None:
             body["size"]["desired"] = sum(1 for n in nodes if n["poolId"] == body["id"])
-    return {"schema": "scale-in/v1", "now": NOW, "cluster": {"id": "c-1"},
-            "pools": pools, "nodes": nodes, "policy": policy}
+    return {
+        "schema": "scale-in/v1",
+        "now": NOW,
+        "cluster": {"id": "c-1"},
+        "pools": pools,
+        "nodes": nodes,
+        "policy": policy,
+    }
 
 
 def removed(reply: dict[str, Any]) -> list[str]:

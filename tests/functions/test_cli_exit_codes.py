@@ -1,4 +1,5 @@
 """`python -m functions`: decide / example / --help through a real interpreter, with exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,16 @@ TIMEOUT = 60
 
 def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run([sys.executable, "-m", "functions", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=TIMEOUT,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "functions", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +41,8 @@ def test_example_is_the_seed_walkthrough(seed: dict[str, Any]) -> None:
     """15 Ray workers of 1 vCPU / 1 GiB, one empty ecs.g7.xlarge pool (max 10), ECI on."""
     assert len(seed["pods"]) == 15
     assert {json.dumps(p["requests"], sort_keys=True) for p in seed["pods"]} == {
-        '{"cpu": "1", "memory": "1Gi"}'}
+        '{"cpu": "1", "memory": "1Gi"}'
+    }
     assert all(p["labels"]["ray.io/node-type"] == "worker" for p in seed["pods"])
     (pool,) = seed["pools"]
     assert pool["instanceType"] == "ecs.g7.xlarge"

@@ -1,4 +1,5 @@
 """Invariants of decide() over generated requests (hypothesis)."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,7 @@ from hypothesis import strategies as st
 
 from functions import decide
 
-SETTINGS = settings(max_examples=250, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CPUS = ["250m", "500m", "1", "1500m", "2", "3"]
 MEMORIES = ["256Mi", "1Gi", "2Gi", "6Gi"]
@@ -22,8 +22,10 @@ STRATEGIES = ["cost", "latency", "pool-first", "eci-first"]
 @st.composite
 def shapes(draw: st.DrawFn) -> dict[str, Any]:
     """One pod shape (a Ray worker group): resources, maybe a GPU, selector, ECI traits."""
-    requests: dict[str, Any] = {"cpu": draw(st.sampled_from(CPUS)),
-                                "memory": draw(st.sampled_from(MEMORIES))}
+    requests: dict[str, Any] = {
+        "cpu": draw(st.sampled_from(CPUS)),
+        "memory": draw(st.sampled_from(MEMORIES)),
+    }
     if draw(st.integers(0, 5)) == 0:
         requests["nvidia.com/gpu"] = draw(st.sampled_from(["1", "2"]))
     fields: dict[str, Any] = {"requests": requests}
@@ -32,8 +34,9 @@ def shapes(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 5)) == 0:
         fields["volumeTypes"] = ["hostPath"]
     if draw(st.integers(0, 5)) == 0:
-        fields["annotations"] = {"ray-ack-scaler/placement":
-                                 draw(st.sampled_from(["ecs", "eci", "auto"]))}
+        fields["annotations"] = {
+            "ray-ack-scaler/placement": draw(st.sampled_from(["ecs", "eci", "auto"]))
+        }
     return fields
 
 
@@ -43,12 +46,18 @@ def pools(draw: st.DrawFn, index: int) -> dict[str, Any]:
     max_size = draw(st.integers(0, 12))
     desired = draw(st.integers(0, max_size))
     ready = draw(st.integers(0, desired))
-    body = pool(f"np-{index}", cpu=f"{cores * 1000 - 100}m", memory=f"{cores * 4 - 2}Gi",
-                desired=desired, ready=ready, max_size=max_size,
-                price=draw(st.sampled_from([0.2, 0.5, 0.9, 2.0])),
-                boot=draw(st.sampled_from([20, 60, 90, 150])),
-                priority=draw(st.integers(0, 2)),
-                labels={"tier": draw(st.sampled_from(["a", "b"]))})
+    body = pool(
+        f"np-{index}",
+        cpu=f"{cores * 1000 - 100}m",
+        memory=f"{cores * 4 - 2}Gi",
+        desired=desired,
+        ready=ready,
+        max_size=max_size,
+        price=draw(st.sampled_from([0.2, 0.5, 0.9, 2.0])),
+        boot=draw(st.sampled_from([20, 60, 90, 150])),
+        priority=draw(st.integers(0, 2)),
+        labels={"tier": draw(st.sampled_from(["a", "b"]))},
+    )
     if draw(st.integers(0, 4)) == 0:
         body["allocatable"]["nvidia.com/gpu"] = "4"
     return body
@@ -59,18 +68,26 @@ def requests(draw: st.DrawFn, *, budget: int | None = None) -> dict[str, Any]:
     """A request with 1-4 groups of pods, 0-4 pools, ECI on or off, any strategy."""
     groups = draw(st.lists(shapes(), min_size=1, max_size=4))
     sizes = draw(st.lists(st.integers(1, 25), min_size=len(groups), max_size=len(groups)))
-    pods = [pod(f"u-{g}-{i}", **copy.deepcopy(fields))
-            for g, (fields, size) in enumerate(zip(groups, sizes, strict=True))
-            for i in range(size)]
+    pods = [
+        pod(f"u-{g}-{i}", **copy.deepcopy(fields))
+        for g, (fields, size) in enumerate(zip(groups, sizes, strict=True))
+        for i in range(size)
+    ]
     order = draw(st.permutations(range(len(pods))))
     pool_list = [draw(pools(i)) for i in range(draw(st.integers(0, 4)))]
-    eci_body = eci(enabled=draw(st.booleans()), max_pods=draw(st.integers(0, 60)),
-                   running=draw(st.integers(0, 20)))
-    return request([pods[i] for i in order], pool_list, eci_config=eci_body,
-                   strategy=draw(st.sampled_from(STRATEGIES)),
-                   latencyBudgetSeconds=draw(st.sampled_from([10, 60, 120])),
-                   maxNewNodesPerDecision=budget if budget is not None
-                   else draw(st.integers(0, 30)))
+    eci_body = eci(
+        enabled=draw(st.booleans()),
+        max_pods=draw(st.integers(0, 60)),
+        running=draw(st.integers(0, 20)),
+    )
+    return request(
+        [pods[i] for i in order],
+        pool_list,
+        eci_config=eci_body,
+        strategy=draw(st.sampled_from(STRATEGIES)),
+        latencyBudgetSeconds=draw(st.sampled_from([10, 60, 120])),
+        maxNewNodesPerDecision=budget if budget is not None else draw(st.integers(0, 30)),
+    )
 
 
 def _canonical(value: Any) -> str:
@@ -137,20 +154,34 @@ def test_feeding_back_the_reply_asks_for_nothing_new(body: dict[str, Any]) -> No
 
 
 @SETTINGS
-@given(shape=shapes(), pool_body=pools(0), count=st.integers(1, 60), more=st.integers(1, 40),
-       strategy=st.sampled_from(STRATEGIES), with_eci=st.booleans())
-def test_more_identical_pods_never_need_fewer_nodes(shape: dict[str, Any],
-                                                    pool_body: dict[str, Any], count: int,
-                                                    more: int, strategy: str,
-                                                    with_eci: bool) -> None:
+@given(
+    shape=shapes(),
+    pool_body=pools(0),
+    count=st.integers(1, 60),
+    more=st.integers(1, 40),
+    strategy=st.sampled_from(STRATEGIES),
+    with_eci=st.booleans(),
+)
+def test_more_identical_pods_never_need_fewer_nodes(
+    shape: dict[str, Any],
+    pool_body: dict[str, Any],
+    count: int,
+    more: int,
+    strategy: str,
+    with_eci: bool,
+) -> None:
     """Adding pods of the same group to a request never lowers the nodes it asks for."""
     pool_body["size"]["max"] = 1000
 
     def new_nodes(n: int) -> int:
         pods = [pod(f"u-{i}", **copy.deepcopy(shape)) for i in range(n)]
-        body = request(pods, [copy.deepcopy(pool_body)], strategy=strategy,
-                       eci_config=eci(enabled=with_eci, max_pods=10**6),
-                       maxNewNodesPerDecision=1000)
+        body = request(
+            pods,
+            [copy.deepcopy(pool_body)],
+            strategy=strategy,
+            eci_config=eci(enabled=with_eci, max_pods=10**6),
+            maxNewNodesPerDecision=1000,
+        )
         return int(decide(body)["summary"]["newNodes"])
 
     assert new_nodes(count + more) >= new_nodes(count)
@@ -159,6 +190,7 @@ def test_more_identical_pods_never_need_fewer_nodes(shape: dict[str, Any],
 def test_identical_pods_use_the_optimal_node_count() -> None:
     """n identical pods on one pool take ceil(n / pods-per-node) nodes."""
     for n in (1, 2, 3, 4, 29, 30, 31):
-        body = request([pod(f"u-{i}") for i in range(n)], [pool("np", max_size=100)],
-                       strategy="pool-first")
+        body = request(
+            [pod(f"u-{i}") for i in range(n)], [pool("np", max_size=100)], strategy="pool-first"
+        )
         assert decide(body)["summary"]["newNodes"] == -(-n // 3)

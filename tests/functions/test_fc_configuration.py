@@ -1,5 +1,6 @@
 """The deployed handler's configuration: DECIDE_MAX_BODY_BYTES (set in template.yml) is read once
 at cold start; a value that is not a positive whole number stops the import loudly."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ import pytest
 from functions.fc import DecisionEndpoint
 
 PROBE = (
-    "import json, functions.fc as fc; "
-    "print(fc.handler(b'{' + b' ' * 200 + b'}', None).decode())"
+    "import json, functions.fc as fc; print(fc.handler(b'{' + b' ' * 200 + b'}', None).decode())"
 )
 
 

@@ -1,5 +1,6 @@
 """The handlers' log: one structured JSON line per decision (request id, pods, actions, ms), one
 per refused request, and tracebacks only in the log, never in a reply."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,11 @@ LOGGER = "functions.fc"
 
 
 def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == LOGGER and r.exc_info is None]
+    return [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == LOGGER and r.exc_info is None
+    ]
 
 
 def test_each_decision_logs_one_json_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -43,7 +48,12 @@ def test_refused_request_logs_its_error_code(caplog: pytest.LogCaptureFixture) -
     caplog.set_level(logging.INFO, logger=LOGGER)
     handler(b"[]", FakeContext(request_id="req-bad"))
     (line,) = json_lines(caplog)
-    assert line == {**line, "event": "decision-rejected", "requestId": "req-bad", "code": "InvalidRequest"}
+    assert line == {
+        **line,
+        "event": "decision-rejected",
+        "requestId": "req-bad",
+        "code": "InvalidRequest",
+    }
 
 
 def test_http_request_id_falls_back_to_the_trigger_event(caplog: pytest.LogCaptureFixture) -> None:
@@ -62,7 +72,9 @@ def test_non_post_is_logged_as_rejected(caplog: pytest.LogCaptureFixture) -> Non
     assert (line["code"], line["requestId"]) == ("MethodNotAllowed", "req-get")
 
 
-def test_unexpected_failure_logs_the_traceback_not_the_reply(caplog: pytest.LogCaptureFixture) -> None:
+def test_unexpected_failure_logs_the_traceback_not_the_reply(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The 500 path logs the exception with its traceback for the operator."""
 
     class Broken:

@@ -1,4 +1,5 @@
 """The FC event handler: request bytes in, reply or error object bytes out, never an exception."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def test_malformed_bytes_become_an_invalid_request_error_object(body: bytes) -> 
     [
         pytest.param(lambda r: r.update(pods="many"), "pods", id="pods-not-list"),
         pytest.param(lambda r: r["pods"][3]["requests"].update(cpu=True), "pods[3]", id="cpu-bool"),
-        pytest.param(lambda r: r["pods"][2]["requests"].update(memory="lots"), "pods[2]", id="bad-quantity"),
+        pytest.param(
+            lambda r: r["pods"][2]["requests"].update(memory="lots"), "pods[2]", id="bad-quantity"
+        ),
         pytest.param(lambda r: r["pools"][0].update(size="big"), "pools[0]", id="size-not-object"),
         pytest.param(lambda r: r.update(schema="decide/v0"), "schema", id="unknown-schema"),
     ],

@@ -1,5 +1,6 @@
 """The FC 3.0 HTTP-trigger handler: 200 reply, 400 bad input, 405 non-POST, 413 too large, and
 never a 500 for anything a caller can send."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,9 @@ def test_anything_but_post_is_405_with_allow_header(method: str) -> None:
 
 def test_lower_case_post_is_still_post() -> None:
     """Method names are compared case-insensitively."""
-    status, _ = answer(http_handler(fc3_event(encoded(seed_request(pods=1)), method="post"), FakeContext()))
+    status, _ = answer(
+        http_handler(fc3_event(encoded(seed_request(pods=1)), method="post"), FakeContext())
+    )
     assert status == 200
 
 
@@ -96,8 +99,13 @@ def test_body_flagged_base64_that_is_not_base64_is_400() -> None:
         pytest.param(b"not an event", id="event-not-json"),
         pytest.param(b"[]", id="event-array"),
         pytest.param(b"{}", id="event-without-request-context"),
-        pytest.param(json.dumps({"requestContext": {"http": "POST"}}).encode(), id="http-not-object"),
-        pytest.param(json.dumps({"requestContext": {"http": {"method": "POST"}}, "body": 7}).encode(), id="body-number"),
+        pytest.param(
+            json.dumps({"requestContext": {"http": "POST"}}).encode(), id="http-not-object"
+        ),
+        pytest.param(
+            json.dumps({"requestContext": {"http": {"method": "POST"}}, "body": 7}).encode(),
+            id="body-number",
+        ),
         pytest.param(12345, id="event-int"),
     ],
 )
@@ -121,7 +129,9 @@ def test_body_over_the_byte_limit_is_413_before_parsing() -> None:
 def test_non_ascii_body_is_measured_in_utf8_bytes() -> None:
     """The limit counts UTF-8 bytes, so 2,000 three-byte characters exceed 4,096 bytes."""
     endpoint = DecisionEndpoint(max_body_bytes=4096)
-    status, _ = answer(endpoint.handle_http(fc3_event('{"x": "' + "雲" * 2000 + '"}'), FakeContext()))
+    status, _ = answer(
+        endpoint.handle_http(fc3_event('{"x": "' + "雲" * 2000 + '"}'), FakeContext())
+    )
     assert status == 413
 
 
@@ -142,4 +152,3 @@ def test_too_many_pods_from_the_core_is_413() -> None:
     status, error = answer(http_handler(fc3_event(encoded(request)), FakeContext()))
     assert status == 413
     assert error["error"]["code"] == "RequestTooLarge"
-

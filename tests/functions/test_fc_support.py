@@ -1,5 +1,6 @@
 """Builders shared by the FC handler tests: the seed request, a fake FC context, FC 3.0 HTTP
 events and WSGI environs. Holds no tests itself."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """The FC 2.0 HTTP-trigger handler (WSGI): same answers as the FC 3.0 handler, body limits
 enforced from Content-Length before reading, and a broken connection answered with a generic 500."""
+
 from __future__ import annotations
 
 import io
@@ -111,7 +112,9 @@ def test_chunked_body_within_the_limit_is_decided() -> None:
 
 def test_dropped_connection_is_a_generic_500_naming_the_request() -> None:
     """An unexpected failure is 500 with a generic error object and the request id, no traceback."""
-    environ = wsgi_environ(content_length="100", stream=DroppedConnection(), request_id="req-broken")
+    environ = wsgi_environ(
+        content_length="100", stream=DroppedConnection(), request_id="req-broken"
+    )
     start, body = call(wsgi_handler, environ)
     assert start.code == 500
     assert body["error"]["code"] == "InternalError"

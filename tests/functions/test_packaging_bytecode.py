@@ -1,5 +1,6 @@
 """`python -m functions package --compile`: checked-hash bytecode for this interpreter, used as is
 by a fresh interpreter on a read-only unpacked package, and still reproducible byte for byte."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,8 +22,12 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package built by the CLI with --compile."""
     root = tmp_path_factory.mktemp("compiled")
     out = root / "fc.zip"
-    done = subprocess.run([sys.executable, "-m", "functions", "package", "--compile",
-                           "--out", str(out)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "functions", "package", "--compile", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -51,8 +56,9 @@ def test_fresh_interpreter_loads_the_shipped_bytecode(compiled: Path, tmp_path: 
     for path in code.rglob("*"):
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     script = f"import sys; sys.path.insert(0, {str(code)!r}); import functions.fc"
-    done = subprocess.run([sys.executable, "-I", "-S", "-v", "-c", script],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-v", "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     pyc = code / "functions" / "__pycache__" / f"fc.{sys.implementation.cache_tag}.pyc"
     assert f"# code object from '{pyc}'" in done.stderr

@@ -1,6 +1,7 @@
 """The Function Compute code package: built exactly where template.yml's CodeUri points, holding
 the `functions` package alone, reproducible byte for byte, and importable and invocable from a
 fresh interpreter that sees nothing but the unpacked package and the standard library."""
+
 from __future__ import annotations
 
 import json
@@ -122,7 +123,9 @@ def test_same_source_gives_the_same_bytes(built: Path, tmp_path: Path) -> None:
     assert again.read_bytes() == built.read_bytes()
 
 
-def test_fresh_interpreter_imports_and_invokes_the_template_handlers(built: Path, tmp_path: Path) -> None:
+def test_fresh_interpreter_imports_and_invokes_the_template_handlers(
+    built: Path, tmp_path: Path
+) -> None:
     """`python -I -S` with only the unpacked package on sys.path runs both handlers."""
     code_root = tmp_path / "code"
     with zipfile.ZipFile(built) as archive:

@@ -1,4 +1,5 @@
 """Where pods go: strategies, the placement annotation, priority, waste, overflow and limits."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -41,26 +42,39 @@ def _summary_of(reply: dict[str, Any]) -> dict[str, int]:
         # Overflow: the chosen option fills up, the rest goes to the next.
         ("eci-first", {}, {"max_pods": 10, "running": 4}, {}, {"eci": 6, "new:np-a": 9}),
         ("pool-first", {"max_size": 2}, {}, {}, {"new:np-a": 6, "eci": 9}),
-        ("pool-first", {"max_size": 2}, {"enabled": False}, {}, {"new:np-a": 6,
-                                                                 "unplaceable": 9}),
+        ("pool-first", {"max_size": 2}, {"enabled": False}, {}, {"new:np-a": 6, "unplaceable": 9}),
         ("pool-first", {}, {}, {"maxNewNodesPerDecision": 1}, {"new:np-a": 3, "eci": 12}),
     ],
 )
-def test_strategy_table(strategy: str, pool_fields: dict[str, Any], eci_fields: dict[str, Any],
-                        policy: dict[str, Any], expected: dict[str, int]) -> None:
+def test_strategy_table(
+    strategy: str,
+    pool_fields: dict[str, Any],
+    eci_fields: dict[str, Any],
+    policy: dict[str, Any],
+    expected: dict[str, int],
+) -> None:
     """Each strategy picks as documented, overflowing to the next option when one is full."""
-    body = request(_workers(), [pool("np-a", **pool_fields)], eci_config=eci(**eci_fields),
-                   strategy=strategy, **policy)
+    body = request(
+        _workers(),
+        [pool("np-a", **pool_fields)],
+        eci_config=eci(**eci_fields),
+        strategy=strategy,
+        **policy,
+    )
     assert _summary_of(decide(body)) == expected
 
 
 @pytest.mark.parametrize(
     ("annotation", "strategy", "expected"),
-    [("ecs", "eci-first", {"new:np-a": 15}), ("eci", "pool-first", {"eci": 15}),
-     ("auto", "pool-first", {"new:np-a": 15})],
+    [
+        ("ecs", "eci-first", {"new:np-a": 15}),
+        ("eci", "pool-first", {"eci": 15}),
+        ("auto", "pool-first", {"new:np-a": 15}),
+    ],
 )
-def test_placement_annotation_overrides_strategy(annotation: str, strategy: str,
-                                                 expected: dict[str, int]) -> None:
+def test_placement_annotation_overrides_strategy(
+    annotation: str, strategy: str, expected: dict[str, int]
+) -> None:
     """ray-ack-scaler/placement=ecs|eci restricts the options; auto leaves the strategy."""
     pods = _workers(annotations={PLACEMENT: annotation})
     body = request(pods, [pool("np-a")], eci_config=eci(), strategy=strategy)
@@ -71,8 +85,12 @@ def test_unknown_placement_annotation_is_reported_per_pod() -> None:
     """A typo in the annotation makes that pod unplaceable with a reason, not the request invalid."""
     pods = [*_workers(2), pod("u-x", annotations={PLACEMENT: "spot"})]
     reply = decide(request(pods, [pool("np-a")], eci_config=eci()))
-    assert reply["unplaceable"] == [{"pod": "u-x", "reason": (
-        "unknown ray-ack-scaler/placement value 'spot' (expected ecs, eci or auto)")}]
+    assert reply["unplaceable"] == [
+        {
+            "pod": "u-x",
+            "reason": ("unknown ray-ack-scaler/placement value 'spot' (expected ecs, eci or auto)"),
+        }
+    ]
 
 
 def test_priority_beats_waste_among_pools() -> None:
@@ -86,8 +104,10 @@ def test_priority_beats_waste_among_pools() -> None:
 
 def test_cost_amortises_a_node_over_the_pods_that_share_it() -> None:
     """One pod takes the small node; fifteen fill the big one, which is cheaper per pod."""
-    pools = [pool("np-small", cpu="1900m", memory="6Gi", price=0.3),
-             pool("np-big", cpu="15900m", memory="60Gi", price=2.0)]
+    pools = [
+        pool("np-small", cpu="1900m", memory="6Gi", price=0.3),
+        pool("np-big", cpu="15900m", memory="60Gi", price=2.0),
+    ]
     assert _summary_of(decide(request(_workers(1), pools))) == {"new:np-small": 1}
     assert _summary_of(decide(request(_workers(15), pools))) == {"new:np-big": 15}
 
@@ -98,8 +118,13 @@ def test_upcoming_nodes_are_filled_before_new_ones() -> None:
     reply = decide(body)
     assert _summary_of(reply) == {"covered:np-a": 6, "new:np-a": 9}
     assert reply["actions"][0] | {"pods": None} == {
-        "kind": "scale-pool", "poolId": "np-a", "fromDesired": 3, "toDesired": 6, "pods": None,
-        "reason": "pool-first: np-a has room (3 pods/node)"}
+        "kind": "scale-pool",
+        "poolId": "np-a",
+        "fromDesired": 3,
+        "toDesired": 6,
+        "pods": None,
+        "reason": "pool-first: np-a has room (3 pods/node)",
+    }
 
 
 def test_upcoming_capacity_wins_over_a_cheaper_new_option() -> None:
@@ -111,10 +136,14 @@ def test_upcoming_capacity_wins_over_a_cheaper_new_option() -> None:
 @pytest.mark.parametrize(
     ("pool_fields", "reason"),
     [
-        ({"scalingSince": "2026-11-29T04:48:20Z"},
-         "skipped (provisioning for 700s, over maxProvisionSeconds 600)"),
-        ({"lastError": "InvalidVSwitchId.IpNotEnough"},
-         "skipped (last error: InvalidVSwitchId.IpNotEnough)"),
+        (
+            {"scalingSince": "2026-11-29T04:48:20Z"},
+            "skipped (provisioning for 700s, over maxProvisionSeconds 600)",
+        ),
+        (
+            {"lastError": "InvalidVSwitchId.IpNotEnough"},
+            "skipped (last error: InvalidVSwitchId.IpNotEnough)",
+        ),
     ],
 )
 def test_stuck_pools_are_skipped(pool_fields: dict[str, Any], reason: str) -> None:
@@ -123,7 +152,8 @@ def test_stuck_pools_are_skipped(pool_fields: dict[str, Any], reason: str) -> No
     reply = decide(request(_workers(3), [stuck], strategy="pool-first"))
     assert reply["actions"] == [] and reply["covered"] == []
     assert {item["reason"] for item in reply["unplaceable"]} == {
-        f"no option fits: 1 pool {reason}, ECI: disabled"}
+        f"no option fits: 1 pool {reason}, ECI: disabled"
+    }
     healthy = decide(request(_workers(3), [stuck, pool("np-ok")], strategy="pool-first"))
     assert _summary_of(healthy) == {"new:np-ok": 3}
 
@@ -138,12 +168,22 @@ def test_scheduler_style_reason_when_nothing_fits() -> None:
     """The reason counts pools per cause and names ECI's, as the scheduler does for nodes."""
     selector = {"workload": "ray"}
     pools = [pool("np-a", labels=selector), pool("np-b", labels=selector), pool("np-c")]
-    gpu_pod = pod("u-gpu", nodeSelector=selector, volumeTypes=["hostPath"],
-                  requests={"cpu": "1", "nvidia.com/gpu": "1"})
+    gpu_pod = pod(
+        "u-gpu",
+        nodeSelector=selector,
+        volumeTypes=["hostPath"],
+        requests={"cpu": "1", "nvidia.com/gpu": "1"},
+    )
     reply = decide(request([gpu_pod], pools, eci_config=eci()))
-    assert reply["unplaceable"] == [{"pod": "u-gpu", "reason": (
-        "no option fits: 2 pools Insufficient nvidia.com/gpu, "
-        "1 pool didn't match node selector, ECI: hostPath volume")}]
+    assert reply["unplaceable"] == [
+        {
+            "pod": "u-gpu",
+            "reason": (
+                "no option fits: 2 pools Insufficient nvidia.com/gpu, "
+                "1 pool didn't match node selector, ECI: hostPath volume"
+            ),
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -153,8 +193,7 @@ def test_scheduler_style_reason_when_nothing_fits() -> None:
         ({"privileged": True}, "privileged"),
         ({"requests": {"cpu": "65"}}, "cpu 65 over maxPodCpu 64"),
         ({"requests": {"memory": "600Gi"}}, "memory 600Gi over maxPodMemory 512Gi"),
-        ({"requests": {"cpu": "1", "nvidia.com/gpu": "1"}},
-         "unsupported resource nvidia.com/gpu"),
+        ({"requests": {"cpu": "1", "nvidia.com/gpu": "1"}}, "unsupported resource nvidia.com/gpu"),
         ({"nodeSelector": {"type": "ecs"}}, "didn't match node selector"),
         ({"annotations": {PLACEMENT: "ecs"}}, "excluded by ray-ack-scaler/placement=ecs"),
     ],
@@ -162,20 +201,23 @@ def test_scheduler_style_reason_when_nothing_fits() -> None:
 def test_eci_eligibility(fields: dict[str, Any], eci_reason: str) -> None:
     """ECI refuses hostNetwork, hostPath, privileged, oversize and GPU pods, with the reason."""
     tiny = pool("np-tiny", cpu="100m", memory="128Mi")
-    reply = decide(request([pod("u-1", **fields)], [tiny], eci_config=eci(),
-                           strategy="eci-first"))
+    reply = decide(request([pod("u-1", **fields)], [tiny], eci_config=eci(), strategy="eci-first"))
     assert len(reply["unplaceable"]) == 1
     assert reply["unplaceable"][0]["reason"].endswith(f"ECI: {eci_reason}")
 
 
 def test_eci_taint_is_tolerated_by_design_but_others_are_not() -> None:
     """The virtual-kubelet taint never blocks (the agent adds the toleration); extra taints do."""
-    tainted = eci(taints=[{"key": "virtual-kubelet.io/provider", "value": "alibabacloud",
-                           "effect": "NoSchedule"},
-                          {"key": "team", "value": "ml", "effect": "NoSchedule"}])
+    tainted = eci(
+        taints=[
+            {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"},
+            {"key": "team", "value": "ml", "effect": "NoSchedule"},
+        ]
+    )
     reply = decide(request([pod("u-1")], [], eci_config=tainted))
     assert reply["unplaceable"][0]["reason"] == (
-        "no option fits: no node pools, ECI: had untolerated taint {team: ml}")
+        "no option fits: no node pools, ECI: had untolerated taint {team: ml}"
+    )
     tolerant = pod("u-1", tolerations=[{"key": "team", "operator": "Equal", "value": "ml"}])
     assert _summary_of(decide(request([tolerant], [], eci_config=tainted))) == {"eci": 1}
 
@@ -186,19 +228,35 @@ def test_pool_taints_need_tolerations() -> None:
     gpu_pool = pool("np-gpu", taints=[taint])
     reply = decide(request([pod("u-1")], [gpu_pool]))
     assert reply["unplaceable"][0]["reason"] == (
-        "no option fits: 1 pool had untolerated taint {nvidia.com/gpu: present}, ECI: disabled")
+        "no option fits: 1 pool had untolerated taint {nvidia.com/gpu: present}, ECI: disabled"
+    )
     tolerant = pod("u-1", tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists"}])
     assert _summary_of(decide(request([tolerant], [gpu_pool]))) == {"new:np-gpu": 1}
 
 
 def test_node_affinity_steers_pods_to_matching_pools() -> None:
     """Required node affinity picks the pool whose labels satisfy it."""
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "node.kubernetes.io/instance-type", "operator": "In",
-             "values": ["ecs.g7.2xlarge"]}]}]}}}
-    pools = [pool("np-a", labels={"node.kubernetes.io/instance-type": "ecs.g7.xlarge"}),
-             pool("np-b", labels={"node.kubernetes.io/instance-type": "ecs.g7.2xlarge"})]
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "node.kubernetes.io/instance-type",
+                                "operator": "In",
+                                "values": ["ecs.g7.2xlarge"],
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    pools = [
+        pool("np-a", labels={"node.kubernetes.io/instance-type": "ecs.g7.xlarge"}),
+        pool("np-b", labels={"node.kubernetes.io/instance-type": "ecs.g7.2xlarge"}),
+    ]
     reply = decide(request(_workers(2, affinity=affinity), pools, strategy="pool-first"))
     assert _summary_of(reply) == {"new:np-b": 2}
 
@@ -212,8 +270,9 @@ def test_groups_share_nodes_largest_first() -> None:
 
 def test_pool_max_caps_new_nodes_with_a_reason() -> None:
     """toDesired never exceeds size.max; the pods left over say why."""
-    reply = decide(request(_workers(), [pool("np-a", desired=1, ready=1, max_size=3)],
-                           strategy="pool-first"))
+    reply = decide(
+        request(_workers(), [pool("np-a", desired=1, ready=1, max_size=3)], strategy="pool-first")
+    )
     assert reply["actions"][0]["toDesired"] == 3
     assert reply["summary"]["unplaceablePods"] == 9
     assert reply["unplaceable"][0]["reason"] == "no capacity left: pool np-a at max size 3"
@@ -221,8 +280,9 @@ def test_pool_max_caps_new_nodes_with_a_reason() -> None:
 
 def test_summary_prices_new_nodes_and_eci_pods() -> None:
     """estimatedCostPerHour adds the new nodes' hourly price and ECI pods' hourly cost."""
-    body = request(_workers(), [pool("np-a", max_size=2, price=0.9)], eci_config=eci(),
-                   strategy="pool-first")
+    body = request(
+        _workers(), [pool("np-a", max_size=2, price=0.9)], eci_config=eci(), strategy="pool-first"
+    )
     summary = decide(body)["summary"]
     eci_hour = 9 * (0.000049 + 0.00000613) * 3600
     assert summary["newNodes"] == 2 and summary["eciPods"] == 9

@@ -1,4 +1,5 @@
 """Kubernetes quantities: the documented spellings, rounding up to milli-units, and refusals."""
+
 from __future__ import annotations
 
 import pytest
@@ -60,8 +61,32 @@ def test_json_numbers(number: float, milli: int) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", " 1", "1 ", "x", "1x", "1e", "1ki", "1KI", ".", "-", "+", "1..2", "1e1.5", "1e999",
-     "1" * 100, "0x10", "1_000", True, False, None, [], {}, float("nan"), float("inf")],
+    [
+        "",
+        " 1",
+        "1 ",
+        "x",
+        "1x",
+        "1e",
+        "1ki",
+        "1KI",
+        ".",
+        "-",
+        "+",
+        "1..2",
+        "1e1.5",
+        "1e999",
+        "1" * 100,
+        "0x10",
+        "1_000",
+        True,
+        False,
+        None,
+        [],
+        {},
+        float("nan"),
+        float("inf"),
+    ],
 )
 def test_malformed_values_are_refused(bad: object) -> None:
     """Malformed text, booleans, NaN/inf and non-scalars raise InvalidRequest with the path."""
@@ -80,10 +105,10 @@ def test_negative_quantity_parses_but_is_refused_as_a_request() -> None:
 
 def test_resource_map_keeps_extended_resources() -> None:
     """Extended resources pass through by name, in milli-units."""
-    parsed = parse_resources({"cpu": "500m", "nvidia.com/gpu": 1, "ephemeral-storage": "10Gi"},
-                             path="pods[0].requests")
-    assert parsed == {"cpu": 500, "nvidia.com/gpu": 1000,
-                      "ephemeral-storage": 10 * 2**30 * 1000}
+    parsed = parse_resources(
+        {"cpu": "500m", "nvidia.com/gpu": 1, "ephemeral-storage": "10Gi"}, path="pods[0].requests"
+    )
+    assert parsed == {"cpu": 500, "nvidia.com/gpu": 1000, "ephemeral-storage": 10 * 2**30 * 1000}
 
 
 @pytest.mark.parametrize("raw", [["cpu"], "cpu=1", None, 3])
@@ -94,8 +119,10 @@ def test_resource_map_must_be_an_object(raw: object) -> None:
     assert caught.value.path == "pools[0].allocatable"
 
 
-@pytest.mark.parametrize(("milli", "text"), [(0, "0"), (2000, "2"), (1500, "1500m"), (1, "1m"),
-                                             (1_073_741_824_000, "1073741824")])
+@pytest.mark.parametrize(
+    ("milli", "text"),
+    [(0, "0"), (2000, "2"), (1500, "1500m"), (1, "1m"), (1_073_741_824_000, "1073741824")],
+)
 def test_format_milli_round_trips(milli: int, text: str) -> None:
     """format_milli prints a quantity that parses back to the same milli-value."""
     assert format_milli(milli) == text

@@ -1,4 +1,5 @@
 """The reply as the contract writes it: seed decision, ordering, decisionId stability."""
+
 from __future__ import annotations
 
 import copy
@@ -18,12 +19,24 @@ def test_seed_walkthrough_with_pools_first_adds_five_nodes() -> None:
     reply = decide(body)
     assert reply["schema"] == "decide/v1"
     assert re.fullmatch(r"[0-9a-f]{16}", reply["decisionId"])
-    assert reply["actions"] == [{"kind": "scale-pool", "poolId": "np-cpu", "fromDesired": 0,
-                                 "toDesired": 5, "pods": [p["uid"] for p in body["pods"]],
-                                 "reason": "pool-first: np-cpu has room (3 pods/node)"}]
+    assert reply["actions"] == [
+        {
+            "kind": "scale-pool",
+            "poolId": "np-cpu",
+            "fromDesired": 0,
+            "toDesired": 5,
+            "pods": [p["uid"] for p in body["pods"]],
+            "reason": "pool-first: np-cpu has room (3 pods/node)",
+        }
+    ]
     assert reply["covered"] == [] and reply["unplaceable"] == []
-    assert reply["summary"] == {"newNodes": 5, "eciPods": 0, "coveredPods": 0,
-                                "unplaceablePods": 0, "estimatedCostPerHour": 4.5}
+    assert reply["summary"] == {
+        "newNodes": 5,
+        "eciPods": 0,
+        "coveredPods": 0,
+        "unplaceablePods": 0,
+        "estimatedCostPerHour": 4.5,
+    }
 
 
 def test_seed_walkthrough_by_cost_goes_to_eci() -> None:
@@ -35,9 +48,12 @@ def test_seed_walkthrough_by_cost_goes_to_eci() -> None:
 
 def test_actions_are_sorted_by_pool_and_eci_comes_last() -> None:
     """Scale-pool actions by pool id, then the one place-on-eci action; pods in request order."""
-    pods = [pod("u-b2", nodeSelector={"p": "b"}), pod("u-a", nodeSelector={"p": "a"}),
-            pod("u-b1", nodeSelector={"p": "b"}), pod("u-eci", annotations={
-                "ray-ack-scaler/placement": "eci"})]
+    pods = [
+        pod("u-b2", nodeSelector={"p": "b"}),
+        pod("u-a", nodeSelector={"p": "a"}),
+        pod("u-b1", nodeSelector={"p": "b"}),
+        pod("u-eci", annotations={"ray-ack-scaler/placement": "eci"}),
+    ]
     pools = [pool("np-b", labels={"p": "b"}), pool("np-a", labels={"p": "a"})]
     reply = decide(request(pods, pools, eci_config=eci(), strategy="pool-first"))
     assert [(a["kind"], a.get("poolId"), a["pods"]) for a in reply["actions"]] == [
@@ -48,8 +64,10 @@ def test_actions_are_sorted_by_pool_and_eci_comes_last() -> None:
 
 
 def _body() -> dict[str, Any]:
-    return request([pod(f"u-{i}") for i in range(4)],
-                   [pool("np-a", desired=2, scalingSince="2026-11-29T04:50:00Z")])
+    return request(
+        [pod(f"u-{i}") for i in range(4)],
+        [pool("np-a", desired=2, scalingSince="2026-11-29T04:50:00Z")],
+    )
 
 
 def test_decision_id_ignores_now_except_through_a_pool_timing_out() -> None:

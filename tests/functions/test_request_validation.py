@@ -1,4 +1,5 @@
 """Bad requests are refused with the JSON path that names the problem; oversize is its own error."""
+
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,9 @@ Edit = Callable[[dict[str, Any]], None]
 
 
 def _base() -> dict[str, Any]:
-    return request([pod(f"u-{i}") for i in range(5)], [pool("np-a"), pool("np-b")],
-                   eci_config=eci())
+    return request(
+        [pod(f"u-{i}") for i in range(5)], [pool("np-a"), pool("np-b")], eci_config=eci()
+    )
 
 
 def _set(path: list[Any], value: Any) -> Edit:
@@ -24,6 +26,7 @@ def _set(path: list[Any], value: Any) -> Edit:
         for step in path[:-1]:
             target = target[step]
         target[path[-1]] = value
+
     return edit
 
 
@@ -33,6 +36,7 @@ def _drop(path: list[Any]) -> Edit:
         for step in path[:-1]:
             target = target[step]
         del target[path[-1]]
+
     return edit
 
 
@@ -60,21 +64,53 @@ def _drop(path: list[Any]) -> Edit:
         (_set(["pods", 1, "privileged"], 1), "pods[1].privileged"),
         (_set(["pods", 1, "volumeTypes"], "hostPath"), "pods[1].volumeTypes"),
         (_set(["pods", 1, "tolerations"], {}), "pods[1].tolerations"),
-        (_set(["pods", 1, "tolerations"], [{"key": "a", "operator": "Maybe"}]),
-         "pods[1].tolerations[0].operator"),
+        (
+            _set(["pods", 1, "tolerations"], [{"key": "a", "operator": "Maybe"}]),
+            "pods[1].tolerations[0].operator",
+        ),
         (_set(["pods", 1, "labels"], {"a": 1}), "pods[1].labels.a"),
         (_set(["pods", 1, "annotations"], []), "pods[1].annotations"),
         (_set(["pods", 1, "name"], 7), "pods[1].name"),
-        (_set(["pods", 4, "affinity"], {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "a", "operator": "Near", "values": []}]}]}}}),
-         "pods[4].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-         ".nodeSelectorTerms[0].matchExpressions[0].operator"),
-        (_set(["pods", 4, "affinity"], {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["x"]}]}]}}}),
-         "pods[4].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-         ".nodeSelectorTerms[0].matchExpressions[0].values"),
+        (
+            _set(
+                ["pods", 4, "affinity"],
+                {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "a", "operator": "Near", "values": []}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+            ),
+            "pods[4].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+            ".nodeSelectorTerms[0].matchExpressions[0].operator",
+        ),
+        (
+            _set(
+                ["pods", 4, "affinity"],
+                {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "a", "operator": "Gt", "values": ["x"]}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+            ),
+            "pods[4].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+            ".nodeSelectorTerms[0].matchExpressions[0].values",
+        ),
         (_set(["pools", 1, "id"], "np-a"), "pools[1].id"),
         (_set(["pools", 0, "size", "max"], -1), "pools[0].size.max"),
         (_drop(["pools", 0, "size", "max"]), "pools[0].size.max"),
@@ -86,8 +122,10 @@ def _drop(path: list[Any]) -> Edit:
         (_set(["pools", 0, "pricePerHour"], -0.1), "pools[0].pricePerHour"),
         (_drop(["pools", 0, "pricePerHour"]), "pools[0].pricePerHour"),
         (_set(["pools", 0, "bootSeconds"], float("nan")), "pools[0].bootSeconds"),
-        (_set(["pools", 0, "taints"], [{"key": "a", "effect": "Sometimes"}]),
-         "pools[0].taints[0].effect"),
+        (
+            _set(["pools", 0, "taints"], [{"key": "a", "effect": "Sometimes"}]),
+            "pools[0].taints[0].effect",
+        ),
         (_set(["pools", 0, "scalingSince"], "soon"), "pools[0].scalingSince"),
         (_set(["pools", 0, "priority"], "high"), "pools[0].priority"),
         (_set(["eci", "pricePerVcpuSecond"], -1), "eci.pricePerVcpuSecond"),
@@ -153,13 +191,26 @@ def test_optional_fields_take_their_defaults() -> None:
         "schema": "decide/v1",
         "now": "2026-11-29T05:00:00+08:00",
         "pods": [{"uid": "u-1", "requests": {"cpu": "1"}}],
-        "pools": [{"id": "np", "allocatable": {"cpu": "2", "memory": "4Gi"},
-                   "size": {"max": 3}, "pricePerHour": 0.5}],
+        "pools": [
+            {
+                "id": "np",
+                "allocatable": {"cpu": "2", "memory": "4Gi"},
+                "size": {"max": 3},
+                "pricePerHour": 0.5,
+            }
+        ],
     }
     reply = decide(body)
-    assert reply["actions"] == [{"kind": "scale-pool", "poolId": "np", "fromDesired": 0,
-                                 "toDesired": 1, "pods": ["u-1"],
-                                 "reason": "cost: np 0.083/pod·run, the only option that fits"}]
+    assert reply["actions"] == [
+        {
+            "kind": "scale-pool",
+            "poolId": "np",
+            "fromDesired": 0,
+            "toDesired": 1,
+            "pods": ["u-1"],
+            "reason": "cost: np 0.083/pod·run, the only option that fits",
+        }
+    ]
 
 
 def test_unknown_fields_are_ignored() -> None:

@@ -1,5 +1,6 @@
 """scale-in/v1 through every door: functions.scale_in, `python -m functions scale-in`, the FC
 handlers (dispatch by `schema`), the contract document's example, and import cost."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,16 @@ TIMEOUT = 60
 
 def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run([sys.executable, "-m", "functions", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=TIMEOUT,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "functions", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
+    )
 
 
 def _contract_example() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -58,10 +66,18 @@ def test_contract_example_is_what_the_core_answers() -> None:
 
 def test_importing_the_package_does_not_load_scale_in() -> None:
     """`import functions` and the FC module leave the scale-in modules unloaded until used."""
-    code = ("import sys, functions, functions.fc; "
-            "print(sorted(m for m in sys.modules if m.startswith('functions.scalein')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, timeout=TIMEOUT, check=False)
+    code = (
+        "import sys, functions, functions.fc; "
+        "print(sorted(m for m in sys.modules if m.startswith('functions.scalein')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=TIMEOUT,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -80,13 +96,24 @@ def test_cli_file_and_stdin_agree(tmp_path: Path) -> None:
     assert json.loads(from_file.stdout) == json.loads(from_stdin.stdout) == functions.scale_in(body)
 
 
-@pytest.mark.parametrize(("stdin", "code", "path"), [
-    ('{"schema": "scale-in/v1", "now": "2026-11-29T05:00:00Z", "pools": [], "nodes": [7]}',
-     "InvalidRequest", "nodes[0]"),
-    ("{not json", "InvalidRequest", ""),
-    ('{"schema": "scale-in/v1", "now": "2026-11-29T05:00:00Z", "pools": [], "nodes": ['
-     + ",".join(["{}"] * 20_001) + "]}", "RequestTooLarge", "nodes"),
-])
+@pytest.mark.parametrize(
+    ("stdin", "code", "path"),
+    [
+        (
+            '{"schema": "scale-in/v1", "now": "2026-11-29T05:00:00Z", "pools": [], "nodes": [7]}',
+            "InvalidRequest",
+            "nodes[0]",
+        ),
+        ("{not json", "InvalidRequest", ""),
+        (
+            '{"schema": "scale-in/v1", "now": "2026-11-29T05:00:00Z", "pools": [], "nodes": ['
+            + ",".join(["{}"] * 20_001)
+            + "]}",
+            "RequestTooLarge",
+            "nodes",
+        ),
+    ],
+)
 def test_cli_bad_input_exits_2_with_the_error_object(stdin: str, code: str, path: str) -> None:
     """Invalid, malformed or oversized input prints {"error": {code, message, path}}, exit 2."""
     result = _run("scale-in", stdin=stdin)
@@ -109,8 +136,7 @@ def test_event_handler_dispatches_on_schema() -> None:
     """One handler answers both schemas, each with its own reply."""
     out = json.loads(handler(encoded(_cluster()), FakeContext()))
     assert out["schema"] == "scale-in/v1" and "remove" in out
-    decide_request = {"schema": "decide/v1", "now": "2026-11-29T05:00:00Z", "pods": [],
-                      "pools": []}
+    decide_request = {"schema": "decide/v1", "now": "2026-11-29T05:00:00Z", "pods": [], "pools": []}
     assert json.loads(handler(encoded(decide_request), FakeContext()))["schema"] == "decide/v1"
 
 

@@ -1,5 +1,6 @@
 """The drain simulation's shortcuts (per-shape start index, shapes that never fit) change no
 outcome: it agrees with a plain all-or-nothing first fit over generated drains."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,7 +27,10 @@ def _plain_first_fit(nodes: list[Node], drains: list[Node]) -> list[bool]:
         room = dict(n.allocatable)
         for p in n.pods:
             if p.active:
-                for name, amount in {**p.requests, "pods": p.requests.get("pods", 0) + 1000}.items():
+                for name, amount in {
+                    **p.requests,
+                    "pods": p.requests.get("pods", 0) + 1000,
+                }.items():
                     room[name] = room.get(name, 0) - amount
         free[n.name] = room
     closed: set[str] = set()
@@ -34,13 +38,23 @@ def _plain_first_fit(nodes: list[Node], drains: list[Node]) -> list[bool]:
     for source in drains:
         trial = {name: dict(room) for name, room in free.items()}
         ok = True
-        order = sorted((p for p in source.pods if p.movable),
-                       key=lambda p: (-p.requests.get("cpu", 0), -p.requests.get("memory", 0),
-                                      p.uid))
+        order = sorted(
+            (p for p in source.pods if p.movable),
+            key=lambda p: (-p.requests.get("cpu", 0), -p.requests.get("memory", 0), p.uid),
+        )
         for p in order:
             need = {**p.requests, "pods": p.requests.get("pods", 0) + 1000}
-            home = next((n for n in nodes if n.name not in closed and n.name != source.name
-                         and _admits(n, p) and not insufficient(need, trial[n.name])), None)
+            home = next(
+                (
+                    n
+                    for n in nodes
+                    if n.name not in closed
+                    and n.name != source.name
+                    and _admits(n, p)
+                    and not insufficient(need, trial[n.name])
+                ),
+                None,
+            )
             if home is None:
                 ok = False
                 break
@@ -54,9 +68,11 @@ def _plain_first_fit(nodes: list[Node], drains: list[Node]) -> list[bool]:
 
 
 def _admits(n: Node, p: NodePod) -> bool:
-    return (node_selector_matches(p.node_selector, n.labels)
-            and required_affinity_matches(p.affinity, n.labels)
-            and first_untolerated_taint(p.tolerations, n.taints) is None)
+    return (
+        node_selector_matches(p.node_selector, n.labels)
+        and required_affinity_matches(p.affinity, n.labels)
+        and first_untolerated_taint(p.tolerations, n.taints) is None
+    )
 
 
 @st.composite
@@ -66,15 +82,24 @@ def fleets(draw: st.DrawFn) -> tuple[list[Node], list[Node]]:
     for i in range(draw(st.integers(1, 10))):
         found = []
         for j in range(draw(st.integers(0, 4))):
-            fields: dict[str, Any] = {"cpu": draw(st.sampled_from(["500m", "1", "2"])),
-                                      "memory": draw(st.sampled_from(["1Gi", "4Gi"]))}
+            fields: dict[str, Any] = {
+                "cpu": draw(st.sampled_from(["500m", "1", "2"])),
+                "memory": draw(st.sampled_from(["1Gi", "4Gi"])),
+            }
             if draw(st.integers(0, 3)) == 0:
                 fields["nodeSelector"] = {"tier": "x"}
             if draw(st.integers(0, 5)) == 0:
                 fields["owner"] = "DaemonSet"
             found.append(pod(f"p{i}-{j}", **fields))
-        bodies.append(node(f"n{i}", *found, cpu=draw(st.sampled_from(["2", "4"])),
-                           memory="8Gi", labels={"tier": draw(st.sampled_from(["x", "y"]))}))
+        bodies.append(
+            node(
+                f"n{i}",
+                *found,
+                cpu=draw(st.sampled_from(["2", "4"])),
+                memory="8Gi",
+                labels={"tier": draw(st.sampled_from(["x", "y"]))},
+            )
+        )
     nodes = list(parse_scale_in_request(request(bodies)).nodes)
     order = draw(st.permutations(nodes))
     return nodes, list(order[: draw(st.integers(1, len(nodes)))])

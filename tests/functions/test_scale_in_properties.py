@@ -1,4 +1,5 @@
 """Invariants of scale_in() over generated clusters (hypothesis)."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,7 @@ from scale_in_requests import ago, node, pod, pool, request
 
 from functions.scalein.decision import scale_in
 
-SETTINGS = settings(max_examples=80, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 POOLS = ["np-a", "np-b", "np-c"]
 OWNERS = ["ReplicaSet", "Job", "DaemonSet", "StatefulSet", "RayCluster", "RayCluster", "none"]
@@ -44,31 +44,41 @@ def clusters(draw: st.DrawFn) -> dict[str, Any]:
     for i in range(draw(st.integers(0, 12))):
         name = f"n{i:02d}"
         ready = draw(st.integers(0, 6)) > 0
-        nodes.append(node(
-            name, *draw(pods(name)),
-            pool=draw(st.sampled_from([*POOLS, None])),
-            cpu=draw(st.sampled_from(["2", "4", "8"])),
-            ready=ready,
-            everReady=ready or draw(st.booleans()),
-            createdAt=ago(draw(st.integers(0, 3000))),
-            unschedulable=draw(st.integers(0, 5)) == 0,
-            labels={"tier": draw(st.sampled_from(["x", "y"]))},
-            emptySince=draw(st.one_of(st.none(), st.integers(0, 300).map(ago))),
-            underutilizedSince=draw(st.one_of(st.none(), st.integers(0, 300).map(ago))),
-        ))
+        nodes.append(
+            node(
+                name,
+                *draw(pods(name)),
+                pool=draw(st.sampled_from([*POOLS, None])),
+                cpu=draw(st.sampled_from(["2", "4", "8"])),
+                ready=ready,
+                everReady=ready or draw(st.booleans()),
+                createdAt=ago(draw(st.integers(0, 3000))),
+                unschedulable=draw(st.integers(0, 5)) == 0,
+                labels={"tier": draw(st.sampled_from(["x", "y"]))},
+                emptySince=draw(st.one_of(st.none(), st.integers(0, 300).map(ago))),
+                underutilizedSince=draw(st.one_of(st.none(), st.integers(0, 300).map(ago))),
+            )
+        )
     pools = []
     for pool_id in POOLS:
         listed = sum(1 for n in nodes if n["poolId"] == pool_id)
         min_size = draw(st.integers(0, 3))
-        pools.append(pool(
-            pool_id, min_size=min_size,
-            desired=max(min_size, listed - draw(st.integers(0, 1))),
-            price=draw(st.sampled_from([0.5, 0.9, 2.0])),
-            lastScaleUpAt=draw(st.one_of(st.none(), st.integers(0, 400).map(ago)))))
-    return request(nodes, pools,
-                   drainNonEmpty=draw(st.booleans()),
-                   maxNodesPerDecision=draw(st.integers(0, 6)),
-                   scaleDownUtilizationThreshold=draw(st.sampled_from([0.3, 0.5, 0.8])))
+        pools.append(
+            pool(
+                pool_id,
+                min_size=min_size,
+                desired=max(min_size, listed - draw(st.integers(0, 1))),
+                price=draw(st.sampled_from([0.5, 0.9, 2.0])),
+                lastScaleUpAt=draw(st.one_of(st.none(), st.integers(0, 400).map(ago))),
+            )
+        )
+    return request(
+        nodes,
+        pools,
+        drainNonEmpty=draw(st.booleans()),
+        maxNodesPerDecision=draw(st.integers(0, 6)),
+        scaleDownUtilizationThreshold=draw(st.sampled_from([0.3, 0.5, 0.8])),
+    )
 
 
 def _removed_nodes(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]:
@@ -77,8 +87,11 @@ def _removed_nodes(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str
 
 
 def _load(n: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in n["pods"]
-            if p["ownerKind"] != "DaemonSet" and p["phase"] not in ("Succeeded", "Failed")]
+    return [
+        p
+        for p in n["pods"]
+        if p["ownerKind"] != "DaemonSet" and p["phase"] not in ("Succeeded", "Failed")
+    ]
 
 
 @SETTINGS

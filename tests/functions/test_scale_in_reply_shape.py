@@ -1,4 +1,5 @@
 """The scale-in/v1 reply: every node once, deterministic, order-independent, stable decisionId."""
+
 from __future__ import annotations
 
 import copy
@@ -11,12 +12,16 @@ from functions.scalein.decision import scale_in
 
 
 def _cluster() -> dict[str, Any]:
-    return request([
-        node("a"),
-        node("b", pod("p", cpu="500m"), daemon("d1")),
-        node("c", pod("h", rayNodeType="head")),
-        node("k", pod("q", cpu="2", owner="ReplicaSet"), pool=None),
-    ], [pool(min_size=1)], drainNonEmpty=True)
+    return request(
+        [
+            node("a"),
+            node("b", pod("p", cpu="500m"), daemon("d1")),
+            node("c", pod("h", rayNodeType="head")),
+            node("k", pod("q", cpu="2", owner="ReplicaSet"), pool=None),
+        ],
+        [pool(min_size=1)],
+        drainNonEmpty=True,
+    )
 
 
 def _canonical(value: object) -> str:
@@ -73,9 +78,21 @@ def test_quantity_spelling_does_not_change_the_id() -> None:
 
 def test_remove_is_grouped_by_pool() -> None:
     """remove is sorted by pool then node, so each pool's nodes are one run."""
-    reply = scale_in(request(
-        [node("z1", pool="np-a"), node("b1", pool="np-b"), node("a1", pool="np-a"),
-         node("b2", pool="np-b")], [pool("np-b"), pool("np-a")]))
+    reply = scale_in(
+        request(
+            [
+                node("z1", pool="np-a"),
+                node("b1", pool="np-b"),
+                node("a1", pool="np-a"),
+                node("b2", pool="np-b"),
+            ],
+            [pool("np-b"), pool("np-a")],
+        )
+    )
     assert [(e["poolId"], e["node"]) for e in reply["remove"]] == [
-        ("np-a", "a1"), ("np-a", "z1"), ("np-b", "b1"), ("np-b", "b2")]
+        ("np-a", "a1"),
+        ("np-a", "z1"),
+        ("np-b", "b1"),
+        ("np-b", "b2"),
+    ]
     assert [group["poolId"] for group in reply["pools"]] == ["np-a", "np-b"]

@@ -1,4 +1,5 @@
 """Decision tables for scale-in/v1: which node goes, which stays, and the reason given."""
+
 from __future__ import annotations
 
 from scale_in_requests import ago, daemon, kept, node, pod, pool, removed, request
@@ -11,9 +12,15 @@ from functions.scalein.decision import scale_in
 def test_empty_node_past_unneeded_time_is_removed() -> None:
     """An empty node empty for 120 s (default 60 s) goes, with its instance id and reason."""
     reply = scale_in(request([node("a")]))
-    assert reply["remove"] == [{"node": "a", "poolId": "np-cpu", "instanceId": "i-a",
-                                "reason": "empty for 120s (scaleDownUnneededSeconds 60)",
-                                "evicts": []}]
+    assert reply["remove"] == [
+        {
+            "node": "a",
+            "poolId": "np-cpu",
+            "instanceId": "i-a",
+            "reason": "empty for 120s (scaleDownUnneededSeconds 60)",
+            "evicts": [],
+        }
+    ]
     assert reply["keep"] == []
 
 
@@ -45,32 +52,42 @@ def test_busy_node_at_threshold_stays_even_when_draining() -> None:
 
 def test_memory_counts_towards_utilization() -> None:
     """Utilization is the largest share over resources: 12 of 16 GiB memory is 75%."""
-    reply = scale_in(request([node("a", pod("p", cpu="100m", memory="12Gi")), node("b")],
-                             drainNonEmpty=True))
+    reply = scale_in(
+        request([node("a", pod("p", cpu="100m", memory="12Gi")), node("b")], drainNonEmpty=True)
+    )
     assert kept(reply)["a"].startswith("utilization 75% is not below")
 
 
 def test_threshold_is_a_policy() -> None:
     """With the threshold at 0.8, the 50% node is underutilized and drained."""
-    reply = scale_in(request([node("a", pod("p", cpu="2")), node("k", pool=None)],
-                             drainNonEmpty=True, scaleDownUtilizationThreshold=0.8))
+    reply = scale_in(
+        request(
+            [node("a", pod("p", cpu="2")), node("k", pool=None)],
+            drainNonEmpty=True,
+            scaleDownUtilizationThreshold=0.8,
+        )
+    )
     assert removed(reply) == ["a"]
 
 
 def test_non_empty_node_stays_without_drain() -> None:
     """drainNonEmpty false (default): a node with a Ray worker stays, named in the reason."""
     reply = scale_in(request([node("a", pod("p", cpu="500m")), node("b")]))
-    assert kept(reply) == {
-        "a": "runs 1 pod(s) (ray/rc-worker-p) and drainNonEmpty is false"}
+    assert kept(reply) == {"a": "runs 1 pod(s) (ray/rc-worker-p) and drainNonEmpty is false"}
 
 
 def test_underutilized_node_waits_for_its_own_clock() -> None:
     """Draining waits on underutilizedSince: 30 s of 60 s keeps, null keeps."""
-    reply = scale_in(request([
-        node("a", pod("p", cpu="500m"), underutilizedSince=ago(30)),
-        node("b", pod("q", cpu="500m"), underutilizedSince=None),
-        node("c", pool=None),
-    ], drainNonEmpty=True))
+    reply = scale_in(
+        request(
+            [
+                node("a", pod("p", cpu="500m"), underutilizedSince=ago(30)),
+                node("b", pod("q", cpu="500m"), underutilizedSince=None),
+                node("c", pool=None),
+            ],
+            drainNonEmpty=True,
+        )
+    )
     assert kept(reply) == {
         "a": "utilization 12.5% below 50% for 30s of 60s",
         "b": "utilization 12.5%, but not yet tracked as underutilized (underutilizedSince is null)",
@@ -111,9 +128,17 @@ def test_daemonset_pods_are_not_load() -> None:
 
 def test_finished_pods_neither_protect_nor_move() -> None:
     """A Succeeded head pod or Failed standalone pod holds nothing: the node is empty."""
-    reply = scale_in(request([node(
-        "a", pod("h", rayNodeType="head", phase="Succeeded"),
-        pod("s", owner="none", phase="Failed"))]))
+    reply = scale_in(
+        request(
+            [
+                node(
+                    "a",
+                    pod("h", rayNodeType="head", phase="Succeeded"),
+                    pod("s", owner="none", phase="Failed"),
+                )
+            ]
+        )
+    )
     assert removed(reply) == ["a"]
 
 
@@ -124,7 +149,9 @@ def test_pool_never_goes_below_min() -> None:
     """Three empty nodes, min 2: exactly one goes; the others name the pool's min."""
     reply = scale_in(request([node("a"), node("b"), node("c")], [pool(min_size=2)]))
     assert len(removed(reply)) == 1
-    assert set(kept(reply).values()) == {"pool np-cpu at min 2 (3 nodes, 1 leaving in this decision)"}
+    assert set(kept(reply).values()) == {
+        "pool np-cpu at min 2 (3 nodes, 1 leaving in this decision)"
+    }
 
 
 def test_min_counts_the_smaller_of_desired_and_nodes_present() -> None:
@@ -135,9 +162,12 @@ def test_min_counts_the_smaller_of_desired_and_nodes_present() -> None:
 
 def test_min_is_per_pool() -> None:
     """One pool at its min does not stop another pool's empty nodes."""
-    reply = scale_in(request(
-        [node("a", pool="np-a"), node("b", pool="np-b"), node("c", pool="np-b")],
-        [pool("np-a", min_size=1), pool("np-b", min_size=0)]))
+    reply = scale_in(
+        request(
+            [node("a", pool="np-a"), node("b", pool="np-b"), node("c", pool="np-b")],
+            [pool("np-a", min_size=1), pool("np-b", min_size=0)],
+        )
+    )
     assert removed(reply) == ["b", "c"]
     assert kept(reply) == {"a": "pool np-a at min 1 (1 nodes, 0 leaving in this decision)"}
 
@@ -146,14 +176,18 @@ def test_cool_down_after_scale_up() -> None:
     """The pool scaled up 30 s ago (cool-down 120 s): its empty nodes stay."""
     reply = scale_in(request([node("a")], [pool(lastScaleUpAt=ago(30))]))
     assert kept(reply) == {
-        "a": "cool-down: pool np-cpu scaled up 30s ago (scaleDownDelayAfterAddSeconds 120)"}
+        "a": "cool-down: pool np-cpu scaled up 30s ago (scaleDownDelayAfterAddSeconds 120)"
+    }
 
 
 def test_cool_down_is_per_pool_and_ends() -> None:
     """Another pool's recent scale-up, or one 121 s ago, does not hold a node."""
-    reply = scale_in(request(
-        [node("a", pool="np-a"), node("b", pool="np-b")],
-        [pool("np-a", lastScaleUpAt=ago(121)), pool("np-b", lastScaleUpAt=None)]))
+    reply = scale_in(
+        request(
+            [node("a", pool="np-a"), node("b", pool="np-b")],
+            [pool("np-a", lastScaleUpAt=ago(121)), pool("np-b", lastScaleUpAt=None)],
+        )
+    )
     assert removed(reply) == ["a", "b"]
 
 
@@ -162,13 +196,21 @@ def test_cool_down_is_per_pool_and_ends() -> None:
 
 def test_node_that_never_became_ready_is_removed_as_failed() -> None:
     """Not Ready since creation 700 s ago (timeout 600 s): removed first, reason says failed."""
-    reply = scale_in(request([
-        node("a"),
-        node("z", pod("p"), ready=False, everReady=False, createdAt=ago(700), emptySince=None),
-    ], [pool(min_size=1)]))
+    reply = scale_in(
+        request(
+            [
+                node("a"),
+                node(
+                    "z", pod("p"), ready=False, everReady=False, createdAt=ago(700), emptySince=None
+                ),
+            ],
+            [pool(min_size=1)],
+        )
+    )
     assert removed(reply) == ["z"]
     assert reply["remove"][0]["reason"] == (
-        "failed: never became Ready in 700s (maxProvisionSeconds 600)")
+        "failed: never became Ready in 700s (maxProvisionSeconds 600)"
+    )
     assert reply["remove"][0]["evicts"] == ["p"]
 
 
@@ -176,7 +218,8 @@ def test_booting_node_is_not_failed_yet() -> None:
     """Not Ready for 100 s of a 600 s provisioning timeout: kept, not removed as empty."""
     reply = scale_in(request([node("a", ready=False, everReady=False, createdAt=ago(100))]))
     assert kept(reply) == {
-        "a": "node is not Ready yet: created 100s ago (failed after maxProvisionSeconds 600)"}
+        "a": "node is not Ready yet: created 100s ago (failed after maxProvisionSeconds 600)"
+    }
 
 
 def test_node_that_was_ready_and_is_not_now_stays() -> None:
@@ -203,20 +246,31 @@ def test_preference_emptiest_then_most_expensive_then_newest() -> None:
         node("dear-new", pool="np-dear", createdAt="2026-11-29T04:30:00Z"),
         node("keeper", pool=None, cpu="16"),
     ]
-    reply = scale_in(request(nodes, [pool("np-cheap", price=0.5), pool("np-dear", price=2.0)],
-                             drainNonEmpty=True, maxNodesPerDecision=3))
+    reply = scale_in(
+        request(
+            nodes,
+            [pool("np-cheap", price=0.5), pool("np-dear", price=2.0)],
+            drainNonEmpty=True,
+            maxNodesPerDecision=3,
+        )
+    )
     assert removed(reply) == ["cheap", "dear-new", "dear-old"]
     assert kept(reply)["busy"].endswith("but maxNodesPerDecision 3 reached")
 
 
 def test_cap_takes_the_first_in_preference_order() -> None:
     """maxNodesPerDecision 1 with a dear and a cheap empty node removes the dear one."""
-    reply = scale_in(request([node("a", pool="np-cheap"), node("b", pool="np-dear")],
-                             [pool("np-cheap", price=0.5), pool("np-dear", price=2.0)],
-                             maxNodesPerDecision=1))
+    reply = scale_in(
+        request(
+            [node("a", pool="np-cheap"), node("b", pool="np-dear")],
+            [pool("np-cheap", price=0.5), pool("np-dear", price=2.0)],
+            maxNodesPerDecision=1,
+        )
+    )
     assert removed(reply) == ["b"]
     assert kept(reply) == {
-        "a": "empty for 120s (scaleDownUnneededSeconds 60), but maxNodesPerDecision 1 reached"}
+        "a": "empty for 120s (scaleDownUnneededSeconds 60), but maxNodesPerDecision 1 reached"
+    }
 
 
 def test_max_nodes_zero_removes_nothing() -> None:
@@ -227,15 +281,32 @@ def test_max_nodes_zero_removes_nothing() -> None:
 
 def test_summary_and_pool_groups() -> None:
     """summary counts and saved price; pools group instance ids for RemoveNodePoolNodes."""
-    reply = scale_in(request(
-        [node("b", pool="np-b"), node("a1", pool="np-a"), node("a2", pool="np-a"),
-         node("k", pool=None)],
-        [pool("np-a", price=1.25), pool("np-b", price=0.5)]))
+    reply = scale_in(
+        request(
+            [
+                node("b", pool="np-b"),
+                node("a1", pool="np-a"),
+                node("a2", pool="np-a"),
+                node("k", pool=None),
+            ],
+            [pool("np-a", price=1.25), pool("np-b", price=0.5)],
+        )
+    )
     assert removed(reply) == ["a1", "a2", "b"]
     assert reply["pools"] == [
-        {"poolId": "np-a", "fromDesired": 2, "toDesired": 0, "nodes": ["a1", "a2"],
-         "instanceIds": ["i-a1", "i-a2"]},
-        {"poolId": "np-b", "fromDesired": 1, "toDesired": 0, "nodes": ["b"],
-         "instanceIds": ["i-b"]},
+        {
+            "poolId": "np-a",
+            "fromDesired": 2,
+            "toDesired": 0,
+            "nodes": ["a1", "a2"],
+            "instanceIds": ["i-a1", "i-a2"],
+        },
+        {
+            "poolId": "np-b",
+            "fromDesired": 1,
+            "toDesired": 0,
+            "nodes": ["b"],
+            "instanceIds": ["i-b"],
+        },
     ]
     assert reply["summary"] == {"removeNodes": 3, "keepNodes": 1, "savedPerHour": 3.0}

@@ -1,4 +1,5 @@
 """Predicates with Kubernetes' rules: resources, nodeSelector, required node affinity, taints."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,13 @@ LABELS = {"zone": "cn-hangzhou-k", "gpu": "a10", "cores": "16", "odd": "x1"}
 
 
 def _affinity(*terms: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": list(term)} for term in terms]}}}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": list(term)} for term in terms]
+            }
+        }
+    }
 
 
 def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
@@ -37,17 +43,23 @@ def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
         ({**POD_SLOT}, {"pods": 0}, ["pods"]),
     ],
 )
-def test_insufficient_resources(requests: dict[str, int], free: dict[str, int],
-                                short: list[str]) -> None:
+def test_insufficient_resources(
+    requests: dict[str, int], free: dict[str, int], short: list[str]
+) -> None:
     """Unlisted resources are zero, zero requests always fit, names come back sorted."""
     assert insufficient(requests, free) == short
 
 
 @pytest.mark.parametrize(
     ("selector", "matches"),
-    [(None, True), ({}, True), ({"gpu": "a10"}, True), ({"gpu": "a10", "zone": "cn-hangzhou-k"},
-                                                          True),
-     ({"gpu": "a100"}, False), ({"missing": ""}, False)],
+    [
+        (None, True),
+        ({}, True),
+        ({"gpu": "a10"}, True),
+        ({"gpu": "a10", "zone": "cn-hangzhou-k"}, True),
+        ({"gpu": "a100"}, False),
+        ({"missing": ""}, False),
+    ],
 )
 def test_node_selector(selector: dict[str, str] | None, matches: bool) -> None:
     """Every selector pair must be a node label."""
@@ -96,17 +108,41 @@ def test_affinity_terms_are_ored_and_expressions_anded() -> None:
         ({}, True),
         ({"podAntiAffinity": {"x": 1}}, True),
         ({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}, True),
-        ({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": []}}}, False),
-        ({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{}]}}}, False),
-        ({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchFields": [
-                {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}, False),
+        (
+            {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}
+                }
+            },
+            False,
+        ),
+        (
+            {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{}]}
+                }
+            },
+            False,
+        ),
+        (
+            {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchFields": [
+                                    {"key": "metadata.name", "operator": "In", "values": ["n1"]}
+                                ]
+                            }
+                        ]
+                    }
+                }
+            },
+            False,
+        ),
     ],
 )
-def test_only_required_node_affinity_binds(affinity: dict[str, Any] | None,
-                                           matches: bool) -> None:
+def test_only_required_node_affinity_binds(affinity: dict[str, Any] | None, matches: bool) -> None:
     """Preferred terms and pod affinity never block; empty term lists and terms match nothing."""
     assert required_affinity_matches(affinity, LABELS) is matches
 
@@ -117,8 +153,15 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"
 @pytest.mark.parametrize(
     ("toleration", "tolerated"),
     [
-        ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
-          "effect": "NoSchedule"}, True),
+        (
+            {
+                "key": "nvidia.com/gpu",
+                "operator": "Equal",
+                "value": "present",
+                "effect": "NoSchedule",
+            },
+            True,
+        ),
         ({"key": "nvidia.com/gpu", "value": "present"}, True),
         ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"}, False),
         ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
@@ -140,6 +183,8 @@ def test_only_blocking_effects_need_tolerating() -> None:
     hard = {"key": "b", "value": "1", "effect": "NoExecute"}
     assert first_untolerated_taint(None, [soft]) is None
     assert first_untolerated_taint([], [soft, hard, GPU_TAINT]) == hard
-    assert first_untolerated_taint([{"key": "b", "operator": "Exists"}],
-                                   [hard, GPU_TAINT]) == GPU_TAINT
+    assert (
+        first_untolerated_taint([{"key": "b", "operator": "Exists"}], [hard, GPU_TAINT])
+        == GPU_TAINT
+    )
     assert first_untolerated_taint([{"operator": "Exists"}], [hard, GPU_TAINT]) is None

@@ -1,4 +1,5 @@
 """functions/ is zipped as is for Function Compute: it may import only the standard library."""
+
 from __future__ import annotations
 
 import ast
@@ -12,8 +13,7 @@ NEWER_THAN_310 = {"tomllib", "_tomllib", "wsgiref.types"}
 
 def _imported_roots(path: Path) -> set[str]:
     roots = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path),
-                     feature_version=(3, 10))
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:

@@ -1,4 +1,5 @@
 """Fixtures shared by the simulator's tests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -153,7 +154,14 @@ async def api_client(
 ) -> AsyncIterator[client.ApiClient]:
     """A kubernetes-asyncio ApiClient for `api_server`, ignoring any proxy."""
     # its aiohttp session trusts the environment: no proxy variable may route 127.0.0.1
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     configuration = client.Configuration(host=api_server.url)
     configuration.proxy = None

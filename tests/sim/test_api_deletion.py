@@ -1,5 +1,6 @@
 """Deleting pods through kubernetes-asyncio: graceful for bound pods, at once for unbound or
 finished ones; eviction and binding subresources; namespaces, nodes, events and leases."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 
 def pod(name: str, *, node: str | None = None) -> dict:
-    spec: dict = {"containers": [{"name": "main", "image": "busybox"}], "terminationGracePeriodSeconds": 20}
+    spec: dict = {
+        "containers": [{"name": "main", "image": "busybox"}],
+        "terminationGracePeriodSeconds": 20,
+    }
     if node:
         spec["nodeName"] = node
     return {"metadata": {"name": name}, "spec": spec}
@@ -52,7 +56,9 @@ async def test_delete_precondition_mismatch_is_409(core):
     await core.create_namespaced_pod("default", pod("w"))
     with pytest.raises(ApiException) as caught:
         await core.delete_namespaced_pod(
-            "w", "default", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="nope"))
+            "w",
+            "default",
+            body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="nope")),
         )
     assert caught.value.status == 409
 
@@ -78,14 +84,17 @@ async def test_binding_sets_node_once(core):
     """POST pods/binding assigns the node and marks PodScheduled; a second binding is 409."""
     await core.create_namespaced_pod("default", pod("w"))
     binding = client.V1Binding(
-        metadata=client.V1ObjectMeta(name="w"), target=client.V1ObjectReference(kind="Node", name="n1")
+        metadata=client.V1ObjectMeta(name="w"),
+        target=client.V1ObjectReference(kind="Node", name="n1"),
     )
     await core.create_namespaced_pod_binding("w", "default", binding, _preload_content=False)
     bound = await core.read_namespaced_pod("w", "default")
     assert bound.spec.node_name == "n1"
     assert [(c.type, c.status) for c in bound.status.conditions] == [("PodScheduled", "True")]
     # the reply is a Status, not a Binding: read it raw
-    again = await core.create_namespaced_pod_binding("w", "default", binding, _preload_content=False)
+    again = await core.create_namespaced_pod_binding(
+        "w", "default", binding, _preload_content=False
+    )
     assert again.status == 409
     assert json.loads(await again.read())["reason"] == "Conflict"
 
@@ -100,7 +109,9 @@ async def test_namespace_deletion_removes_its_objects(core):
 
 async def test_node_lifecycle(core):
     """Nodes can be created, read, listed and deleted (a Status Success reply)."""
-    await core.create_node({"metadata": {"name": "cn-hangzhou.172.16.0.17", "labels": {"type": "ecs"}}})
+    await core.create_node(
+        {"metadata": {"name": "cn-hangzhou.172.16.0.17", "labels": {"type": "ecs"}}}
+    )
     node = await core.read_node("cn-hangzhou.172.16.0.17")
     assert node.metadata.labels == {"type": "ecs"}
     listed = await core.list_node(label_selector="type=ecs")
@@ -122,7 +133,9 @@ async def test_events_create_list_patch(core):
         "source": {"component": "ray-ack-scaler"},
     }
     await core.create_namespaced_event("default", event)
-    found = await core.list_event_for_all_namespaces(field_selector="reason=TriggeredScaleUp,involvedObject.name=w")
+    found = await core.list_event_for_all_namespaces(
+        field_selector="reason=TriggeredScaleUp,involvedObject.name=w"
+    )
     assert [e.message for e in found.items] == [event["message"]]
     bumped = await core.patch_namespaced_event("w.triggered", "default", {"count": 2})
     assert bumped.count == 2
@@ -131,7 +144,10 @@ async def test_events_create_list_patch(core):
 async def test_leases_for_leader_election(api_client):
     """coordination.k8s.io/v1 Leases: create, read, and a conflicting replace is 409."""
     coordination = client.CoordinationV1Api(api_client)
-    lease = {"metadata": {"name": "ray-ack-scaler"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}
+    lease = {
+        "metadata": {"name": "ray-ack-scaler"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15},
+    }
     created = await coordination.create_namespaced_lease("kube-system", lease)
     read = await coordination.read_namespaced_lease("ray-ack-scaler", "kube-system")
     assert read.spec.holder_identity == "a"

@@ -1,4 +1,5 @@
 """LIST through kubernetes-asyncio: limit/continue over one snapshot, selectors, Status errors."""
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,9 @@ async def test_field_selectors_across_namespaces(core):
     assert sorted(p.metadata.name for p in unbound.items) == ["other", "pending"]
     elsewhere = await core.list_pod_for_all_namespaces(field_selector="metadata.namespace!=default")
     assert [p.metadata.name for p in elsewhere.items] == ["other"]
-    on_node = await core.list_pod_for_all_namespaces(field_selector="spec.nodeName==n1,status.phase=Pending")
+    on_node = await core.list_pod_for_all_namespaces(
+        field_selector="spec.nodeName==n1,status.phase=Pending"
+    )
     assert [p.metadata.name for p in on_node.items] == ["bound"]
 
 

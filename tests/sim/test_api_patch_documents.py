@@ -1,5 +1,6 @@
 """The patch functions on plain documents: RFC 6902 operations and pointer escapes, RFC 7386
 nulls, and strategic-merge keys and directives."""
+
 from __future__ import annotations
 
 import pytest
@@ -75,7 +76,10 @@ def test_strategic_merge_keys_and_directives():
     pod = {
         "metadata": {"finalizers": ["a"]},
         "spec": {
-            "containers": [{"name": "c", "image": "x", "env": [{"name": "A", "value": "1"}]}, {"name": "d"}],
+            "containers": [
+                {"name": "c", "image": "x", "env": [{"name": "A", "value": "1"}]},
+                {"name": "d"},
+            ],
             "tolerations": [{"key": "k1"}],
         },
         "status": {"conditions": [{"type": "Ready", "status": "False"}]},
@@ -86,15 +90,30 @@ def test_strategic_merge_keys_and_directives():
             "$setElementOrder/containers": [{"name": "c"}],
             "metadata": {"finalizers": ["b"]},
             "spec": {
-                "containers": [{"name": "c", "env": [{"name": "B", "value": "2"}]}, {"name": "d", "$patch": "delete"}],
+                "containers": [
+                    {"name": "c", "env": [{"name": "B", "value": "2"}]},
+                    {"name": "d", "$patch": "delete"},
+                ],
                 "tolerations": [{"key": "k2"}],
             },
-            "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]},
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "PodScheduled", "status": "True"},
+                ]
+            },
         },
     )
     assert out["metadata"]["finalizers"] == ["a", "b"]
     assert out["spec"]["containers"] == [
-        {"name": "c", "image": "x", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}
+        {
+            "name": "c",
+            "image": "x",
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+        }
     ]
     assert out["spec"]["tolerations"] == [{"key": "k2"}]
-    assert out["status"]["conditions"] == [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]
+    assert out["status"]["conditions"] == [
+        {"type": "Ready", "status": "True"},
+        {"type": "PodScheduled", "status": "True"},
+    ]

@@ -1,5 +1,6 @@
 """PATCH through kubernetes-asyncio: JSON patch (list body), merge patch (forced content type)
 and strategic merge patch (dict body), on pods, nodes and their status subresources."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,11 @@ async def test_toleration_json_patch_with_version_test(core):
         "w",
         "default",
         [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": created.metadata.resource_version},
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": created.metadata.resource_version,
+            },
             {"op": "add", "path": "/spec/tolerations/-", "value": ECI_TOLERATION},
         ],
     )
@@ -53,7 +58,11 @@ async def test_failed_json_patch_test_is_422(core):
             "w",
             "default",
             [
-                {"op": "test", "path": "/metadata/resourceVersion", "value": created.metadata.resource_version},
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": created.metadata.resource_version,
+                },
                 {"op": "add", "path": "/spec/tolerations/-", "value": ECI_TOLERATION},
             ],
         )
@@ -71,7 +80,10 @@ async def test_strategic_merge_merges_containers_by_name(core):
     patched = await core.patch_namespaced_pod(
         "w", "default", {"spec": {"containers": [{"name": "side", "image": "envoy:v2"}]}}
     )
-    assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "busybox"), ("side", "envoy:v2")]
+    assert [(c.name, c.image) for c in patched.spec.containers] == [
+        ("main", "busybox"),
+        ("side", "envoy:v2"),
+    ]
     assert patched.spec.containers[0].env[0].name == "A"
 
 
@@ -88,13 +100,19 @@ async def test_merge_patch_replaces_lists_and_deletes_with_null(core):
     """A merge patch deletes a label with null; its list values replace whole lists."""
     await core.create_namespaced_pod("default", pod("w"))
     patched = await core.patch_namespaced_pod(
-        "w", "default", {"metadata": {"labels": {"app": None, "tier": "worker"}}}, _content_type=MERGE
+        "w",
+        "default",
+        {"metadata": {"labels": {"app": None, "tier": "worker"}}},
+        _content_type=MERGE,
     )
     assert patched.metadata.labels == {"tier": "worker"}
     with pytest.raises(ApiException) as caught:
         # a merge patch's containers list replaces both containers: a forbidden pod update
         await core.patch_namespaced_pod(
-            "w", "default", {"spec": {"containers": [{"name": "main", "image": "busybox:2"}]}}, _content_type=MERGE
+            "w",
+            "default",
+            {"spec": {"containers": [{"name": "main", "image": "busybox:2"}]}},
+            _content_type=MERGE,
         )
     assert caught.value.status == 422
 
@@ -110,8 +128,12 @@ async def test_node_taints_and_status_subresource(api_server, core):
     assert ignored.status is None or not ignored.status.conditions
     status = await core.patch_node_status("n1", {"status": {"conditions": [ready]}})
     assert [(c.type, c.status) for c in status.status.conditions] == [("Ready", "True")]
-    again = await core.patch_node_status("n1", {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
-    assert [(c.type, c.status, c.reason) for c in again.status.conditions] == [("Ready", "False", "KubeletReady")]
+    again = await core.patch_node_status(
+        "n1", {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    )
+    assert [(c.type, c.status, c.reason) for c in again.status.conditions] == [
+        ("Ready", "False", "KubeletReady")
+    ]
 
 
 async def test_pod_status_patch_changes_only_status(core):
@@ -123,4 +145,3 @@ async def test_pod_status_patch_changes_only_status(core):
     assert patched.status.phase == "Running"
     assert patched.spec.node_name is None
     assert (await core.read_namespaced_pod_status("w", "default")).status.phase == "Running"
-

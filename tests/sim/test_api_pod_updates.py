@@ -1,5 +1,6 @@
 """Pod update validation through kubernetes-asyncio: what an existing pod may change, the
 apiserver's 422 message for what it may not, and optimistic concurrency on replace."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ FORBIDDEN_PREFIX = (
 
 def pod(*, gates: list[str] | None = None) -> dict:
     spec: dict = {
-        "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}],
+        "containers": [
+            {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}
+        ],
         "activeDeadlineSeconds": 600,
     }
     if gates:
@@ -87,7 +90,9 @@ async def test_scheduling_gates_can_only_be_removed(core):
     assert [g.name for g in patched.spec.scheduling_gates] == ["b"]
     with pytest.raises(ApiException) as caught:
         await core.patch_namespaced_pod(
-            "w", "default", [{"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": "c"}}]
+            "w",
+            "default",
+            [{"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": "c"}}],
         )
     assert caught.value.status == 422
     assert "spec.schedulingGates" in json.loads(caught.value.body)["message"]
@@ -120,6 +125,11 @@ async def test_status_sent_to_main_endpoint_is_ignored(core):
 async def test_pod_without_containers_is_invalid(core):
     """Creating a pod with no containers is 422 Invalid."""
     with pytest.raises(ApiException) as caught:
-        await core.create_namespaced_pod("default", {"metadata": {"name": "empty"}, "spec": {"containers": []}})
+        await core.create_namespaced_pod(
+            "default", {"metadata": {"name": "empty"}, "spec": {"containers": []}}
+        )
     assert caught.value.status == 422
-    assert json.loads(caught.value.body)["message"] == 'Pod "empty" is invalid: spec.containers: Required value'
+    assert (
+        json.loads(caught.value.body)["message"]
+        == 'Pod "empty" is invalid: spec.containers: Required value'
+    )

@@ -1,5 +1,6 @@
 """The object store under the API: one global resourceVersion, bounded history with 410 for
 versions it no longer holds, no-op mutations emit nothing, subscriptions see every change."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,9 @@ def test_versions_are_global_and_increasing():
     """Every write of any resource takes the next resourceVersion."""
     store = make_store()
     node = store.create("nodes", {"metadata": {"name": "n"}})
-    pod = store.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": []}}, namespace="default")
+    pod = store.create(
+        "pods", {"metadata": {"name": "p"}, "spec": {"containers": []}}, namespace="default"
+    )
     assert int(pod["metadata"]["resourceVersion"]) == int(node["metadata"]["resourceVersion"]) + 1
     assert store.resource_version == int(pod["metadata"]["resourceVersion"])
 

@@ -1,5 +1,6 @@
 """Table cells as kubectl prints them: pod STATUS through a pod's life, node STATUS and ROLES,
 and AGE in apimachinery's human durations."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,7 +49,10 @@ def test_terminating_wins():
 
 def test_node_status_and_cordon():
     """Ready/NotReady from the Ready condition, SchedulingDisabled when cordoned."""
-    node = {"spec": {"unschedulable": True}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    node = {
+        "spec": {"unschedulable": True},
+        "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+    }
     assert node_status_text(node) == "NotReady,SchedulingDisabled"
     assert node_status_text({"status": {}}) == "Unknown"
 
@@ -66,6 +70,16 @@ def test_human_durations(seconds, text):
 def test_pod_row_cells_and_columns():
     """A pod row has nine cells; the wide columns have priority 1."""
     rendered = table("pods", [pod(phase="Pending")], now=1767225600.0 + 90)
-    assert rendered["rows"][0]["cells"] == ["p", "0/1", "Pending", "0", "90s", "<none>", "n1", "<none>", "<none>"]
+    assert rendered["rows"][0]["cells"] == [
+        "p",
+        "0/1",
+        "Pending",
+        "0",
+        "90s",
+        "<none>",
+        "n1",
+        "<none>",
+        "<none>",
+    ]
     assert [c["priority"] for c in rendered["columnDefinitions"]] == [0] * 5 + [1] * 4
     assert rendered["rows"][0]["object"]["kind"] == "PartialObjectMetadata"

@@ -1,5 +1,6 @@
 """How the API server reads its inputs: query-parameter booleans, label and field selector
 syntax, and the Accept header that asks for Tables."""
+
 from __future__ import annotations
 
 import pytest

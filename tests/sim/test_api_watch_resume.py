@@ -1,5 +1,6 @@
 """WATCH through kubernetes-asyncio: synthetic ADDED, resuming from a version, 410 Expired,
 bookmarks, timeouts, selector transitions and the fault plan's stream cuts and expiries."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,9 @@ def pod(name: str, *, labels: dict[str, str] | None = None) -> dict:
 
 
 def relabel(store, name: str, value: str) -> None:
-    store.mutate("pods", name, lambda p: p["metadata"]["labels"].update(app=value), namespace="default")
+    store.mutate(
+        "pods", name, lambda p: p["metadata"]["labels"].update(app=value), namespace="default"
+    )
 
 
 async def collect(stream, count: int, *, timeout: float = 10.0) -> list[tuple[str, str]]:
@@ -75,7 +78,9 @@ async def test_deleted_event_carries_a_new_resource_version(api_server, core):
     start = store.resource_version
     store.delete("pods", "gone", namespace="default")
     async with watch.Watch() as w:
-        stream = w.stream(core.list_namespaced_pod, "default", resource_version=str(start), timeout_seconds=5)
+        stream = w.stream(
+            core.list_namespaced_pod, "default", resource_version=str(start), timeout_seconds=5
+        )
         async for event in stream:
             assert event["type"] == "DELETED"
             assert event["raw_object"]["metadata"]["resourceVersion"] == str(start + 1)
@@ -90,7 +95,11 @@ async def test_too_old_version_raises_410_after_one_retry(api_server, core):
     store.compact()
     with pytest.raises(ApiException) as caught:
         async with watch.Watch() as w:
-            stream = w.stream(core.list_namespaced_pod, "default", resource_version=listed.metadata.resource_version)
+            stream = w.stream(
+                core.list_namespaced_pod,
+                "default",
+                resource_version=listed.metadata.resource_version,
+            )
             await collect(stream, 1)
     assert caught.value.status == 410
     assert "too old resource version" in caught.value.reason
@@ -112,7 +121,10 @@ async def test_too_old_version_is_200_with_one_error_event(api_server, core):
     assert event["type"] == "ERROR"
     assert event["object"]["code"] == 410
     assert event["object"]["reason"] == "Expired"
-    assert event["object"]["message"] == f"too old resource version: {old} ({store.resource_version + 1})"
+    assert (
+        event["object"]["message"]
+        == f"too old resource version: {old} ({store.resource_version + 1})"
+    )
 
 
 async def test_bookmark_before_timeout_close(api_server, core):
@@ -127,7 +139,11 @@ async def test_bookmark_before_timeout_close(api_server, core):
         events = [event async for event in stream]
     assert [event["type"] for event in events] == ["BOOKMARK"]
     bookmark = events[0]["raw_object"]
-    assert bookmark == {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": str(store.resource_version)}}
+    assert bookmark == {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": str(store.resource_version)},
+    }
     assert w.resource_version == str(store.resource_version)
 
 
@@ -148,7 +164,9 @@ async def test_label_selector_transitions(api_server, core):
     store.create("pods", pod("w", labels={"app": "ray"}), namespace="default")
     store.create("pods", pod("other", labels={"app": "web"}), namespace="default")
     async with watch.Watch() as w:
-        stream = w.stream(core.list_namespaced_pod, "default", label_selector="app=ray", timeout_seconds=5)
+        stream = w.stream(
+            core.list_namespaced_pod, "default", label_selector="app=ray", timeout_seconds=5
+        )
         first = await collect(stream, 1)
         relabel(store, "other", "web2")  # never matched: nothing
         relabel(store, "w", "web")
@@ -163,9 +181,13 @@ async def test_field_selector_transition_when_pod_binds(api_server, core):
     store = api_server.store
     store.create("pods", pod("p"), namespace="default")
     async with watch.Watch() as w:
-        stream = w.stream(core.list_pod_for_all_namespaces, field_selector="spec.nodeName=", timeout_seconds=5)
+        stream = w.stream(
+            core.list_pod_for_all_namespaces, field_selector="spec.nodeName=", timeout_seconds=5
+        )
         first = await collect(stream, 1)
-        store.mutate("pods", "p", lambda obj: obj["spec"].update(nodeName="n1"), namespace="default")
+        store.mutate(
+            "pods", "p", lambda obj: obj["spec"].update(nodeName="n1"), namespace="default"
+        )
         later = await collect(stream, 1)
     assert (first, later) == ([("ADDED", "p")], [("DELETED", "p")])
 
@@ -177,7 +199,9 @@ async def test_cut_streams_resume_without_loss_or_duplicates(api_server, core):
     start = str(store.resource_version)
     for index in range(10):
         store.create("pods", pod(f"p{index}"), namespace="default")
-    raw = await core.list_namespaced_pod("default", watch=True, resource_version=start, _preload_content=False)
+    raw = await core.list_namespaced_pod(
+        "default", watch=True, resource_version=start, _preload_content=False
+    )
     assert len((await asyncio.wait_for(raw.read(), 5)).splitlines()) == 3
     async with watch.Watch() as w:
         # no timeout_seconds: the client reconnects on EOF from the last version it saw

@@ -1,4 +1,5 @@
 """The ECI virtual node: how it registers, which pods it takes, how fast they start, per-second billing."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -21,7 +22,10 @@ ECI_TOLERATION = {
 async def eci(sim: Any) -> AsyncIterator[EciVirtualNode]:
     """The virtual node of cn-hangzhou-k with a 30 s start latency, started over the sim core."""
     node = EciVirtualNode(
-        sim.store, sim.clock, spec=EciSpec(zone="cn-hangzhou-k", start_seconds=30), region="cn-hangzhou"
+        sim.store,
+        sim.clock,
+        spec=EciSpec(zone="cn-hangzhou-k", start_seconds=30),
+        region="cn-hangzhou",
     )
     await node.start()
     try:
@@ -40,13 +44,19 @@ def pod(name: str, *, tolerate: bool = True, run_seconds: float | None = None) -
             {
                 "name": "worker",
                 "image": "rayproject/ray:2.9.3",
-                "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+                "resources": {
+                    "requests": {"cpu": "2", "memory": "4Gi"},
+                    "limits": {"cpu": "2", "memory": "4Gi"},
+                },
             }
         ],
     }
     if tolerate:
         spec["tolerations"] = [ECI_TOLERATION]
-    return {"metadata": {"name": name, "namespace": "default", "annotations": annotations}, "spec": spec}
+    return {
+        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+        "spec": spec,
+    }
 
 
 def phase(sim: Any, name: str) -> str:
@@ -69,7 +79,9 @@ async def test_pod_without_the_eci_toleration_stays_pending(sim, eci):
     await sim.until(
         lambda: any(
             c.get("reason") == "Unschedulable"
-            for c in sim.store.get("pods", "plain", namespace="default")["status"].get("conditions", [])
+            for c in sim.store.get("pods", "plain", namespace="default")["status"].get(
+                "conditions", []
+            )
         )
     )
     assert not sim.store.get("pods", "plain", namespace="default")["spec"].get("nodeName")
@@ -125,8 +137,14 @@ async def test_deleted_pod_stops_the_meter(sim, eci):
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda p: p["spec"].update(volumes=[{"name": "h", "hostPath": {"path": "/data"}}]), "hostPath"),
-        (lambda p: p["spec"]["containers"][0].update(securityContext={"privileged": True}), "privileged"),
+        (
+            lambda p: p["spec"].update(volumes=[{"name": "h", "hostPath": {"path": "/data"}}]),
+            "hostPath",
+        ),
+        (
+            lambda p: p["spec"]["containers"][0].update(securityContext={"privileged": True}),
+            "privileged",
+        ),
         (lambda p: p["spec"].update(hostNetwork=True), "hostNetwork"),
         (
             lambda p: p["spec"]["containers"][0]["resources"].update(

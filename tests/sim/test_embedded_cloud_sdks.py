@@ -1,6 +1,7 @@
 """The embedded ACK's cloud side through the official SDKs, using only what `info()` hands out:
 the CS SDK reads and grows the scenario's pool (nodes turn Ready in the Kubernetes API), and the
 FC SDK and HTTP trigger get the decision function's decide/v1 reply."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,10 @@ def cs_pools(info: dict[str, Any], **keys: Any) -> NodePoolClient:
 
 def fc_invoker(info: dict[str, Any], **keys: Any) -> FunctionInvoker:
     fc = info["fc"]
-    credentials = keys or {"access_key_id": fc["accessKeyId"], "access_key_secret": fc["accessKeySecret"]}
+    credentials = keys or {
+        "access_key_id": fc["accessKeyId"],
+        "access_key_secret": fc["accessKeySecret"],
+    }
     sdk = build_fc_sdk(
         region_id=info["cs"]["regionId"], endpoint=fc["endpoint"], protocol="http",
         read_timeout_seconds=5.0, **credentials,
@@ -79,7 +83,9 @@ async def ready_pool_nodes(url: str, pool_id: str, want: int) -> list[str]:
                 ready = [
                     n.metadata.name
                     for n in nodes.items
-                    if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or ())
+                    if any(
+                        c.type == "Ready" and c.status == "True" for c in n.status.conditions or ()
+                    )
                 ]
                 if len(ready) >= want:
                     return ready
@@ -140,7 +146,9 @@ class TestFunctionCompute:
         """The info's httpTriggerUrl is the same decision function behind an anonymous trigger."""
         request = seed_request()
         async with aiohttp.ClientSession(trust_env=False) as session:
-            decider = HttpTriggerDecider(session, ack.info()["fc"]["httpTriggerUrl"], retry=NO_RETRY)
+            decider = HttpTriggerDecider(
+                session, ack.info()["fc"]["httpTriggerUrl"], retry=NO_RETRY
+            )
             reply = await decider.decide(request)
         assert reply == decide(request)
         assert [r.kind for r in ack.fc_invocations()] == ["http"]

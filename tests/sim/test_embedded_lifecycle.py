@@ -1,6 +1,7 @@
 """EmbeddedAck as a whole: what it hands out (info, kubeconfig), what a Kubernetes client sees
 through them, the scenario overrides, and stopping cleanly — open watches and held FC calls
 included — or failing to start without leaving anything behind."""
+
 from __future__ import annotations
 
 import asyncio
@@ -80,8 +81,10 @@ class TestWhatItHandsOut:
             "accessKeyId": TEST_ACCESS_KEY_ID, "accessKeySecret": TEST_ACCESS_KEY_SECRET,
             "httpTriggerUrl": f"http://{ack.fc_endpoint}/2016-08-15/proxy/ray-ack-scaler/decide/",
         }  # fmt: skip
-        ports = {ack.kubernetes_url.rpartition(":")[2], *(
-            info[s]["endpoint"].rpartition(":")[2] for s in ("cs", "fc"))}
+        ports = {
+            ack.kubernetes_url.rpartition(":")[2],
+            *(info[s]["endpoint"].rpartition(":")[2] for s in ("cs", "fc")),
+        }
         assert len(ports) == 3
         assert all(info[s]["endpoint"].startswith("127.0.0.1:") for s in ("cs", "fc"))
 

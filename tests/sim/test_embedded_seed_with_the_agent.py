@@ -1,6 +1,7 @@
 """The product against the embedded ACK, wired only from `info()` exactly as in production: the
 agent's own client wiring (connect_agent) with decisions from the FC emulator runs the seed
 walkthrough to the end — the pool grows through the CS API and all 15 tasks finish."""
+
 from __future__ import annotations
 
 import asyncio

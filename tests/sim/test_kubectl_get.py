@@ -1,5 +1,6 @@
 """kubectl against the API server alone: server-side Tables for get (-A, nodes, -o wide), plain
 JSON for -o json, create/apply from a file, delete, and errors printed from Status bodies."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,10 @@ def world(api_server):
             "spec": {},
             "status": {
                 "conditions": [{"type": "Ready", "status": "True"}],
-                "nodeInfo": {"kubeletVersion": "v1.31.1-aliyun.1", "osImage": "Alibaba Cloud Linux 3"},
+                "nodeInfo": {
+                    "kubeletVersion": "v1.31.1-aliyun.1",
+                    "osImage": "Alibaba Cloud Linux 3",
+                },
                 "addresses": [{"type": "InternalIP", "address": "172.16.0.17"}],
             },
         },
@@ -54,7 +58,10 @@ def world(api_server):
         "pods",
         {
             "metadata": {"name": "head"},
-            "spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray"}], "nodeName": NODE},
+            "spec": {
+                "containers": [{"name": "ray-head", "image": "rayproject/ray"}],
+                "nodeName": NODE,
+            },
             "status": {
                 "phase": "Running",
                 "podIP": "10.0.0.5",
@@ -69,7 +76,10 @@ def world(api_server):
     store.create("namespaces", {"metadata": {"name": "ray"}})
     store.create(
         "pods",
-        {"metadata": {"name": "worker"}, "spec": {"containers": [{"name": "w", "image": "rayproject/ray"}]}},
+        {
+            "metadata": {"name": "worker"},
+            "spec": {"containers": [{"name": "w", "image": "rayproject/ray"}]},
+        },
         namespace="ray",
     )
     return store
@@ -131,7 +141,9 @@ async def test_create_apply_and_delete_from_file(api_server, run_kubectl, tmp_pa
     manifest.write_text(manifest.read_text().replace("app: demo", "app: demo2"))
     code, out, err = await run_kubectl("apply", "-f", str(manifest))
     assert code == 0, err
-    assert api_server.store.get("pods", "fromfile", namespace="default")["metadata"]["labels"] == {"app": "demo2"}
+    assert api_server.store.get("pods", "fromfile", namespace="default")["metadata"]["labels"] == {
+        "app": "demo2"
+    }
     code, out, err = await run_kubectl("delete", "pod", "fromfile")
     assert (code, out.strip()) == (0, 'pod "fromfile" deleted'), err
     assert api_server.store.list("pods")[0] == []

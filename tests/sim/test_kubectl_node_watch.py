@@ -1,5 +1,6 @@
 """`kubectl get nodes -w` against the API server alone: a node registering NotReady turns
 Ready on the same printed row layout, as on ACK."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,5 +51,8 @@ async def test_node_watch_prints_not_ready_then_ready(api_server, tmp_path, clea
             process.kill()
         await process.wait()
     assert lines[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    assert [row[:3] for row in lines[1:]] == [[NODE, "NotReady", "<none>"], [NODE, "Ready", "<none>"]]
+    assert [row[:3] for row in lines[1:]] == [
+        [NODE, "NotReady", "<none>"],
+        [NODE, "Ready", "<none>"],
+    ]
     assert lines[2][4] == "v1.31.1-aliyun.1"

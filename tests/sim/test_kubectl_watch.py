@@ -1,4 +1,5 @@
 """kubectl against the simulated cluster: `get pod -w` shows a pod going Pending → Running."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +14,17 @@ async def test_get_pod_watch_shows_pending_then_running(sim_cluster, kubectl):
     store.create(
         "pods",
         {
-            "metadata": {"name": "myfirst-ray-cluster-worker-workergroup-btgmm", "namespace": "default"},
+            "metadata": {
+                "name": "myfirst-ray-cluster-worker-workergroup-btgmm",
+                "namespace": "default",
+            },
             "spec": {
                 "containers": [
-                    {"name": "ray-worker", "image": "rayproject/ray:2.9.0", "resources": {"requests": {"cpu": "1"}}}
+                    {
+                        "name": "ray-worker",
+                        "image": "rayproject/ray:2.9.0",
+                        "resources": {"requests": {"cpu": "1"}},
+                    }
                 ]
             },
         },
@@ -34,7 +42,8 @@ async def test_get_pod_watch_shows_pending_then_running(sim_cluster, kubectl):
             lines.append(columns)
             if columns[2] == "Pending" and len(lines) == 2:
                 store.create(
-                    "nodes", ready_node("cn-hangzhou.172.16.0.10", annotations={POD_START_ANNOTATION: "2"})
+                    "nodes",
+                    ready_node("cn-hangzhou.172.16.0.10", annotations={POD_START_ANNOTATION: "2"}),
                 )
 
     try:
@@ -48,4 +57,6 @@ async def test_get_pod_watch_shows_pending_then_running(sim_cluster, kubectl):
     assert statuses[0] == ("0/1", "Pending")
     assert ("0/1", "ContainerCreating") in statuses
     assert statuses[-1] == ("1/1", "Running")
-    assert all(columns[0] == "myfirst-ray-cluster-worker-workergroup-btgmm" for columns in lines[1:])
+    assert all(
+        columns[0] == "myfirst-ray-cluster-worker-workergroup-btgmm" for columns in lines[1:]
+    )

@@ -1,4 +1,5 @@
 """Deleting a running pod through the API: Terminating first, then gone once the kubelet is done."""
+
 from __future__ import annotations
 
 from kubernetes_asyncio import client
@@ -14,7 +15,11 @@ async def test_api_delete_of_a_running_pod_is_finished_by_the_kubelet(sim_cluste
         "default",
         {
             "metadata": {"name": "w"},
-            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}]},
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}
+                ]
+            },
         },
     )
     await until(lambda: store.get("pods", "w", namespace="default")["status"]["phase"] == "Running")

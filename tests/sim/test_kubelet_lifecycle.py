@@ -1,4 +1,5 @@
 """The simulated kubelet: node readiness, pod phases, graceful deletion, pods of deleted nodes."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,11 @@ def pod(name: str, *, cpu: str = "1", annotations: dict[str, str] | None = None)
         "metadata": {"name": name, "namespace": "default", "annotations": annotations or {}},
         "spec": {
             "containers": [
-                {"name": "worker", "image": "rayproject/ray:2.9.0", "resources": {"requests": {"cpu": cpu}}}
+                {
+                    "name": "worker",
+                    "image": "rayproject/ray:2.9.0",
+                    "resources": {"requests": {"cpu": cpu}},
+                }
             ]
         },
     }
@@ -57,7 +62,9 @@ async def test_node_with_ready_at_is_not_ready_until_then(sim):
     await sim.until(lambda: condition(sim.store.get("nodes", "n1"), "Ready") is not None)
     booting = sim.store.get("nodes", "n1")
     assert condition(booting, "Ready")["status"] == "False"
-    assert {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"} in booting["spec"]["taints"]
+    assert {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"} in booting["spec"][
+        "taints"
+    ]
 
     await sim.until(lambda: condition(sim.store.get("nodes", "n1"), "Ready")["status"] == "True")
     assert sim.clock.now() >= ready_at

@@ -1,4 +1,5 @@
 """Node usage and the cost report: node-seconds × price, split into busy and idle time."""
+
 from __future__ import annotations
 
 import pytest
@@ -73,13 +74,17 @@ async def test_pool_usage_counts_busy_time_only_while_a_workload_pod_is_bound(si
                 },
                 "spec": {
                     "nodeSelector": {"kubernetes.io/hostname": node.node_name},
-                    "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}],
+                    "containers": [
+                        {"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}
+                    ],
                 },
             },
         )
         await sim.until(
-            lambda: sim.store.get("pods", "job", namespace="default")["status"].get("phase")
-            == "Succeeded"
+            lambda: (
+                sim.store.get("pods", "job", namespace="default")["status"].get("phase")
+                == "Succeeded"
+            )
         )
         await sim.clock.sleep(60)
         (used,) = pools.usage()

@@ -1,4 +1,5 @@
 """The simulated node pools behind the CS emulator, driven by the real CS SDK over 127.0.0.1."""
+
 from __future__ import annotations
 
 import time
@@ -48,8 +49,21 @@ async def client(sim: Any) -> AsyncIterator[NodePoolClient]:
         region_id="cn-hangzhou",
         zone="cn-hangzhou-k",
         pools=[
-            PoolSpec(pool_id="np-cpu", name="cpu", instance_type="ecs.g7.xlarge", max_size=5, boot=BootLatency(20, 30)),
-            PoolSpec(pool_id="np-dry", name="dry", instance_type="ecs.c7.xlarge", max_size=5, failure="stockout", stockout_fail_after_seconds=20),
+            PoolSpec(
+                pool_id="np-cpu",
+                name="cpu",
+                instance_type="ecs.g7.xlarge",
+                max_size=5,
+                boot=BootLatency(20, 30),
+            ),
+            PoolSpec(
+                pool_id="np-dry",
+                name="dry",
+                instance_type="ecs.c7.xlarge",
+                max_size=5,
+                failure="stockout",
+                stockout_fail_after_seconds=20,
+            ),
         ],
     )
     await pools.start()

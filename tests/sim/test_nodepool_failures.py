@@ -1,4 +1,5 @@
 """Node pool failure behaviours: out of stock (NoStock) and slow boots."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -1,4 +1,5 @@
 """Simulated node pools: desired size up launches ACK-like nodes that boot; down drains them."""
+
 from __future__ import annotations
 
 import re
@@ -68,15 +69,15 @@ def pool_nodes(sim: Any, pool_id: str) -> list[dict[str, Any]]:
 
 
 def is_ready(node: dict[str, Any]) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
-    )
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
 
 
 def worker_pod(name: str, *, node: str | None = None, daemonset: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": "default"}
     if daemonset:
-        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": "u"}]
+        meta["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": "u"}
+        ]
     spec: dict[str, Any] = {
         "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}],
         "terminationGracePeriodSeconds": 5,
@@ -113,7 +114,9 @@ async def test_new_nodes_are_not_ready_until_booted(sim, pools):
     pools.set_desired("np-cpu", 2)
     for node in pool_nodes(sim, "np-cpu"):
         assert not is_ready(node)
-        assert {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"} in node["spec"]["taints"]
+        assert {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"} in node["spec"][
+            "taints"
+        ]
         ready_at = float(node["metadata"]["annotations"][READY_AT_ANNOTATION])
         assert launched_at + 20 <= ready_at <= sim.clock.now() + 30
         assert node["metadata"]["labels"]["team"] == "ray"
@@ -191,7 +194,9 @@ async def test_lowering_desired_drains_pods_and_deletes_nodes(sim, pools):
     assert cordoned["spec"]["unschedulable"] is True
     evicted = sim.store.get("pods", "work", namespace="default")
     assert evicted["metadata"].get("deletionTimestamp")
-    assert not sim.store.get("pods", "agent", namespace="default")["metadata"].get("deletionTimestamp")
+    assert not sim.store.get("pods", "agent", namespace="default")["metadata"].get(
+        "deletionTimestamp"
+    )
     await sim.until(lambda: pools.describe_task(task.task_id).state == "success")
     assert pool_nodes(sim, "np-cpu") == []
     view = pools.describe_pool("np-cpu")
@@ -223,7 +228,9 @@ async def test_remove_nodes_refuses_an_instance_of_another_pool(sim, pools):
 
 async def test_initial_desired_nodes_exist_ready_at_start(sim):
     """A pool with desired > 0 in the scenario starts with that many Ready nodes."""
-    service = pools_of(sim, PoolSpec(pool_id="np-warm", name="warm", instance_type="ecs.c7.2xlarge", desired=2))
+    service = pools_of(
+        sim, PoolSpec(pool_id="np-warm", name="warm", instance_type="ecs.c7.2xlarge", desired=2)
+    )
     await service.start()
     try:
         await sim.until(lambda: len(pool_nodes(sim, "np-warm")) == 2)
@@ -240,12 +247,16 @@ async def test_scale_in_removes_empty_nodes_before_busy_ones(sim, pools):
     busy = pool_nodes(sim, "np-cpu")[1]["metadata"]["name"]
     sim.store.create("pods", worker_pod("keeper", node=busy))
     await sim.until(
-        lambda: sim.store.get("pods", "keeper", namespace="default")["status"].get("phase") == "Running"
+        lambda: (
+            sim.store.get("pods", "keeper", namespace="default")["status"].get("phase") == "Running"
+        )
     )
     task = pools.set_desired("np-cpu", 1)
     await sim.until(lambda: pools.describe_task(task.task_id).state == "success")
     assert [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")] == [busy]
-    assert not sim.store.get("pods", "keeper", namespace="default")["metadata"].get("deletionTimestamp")
+    assert not sim.store.get("pods", "keeper", namespace="default")["metadata"].get(
+        "deletionTimestamp"
+    )
 
 
 async def test_scale_in_prefers_nodes_still_booting(sim, pools):

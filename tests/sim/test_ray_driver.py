@@ -1,4 +1,5 @@
 """The Ray workload driver: KubeRay-shaped pods up to demand, tasks on Running workers, idle removal."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,11 +51,15 @@ def cluster_spec(*groups: WorkerGroupSpec) -> RayClusterSpec:
 @pytest.fixture
 async def driver_factory(sim: Any) -> AsyncIterator[Callable[..., Any]]:
     """Start RayDrivers over the sim core (stopped at teardown); a Ready system node is there."""
-    sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.2", cpu="4", memory="16Gi", labels=SYSTEM))
+    sim.store.create(
+        "nodes", ready_node("cn-hangzhou.172.16.0.2", cpu="4", memory="16Gi", labels=SYSTEM)
+    )
     started: list[RayDriver] = []
 
     async def start(cluster: RayClusterSpec, *groups: TaskGroup, seed: int = 0) -> RayDriver:
-        driver = RayDriver(sim.store, sim.clock, cluster=cluster, job=JobSpec(task_groups=groups), seed=seed)
+        driver = RayDriver(
+            sim.store, sim.clock, cluster=cluster, job=JobSpec(task_groups=groups), seed=seed
+        )
         await driver.start()
         started.append(driver)
         return driver
@@ -133,8 +138,12 @@ async def test_workers_are_created_up_to_demand_with_kuberay_labels(sim, driver_
 
 async def test_replicas_stop_at_max_replicas(sim, driver_factory):
     """Demand beyond maxReplicas leaves tasks queued rather than creating more pods."""
-    capped = WorkerGroupSpec(name="workergroup", requests={"cpu": "1", "memory": "1Gi"}, max_replicas=4)
-    driver = await driver_factory(cluster_spec(capped), TaskGroup("sleep", count=10, duration_seconds=300))
+    capped = WorkerGroupSpec(
+        name="workergroup", requests={"cpu": "1", "memory": "1Gi"}, max_replicas=4
+    )
+    driver = await driver_factory(
+        cluster_spec(capped), TaskGroup("sleep", count=10, duration_seconds=300)
+    )
     await sim.until(lambda: len(workers(sim)) == 4)
     await sim.clock.sleep(10)
     assert len(workers(sim)) == 4
@@ -169,7 +178,9 @@ async def test_idle_workers_are_removed_after_the_timeout_but_not_below_min(sim,
         replicas=1,
         idle_timeout_seconds=20,
     )
-    driver = await driver_factory(cluster_spec(group), TaskGroup("sleep", count=5, duration_seconds=20))
+    driver = await driver_factory(
+        cluster_spec(group), TaskGroup("sleep", count=5, duration_seconds=20)
+    )
     await sim.until(lambda: len(running(workers(sim))) == 5)
     await eventually(lambda: driver.finished(), timeout=10)
     finished_at = sim.clock.now()
@@ -205,9 +216,11 @@ async def test_evicted_worker_is_replaced_and_its_task_rerun(sim, driver_factory
     victim = running(workers(sim))[0]["metadata"]["name"]
     sim.store.delete("pods", victim, namespace="ray")
     await eventually(
-        lambda: len(running(workers(sim))) == 2
-        and victim not in {p["metadata"]["name"] for p in workers(sim)}
-        and driver.snapshot().tasks_running == 2
+        lambda: (
+            len(running(workers(sim))) == 2
+            and victim not in {p["metadata"]["name"] for p in workers(sim)}
+            and driver.snapshot().tasks_running == 2
+        )
     )
     assert driver.snapshot().tasks_failed == 0
 

@@ -1,4 +1,5 @@
 """The Ray job's timeline and summary as text for reports."""
+
 from __future__ import annotations
 
 from agent.sim.report import job_text, timeline_text
@@ -35,8 +36,14 @@ def test_job_text_says_done_failed_makespan_and_waits():
     """The one-line summary carries the numbers a comparison needs."""
     text = job_text(
         JobSummary(
-            tasks=15, done=15, failed=0, makespan_seconds=231.4, mean_wait_seconds=61.2,
-            max_wait_seconds=98.0, pods_created=15, pods_deleted=15,
+            tasks=15,
+            done=15,
+            failed=0,
+            makespan_seconds=231.4,
+            mean_wait_seconds=61.2,
+            max_wait_seconds=98.0,
+            pods_created=15,
+            pods_deleted=15,
         )
     )
     assert text.startswith("tasks 15/15 done, 0 failed; makespan 231s")

@@ -5,6 +5,7 @@ The walkthrough's full cycle — scale out, 15 tasks × 120 s, Ray deletes idle 
 60 s, the agent gives the empty nodes back — and the ways it must stay safe: a new burst, a
 pod landing on a node chosen for removal, dry-run, an agent restart.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -97,18 +98,29 @@ async def running(agent: Agent) -> AsyncIterator[Agent]:
 
 
 @contextlib.asynccontextmanager
-async def agent_with_decider(ack: EmbeddedAck, config: AgentConfig,
-                             decider: Any) -> AsyncIterator[Agent]:
+async def agent_with_decider(
+    ack: EmbeddedAck, config: AgentConfig, decider: Any
+) -> AsyncIterator[Agent]:
     """The production clients wired by hand around a test's decider."""
     kube = await KubeClient.connect(api_url=config.api_url)
     try:
-        sdk = build_cs(region_id=config.region, endpoint=ack.cs_endpoint, protocol="http",
-                       access_key_id=ack.info()["cs"]["accessKeyId"],
-                       access_key_secret=ack.info()["cs"]["accessKeySecret"])
+        sdk = build_cs(
+            region_id=config.region,
+            endpoint=ack.cs_endpoint,
+            protocol="http",
+            access_key_id=ack.info()["cs"]["accessKeyId"],
+            access_key_secret=ack.info()["cs"]["accessKeySecret"],
+        )
         pools = NodePoolClient(sdk, config.cluster_id)
-        yield Agent(config, kube=kube, pools=pools, decider=decider,
-                    actuator=Actuator(pools, kube), now=ack.cluster.clock.now,
-                    scale_in=ScaleInActuator(pools, kube))
+        yield Agent(
+            config,
+            kube=kube,
+            pools=pools,
+            decider=decider,
+            actuator=Actuator(pools, kube),
+            now=ack.cluster.clock.now,
+            scale_in=ScaleInActuator(pools, kube),
+        )
     finally:
         await kube.close()
 
@@ -165,7 +177,9 @@ async def test_after_the_seed_job_the_pool_returns_to_min():
         pool = ack.world.pools.describe_pool(POOL)
         assert (pool.desired, pool.total_nodes) == (0, 0)
         events, _ = ack.cluster.store.list("events", namespace="default")
-        scaled_down = {e["involvedObject"]["name"] for e in events if e.get("reason") == "ScaleDown"}
+        scaled_down = {
+            e["involvedObject"]["name"] for e in events if e.get("reason") == "ScaleDown"
+        }
         launched = {u.node_name for u in ack.world.pools.usage() if u.pool_id == POOL}
         assert scaled_down == launched
         removed = metric(agent, "nodes_removed_total", pool=POOL)
@@ -204,17 +218,38 @@ class LandsOnChosenNode:
         reply = await self._inner.decide(request)
         if self.landed_on is None and reply.get("remove"):
             self.landed_on = reply["remove"][0]["node"]
-            self._ack.cluster.store.create("pods", {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "late-arrival", "namespace": "default",
-                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                                  "name": "web-1", "uid": "rs-1",
-                                                  "controller": True}]},
-                "spec": {"nodeName": self.landed_on,
-                         "containers": [{"name": "web", "image": "nginx",
-                                         "resources": {"requests": {"cpu": "500m"}}}]},
-                "status": {"phase": "Pending"},
-            }, namespace="default")
+            self._ack.cluster.store.create(
+                "pods",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": "late-arrival",
+                        "namespace": "default",
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "apps/v1",
+                                "kind": "ReplicaSet",
+                                "name": "web-1",
+                                "uid": "rs-1",
+                                "controller": True,
+                            }
+                        ],
+                    },
+                    "spec": {
+                        "nodeName": self.landed_on,
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "nginx",
+                                "resources": {"requests": {"cpu": "500m"}},
+                            }
+                        ],
+                    },
+                    "status": {"phase": "Pending"},
+                },
+                namespace="default",
+            )
         return reply
 
 
@@ -225,8 +260,11 @@ async def test_a_node_chosen_for_removal_that_got_a_pod_is_kept():
         config = agent_config(ack)
         async with agent_with_decider(ack, config, decider) as agent, running(agent):
             await until(lambda: ack.world.ray.finished(), timeout=20, what="the job")
-            await until(lambda: len(pool_nodes(ack)) == 1, timeout=20,
-                        what="every node but the one with the late pod removed")
+            await until(
+                lambda: len(pool_nodes(ack)) == 1,
+                timeout=20,
+                what="every node but the one with the late pod removed",
+            )
             # Several more rounds: the kept node is judged again and stays (it has load now).
             rounds = agent.scale_in.rounds
             await until(lambda: agent.scale_in.rounds >= rounds + 5, timeout=10, what="rounds")
@@ -251,12 +289,16 @@ def idle_pool(scenario: Scenario, *, nodes: int) -> Scenario:
 
 async def test_dry_run_removes_nothing():
     """Decisions to remove empty nodes are made and counted, but no node is cordoned or removed."""
-    async with EmbeddedAck(idle_pool(load_scenario("seed"), nodes=3), speed=SPEED,
-                           faults=False) as ack:
+    async with EmbeddedAck(
+        idle_pool(load_scenario("seed"), nodes=3), speed=SPEED, faults=False
+    ) as ack:
         config = agent_config(ack, dry_run=True)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
-            await until(lambda: metric(agent, "scale_in_decisions_total", outcome="dry_run") >= 3,
-                        timeout=10, what="dry-run decisions")
+            await until(
+                lambda: metric(agent, "scale_in_decisions_total", outcome="dry_run") >= 3,
+                timeout=10,
+                what="dry-run decisions",
+            )
             would = agent.scale_in.last_result
         assert would is not None and would.dry_run and len(would.removed) == 3
         assert removals(ack) == []
@@ -274,8 +316,10 @@ async def test_a_restarted_agent_starts_its_timers_again():
         async with connect_agent(config, now=clock.now) as first, running(first):
 
             def part_unneeded() -> bool:
-                since = [first.scale_in.tracker.empty_since(n["metadata"]["name"])
-                         for n in pool_nodes(ack)]
+                since = [
+                    first.scale_in.tracker.empty_since(n["metadata"]["name"])
+                    for n in pool_nodes(ack)
+                ]
                 return any(s is not None and clock.now() - s >= UNNEEDED / 3 for s in since)
 
             await until(lambda: ack.world.ray.finished(), timeout=20, what="the job")

@@ -1,4 +1,5 @@
 """Scenario files: the built-in ones load and say what they promise; malformed ones name the bad path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +49,12 @@ def test_seed_is_the_ack_walkthrough():
     (workers,) = seed.ray.worker_groups
     assert dict(workers.requests) == {"cpu": "1", "memory": "1Gi"}
     (pool,) = seed.pools
-    assert (pool.instance_type, pool.min_size, pool.max_size, pool.desired) == ("ecs.g7.xlarge", 0, 10, 0)
+    assert (pool.instance_type, pool.min_size, pool.max_size, pool.desired) == (
+        "ecs.g7.xlarge",
+        0,
+        10,
+        0,
+    )
     assert (pool.machine.vcpu, pool.machine.memory_gib) == (4, 16)
     assert (pool.boot.low, pool.boot.high) == (60, 90)
     assert seed.ray.head.node_selector  # the head goes to the system node
@@ -109,18 +115,62 @@ def test_a_scenario_loads_from_a_path(tmp_path: Path):
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("maxSize: 3", "maxSize: -1", "scenario bad: pools[0].maxSize must be a non-negative integer"),
-        ("minSize: 0\n    maxSize: 3", "minSize: 4\n    maxSize: 3", "scenario bad: pools[0].maxSize must be ≥ minSize"),
-        ("ecs.g7.xlarge", "ecs.nope.large", "scenario bad: pools[0].instanceType names unknown instance type 'ecs.nope.large'"),
-        ("    maxSize: 3", "    maxSize: 3\n    bootSecs: 60", "scenario bad: pools[0].bootSecs is not a known field"),
-        ("    maxSize: 3", "    maxSize: 3\n    failure: flaky", "scenario bad: pools[0].failure must be one of none, stockout, slow"),
-        ('{cpu: "1", memory: 1Gi}', '{cpu: "one", memory: 1Gi}', "scenario bad: ray.workerGroups[0].requests.cpu is not a quantity"),
-        ("  name: r\n", "  name: r\n  head: {numCpus: 2}\n", "scenario bad: ray.head.numCpus must be 0"),
+        (
+            "maxSize: 3",
+            "maxSize: -1",
+            "scenario bad: pools[0].maxSize must be a non-negative integer",
+        ),
+        (
+            "minSize: 0\n    maxSize: 3",
+            "minSize: 4\n    maxSize: 3",
+            "scenario bad: pools[0].maxSize must be ≥ minSize",
+        ),
+        (
+            "ecs.g7.xlarge",
+            "ecs.nope.large",
+            "scenario bad: pools[0].instanceType names unknown instance type 'ecs.nope.large'",
+        ),
+        (
+            "    maxSize: 3",
+            "    maxSize: 3\n    bootSecs: 60",
+            "scenario bad: pools[0].bootSecs is not a known field",
+        ),
+        (
+            "    maxSize: 3",
+            "    maxSize: 3\n    failure: flaky",
+            "scenario bad: pools[0].failure must be one of none, stockout, slow",
+        ),
+        (
+            '{cpu: "1", memory: 1Gi}',
+            '{cpu: "one", memory: 1Gi}',
+            "scenario bad: ray.workerGroups[0].requests.cpu is not a quantity",
+        ),
+        (
+            "  name: r\n",
+            "  name: r\n  head: {numCpus: 2}\n",
+            "scenario bad: ray.head.numCpus must be 0",
+        ),
         ("numCpus: 1,", "numCpus: 8,", "scenario bad: job.tasks[0] fits no worker group"),
-        ("durationSeconds: 60", "durationSeconds: 0", "scenario bad: job.tasks[0].durationSeconds must be > 0"),
-        ("name: bad\n", "name: bad\nfaults: {csThrottleRatio: 2}\n", "scenario bad: faults.csThrottleRatio must be between 0 and 1"),
-        ("name: bad\n", "name: bad\nfaults: {fcBrownout: 1}\n", "scenario bad: faults.fcBrownout is not a known field"),
-        ("  - id: np-1", "  - id: np-1\n    instanceType: ecs.g7.xlarge\n  - id: np-1", "scenario bad: pools[1].id duplicates pools[0].id"),
+        (
+            "durationSeconds: 60",
+            "durationSeconds: 0",
+            "scenario bad: job.tasks[0].durationSeconds must be > 0",
+        ),
+        (
+            "name: bad\n",
+            "name: bad\nfaults: {csThrottleRatio: 2}\n",
+            "scenario bad: faults.csThrottleRatio must be between 0 and 1",
+        ),
+        (
+            "name: bad\n",
+            "name: bad\nfaults: {fcBrownout: 1}\n",
+            "scenario bad: faults.fcBrownout is not a known field",
+        ),
+        (
+            "  - id: np-1",
+            "  - id: np-1\n    instanceType: ecs.g7.xlarge\n  - id: np-1",
+            "scenario bad: pools[1].id duplicates pools[0].id",
+        ),
     ],
 )
 def test_malformed_scenarios_name_the_bad_path(old, new, message):
@@ -153,5 +203,9 @@ def test_an_unknown_scenario_name_lists_the_built_in_ones():
 def test_scenarios_carry_a_decide_policy_for_the_agent():
     """The policy section is the decide/v1 policy object, validated."""
     assert load_scenario("stockout").policy["strategy"] == "pool-first"
-    with pytest.raises(ScenarioError, match=r"^scenario bad: policy.strategy must be one of cost, latency"):
-        parse_scenario(MINIMAL.replace("name: bad\n", "name: bad\npolicy: {strategy: cheapest}\n"), name="bad")
+    with pytest.raises(
+        ScenarioError, match=r"^scenario bad: policy.strategy must be one of cost, latency"
+    ):
+        parse_scenario(
+            MINIMAL.replace("name: bad\n", "name: bad\npolicy: {strategy: cheapest}\n"), name="bad"
+        )

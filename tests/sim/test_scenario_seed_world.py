@@ -1,4 +1,5 @@
 """The seed world end to end: a test-local controller raises desired, and the walkthrough completes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -66,9 +67,7 @@ def worker_phases(sim: Any) -> list[str]:
 
 async def test_all_fifteen_workers_reach_running(sim, seed_world):
     """Pending workers make the controller grow the pool; the new nodes boot; all 15 run."""
-    await sim.until(
-        lambda: worker_phases(sim).count("Running") == 15, timeout=10
-    )
+    await sim.until(lambda: worker_phases(sim).count("Running") == 15, timeout=10)
     nodes, _ = sim.store.list("nodes")
     pool_nodes = [n for n in nodes if n["metadata"]["labels"].get(POOL_LABEL) == "np-cpu"]
     assert 4 <= len(pool_nodes) <= 10

@@ -1,4 +1,5 @@
 """The scheduler over the store: what it writes, and which changes make it look again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,9 @@ def pod(name: str, *, cpu: str = "1", annotations: dict[str, str] | None = None)
     return {
         "metadata": {"name": name, "namespace": "default", "annotations": annotations or {}},
         "spec": {
-            "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]
+            "containers": [
+                {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
+            ]
         },
     }
 
@@ -124,7 +127,9 @@ async def test_gated_and_foreign_pods_are_left_alone(sim):
         assert not obj["spec"].get("nodeName")
         assert scheduled(sim, name) is None
 
-    sim.store.mutate("pods", "gated", lambda p: p["spec"].pop("schedulingGates"), namespace="default")
+    sim.store.mutate(
+        "pods", "gated", lambda p: p["spec"].pop("schedulingGates"), namespace="default"
+    )
     await sim.until(lambda: sim.store.get("pods", "gated")["spec"].get("nodeName") == "n1")
 
 

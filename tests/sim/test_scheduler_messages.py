@@ -1,4 +1,5 @@
 """The scheduler's pure pass: which node it picks, and kube-scheduler's words when none fits."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -177,7 +178,9 @@ def test_init_container_larger_than_containers_sets_the_request():
         }
     )
     assert big_init.requests["cpu"] == 6000
-    assert run([big_init], [node("a")])["p"].startswith("0/1 nodes are available: 1 Insufficient cpu.")
+    assert run([big_init], [node("a")])["p"].startswith(
+        "0/1 nodes are available: 1 Insufficient cpu."
+    )
 
 
 def test_queue_order_is_priority_then_age():

@@ -1,4 +1,5 @@
 """The scheduler reacting to the agent's write: a toleration JSON-patched through the real API."""
+
 from __future__ import annotations
 
 from kubernetes_asyncio import client
@@ -14,20 +15,31 @@ async def test_toleration_patch_places_a_pending_pod_on_eci(sim_cluster, core_ap
     store.create("nodes", ready_node("cn-hangzhou.172.16.0.10", cpu="1"))
     store.create(
         "nodes",
-        ready_node("virtual-kubelet-cn-hangzhou-k", cpu="1000", labels={"type": "virtual-kubelet"}, taints=[ECI_TAINT]),
+        ready_node(
+            "virtual-kubelet-cn-hangzhou-k",
+            cpu="1000",
+            labels={"type": "virtual-kubelet"},
+            taints=[ECI_TAINT],
+        ),
     )
     body = {
         "metadata": {"name": "worker", "labels": {"ray.io/node-type": "worker"}},
         "spec": {
             "containers": [
-                {"name": "ray-worker", "image": "rayproject/ray:2.9.0", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}
+                {
+                    "name": "ray-worker",
+                    "image": "rayproject/ray:2.9.0",
+                    "resources": {"requests": {"cpu": "2", "memory": "1Gi"}},
+                }
             ]
         },
     }
     await core_api.create_namespaced_pod("default", body)
 
     def condition() -> dict | None:
-        for entry in store.get("pods", "worker", namespace="default")["status"].get("conditions") or []:
+        for entry in (
+            store.get("pods", "worker", namespace="default")["status"].get("conditions") or []
+        ):
             if entry["type"] == "PodScheduled":
                 return entry
         return None
@@ -47,7 +59,12 @@ async def test_toleration_patch_places_a_pending_pod_on_eci(sim_cluster, core_ap
         {
             "op": "add",
             "path": "/spec/tolerations/-",
-            "value": {"key": "virtual-kubelet.io/provider", "operator": "Equal", "value": "alibabacloud", "effect": "NoSchedule"},
+            "value": {
+                "key": "virtual-kubelet.io/provider",
+                "operator": "Equal",
+                "value": "alibabacloud",
+                "effect": "NoSchedule",
+            },
         }
     ]
     await core_api.patch_namespaced_pod("worker", "default", patch)

@@ -1,4 +1,5 @@
 """SimCluster's composition: namespaces, plugged-in components started in order, stopped in reverse."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -16,7 +17,9 @@ class Recorder:
         self.cluster = cluster
 
     async def start(self) -> None:
-        self.journal.append(f"start {self.name} url={self.cluster.url.startswith('http://127.0.0.1:')}")
+        self.journal.append(
+            f"start {self.name} url={self.cluster.url.startswith('http://127.0.0.1:')}"
+        )
 
     async def stop(self) -> None:
         self.journal.append(f"stop {self.name}")

@@ -1,6 +1,7 @@
 """`python -m agent sim serve --scenario` as a user runs it: the info JSON names all three services,
 kubectl sees the scenario's Ray head through the written kubeconfig, SIGTERM exits 0 with a run
 summary; bad scenarios are refused with exit 2; `sim scenarios` lists the built-in ones."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,9 @@ async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env)
         info = json.loads(info_path.read_text())
         assert set(info) == {"kubernetes", "cs", "fc"}
         assert info["kubernetes"]["kubeconfig"] == str(kubeconfig)
-        assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == (
-            info["kubernetes"]["url"]
+        assert (
+            yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+            == (info["kubernetes"]["url"])
         )
         assert info["cs"]["clusterId"] == "c-seed"
         assert info["fc"]["httpTriggerUrl"].startswith(f"http://{info['fc']['endpoint']}/")
@@ -72,8 +74,10 @@ async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env)
 def test_a_malformed_scenario_file_is_refused_with_its_field(tmp_path, capsys):
     """A scenario file with a bad field exits 2 naming the scenario and the field path."""
     bad = tmp_path / "mine.yaml"
-    bad.write_text("ray: {name: r, workerGroups: [{name: w, requests: {cpu: '1'}}]}\n"
-                   "job: {tasks: [{count: 1, durationSeconds: 1}]}\npools: [{id: p}]\n")
+    bad.write_text(
+        "ray: {name: r, workerGroups: [{name: w, requests: {cpu: '1'}}]}\n"
+        "job: {tasks: [{count: 1, durationSeconds: 1}]}\npools: [{id: p}]\n"
+    )
     assert main(["sim", "serve", "--scenario", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: scenario mine: pools[0]")

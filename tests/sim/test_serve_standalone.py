@@ -1,4 +1,5 @@
 """`python -m agent sim serve` as a user runs it: files written, kubectl works, SIGTERM exits 0."""
+
 from __future__ import annotations
 
 import asyncio

@@ -6,6 +6,7 @@ with values `quote(v, safe='~')`, every header named in SignedHeaders as `name:v
 stripped, repeated headers sorted and comma-joined), the SignedHeaders list, and the hex SHA-256
 of the body. Also owns the JSON error replies the gateway sends, so every emulator refuses alike.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,10 +67,16 @@ class Authorization:
 def parse_authorization(value: str | None) -> Authorization:
     """`ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=a;b,Signature=hex`."""
     if not value:
-        raise CloudError(400, "MissingAuthorization", "Authorization header is mandatory for this action.")
+        raise CloudError(
+            400, "MissingAuthorization", "Authorization header is mandatory for this action."
+        )
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
-        raise CloudError(400, "InvalidSignatureMethod", f"Specified signature method {algorithm!r} is not supported.")
+        raise CloudError(
+            400,
+            "InvalidSignatureMethod",
+            f"Specified signature method {algorithm!r} is not supported.",
+        )
     fields: dict[str, str] = {}
     for part in rest.split(","):
         key, sep, val = part.strip().partition("=")
@@ -126,7 +133,9 @@ def parse_acs_date(value: str | None) -> float:
         return float(timegm(strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
     except ValueError:
         raise CloudError(
-            400, "InvalidTimeStamp.Format", f"Specified time stamp or date value {value!r} is not well formatted."
+            400,
+            "InvalidTimeStamp.Format",
+            f"Specified time stamp or date value {value!r} is not well formatted.",
         ) from None
 
 
@@ -154,11 +163,15 @@ class Acs3Verifier:
         token = req.header("x-acs-security-token")
         secret = self._keys.secret_for(auth.access_key_id, token, now=now)
         if abs(now - parse_acs_date(req.header("x-acs-date"))) > MAX_CLOCK_SKEW_SECONDS:
-            raise CloudError(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+            raise CloudError(
+                400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
+            )
         # The signature covers the declared hash; the declared hash must cover the body received.
         declared = (req.header("x-acs-content-sha256") or "").lower()
         if declared != hashlib.sha256(req.body).hexdigest():
-            raise signature_mismatch("The x-acs-content-sha256 header does not match the request body.")
+            raise signature_mismatch(
+                "The x-acs-content-sha256 header does not match the request body."
+            )
         expected = compute_signature(secret, canonical_request(req, auth, declared))
         if not hmac.compare_digest(expected, auth.signature):
             raise signature_mismatch("")
@@ -173,7 +186,9 @@ class Acs3Verifier:
             self._nonces = {n: t for n, t in self._nonces.items() if t >= horizon}
         seen = self._nonces.get(nonce)
         if seen is not None and seen >= horizon:
-            raise CloudError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+            raise CloudError(
+                400, "SignatureNonceUsed", "Specified signature nonce was used already."
+            )
         self._nonces[nonce] = now
 
 

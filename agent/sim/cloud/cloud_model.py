@@ -4,6 +4,7 @@ The CS emulator turns wire requests into calls on a `NodePoolService` and its va
 response shapes of the ACK CS API; the node pool model implements the service over the simulated
 cluster. Neither side knows the other's internals.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ security token) into the secret the request must have been signed with. `build_c
 serves the ring's STS credentials in the `ALIBABA_CLOUD_CREDENTIALS_URI` format that
 alibabacloud-credentials reads, so the agent's production credential chain can run offline.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -66,9 +67,13 @@ class KeyRing:
             return self._keys[access_key_id]
         cred = self._sts.get(access_key_id)
         if cred is None:
-            raise CloudError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+            raise CloudError(
+                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+            )
         if not security_token:
-            raise CloudError(400, "MissingSecurityToken", "SecurityToken is mandatory for this action.")
+            raise CloudError(
+                400, "MissingSecurityToken", "SecurityToken is mandatory for this action."
+            )
         if not secrets.compare_digest(security_token, cred.security_token):
             raise CloudError(
                 400,
@@ -76,7 +81,9 @@ class KeyRing:
                 "Specified SecurityToken mismatch with the AccessKey.",
             )
         if now >= cred.expiration:
-            raise CloudError(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+            raise CloudError(
+                400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired."
+            )
         return cred.access_key_secret
 
 

@@ -5,6 +5,7 @@ shapes the SDK's response models read (paths, methods, query names and field nam
 alibabacloud_cs20151215 client.py and models/). Every request passes the ACS3 gateway check and
 the fault plan first; every write is journaled so tests and reports can count scale requests.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,8 +66,7 @@ def scale_requests_of(app: web.Application) -> list[WriteRecord]:
     return [
         w
         for w in writes_of(app)
-        if w.code is None
-        and (w.action == "ScaleClusterNodePool" or "desired_size" in w.summary)
+        if w.code is None and (w.action == "ScaleClusterNodePool" or "desired_size" in w.summary)
     ]
 
 
@@ -74,7 +74,9 @@ def _rfc3339(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def pool_json(pool: PoolView, *, region_id: str, now: float, created: float = 0.0) -> dict[str, Any]:
+def pool_json(
+    pool: PoolView, *, region_id: str, now: float, created: float = 0.0
+) -> dict[str, Any]:
     """A node pool in the shape of DescribeClusterNodePools' `nodepools[]` items."""
     scaling = pool.initial_nodes > 0 or pool.removing_nodes > 0 or pool.total_nodes != pool.desired
     return {
@@ -120,7 +122,11 @@ def pool_json(pool: PoolView, *, region_id: str, now: float, created: float = 0.
         "kubernetes_config": {
             "labels": [{"key": k, "value": v} for k, v in sorted(pool.labels.items())],
             "taints": [
-                {"key": t.get("key", ""), "value": t.get("value", ""), "effect": t.get("effect", "")}
+                {
+                    "key": t.get("key", ""),
+                    "value": t.get("value", ""),
+                    "effect": t.get("effect", ""),
+                }
                 for t in pool.taints
             ],
             "runtime": "containerd",
@@ -190,7 +196,9 @@ def _parse_int(value: str | None, *, name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise CloudError(400, "InvalidParameter", f"{name} must be an integer, got {value!r}.") from None
+        raise CloudError(
+            400, "InvalidParameter", f"{name} must be an integer, got {value!r}."
+        ) from None
 
 
 def _parse_json_list(value: str | None, *, name: str) -> list[str]:
@@ -260,12 +268,18 @@ def build_cs_app(
         pools = [p for p in service.describe_pools() if not name or p.name == name]
         t = now()
         return web.json_response(
-            {"nodepools": [pool_json(p, region_id=service.region_id, now=t, created=started) for p in pools]}
+            {
+                "nodepools": [
+                    pool_json(p, region_id=service.region_id, now=t, created=started) for p in pools
+                ]
+            }
         )
 
     async def describe_pool(request: web.Request) -> web.Response:
         pool = find_pool(request)
-        return web.json_response(pool_json(pool, region_id=service.region_id, now=now(), created=started))
+        return web.json_response(
+            pool_json(pool, region_id=service.region_id, now=now(), created=started)
+        )
 
     async def modify_pool(request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -280,7 +294,11 @@ def build_cs_app(
         if desired is None:
             desired = pool.desired
         elif not isinstance(desired, int) or isinstance(desired, bool) or desired < 0:
-            raise CloudError(400, "InvalidParameter", f"desired_size must be a non-negative integer, got {desired!r}.")
+            raise CloudError(
+                400,
+                "InvalidParameter",
+                f"desired_size must be a non-negative integer, got {desired!r}.",
+            )
         _check_target(pool, desired)
         task = service.set_desired(pool.pool_id, desired)
         return task_reply(task, request, nodepool_id=pool.pool_id, request_id=request[_REQUEST_ID])
@@ -291,7 +309,9 @@ def build_cs_app(
         request[_SUMMARY] = {"nodepool_id": request.match_info["nodepool_id"], "count": count}
         pool = find_pool(request)
         if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-            raise CloudError(400, "InvalidParameter", f"count must be a positive integer, got {count!r}.")
+            raise CloudError(
+                400, "InvalidParameter", f"count must be a positive integer, got {count!r}."
+            )
         _check_target(pool, pool.desired + count)
         task = service.scale_by(pool.pool_id, count)
         return task_reply(task, request)
@@ -314,10 +334,14 @@ def build_cs_app(
             by_name = {n.node_name: n.instance_id for n in service.describe_nodes(pool.pool_id)}
             unknown = [n for n in node_names if n not in by_name]
             if unknown:
-                raise CloudError(400, "InvalidParameter", f"nodes not in nodepool {pool.pool_id}: {unknown}")
+                raise CloudError(
+                    400, "InvalidParameter", f"nodes not in nodepool {pool.pool_id}: {unknown}"
+                )
             instance_ids = [*instance_ids, *(by_name[n] for n in node_names)]
         if not instance_ids:
-            raise CloudError(400, "InvalidParameter", "instance_ids or nodes must name at least one node.")
+            raise CloudError(
+                400, "InvalidParameter", "instance_ids or nodes must name at least one node."
+            )
         task = service.remove_nodes(pool.pool_id, instance_ids, drain=drain, release=release)
         return task_reply(task, request, request_id=request[_REQUEST_ID])
 
@@ -337,7 +361,11 @@ def build_cs_app(
         return web.json_response(
             {
                 "nodes": [node_json(n) for n in nodes[start : start + page_size]],
-                "page": {"page_number": page_number, "page_size": page_size, "total_count": len(nodes)},
+                "page": {
+                    "page_number": page_number,
+                    "page_size": page_size,
+                    "total_count": len(nodes),
+                },
             }
         )
 
@@ -361,7 +389,9 @@ def build_cs_app(
             response = error_response(err, request_id=request_id, host_id=HOST_ID)
         except web.HTTPException as exc:
             code = "InvalidAction.NotFound" if exc.status == 404 else "UnsupportedHTTPMethod"
-            unknown = CloudError(exc.status, code, f"{request.method} {request.path} is not an API of this service.")
+            unknown = CloudError(
+                exc.status, code, f"{request.method} {request.path} is not an API of this service."
+            )
             response = error_response(unknown, request_id=request_id, host_id=HOST_ID)
         response.headers["x-acs-request-id"] = request_id
         if request.method != "GET":
@@ -372,14 +402,25 @@ def build_cs_app(
     app[CS_STATE] = state
     r = app.router
     r.add_get("/clusters/{cluster_id}/nodepools", describe_pools, name="DescribeClusterNodePools")
-    r.add_get("/clusters/{cluster_id}/nodepools/{nodepool_id}", describe_pool, name="DescribeClusterNodePoolDetail")
-    r.add_put("/clusters/{cluster_id}/nodepools/{nodepool_id}", modify_pool, name="ModifyClusterNodePool")
-    r.add_post("/clusters/{cluster_id}/nodepools/{nodepool_id}", scale_pool, name="ScaleClusterNodePool")
-    r.add_delete("/clusters/{cluster_id}/nodepools/{nodepool_id}/nodes", remove_nodes, name="RemoveNodePoolNodes")
+    r.add_get(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}",
+        describe_pool,
+        name="DescribeClusterNodePoolDetail",
+    )
+    r.add_put(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}", modify_pool, name="ModifyClusterNodePool"
+    )
+    r.add_post(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}", scale_pool, name="ScaleClusterNodePool"
+    )
+    r.add_delete(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}/nodes",
+        remove_nodes,
+        name="RemoveNodePoolNodes",
+    )
     r.add_get("/clusters/{cluster_id}/nodes", describe_nodes, name="DescribeClusterNodes")
     r.add_get("/tasks/{task_id}", describe_task, name="DescribeTaskInfo")
     return app
-
 
 
 def _check_target(pool: PoolView, desired: int) -> None:
@@ -405,7 +446,11 @@ async def _apply_faults(faults: FaultPlan) -> None:
     if faults.roll(faults.cs_throttle_ratio):
         raise CloudError(400, "Throttling.User", "Request was denied due to user flow control.")
     if faults.roll(faults.cs_error_ratio):
-        raise CloudError(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+        raise CloudError(
+            503,
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        )
 
 
 def _record(request: web.Request, response: web.StreamResponse, at: float) -> WriteRecord:

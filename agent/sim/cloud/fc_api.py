@@ -10,6 +10,7 @@ it checks the FC gateway signature (`FC ak:signature`) that the SDK's `invoke_ht
 (That signer reads `content-type` from the caller's header dict case-sensitively: callers must
 pass it lower-case, or it signs an empty content type and the real gateway refuses it too.)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -157,7 +158,8 @@ def _unhandled_body(exc: BaseException) -> bytes:
             "errorMessage": str(exc),
             "errorType": type(exc).__name__,
             "stackTrace": [
-                [f'File "{f.filename}"', f"line {f.lineno}", f"in {f.name}", f.line or ""] for f in frames
+                [f'File "{f.filename}"', f"line {f.lineno}", f"in {f.name}", f.line or ""]
+                for f in frames
             ],
         }
     ).encode()
@@ -175,7 +177,9 @@ def _as_bytes(result: Any) -> bytes:
 
 
 def _fc_error(status: int, code: str, message: str, request_id: str) -> web.Response:
-    return error_response(CloudError(status, code, message), request_id=request_id, host_id=HOST_ID, fc_style=True)
+    return error_response(
+        CloudError(status, code, message), request_id=request_id, host_id=HOST_ID, fc_style=True
+    )
 
 
 def build_fc_app(
@@ -201,14 +205,20 @@ def build_fc_app(
     state = _FcState()
     function_meta = FcFunctionMeta(function, cfg.handler, cfg.memory_mb, cfg.timeout_seconds)
 
-    def resolve(service_name: str, function_name: str, qualifier: str | None, request_id: str) -> web.Response | None:
+    def resolve(
+        service_name: str, function_name: str, qualifier: str | None, request_id: str
+    ) -> web.Response | None:
         name, _, alias = service_name.partition(".")
         if name != service:
             return _fc_error(404, "ServiceNotFound", f"service '{name}' does not exist", request_id)
         if function_name != function:
-            return _fc_error(404, "FunctionNotFound", f"function '{function_name}' does not exist", request_id)
+            return _fc_error(
+                404, "FunctionNotFound", f"function '{function_name}' does not exist", request_id
+            )
         if (qualifier or alias) not in ("", "LATEST"):
-            return _fc_error(404, "AliasNotFound", f"alias '{qualifier or alias}' does not exist", request_id)
+            return _fc_error(
+                404, "AliasNotFound", f"alias '{qualifier or alias}' does not exist", request_id
+            )
         return None
 
     async def before_run(request_id: str) -> tuple[bool, web.Response | None]:
@@ -220,7 +230,9 @@ def build_fc_app(
                 # Hold the reply past the client's read timeout; release on shutdown.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(state.closing.wait(), cfg.hang_seconds)
-                return False, _fc_error(504, "Timeout", "the invocation timed out in the service", request_id)
+                return False, _fc_error(
+                    504, "Timeout", "the invocation timed out in the service", request_id
+                )
             if faults.roll(faults.fc_error_ratio):
                 return False, _fc_error(
                     503, "ServiceUnavailable", "The service is temporarily unavailable.", request_id
@@ -228,7 +240,10 @@ def build_fc_app(
         t = now()
         cold = state.last_invoked is None or t - state.last_invoked >= cfg.cold_after_idle_seconds
         state.last_invoked = t
-        stale = state.credentials is None or state.credentials.expiration - wall_clock() < _STS_REFRESH_SECONDS
+        stale = (
+            state.credentials is None
+            or state.credentials.expiration - wall_clock() < _STS_REFRESH_SECONDS
+        )
         if cold or stale:
             # A new instance (or an old token near expiry): fresh STS credentials, as FC assumes
             # the service role per instance and refreshes the token before it lapses.
@@ -241,7 +256,9 @@ def build_fc_app(
         cred = state.credentials or ring.issue(now=wall_clock())
         return FcContext(
             request_id=request_id,
-            credentials=FcCredentials(cred.access_key_id, cred.access_key_secret, cred.security_token),
+            credentials=FcCredentials(
+                cred.access_key_id, cred.access_key_secret, cred.security_token
+            ),
             function=function_meta,
             service=FcServiceMeta(service, qualifier=qualifier or "LATEST"),
             region=cfg.region,
@@ -258,23 +275,36 @@ def build_fc_app(
             return _Outcome(_unhandled_body(exc), UNHANDLED)
         return _Outcome(_as_bytes(result), None)
 
-    def record(request_id: str, kind: Literal["sync", "async", "http"], *, cold: bool, status: int,
-               error_type: str | None, started: float) -> None:
+    def record(
+        request_id: str,
+        kind: Literal["sync", "async", "http"],
+        *,
+        cold: bool,
+        status: int,
+        error_type: str | None,
+        started: float,
+    ) -> None:
         state.invocations.append(
-            InvocationRecord(request_id, kind, cold, status, error_type, started, time.monotonic() - started)
+            InvocationRecord(
+                request_id, kind, cold, status, error_type, started, time.monotonic() - started
+            )
         )
 
     async def invoke(request: web.Request) -> web.Response:
         request_id = new_request_id()
         if (request.content_length or 0) > SYNC_PAYLOAD_LIMIT_BYTES:
-            too_large = CloudError(413, "EntityTooLarge", "payload size exceeds maximum allowed size")
+            too_large = CloudError(
+                413, "EntityTooLarge", "payload size exceeds maximum allowed size"
+            )
             return error_response(too_large, request_id=request_id, host_id=HOST_ID, fc_style=True)
         try:
             verifier.verify(await signed_request_from(request))
         except CloudError as err:
             return error_response(err, request_id=request_id, host_id=HOST_ID, fc_style=True)
         qualifier = request.query.get("qualifier", "")
-        refusal = resolve(request.match_info["service"], request.match_info["function"], qualifier, request_id)
+        refusal = resolve(
+            request.match_info["service"], request.match_info["function"], qualifier, request_id
+        )
         if refusal is not None:
             return refusal
         started = time.monotonic()
@@ -285,22 +315,39 @@ def build_fc_app(
         ctx = context_for(request_id, qualifier)
         headers = {"X-Fc-Request-Id": request_id, "X-Fc-Invocation-Service-Version": "LATEST"}
         if request.headers.get("X-Fc-Invocation-Type", "Sync").strip('"') == "Async":
+
             async def run_async() -> None:
                 outcome = await run(handler, event, ctx)
-                record(request_id, "async", cold=cold, status=202, error_type=outcome.error_type, started=started)
+                record(
+                    request_id,
+                    "async",
+                    cold=cold,
+                    status=202,
+                    error_type=outcome.error_type,
+                    started=started,
+                )
 
             task = asyncio.get_running_loop().create_task(run_async())
             state.background.add(task)
             task.add_done_callback(state.background.discard)
             return web.Response(status=202, headers=headers)
         outcome = await run(handler, event, ctx)
-        record(request_id, "sync", cold=cold, status=200, error_type=outcome.error_type, started=started)
+        record(
+            request_id,
+            "sync",
+            cold=cold,
+            status=200,
+            error_type=outcome.error_type,
+            started=started,
+        )
         headers["X-Fc-Invocation-Duration"] = str(int((time.monotonic() - started) * 1000))
         headers["X-Fc-Max-Memory-Usage"] = "32"
         if outcome.error_type:
             headers["X-Fc-Error-Type"] = outcome.error_type
         if request.headers.get("X-Fc-Log-Type", "").strip('"') == "Tail":
-            log = f"FC Invoke Start RequestId: {request_id}\nFC Invoke End RequestId: {request_id}\n"
+            log = (
+                f"FC Invoke Start RequestId: {request_id}\nFC Invoke End RequestId: {request_id}\n"
+            )
             headers["X-Fc-Log-Result"] = base64.b64encode(log.encode()).decode()
         return web.Response(status=200, body=outcome.body, headers=headers)
 
@@ -308,16 +355,26 @@ def build_fc_app(
         # The SDK's FC signer leaves the body unsigned (it sends no Content-MD5).
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("FC "):
-            raise CloudError(403, "AccessDenied", "required HTTP header Authorization was not provided")
+            raise CloudError(
+                403, "AccessDenied", "required HTTP header Authorization was not provided"
+            )
         access_key_id, _, signature = auth[3:].partition(":")
-        secret = ring.secret_for(access_key_id, request.headers.get("x-fc-security-token"), now=wall_clock())
+        secret = ring.secret_for(
+            access_key_id, request.headers.get("x-fc-security-token"), now=wall_clock()
+        )
         date = request.headers.get("Date", "")
         try:
             sent = parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
-            raise CloudError(403, "AccessDenied", "the Date header is missing or malformed") from None
+            raise CloudError(
+                403, "AccessDenied", "the Date header is missing or malformed"
+            ) from None
         if abs(wall_clock() - sent) > MAX_CLOCK_SKEW_SECONDS:
-            raise CloudError(403, "AccessDenied", "the difference between the request time and the server's time is too large")
+            raise CloudError(
+                403,
+                "AccessDenied",
+                "the difference between the request time and the server's time is too large",
+            )
         fc_headers = sorted(
             (k.lower(), v) for k, v in request.headers.items() if k.lower().startswith("x-fc-")
         )
@@ -353,15 +410,28 @@ def build_fc_app(
         if refusal is not None:
             return refusal
         if http_handler is None:
-            return _fc_error(404, "TriggerNotFound", f"function '{function}' has no HTTP trigger", request_id)
+            return _fc_error(
+                404, "TriggerNotFound", f"function '{function}' has no HTTP trigger", request_id
+            )
         started = time.monotonic()
         cold, refusal = await before_run(request_id)
         if refusal is not None:
             return refusal
-        event = json.dumps(_http_event(request, body, request_id=request_id, account_id=cfg.account_id, now=now())).encode()
-        outcome = await run(http_handler, event, context_for(request_id, service_q.partition(".")[2]))
+        event = json.dumps(
+            _http_event(request, body, request_id=request_id, account_id=cfg.account_id, now=now())
+        ).encode()
+        outcome = await run(
+            http_handler, event, context_for(request_id, service_q.partition(".")[2])
+        )
         if outcome.error_type:
-            record(request_id, "http", cold=cold, status=502, error_type=outcome.error_type, started=started)
+            record(
+                request_id,
+                "http",
+                cold=cold,
+                status=502,
+                error_type=outcome.error_type,
+                started=started,
+            )
             return web.Response(
                 status=502,
                 body=outcome.body,
@@ -370,7 +440,9 @@ def build_fc_app(
             )
         status, headers, reply = _http_reply(outcome.body)
         record(request_id, "http", cold=cold, status=status, error_type=None, started=started)
-        return web.Response(status=status, body=reply, headers={**headers, "X-Fc-Request-Id": request_id})
+        return web.Response(
+            status=status, body=reply, headers={**headers, "X-Fc-Request-Id": request_id}
+        )
 
     async def on_shutdown(_app: web.Application) -> None:
         state.closing.set()
@@ -382,7 +454,9 @@ def build_fc_app(
     app[FC_STATE] = state
     app.on_shutdown.append(on_shutdown)
     app.router.add_post(
-        "/2021-04-06/services/{service}/functions/{function}/invocations", invoke, name="InvokeFunction"
+        "/2021-04-06/services/{service}/functions/{function}/invocations",
+        invoke,
+        name="InvokeFunction",
     )
     app.router.add_route("*", "/2016-08-15/proxy/{service}/{function}", http_trigger)
     app.router.add_route("*", "/2016-08-15/proxy/{service}/{function}/{tail:.*}", http_trigger)
@@ -394,14 +468,16 @@ def http_trigger_path(service: str, function: str) -> str:
     return f"/2016-08-15/proxy/{service}/{function}/"
 
 
-def _http_event(request: web.Request, body: bytes, *, request_id: str, account_id: str, now: float) -> dict[str, Any]:
+def _http_event(
+    request: web.Request, body: bytes, *, request_id: str, account_id: str, now: float
+) -> dict[str, Any]:
     """The FC 3.0 HTTP-trigger event (`rawPath`, `headers`, `body`, `isBase64Encoded`, `requestContext`)."""
     try:
         text, is_b64 = body.decode(), False
     except UnicodeDecodeError:
         text, is_b64 = base64.b64encode(body).decode(), True
     prefix = f"/2016-08-15/proxy/{request.match_info['service']}/{request.match_info['function']}"
-    raw_path = request.path[len(prefix):] or "/"
+    raw_path = request.path[len(prefix) :] or "/"
     headers: dict[str, str] = {}
     for k, v in request.headers.items():
         headers[k] = f"{headers[k]},{v}" if k in headers else v

@@ -1,4 +1,5 @@
 """Kubeconfig files for the simulated cluster, so kubectl and kubernetes-asyncio can point at it."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ controllers call the store directly, as kube-scheduler and kubelet use subresour
 those rules. Stored objects are shared: treat every returned dict as read-only and change objects
 only through `mutate`, `replace` or `delete`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,6 +36,7 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 
 # The apiserver's generateName alphabet: no vowels, no look-alike digits.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
 
 class ApiError(Exception):
     """A Kubernetes API failure, carried as its Status body."""
@@ -254,8 +256,10 @@ class ObjectStore:
                     "Invalid",
                     f'{kind} "" is invalid: metadata.name: Required value: name or generateName '
                     "is required",
-                    details={"kind": kind, "causes": [{"reason": "FieldValueRequired",
-                                                       "field": "metadata.name"}]},
+                    details={
+                        "kind": kind,
+                        "causes": [{"reason": "FieldValueRequired", "field": "metadata.name"}],
+                    },
                 )
             meta["name"] = self._generated_name(table, ns, prefix)
         key = (ns, meta["name"])

@@ -1,5 +1,6 @@
 """The simulator's view of the instance-type catalog: re-exported from `agent.catalog`, the single
 catalog the agent also needs in production (allocatable and price when a pool has no live node)."""
+
 from __future__ import annotations
 
 from agent.catalog import (

@@ -4,6 +4,7 @@ Every simulator component takes one `SimClock` through its constructor and asks 
 so a 120 s Ray task and a 60 s node boot pass in a few real seconds at a high speed factor. Only
 this module reads the wall clock.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -10,6 +10,7 @@ period (capped, so tests stay fast); pods left on a deleted node are removed as 
 Every transition re-checks the pod inside the store's `mutate`, so a stale event or timer is a
 no-op rather than a step backwards.
 """
+
 from __future__ import annotations
 
 import asyncio

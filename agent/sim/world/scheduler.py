@@ -6,6 +6,7 @@ plugin order (NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit
 decision core's predicates, scores the survivors by least-allocated, and writes either the binding
 or the `PodScheduled=False, reason=Unschedulable` condition with kube-scheduler's message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -120,9 +121,7 @@ def node_info(node: Mapping[str, Any]) -> NodeInfo:
     spec = node.get("spec") or {}
     status = node.get("status") or {}
     taints = tuple(spec.get("taints") or ())
-    if not is_node_ready(node) and not any(
-        t.get("key") == NOT_READY_TAINT["key"] for t in taints
-    ):
+    if not is_node_ready(node) and not any(t.get("key") == NOT_READY_TAINT["key"] for t in taints):
         # The node lifecycle controller taints a NotReady node; a node seen before its kubelet
         # reported is treated the same, so nothing lands on it early.
         taints = (*taints, NOT_READY_TAINT)
@@ -228,7 +227,9 @@ def unschedulable_message(
     reasons: Counter[str] = Counter(static.values())
     for node_reasons in resources.values():
         reasons.update(node_reasons)
-    preemption = Counter({PREEMPTION_NOT_HELPFUL: len(static), PREEMPTION_NO_VICTIMS: len(resources)})
+    preemption = Counter(
+        {PREEMPTION_NOT_HELPFUL: len(static), PREEMPTION_NO_VICTIMS: len(resources)}
+    )
 
     def histogram(counts: Counter[str]) -> str:
         # kube-scheduler sorts "<count> <reason>" strings, so "10 x" sorts before "2 y".
@@ -253,7 +254,10 @@ def _free(node: NodeInfo, used: Mapping[str, int]) -> dict[str, int]:
 
 
 def _best_node(
-    pod: PodInfo, shape: _Shape, nodes: Mapping[str, NodeInfo], used: Mapping[str, Mapping[str, int]]
+    pod: PodInfo,
+    shape: _Shape,
+    nodes: Mapping[str, NodeInfo],
+    used: Mapping[str, Mapping[str, int]],
 ) -> str | None:
     """The highest-scoring node with room, or None.
 

@@ -1,4 +1,5 @@
 """Background tasks of the simulator's controllers: stopping them without leaving any behind."""
+
 from __future__ import annotations
 
 import asyncio
