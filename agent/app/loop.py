@@ -32,7 +32,7 @@ from agent.decide.deciders import DecisionFailed
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.ingest.batching import Batch, Batcher, BatchWindow
 from agent.ingest.view import ClusterView
-from agent.ingest.watching import Backoff, Watcher, WatchTarget
+from agent.ingest.watching import Backoff, Watcher, WatchSink, WatchTarget
 from agent.metrics import AgentMetrics
 from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
 from agent.scale_in.actuation import ScaleInActuator
@@ -201,7 +201,7 @@ class Agent:
         rng = rng or random.Random()
         backoff = backoff or Backoff()
         namespace, selector = config.namespace, config.label_selector
-        targets = (
+        targets: tuple[tuple[WatchTarget, WatchSink], ...] = (
             (
                 WatchTarget(
                     "pending-pods",

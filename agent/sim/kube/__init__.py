@@ -1,1 +1,2 @@
-"""The embedded Kubernetes API server: store, handlers, watch streams, list pages, patches, selectors, write rules, tables, discovery and kubeconfig."""
+"""The embedded Kubernetes API server: store, handlers, watch streams, list pages, patches,
+selectors, write rules, tables, discovery and kubeconfig."""

@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +55,7 @@ def json_response(body: Any, *, status: int = 200) -> web.Response:
     return web.Response(body=_dumps(body).encode(), status=status, content_type="application/json")
 
 
-def _success(code: int = 200, details: dict | None = None) -> dict:
+def _success(code: int = 200, details: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -89,6 +90,49 @@ async def _body(request: web.Request) -> Any:
         raise ApiError(400, "BadRequest", f"error decoding request body: {error}") from None
 
 
+@dataclass(frozen=True)
+class _Route:
+    """What a request path names: a collection, one object, or one object's subresource."""
+
+    resource: str
+    namespace: str | None
+    name: str | None  # None: the collection itself
+    sub: str | None  # None: the object itself
+    watch: bool
+
+
+def _route(prefix: str, tail: str, *, watch: bool) -> _Route:
+    """Resolve `[watch/][namespaces/{ns}/]{resource}[/{name}[/{sub}]]` under an API group
+    prefix. Every path the apiserver does not serve is a 404, whatever the method."""
+    resources = _GROUPS[prefix]
+    segments = [s for s in tail.split("/") if s]
+    if segments and segments[0] == "watch":
+        watch, segments = True, segments[1:]
+    namespace: str | None = None
+    # namespaces/{name}/status and /finalize are subresources of a namespace, not a scope
+    if (
+        len(segments) >= 3
+        and segments[0] == "namespaces"
+        and segments[2] not in ("status", "finalize")
+    ):
+        namespace, segments = segments[1], segments[2:]
+    if not segments or segments[0] not in resources:
+        raise not_found_path()
+    resource = segments[0]
+    if namespace is not None and resource not in NAMESPACED:
+        raise not_found_path()
+    if len(segments) == 1:
+        return _Route(resource, namespace, None, None, watch)
+    if resource in NAMESPACED and namespace is None:
+        raise not_found_path()
+    if len(segments) == 2:
+        return _Route(resource, namespace, segments[1], None, watch)
+    sub = segments[2]
+    if len(segments) > 3 or sub not in _SUBRESOURCES.get(resource, ()):
+        raise not_found_path()
+    return _Route(resource, namespace, segments[1], sub, watch)
+
+
 class ApiHandlers:
     """The handlers for one store; build_app wires `dispatch` into an aiohttp Application."""
 
@@ -102,84 +146,73 @@ class ApiHandlers:
     # -- routing -------------------------------------------------------------------------
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        prefix = request.match_info["prefix"]
-        segments = [s for s in request.match_info["tail"].split("/") if s]
-        resources = _GROUPS[prefix]
-        query = request.query
-        watch = parse_bool(query.get("watch"))
-        if segments and segments[0] == "watch":
-            watch, segments = True, segments[1:]
-        namespace: str | None = None
-        if (
-            len(segments) >= 3
-            and segments[0] == "namespaces"
-            and segments[2] not in ("status", "finalize")
-        ):
-            namespace, segments = segments[1], segments[2:]
-        if not segments or segments[0] not in resources:
-            raise not_found_path()
-        resource = segments[0]
-        if namespace is not None and resource not in NAMESPACED:
-            raise not_found_path()
+        route = _route(
+            request.match_info["prefix"],
+            request.match_info["tail"],
+            watch=parse_bool(request.query.get("watch")),
+        )
+        if route.name is None:
+            return await self._collection(request, route)
+        if route.sub is None:
+            return await self._object(request, route, name=route.name)
+        return await self._subresource(request, route, name=route.name, sub=route.sub)
+
+    async def _collection(self, request: web.Request, route: _Route) -> web.StreamResponse:
+        """LIST or WATCH a collection, or POST a new object into it."""
+        method, resource, namespace = request.method, route.resource, route.namespace
+        if method == "GET":
+            if route.watch:
+                return await self.watch(request, resource, namespace)
+            return self.list(request, resource, namespace)
+        # a namespaced resource is created only through its namespace's collection
+        if method == "POST" and (namespace is not None or resource not in NAMESPACED):
+            return self.create(resource, namespace, await _body(request))
+        raise method_not_allowed(method)
+
+    async def _object(
+        self, request: web.Request, route: _Route, *, name: str
+    ) -> web.StreamResponse:
+        """GET (or WATCH), PUT, PATCH or DELETE one named object."""
         method = request.method
-        if len(segments) == 1:
-            if method == "GET":
-                if watch:
-                    return await self.watch(request, resource, namespace)
-                return self.list(request, resource, namespace)
-            if method == "POST" and (namespace is not None or resource not in NAMESPACED):
-                return self.create(resource, namespace, await _body(request))
-            raise method_not_allowed(method)
-        if resource in NAMESPACED and namespace is None:
-            raise not_found_path()
-        name = segments[1]
-        if len(segments) == 2:
-            if method == "GET":
-                if watch:
-                    return await self.watch(request, resource, namespace, name=name)
-                return self._render(
-                    request, resource, self._store.get(resource, name, namespace=namespace)
-                )
-            if method == "PUT":
-                return self._render(
-                    request,
-                    resource,
-                    self.update(resource, name, namespace, None, await _body(request)),
-                )
-            if method == "PATCH":
-                return self._render(
-                    request, resource, await self.patch(request, resource, name, namespace, None)
-                )
-            if method == "DELETE":
-                return self.delete(request, resource, name, namespace, await _body(request))
-            raise method_not_allowed(method)
-        sub = segments[2]
-        if len(segments) > 3 or sub not in _SUBRESOURCES.get(resource, ()):
-            raise not_found_path()
+        if method == "GET" and route.watch:
+            return await self.watch(request, route.resource, route.namespace, name=name)
+        if method == "DELETE":
+            return self.delete(request, route.resource, name, route.namespace, await _body(request))
+        return await self._read_or_write(request, route, name=name, sub=None)
+
+    async def _subresource(
+        self, request: web.Request, route: _Route, *, name: str, sub: str
+    ) -> web.StreamResponse:
+        """pods/eviction and pods/binding take a POST; the others read and write like the
+        object itself, restricted to their part of it."""
+        method, namespace = request.method, route.namespace or ""
         if sub == "eviction":
             if method != "POST":
                 raise method_not_allowed(method)
-            return self.evict(request, name, namespace or "", await _body(request))
+            return self.evict(request, name, namespace, await _body(request))
         if sub == "binding":
             if method != "POST":
                 raise method_not_allowed(method)
-            return self.bind(name, namespace or "", await _body(request))
+            return self.bind(name, namespace, await _body(request))
+        return await self._read_or_write(request, route, name=name, sub=sub)
+
+    async def _read_or_write(
+        self, request: web.Request, route: _Route, *, name: str, sub: str | None
+    ) -> web.Response:
+        """GET, PUT or PATCH an object (`sub` None) or its subresource; answers the result."""
+        method, resource, namespace = request.method, route.resource, route.namespace
         if method == "GET":
-            return self._render(
-                request, resource, self._store.get(resource, name, namespace=namespace)
-            )
-        if method == "PUT":
-            return self._render(
-                request, resource, self.update(resource, name, namespace, sub, await _body(request))
-            )
-        if method == "PATCH":
-            return self._render(
-                request, resource, await self.patch(request, resource, name, namespace, sub)
-            )
-        raise method_not_allowed(method)
+            obj = self._store.get(resource, name, namespace=namespace)
+        elif method == "PUT":
+            obj = self.update(resource, name, namespace, sub, await _body(request))
+        elif method == "PATCH":
+            obj = await self.patch(request, resource, name, namespace, sub)
+        else:
+            raise method_not_allowed(method)
+        return self._render(request, resource, obj)
 
     def _render(
-        self, request: web.Request, resource: str, obj: dict, *, status: int = 200
+        self, request: web.Request, resource: str, obj: dict[str, Any], *, status: int = 200
     ) -> web.Response:
         table_version = wants_table(request.headers.get("Accept", ""))
         if table_version is not None:
@@ -309,7 +342,7 @@ class ApiHandlers:
 
     def update(
         self, resource: str, name: str, namespace: str | None, sub: str | None, body: Any
-    ) -> dict:
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request must be a JSON object")
         check_name(body, name, namespace)
@@ -323,7 +356,7 @@ class ApiHandlers:
 
     async def patch(
         self, request: web.Request, resource: str, name: str, namespace: str | None, sub: str | None
-    ) -> dict:
+    ) -> dict[str, Any]:
         body = await request.read()
         old = self._store.get(resource, name, namespace=namespace)
         patched = apply_patch(old, request.headers.get("Content-Type", ""), body)
@@ -333,7 +366,9 @@ class ApiHandlers:
             resource, prepared_update(resource, sub, old, patched), namespace=namespace
         )
 
-    def _delete_pod(self, request: web.Request, name: str, namespace: str, options: dict) -> dict:
+    def _delete_pod(
+        self, request: web.Request, name: str, namespace: str, options: dict[str, Any]
+    ) -> dict[str, Any]:
         grace: int | None = None
         if "gracePeriodSeconds" in request.query:
             try:

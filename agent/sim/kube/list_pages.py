@@ -8,6 +8,7 @@ import binascii
 import itertools
 import json
 from collections import OrderedDict
+from typing import Any
 
 from agent.sim.kube.store import ApiError
 
@@ -27,17 +28,19 @@ class Snapshots:
     """The filtered, sorted items of recent paginated LISTs, by snapshot id."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[int, tuple[float, int, list[dict]]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[float, int, list[dict[str, Any]]]] = OrderedDict()
         self._ids = itertools.count(1)
 
-    def keep(self, rv: int, items: list[dict], now: float) -> int:
+    def keep(self, rv: int, items: list[dict[str, Any]], now: float) -> int:
         snapshot_id = next(self._ids)
         self._entries[snapshot_id] = (now, rv, items)
         while len(self._entries) > SNAPSHOTS_KEPT:
             self._entries.popitem(last=False)
         return snapshot_id
 
-    def find(self, snapshot_id: int, *, oldest_rv: int, now: float) -> tuple[int, list[dict]]:
+    def find(
+        self, snapshot_id: int, *, oldest_rv: int, now: float
+    ) -> tuple[int, list[dict[str, Any]]]:
         """(rv, items) of a live snapshot; 410 Expired if it is gone or older than the history."""
         entry = self._entries.get(snapshot_id)
         if entry is None or entry[1] < oldest_rv or now - entry[0] > SNAPSHOT_SECONDS:

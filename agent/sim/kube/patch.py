@@ -41,7 +41,7 @@ def _pointer(path: str) -> list[str]:
     return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
 
 
-def _index(container: list, token: str, *, for_insert: bool) -> int:
+def _index(container: list[Any], token: str, *, for_insert: bool) -> int:
     if token == "-" and for_insert:
         return len(container)
     if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
@@ -131,7 +131,7 @@ def _replace(doc: Any, path: str, value: Any) -> Any:
     return doc
 
 
-def json_patch(doc: dict, operations: Any) -> dict:
+def json_patch(doc: dict[str, Any], operations: Any) -> dict[str, Any]:
     """Apply an RFC 6902 patch: 400 for a malformed patch, 422 when an operation fails."""
     if not isinstance(operations, list):
         raise ApiError(
@@ -140,46 +140,62 @@ def json_patch(doc: dict, operations: Any) -> dict:
     result: Any = copy.deepcopy(doc)
     try:
         for operation in operations:
-            if not isinstance(operation, dict) or "op" not in operation:
-                raise ApiError(400, "BadRequest", "invalid JSON patch operation")
-            op = operation["op"]
-            path = operation.get("path")
-            if not isinstance(path, str):
-                raise PatchFailed(f"operation missing path: {op}")
-            if op in ("add", "replace", "test") and "value" not in operation:
-                raise PatchFailed(f"{op} operation missing value")
-            if op == "add":
-                result = _add(result, path, copy.deepcopy(operation["value"]))
-            elif op == "remove":
-                result = _remove(result, path)
-            elif op == "replace":
-                result = _replace(result, path, copy.deepcopy(operation["value"]))
-            elif op in ("move", "copy"):
-                source = operation.get("from")
-                if not isinstance(source, str):
-                    raise PatchFailed(f"{op} operation missing from")
-                value = _get(result, source)
-                if op == "move":
-                    if path.startswith(source + "/"):
-                        raise PatchFailed("cannot move a value into one of its children")
-                    result = _remove(result, source)
-                else:
-                    value = copy.deepcopy(value)
-                result = _add(result, path, value)
-            elif op == "test":
-                try:
-                    current = _get(result, path)
-                except PatchFailed:
-                    current = None
-                if not _json_equal(current, operation["value"]):
-                    raise PatchFailed(f"testing value {path} failed: test failed")
-            else:
-                raise PatchFailed(f"Unexpected kind: {op}")
+            result = _apply_operation(result, operation)
     except PatchFailed as failure:
         raise _apply_failed(str(failure)) from None
     if not isinstance(result, dict):
         raise _apply_failed("the patched document is not an object")
     return result
+
+
+def _apply_operation(doc: Any, operation: Any) -> Any:
+    """One operation of a JSON patch: the document after it (edited in place where the
+    operation allows, so pass a copy); 400 if it is no operation at all, PatchFailed if it
+    cannot apply."""
+    if not isinstance(operation, dict) or "op" not in operation:
+        raise ApiError(400, "BadRequest", "invalid JSON patch operation")
+    op = operation["op"]
+    path = operation.get("path")
+    if not isinstance(path, str):
+        raise PatchFailed(f"operation missing path: {op}")
+    if op in ("add", "replace", "test") and "value" not in operation:
+        raise PatchFailed(f"{op} operation missing value")
+    if op == "add":
+        return _add(doc, path, copy.deepcopy(operation["value"]))
+    if op == "remove":
+        return _remove(doc, path)
+    if op == "replace":
+        return _replace(doc, path, copy.deepcopy(operation["value"]))
+    if op in ("move", "copy"):
+        return _move_or_copy(doc, path, op=op, source=operation.get("from"))
+    if op == "test":
+        _test_value(doc, path, expected=operation["value"])
+        return doc
+    raise PatchFailed(f"Unexpected kind: {op}")
+
+
+def _move_or_copy(doc: Any, path: str, *, op: str, source: Any) -> Any:
+    """`move` or `copy` the value at `source` (the operation's "from") to `path`."""
+    if not isinstance(source, str):
+        raise PatchFailed(f"{op} operation missing from")
+    value = _get(doc, source)
+    if op == "move":
+        if path.startswith(source + "/"):
+            raise PatchFailed("cannot move a value into one of its children")
+        doc = _remove(doc, source)
+    else:
+        value = copy.deepcopy(value)
+    return _add(doc, path, value)
+
+
+def _test_value(doc: Any, path: str, *, expected: Any) -> None:
+    """The `test` operation; a missing path compares as null."""
+    try:
+        current = _get(doc, path)
+    except PatchFailed:
+        current = None
+    if not _json_equal(current, expected):
+        raise PatchFailed(f"testing value {path} failed: test failed")
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -196,7 +212,7 @@ def _json_equal(a: Any, b: Any) -> bool:
 # -- merge patch -----------------------------------------------------------------------------
 
 
-def merge_patch(doc: dict, patch: Any) -> dict:
+def merge_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply an RFC 7386 merge patch: maps merge, null deletes, lists are replaced whole."""
     if not isinstance(patch, dict):
         raise ApiError(400, "BadRequest", "the patch must be a JSON object")
@@ -258,7 +274,7 @@ def _merge_key(path: tuple[str, ...]) -> str | None:
     return None
 
 
-def strategic_merge_patch(doc: dict, patch: Any) -> dict:
+def strategic_merge_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply a strategic merge patch as the apiserver does for core/v1 types."""
     if not isinstance(patch, dict):
         raise ApiError(400, "BadRequest", "the patch must be a JSON object")
@@ -294,7 +310,7 @@ def _strategic(target: Any, patch: Any, path: tuple[str, ...]) -> Any:
     return result
 
 
-def _strategic_list(current: Any, patch: list, path: tuple[str, ...]) -> list:
+def _strategic_list(current: Any, patch: list[Any], path: tuple[str, ...]) -> list[Any]:
     existing = current if isinstance(current, list) else []
     if path[-1] in _SCALAR_SET_LISTS:
         return [*existing, *(item for item in patch if item not in existing)]
@@ -327,7 +343,7 @@ def _strategic_list(current: Any, patch: list, path: tuple[str, ...]) -> list:
     return merged
 
 
-def apply_patch(doc: dict, content_type: str, body: bytes) -> dict:
+def apply_patch(doc: dict[str, Any], content_type: str, body: bytes) -> dict[str, Any]:
     """Dispatch on the request's Content-Type (parameters such as charset ignored)."""
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == APPLY_PATCH:

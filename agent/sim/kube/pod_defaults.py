@@ -4,6 +4,8 @@ DefaultTolerationSeconds, container defaults, and status phase Pending with its 
 
 from __future__ import annotations
 
+from typing import Any
+
 # Added by the DefaultTolerationSeconds admission plugin to every pod that lacks them.
 DEFAULT_TOLERATIONS = (
     {
@@ -21,7 +23,7 @@ DEFAULT_TOLERATIONS = (
 )
 
 
-def default_pod(pod: dict) -> None:
+def default_pod(pod: dict[str, Any]) -> None:
     """The defaults the apiserver's defaulting and admission give a new pod."""
     spec = pod.setdefault("spec", {})
     spec.setdefault("restartPolicy", "Always")
@@ -44,16 +46,16 @@ def default_pod(pod: dict) -> None:
     status.setdefault("qosClass", _qos_class(spec))
 
 
-def _covers(toleration: dict, default: dict) -> bool:
+def _covers(toleration: dict[str, Any], default: dict[str, Any]) -> bool:
     if toleration.get("effect") not in (None, "", default["effect"]):
         return False
     key = toleration.get("key")
     if not key:
         return toleration.get("operator") == "Exists"
-    return key == default["key"]
+    return bool(key == default["key"])
 
 
-def _qos_class(spec: dict) -> str:
+def _qos_class(spec: dict[str, Any]) -> str:
     containers = spec.get("containers") or []
     requests_any = False
     guaranteed = bool(containers)

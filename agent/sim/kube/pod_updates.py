@@ -55,7 +55,9 @@ def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
         out.append(f"  {path}: {old!r} -> {new!r}")
 
 
-def _toleration_errors(old: list, new: list) -> list[tuple[str, str, str]]:
+def _toleration_errors(
+    old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> list[tuple[str, str, str]]:
     # every existing toleration must still be there; only tolerationSeconds of a NoExecute
     # toleration may shrink
     errors = []
@@ -85,7 +87,7 @@ def _toleration_errors(old: list, new: list) -> list[tuple[str, str, str]]:
     return errors
 
 
-def validate_pod_update(old: dict, new: dict) -> None:
+def validate_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Raise 422 if `new` (an update of the stored pod `old`) changes what may not change."""
     old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
     name = old_meta.get("name", "")

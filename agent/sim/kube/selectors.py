@@ -6,17 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agent.sim.kube.store import ApiError
 
-Predicate = Callable[[dict], bool]
+Predicate = Callable[[dict[str, Any]], bool]
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def _always(_: dict) -> bool:
+def _always(_: dict[str, Any]) -> bool:
     return True
 
 
@@ -33,7 +34,7 @@ class Requirement:
     operator: str  # = != in notin exists !exists gt lt
     values: tuple[str, ...]
 
-    def matches(self, labels: dict) -> bool:
+    def matches(self, labels: dict[str, Any]) -> bool:
         op = self.operator
         if op == "exists":
             return self.key in labels
@@ -99,77 +100,102 @@ def parse_label_selector(text: str | None) -> tuple[Requirement, ...]:
     """Parse `a=b,c!=d,e in (x,y),f notin (z),g,!h,n>3` into requirements (AND)."""
     if not text or not text.strip():
         return ()
-    tokens = _tokens(text)
-    requirements: list[Requirement] = []
-    i = 0
+    return _LabelSelectorParser(text).parse()
 
-    def take() -> str:
-        nonlocal i
-        if i >= len(tokens):
-            raise _bad(f"unable to parse requirement: unexpected end of selector {text!r}")
-        token = tokens[i]
-        i += 1
+
+class _LabelSelectorParser:
+    """A cursor over one selector's tokens, with one method per grammar rule; each takes the
+    tokens its rule consumes."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._tokens = _tokens(text)
+        self._position = 0
+
+    def parse(self) -> tuple[Requirement, ...]:
+        requirements: list[Requirement] = []
+        while not self._at_end():
+            requirements.append(self._requirement())
+            self._separator()
+        return tuple(requirements)
+
+    def _at_end(self) -> bool:
+        return self._position >= len(self._tokens)
+
+    def _peek(self) -> str:
+        """The next token, not taken; the end of the selector reads as a ","."""
+        return "," if self._at_end() else self._tokens[self._position]
+
+    def _take(self) -> str:
+        if self._at_end():
+            raise _bad(f"unable to parse requirement: unexpected end of selector {self._text!r}")
+        token = self._tokens[self._position]
+        self._position += 1
         return token
 
-    while i < len(tokens):
-        token = take()
+    def _requirement(self) -> Requirement:
+        token = self._take()
         if token == "!":
-            key = take()
+            key = self._take()
             _check_key(key)
-            requirements.append(Requirement(key, "!exists", ()))
-        else:
-            key = token
-            _check_key(key)
-            following = tokens[i] if i < len(tokens) else ","
-            if following == ",":
-                requirements.append(Requirement(key, "exists", ()))
-            elif following in ("=", "==", "!="):
-                i += 1
-                value = ""
-                if i < len(tokens) and tokens[i] != ",":
-                    value = take()
-                _check_value(key, value)
-                requirements.append(Requirement(key, "!=" if following == "!=" else "=", (value,)))
-            elif following in ("in", "notin"):
-                i += 1
-                if take() != "(":
-                    raise _bad(f"unable to parse requirement: expected '(' after {following}")
-                values: list[str] = []
-                while True:
-                    item = take()
-                    if item == ")":
-                        break
-                    if item == ",":
-                        continue
-                    _check_value(key, item)
-                    values.append(item)
-                if following == "in" and not values:
-                    raise _bad(
-                        "unable to parse requirement: for 'in', 'notin' operators, values set "
-                        "can't be empty"
-                    )
-                requirements.append(Requirement(key, following, tuple(values)))
-            elif following in (">", "<"):
-                i += 1
-                bound = take()
-                if not re.fullmatch(r"-?\d+", bound):
-                    raise _bad(
-                        f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must "
-                        f"be an integer, got {bound!r}"
-                    )
-                requirements.append(Requirement(key, "gt" if following == ">" else "lt", (bound,)))
-            else:
-                raise _bad(
-                    f"unable to parse requirement: found '{following}', expected: "
-                    "'=', '!=', '==', 'in', notin'"
-                )
-        if i < len(tokens):
-            if tokens[i] != ",":
-                raise _bad(f"unable to parse requirement: found '{tokens[i]}', expected: ','")
-            i += 1
-            if i >= len(tokens):
-                raise _bad("unable to parse requirement: found '', expected: identifier")
-    return tuple(requirements)
+            return Requirement(key, "!exists", ())
+        _check_key(token)
+        if self._peek() == ",":
+            return Requirement(token, "exists", ())
+        operator = self._take()
+        if operator in ("=", "==", "!="):
+            return self._equality(token, operator)
+        if operator in ("in", "notin"):
+            return self._set(token, operator)
+        if operator in (">", "<"):
+            return self._comparison(token, operator)
+        raise _bad(
+            f"unable to parse requirement: found '{operator}', expected: "
+            "'=', '!=', '==', 'in', notin'"
+        )
+
+    def _equality(self, key: str, operator: str) -> Requirement:
+        # `key=` with nothing after it selects the empty value
+        value = "" if self._peek() == "," else self._take()
+        _check_value(key, value)
+        return Requirement(key, "!=" if operator == "!=" else "=", (value,))
+
+    def _set(self, key: str, operator: str) -> Requirement:
+        if self._take() != "(":
+            raise _bad(f"unable to parse requirement: expected '(' after {operator}")
+        values: list[str] = []
+        while (item := self._take()) != ")":
+            if item != ",":
+                _check_value(key, item)
+                values.append(item)
+        if operator == "in" and not values:
+            raise _bad(
+                "unable to parse requirement: for 'in', 'notin' operators, values set "
+                "can't be empty"
+            )
+        return Requirement(key, operator, tuple(values))
+
+    def _comparison(self, key: str, operator: str) -> Requirement:
+        bound = self._take()
+        if not re.fullmatch(r"-?\d+", bound):
+            raise _bad(
+                f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must "
+                f"be an integer, got {bound!r}"
+            )
+        return Requirement(key, "gt" if operator == ">" else "lt", (bound,))
+
+    def _separator(self) -> None:
+        """After a requirement: the end, or a "," and then another requirement."""
+        if self._at_end():
+            return
+        if self._tokens[self._position] != ",":
+            raise _bad(
+                f"unable to parse requirement: found '{self._tokens[self._position]}', "
+                "expected: ','"
+            )
+        self._position += 1
+        if self._at_end():
+            raise _bad("unable to parse requirement: found '', expected: identifier")
 
 
 def label_predicate(text: str | None) -> Predicate:
@@ -177,7 +203,7 @@ def label_predicate(text: str | None) -> Predicate:
     if not requirements:
         return _always
 
-    def matches(obj: dict) -> bool:
+    def matches(obj: dict[str, Any]) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
         return all(requirement.matches(labels) for requirement in requirements)
 
@@ -187,10 +213,10 @@ def label_predicate(text: str | None) -> Predicate:
 # -- field selectors -------------------------------------------------------------------------
 
 
-def _path_getter(path: str) -> Callable[[dict], str]:
+def _path_getter(path: str) -> Callable[[dict[str, Any]], str]:
     parts = path.split(".")
 
-    def get(obj: dict) -> str:
+    def get(obj: dict[str, Any]) -> str:
         value: object = obj
         for part in parts:
             if not isinstance(value, dict):
@@ -205,7 +231,7 @@ def _path_getter(path: str) -> Callable[[dict], str]:
     return get
 
 
-def _pod_ips(obj: dict) -> str:
+def _pod_ips(obj: dict[str, Any]) -> str:
     ips = (obj.get("status") or {}).get("podIPs") or []
     return ",".join(str(entry.get("ip", "")) for entry in ips)
 
@@ -244,7 +270,7 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _field_getter(resource: str, field: str) -> Callable[[dict], str]:
+def _field_getter(resource: str, field: str) -> Callable[[dict[str, Any]], str]:
     if field == "status.podIPs":
         return _pod_ips
     if field == "source":
@@ -323,7 +349,7 @@ def field_predicate(resource: str, text: str | None) -> Predicate:
         (_field_getter(resource, field), operator == "=", value) for field, operator, value in terms
     ]
 
-    def matches(obj: dict) -> bool:
+    def matches(obj: dict[str, Any]) -> bool:
         return all((get(obj) == value) is equal for get, equal, value in checks)
 
     return matches

@@ -41,14 +41,16 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 class ApiError(Exception):
     """A Kubernetes API failure, carried as its Status body."""
 
-    def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None):
+    def __init__(
+        self, code: int, reason: str, message: str, *, details: dict[str, Any] | None = None
+    ):
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -67,11 +69,11 @@ class ApiError(Exception):
 class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED
     resource: str  # plural: pods | nodes | events | namespaces | leases
-    object: dict  # the stored object after the change (for DELETED: its last state)
+    object: dict[str, Any]  # the stored object after the change (for DELETED: its last state)
     resource_version: int
     # the stored object before the change (None for ADDED): lets a selector watch turn a
     # MODIFIED that leaves or enters the selection into DELETED or ADDED
-    previous: dict | None = None
+    previous: dict[str, Any] | None = None
 
 
 def kind_of(resource: str) -> str:
@@ -166,7 +168,7 @@ class ObjectStore:
     def __init__(self, *, now: Callable[[], str], history_limit: int = 50_000):
         self._now = now
         self._history_limit = history_limit
-        self._objects: dict[str, dict[Key, dict]] = {resource: {} for resource in KINDS}
+        self._objects: dict[str, dict[Key, dict[str, Any]]] = {resource: {} for resource in KINDS}
         self._rv = 0
         # events with resource_version > _compacted_rv are all in _history, in order
         self._history: list[WatchEvent] = []
@@ -193,13 +195,15 @@ class ObjectStore:
         """The lowest version a watch may resume from without 410."""
         return self._compacted_rv
 
-    def get(self, resource: str, name: str, *, namespace: str | None = None) -> dict:
+    def get(self, resource: str, name: str, *, namespace: str | None = None) -> dict[str, Any]:
         obj = self._table(resource).get(self._key(resource, name, namespace))
         if obj is None:
             raise not_found(resource, name)
         return obj
 
-    def list(self, resource: str, *, namespace: str | None = None) -> tuple[list[dict], int]:
+    def list(
+        self, resource: str, *, namespace: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
         table = self._table(resource)
         if namespace is None or resource not in NAMESPACED:
             items = list(table.values())
@@ -225,7 +229,9 @@ class ObjectStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def create(self, resource: str, obj: dict, *, namespace: str | None = None) -> dict:
+    def create(
+        self, resource: str, obj: dict[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
         table = self._table(resource)
         kind, api_version = KINDS[resource]
         # kind and apiVersion first, as the apiserver serialises them
@@ -282,7 +288,9 @@ class ObjectStore:
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
         return self._commit("ADDED", resource, key, stored)
 
-    def replace(self, resource: str, obj: dict, *, namespace: str | None = None) -> dict:
+    def replace(
+        self, resource: str, obj: dict[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         name = meta.get("name") or ""
         current = self.get(resource, name, namespace=namespace or meta.get("namespace"))
@@ -309,16 +317,16 @@ class ObjectStore:
         self,
         resource: str,
         name: str,
-        change: Callable[[dict], None],
+        change: Callable[[dict[str, Any]], None],
         *,
         namespace: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         current = self.get(resource, name, namespace=namespace)
         edited = copy_json(current)
         change(edited)
         return self._store_change(resource, current, edited)
 
-    def delete(self, resource: str, name: str, *, namespace: str | None = None) -> dict:
+    def delete(self, resource: str, name: str, *, namespace: str | None = None) -> dict[str, Any]:
         table = self._table(resource)
         key = self._key(resource, name, namespace)
         current = table.get(key)
@@ -344,7 +352,7 @@ class ObjectStore:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _table(self, resource: str) -> dict[Key, dict]:
+    def _table(self, resource: str) -> dict[Key, dict[str, Any]]:
         try:
             return self._objects[resource]
         except KeyError:
@@ -358,13 +366,15 @@ class ObjectStore:
             return (namespace or "default", name)
         return ("", name)
 
-    def _generated_name(self, table: dict[Key, dict], ns: str, prefix: str) -> str:
+    def _generated_name(self, table: dict[Key, dict[str, Any]], ns: str, prefix: str) -> str:
         while True:
             suffix = "".join(self._random.choice(_NAME_ALPHABET) for _ in range(5))
             if (ns, prefix + suffix) not in table:
                 return prefix + suffix
 
-    def _store_change(self, resource: str, current: dict, edited: dict) -> dict:
+    def _store_change(
+        self, resource: str, current: dict[str, Any], edited: dict[str, Any]
+    ) -> dict[str, Any]:
         meta = edited.setdefault("metadata", {})
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         if edited == current:
@@ -373,8 +383,14 @@ class ObjectStore:
         return self._commit("MODIFIED", resource, key, edited, previous=current)
 
     def _commit(
-        self, kind: str, resource: str, key: Key, obj: dict, *, previous: dict | None = None
-    ) -> dict:
+        self,
+        kind: str,
+        resource: str,
+        key: Key,
+        obj: dict[str, Any],
+        *,
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._objects[resource][key] = obj

@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-Cells = Callable[[dict, float], list[Any]]
+Cells = Callable[[dict[str, Any], float], list[Any]]
 
 
-def _column(name: str, type_: str, description: str, *, priority: int = 0, fmt: str = "") -> dict:
+def _column(
+    name: str, type_: str, description: str, *, priority: int = 0, fmt: str = ""
+) -> dict[str, Any]:
     return {
         "name": name,
         "type": type_,
@@ -85,7 +87,7 @@ def human_duration(seconds: float) -> str:
     return f"{years}y"
 
 
-def age(obj: dict, now: float) -> str:
+def age(obj: dict[str, Any], now: float) -> str:
     created = parse_timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
     return "<unknown>" if created is None else human_duration(now - created)
 
@@ -133,7 +135,7 @@ POD_COLUMNS = [
 ]
 
 
-def pod_status_text(pod: dict) -> tuple[str, int, int, int]:
+def pod_status_text(pod: dict[str, Any]) -> tuple[str, int, int, int]:
     """(STATUS, ready containers, total containers, restarts) as kubectl's printPod derives them."""
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -143,10 +145,24 @@ def pod_status_text(pod: dict) -> tuple[str, int, int, int]:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
             reason = "SchedulingGated"
-    restarts = 0
+    init_reason, restarts = _init_containers_text(
+        status, init_total=len(spec.get("initContainers") or [])
+    )
     ready = 0
-    initializing = False
-    init_total = len(spec.get("initContainers") or [])
+    if init_reason is not None:
+        reason = init_reason
+    else:
+        reason, ready, container_restarts = _containers_text(status, reason)
+        restarts += container_restarts
+    if meta.get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return reason, ready, total, restarts
+
+
+def _init_containers_text(status: dict[str, Any], *, init_total: int) -> tuple[str | None, int]:
+    """(STATUS while the pod is still initializing, else None; restarts of the init containers
+    up to the first that has not succeeded — printPod stops there)."""
+    restarts = 0
     for index, container in enumerate(status.get("initContainerStatuses") or []):
         restarts += int(container.get("restartCount") or 0)
         state = container.get("state") or {}
@@ -161,38 +177,43 @@ def pod_status_text(pod: dict) -> tuple[str, int, int, int]:
             reason = "Init:" + state["waiting"]["reason"]
         else:
             reason = f"Init:{index}/{init_total}"
-        initializing = True
-        break
-    if not initializing:
-        running = False
-        for container in reversed(status.get("containerStatuses") or []):
-            restarts += int(container.get("restartCount") or 0)
-            state = container.get("state") or {}
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if waiting is not None and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated is not None:
-                if terminated.get("signal"):
-                    reason = f"Signal:{terminated['signal']}"
-                else:
-                    reason = f"ExitCode:{terminated.get('exitCode', 0)}"
-            elif container.get("ready") and state.get("running") is not None:
-                running = True
-                ready += 1
-        if reason == "Completed" and running:
-            pod_ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or []
-            )
-            reason = "Running" if pod_ready else "NotReady"
-    if meta.get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
-    return reason, ready, total, restarts
+        return reason, restarts
+    return None, restarts
 
 
-def _pod_cells(pod: dict, now: float) -> list[Any]:
+def _containers_text(status: dict[str, Any], reason: str) -> tuple[str, int, int]:
+    """(STATUS, ready containers, restarts) of an initialized pod. printPod walks the
+    containers backwards, so the first in list order that is waiting with a reason, or
+    terminated, decides STATUS; otherwise the pod-level `reason` stands."""
+    restarts = 0
+    ready = 0
+    running = False
+    for container in reversed(status.get("containerStatuses") or []):
+        restarts += int(container.get("restartCount") or 0)
+        state = container.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting is not None and waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated is not None and terminated.get("reason"):
+            reason = terminated["reason"]
+        elif terminated is not None:
+            if terminated.get("signal"):
+                reason = f"Signal:{terminated['signal']}"
+            else:
+                reason = f"ExitCode:{terminated.get('exitCode', 0)}"
+        elif container.get("ready") and state.get("running") is not None:
+            running = True
+            ready += 1
+    if reason == "Completed" and running:
+        pod_ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        reason = "Running" if pod_ready else "NotReady"
+    return reason, ready, restarts
+
+
+def _pod_cells(pod: dict[str, Any], now: float) -> list[Any]:
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
     reason, ready, total, restarts = pod_status_text(pod)
@@ -262,7 +283,7 @@ NODE_COLUMNS = [
 ]
 
 
-def node_status_text(node: dict) -> str:
+def node_status_text(node: dict[str, Any]) -> str:
     conditions = (node.get("status") or {}).get("conditions") or []
     states = []
     for condition in conditions:
@@ -281,7 +302,7 @@ def node_status_text(node: dict) -> str:
     return ",".join(states)
 
 
-def _node_roles(node: dict) -> str:
+def _node_roles(node: dict[str, Any]) -> str:
     roles = set()
     for key, value in ((node.get("metadata") or {}).get("labels") or {}).items():
         if key.startswith("node-role.kubernetes.io/"):
@@ -293,7 +314,7 @@ def _node_roles(node: dict) -> str:
     return ",".join(sorted(roles)) or "<none>"
 
 
-def _node_cells(node: dict, now: float) -> list[Any]:
+def _node_cells(node: dict[str, Any], now: float) -> list[Any]:
     status = node.get("status") or {}
     info = status.get("nodeInfo") or {}
     addresses = status.get("addresses") or []
@@ -339,11 +360,11 @@ DEFAULT_COLUMNS = [
 ]
 
 
-def _namespace_cells(ns: dict, now: float) -> list[Any]:
+def _namespace_cells(ns: dict[str, Any], now: float) -> list[Any]:
     return [ns["metadata"]["name"], (ns.get("status") or {}).get("phase", ""), age(ns, now)]
 
 
-def _default_cells(obj: dict, now: float) -> list[Any]:
+def _default_cells(obj: dict[str, Any], now: float) -> list[Any]:
     return [obj["metadata"]["name"], age(obj, now)]
 
 
@@ -383,7 +404,7 @@ def _since(timestamp: str | None, now: float) -> str:
     return "<unknown>" if moment is None else human_duration(now - moment)
 
 
-def _event_cells(event: dict, now: float) -> list[Any]:
+def _event_cells(event: dict[str, Any], now: float) -> list[Any]:
     first = _since(event.get("firstTimestamp") or event.get("eventTime"), now)
     last = _since(event["lastTimestamp"], now) if event.get("lastTimestamp") else first
     count = event.get("count") or 1
@@ -422,12 +443,12 @@ LEASE_COLUMNS = [
 ]
 
 
-def _lease_cells(lease: dict, now: float) -> list[Any]:
+def _lease_cells(lease: dict[str, Any], now: float) -> list[Any]:
     holder = (lease.get("spec") or {}).get("holderIdentity") or "<none>"
     return [lease["metadata"]["name"], holder, age(lease, now)]
 
 
-PRINTERS: dict[str, tuple[list[dict], Cells]] = {
+PRINTERS: dict[str, tuple[list[dict[str, Any]], Cells]] = {
     "pods": (POD_COLUMNS, _pod_cells),
     "nodes": (NODE_COLUMNS, _node_cells),
     "namespaces": (NAMESPACE_COLUMNS, _namespace_cells),
@@ -436,7 +457,7 @@ PRINTERS: dict[str, tuple[list[dict], Cells]] = {
 }
 
 
-def _row_object(obj: dict, include: str) -> dict | None:
+def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
     if include == "None":
         return None
     if include == "Object":
@@ -451,14 +472,14 @@ def _row_object(obj: dict, include: str) -> dict | None:
 
 def table(
     resource: str,
-    objects: Iterable[dict],
+    objects: Iterable[dict[str, Any]],
     *,
     now: float,
     api_version: str = "meta.k8s.io/v1",
     include_object: str = "PartialObjectMetadata",
     with_columns: bool = True,
-    metadata: dict | None = None,
-) -> dict:
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A Table of `objects`; `with_columns=False` omits the definitions, as watch events after
     the first do to save bandwidth (kubectl reuses the last ones it saw)."""
     columns, cells = PRINTERS.get(resource, (DEFAULT_COLUMNS, _default_cells))

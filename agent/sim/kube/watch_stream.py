@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -55,7 +56,7 @@ class WatchStream:
         self._columns_sent = False
         self._last_rv = 0
 
-    def _line(self, kind: str, obj: dict) -> bytes:
+    def _line(self, kind: str, obj: dict[str, Any]) -> bytes:
         request = self._request
         if request.table_version is not None:
             obj = table(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from agent.sim.kube.pod_updates import validate_pod_update
 from agent.sim.kube.store import ApiError, ObjectStore, conflict
@@ -17,7 +18,7 @@ def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def check_name(body: dict, name: str, namespace: str | None) -> None:
+def check_name(body: dict[str, Any], name: str, namespace: str | None) -> None:
     meta = body.get("metadata") or {}
     if meta.get("name") and meta["name"] != name:
         raise ApiError(
@@ -33,14 +34,14 @@ def check_name(body: dict, name: str, namespace: str | None) -> None:
         )
 
 
-def check_version(resource: str, current: dict, new: dict) -> None:
+def check_version(resource: str, current: dict[str, Any], new: dict[str, Any]) -> None:
     # optimistic concurrency comes before validation, as in the apiserver's GuaranteedUpdate
     wanted = (new.get("metadata") or {}).get("resourceVersion")
     if wanted and wanted != current["metadata"].get("resourceVersion"):
         raise conflict(resource, current["metadata"]["name"])
 
 
-def check_preconditions(obj: dict, options: dict) -> None:
+def check_preconditions(obj: dict[str, Any], options: dict[str, Any]) -> None:
     preconditions = options.get("preconditions") or {}
     meta = obj["metadata"]
     uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
@@ -59,7 +60,7 @@ def check_preconditions(obj: dict, options: dict) -> None:
         )
 
 
-def validate_new_pod(pod: dict) -> None:
+def validate_new_pod(pod: dict[str, Any]) -> None:
     name = (pod.get("metadata") or {}).get("name") or ""
     containers = (pod.get("spec") or {}).get("containers")
     problems = []
@@ -80,7 +81,9 @@ def validate_new_pod(pod: dict) -> None:
         )
 
 
-def prepared_update(resource: str, subresource: str | None, old: dict, new: dict) -> dict:
+def prepared_update(
+    resource: str, subresource: str | None, old: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
     """What an update of `old` to `new` stores, by the endpoint's strategy; raises if invalid."""
     if subresource == "status":
         result = dict(old)
@@ -108,10 +111,10 @@ def graceful_delete(
     name: str,
     namespace: str,
     *,
-    options: dict,
+    options: dict[str, Any],
     grace: int | None,
     now: Callable[[], float],
-) -> dict:
+) -> dict[str, Any]:
     """Delete a pod as the apiserver does: a bound, running pod gets deletionTimestamp and
     deletionGracePeriodSeconds for its kubelet to finish; anything else goes at once."""
     pod = store.get("pods", name, namespace=namespace)
@@ -131,17 +134,19 @@ def graceful_delete(
     deadline = rfc3339(now() + grace)
     seconds = grace
 
-    def mark(obj: dict) -> None:
+    def mark(obj: dict[str, Any]) -> None:
         obj["metadata"]["deletionTimestamp"] = deadline
         obj["metadata"]["deletionGracePeriodSeconds"] = seconds
 
     return store.mutate("pods", name, mark, namespace=namespace)
 
 
-def bind_pod(store: ObjectStore, name: str, namespace: str, *, node: str, now: str) -> dict:
+def bind_pod(
+    store: ObjectStore, name: str, namespace: str, *, node: str, now: str
+) -> dict[str, Any]:
     """pods/binding: set spec.nodeName once and mark PodScheduled."""
 
-    def assign(pod: dict) -> None:
+    def assign(pod: dict[str, Any]) -> None:
         spec = pod.setdefault("spec", {})
         if spec.get("nodeName"):
             raise ApiError(
