@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from functions.decision import decide
 from functions.errors import DecisionError, InvalidRequest, RequestTooLarge
+from functions.scaleout.decision import decide
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False

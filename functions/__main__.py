@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(args)
     if options.command == "decide":
-        from functions.decision import decide
+        from functions.scaleout.decision import decide
 
         return _decide(options.input, decision=decide)
     if options.command == "scale-in":

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from functions import decide, scale_in
+from functions.contract import SCALE_IN_SCHEMA
 from functions.errors import DecisionError, RequestTooLarge
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
-SCALE_IN_SCHEMA = "scale-in/v1"
 MAX_BODY_ENV = "DECIDE_MAX_BODY_BYTES"
 # Headers (≤ 8 KB on FC), requestContext and the JSON quoting around the body.
 _ENVELOPE_SLACK_BYTES = 64 * 1024

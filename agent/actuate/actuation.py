@@ -25,17 +25,13 @@ from agent.actuate.pool_lock import PoolLock
 from agent.clients.cs import CloudCallError, NodePoolClient
 from agent.clients.kube import KubeError, KubeUnreachable
 from agent.model import PoolActivity, PoolInfo
+from functions.contract import ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
+from functions.contract import ECI_TOLERATION as ECI_TOLERATION  # the patch's value; tests read it
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "ray-ack-scaler"
 PLACED_LABEL = "ray-ack-scaler/placed"
-ECI_TOLERATION = {
-    "key": "virtual-kubelet.io/provider",
-    "operator": "Equal",
-    "value": "alibabacloud",
-    "effect": "NoSchedule",
-}
 # The pod is gone (404), or changed since the snapshot: conflict (409) or the `test` failed /
 # the pod is bound and may no longer change (422). The next snapshot will say what it is now.
 SKIPPABLE_STATUSES = (404, 409, 422)
@@ -463,7 +459,8 @@ class Actuator:
             pod,
             tally,
             reason="PlacedOnECI",
-            message="pod placed on the ECI virtual node (toleration virtual-kubelet.io/provider=alibabacloud:NoSchedule added)",
+            message="pod placed on the ECI virtual node (toleration "
+            f"{ECI_TAINT_KEY}={ECI_TAINT_VALUE}:{ECI_TAINT_EFFECT} added)",
             now=now,
         )
 
@@ -498,7 +495,7 @@ class Actuator:
         self.counters["events_failed"] += tally.events_failed
 
 
-# The words functions/plan.py puts in an unplaceable reason when a per-decision cap, not capacity,
+# The words functions/scaleout/plan.py puts in an unplaceable reason when a per-decision cap, not capacity,
 # left the pod out.
 DECISION_CAP = "maxNewNodesPerDecision"
 ECI_CAP = "ECI at maxPods"

@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 
+from functions.contract import DEFAULT_STRATEGY
+from functions.contract import STRATEGIES as STRATEGIES  # agent.dev.run offers them too
+
 ENV_PREFIX = "RAY_ACK_SCALER_"
 DECIDER_KINDS = ("local", "fc", "http")
-STRATEGIES = ("cost", "latency", "pool-first", "eci-first")
 LOG_FORMATS = ("json", "console")
 CREDENTIAL_SOURCES = ("chain", "access-key")
 
@@ -60,7 +62,7 @@ class AgentConfig:
     eci_start_seconds: float = 30.0
     eci_max_pods: int = 500
     # policy (decision-contract.md)
-    strategy: str = "cost"
+    strategy: str = DEFAULT_STRATEGY
     latency_budget_seconds: float = 120.0
     expected_run_seconds: float = 600.0
     max_new_nodes_per_decision: int = 100

@@ -1,1 +1,2 @@
-"""The agent's outside clients, one module each: Kubernetes (kube), ACK CS node pools (cs), Function Compute (fc), and their shared error shape (errors)."""
+"""The agent's outside clients, one module each: Kubernetes (kube), ACK CS node pools (cs),
+Function Compute (fc), and their shared error shape (errors)."""

@@ -4,7 +4,7 @@ before use.
 The in-process decider calls `functions.decide`; the Function Compute decider invokes the deployed
 function through the FC SDK; the HTTP-trigger decider POSTs the same JSON with aiohttp. Each
 validates the reply against its request (schema, every pod exactly once, known pools, sizes within
-bounds). `FallbackDecider` is the circuit breaker that keeps decisions flowing when Function
+bounds) with the contract's own checks, `functions.contract_checks`. `FallbackDecider` is the circuit breaker that keeps decisions flowing when Function
 Compute is down: consecutive failures open it, the in-process decider answers for a cool-down,
 then one trial call decides whether to close again.
 """
@@ -23,12 +23,15 @@ from typing import Any, Protocol
 import aiohttp
 
 from agent.clients.fc import FunctionInvoker, InvocationError, TriggerSigner
+from functions.contract import SCALE_IN_SCHEMA
+from functions.contract_checks import (
+    ReplyMismatch,
+    check_decide_reply,
+    check_scale_in_reply,
+)
+from functions.contract_checks import check_reply as check_any_reply
 
 log = logging.getLogger(__name__)
-
-SCHEMA = "decide/v1"
-SCALE_IN_SCHEMA = "scale-in/v1"
-ACTION_KINDS = ("scale-pool", "place-on-eci")
 
 
 class DecisionFailed(Exception):
@@ -64,126 +67,31 @@ class RetrySettings:
 
 def validate_reply(reply: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """The reply, if it is a decide/v1 reply to exactly this request; InvalidReply otherwise."""
-    if not isinstance(reply, dict):
-        raise InvalidReply(f"the reply is not a JSON object but {type(reply).__name__}")
-    if reply.get("schema") != SCHEMA:
-        raise InvalidReply(f"schema is {reply.get('schema')!r}, expected {SCHEMA!r}")
-    if not isinstance(reply.get("decisionId"), str):
-        raise InvalidReply("decisionId is missing")
-    pools = {p["id"]: p for p in request.get("pools", ())}
-    expected = [p["uid"] for p in request.get("pods", ())]
-    seen: dict[str, str] = {}
-
-    def claim(uid: Any, where: str) -> None:
-        if not isinstance(uid, str):
-            raise InvalidReply(f"{where}: pod uid {uid!r} is not a string")
-        if uid in seen:
-            raise InvalidReply(f"pod {uid} appears twice ({seen[uid]} and {where})")
-        seen[uid] = where
-
-    actions = _list(reply, "actions")
-    scaled: set[str] = set()
-    for i, action in enumerate(actions):
-        where = f"actions[{i}]"
-        if not isinstance(action, dict) or action.get("kind") not in ACTION_KINDS:
-            raise InvalidReply(f"{where}: unknown action {action!r}")
-        if action["kind"] == "scale-pool":
-            pool_id = action.get("poolId")
-            if pool_id not in pools:
-                raise InvalidReply(f"{where}: unknown pool {pool_id!r}")
-            if pool_id in scaled:
-                raise InvalidReply(f"{where}: pool {pool_id} appears in two actions")
-            scaled.add(pool_id)
-            to = action.get("toDesired")
-            if type(to) is not int or not 0 <= to <= pools[pool_id]["size"]["max"]:
-                raise InvalidReply(f"{where}: toDesired {to!r} outside [0, max] of {pool_id}")
-        pods = action.get("pods")
-        if not isinstance(pods, list):
-            raise InvalidReply(f"{where}: pods is not a list")
-        for uid in pods:
-            claim(uid, where)
-    for i, item in enumerate(_list(reply, "covered")):
-        if not isinstance(item, dict) or item.get("poolId") not in pools:
-            raise InvalidReply(f"covered[{i}]: unknown pool in {item!r}")
-        claim(item.get("pod"), f"covered[{i}]")
-    for i, item in enumerate(_list(reply, "unplaceable")):
-        if not isinstance(item, dict) or not isinstance(item.get("reason"), str):
-            raise InvalidReply(f"unplaceable[{i}]: no reason in {item!r}")
-        claim(item.get("pod"), f"unplaceable[{i}]")
-    unknown = set(seen) - set(expected)
-    if unknown:
-        raise InvalidReply(f"the reply names pods not in the request: {sorted(unknown)[:5]}")
-    missing = [uid for uid in expected if uid not in seen]
-    if missing:
-        raise InvalidReply(f"{len(missing)} pods of the request are missing, e.g. {missing[:5]}")
-    return reply
+    return _checked(check_decide_reply, reply, request)
 
 
 def validate_scale_in_reply(reply: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """The reply, if it is a scale-in/v1 reply to exactly this request; InvalidReply otherwise.
     Every removal must name a managed node of the request with its own pool and instance id,
     be grouped once under its pool, and leave each pool at or above its min."""
-    if not isinstance(reply, dict):
-        raise InvalidReply(f"the reply is not a JSON object but {type(reply).__name__}")
-    if reply.get("schema") != SCALE_IN_SCHEMA:
-        raise InvalidReply(f"schema is {reply.get('schema')!r}, expected {SCALE_IN_SCHEMA!r}")
-    if not isinstance(reply.get("decisionId"), str):
-        raise InvalidReply("decisionId is missing")
-    pools = {p["id"]: p for p in request.get("pools", ())}
-    nodes = {n["name"]: n for n in request.get("nodes", ())}
-    removed: dict[str, Mapping[str, Any]] = {}
-    for i, item in enumerate(_list(reply, "remove")):
-        where = f"remove[{i}]"
-        if not isinstance(item, dict):
-            raise InvalidReply(f"{where}: not an object")
-        node = nodes.get(item.get("node"))
-        if node is None or node.get("poolId") is None:
-            raise InvalidReply(
-                f"{where}: {item.get('node')!r} is not a managed node of the request"
-            )
-        if item.get("poolId") != node["poolId"] or item.get("instanceId") != node.get("instanceId"):
-            raise InvalidReply(f"{where}: pool or instance id differ from the request's node")
-        if item["node"] in removed:
-            raise InvalidReply(f"{where}: node {item['node']} is removed twice")
-        if not isinstance(item.get("evicts", []), list):
-            raise InvalidReply(f"{where}: evicts is not a list")
-        removed[item["node"]] = item
-    grouped: set[str] = set()
-    for i, group in enumerate(_list(reply, "pools")):
-        where = f"pools[{i}]"
-        if not isinstance(group, dict) or group.get("poolId") not in pools:
-            raise InvalidReply(f"{where}: unknown pool in {group!r}")
-        names = group.get("nodes")
-        if not isinstance(names, list) or not names:
-            raise InvalidReply(f"{where}: nodes is not a non-empty list")
-        for name in names:
-            item = removed.get(name)
-            if item is None or item["poolId"] != group["poolId"] or name in grouped:
-                raise InvalidReply(
-                    f"{where}: node {name!r} is not a removal of this pool, or twice"
-                )
-            grouped.add(name)
-        size = pools[group["poolId"]]["size"]
-        if size["desired"] - len(names) < size["min"]:
-            raise InvalidReply(f"{where}: removing {len(names)} takes {group['poolId']} below min")
-    if grouped != set(removed):
-        raise InvalidReply(f"removals not grouped by pool: {sorted(set(removed) - grouped)[:5]}")
-    _list(reply, "keep")
-    return reply
+    return _checked(check_scale_in_reply, reply, request)
 
 
 def check_reply(reply: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """Validate `reply` against the contract its request speaks (decide/v1 or scale-in/v1)."""
-    if request.get("schema") == SCALE_IN_SCHEMA:
-        return validate_scale_in_reply(reply, request)
-    return validate_reply(reply, request)
+    return _checked(check_any_reply, reply, request)
 
 
-def _list(reply: Mapping[str, Any], name: str) -> list[Any]:
-    value = reply.get(name)
-    if not isinstance(value, list):
-        raise InvalidReply(f"{name} is not a list")
-    return value
+def _checked(
+    check: Callable[[object, Mapping[str, Any]], dict[str, Any]],
+    reply: Any,
+    request: Mapping[str, Any],
+) -> dict[str, Any]:
+    # The rules are the contract's (functions.contract_checks); a refusal here is a failed decision.
+    try:
+        return check(reply, request)
+    except ReplyMismatch as exc:
+        raise InvalidReply(str(exc)) from None
 
 
 def _parse(payload: bytes | str, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from typing import Any
 
 from agent.catalog import CATALOG, InstanceType
 from agent.model import NodeState, PendingPod, PoolActivity, PoolInfo, Snapshot
+from functions.contract import DECIDE_SCHEMA, DEFAULT_STRATEGY, POOL_LABEL
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "decide/v1"
-POOL_LABEL = "alibabacloud.com/nodepool-id"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
@@ -39,7 +38,7 @@ class EciSettings:
 
 @dataclass(frozen=True)
 class PolicySettings:
-    strategy: str = "cost"
+    strategy: str = DEFAULT_STRATEGY
     latency_budget_seconds: float = 120.0
     expected_run_seconds: float = 600.0
     max_new_nodes_per_decision: int = 100
@@ -73,7 +72,7 @@ def build_request(
 ) -> dict[str, Any]:
     """A decide/v1 request for the snapshot's pending pods over the managed pools."""
     return {
-        "schema": SCHEMA,
+        "schema": DECIDE_SCHEMA,
         "now": now,
         "cluster": {"id": settings.cluster_id, "region": settings.region},
         "pods": [pod_json(p) for p in snapshot.pending],

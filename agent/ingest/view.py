@@ -15,11 +15,10 @@ from typing import Any
 from agent.ingest.node_pods import NodePods
 from agent.ingest.raw import Interner, RawObject
 from agent.model import NodeState, PendingPod, Snapshot
+from functions.contract import ECI_NODE_LABELS, POOL_LABEL
 
 log = logging.getLogger(__name__)
 
-POOL_LABEL = "alibabacloud.com/nodepool-id"
-VIRTUAL_NODE_LABELS: Mapping[str, str] = {"type": "virtual-kubelet"}
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -83,7 +82,7 @@ class ClusterView:
         on_pending: Callable[[PendingPod], None] | None = None,
         on_node_pods: Callable[[str], None] | None = None,
         pool_label: str = POOL_LABEL,
-        virtual_node_labels: Mapping[str, str] = VIRTUAL_NODE_LABELS,
+        virtual_node_labels: Mapping[str, str] = ECI_NODE_LABELS,
     ) -> None:
         self._on_pending = on_pending
         self._pool_label = pool_label

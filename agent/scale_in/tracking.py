@@ -18,12 +18,12 @@ from agent.catalog import CATALOG, InstanceType
 from agent.decide.request_builder import RequestSettings
 from agent.ingest.node_pods import BoundPod, NodeFacts, epoch_or_none
 from agent.model import NodeState, PoolActivity, PoolInfo
+from functions.contract import SCALE_IN_SCHEMA
 from functions.errors import DecisionError
 from functions.quantity import parse_quantity
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "scale-in/v1"
 # Resources that say nothing about how busy a node is (the decision's rule too).
 NOT_LOAD = frozenset({"pods", "ephemeral-storage"})
 
@@ -255,7 +255,7 @@ def build_scale_in_request(
             }
         )
     return {
-        "schema": SCHEMA,
+        "schema": SCALE_IN_SCHEMA,
         "now": rfc3339(now),
         "cluster": {"id": settings.cluster_id, "region": settings.region},
         "pools": pools_json,

@@ -1,1 +1,2 @@
-"""scale-in/v1: validation, model, assessment, drain search, selection, reply, and the decision that ties them."""
+"""scale-in/v1: validation, model, assessment, drain search, selection, reply, and the decision
+that ties them."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def scale_in_decision_id(request: ScaleInRequest) -> str:
     """Stable short hash of the request's content without `now`."""
-    # Imported here, as in functions.reply: OpenSSL is cold-start time only a call needs.
+    # Imported here, as in functions.scaleout.reply: OpenSSL is cold-start time only a call needs.
     import hashlib
 
     return hashlib.sha256(request.fingerprint.encode("utf-8")).hexdigest()[:16]

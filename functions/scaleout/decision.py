@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functions.errors import InvalidRequest
-from functions.plan import make_plan
-from functions.reply import build_reply
-from functions.validate import parse_request
+from functions.scaleout.plan import make_plan
+from functions.scaleout.reply import build_reply
+from functions.scaleout.validate import parse_request
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False

@@ -1,7 +1,7 @@
 """Why a pod group went where it went: the short human `reason` on each decide/v1 action.
 
 A reason is computed once per (pod group, chosen option), never per pod, from the
-ranked options `functions.strategy.rank` produced. It names what decided:
+ranked options `functions.scaleout.strategy.rank` produced. It names what decided:
 the placement annotation, the strategy and the option it preferred with the
 runner-up it beat, or — when a better option could take no more — the overflow
 ("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`.
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from functions.model import PLACEMENT_ANNOTATION, Policy
-from functions.strategy import Option
+from functions.contract import PLACEMENT_ANNOTATION, PLACEMENT_AUTO
+from functions.scaleout.model import Policy
+from functions.scaleout.strategy import Option
 
 
 def placement_reason(
@@ -26,7 +27,7 @@ def placement_reason(
         if blocked:
             return "overflow: " + ", ".join(blocked)
         return f"room left on nodes this decision adds to {option.label}"
-    if placement != "auto":
+    if placement != PLACEMENT_AUTO:
         return f"annotation {PLACEMENT_ANNOTATION}={placement}: " + _strategy_reason(
             options, policy=policy
         )
@@ -74,7 +75,7 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
 
 
 def _tie_break(best: Option, other: Option) -> str:
-    # The ranking's tie-breakers, in its order (functions.strategy.rank).
+    # The ranking's tie-breakers, in its order (functions.scaleout.strategy.rank).
     best_priority = 0 if best.fit is None else best.fit.pool.priority
     other_priority = 0 if other.fit is None else other.fit.pool.priority
     if best_priority != other_priority:

@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from functions.model import PLACEMENT_ANNOTATION, Eci, PodShape, Pool
-from functions.packing import pods_per_node
+from functions.contract import (
+    ECI_TAINT_KEY,
+    PLACEMENT_ANNOTATION,
+    PLACEMENT_ECI,
+    PLACEMENT_ECS,
+    PLACEMENTS,
+)
 from functions.predicates import (
     POD_SLOT,
     first_untolerated_taint,
@@ -21,6 +26,8 @@ from functions.predicates import (
     required_affinity_matches,
 )
 from functions.quantity import format_milli
+from functions.scaleout.model import Eci, PodShape, Pool
+from functions.scaleout.packing import pods_per_node
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
@@ -30,8 +37,6 @@ if TYPE_CHECKING:
 # ECI sizes a container group per pod; resources it cannot provide to a pod that
 # already exists (GPUs are chosen by annotations at pod creation only) rule it out.
 ECI_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
-# The agent adds this toleration when it sends a pod to ECI, so this taint never blocks.
-ECI_PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
     """Static fit of one shape against every pool template and the ECI virtual node."""
     requests = {**shape.requests, **POD_SLOT}
     placement = shape.placement
-    if placement not in ("auto", "ecs", "eci"):
+    if placement not in PLACEMENTS:
         return Feasibility(
             requests,
             (),
@@ -68,7 +73,7 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
         )
     fits: list[PoolFit] = []
     pool_reasons: list[str] = []
-    if placement == "eci":
+    if placement == PLACEMENT_ECI:
         pool_note = f"pools excluded by {PLACEMENT_ANNOTATION}=eci"
     else:
         for pool in pools:
@@ -79,7 +84,7 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
                 per_node = pods_per_node(pool.allocatable, requests)
                 fits.append(PoolFit(pool, per_node, _waste(pool.allocatable, requests, per_node)))
         pool_note = "" if pools else "no node pools"
-    if placement == "ecs":
+    if placement == PLACEMENT_ECS:
         eci_reason = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
     else:
         eci_reason = eci_misfit(shape, eci)
@@ -127,7 +132,8 @@ def eci_misfit(shape: PodShape, eci: Eci) -> str:
         return "didn't match node selector"
     if not required_affinity_matches(shape.affinity, eci.labels):
         return "didn't match node affinity"
-    blocking = [t for t in eci.taints if t.get("key") != ECI_PROVIDER_TAINT_KEY]
+    # The agent adds the provider toleration when it sends a pod to ECI: that taint never blocks.
+    blocking = [t for t in eci.taints if t.get("key") != ECI_TAINT_KEY]
     taint = first_untolerated_taint(shape.tolerations, blocking)
     if taint is not None:
         return f"had untolerated taint {_taint_text(taint)}"

@@ -16,9 +16,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-PLACEMENT_ANNOTATION = "ray-ack-scaler/placement"
-STRATEGIES = ("cost", "latency", "pool-first", "eci-first")
-
 
 @dataclass(frozen=True)
 class PodShape:

@@ -18,11 +18,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from functions.explain import placement_reason
-from functions.feasibility import Feasibility, feasibility
-from functions.model import PodGroup, Pool, Request
-from functions.packing import NodeClass, fill, nodes_needed, smallest_pod, unused_fresh_nodes
-from functions.strategy import Option, rank
+from functions.scaleout.explain import placement_reason
+from functions.scaleout.feasibility import Feasibility, PoolFit, feasibility
+from functions.scaleout.model import PodGroup, Pool, Request
+from functions.scaleout.packing import (
+    NodeClass,
+    fill,
+    nodes_needed,
+    smallest_pod,
+    unused_fresh_nodes,
+)
+from functions.scaleout.strategy import Option, rank
 
 # Every pass that does not end the loop adds a node or an ECI pod, so the loop ends on
 # its own; the cap only bounds a pathological ping-pong between rankings.
@@ -39,7 +45,7 @@ class Plan:
     eci_pods: tuple[int, ...]
     # (reason, run of positions)
     unplaceable: tuple[tuple[str, list[int]], ...]
-    # Why pods went onto each pool's added nodes, and onto ECI (`functions.explain`), in
+    # Why pods went onto each pool's added nodes, and onto ECI (`functions.scaleout.explain`), in
     # planning order without repeats.
     pool_reasons: dict[str, tuple[str, ...]]
     eci_reasons: tuple[str, ...]
@@ -48,11 +54,31 @@ class Plan:
 class _Pass:
     """One pass's outcome (working state, not a value)."""
 
-    __slots__ = ("added", "classes", "eci_pods", "eci_reasons", "pool_pods", "reasons", "unplaced")
+    __slots__ = (
+        "added",
+        "budget",
+        "classes",
+        "eci_pods",
+        "eci_reasons",
+        "eci_slots",
+        "pool_pods",
+        "reasons",
+        "unplaced",
+    )
 
-    def __init__(self, classes: dict[str, list[NodeClass]], added: dict[str, int]) -> None:
+    def __init__(
+        self,
+        classes: dict[str, list[NodeClass]],
+        added: dict[str, int],
+        *,
+        budget: int,
+        eci_slots: int | None,
+    ) -> None:
         self.classes = classes
         self.added = added
+        # New nodes this pass may still add, and ECI pods it may still place (None: no cap).
+        self.budget = budget
+        self.eci_slots = eci_slots
         self.eci_pods: list[int] = []
         # Runs of positions rather than one tuple per pod: a pass costs per group, not per pod.
         self.pool_pods: list[tuple[str, bool, list[int]]] = []
@@ -129,6 +155,58 @@ def _one_pass(
     budget: int,
     smallest: Mapping[str, int],
 ) -> _Pass:
+    outcome = _Pass(
+        _asked_for(request, added), {pid: 0 for pid in pools}, budget=budget, eci_slots=eci_slots
+    )
+    for fit, indices, placement in zip(fits, members, placements, strict=True):
+        if not indices:
+            continue
+        if fit.no_fit_reason:
+            outcome.unplaced.append((fit.no_fit_reason, indices))
+            continue
+        group = _Group(
+            fit=fit,
+            indices=indices,
+            placement=placement,
+            options=rank(fit, pods=len(indices), policy=request.policy, eci=request.eci),
+        )
+        # Capacity already asked for comes first: it costs nothing more.
+        pos = _fill_asked_for(
+            group, request=request, added=added, outcome=outcome, smallest=smallest
+        )
+        pos = _ask_for_more(
+            group, pos, request=request, added=added, outcome=outcome, smallest=smallest
+        )
+        if pos < len(indices):
+            reason = _capacity_reason(
+                group.options,
+                request=request,
+                pools=pools,
+                added=added,
+                outcome=outcome,
+                budget=outcome.budget,
+            )
+            outcome.unplaced.append((reason, indices[pos:]))
+    return outcome
+
+
+class _Group:
+    """One pod group within a pass: its feasibility, its pods and its ranked options."""
+
+    # A plain class, not a dataclass: generating one costs cold-start time for no gain here.
+    __slots__ = ("fit", "indices", "options", "placement")
+
+    def __init__(
+        self, *, fit: Feasibility, indices: list[int], placement: str, options: list[Option]
+    ) -> None:
+        self.fit = fit
+        self.indices = indices
+        self.placement = placement
+        self.options = options
+
+
+def _asked_for(request: Request, added: dict[str, int]) -> dict[str, list[NodeClass]]:
+    """Per pool, the nodes already asked for: upcoming ones, then those earlier passes added."""
     classes: dict[str, list[NodeClass]] = {}
     for pool in request.pools:
         start = []
@@ -137,91 +215,129 @@ def _one_pass(
         if added[pool.id]:
             start.append(NodeClass(dict(pool.allocatable), added[pool.id], fresh=True))
         classes[pool.id] = start
-    outcome = _Pass(classes, {pid: 0 for pid in pools})
-    for fit, indices, placement in zip(fits, members, placements, strict=True):
-        if not indices:
+    return classes
+
+
+def _fill_asked_for(
+    group: _Group,
+    *,
+    request: Request,
+    added: dict[str, int],
+    outcome: _Pass,
+    smallest: Mapping[str, int],
+) -> int:
+    """Put the group's pods on nodes already asked for, in ranked order; how many went there."""
+    indices = group.indices
+    pos = 0
+    for chosen, option in enumerate(group.options):
+        if option.fit is None or pos == len(indices):
             continue
-        if fit.no_fit_reason:
-            outcome.unplaced.append((fit.no_fit_reason, indices))
-            continue
-        options = rank(fit, pods=len(indices), policy=request.policy, eci=request.eci)
-        pos = 0
-        # Capacity already asked for comes first: it costs nothing more.
-        for chosen, option in enumerate(options):
-            if option.fit is None or pos == len(indices):
-                continue
-            pool_id = option.fit.pool.id
-            for placed in fill(
-                classes[pool_id], fit.requests, len(indices) - pos, smallest=smallest
-            ):
-                outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
-                pos += placed.pods
-                if placed.fresh:
-                    reason = _why(
-                        options,
-                        chosen,
-                        request=request,
-                        placement=placement,
-                        added=added,
-                        outcome=outcome,
-                        budget=budget,
-                        eci_slots=eci_slots,
-                    )
-                    outcome.reasons.setdefault(pool_id, {})[reason] = None
-        for chosen, option in enumerate(options):
-            if pos == len(indices):
-                break
-            left = len(indices) - pos
-            if option.fit is None:
-                take = left if eci_slots is None else min(left, eci_slots)
-                if take:
-                    reason = _why(
-                        options,
-                        chosen,
-                        request=request,
-                        placement=placement,
-                        added=added,
-                        outcome=outcome,
-                        budget=budget,
-                        eci_slots=eci_slots,
-                    )
-                    outcome.eci_reasons[reason] = None
-                    outcome.eci_pods.extend(indices[pos : pos + take])
-                    pos += take
-                    if eci_slots is not None:
-                        eci_slots -= take
-                continue
-            pool = option.fit.pool
-            room = min(
-                budget, pool.max_size - pool.desired - added[pool.id] - outcome.added[pool.id]
-            )
-            count = min(nodes_needed(left, option.fit.per_node), room)
-            if count <= 0:
-                continue
-            reason = _why(
-                options,
+        pool_id = option.fit.pool.id
+        for placed in fill(
+            outcome.classes[pool_id], group.fit.requests, len(indices) - pos, smallest=smallest
+        ):
+            outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
+            pos += placed.pods
+            if placed.fresh:
+                reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
+                outcome.reasons.setdefault(pool_id, {})[reason] = None
+    return pos
+
+
+def _ask_for_more(
+    group: _Group,
+    pos: int,
+    *,
+    request: Request,
+    added: dict[str, int],
+    outcome: _Pass,
+    smallest: Mapping[str, int],
+) -> int:
+    """Ask for new capacity, in ranked order, for the pods from `pos` on; where they end."""
+    for chosen, option in enumerate(group.options):
+        if pos == len(group.indices):
+            break
+        if option.fit is None:
+            pos = _take_eci(group, chosen, pos, request=request, added=added, outcome=outcome)
+        else:
+            pos = _add_nodes(
+                group,
                 chosen,
+                pos,
+                option.fit,
                 request=request,
-                placement=placement,
                 added=added,
                 outcome=outcome,
-                budget=budget,
-                eci_slots=eci_slots,
+                smallest=smallest,
             )
-            outcome.reasons.setdefault(pool.id, {})[reason] = None
-            fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
-            for placed in fill(fresh, fit.requests, left, smallest=smallest):
-                outcome.pool_pods.append((pool.id, True, indices[pos : pos + placed.pods]))
-                pos += placed.pods
-            classes[pool.id].extend(fresh)
-            outcome.added[pool.id] += count
-            budget -= count
-        if pos < len(indices):
-            reason = _capacity_reason(
-                options, request=request, pools=pools, added=added, outcome=outcome, budget=budget
-            )
-            outcome.unplaced.append((reason, indices[pos:]))
-    return outcome
+    return pos
+
+
+def _take_eci(
+    group: _Group,
+    chosen: int,
+    pos: int,
+    *,
+    request: Request,
+    added: dict[str, int],
+    outcome: _Pass,
+) -> int:
+    left = len(group.indices) - pos
+    take = left if outcome.eci_slots is None else min(left, outcome.eci_slots)
+    if not take:
+        return pos
+    reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
+    outcome.eci_reasons[reason] = None
+    outcome.eci_pods.extend(group.indices[pos : pos + take])
+    if outcome.eci_slots is not None:
+        outcome.eci_slots -= take
+    return pos + take
+
+
+def _add_nodes(
+    group: _Group,
+    chosen: int,
+    pos: int,
+    fit: PoolFit,
+    *,
+    request: Request,
+    added: dict[str, int],
+    outcome: _Pass,
+    smallest: Mapping[str, int],
+) -> int:
+    left = len(group.indices) - pos
+    pool = fit.pool
+    room = min(
+        outcome.budget, pool.max_size - pool.desired - added[pool.id] - outcome.added[pool.id]
+    )
+    count = min(nodes_needed(left, fit.per_node), room)
+    if count <= 0:
+        return pos
+    reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
+    outcome.reasons.setdefault(pool.id, {})[reason] = None
+    fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
+    for placed in fill(fresh, group.fit.requests, left, smallest=smallest):
+        outcome.pool_pods.append((pool.id, True, group.indices[pos : pos + placed.pods]))
+        pos += placed.pods
+    outcome.classes[pool.id].extend(fresh)
+    outcome.added[pool.id] += count
+    outcome.budget -= count
+    return pos
+
+
+def _group_why(
+    group: _Group, chosen: int, *, request: Request, added: dict[str, int], outcome: _Pass
+) -> str:
+    return _why(
+        group.options,
+        chosen,
+        request=request,
+        placement=group.placement,
+        added=added,
+        outcome=outcome,
+        budget=outcome.budget,
+        eci_slots=outcome.eci_slots,
+    )
 
 
 def _why(

@@ -2,25 +2,24 @@
 
 Every pod of the request appears exactly once; lists keep the request's pod order;
 scale-pool actions are sorted by pool id and come before the one place-on-eci
-action. Each action carries a `reason` (`functions.explain`; distinct group reasons
+action. Each action carries a `reason` (`functions.scaleout.explain`; distinct group reasons
 joined by "; "). `decisionId` is the first 16 hex digits of sha256 over the request's
-fingerprint (see `functions.validate`), so it does not change with `now`.
+fingerprint (see `functions.scaleout.validate`), so it does not change with `now`.
 """
 
 from __future__ import annotations
 
 from itertools import repeat
 
-from functions.model import Request
-from functions.plan import Plan
-from functions.strategy import eci_cost_per_pod
+from functions.contract import DECIDE_SCHEMA, PLACE_ON_ECI, SCALE_POOL
+from functions.scaleout.model import Request
+from functions.scaleout.plan import Plan
+from functions.scaleout.strategy import eci_cost_per_pod
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-SCHEMA = "decide/v1"
 
 
 def decision_id(request: Request) -> str:
@@ -50,7 +49,7 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
         cost += count * pool.price_per_hour
         actions.append(
             {
-                "kind": "scale-pool",
+                "kind": SCALE_POOL,
                 "poolId": pool_id,
                 "fromDesired": pool.desired,
                 "toDesired": pool.desired + count,
@@ -61,7 +60,7 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
     if plan.eci_pods:
         actions.append(
             {
-                "kind": "place-on-eci",
+                "kind": PLACE_ON_ECI,
                 "pods": list(map(uids.__getitem__, plan.eci_pods)),
                 "reason": _joined(plan.eci_reasons),
             }
@@ -76,7 +75,7 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
     covered.sort()
     unplaceable = sorted((i, reason) for reason, run in plan.unplaceable for i in run)
     return {
-        "schema": SCHEMA,
+        "schema": DECIDE_SCHEMA,
         "decisionId": decision_id(request),
         "actions": actions,
         "covered": [{"pod": uids[i], "poolId": pool_id} for i, pool_id in covered],

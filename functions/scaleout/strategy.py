@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from functions.feasibility import Feasibility, PoolFit
-from functions.model import Eci, Policy
+from functions.scaleout.feasibility import Feasibility, PoolFit
+from functions.scaleout.model import Eci, Policy
 
 _GIB_MILLI = 1000 * 2**30
 

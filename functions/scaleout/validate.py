@@ -1,4 +1,4 @@
-"""Validation of a raw decide/v1 request into frozen values (`functions.model`).
+"""Validation of a raw decide/v1 request into frozen values (`functions.scaleout.model`).
 
 Every refusal is an `InvalidRequest` naming the JSON path (`pods[3].requests.memory`,
 `pools[0].size.max`); more than 200,000 pods or 1,000 pools, or more than 2,000
@@ -30,28 +30,25 @@ pod that carries them, so the cost per pod is a handful of dictionary lookups.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from functions import readers
-from functions.errors import InvalidRequest, RequestTooLarge
-from functions.model import (
+from functions.contract import (
+    DECIDE_SCHEMA,
+    DEFAULT_STRATEGY,
+    ECI_NODE_LABELS,
+    ECI_TAINT,
     PLACEMENT_ANNOTATION,
+    PLACEMENT_AUTO,
     STRATEGIES,
-    Eci,
-    PodGroup,
-    PodShape,
-    Policy,
-    Pool,
-    Request,
 )
+from functions.errors import InvalidRequest, RequestTooLarge
 from functions.quantity import parse_resources
+from functions.scaleout.model import Eci, PodGroup, PodShape, Policy, Pool, Request
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-SCHEMA = "decide/v1"
 MAX_PODS = 200_000
 MAX_POOLS = 1_000
 # Planning costs grow with distinct pod shapes × pools (and a little faster in shapes),
@@ -59,19 +56,13 @@ MAX_POOLS = 1_000
 MAX_SHAPES = 2_000
 MAX_SHAPE_POOL_PAIRS = 200_000
 
-PLACEMENTS = ("auto", "ecs", "eci")
-DEFAULT_ECI_TAINT: Mapping[str, Any] = {
-    "key": "virtual-kubelet.io/provider",
-    "value": "alibabacloud",
-    "effect": "NoSchedule",
-}
 DEFAULT_MAX_PODS_PER_NODE = 110_000  # milli-units
 _PROVISIONING = "provisioning"
 
 
 def parse_request(raw: object) -> Request:
     """Validate a decoded decide/v1 request; raise InvalidRequest / RequestTooLarge."""
-    raw, now = readers.envelope(raw, schema=SCHEMA)
+    raw, now = readers.envelope(raw, schema=DECIDE_SCHEMA)
     raw_pods = readers.required(raw, "pods", "")
     raw_pools = readers.required(raw, "pools", "")
     if not isinstance(raw_pods, list):
@@ -135,29 +126,7 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
             raise _bad_uid(uid, index, uids)
         seen.add(uid)
         uids.append(uid)
-        if (
-            type(get("namespace")) not in _TEXT_OR_NULL
-            or type(get("name")) not in _TEXT_OR_NULL
-            or type(get("unschedulableSince")) not in _TEXT_OR_NULL
-            or type(get("message")) not in _TEXT_OR_NULL
-        ):
-            _bad_metadata(pod, index)
-        labels = get("labels")
-        annotations = get("annotations")
-        placement = None
-        if labels is not None:
-            if type(labels) is not dict:
-                _bad_metadata(pod, index)
-            for value in labels.values():
-                if type(value) is not str:
-                    _bad_metadata(pod, index)
-        if annotations is not None:
-            if type(annotations) is not dict:
-                _bad_metadata(pod, index)
-            for value in annotations.values():
-                if type(value) is not str:
-                    _bad_metadata(pod, index)
-            placement = annotations.get(PLACEMENT_ANNOTATION)
+        placement = _placement(pod, index)
         # An exact stand-in for the shape: equal keys mean equal raw values. The maps and
         # lists Ray groups repeat become tuples of their items (hashing beats repr); repr()
         # keeps anything else exact, and the empty containers skip both.
@@ -227,6 +196,34 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
     return tuple(uids), groups
 
 
+def _placement(pod: dict[str, Any], index: int) -> object:
+    """The pod's placement annotation (None when absent), once its metadata are strings."""
+    get = pod.get
+    if (
+        type(get("namespace")) not in _TEXT_OR_NULL
+        or type(get("name")) not in _TEXT_OR_NULL
+        or type(get("unschedulableSince")) not in _TEXT_OR_NULL
+        or type(get("message")) not in _TEXT_OR_NULL
+    ):
+        _bad_metadata(pod, index)
+    labels = get("labels")
+    if labels is not None:
+        if type(labels) is not dict:
+            _bad_metadata(pod, index)
+        for value in labels.values():
+            if type(value) is not str:
+                _bad_metadata(pod, index)
+    annotations = get("annotations")
+    if annotations is None:
+        return None
+    if type(annotations) is not dict:
+        _bad_metadata(pod, index)
+    for value in annotations.values():
+        if type(value) is not str:
+            _bad_metadata(pod, index)
+    return annotations.get(PLACEMENT_ANNOTATION)
+
+
 def _bad_uid(uid: object, index: int, uids: list[str]) -> InvalidRequest:
     if type(uid) is not str or not uid:
         return InvalidRequest("uid must be a non-empty string", path=f"pods[{index}].uid")
@@ -271,7 +268,7 @@ def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
     host_network = readers.boolean(pod.get("hostNetwork"), path=f"{path}.hostNetwork")
     privileged = readers.boolean(pod.get("privileged"), path=f"{path}.privileged")
     volume_types = readers.string_list(pod.get("volumeTypes"), path=f"{path}.volumeTypes")
-    chosen = "auto" if placement is None else str(placement)
+    chosen = PLACEMENT_AUTO if placement is None else str(placement)
     normal = {
         "requests": sorted(requests.items()),
         "nodeSelector": sorted(node_selector.items()),
@@ -392,10 +389,8 @@ def _eci(raw: object) -> Eci:
     taints = raw.get("taints")
     return Eci(
         enabled=readers.boolean(raw.get("enabled"), path="eci.enabled"),
-        labels=readers.string_map(
-            raw.get("labels", {"type": "virtual-kubelet"}), path="eci.labels"
-        ),
-        taints=readers.taints([DEFAULT_ECI_TAINT] if taints is None else taints, path="eci.taints"),
+        labels=readers.string_map(raw.get("labels", ECI_NODE_LABELS), path="eci.labels"),
+        taints=readers.taints([ECI_TAINT] if taints is None else taints, path="eci.taints"),
         price_per_vcpu_second=readers.price(
             raw.get("pricePerVcpuSecond", 0.000049), path="eci.pricePerVcpuSecond"
         ),
@@ -412,7 +407,7 @@ def _eci(raw: object) -> Eci:
 
 
 def _policy(raw: dict[str, Any]) -> Policy:
-    strategy = raw.get("strategy", "cost")
+    strategy = raw.get("strategy", DEFAULT_STRATEGY)
     if strategy not in STRATEGIES:
         raise InvalidRequest(
             f"unknown strategy {strategy!r}, expected one of {list(STRATEGIES)}",
@@ -452,7 +447,7 @@ def _fingerprint(
     # only through whether each pool is skipped.
     head = readers.canonical(
         {
-            "schema": SCHEMA,
+            "schema": DECIDE_SCHEMA,
             "cluster": cluster,
             "pools": [{**vars(pool), "skipped": _skip_token(pool)} for pool in pools],
             "eci": vars(eci),

@@ -22,10 +22,12 @@ from agent.sim.world.clock import SimClock, parse_iso
 from agent.sim.world.kubelet import node_system_info
 from agent.sim.world.nodepools import POD_START_ANNOTATION, READY_AT_ANNOTATION
 from agent.sim.world.scheduler import effective_requests
+from functions.contract import ECI_NODE_LABELS
+from functions.contract import ECI_TAINT as CONTRACT_ECI_TAINT
 from functions.quantity import parse_quantity
 
-ECI_LABELS = {"type": "virtual-kubelet"}
-ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
+ECI_LABELS = dict(ECI_NODE_LABELS)
+ECI_TAINT = dict(CONTRACT_ECI_TAINT)
 # China site, general type (facts.md).
 DEFAULT_PRICE_PER_VCPU_SECOND = 0.000049
 DEFAULT_PRICE_PER_GIB_SECOND = 0.00000613

@@ -24,10 +24,10 @@ from agent.sim.world.catalog import InstanceType, instance_type
 from agent.sim.world.clock import SimClock
 from agent.sim.world.kubelet import node_system_info
 from agent.sim.world.tasks import cancel_and_wait
+from functions.contract import POOL_LABEL as POOL_LABEL  # the label ACK puts on a pool's nodes
 
 READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
 POD_START_ANNOTATION = "sim.ray-ack-scaler.io/pod-start-seconds"
-POOL_LABEL = "alibabacloud.com/nodepool-id"
 NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
