@@ -1,1 +1,3 @@
-"""The cloud API emulators: ACK CS (cs_api), Function Compute (fc_api), ACS3 signatures (acs3), credentials, and the seam to the simulated pools (cloud_model)."""
+"""The cloud API emulators: ACK CS (cs_api, its reply shapes in cs_shapes), Function Compute
+(fc_api, the function it hosts in fc_runtime), ACS3 signatures (acs3), credentials, and the seam
+to the simulated pools (cloud_model)."""

@@ -2,8 +2,9 @@
 
 Turns signed wire requests into calls on a `NodePoolService` and its values into the exact JSON
 shapes the SDK's response models read (paths, methods, query names and field names taken from
-alibabacloud_cs20151215 client.py and models/). Every request passes the ACS3 gateway check and
-the fault plan first; every write is journaled so tests and reports can count scale requests.
+alibabacloud_cs20151215 client.py and models/; the shapes themselves are in `cs_shapes`). Every
+request passes the ACS3 gateway check and the fault plan first; every write is journaled so tests
+and reports can count scale requests.
 """
 
 from __future__ import annotations
@@ -18,9 +19,26 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.cloud.acs3 import Acs3Verifier, error_response, new_request_id, signed_request_from
-from agent.sim.cloud.cloud_model import CloudError, NodePoolService, NodeView, PoolView, TaskView
+from agent.sim.cloud.cloud_model import CloudError, NodePoolService, PoolView, TaskView
 from agent.sim.cloud.credentials import KeyRing
+from agent.sim.cloud.cs_shapes import node_json, pool_json, task_json
 from agent.sim.faults import FaultPlan
+
+__all__ = [
+    "CS_STATE",
+    "DEFAULT_PAGE_SIZE",
+    "HOST_ID",
+    "MAX_NODES_ADDED_PER_CALL",
+    "MAX_PAGE_SIZE",
+    "CsHandlers",
+    "WriteRecord",
+    "build_cs_app",
+    "node_json",
+    "pool_json",
+    "scale_requests_of",
+    "task_json",
+    "writes_of",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HOST_ID = "cs.aliyuncs.com"
@@ -68,120 +86,6 @@ def scale_requests_of(app: web.Application) -> list[WriteRecord]:
         for w in writes_of(app)
         if w.code is None and (w.action == "ScaleClusterNodePool" or "desired_size" in w.summary)
     ]
-
-
-def _rfc3339(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def pool_json(
-    pool: PoolView, *, region_id: str, now: float, created: float = 0.0
-) -> dict[str, Any]:
-    """A node pool in the shape of DescribeClusterNodePools' `nodepools[]` items."""
-    scaling = pool.initial_nodes > 0 or pool.removing_nodes > 0 or pool.total_nodes != pool.desired
-    return {
-        "nodepool_info": {
-            "nodepool_id": pool.pool_id,
-            "name": pool.name,
-            "region_id": region_id,
-            "type": "ess",
-            "is_default": False,
-            "resource_group_id": "",
-            "created": _rfc3339(created),
-            "updated": _rfc3339(now),
-        },
-        "scaling_group": {
-            "desired_size": pool.desired,
-            "instance_types": list(pool.instance_types),
-            "vswitch_ids": list(pool.vswitch_ids),
-            "scaling_group_id": f"asg-{pool.pool_id}",
-            "instance_charge_type": "PostPaid",
-            "multi_az_policy": "BALANCE",
-            "system_disk_category": "cloud_essd",
-            "system_disk_size": 120,
-            "spot_strategy": "NoSpot",
-            "image_type": "AliyunLinux3",
-            "tags": [],
-        },
-        "auto_scaling": {
-            "enable": pool.auto_scaling_enabled,
-            "min_instances": pool.min_size,
-            "max_instances": pool.max_size,
-            "type": "cpu",
-        },
-        "status": {
-            "total_nodes": pool.total_nodes,
-            "healthy_nodes": pool.healthy_nodes,
-            "serving_nodes": pool.serving_nodes,
-            "initial_nodes": pool.initial_nodes,
-            "failed_nodes": pool.failed_nodes,
-            "removing_nodes": pool.removing_nodes,
-            "offline_nodes": 0,
-            "state": "scaling" if scaling else "active",
-        },
-        "kubernetes_config": {
-            "labels": [{"key": k, "value": v} for k, v in sorted(pool.labels.items())],
-            "taints": [
-                {
-                    "key": t.get("key", ""),
-                    "value": t.get("value", ""),
-                    "effect": t.get("effect", ""),
-                }
-                for t in pool.taints
-            ],
-            "runtime": "containerd",
-            "runtime_version": "1.6.28",
-            "cpu_policy": "none",
-            "cms_enabled": False,
-            "unschedulable": False,
-        },
-        "max_nodes": pool.max_size,
-    }
-
-
-def node_json(node: NodeView) -> dict[str, Any]:
-    """A node in the shape of DescribeClusterNodes' `nodes[]` items."""
-    return {
-        "instance_id": node.instance_id,
-        "instance_name": node.node_name,
-        "node_name": node.node_name,
-        "host_name": node.node_name,
-        "nodepool_id": node.pool_id,
-        "instance_type": node.instance_type,
-        "instance_type_family": node.instance_type.rsplit(".", 1)[0],
-        "ip_address": [node.ip] if node.ip else [],
-        "state": node.state,
-        "node_status": node.node_status,
-        "instance_status": "Running" if node.state == "running" else "Pending",
-        "instance_role": "Worker",
-        "instance_charge_type": "PostPaid",
-        "spot_strategy": "NoSpot",
-        "is_aliyun_node": True,
-        "source": "ess_attach",
-        "creation_time": node.creation_time,
-        "expired_time": "",
-        "error_message": "",
-    }
-
-
-def task_json(task: TaskView, *, cluster_id: str) -> dict[str, Any]:
-    """A task in the shape of DescribeTaskInfo's body."""
-    body: dict[str, Any] = {
-        "task_id": task.task_id,
-        "task_type": task.task_type,
-        "state": task.state,
-        "created": task.created,
-        "updated": task.updated,
-        "cluster_id": cluster_id,
-        "target": {"id": cluster_id, "type": "cluster"},
-    }
-    if task.error:
-        # Services report failures as "Code: message" (e.g. ECS's OperationDenied.NoStock).
-        code, sep, message = task.error.partition(": ")
-        if not sep or " " in code:
-            code, message = "TaskFailed", task.error
-        body["error"] = {"code": code, "message": message}
-    return body
 
 
 def _parse_bool(value: str | None, *, default: bool) -> bool:
@@ -242,53 +146,140 @@ def build_cs_app(
     and a sped-up simulation would otherwise drift out of the 15-minute window.
     """
     verifier = Acs3Verifier(KeyRing.of(keys), now=wall_clock)
-    state = _CsState()
-    started = now()  # reported as every pool's creation time
+    handlers = CsHandlers(service, verifier=verifier, faults=faults, now=now)
+    app = web.Application(middlewares=[handlers.gateway])
+    app[CS_STATE] = handlers.state
+    r = app.router
+    r.add_get(
+        "/clusters/{cluster_id}/nodepools",
+        handlers.describe_pools,
+        name="DescribeClusterNodePools",
+    )
+    r.add_get(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}",
+        handlers.describe_pool,
+        name="DescribeClusterNodePoolDetail",
+    )
+    r.add_put(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}",
+        handlers.modify_pool,
+        name="ModifyClusterNodePool",
+    )
+    r.add_post(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}",
+        handlers.scale_pool,
+        name="ScaleClusterNodePool",
+    )
+    r.add_delete(
+        "/clusters/{cluster_id}/nodepools/{nodepool_id}/nodes",
+        handlers.remove_nodes,
+        name="RemoveNodePoolNodes",
+    )
+    r.add_get("/clusters/{cluster_id}/nodes", handlers.describe_nodes, name="DescribeClusterNodes")
+    r.add_get("/tasks/{task_id}", handlers.describe_task, name="DescribeTaskInfo")
+    return app
 
-    def check_cluster(request: web.Request) -> None:
+
+class CsHandlers:
+    """The CS API operations over one `NodePoolService`, one method per route, plus the gateway
+    middleware (signature, faults, error replies, write journal); `build_cs_app` wires them."""
+
+    def __init__(
+        self,
+        service: NodePoolService,
+        *,
+        verifier: Acs3Verifier,
+        faults: FaultPlan | None,
+        now: Callable[[], float],
+    ) -> None:
+        self.state = _CsState()
+        self._service = service
+        self._verifier = verifier
+        self._faults = faults
+        self._now = now
+        self._started = now()  # reported as every pool's creation time
+
+    # -- the gateway ---------------------------------------------------------------------
+
+    @web.middleware
+    async def gateway(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request: ACS3 check, faults, the operation, CS's error replies, the journal."""
+        request_id = new_request_id()
+        request[_REQUEST_ID] = request_id
+        request[_SUMMARY] = {}
+        route = request.match_info.route
+        request[_ACTION] = route.name or "Unknown"
+        try:
+            self._verifier.verify(await signed_request_from(request))
+            if self._faults is not None:
+                await _apply_faults(self._faults)
+            response = await handler(request)
+        except CloudError as err:
+            response = error_response(err, request_id=request_id, host_id=HOST_ID)
+        except web.HTTPException as exc:
+            code = "InvalidAction.NotFound" if exc.status == 404 else "UnsupportedHTTPMethod"
+            unknown = CloudError(
+                exc.status, code, f"{request.method} {request.path} is not an API of this service."
+            )
+            response = error_response(unknown, request_id=request_id, host_id=HOST_ID)
+        response.headers["x-acs-request-id"] = request_id
+        if request.method != "GET":
+            self.state.writes.append(_record(request, response, self._now()))
+        return response
+
+    def _check_cluster(self, request: web.Request) -> None:
         cid = request.match_info["cluster_id"]
-        if cid != service.cluster_id:
+        if cid != self._service.cluster_id:
             raise CloudError(404, "ErrorClusterNotFound", f"cluster {cid} not found")
 
-    def find_pool(request: web.Request) -> PoolView:
-        check_cluster(request)
+    def _find_pool(self, request: web.Request) -> PoolView:
+        self._check_cluster(request)
         pool_id = request.match_info["nodepool_id"]
-        for pool in service.describe_pools():
+        for pool in self._service.describe_pools():
             if pool.pool_id == pool_id:
                 return pool
         raise CloudError(404, "ErrorNodePoolNotFound", f"nodepool {pool_id} not found")
 
-    def task_reply(task: TaskView, request: web.Request, **extra: Any) -> web.Response:
+    @staticmethod
+    def _task_reply(task: TaskView, request: web.Request, **extra: Any) -> web.Response:
         request[_TASK] = task.task_id
         return web.json_response({**extra, "task_id": task.task_id})
 
-    async def describe_pools(request: web.Request) -> web.Response:
-        check_cluster(request)
+    # -- node pools ----------------------------------------------------------------------
+
+    async def describe_pools(self, request: web.Request) -> web.Response:
+        """DescribeClusterNodePools: GET /clusters/{cluster_id}/nodepools[?NodepoolName=]."""
+        self._check_cluster(request)
         name = request.query.get("NodepoolName")
-        pools = [p for p in service.describe_pools() if not name or p.name == name]
-        t = now()
+        pools = [p for p in self._service.describe_pools() if not name or p.name == name]
+        t = self._now()
+        region_id = self._service.region_id
         return web.json_response(
             {
                 "nodepools": [
-                    pool_json(p, region_id=service.region_id, now=t, created=started) for p in pools
+                    pool_json(p, region_id=region_id, now=t, created=self._started) for p in pools
                 ]
             }
         )
 
-    async def describe_pool(request: web.Request) -> web.Response:
-        pool = find_pool(request)
+    async def describe_pool(self, request: web.Request) -> web.Response:
+        """DescribeClusterNodePoolDetail: GET /clusters/{cluster_id}/nodepools/{nodepool_id}."""
+        pool = self._find_pool(request)
         return web.json_response(
-            pool_json(pool, region_id=service.region_id, now=now(), created=started)
+            pool_json(
+                pool, region_id=self._service.region_id, now=self._now(), created=self._started
+            )
         )
 
-    async def modify_pool(request: web.Request) -> web.Response:
+    async def modify_pool(self, request: web.Request) -> web.Response:
+        """ModifyClusterNodePool: PUT …/nodepools/{nodepool_id}; only desired_size is modelled."""
         body = await _json_body(request)
         scaling_group = body.get("scaling_group") or {}
         desired = scaling_group.get("desired_size") if isinstance(scaling_group, dict) else None
         request[_SUMMARY] = {"nodepool_id": request.match_info["nodepool_id"]}
         if desired is not None:
             request[_SUMMARY]["desired_size"] = desired
-        pool = find_pool(request)
+        pool = self._find_pool(request)
         # Only desired_size is modelled; the SDK also sends other fields and empty arrays, which
         # must not be read as "clear the labels/taints/instance types".
         if desired is None:
@@ -300,23 +291,27 @@ def build_cs_app(
                 f"desired_size must be a non-negative integer, got {desired!r}.",
             )
         _check_target(pool, desired)
-        task = service.set_desired(pool.pool_id, desired)
-        return task_reply(task, request, nodepool_id=pool.pool_id, request_id=request[_REQUEST_ID])
+        task = self._service.set_desired(pool.pool_id, desired)
+        return self._task_reply(
+            task, request, nodepool_id=pool.pool_id, request_id=request[_REQUEST_ID]
+        )
 
-    async def scale_pool(request: web.Request) -> web.Response:
+    async def scale_pool(self, request: web.Request) -> web.Response:
+        """ScaleClusterNodePool: POST …/nodepools/{nodepool_id} with `count` nodes to add."""
         body = await _json_body(request)
         count = body.get("count")
         request[_SUMMARY] = {"nodepool_id": request.match_info["nodepool_id"], "count": count}
-        pool = find_pool(request)
+        pool = self._find_pool(request)
         if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
             raise CloudError(
                 400, "InvalidParameter", f"count must be a positive integer, got {count!r}."
             )
         _check_target(pool, pool.desired + count)
-        task = service.scale_by(pool.pool_id, count)
-        return task_reply(task, request)
+        task = self._service.scale_by(pool.pool_id, count)
+        return self._task_reply(task, request)
 
-    async def remove_nodes(request: web.Request) -> web.Response:
+    async def remove_nodes(self, request: web.Request) -> web.Response:
+        """RemoveNodePoolNodes: DELETE …/nodepools/{nodepool_id}/nodes?instance_ids=|nodes=."""
         q = request.query
         instance_ids = _parse_json_list(q.get("instance_ids"), name="instance_ids")
         node_names = _parse_json_list(q.get("nodes"), name="nodes")
@@ -329,26 +324,33 @@ def build_cs_app(
             "drain_node": drain,
             "release_node": release,
         }
-        pool = find_pool(request)
+        pool = self._find_pool(request)
         if node_names:
-            by_name = {n.node_name: n.instance_id for n in service.describe_nodes(pool.pool_id)}
-            unknown = [n for n in node_names if n not in by_name]
-            if unknown:
-                raise CloudError(
-                    400, "InvalidParameter", f"nodes not in nodepool {pool.pool_id}: {unknown}"
-                )
-            instance_ids = [*instance_ids, *(by_name[n] for n in node_names)]
+            instance_ids = [*instance_ids, *self._instances_named(pool, node_names)]
         if not instance_ids:
             raise CloudError(
                 400, "InvalidParameter", "instance_ids or nodes must name at least one node."
             )
-        task = service.remove_nodes(pool.pool_id, instance_ids, drain=drain, release=release)
-        return task_reply(task, request, request_id=request[_REQUEST_ID])
+        task = self._service.remove_nodes(pool.pool_id, instance_ids, drain=drain, release=release)
+        return self._task_reply(task, request, request_id=request[_REQUEST_ID])
 
-    async def describe_nodes(request: web.Request) -> web.Response:
-        check_cluster(request)
+    def _instances_named(self, pool: PoolView, node_names: list[str]) -> list[str]:
+        """The instance ids of the pool's nodes called `node_names`; refuses names not in it."""
+        by_name = {n.node_name: n.instance_id for n in self._service.describe_nodes(pool.pool_id)}
+        unknown = [n for n in node_names if n not in by_name]
+        if unknown:
+            raise CloudError(
+                400, "InvalidParameter", f"nodes not in nodepool {pool.pool_id}: {unknown}"
+            )
+        return [by_name[n] for n in node_names]
+
+    # -- nodes and tasks -----------------------------------------------------------------
+
+    async def describe_nodes(self, request: web.Request) -> web.Response:
+        """DescribeClusterNodes: GET /clusters/{cluster_id}/nodes, filtered and paged."""
+        self._check_cluster(request)
         q = request.query
-        nodes = service.describe_nodes(q.get("nodepool_id") or None)
+        nodes = self._service.describe_nodes(q.get("nodepool_id") or None)
         if q.get("state") and q["state"] != "all":
             nodes = [n for n in nodes if n.state == q["state"]]
         if q.get("instanceIds"):
@@ -369,58 +371,10 @@ def build_cs_app(
             }
         )
 
-    async def describe_task(request: web.Request) -> web.Response:
-        task = service.describe_task(request.match_info["task_id"])
-        return web.json_response(task_json(task, cluster_id=service.cluster_id))
-
-    @web.middleware
-    async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = new_request_id()
-        request[_REQUEST_ID] = request_id
-        request[_SUMMARY] = {}
-        route = request.match_info.route
-        request[_ACTION] = route.name or "Unknown"
-        try:
-            verifier.verify(await signed_request_from(request))
-            if faults is not None:
-                await _apply_faults(faults)
-            response = await handler(request)
-        except CloudError as err:
-            response = error_response(err, request_id=request_id, host_id=HOST_ID)
-        except web.HTTPException as exc:
-            code = "InvalidAction.NotFound" if exc.status == 404 else "UnsupportedHTTPMethod"
-            unknown = CloudError(
-                exc.status, code, f"{request.method} {request.path} is not an API of this service."
-            )
-            response = error_response(unknown, request_id=request_id, host_id=HOST_ID)
-        response.headers["x-acs-request-id"] = request_id
-        if request.method != "GET":
-            state.writes.append(_record(request, response, now()))
-        return response
-
-    app = web.Application(middlewares=[gateway])
-    app[CS_STATE] = state
-    r = app.router
-    r.add_get("/clusters/{cluster_id}/nodepools", describe_pools, name="DescribeClusterNodePools")
-    r.add_get(
-        "/clusters/{cluster_id}/nodepools/{nodepool_id}",
-        describe_pool,
-        name="DescribeClusterNodePoolDetail",
-    )
-    r.add_put(
-        "/clusters/{cluster_id}/nodepools/{nodepool_id}", modify_pool, name="ModifyClusterNodePool"
-    )
-    r.add_post(
-        "/clusters/{cluster_id}/nodepools/{nodepool_id}", scale_pool, name="ScaleClusterNodePool"
-    )
-    r.add_delete(
-        "/clusters/{cluster_id}/nodepools/{nodepool_id}/nodes",
-        remove_nodes,
-        name="RemoveNodePoolNodes",
-    )
-    r.add_get("/clusters/{cluster_id}/nodes", describe_nodes, name="DescribeClusterNodes")
-    r.add_get("/tasks/{task_id}", describe_task, name="DescribeTaskInfo")
-    return app
+    async def describe_task(self, request: web.Request) -> web.Response:
+        """DescribeTaskInfo: GET /tasks/{task_id}."""
+        task = self._service.describe_task(request.match_info["task_id"])
+        return web.json_response(task_json(task, cluster_id=self._service.cluster_id))
 
 
 def _check_target(pool: PoolView, desired: int) -> None:

@@ -1,0 +1,283 @@
+"""The function hosting behind the Function Compute emulator: one deployed function's instances.
+
+`FunctionHost` does what FC does around a call, whatever the HTTP route that asked for it: the
+fault plan's latency, hangs and 5xx refusals, cold starts after idle time, the STS credentials FC
+assumes for each instance, and running the handler as the Python runtime does (event bytes in,
+bytes out, in a worker thread, with a context object carrying request id, credentials, function,
+service and region). Unhandled exceptions become FC's UnhandledInvocationError reply body. Every
+invocation is logged as an `InvocationRecord`. The HTTP façade is `fc_api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent.sim.cloud.cloud_model import CloudError
+from agent.sim.cloud.credentials import KeyRing, StsCredential
+from agent.sim.faults import FaultPlan
+
+Handler = Callable[[bytes, Any], Any]
+_STS_REFRESH_SECONDS = 300.0
+UNHANDLED = "UnhandledInvocationError"
+
+
+@dataclass(frozen=True)
+class FcCredentials:
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+
+
+@dataclass(frozen=True)
+class FcFunctionMeta:
+    name: str
+    handler: str
+    memory: int
+    timeout: int
+
+
+@dataclass(frozen=True)
+class FcServiceMeta:
+    name: str
+    qualifier: str = "LATEST"
+    version_id: str = ""
+    log_project: str = ""
+    log_store: str = ""
+
+
+@dataclass(frozen=True)
+class FcContext:
+    """What the FC Python runtime hands a handler as `context`."""
+
+    request_id: str
+    credentials: FcCredentials
+    function: FcFunctionMeta
+    service: FcServiceMeta
+    region: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class FcSettings:
+    """The deployed function's configuration and the emulator's timing knobs."""
+
+    region: str = "cn-hangzhou"
+    account_id: str = "1234567890123456"
+    handler: str = "index.handler"
+    memory_mb: int = 512
+    timeout_seconds: int = 60
+    # An instance is reclaimed after this much idle time; the next call pays fc_cold_start_seconds.
+    cold_after_idle_seconds: float = 300.0
+    # How long a `fc_timeout_ratio` fault holds the reply (ended early when the app shuts down).
+    hang_seconds: float = 60.0
+    http_auth: Literal["anonymous", "function"] = "anonymous"
+
+
+InvocationKind = Literal["sync", "async", "http"]
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    request_id: str
+    kind: InvocationKind
+    cold: bool
+    status: int
+    error_type: str | None
+    started: float
+    duration_seconds: float
+
+
+@dataclass
+class FcState:
+    """What the emulator keeps between calls: the invocation log, the instance and its tasks."""
+
+    invocations: list[InvocationRecord] = field(default_factory=list)
+    last_invoked: float | None = None
+    credentials: StsCredential | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of a handler produced: the reply body, and FC's error type if it failed."""
+
+    body: bytes
+    error_type: str | None
+
+
+_RUNTIME_DIRS = (os.path.dirname(asyncio.__file__), os.path.dirname(concurrent.futures.__file__))
+
+
+def _unhandled_body(exc: BaseException) -> bytes:
+    # Only the function's own frames, as FC shows them: not the emulator's or the thread pool's.
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename != __file__ and not f.filename.startswith(_RUNTIME_DIRS)
+    ]
+    return json.dumps(
+        {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "stackTrace": [
+                [f'File "{f.filename}"', f"line {f.lineno}", f"in {f.name}", f.line or ""]
+                for f in frames
+            ],
+        }
+    ).encode()
+
+
+def _as_bytes(result: Any) -> bytes:
+    # The Python runtime replies with bytes or str; anything else we JSON-encode for convenience.
+    if isinstance(result, bytes | bytearray):
+        return bytes(result)
+    if isinstance(result, str):
+        return result.encode()
+    if result is None:
+        return b""
+    return json.dumps(result).encode()
+
+
+class FunctionHost:
+    """One deployed function: `service/function` with `settings`, its instance and its log.
+
+    `now` is the simulation's clock (idle time); `wall_clock` is what STS expiry is measured on.
+    """
+
+    def __init__(
+        self,
+        *,
+        ring: KeyRing,
+        service: str,
+        function: str,
+        settings: FcSettings,
+        faults: FaultPlan | None,
+        now: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.state = FcState()
+        self._ring = ring
+        self._service = service
+        self._settings = settings
+        self._faults = faults
+        self._now = now
+        self._wall_clock = wall_clock
+        self._function = FcFunctionMeta(
+            function, settings.handler, settings.memory_mb, settings.timeout_seconds
+        )
+
+    async def start(self) -> bool:
+        """Apply faults and the cold start before a run; True when the instance was cold.
+
+        Raises CloudError when a fault refuses the invocation (504 after a hang, or 503).
+        """
+        faults, state = self._faults, self.state
+        if faults is not None:
+            await self._inject(faults)
+        t = self._now()
+        cold = (
+            state.last_invoked is None
+            or t - state.last_invoked >= self._settings.cold_after_idle_seconds
+        )
+        state.last_invoked = t
+        stale = (
+            state.credentials is None
+            or state.credentials.expiration - self._wall_clock() < _STS_REFRESH_SECONDS
+        )
+        if cold or stale:
+            # A new instance (or an old token near expiry): fresh STS credentials, as FC assumes
+            # the service role per instance and refreshes the token before it lapses.
+            state.credentials = self._ring.issue(now=self._wall_clock())
+        if cold and faults is not None and faults.fc_cold_start_seconds > 0:
+            await asyncio.sleep(faults.fc_cold_start_seconds)
+        return cold
+
+    async def _inject(self, faults: FaultPlan) -> None:
+        if faults.fc_latency_seconds > 0:
+            await asyncio.sleep(faults.fc_latency_seconds)
+        if faults.roll(faults.fc_timeout_ratio):
+            # Hold the reply past the client's read timeout; release on shutdown.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.state.closing.wait(), self._settings.hang_seconds)
+            raise CloudError(504, "Timeout", "the invocation timed out in the service")
+        if faults.roll(faults.fc_error_ratio):
+            raise CloudError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+
+    def context(self, request_id: str, qualifier: str) -> FcContext:
+        """The runtime's `context` for one invocation (`qualifier` "" means LATEST)."""
+        cred = self.state.credentials or self._ring.issue(now=self._wall_clock())
+        return FcContext(
+            request_id=request_id,
+            credentials=FcCredentials(
+                cred.access_key_id, cred.access_key_secret, cred.security_token
+            ),
+            function=self._function,
+            service=FcServiceMeta(self._service, qualifier=qualifier or "LATEST"),
+            region=self._settings.region,
+            account_id=self._settings.account_id,
+        )
+
+    async def run(self, fn: Handler, event: bytes, ctx: FcContext) -> Outcome:
+        """Run `fn(event, ctx)` in a worker thread, within the function's timeout."""
+        timeout = self._settings.timeout_seconds
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(fn, event, ctx), timeout)
+        except asyncio.TimeoutError:
+            message = f"Function timed out after {timeout} seconds"
+            return Outcome(json.dumps({"errorMessage": message}).encode(), UNHANDLED)
+        except Exception as exc:  # the runtime catches everything the handler raises
+            return Outcome(_unhandled_body(exc), UNHANDLED)
+        return Outcome(_as_bytes(result), None)
+
+    def run_in_background(
+        self, fn: Handler, event: bytes, ctx: FcContext, *, cold: bool, started: float
+    ) -> None:
+        """An Async invocation: run `fn` after the reply, logged with status 202."""
+
+        async def run_async() -> None:
+            outcome = await self.run(fn, event, ctx)
+            self.record(
+                ctx.request_id,
+                "async",
+                cold=cold,
+                status=202,
+                error_type=outcome.error_type,
+                started=started,
+            )
+
+        task = asyncio.get_running_loop().create_task(run_async())
+        self.state.background.add(task)
+        task.add_done_callback(self.state.background.discard)
+
+    def record(
+        self,
+        request_id: str,
+        kind: InvocationKind,
+        *,
+        cold: bool,
+        status: int,
+        error_type: str | None,
+        started: float,
+    ) -> None:
+        self.state.invocations.append(
+            InvocationRecord(
+                request_id, kind, cold, status, error_type, started, time.monotonic() - started
+            )
+        )
+
+    async def close(self) -> None:
+        """Release hanging invocations and cancel the Async ones still running."""
+        self.state.closing.set()
+        for task in list(self.state.background):
+            task.cancel()
+        await asyncio.gather(*self.state.background, return_exceptions=True)
