@@ -3,26 +3,23 @@ to the virtual node, PlacedOnECI events, and pods that vanished or changed being
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cloud_doubles import ECI_TAINT, no_proxies
 
 from agent.actuate.actuation import ECI_TOLERATION, PLACED_LABEL, Actuator, eci_patch
-from agent.clients.cs import NodePoolClient, RetryPolicy, build_sdk_client
+from agent.clients.cs import NodePoolClient, RetryPolicy
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import LocalDecider
 from agent.decide.request_builder import RequestSettings, build_request
 from agent.ingest.view import ClusterView
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.cluster import SimCluster
 from agent.sim.world.kubelet import ready_node
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.builders import ECI_TAINT
+from tests.support.cloud_apis import agent_cs_sdk
+from tests.support.waiting import store_until
 
 NS = "ray"
 VIRTUAL = "virtual-kubelet-cn-hangzhou-k"
@@ -39,17 +36,7 @@ class World:
 
     async def until(self, predicate: Callable[[], object], *, timeout: float = 5.0) -> None:
         """Bounded wait, re-checked on every store change."""
-        subscription = self.sim.store.subscribe()
-
-        async def wait() -> None:
-            while not predicate():
-                if not await subscription.next_batch():
-                    raise AssertionError("store subscription closed")
-
-        try:
-            await asyncio.wait_for(wait(), timeout)
-        finally:
-            subscription.close()
+        await store_until(self.sim.store, predicate, timeout=timeout)
 
     def create_worker(self, name: str, *, cpu: str = "2") -> None:
         self.sim.store.create(
@@ -100,14 +87,9 @@ class World:
 
 def unreachable_cs() -> NodePoolClient:
     """ECI-only decisions never touch CS: a client pointing nowhere would fail loudly if they did."""
-    sdk = build_sdk_client(
-        region_id="cn-hangzhou",
-        endpoint="127.0.0.1:9",
-        protocol="http",
-        access_key_id=TEST_ACCESS_KEY_ID,
-        access_key_secret=TEST_ACCESS_KEY_SECRET,
+    return NodePoolClient(
+        agent_cs_sdk("127.0.0.1:9"), "c-test", retry=RetryPolicy(attempts=1, call_timeout_seconds=1)
     )
-    return NodePoolClient(sdk, "c-test", retry=RetryPolicy(attempts=1, call_timeout_seconds=1))
 
 
 @pytest.fixture
@@ -130,6 +112,8 @@ def eci_tolerations(pod: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class TestPlacement:
+    """A place-on-eci action patches the pod once, onto the virtual node; dry-run writes nothing."""
+
     async def test_patched_pod_is_bound_to_the_virtual_node(self, world: World) -> None:
         """Unschedulable → toleration + label patched → the sim scheduler binds it to ECI; event recorded."""
         world.create_worker("w-1")
@@ -180,6 +164,8 @@ class TestPlacement:
 
 
 class TestVanishedOrChanged:
+    """A pod that changed or went away since the decision is skipped, not patched."""
+
     async def test_changed_pod_is_skipped(self, world: World) -> None:
         """A pod modified after the snapshot fails the `test` op: skipped and counted, not failed."""
         world.create_worker("w-1")
@@ -212,6 +198,8 @@ class TestVanishedOrChanged:
 
 
 class TestPatchShape:
+    """The toleration JSON patch appends to the pod's lists or creates them."""
+
     def test_appends_to_an_existing_toleration_list(self) -> None:
         """With tolerations present the patch appends (a merge would drop the defaults → 422)."""
         ops = eci_patch(

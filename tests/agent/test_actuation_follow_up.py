@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from test_runner_loop import World, _no_proxy, config_for, running, until, with_eci, world
-
 from agent.actuate.actuation import ApplyResult, PodOutcome, PoolSkip, PoolWrite, follow_up_reason
 from agent.sim.cloud.cs_api import scale_requests_of
-
-__all__ = ["_no_proxy", "with_eci", "world"]
+from tests.support.agent_world import World, config_for
+from tests.support.cluster import running
+from tests.support.waiting import until
 
 CAPPED = PodOutcome("u1", "ray", "w1", "no capacity left: maxNewNodesPerDecision 1 reached")
 WROTE = (PoolWrite("np-cpu", 0, 1, 10),)

@@ -3,19 +3,17 @@ never lowering, capped at max; pool activity fed back; TriggeredScaleUp / NotTri
 
 from __future__ import annotations
 
-import pytest
-from cloud_doubles import cloud_world, decide_for, no_proxies, pending_pod, pool_view
-
 from agent.actuate.actuation import scale_up_message
 from agent.sim.faults import FaultPlan
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.builders import pending_pod, pool_view
+from tests.support.cloud_doubles import cloud_world, decide_for
 
 SIX_PODS = [pending_pod(f"u-{i}") for i in range(6)]  # 1 vCPU each; 3 per ecs.g7.xlarge
 
 
 class TestIdempotency:
+    """Pool writes are idempotent: twice, after a restart or a concurrent raise, desired only rises."""
+
     async def test_apply_twice_writes_once(self) -> None:
         """The second apply of the same reply re-reads the pool, finds it there, writes nothing."""
         async with cloud_world([pool_view("np-cpu", desired=1)]) as world:
@@ -72,6 +70,8 @@ class TestIdempotency:
 
 
 class TestEvents:
+    """Scale-up decisions leave TriggeredScaleUp / NotTriggerScaleUp events on the pods."""
+
     async def test_triggered_scale_up_on_every_pod_of_the_action(self) -> None:
         """cluster-autoscaler's wording: pod triggered scale-up: [{np-cpu 1->2 (max: 20)}]."""
         async with cloud_world([pool_view("np-cpu", desired=1)]) as world:
@@ -100,6 +100,8 @@ class TestEvents:
 
 
 class TestActivity:
+    """What actuation remembers per pool (raise, task, failure) feeds the next request."""
+
     async def test_raise_is_remembered_then_cleared_when_ready(self) -> None:
         """scalingSince = decision time and the task id; cleared once the pool is Ready at desired."""
         async with cloud_world([pool_view("np-cpu", desired=1)]) as world:

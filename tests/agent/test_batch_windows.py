@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from agent.ingest.batching import Batcher, BatchWindow
+from tests.support.clocks import ManualClock
 
 
 def test_single_pod_closes_after_idle() -> None:
@@ -71,9 +72,13 @@ def test_negative_windows_are_rejected() -> None:
 
 async def test_batcher_turns_a_burst_into_one_round() -> None:
     """Triggers arriving together produce one batch with every pod, then nothing until more."""
-    batcher = Batcher(BatchWindow(idle_seconds=0.05, max_seconds=1.0), resync_seconds=3600)
+    clock = ManualClock()
+    batcher = Batcher(
+        BatchWindow(idle_seconds=0.05, max_seconds=1.0), resync_seconds=3600, clock=clock
+    )
     for i in range(50):
         batcher.trigger(f"p{i}")
+    clock.advance(0.05)  # the idle period passes without another trigger
     batch = await asyncio.wait_for(batcher.next_batch(), timeout=5)
     assert batch.reason == "pods" and len(batch.uids) == 50
     with pytest.raises(asyncio.TimeoutError):
@@ -82,24 +87,29 @@ async def test_batcher_turns_a_burst_into_one_round() -> None:
 
 async def test_batcher_wakes_for_a_trigger_while_idle() -> None:
     """A waiting decision loop is woken by the first trigger."""
-    batcher = Batcher(BatchWindow(idle_seconds=0.01, max_seconds=1.0), resync_seconds=3600)
+    clock = ManualClock()
+    batcher = Batcher(
+        BatchWindow(idle_seconds=0.01, max_seconds=1.0), resync_seconds=3600, clock=clock
+    )
     waiting = asyncio.ensure_future(batcher.next_batch())
-    await asyncio.sleep(0.05)
+    for _ in range(3):  # let it reach its wait; the clock stands still, so nothing is due
+        await asyncio.sleep(0)
     assert not waiting.done()
     batcher.trigger("late")
+    clock.advance(0.01)
     batch = await asyncio.wait_for(waiting, timeout=5)
     assert batch.uids == {"late"}
 
 
 async def test_resync_round_when_nothing_happens() -> None:
     """With no trigger, a resync round comes after resync_seconds (or on request)."""
-    now = [0.0]
-    batcher = Batcher(BatchWindow(), resync_seconds=50.0, clock=lambda: now[0])
-    now[0] = 100.0
+    clock = ManualClock()
+    batcher = Batcher(BatchWindow(), resync_seconds=50.0, clock=clock)
+    clock.set(100.0)
     batch = await asyncio.wait_for(batcher.next_batch(), timeout=5)
     assert batch.reason == "resync" and batch.uids == frozenset()
-    now[0] = 0.0
-    batcher = Batcher(BatchWindow(), resync_seconds=3600, clock=lambda: now[0])
+    clock.set(0.0)
+    batcher = Batcher(BatchWindow(), resync_seconds=3600, clock=clock)
     batcher.request_resync()
     batch = await asyncio.wait_for(batcher.next_batch(), timeout=5)
     assert batch.reason == "resync"

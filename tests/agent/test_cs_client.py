@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from cloud_doubles import ScriptedPools, no_proxies, pool_view, serve
 
-from agent.clients.cs import CloudCallError, NodePoolClient, RetryPolicy, build_sdk_client
+from agent.clients.cs import CloudCallError, NodePoolClient, RetryPolicy
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app, writes_of
 from agent.sim.faults import FaultPlan
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.builders import pool_view
+from tests.support.cloud_apis import agent_cs_sdk
+from tests.support.cloud_doubles import ScriptedPools
+from tests.support.serving import serve
 
 FAST = RetryPolicy(
     attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02, call_timeout_seconds=5.0
@@ -46,13 +46,7 @@ async def cs() -> AsyncIterator[Cs]:
     faults = FaultPlan()
     app = build_cs_app(pools, keys=static_test_keys(), faults=faults, now=time.time)
     async with serve(app) as endpoint:
-        sdk = build_sdk_client(
-            region_id="cn-hangzhou",
-            endpoint=endpoint,
-            protocol="http",
-            access_key_id=TEST_ACCESS_KEY_ID,
-            access_key_secret=TEST_ACCESS_KEY_SECRET,
-        )
+        sdk = agent_cs_sdk(endpoint)
         yield Cs(
             NodePoolClient(sdk, "c-test", retry=FAST, rng=random.Random(1)), sdk, pools, app, faults
         )
@@ -63,6 +57,8 @@ def _puts(app: web.Application) -> int:
 
 
 class TestReadsAndWrites:
+    """NodePoolClient maps the CS SDK's pools, desired writes and tasks."""
+
     async def test_describe_pools_maps_the_sdk_shape(self, cs: Cs) -> None:
         """nodepool_info / scaling_group / auto_scaling / status / kubernetes_config become PoolInfo."""
         pools = {p.pool_id: p for p in await cs.client.describe_pools()}
@@ -98,6 +94,8 @@ class TestReadsAndWrites:
 
 
 class TestRetries:
+    """Throttling, server errors and timeouts are retried; client errors are final."""
+
     async def test_throttling_is_retried_until_attempts_run_out(self, cs: Cs) -> None:
         """Throttling.User (a 400) is retryable: every attempt reaches the API, then it gives up."""
         cs.faults.cs_throttle_ratio = 1.0
@@ -160,6 +158,8 @@ class TestRetries:
 
 
 class TestSecrets:
+    """The access key secret never reaches logs or errors."""
+
     async def test_secret_never_reaches_logs_or_errors(
         self, cs: Cs, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -175,13 +175,7 @@ class TestSecrets:
         async with serve(
             build_cs_app(cs.pools, keys={TEST_ACCESS_KEY_ID: "another-secret"}, now=time.time)
         ) as ep:
-            wrong = build_sdk_client(
-                region_id="cn-hangzhou",
-                endpoint=ep,
-                protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID,
-                access_key_secret=TEST_ACCESS_KEY_SECRET,
-            )
+            wrong = agent_cs_sdk(ep)
             with pytest.raises(CloudCallError) as refused:
                 await NodePoolClient(wrong, "c-test", retry=FAST).describe_pools()
         errors.append(refused.value)

@@ -11,9 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from cloud_doubles import ScriptedPools, no_proxies, pool_view, serve
-
 from agent.sim.cloud.credentials import (
     TEST_ACCESS_KEY_SECRET,
     KeyRing,
@@ -21,9 +18,9 @@ from agent.sim.cloud.credentials import (
     static_test_keys,
 )
 from agent.sim.cloud.cs_api import build_cs_app
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.builders import pool_view
+from tests.support.cloud_doubles import ScriptedPools
+from tests.support.serving import serve
 
 AGENT_SIDE = """
 import asyncio, json, sys

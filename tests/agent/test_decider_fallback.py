@@ -7,43 +7,41 @@ import logging
 from typing import Any
 
 import pytest
-from cloud_doubles import fc_decider, fc_emulator, no_proxies, sample_request
 
 from agent.decide.deciders import DecisionFailed, FallbackDecider, LocalDecider, RetrySettings
 from agent.sim.faults import FaultPlan
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.clocks import ManualClock
+from tests.support.cloud_doubles import decide_function, fc_decider, sample_request
 
 ONE_TRY = RetrySettings(attempts=1)
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+def circuit(
+    endpoint: str, clock: ManualClock | None = None, *, timeout: float = 10.0, **settings: Any
+) -> FallbackDecider:
+    """FC first (one try each time), the in-process decider when it fails; time on `clock`."""
+    return FallbackDecider(
+        fc_decider(endpoint, timeout=timeout, retry=ONE_TRY),
+        LocalDecider(),
+        clock=clock or ManualClock(1000.0),
+        **settings,
+    )
 
 
 class TestCircuit:
+    """The remote decider's circuit: opens on failures, falls back locally, recovers."""
+
     async def test_opens_after_consecutive_5xx_then_recovers(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """closed → open after N failures (each answered locally) → half-open after the cool-down → closed."""
         caplog.set_level(logging.WARNING, logger="agent.decide.deciders")
         faults = FaultPlan(fc_error_ratio=1.0)
-        clock = ManualClock()
+        clock = ManualClock(1000.0)
         request = sample_request()
         local_reply = await LocalDecider().decide(request)
-        async with fc_emulator(faults=faults) as (endpoint, _app):
-            breaker = FallbackDecider(
-                fc_decider(endpoint, retry=ONE_TRY),
-                LocalDecider(),
-                failure_threshold=2,
-                cooldown_seconds=30,
-                clock=clock,
-            )
+        async with decide_function(faults=faults) as (endpoint, _app):
+            breaker = circuit(endpoint, clock, failure_threshold=2, cooldown_seconds=30)
             assert await breaker.decide(request) == local_reply
             assert breaker.state == "closed"
             assert await breaker.decide(request) == local_reply
@@ -57,7 +55,7 @@ class TestCircuit:
             }
 
             faults.fc_error_ratio = 0.0
-            clock.t += 31
+            clock.advance(31)
             assert breaker.state == "half-open"
             assert await breaker.decide(request) == local_reply
             assert breaker.state == "closed"
@@ -70,18 +68,12 @@ class TestCircuit:
 
     async def test_half_open_failure_reopens(self) -> None:
         """One failed trial after the cool-down re-opens the circuit for another cool-down."""
-        clock = ManualClock()
-        async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
-            breaker = FallbackDecider(
-                fc_decider(endpoint, retry=ONE_TRY),
-                LocalDecider(),
-                failure_threshold=1,
-                cooldown_seconds=10,
-                clock=clock,
-            )
+        clock = ManualClock(1000.0)
+        async with decide_function(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
+            breaker = circuit(endpoint, clock, failure_threshold=1, cooldown_seconds=10)
             await breaker.decide(sample_request())
             assert breaker.state == "open"
-            clock.t += 11
+            clock.advance(11)
             await breaker.decide(sample_request())
             assert breaker.state == "open"
             assert breaker.counters["primary_failed"] == 2
@@ -89,14 +81,8 @@ class TestCircuit:
     async def test_timeouts_fall_back(self) -> None:
         """An invocation hanging past the client's timeout is a failure answered locally."""
         request = sample_request()
-        async with fc_emulator(faults=FaultPlan(fc_timeout_ratio=1.0)) as (endpoint, _app):
-            breaker = FallbackDecider(
-                fc_decider(endpoint, timeout=0.3, retry=ONE_TRY),
-                LocalDecider(),
-                failure_threshold=1,
-                cooldown_seconds=60,
-                clock=ManualClock(),
-            )
+        async with decide_function(faults=FaultPlan(fc_timeout_ratio=1.0)) as (endpoint, _app):
+            breaker = circuit(endpoint, timeout=0.3, failure_threshold=1, cooldown_seconds=60)
             reply = await breaker.decide(request)
         assert reply == await LocalDecider().decide(request)
         assert breaker.state == "open"
@@ -108,13 +94,8 @@ class TestCircuit:
             return json.dumps({"schema": "decide/v0"}).encode()
 
         request = sample_request()
-        async with fc_emulator(wrong_schema) as (endpoint, _app):
-            breaker = FallbackDecider(
-                fc_decider(endpoint, retry=ONE_TRY),
-                LocalDecider(),
-                failure_threshold=3,
-                clock=ManualClock(),
-            )
+        async with decide_function(wrong_schema) as (endpoint, _app):
+            breaker = circuit(endpoint, failure_threshold=3)
             reply = await breaker.decide(request)
         assert reply["schema"] == "decide/v1"
         assert breaker.counters["fallback_used"] == 1
@@ -123,10 +104,8 @@ class TestCircuit:
         """InvalidRequest from the function is the caller's bug: no fallback, circuit stays closed."""
         request = sample_request()
         request["schema"] = "nope"
-        async with fc_emulator() as (endpoint, _app):
-            breaker = FallbackDecider(
-                fc_decider(endpoint, retry=ONE_TRY), LocalDecider(), clock=ManualClock()
-            )
+        async with decide_function() as (endpoint, _app):
+            breaker = circuit(endpoint)
             with pytest.raises(DecisionFailed, match="InvalidRequest"):
                 await breaker.decide(request)
         assert breaker.state == "closed"

@@ -9,23 +9,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cloud_doubles import (
-    FUNCTION,
-    NO_WAIT,
-    SERVICE,
-    fc_decider,
-    fc_emulator,
-    no_proxies,
-    sample_request,
-    serve,
-)
 
 from agent.clients.fc import (
     FunctionInvoker,
     FunctionRef,
     TriggerSigner,
     build_credential,
-    build_sdk_client,
 )
 from agent.decide.deciders import (
     DecisionFailed,
@@ -39,17 +28,26 @@ from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECR
 from agent.sim.cloud.fc_api import FcSettings, build_fc_app, http_trigger_path, invocations_of
 from agent.sim.faults import FaultPlan
 from functions import fc
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.cloud_apis import agent_fc_sdk
+from tests.support.cloud_doubles import (
+    FUNCTION,
+    NO_WAIT,
+    SERVICE,
+    decide_function,
+    fc_decider,
+    sample_request,
+    serve,
+)
 
 
 class TestSameReplyEverywhere:
+    """In-process, FC SDK and HTTP trigger deciders answer the same request the same way."""
+
     async def test_local_fc_and_http_trigger_agree(self) -> None:
         """One request, three transports, byte-identical canonical replies."""
         request = sample_request()
         local = await LocalDecider().decide(request)
-        async with fc_emulator() as (endpoint, app), aiohttp.ClientSession() as session:
+        async with decide_function() as (endpoint, app), aiohttp.ClientSession() as session:
             via_fc = await fc_decider(endpoint).decide(request)
             url = f"http://{endpoint}{http_trigger_path(SERVICE, FUNCTION)}"
             via_http = await HttpTriggerDecider(session, url, retry=NO_WAIT).decide(request)
@@ -68,13 +66,15 @@ class TestSameReplyEverywhere:
 
 
 class TestRefusalsAndBadReplies:
+    """Refusals stay refusals; crashed functions and incomplete replies are not replies."""
+
     async def test_invalid_request_is_a_final_refusal_everywhere(self) -> None:
         """The function's InvalidRequest error object is not retried and is reported as such."""
         request = sample_request()
         request["pools"][0]["size"]["max"] = -1
         with pytest.raises(DecisionFailed) as local:
             await LocalDecider().decide(request)
-        async with fc_emulator() as (endpoint, app), aiohttp.ClientSession() as session:
+        async with decide_function() as (endpoint, app), aiohttp.ClientSession() as session:
             with pytest.raises(DecisionFailed) as remote:
                 await fc_decider(endpoint).decide(request)
             url = f"http://{endpoint}{http_trigger_path(SERVICE, FUNCTION)}"
@@ -93,7 +93,7 @@ class TestRefusalsAndBadReplies:
             reply["actions"][0]["pods"].pop()
             return json.dumps(reply).encode()
 
-        async with fc_emulator(forgetful) as (endpoint, _app):
+        async with decide_function(forgetful) as (endpoint, _app):
             with pytest.raises(InvalidReply, match="missing"):
                 await fc_decider(endpoint).decide(sample_request())
 
@@ -103,7 +103,7 @@ class TestRefusalsAndBadReplies:
         def crashing(event: bytes, context: Any) -> bytes:
             raise RuntimeError("boom")
 
-        async with fc_emulator(crashing) as (endpoint, _app):
+        async with decide_function(crashing) as (endpoint, _app):
             with pytest.raises(DecisionFailed) as caught:
                 await fc_decider(endpoint).decide(sample_request())
         assert caught.value.code == "UnhandledInvocationError"
@@ -113,7 +113,7 @@ class TestRefusalsAndBadReplies:
     ) -> None:
         """503s from FC are retried up to the attempt limit, then surface as retryable."""
         caplog.set_level(logging.INFO, logger="agent.decide.deciders")
-        async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
+        async with decide_function(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
             with pytest.raises(DecisionFailed) as caught:
                 await fc_decider(
                     endpoint, retry=RetrySettings(attempts=3, base_delay_seconds=0.01)
@@ -124,17 +124,13 @@ class TestRefusalsAndBadReplies:
 
 
 class TestFunctionRef:
+    """The function qualifier is sent, and the access key secret is never shown."""
+
     async def test_qualifier_is_sent_and_unknown_alias_is_final(self) -> None:
         """LATEST resolves; an alias the service lacks is a 404 that retrying cannot fix."""
         request = sample_request()
-        async with fc_emulator() as (endpoint, app):
-            sdk = build_sdk_client(
-                region_id="cn-hangzhou",
-                endpoint=endpoint,
-                protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID,
-                access_key_secret=TEST_ACCESS_KEY_SECRET,
-            )
+        async with decide_function() as (endpoint, app):
+            sdk = agent_fc_sdk(endpoint)
             latest = FunctionComputeDecider(
                 FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION, "LATEST"))
             )
@@ -153,7 +149,7 @@ class TestFunctionRef:
         """Failed, retried and refused invocations log no AccessKey secret."""
         caplog.set_level(logging.DEBUG)
         errors = []
-        async with fc_emulator(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
+        async with decide_function(faults=FaultPlan(fc_error_ratio=1.0)) as (endpoint, _app):
             with pytest.raises(DecisionFailed) as failed:
                 await fc_decider(endpoint).decide(sample_request())
             errors.append(failed.value)
@@ -175,6 +171,8 @@ class TestFunctionRef:
 
 
 class TestSignedTrigger:
+    """A function-auth HTTP trigger answers only requests the SDK signed."""
+
     async def test_function_auth_trigger_accepts_only_signed_requests(self) -> None:
         """AuthType FUNCTION: the FC-signed POST gets the same reply; unsigned or wrongly signed is 403, final."""
         request = sample_request()

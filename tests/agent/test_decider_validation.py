@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cloud_doubles import sample_request
 
 import functions
 from agent.decide.deciders import InvalidReply, validate_reply
+from tests.support.cloud_doubles import sample_request
 
 REQUEST = sample_request(pods=40, eci=False)
 GOOD = functions.decide(REQUEST)

@@ -12,19 +12,6 @@ from agent.app.ops import OpsServer
 from agent.metrics import AgentMetrics
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 class Source:
     def __init__(self) -> None:
         self.is_ready = False

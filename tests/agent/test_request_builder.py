@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud_doubles import pending_pod, pool_node, virtual_node
-
 import functions
 from agent.catalog import CATALOG
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.model import PoolActivity, PoolInfo, Snapshot
+from tests.support.builders import pending_pod, pool_node, virtual_node
 
 NOW = "2026-11-29T05:00:00Z"
 SETTINGS = RequestSettings(cluster_id="c-1", region="cn-hangzhou")
@@ -34,6 +33,8 @@ def pool_of(request: dict[str, Any], pool_id: str) -> dict[str, Any]:
 
 
 class TestAllocatable:
+    """A pool's allocatable: from a live node, else the catalog, else the pool is left out."""
+
     def test_from_a_live_node_of_the_pool(self) -> None:
         """A Ready node's allocatable is what a new node of the pool offers; decide accepts it."""
         live = {"cpu": "3800m", "memory": "13Gi", "pods": "64"}
@@ -78,6 +79,8 @@ class TestAllocatable:
 
 
 class TestPools:
+    """Which pools the request offers, with their activity, prices and ACK node labels."""
+
     def test_only_managed_pools_are_offered(self) -> None:
         """With a managed list, other pools of the cluster never appear."""
         settings = RequestSettings(cluster_id="c-1", region="cn-hangzhou", managed_pools=("np-b",))
@@ -142,6 +145,8 @@ class TestPools:
 
 
 class TestEci:
+    """The request's ECI section follows the virtual node and the configuration."""
+
     def test_disabled_without_a_virtual_node(self) -> None:
         """ECI is offered only when the view holds the virtual node."""
         request = build_request(

@@ -5,7 +5,6 @@ SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -15,10 +14,13 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cloud.cs_api import build_cs_app, scale_requests_of
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+from agent.sim.cloud.cs_api import scale_requests_of
 from agent.sim.cluster import SimCluster
-from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
+from tests.support.builders import build_test_pod
+from tests.support.network import client_environment
+from tests.support.sim_pools import cluster_with_a_pool
+from tests.support.waiting import until
 
 CLUSTER_ID = "c-entry"
 REGION = "cn-hangzhou"
@@ -31,44 +33,15 @@ def free_port() -> int:
 
 
 def clean_env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if "proxy" not in k.lower() and not k.startswith("RAY_ACK_SCALER_")
-    }
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
+    """No proxy, and no agent setting from the developer's shell."""
+    env = client_environment()
+    return {k: v for k, v in env.items() if not k.startswith("RAY_ACK_SCALER_")}
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[tuple[SimCluster, web.Application, str]]:
-    cluster = SimCluster(speed=100, namespaces=["ray"])
-    pools = NodePools(
-        cluster.store,
-        cluster.clock,
-        cluster_id=CLUSTER_ID,
-        region_id=REGION,
-        zone=f"{REGION}-k",
-        pools=[
-            PoolSpec(
-                pool_id="np-cpu",
-                name="cpu",
-                instance_type="ecs.g7.xlarge",
-                max_size=10,
-                boot=BootLatency(60, 90),
-            )
-        ],
-    )
-    cluster.add(pools)
-    async with cluster:
-        app = build_cs_app(pools, keys=static_test_keys(), now=cluster.clock.now)
-        runner = web.AppRunner(app, shutdown_timeout=0.2)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield cluster, app, f"http://127.0.0.1:{runner.addresses[0][1]}"
-        finally:
-            await runner.cleanup()
+    async with cluster_with_a_pool(CLUSTER_ID) as box:
+        yield box.cluster, box.cs_app, f"http://{box.cs_endpoint}"
 
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -124,27 +97,17 @@ async def test_run_scales_reports_status_and_stops_on_sigterm(
     )
     try:
         for i in range(3):
-            cluster.store.create(
-                "pods",
-                {
-                    "metadata": {
-                        "name": f"w{i}",
-                        "namespace": "ray",
-                        "labels": {"ray.io/node-type": "worker", "ray.io/cluster": "rc"},
-                    },
-                    "spec": {
-                        "containers": [{"name": "w", "resources": {"requests": {"cpu": "1"}}}]
-                    },
-                },
+            worker = build_test_pod(
+                f"w{i}",
                 namespace="ray",
+                labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc"},
+                container="w",
+                image=None,
+                cpu="1",
             )
-
-        async def scaled() -> None:
-            # the emulator journal is plain state: nothing to await
-            while not scale_requests_of(cs_app):  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(scaled(), 30)
+            cluster.store.create("pods", worker, namespace="ray")
+        # the emulator journal is plain state: nothing to await
+        await until(lambda: scale_requests_of(cs_app), timeout=30, interval=0.05)
         code, out, err = await run_cli("status", "--url", ops, env=clean_env())
         assert code == 0, err
         assert "Autoscaler status: c-entry" in out

@@ -6,197 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from agent.actuate.actuation import Actuator
 from agent.app.commands import render_status
-from agent.app.config import AgentConfig
-from agent.app.loop import Agent
 from agent.app.ops import OpsServer
-from agent.clients.cs import NodePoolClient, RetryPolicy, build_sdk_client
-from agent.clients.kube import KubeClient
 from agent.decide.deciders import LocalDecider
-from agent.ingest.watching import Backoff
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cloud.cs_api import build_cs_app, scale_requests_of
-from agent.sim.cluster import SimCluster
-from agent.sim.faults import FaultPlan
-from agent.sim.world.eci import EciSpec, EciVirtualNode
-from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
-
-CLUSTER_ID = "c-runner"
-REGION = "cn-hangzhou"
-SPEED = 100.0  # a 60-90 s boot lasts under a second
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@dataclass
-class World:
-    cluster: SimCluster
-    cs_faults: FaultPlan
-    cs_app: web.Application
-    cs_endpoint: str
-    kube: KubeClient
-    pools: NodePoolClient
-
-    def add_workers(self, count: int, *, cpu: str = "1", prefix: str = "w") -> None:
-        for i in range(count):
-            self.cluster.store.create(
-                "pods",
-                {
-                    "metadata": {
-                        "name": f"{prefix}{i}",
-                        "namespace": "ray",
-                        "labels": {
-                            "ray.io/node-type": "worker",
-                            "ray.io/cluster": "rc",
-                            "ray.io/group": "g",
-                        },
-                    },
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "ray-worker",
-                                "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}},
-                            }
-                        ]
-                    },
-                },
-                namespace="ray",
-            )
-
-    def phases(self) -> list[str]:
-        items, _ = self.cluster.store.list("pods", namespace="ray")
-        return sorted(p.get("status", {}).get("phase", "") for p in items)
-
-    def agent(self, config: AgentConfig, *, decider: Any = None) -> Agent:
-        return Agent(
-            config,
-            kube=self.kube,
-            pools=self.pools,
-            decider=decider or LocalDecider(),
-            actuator=Actuator(self.pools, self.kube),
-            now=self.cluster.clock.now,
-            backoff=Backoff(initial=0.01, maximum=0.1),
-        )
-
-
-@pytest.fixture
-def with_eci() -> bool:
-    return False
-
-
-@pytest.fixture
-async def world(with_eci: bool) -> AsyncIterator[World]:
-    cluster = SimCluster(speed=SPEED, namespaces=["ray"])
-    pools = NodePools(
-        cluster.store,
-        cluster.clock,
-        cluster_id=CLUSTER_ID,
-        region_id=REGION,
-        zone=f"{REGION}-k",
-        pools=[
-            PoolSpec(
-                pool_id="np-cpu",
-                name="cpu",
-                instance_type="ecs.g7.xlarge",
-                max_size=10,
-                boot=BootLatency(60, 90),
-            )
-        ],
-    )
-    cluster.add(pools)
-    if with_eci:
-        cluster.add(
-            EciVirtualNode(
-                cluster.store, cluster.clock, spec=EciSpec(zone=f"{REGION}-k"), region=REGION
-            )
-        )
-    async with cluster:
-        cs_faults = FaultPlan()
-        cs_app = build_cs_app(
-            pools, keys=static_test_keys(), faults=cs_faults, now=cluster.clock.now
-        )
-        runner = web.AppRunner(cs_app, shutdown_timeout=0.2)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        endpoint = f"127.0.0.1:{runner.addresses[0][1]}"
-        sdk = build_sdk_client(
-            region_id=REGION,
-            endpoint=endpoint,
-            protocol="http",
-            access_key_id=TEST_ACCESS_KEY_ID,
-            access_key_secret=TEST_ACCESS_KEY_SECRET,
-            timeout_seconds=5,
-        )
-        node_pools = NodePoolClient(sdk, CLUSTER_ID, retry=RetryPolicy(base_delay_seconds=0.01))
-        kube = await KubeClient.connect(api_url=cluster.url, request_timeout=5)
-        try:
-            yield World(cluster, cs_faults, cs_app, endpoint, kube, node_pools)
-        finally:
-            await kube.close()
-            await runner.cleanup()
-
-
-def config_for(world: World, **overrides: Any) -> AgentConfig:
-    base = AgentConfig(
-        cluster_id=CLUSTER_ID,
-        region=REGION,
-        api_url=world.cluster.url,
-        cs_endpoint=f"http://{world.cs_endpoint}",
-        batch_idle_seconds=0.05,
-        batch_max_seconds=0.5,
-        resync_seconds=2.0,
-        pool_refresh_seconds=1.0,
-        watch_timeout_seconds=30,
-        watch_read_timeout_seconds=40,
-        prices={"ecs.g7.xlarge": 1.0},
-        eci_enabled=False,
-    )
-    return replace(base, **overrides)
-
-
-@contextlib.asynccontextmanager
-async def running(agent: Agent) -> AsyncIterator[asyncio.Event]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        yield stop
-        assert not task.done() or stop.is_set(), "the agent stopped by itself"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
-async def until(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
-    """Poll (bounded) until predicate() holds."""
-
-    async def poll() -> None:
-        # the predicate reads several parties' state (agent, store): nothing single to await
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
+from agent.sim.cloud.cs_api import scale_requests_of
+from tests.support.agent_world import REGION, World, config_for
+from tests.support.cluster import running
+from tests.support.waiting import until
 
 
 async def test_burst_scales_once_and_every_pod_runs(world: World) -> None:
@@ -307,8 +128,7 @@ async def test_ops_endpoints_serve_the_running_agent(world: World) -> None:
 
 @pytest.mark.parametrize("with_eci", [True])
 async def test_eci_first_places_pods_on_the_virtual_node_and_counts_them(world: World) -> None:
-    """eci-first: pending workers get the virtual-node toleration, run on ECI, and the view
-    counts them through the bound-pods watch; no pool is scaled."""
+    """eci-first: workers get the toleration and run on ECI, counted by the view; no pool scales."""
     agent = world.agent(config_for(world, eci_enabled=True, strategy="eci-first"))
     async with running(agent):
         await until(agent.ready)
@@ -323,8 +143,7 @@ async def test_eci_first_places_pods_on_the_virtual_node_and_counts_them(world: 
 
 
 async def test_cloud_failures_become_data_and_are_retried(world: World) -> None:
-    """CS answering 503 to everything: the round is recorded as an error (status, metrics) and
-    retried; once CS recovers, the pool is scaled exactly once."""
+    """CS failing everything: the round is an error (status, metrics), retried; then one scale."""
     world.cs_faults.cs_error_ratio = 1.0
     agent = world.agent(config_for(world, resync_seconds=0.3))
     async with running(agent):
@@ -365,8 +184,7 @@ async def test_two_agents_on_one_pool_converge_without_double_scaling(world: Wor
 
 
 async def test_cut_streams_and_cs_throttling_still_converge_once(world: World) -> None:
-    """Watch streams cut every few events and a throttling CS: every pod runs, and every write
-    asks the same size a fault-free run asks."""
+    """Cut watch streams, a throttling CS: every pod runs, every write asks the fault-free size."""
     world.cluster.faults.watch_cut_every_events = 3
     world.cs_faults.cs_throttle_ratio = 0.4
     agent = world.agent(config_for(world, resync_seconds=0.5))

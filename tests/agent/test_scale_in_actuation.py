@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from cloud_doubles import no_proxies
 
 from agent.clients.cs import NodePoolClient
 from agent.clients.cs import build_sdk_client as build_cs
@@ -20,7 +19,6 @@ from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 from agent.sim.world.ray import JobSpec
 
-__all__ = ["no_proxies"]
 POOL = "np-cpu"
 NOW = "2026-11-29T05:00:00Z"
 
@@ -133,8 +131,7 @@ async def test_a_pool_raised_since_the_decision_keeps_its_nodes(ack, actuator):
 
 @pytest.mark.parametrize("ack", [1], indirect=True)
 async def test_no_removal_takes_the_pool_below_its_min(ack, actuator):
-    """The pool is re-read right before removing: with min 1 (the request said 0, as if the
-    operator raised it meanwhile) the third node is kept."""
+    """The pool is re-read before removing: a min raised to 1 meanwhile keeps the third node."""
     names = sorted(pool_nodes(ack))
     reply, request = decision(ack, names)
     result = await actuator.apply(reply, request, dry_run=False, now=NOW)

@@ -4,10 +4,10 @@ checks every decider applies before the agent acts."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
-from test_scale_in_tracking import T0, raw_node, raw_pod
 
 from agent.decide.deciders import InvalidReply, LocalDecider, validate_scale_in_reply
 from agent.decide.request_builder import RequestSettings
@@ -15,15 +15,9 @@ from agent.ingest.view import ClusterView
 from agent.model import PoolInfo
 from agent.scale_in.tracking import ScaleInPolicy, UnneededTracker, build_scale_in_request
 from functions.scalein.decision import scale_in
+from tests.support.builders import T0, raw_node, raw_pod
 
-POOL = PoolInfo(
-    pool_id="np-cpu",
-    name="cpu",
-    instance_types=("ecs.g7.xlarge",),
-    desired=2,
-    min_size=0,
-    max_size=10,
-)
+POOL = PoolInfo("np-cpu", "cpu", ("ecs.g7.xlarge",), desired=2, min_size=0, max_size=10)
 SETTINGS = RequestSettings(cluster_id="c-1", region="cn-hangzhou")
 
 
@@ -130,14 +124,7 @@ def test_a_pool_only_known_by_instance_type_gets_the_catalog_price():
     tracker = tracked(view, at=T0)
     pools = request_of(view, now=T0, tracker=tracker)["pools"]
     assert pools[0]["pricePerHour"] > 0
-    unknown = PoolInfo(
-        pool_id="np-cpu",
-        name="cpu",
-        instance_types=("ecs.nope",),
-        desired=2,
-        min_size=0,
-        max_size=10,
-    )
+    unknown = dataclasses.replace(POOL, instance_types=("ecs.nope",))
     assert request_of(view, now=T0, tracker=tracker, pools=(unknown,))["pools"] == []
 
 

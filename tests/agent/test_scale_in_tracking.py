@@ -9,74 +9,7 @@ from agent.ingest.node_pods import instance_id_of, node_facts, owner_kind
 from agent.ingest.view import ClusterView
 from agent.model import PoolActivity, PoolInfo
 from agent.scale_in.tracking import ScaleUpLog, UnneededTracker, utilization
-
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
-NODE = "cn-hangzhou.172.16.0.17"
-ALLOCATABLE = {"cpu": "3900m", "memory": "14Gi", "pods": "110"}
-
-
-def stamp(epoch: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def raw_node(
-    name: str = NODE,
-    *,
-    ready: bool = True,
-    created: float = T0,
-    transition: float | None = None,
-    unschedulable: bool = False,
-) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "creationTimestamp": stamp(created),
-            "labels": {"alibabacloud.com/nodepool-id": "np-cpu"},
-        },
-        "spec": {"providerID": "cn-hangzhou.i-bp1abc", "unschedulable": unschedulable},
-        "status": {
-            "allocatable": dict(ALLOCATABLE),
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "lastTransitionTime": stamp(transition or created),
-                }
-            ],
-        },
-    }
-
-
-def raw_pod(
-    uid: str,
-    *,
-    node: str = NODE,
-    owner: str | None = "RayCluster",
-    cpu: str = "1",
-    phase: str = "Running",
-    ray: str | None = "worker",
-    annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "uid": uid,
-        "name": f"pod-{uid}",
-        "namespace": "ray",
-        "labels": {"ray.io/node-type": ray} if ray else {},
-        "annotations": annotations or {},
-    }
-    if owner:
-        meta["ownerReferences"] = [{"kind": owner, "name": "o", "uid": "o-1", "controller": True}]
-    return {
-        "metadata": meta,
-        "spec": {
-            "nodeName": node,
-            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}],
-        },
-        "status": {"phase": phase},
-    }
-
+from tests.support.builders import ALLOCATABLE, NODE, T0, raw_node, raw_pod, stamp
 
 # --- the bound-pods fold -----------------------------------------------------------------------
 

@@ -8,12 +8,10 @@ import asyncio
 import itertools
 
 import pytest
-from cloud_doubles import CloudWorld, cloud_world, decide_for, no_proxies, pending_pod, pool_view
 
 from agent.model import PendingPod
-
-pytestmark = pytest.mark.usefixtures("no_proxies")
-__all__ = ["no_proxies"]
+from tests.support.builders import pending_pod, pool_view
+from tests.support.cloud_doubles import CloudWorld, cloud_world, decide_for
 
 ALL = [pending_pod(f"u-{i:02d}") for i in range(10)]  # 1 vCPU each, 3 per ecs.g7.xlarge
 AGENT_A = ALL[:6]

@@ -13,19 +13,6 @@ from agent.sim.cluster import SimCluster
 from agent.sim.kube.kubeconfig import write_kubeconfig
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 async def cluster() -> AsyncIterator[SimCluster]:
     async with SimCluster(namespaces=["ray"]) as sim:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,23 +21,11 @@ from agent.sim.faults import FaultPlan
 from agent.sim.kube.apiserver import build_app
 from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
+from tests.support.waiting import until
 
 SELECTOR = "ray.io/node-type=worker"
 UNBOUND = "spec.nodeName="
 FAST_BACKOFF = Backoff(initial=0.01, maximum=0.05)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 class FreezableProxy:
@@ -195,17 +183,6 @@ async def watching(
         await client.close()
 
 
-async def until(predicate: Callable[[], object], *, timeout: float = 10.0) -> None:
-    """Poll (bounded) until predicate() holds."""
-
-    async def poll() -> None:
-        # the predicate reads state of several parties (view, store, watcher): nothing to await
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def test_list_then_follow_changes(api: Api) -> None:
     """A paginated LIST fills the view; the watch then adds, binds away and deletes pods."""
     for i in range(7):
@@ -237,8 +214,7 @@ async def test_cut_streams_resume_without_loss(api: Api) -> None:
 
 
 async def test_expired_version_relists_and_reconciles_deletions(api: Api) -> None:
-    """While disconnected, pods are deleted and history compacted: the resume gets 410, the
-    re-LIST drops the deleted pods from the view and picks up the new ones."""
+    """A 410 on resume re-LISTs: pods deleted while disconnected leave the view, new ones join."""
     uids = [api.add_pending(f"w{i}") for i in range(6)]
     async with watching(api, read_timeout=0.3) as (view, watcher):
         assert set(view.pending) == set(uids)
@@ -257,8 +233,7 @@ async def test_expired_version_relists_and_reconciles_deletions(api: Api) -> Non
 
 
 async def test_silent_server_is_noticed_by_the_read_timeout(api: Api) -> None:
-    """A connection that stops delivering bytes is dropped after the read timeout and the
-    watch reconnects, catching up on what happened meanwhile."""
+    """A silent connection is dropped at the read timeout; the watch reconnects and catches up."""
     async with watching(api, read_timeout=0.3) as (view, watcher):
         api.proxy.freeze()
         created = api.add_pending("during-silence")

@@ -9,21 +9,10 @@ import pytest
 from agent.sim.cloud.credentials import KeyRing, static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app
 from agent.sim.faults import FaultPlan
-
-from .harness import CLUSTER_ID, REGION_ID, CsHarness, default_pools
-from .memory_pools import InMemoryPools
-from .serving import TestClock, serve
-
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Tea/Darabonba transports read proxy variables from the environment on every call."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+from tests.support.clocks import TestClock
+from tests.support.cloud_apis import CLUSTER_ID, REGION_ID, CsHarness, default_pools
+from tests.support.memory_pools import InMemoryPools
+from tests.support.serving import serve
 
 
 @pytest.fixture
@@ -38,4 +27,4 @@ async def cs(clock: TestClock) -> AsyncIterator[CsHarness]:
     keys = KeyRing(static_test_keys())
     app = build_cs_app(pools, keys=keys, faults=faults, now=clock, wall_clock=clock)
     async with serve(app) as endpoint:
-        yield CsHarness(app, endpoint, pools, faults, keys, clock)
+        yield CsHarness(app, endpoint, faults, keys, clock, pools=pools)

@@ -16,7 +16,6 @@ from alibabacloud_cs20151215 import models as csm
 from alibabacloud_cs20151215.client import Client as CsClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils import get_canonical_query_string
-from alibabacloud_tea_openapi.utils_models import Config
 from yarl import URL
 
 from agent.sim.cloud.acs3 import canonical_query
@@ -27,11 +26,18 @@ from agent.sim.cloud.credentials import (
     static_test_keys,
 )
 from agent.sim.cloud.cs_api import build_cs_app, writes_of
-
-from .harness import CLUSTER_ID, REGION_ID, CsHarness, cs_client, default_pools
-from .memory_pools import InMemoryPools
-from .sdk_wire import sdk_signed_headers
-from .serving import serve
+from tests.support.cloud_apis import (
+    CLUSTER_ID,
+    REGION_ID,
+    CsHarness,
+    cs_client,
+    default_pools,
+    desired_size_request,
+    sdk_config,
+)
+from tests.support.memory_pools import InMemoryPools
+from tests.support.sdk_wire import sdk_signed_headers
+from tests.support.serving import serve
 
 
 async def _list_pools(client: CsClient) -> list[str]:
@@ -154,16 +160,7 @@ async def test_sts_credentials_from_a_credentials_uri_are_accepted(cs: CsHarness
                 type="credentials_uri", credentials_uri=f"http://{creds_endpoint}/credentials"
             )
         )
-        client = CsClient(
-            Config(
-                credential=credential,
-                endpoint=cs.endpoint,
-                protocol="http",
-                region_id=REGION_ID,
-                connect_timeout=2000,
-                read_timeout=5000,
-            )
-        )
+        client = CsClient(sdk_config(cs.endpoint, key_id=None, secret=None, credential=credential))
         assert await _list_pools(client) == ["np-cpu", "np-gpu"]
         assert (await credential.get_credential_async()).access_key_id.startswith("STS.")
 
@@ -173,18 +170,13 @@ async def test_sts_token_mismatch_and_expiry_are_refused(cs: CsHarness) -> None:
     sts = cs.keys.issue(now=cs.clock(), ttl=600)
 
     def client(token: str) -> CsClient:
-        return CsClient(
-            Config(
-                access_key_id=sts.access_key_id,
-                access_key_secret=sts.access_key_secret,
-                security_token=token,
-                endpoint=cs.endpoint,
-                protocol="http",
-                region_id=REGION_ID,
-                connect_timeout=2000,
-                read_timeout=5000,
-            )
+        config = sdk_config(
+            cs.endpoint,
+            key_id=sts.access_key_id,
+            secret=sts.access_key_secret,
+            security_token=token,
         )
+        return CsClient(config)
 
     assert await _list_pools(client(sts.security_token)) == ["np-cpu", "np-gpu"]
     assert await _refusal(client("forged-token")) == (
@@ -221,8 +213,6 @@ async def test_dates_are_checked_against_wall_time_not_the_simulation_clock() ->
         await cs_client(endpoint).modify_cluster_node_pool_async(
             CLUSTER_ID,
             "np-cpu",
-            csm.ModifyClusterNodePoolRequest(
-                scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=2)
-            ),
+            desired_size_request(2),
         )
     assert [(w.code, w.time) for w in writes_of(app)] == [(None, sim_now)]

@@ -9,9 +9,8 @@ from alibabacloud_cs20151215 import models as csm
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
-
-from .harness import CLUSTER_ID, CsHarness
-from .sdk_wire import missing_from, raw_cs_json
+from tests.support.cloud_apis import CLUSTER_ID, CsHarness, desired_size_request
+from tests.support.sdk_wire import missing_from, raw_cs_json
 
 
 async def test_describe_pools_round_trips_into_the_sdk_model(cs: CsHarness) -> None:
@@ -53,9 +52,7 @@ async def test_detail_nodes_and_task_round_trip_into_sdk_models(cs: CsHarness) -
         await client.modify_cluster_node_pool_async(
             CLUSTER_ID,
             "np-cpu",
-            csm.ModifyClusterNodePoolRequest(
-                scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=2)
-            ),
+            desired_size_request(2),
         )
     ).body.task_id
     checks = [
@@ -123,9 +120,7 @@ async def test_remove_nodes_reads_instance_ids_the_way_the_sdk_encodes_them(cs: 
     await client.modify_cluster_node_pool_async(
         CLUSTER_ID,
         "np-cpu",
-        csm.ModifyClusterNodePoolRequest(
-            scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=3)
-        ),
+        desired_size_request(3),
     )
     ids = [n.instance_id for n in cs.pools.describe_nodes("np-cpu")]
     reply = await client.remove_node_pool_nodes_async(
@@ -147,9 +142,7 @@ async def test_describe_nodes_filters_by_pool_and_pages(cs: CsHarness) -> None:
     await client.modify_cluster_node_pool_async(
         CLUSTER_ID,
         "np-cpu",
-        csm.ModifyClusterNodePoolRequest(
-            scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=12)
-        ),
+        desired_size_request(12),
     )
     await client.scale_cluster_node_pool_async(
         CLUSTER_ID, "np-gpu", csm.ScaleClusterNodePoolRequest(count=1)
@@ -182,9 +175,7 @@ async def test_task_reports_running_then_success(cs: CsHarness) -> None:
         await client.modify_cluster_node_pool_async(
             CLUSTER_ID,
             "np-cpu",
-            csm.ModifyClusterNodePoolRequest(
-                scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=4)
-            ),
+            desired_size_request(4),
         )
     ).body.task_id
     running = (await client.describe_task_info_async(task_id)).body
@@ -221,9 +212,7 @@ async def test_every_write_is_journaled_with_its_outcome(cs: CsHarness) -> None:
     await client.modify_cluster_node_pool_async(
         CLUSTER_ID,
         "np-cpu",
-        csm.ModifyClusterNodePoolRequest(
-            scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=5)
-        ),
+        desired_size_request(5),
     )
     await client.scale_cluster_node_pool_async(
         CLUSTER_ID, "np-gpu", csm.ScaleClusterNodePoolRequest(count=1)
@@ -232,9 +221,7 @@ async def test_every_write_is_journaled_with_its_outcome(cs: CsHarness) -> None:
         await client.modify_cluster_node_pool_async(
             CLUSTER_ID,
             "np-gpu",
-            csm.ModifyClusterNodePoolRequest(
-                scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=9)
-            ),
+            desired_size_request(9),
         )
     await client.describe_cluster_node_pools_async(
         CLUSTER_ID, csm.DescribeClusterNodePoolsRequest()

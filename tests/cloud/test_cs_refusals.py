@@ -8,14 +8,7 @@ from alibabacloud_cs20151215 import models as csm
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
-
-from .harness import CLUSTER_ID, CsHarness
-
-
-def _modify(desired: int) -> csm.ModifyClusterNodePoolRequest:
-    return csm.ModifyClusterNodePoolRequest(
-        scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=desired)
-    )
+from tests.support.cloud_apis import CLUSTER_ID, CsHarness, desired_size_request
 
 
 async def test_wrong_cluster_is_not_found(cs: CsHarness) -> None:
@@ -31,7 +24,9 @@ async def test_wrong_cluster_is_not_found(cs: CsHarness) -> None:
 async def test_unknown_pool_is_not_found(cs: CsHarness) -> None:
     """Writing to a pool that does not exist gets 404 and changes nothing."""
     with pytest.raises(ClientException) as caught:
-        await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-missing", _modify(2))
+        await cs.client().modify_cluster_node_pool_async(
+            CLUSTER_ID, "np-missing", desired_size_request(2)
+        )
     assert (caught.value.status_code, caught.value.code) == (404, "ErrorNodePoolNotFound")
     assert scale_requests_of(cs.app) == []
 
@@ -39,7 +34,9 @@ async def test_unknown_pool_is_not_found(cs: CsHarness) -> None:
 async def test_target_above_max_is_refused(cs: CsHarness) -> None:
     """desired_size above the pool's max_instances is a 400 and the pool keeps its target."""
     with pytest.raises(ClientException) as caught:
-        await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-gpu", _modify(5))
+        await cs.client().modify_cluster_node_pool_async(
+            CLUSTER_ID, "np-gpu", desired_size_request(5)
+        )
     assert (caught.value.status_code, caught.value.code) == (
         400,
         "ErrorNodePoolDesiredSizeExceedsMax",
@@ -55,14 +52,16 @@ async def test_throttling_surfaces_as_a_client_error(cs: CsHarness) -> None:
     """cs_throttle_ratio makes calls fail with 400 Throttling.User, journaled like any write."""
     cs.faults.cs_throttle_ratio = 1.0
     with pytest.raises(ClientException) as caught:
-        await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-cpu", _modify(3))
+        await cs.client().modify_cluster_node_pool_async(
+            CLUSTER_ID, "np-cpu", desired_size_request(3)
+        )
     assert (caught.value.status_code, caught.value.code) == (400, "Throttling.User")
     assert "user flow control" in caught.value.message
     assert [(w.action, w.code) for w in writes_of(cs.app)] == [
         ("ModifyClusterNodePool", "Throttling.User")
     ]
     cs.faults.cs_throttle_ratio = 0.0
-    await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-cpu", _modify(3))
+    await cs.client().modify_cluster_node_pool_async(CLUSTER_ID, "np-cpu", desired_size_request(3))
     assert cs.pools.describe_pool("np-cpu").desired == 3
 
 

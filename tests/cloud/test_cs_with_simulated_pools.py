@@ -15,10 +15,9 @@ from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
 from agent.sim.world.kubelet import Kubelet
 from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
-
-from .harness import CLUSTER_ID, REGION_ID, cs_client
-from .sdk_wire import missing_from, raw_cs_json
-from .serving import serve
+from tests.support.cloud_apis import CLUSTER_ID, REGION_ID, cs_client, desired_size_request
+from tests.support.sdk_wire import missing_from, raw_cs_json
+from tests.support.serving import serve
 
 SPEED = 200.0  # simulated seconds per real second
 # Boots of 5-7 simulated minutes last 1.5-2 s real: ample margin to see the nodes NotReady first.
@@ -67,9 +66,7 @@ async def test_raised_desired_size_boots_nodes_that_turn_ready(
         await client.modify_cluster_node_pool_async(
             CLUSTER_ID,
             "np-cpu",
-            csm.ModifyClusterNodePoolRequest(
-                scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=3)
-            ),
+            desired_size_request(3),
         )
     ).body.task_id
     assert (await client.describe_task_info_async(task_id)).body.state == "running"

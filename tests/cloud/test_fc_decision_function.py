@@ -14,58 +14,14 @@ from yarl import URL
 from agent.sim.cloud.fc_api import http_trigger_path
 from functions import decide
 from functions.fc import handler, http_handler
-
-from .harness import FC_FUNCTION, FC_SERVICE, fc_emulator
-from .serving import TestClock
+from tests.support.clocks import TestClock
+from tests.support.cloud_apis import FC_FUNCTION, FC_SERVICE, fc_emulator
+from tests.support.decide_requests import walkthrough_request as walkthrough
 
 
 def walkthrough_request() -> dict[str, Any]:
     """The ACK walkthrough: 15 one-vCPU Ray workers pending, one 4 vCPU pool with one node."""
-    pod = {
-        "namespace": "ray",
-        "labels": {
-            "ray.io/cluster": "myfirst-ray-cluster",
-            "ray.io/group": "workergroup",
-            "ray.io/node-type": "worker",
-        },
-        "annotations": {},
-        "requests": {"cpu": "1", "memory": "1Gi"},
-        "nodeSelector": {},
-        "affinity": {},
-        "tolerations": [],
-        "hostNetwork": False,
-        "volumeTypes": ["emptyDir"],
-        "privileged": False,
-        "unschedulableSince": "2026-11-29T04:59:58Z",
-        "message": "0/1 nodes are available: 1 Insufficient cpu.",
-    }
-    return {
-        "schema": "decide/v1",
-        "now": "2026-11-29T05:00:00Z",
-        "cluster": {"id": "c-test", "region": "cn-hangzhou"},
-        "pods": [
-            {**pod, "uid": f"u-{i}", "name": f"myfirst-ray-cluster-worker-workergroup-{i:05d}"}
-            for i in range(15)
-        ],
-        "pools": [
-            {
-                "id": "np-cpu",
-                "name": "cpu",
-                "instanceType": "ecs.g7.xlarge",
-                "allocatable": {"cpu": "3900m", "memory": "14Gi", "pods": "110"},
-                "labels": {"alibabacloud.com/nodepool-id": "np-cpu"},
-                "taints": [],
-                "size": {"min": 0, "max": 20, "desired": 1, "ready": 1},
-                "scalingSince": None,
-                "lastError": None,
-                "bootSeconds": 90,
-                "pricePerHour": 0.9,
-                "priority": 0,
-            }
-        ],
-        "eci": {"enabled": False},
-        "policy": {"strategy": "cost"},
-    }
+    return walkthrough(cluster_id="c-test", allocatable=("3900m", "14Gi"), ray_node_type=True)
 
 
 async def test_fc_sdk_gets_the_decision_core_reply(clock: TestClock) -> None:

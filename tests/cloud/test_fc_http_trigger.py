@@ -13,9 +13,8 @@ import pytest
 from yarl import URL
 
 from agent.sim.cloud.fc_api import FcSettings, http_trigger_path, invocations_of
-
-from .harness import FC_FUNCTION, FC_SERVICE, FcHarness, fc_emulator
-from .serving import TestClock
+from tests.support.clocks import TestClock
+from tests.support.cloud_apis import FC_FUNCTION, FC_SERVICE, FcHarness, fc_emulator
 
 
 def unused(event: bytes, context: Any) -> bytes:

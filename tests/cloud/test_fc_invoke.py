@@ -24,9 +24,15 @@ from agent.sim.cloud.fc_api import (
     invocations_of,
     settle_async_invocations,
 )
-
-from .harness import CLUSTER_ID, FC_FUNCTION, FC_SERVICE, REGION_ID, CsHarness, fc_emulator
-from .serving import TestClock
+from tests.support.clocks import TestClock
+from tests.support.cloud_apis import (
+    CLUSTER_ID,
+    FC_FUNCTION,
+    FC_SERVICE,
+    REGION_ID,
+    CsHarness,
+    fc_emulator,
+)
 
 
 def echo(event: bytes, context: Any) -> bytes:

@@ -5,48 +5,25 @@ grant each of them and nothing else."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
-from agent.app.config import AgentConfig
-from agent.app.loop import Agent
 from agent.app.wiring import connect_agent
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import EciSpec, load_scenario
-from agent.sim.world.nodepools import POOL_LABEL
+from tests.support.cluster import agent_config, pool_nodes, running
+from tests.support.waiting import until
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 SPEED = 200  # the seed cycle (~380 simulated seconds) in about two real seconds
 
 Rule = tuple[str, str]  # (resource, verb)
 
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK transports and kubernetes-asyncio read proxy variables from the environment."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture(autouse=True)
-def access_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """credentials=access-key reads the emulators' static test keys from the environment."""
-    from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
-
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_ACCESS_KEY_SECRET)
+pytestmark = pytest.mark.usefixtures("access_keys")
 
 
 def rbac_rule(method: str, path_qs: str) -> Rule:
@@ -94,61 +71,12 @@ def granted_rules() -> set[Rule]:
     return granted
 
 
-def agent_config(ack: EmbeddedAck, **overrides: Any) -> AgentConfig:
-    info = ack.info()
-    cs = info["cs"]
-    values: dict[str, Any] = dict(
-        api_url=info["kubernetes"]["url"],
-        cluster_id=cs["clusterId"],
-        region=cs["regionId"],
-        cs_endpoint=f"http://{cs['endpoint']}",
-        credentials="access-key",
-        decider="local",
-        batch_idle_seconds=0.05,
-        batch_max_seconds=0.5,
-        scale_in_interval_seconds=10.0 / SPEED,
-        pool_refresh_seconds=60.0 / SPEED,
-    )
-    values.update(overrides)
-    return AgentConfig(**values)
-
-
-@contextlib.asynccontextmanager
-async def running(agent: Agent) -> AsyncIterator[Agent]:
-    """`agent.run` in the background; stopped (bounded) when the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        yield agent
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, 10)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(predicate: Callable[[], object], *, timeout: float, what: str) -> None:
-    """Poll `predicate` (bounded in real seconds): the simulation moves on its own."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def pool_nodes(ack: EmbeddedAck) -> list[dict[str, Any]]:
-    nodes, _ = ack.cluster.store.list("nodes")
-    return [n for n in nodes if POOL_LABEL in n["metadata"]["labels"]]
-
-
 async def requests_of_a_pool_cycle() -> set[Rule]:
     """Seed walkthrough: scale out through the pool, then scale in (cordon, ScaleDown events)."""
     seen: set[Rule] = set()
     async with EmbeddedAck(load_scenario("seed"), speed=SPEED, faults=False) as ack:
         ack.cluster.request_listeners.append(lambda m, p: seen.add(rbac_rule(m, p)))
-        config = agent_config(ack, eci_enabled=False)
+        config = agent_config(ack, speed=SPEED, eci_enabled=False)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(ack.world.ray.finished, timeout=20, what="the job")
             await until(lambda: not pool_nodes(ack), timeout=20, what="the pool back at min")
@@ -161,7 +89,7 @@ async def requests_of_an_eci_placement() -> set[Rule]:
     scenario = dataclasses.replace(load_scenario("seed"), eci=EciSpec(enabled=True))
     async with EmbeddedAck(scenario, speed=SPEED, faults=False) as ack:
         ack.cluster.request_listeners.append(lambda m, p: seen.add(rbac_rule(m, p)))
-        config = agent_config(ack, strategy="eci-first", scale_in_enabled=False)
+        config = agent_config(ack, speed=SPEED, strategy="eci-first", scale_in_enabled=False)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(lambda: ("pods", "patch") in seen, timeout=20, what="an ECI placement")
     return seen
@@ -186,8 +114,7 @@ def test_requests_map_to_rbac_verbs():
 
 
 async def test_the_cluster_role_grants_exactly_what_the_agent_uses():
-    """Every request of a scale-out/scale-in cycle and an ECI placement is granted; no grant
-    goes unused."""
+    """Every request of a pool cycle and an ECI placement is granted, and no grant goes unused."""
     used = await requests_of_a_pool_cycle() | await requests_of_an_eci_placement()
     granted = granted_rules()
     assert used <= granted, f"the agent needs more than deploy/rbac.yaml grants: {used - granted}"

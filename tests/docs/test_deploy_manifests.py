@@ -80,8 +80,7 @@ def test_the_head_pod_runs_as_the_rrsa_service_account():
 
 
 def test_the_sidecar_environment_is_a_configuration_the_agent_accepts():
-    """Every RAY_ACK_SCALER_* variable is a real setting and together they load (FC decider,
-    in-cluster, scoped to the walkthrough's Ray cluster)."""
+    """Every RAY_ACK_SCALER_* variable is a real setting, and together they load."""
     env = sidecar_env()
     known = {s.env for s in SETTINGS}
     assert {k for k in env if k.startswith(ENV_PREFIX)} <= known, set(env) - known
@@ -92,8 +91,7 @@ def test_the_sidecar_environment_is_a_configuration_the_agent_accepts():
 
 
 def test_probes_reach_the_ops_endpoints():
-    """Liveness on /healthz and readiness on /readyz at the port the agent listens on, on all
-    interfaces (the kubelet probes the pod IP)."""
+    """Liveness on /healthz, readiness on /readyz, at the agent's port on all interfaces."""
     container = sidecar()
     host, port = load_config(environ=sidecar_env()).ops_host_port
     assert host == "0.0.0.0"
@@ -106,8 +104,7 @@ def test_probes_reach_the_ops_endpoints():
 
 
 def test_the_ram_policy_names_exactly_the_cs_actions_the_agent_calls():
-    """cs:* actions are those agent/clients/cs.py calls; the one FC grant is InvokeFunction on the
-    function template.yml deploys and the sidecar invokes."""
+    """The RAM policy grants exactly the agent's CS actions and InvokeFunction on its function."""
     called = set(
         re.findall(r'self\._call\(\s*"(\w+)"', (ROOT / "agent" / "clients" / "cs.py").read_text())
     )
@@ -127,8 +124,7 @@ def test_the_ram_policy_names_exactly_the_cs_actions_the_agent_calls():
 
 
 def test_the_image_runs_the_agent_as_a_non_root_user():
-    """python:3.11-slim, the package without dev extras, a numeric non-root USER, and the
-    production entry point."""
+    """python:3.11-slim, no dev extras, a numeric non-root USER, the production entry point."""
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
     assert re.search(r"^RUN pip install \. ", text, re.MULTILINE) and "[dev]" not in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-import reference
+from tests.support import reference
 
 FIRST_BLOCK = """```bash
 # 1. Install and run the seed walkthrough on the embedded simulated ACK cluster:

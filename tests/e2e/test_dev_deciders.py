@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.dev_process import SPEED, run_dev
+from tests.support.dev_process import SPEED, run_dev
 
 
 @pytest.mark.parametrize("decider", ["local", "http"])

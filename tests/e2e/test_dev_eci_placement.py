@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.dev_process import SPEED, run_dev
+from tests.support.dev_process import SPEED, run_dev
 
 # The head fills the system node, so every worker needs new capacity. The plain workers
 # (4 vCPU) are too big for the pool's nodes (3.9 vCPU allocatable): only ECI can run them. The

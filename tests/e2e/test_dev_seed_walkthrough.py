@@ -11,7 +11,7 @@ import pytest
 from agent.catalog import allocatable_of
 from agent.sim.scenario import load_scenario
 from functions.quantity import parse_quantity
-from tests.e2e.dev_process import SPEED, DevResult, run_dev
+from tests.support.dev_process import SPEED, DevResult, run_dev
 
 SEED = load_scenario("seed")
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from tests.e2e.dev_process import REPO, dev_command, dev_environment, run_dev
+from tests.support.dev_process import REPO, dev_command, dev_environment, run_dev
 
 STARTUP_SECONDS = 30.0
 

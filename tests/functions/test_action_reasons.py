@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from decide_requests import eci, pod, pool, request
 
 from functions import decide
+from tests.support.decide_requests import eci, pod, pool, request
 
 PLACEMENT = "ray-ack-scaler/placement"
 

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import REPO, run_module
+
 TIMEOUT = 60
 
 
 def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run(
-        [sys.executable, "-m", "functions", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_module("functions", *args, stdin=stdin, timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +41,7 @@ def test_example_is_the_seed_walkthrough(seed: dict[str, Any]) -> None:
 
 def test_committed_seed_file_matches_example(seed: dict[str, Any]) -> None:
     """examples/seed-request.json is what `example` prints (the README's first command)."""
-    assert json.loads((ROOT / "examples" / "seed-request.json").read_text()) == seed
+    assert json.loads((REPO / "examples" / "seed-request.json").read_text()) == seed
 
 
 def test_decide_from_file_and_stdin_agree(seed: dict[str, Any]) -> None:

@@ -6,11 +6,11 @@ import copy
 import json
 from typing import Any
 
-from decide_requests import eci, feed_back, placements, pod, pool, request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions import decide
+from tests.support.decide_requests import eci, feed_back, placements, pod, pool, request
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,7 +8,9 @@ import logging
 from typing import Any
 
 import pytest
-from test_fc_support import (
+
+from functions.fc import DecisionEndpoint, handler, http_handler, wsgi_handler
+from tests.support.fc_events import (
     FakeContext,
     StartResponse,
     encoded,
@@ -16,8 +18,6 @@ from test_fc_support import (
     seed_request,
     wsgi_environ,
 )
-
-from functions.fc import DecisionEndpoint, handler, http_handler, wsgi_handler
 
 LOGGER = "functions.fc"
 

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from test_fc_support import FakeContext, encoded, error_of, pods_mentioned, seed_request
 
 from functions.fc import DecisionEndpoint, handler
+from tests.support.fc_events import FakeContext, encoded, error_of, pods_mentioned, seed_request
 
 
 def test_seed_request_gets_a_reply_naming_every_pod_once() -> None:

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from test_fc_support import FakeContext, encoded, fc3_event, pods_mentioned, seed_request
 
 from functions.fc import DecisionEndpoint, http_handler
+from tests.support.fc_events import FakeContext, encoded, fc3_event, pods_mentioned, seed_request
 
 
 def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -8,9 +8,15 @@ import json
 from typing import Any
 
 import pytest
-from test_fc_support import StartResponse, encoded, pods_mentioned, seed_request, wsgi_environ
 
 from functions.fc import DEFAULT_MAX_BODY_BYTES, DecisionEndpoint, wsgi_handler
+from tests.support.fc_events import (
+    StartResponse,
+    encoded,
+    pods_mentioned,
+    seed_request,
+    wsgi_environ,
+)
 
 
 class UnreadableStream:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from decide_requests import eci, pod, pool, request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions import DecisionError, decide
+from tests.support.decide_requests import eci, pod, pool, request
 
 JSON = st.recursive(
     st.none()

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-from test_fc_support import encoded, fc3_event, pods_mentioned, seed_request
 
 from functions.packaging import DEFAULT_OUT, build_package
+from tests.support.fc_events import encoded, fc3_event, pods_mentioned, seed_request
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yml"

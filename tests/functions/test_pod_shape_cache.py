@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from decide_requests import eci, pod, pool, request
 
 from functions import InvalidRequest, decide
+from tests.support.decide_requests import eci, pod, pool, request
 
 
 def _pods_after_good_ones(bad: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,10 +6,9 @@ import copy
 import re
 from typing import Any
 
-from decide_requests import eci, pod, pool, request
-
 from functions import decide
 from functions.example import seed_request
+from tests.support.decide_requests import eci, pod, pool, request
 
 
 def test_seed_walkthrough_with_pools_first_adds_five_nodes() -> None:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from decide_requests import eci, pod, pool, request
 
 from functions import InvalidRequest, RequestTooLarge, decide
+from tests.support.decide_requests import eci, pod, pool, request
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -28,6 +28,13 @@ def _set(path: list[Any], value: Any) -> Edit:
         target[path[-1]] = value
 
     return edit
+
+
+def required_affinity(expression: dict[str, Any]) -> dict[str, Any]:
+    """A pod affinity requiring one node selector term with one match expression."""
+    term = {"matchExpressions": [expression]}
+    required = {"nodeSelectorTerms": [term]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
 
 
 def _drop(path: list[Any]) -> Edit:
@@ -74,19 +81,7 @@ def _drop(path: list[Any]) -> Edit:
         (
             _set(
                 ["pods", 4, "affinity"],
-                {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {"key": "a", "operator": "Near", "values": []}
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                },
+                required_affinity({"key": "a", "operator": "Near", "values": []}),
             ),
             "pods[4].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
             ".nodeSelectorTerms[0].matchExpressions[0].operator",
@@ -94,19 +89,7 @@ def _drop(path: list[Any]) -> Edit:
         (
             _set(
                 ["pods", 4, "affinity"],
-                {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {"key": "a", "operator": "Gt", "values": ["x"]}
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                },
+                required_affinity({"key": "a", "operator": "Gt", "values": ["x"]}),
             ),
             "pods[4].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
             ".nodeSelectorTerms[0].matchExpressions[0].values",

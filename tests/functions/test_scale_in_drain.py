@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from scale_in_requests import daemon, kept, node, pod, pool, removed, request
-
 from functions.scalein.decision import scale_in
+from tests.support.scale_in_requests import daemon, kept, node, pod, pool, removed, request
 
 
 def test_pods_fit_on_a_remaining_node() -> None:

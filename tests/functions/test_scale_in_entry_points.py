@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -13,29 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scale_in_requests import node, pod, request
-from test_fc_support import FakeContext, StartResponse, encoded, fc3_event, wsgi_environ
 
 import functions
 from functions.fc import handler, http_handler, wsgi_handler
+from tests.support.fc_events import FakeContext, StartResponse, encoded, fc3_event, wsgi_environ
+from tests.support.processes import REPO, run_module
+from tests.support.scale_in_requests import node, pod, request
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = ROOT / "docs" / "scale-in-contract.md"
+CONTRACT = REPO / "docs" / "scale-in-contract.md"
 TIMEOUT = 60
 
 
 def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run(
-        [sys.executable, "-m", "functions", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_module("functions", *args, stdin=stdin, timeout=TIMEOUT)
 
 
 def _contract_example() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -74,7 +63,7 @@ def test_importing_the_package_does_not_load_scale_in() -> None:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=TIMEOUT,
         check=False,
     )

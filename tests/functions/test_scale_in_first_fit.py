@@ -7,7 +7,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scale_in_requests import node, pod, request
 
 from functions.predicates import (
     first_untolerated_taint,
@@ -18,6 +17,7 @@ from functions.predicates import (
 from functions.scalein.drain import Destinations
 from functions.scalein.model import Node, NodePod
 from functions.scalein.validate import parse_scale_in_request
+from tests.support.scale_in_requests import node, pod, request
 
 
 def _plain_first_fit(nodes: list[Node], drains: list[Node]) -> list[bool]:

@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scale_in_requests import ago, node, pod, pool, request
 
 from functions.scalein.decision import scale_in
+from tests.support.scale_in_requests import ago, node, pod, pool, request
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -109,8 +109,7 @@ def test_never_below_min(body: dict[str, Any]) -> None:
 @SETTINGS
 @given(clusters())
 def test_removed_nodes_hold_no_protected_pod(body: dict[str, Any]) -> None:
-    """No removed node runs a Ray head, an unowned pod or a PDB-blocked pod; without
-    drainNonEmpty no removed node (other than a failed one) runs load at all."""
+    """No removed node runs a Ray head, an unowned or PDB-blocked pod, nor (by default) load."""
     reply = scale_in(body)
     for n in _removed_nodes(body, reply):
         load = _load(n)
@@ -161,8 +160,7 @@ MAY_GO_NEXT = ("maxNodesPerDecision", "takes pods moved from", "pods would not f
 @SETTINGS
 @given(clusters())
 def test_applying_the_decision_settles(body: dict[str, Any]) -> None:
-    """Remove the chosen nodes (desired lowered to match): the next decision removes only
-    nodes kept for the cap, a pod promise or lack of room — never one kept for a rule."""
+    """After applying a decision, the next removes only nodes kept for cap, promise or room."""
     reply = scale_in(body)
     gone = {e["node"] for e in reply["remove"]}
     after = copy.deepcopy(body)

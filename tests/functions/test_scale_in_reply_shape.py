@@ -6,9 +6,8 @@ import copy
 import json
 from typing import Any
 
-from scale_in_requests import daemon, node, pod, pool, request
-
 from functions.scalein.decision import scale_in
+from tests.support.scale_in_requests import daemon, node, pod, pool, request
 
 
 def _cluster() -> dict[str, Any]:

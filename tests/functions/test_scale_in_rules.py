@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from scale_in_requests import ago, daemon, kept, node, pod, pool, removed, request
-
 from functions.scalein.decision import scale_in
+from tests.support.scale_in_requests import ago, daemon, kept, node, pod, pool, removed, request
 
 # --- emptiness, timers and threshold -------------------------------------------------------
 

@@ -6,10 +6,10 @@ import copy
 from typing import Any
 
 import pytest
-from scale_in_requests import node, pod, pool, request
 
 from functions.errors import InvalidRequest, RequestTooLarge
 from functions.scalein.decision import scale_in
+from tests.support.scale_in_requests import node, pod, pool, request
 
 
 def _valid() -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,23 +18,8 @@ from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock, parse_iso
 from agent.sim.world.kubelet import Kubelet
 from agent.sim.world.scheduler import Scheduler
-
-
-async def store_until(
-    store: ObjectStore, predicate: Callable[[], object], *, timeout: float = 5.0
-) -> None:
-    """Wait (bounded, in real seconds) until `predicate()` holds, re-checking on store changes."""
-    subscription = store.subscribe()
-
-    async def watch() -> None:
-        while not predicate():
-            if not await subscription.next_batch():
-                raise AssertionError("store subscription closed")
-
-    try:
-        await asyncio.wait_for(watch(), timeout)
-    finally:
-        subscription.close()
+from tests.support.network import client_environment
+from tests.support.waiting import store_until
 
 
 @dataclass
@@ -74,9 +58,7 @@ async def sim() -> AsyncIterator[SimCore]:
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     """The environment for client subprocesses: no proxy may intercept 127.0.0.1."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
+    return client_environment()
 
 
 @pytest.fixture
@@ -149,20 +131,9 @@ async def api_server() -> AsyncIterator[ApiServer]:
 
 
 @pytest.fixture
-async def api_client(
-    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[client.ApiClient]:
+async def api_client(api_server: ApiServer) -> AsyncIterator[client.ApiClient]:
     """A kubernetes-asyncio ApiClient for `api_server`, ignoring any proxy."""
-    # its aiohttp session trusts the environment: no proxy variable may route 127.0.0.1
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    # its aiohttp session trusts the environment: the root no_proxies fixture cleared it
     configuration = client.Configuration(host=api_server.url)
     configuration.proxy = None
     async with client.ApiClient(configuration) as api_client:

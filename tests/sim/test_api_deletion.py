@@ -9,15 +9,11 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.support.builders import build_test_pod
+
 
 def pod(name: str, *, node: str | None = None) -> dict:
-    spec: dict = {
-        "containers": [{"name": "main", "image": "busybox"}],
-        "terminationGracePeriodSeconds": 20,
-    }
-    if node:
-        spec["nodeName"] = node
-    return {"metadata": {"name": name}, "spec": spec}
+    return build_test_pod(name, node=node, terminationGracePeriodSeconds=20)
 
 
 async def test_bound_pod_deletion_is_graceful(api_server, core):

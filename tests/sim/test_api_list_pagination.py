@@ -7,12 +7,11 @@ import json
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.support.builders import build_test_pod
+
 
 def pod(name: str, *, labels: dict[str, str] | None = None, node: str | None = None) -> dict:
-    spec: dict = {"containers": [{"name": "main", "image": "busybox"}]}
-    if node:
-        spec["nodeName"] = node
-    return {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+    return build_test_pod(name, labels=labels or {}, node=node)
 
 
 async def test_pages_cover_one_snapshot(api_server, core):

@@ -71,8 +71,7 @@ def test_merge_patch_null_deletes_and_lists_replace():
 
 
 def test_strategic_merge_keys_and_directives():
-    """Containers and env merge by name, conditions by type, $patch: delete removes an item,
-    finalizers union, and tolerations and taints are replaced whole."""
+    """Strategic merge: lists by key, $patch: delete, finalizers union, taints replaced whole."""
     pod = {
         "metadata": {"finalizers": ["a"]},
         "spec": {

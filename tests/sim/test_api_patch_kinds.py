@@ -8,6 +8,8 @@ import json
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.support.builders import build_test_pod
+
 MERGE = "application/merge-patch+json"
 ECI_TOLERATION = {
     "key": "virtual-kubelet.io/provider",
@@ -18,15 +20,19 @@ ECI_TOLERATION = {
 
 
 def pod(name: str) -> dict:
-    return {
-        "metadata": {"name": name, "labels": {"app": "ray"}},
-        "spec": {
-            "containers": [
-                {"name": "main", "image": "busybox", "env": [{"name": "A", "value": "1"}]},
-                {"name": "side", "image": "envoy"},
-            ]
-        },
-    }
+    containers = [
+        {"name": "main", "image": "busybox", "env": [{"name": "A", "value": "1"}]},
+        {"name": "side", "image": "envoy"},
+    ]
+    return build_test_pod(name, labels={"app": "ray"}, containers=containers)
+
+
+def toleration_patch(resource_version: str) -> list[dict]:
+    """The agent's ECI write: add the toleration, guarded by a `test` of the version it read."""
+    return [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+        {"op": "add", "path": "/spec/tolerations/-", "value": ECI_TOLERATION},
+    ]
 
 
 async def test_toleration_json_patch_with_version_test(core):
@@ -35,14 +41,7 @@ async def test_toleration_json_patch_with_version_test(core):
     patched = await core.patch_namespaced_pod(
         "w",
         "default",
-        [
-            {
-                "op": "test",
-                "path": "/metadata/resourceVersion",
-                "value": created.metadata.resource_version,
-            },
-            {"op": "add", "path": "/spec/tolerations/-", "value": ECI_TOLERATION},
-        ],
+        toleration_patch(created.metadata.resource_version),
     )
     assert patched.spec.tolerations[-1].key == "virtual-kubelet.io/provider"
     assert len(patched.spec.tolerations) == len(created.spec.tolerations) + 1
@@ -57,14 +56,7 @@ async def test_failed_json_patch_test_is_422(core):
         await core.patch_namespaced_pod(
             "w",
             "default",
-            [
-                {
-                    "op": "test",
-                    "path": "/metadata/resourceVersion",
-                    "value": created.metadata.resource_version,
-                },
-                {"op": "add", "path": "/spec/tolerations/-", "value": ECI_TOLERATION},
-            ],
+            toleration_patch(created.metadata.resource_version),
         )
     assert caught.value.status == 422
     status = json.loads(caught.value.body)

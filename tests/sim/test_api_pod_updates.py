@@ -8,6 +8,8 @@ import json
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.support.builders import build_test_pod
+
 FORBIDDEN_PREFIX = (
     'Pod "w" is invalid: spec: Forbidden: pod updates may not change fields other than '
     "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
@@ -17,15 +19,10 @@ FORBIDDEN_PREFIX = (
 
 
 def pod(*, gates: list[str] | None = None) -> dict:
-    spec: dict = {
-        "containers": [
-            {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}
-        ],
-        "activeDeadlineSeconds": 600,
-    }
+    spec: dict = {"activeDeadlineSeconds": 600}
     if gates:
         spec["schedulingGates"] = [{"name": gate} for gate in gates]
-    return {"metadata": {"name": "w", "labels": {"app": "ray"}}, "spec": spec}
+    return build_test_pod("w", labels={"app": "ray"}, cpu="1", **spec)
 
 
 async def test_resource_change_is_forbidden_with_apiserver_message(core):

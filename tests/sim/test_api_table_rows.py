@@ -6,14 +6,13 @@ from __future__ import annotations
 import pytest
 
 from agent.sim.kube.tables import human_duration, node_status_text, pod_status_text, table
+from tests.support.builders import build_test_pod
 
 
 def pod(**status) -> dict:
-    return {
-        "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": {"containers": [{"name": "c"}], "nodeName": "n1"},
-        "status": status,
-    }
+    return build_test_pod(
+        "p", created="2026-01-01T00:00:00Z", container="c", image=None, node="n1", status=status
+    )
 
 
 def container(state: dict, *, ready: bool = False, restarts: int = 0) -> list[dict]:

@@ -10,12 +10,11 @@ import pytest
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.support.builders import build_test_pod
+
 
 def pod(name: str, *, labels: dict[str, str] | None = None) -> dict:
-    return {
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    }
+    return build_test_pod(name, labels=labels or {})
 
 
 def relabel(store, name: str, value: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from agent.sim.world.clock import parse_iso
 from agent.sim.world.eci import ECI_TAINT, EciSpec, EciVirtualNode
+from tests.support.builders import build_test_pod
 
 ECI_TOLERATION = {
     "key": "virtual-kubelet.io/provider",
@@ -38,25 +39,20 @@ def pod(name: str, *, tolerate: bool = True, run_seconds: float | None = None) -
     annotations = {}
     if run_seconds is not None:
         annotations["sim.ray-ack-scaler.io/run-seconds"] = str(run_seconds)
-    spec: dict[str, Any] = {
-        "nodeSelector": {"type": "virtual-kubelet"},
-        "containers": [
-            {
-                "name": "worker",
-                "image": "rayproject/ray:2.9.3",
-                "resources": {
-                    "requests": {"cpu": "2", "memory": "4Gi"},
-                    "limits": {"cpu": "2", "memory": "4Gi"},
-                },
-            }
-        ],
-    }
+    spec: dict[str, Any] = {"nodeSelector": {"type": "virtual-kubelet"}}
     if tolerate:
         spec["tolerations"] = [ECI_TOLERATION]
-    return {
-        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
-        "spec": spec,
-    }
+    return build_test_pod(
+        name,
+        namespace="default",
+        annotations=annotations,
+        container="worker",
+        image="rayproject/ray:2.9.3",
+        cpu="2",
+        memory="4Gi",
+        limits=True,
+        **spec,
+    )
 
 
 def phase(sim: Any, name: str) -> str:

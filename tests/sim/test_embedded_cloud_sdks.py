@@ -26,18 +26,8 @@ from agent.sim.world.nodepools import POOL_LABEL
 from functions import decide
 from functions.example import seed_request
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 SPEED = 200  # the seed pool boots in 60-90 simulated seconds: under half a real second
 NO_RETRY = RetrySettings(attempts=1)
-
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK transports and aiohttp sessions read proxy variables from the environment."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -95,6 +85,8 @@ async def ready_pool_nodes(url: str, pool_id: str, want: int) -> list[str]:
 
 
 class TestCsSdk:
+    """The real CS SDK against the embedded ACK's CS emulator, with the info keys."""
+
     async def test_the_seed_pool_is_listed_with_the_info_keys(self, ack):
         """DescribeClusterNodePools through the agent's CS client shows np-cpu at desired 0."""
         (pool,) = await cs_pools(ack.info()).describe_pools()
@@ -134,6 +126,8 @@ class TestCsSdk:
 
 
 class TestFunctionCompute:
+    """The real FC SDK and HTTP trigger against the embedded FC emulator."""
+
     async def test_the_fc_sdk_gets_the_decide_reply_for_the_example_request(self, ack):
         """InvokeFunction with the example request answers what functions.decide answers."""
         request = seed_request()

@@ -19,17 +19,7 @@ from agent.sim.embedded import EmbeddedAck
 from agent.sim.faults import FaultPlan
 from agent.sim.scenario import load_scenario
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 SYSTEM_LABEL = "node-role.ray-ack-scaler.io/system=true"
-
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """kubernetes-asyncio's and the tests' aiohttp sessions must not route 127.0.0.1 via a proxy."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -65,6 +55,8 @@ async def refused(endpoint: str) -> bool:
 
 
 class TestWhatItHandsOut:
+    """What EmbeddedAck hands a client: info with the test keys, a working kubeconfig."""
+
     async def test_info_has_the_three_sections_with_the_test_keys(self, ack, tmp_path):
         """info() is the issue's JSON: kubernetes, cs and fc, on distinct 127.0.0.1 ports."""
         assert ack.info()["kubernetes"]["kubeconfig"] is None
@@ -102,6 +94,8 @@ class TestWhatItHandsOut:
 
 
 class TestScenarioOverrides:
+    """Constructor arguments override the scenario's faults, speed and seed."""
+
     def test_faults_off_replaces_the_scenario_plan(self):
         """faults=False gives every part one empty plan; by default it is the scenario's."""
         chaos = load_scenario("chaos")
@@ -122,6 +116,8 @@ class TestScenarioOverrides:
 
 
 class TestStopping:
+    """Stopping ends every watch, held call and task, also when starting failed."""
+
     async def test_stop_ends_open_watches_and_held_calls_and_leaves_no_tasks(self):
         """An open pod watch and an FC call held by a timeout fault do not hold up the stop."""
         ack = EmbeddedAck(load_scenario("seed"), speed=200, faults=False)

@@ -10,21 +10,18 @@ from agent.sim.world.kubelet import (
     RUN_SECONDS_ANNOTATION,
     ready_node,
 )
+from tests.support.builders import build_test_pod
 
 
 def pod(name: str, *, cpu: str = "1", annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": "default", "annotations": annotations or {}},
-        "spec": {
-            "containers": [
-                {
-                    "name": "worker",
-                    "image": "rayproject/ray:2.9.0",
-                    "resources": {"requests": {"cpu": cpu}},
-                }
-            ]
-        },
-    }
+    return build_test_pod(
+        name,
+        namespace="default",
+        annotations=annotations or {},
+        container="worker",
+        image="rayproject/ray:2.9.0",
+        cpu=cpu,
+    )
 
 
 def container_state(obj: dict[str, Any]) -> str:

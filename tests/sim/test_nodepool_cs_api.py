@@ -4,83 +4,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from agent.clients.cs import NodePoolClient, build_sdk_client
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
+from agent.clients.cs import NodePoolClient
+from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app
-from agent.sim.world.nodepools import NO_STOCK_ERROR, POOL_LABEL, BootLatency, NodePools, PoolSpec
-
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK's transport reads proxy variables on every call: keep test traffic local."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+from agent.sim.world.nodepools import NO_STOCK_ERROR, POOL_LABEL, BootLatency
+from tests.support.cloud_apis import agent_cs_sdk
+from tests.support.serving import serve
+from tests.support.sim_pools import node_pools, pool_spec, started
 
 
 @pytest.fixture
 async def client(sim: Any) -> AsyncIterator[NodePoolClient]:
     """A NodePoolClient (real SDK) against the CS emulator serving simulated pools."""
-    pools = NodePools(
+    pools = node_pools(
         sim.store,
         sim.clock,
+        pool_spec(max_size=5, boot=BootLatency(20, 30)),
+        pool_spec(
+            "np-dry",
+            instance_type="ecs.c7.xlarge",
+            max_size=5,
+            failure="stockout",
+            stockout_fail_after_seconds=20,
+        ),
         cluster_id="c-sim",
-        region_id="cn-hangzhou",
-        zone="cn-hangzhou-k",
-        pools=[
-            PoolSpec(
-                pool_id="np-cpu",
-                name="cpu",
-                instance_type="ecs.g7.xlarge",
-                max_size=5,
-                boot=BootLatency(20, 30),
-            ),
-            PoolSpec(
-                pool_id="np-dry",
-                name="dry",
-                instance_type="ecs.c7.xlarge",
-                max_size=5,
-                failure="stockout",
-                stockout_fail_after_seconds=20,
-            ),
-        ],
     )
-    await pools.start()
     app = build_cs_app(pools, keys=static_test_keys(), now=sim.clock.now, wall_clock=time.time)
-    try:
-        async with serve(app) as endpoint:
-            sdk = build_sdk_client(
-                region_id="cn-hangzhou",
-                endpoint=endpoint,
-                protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID,
-                access_key_secret=TEST_ACCESS_KEY_SECRET,
-                timeout_seconds=5,
-            )
-            yield NodePoolClient(sdk, "c-sim")
-    finally:
-        await pools.stop()
+    async with started(pools), serve(app) as endpoint:
+        yield NodePoolClient(agent_cs_sdk(endpoint, timeout_seconds=5), "c-sim")
 
 
 async def settle(client: NodePoolClient, task_id: str, sim: Any) -> str:

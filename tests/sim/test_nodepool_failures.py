@@ -9,53 +9,29 @@ import pytest
 
 from agent.sim.world.nodepools import (
     NO_STOCK_ERROR,
-    POOL_LABEL,
     READY_AT_ANNOTATION,
     BootLatency,
     NodePools,
-    PoolSpec,
 )
+from tests.support.sim_pools import node_pools, nodes_in_pool, pool_spec, started
 
 
 @pytest.fixture
 async def pools(sim: Any) -> AsyncIterator[NodePools]:
     """A stocked-out pool (fails after 20 s) and a slow pool (boot 10 s × 4)."""
-    service = NodePools(
+    service = node_pools(
         sim.store,
         sim.clock,
-        cluster_id="c-test",
-        region_id="cn-hangzhou",
-        zone="cn-hangzhou-k",
-        pools=[
-            PoolSpec(
-                pool_id="np-empty",
-                name="empty",
-                instance_type="ecs.c7.2xlarge",
-                max_size=10,
-                failure="stockout",
-                stockout_fail_after_seconds=20,
-            ),
-            PoolSpec(
-                pool_id="np-slow",
-                name="slow",
-                instance_type="ecs.g7.xlarge",
-                max_size=10,
-                boot=BootLatency(10, 10),
-                failure="slow",
-                slow_factor=4,
-            ),
-        ],
+        pool_spec(
+            "np-empty",
+            instance_type="ecs.c7.2xlarge",
+            failure="stockout",
+            stockout_fail_after_seconds=20,
+        ),
+        pool_spec("np-slow", boot=BootLatency(10, 10), failure="slow", slow_factor=4),
     )
-    await service.start()
-    try:
+    async with started(service):
         yield service
-    finally:
-        await service.stop()
-
-
-def pool_nodes(sim: Any, pool_id: str) -> list[dict[str, Any]]:
-    nodes, _ = sim.store.list("nodes")
-    return [n for n in nodes if n["metadata"]["labels"].get(POOL_LABEL) == pool_id]
 
 
 async def test_stockout_accepts_desired_but_never_creates_a_node(sim, pools):
@@ -63,7 +39,7 @@ async def test_stockout_accepts_desired_but_never_creates_a_node(sim, pools):
     task = pools.set_desired("np-empty", 3)
     assert task.state == "running"
     assert pools.describe_pool("np-empty").desired == 3
-    assert pool_nodes(sim, "np-empty") == []
+    assert nodes_in_pool(sim.store, "np-empty") == []
     assert pools.describe_nodes("np-empty") == []
 
 
@@ -87,6 +63,6 @@ async def test_slow_pool_multiplies_the_boot_latency(sim, pools):
     """A slow pool's nodes become Ready only after boot × slow factor."""
     launched = sim.clock.now()
     pools.set_desired("np-slow", 1)
-    node = pool_nodes(sim, "np-slow")[0]
+    node = nodes_in_pool(sim.store, "np-slow")[0]
     ready_at = float(node["metadata"]["annotations"][READY_AT_ANNOTATION])
     assert ready_at - launched == pytest.approx(40, abs=1)

@@ -17,21 +17,15 @@ from agent.sim.world.nodepools import (
     NodePools,
     PoolSpec,
 )
+from tests.support.builders import build_test_pod
+from tests.support.sim_pools import node_pools, nodes_in_pool, pool_spec, started
 
 NODE_NAME = re.compile(r"^cn-hangzhou\.172\.16\.\d{1,3}\.\d{1,3}$")
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
 def pools_of(sim: Any, *specs: PoolSpec) -> NodePools:
-    return NodePools(
-        sim.store,
-        sim.clock,
-        cluster_id="c-test",
-        region_id="cn-hangzhou",
-        zone="cn-hangzhou-k",
-        pools=list(specs),
-        seed=4,
-    )
+    return node_pools(sim.store, sim.clock, *specs, seed=4)
 
 
 @pytest.fixture
@@ -39,33 +33,17 @@ async def pools(sim: Any) -> AsyncIterator[NodePools]:
     """A CPU pool (boot 20–30 s) and a tainted GPU pool, started over the sim core."""
     service = pools_of(
         sim,
-        PoolSpec(
-            pool_id="np-cpu",
-            name="cpu",
-            instance_type="ecs.g7.xlarge",
-            max_size=5,
-            labels={"team": "ray"},
-            boot=BootLatency(20, 30),
-        ),
-        PoolSpec(
-            pool_id="np-gpu",
-            name="gpu",
+        pool_spec(max_size=5, labels={"team": "ray"}, boot=BootLatency(20, 30)),
+        pool_spec(
+            "np-gpu",
             instance_type="ecs.gn7i-c8g1.2xlarge",
             max_size=2,
             taints=(GPU_TAINT,),
             boot=BootLatency(20, 30),
         ),
     )
-    await service.start()
-    try:
+    async with started(service):
         yield service
-    finally:
-        await service.stop()
-
-
-def pool_nodes(sim: Any, pool_id: str) -> list[dict[str, Any]]:
-    nodes, _ = sim.store.list("nodes")
-    return [n for n in nodes if n["metadata"]["labels"].get(POOL_LABEL) == pool_id]
 
 
 def is_ready(node: dict[str, Any]) -> bool:
@@ -73,24 +51,24 @@ def is_ready(node: dict[str, Any]) -> bool:
 
 
 def worker_pod(name: str, *, node: str | None = None, daemonset: bool = False) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": "default"}
-    if daemonset:
-        meta["ownerReferences"] = [
-            {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": "u"}
-        ]
-    spec: dict[str, Any] = {
-        "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}],
-        "terminationGracePeriodSeconds": 5,
-    }
+    owners = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": "u"}]
+    spec: dict[str, Any] = {"terminationGracePeriodSeconds": 5}
     if node:
         spec["nodeSelector"] = {"kubernetes.io/hostname": node}
-    return {"metadata": meta, "spec": spec}
+    return build_test_pod(
+        name,
+        namespace="default",
+        owners=owners if daemonset else None,
+        container="c",
+        cpu="1",
+        **spec,
+    )
 
 
 async def test_raising_desired_creates_ack_named_labelled_nodes(sim, pools):
     """Each new node is named <region>.<ip>, carries ACK's labels, the pool's labels and taints."""
     pools.set_desired("np-gpu", 2)
-    nodes = pool_nodes(sim, "np-gpu")
+    nodes = nodes_in_pool(sim.store, "np-gpu")
     assert len(nodes) == 2
     assert len({n["metadata"]["name"] for n in nodes}) == 2
     for node in nodes:
@@ -112,7 +90,7 @@ async def test_new_nodes_are_not_ready_until_booted(sim, pools):
     """Nodes start NotReady with the not-ready taint and a ready-at within the boot latency."""
     launched_at = sim.clock.now()
     pools.set_desired("np-cpu", 2)
-    for node in pool_nodes(sim, "np-cpu"):
+    for node in nodes_in_pool(sim.store, "np-cpu"):
         assert not is_ready(node)
         assert {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"} in node["spec"][
             "taints"
@@ -120,10 +98,10 @@ async def test_new_nodes_are_not_ready_until_booted(sim, pools):
         ready_at = float(node["metadata"]["annotations"][READY_AT_ANNOTATION])
         assert launched_at + 20 <= ready_at <= sim.clock.now() + 30
         assert node["metadata"]["labels"]["team"] == "ray"
-    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
+    await sim.until(lambda: all(is_ready(n) for n in nodes_in_pool(sim.store, "np-cpu")))
     assert all(
         t["key"] != "node.kubernetes.io/not-ready"
-        for n in pool_nodes(sim, "np-cpu")
+        for n in nodes_in_pool(sim.store, "np-cpu")
         for t in n["spec"].get("taints", [])
     )
 
@@ -148,7 +126,7 @@ async def test_setting_the_same_desired_twice_launches_nothing_more(sim, pools):
     pools.set_desired("np-cpu", 2)
     again = pools.set_desired("np-cpu", 2)
     assert again.state == "success"
-    assert len(pool_nodes(sim, "np-cpu")) == 2
+    assert len(nodes_in_pool(sim.store, "np-cpu")) == 2
 
 
 async def test_scale_by_adds_count_nodes(sim, pools):
@@ -156,7 +134,7 @@ async def test_scale_by_adds_count_nodes(sim, pools):
     pools.set_desired("np-cpu", 1)
     pools.scale_by("np-cpu", 2)
     assert pools.describe_pool("np-cpu").desired == 3
-    assert len(pool_nodes(sim, "np-cpu")) == 3
+    assert len(nodes_in_pool(sim.store, "np-cpu")) == 3
 
 
 async def test_desired_above_max_is_refused(sim, pools):
@@ -165,7 +143,7 @@ async def test_desired_above_max_is_refused(sim, pools):
         pools.set_desired("np-cpu", 6)
     assert refused.value.status == 400
     assert refused.value.code == ERR_DESIRED_ABOVE_MAX
-    assert pool_nodes(sim, "np-cpu") == []
+    assert nodes_in_pool(sim.store, "np-cpu") == []
 
 
 async def test_unknown_pool_is_not_found(sim, pools):
@@ -178,8 +156,8 @@ async def test_unknown_pool_is_not_found(sim, pools):
 async def test_lowering_desired_drains_pods_and_deletes_nodes(sim, pools):
     """Scale-in cordons the node, evicts workload pods (DaemonSet pods stay), then deletes it."""
     pools.set_desired("np-cpu", 1)
-    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
-    node = pool_nodes(sim, "np-cpu")[0]["metadata"]["name"]
+    await sim.until(lambda: all(is_ready(n) for n in nodes_in_pool(sim.store, "np-cpu")))
+    node = nodes_in_pool(sim.store, "np-cpu")[0]["metadata"]["name"]
     sim.store.create("pods", worker_pod("work", node=node))
     sim.store.create("pods", worker_pod("agent", node=node, daemonset=True))
     await sim.until(
@@ -198,7 +176,7 @@ async def test_lowering_desired_drains_pods_and_deletes_nodes(sim, pools):
         "deletionTimestamp"
     )
     await sim.until(lambda: pools.describe_task(task.task_id).state == "success")
-    assert pool_nodes(sim, "np-cpu") == []
+    assert nodes_in_pool(sim.store, "np-cpu") == []
     view = pools.describe_pool("np-cpu")
     assert (view.desired, view.total_nodes, view.removing_nodes) == (0, 0, 0)
 
@@ -206,11 +184,11 @@ async def test_lowering_desired_drains_pods_and_deletes_nodes(sim, pools):
 async def test_remove_nodes_lowers_desired_and_removes_that_instance(sim, pools):
     """RemoveNodePoolNodes deletes exactly the named instance and lowers desired by one."""
     pools.set_desired("np-cpu", 3)
-    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
+    await sim.until(lambda: all(is_ready(n) for n in nodes_in_pool(sim.store, "np-cpu")))
     victim = pools.describe_nodes("np-cpu")[1]
     task = pools.remove_nodes("np-cpu", [victim.instance_id], drain=True, release=True)
     await sim.until(lambda: pools.describe_task(task.task_id).state == "success")
-    names = {n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")}
+    names = {n["metadata"]["name"] for n in nodes_in_pool(sim.store, "np-cpu")}
     assert victim.node_name not in names
     assert len(names) == 2
     assert pools.describe_pool("np-cpu").desired == 2
@@ -223,7 +201,7 @@ async def test_remove_nodes_refuses_an_instance_of_another_pool(sim, pools):
     with pytest.raises(CloudError) as refused:
         pools.remove_nodes("np-cpu", [other.instance_id], drain=True, release=True)
     assert refused.value.status == 400
-    assert len(pool_nodes(sim, "np-gpu")) == 1
+    assert len(nodes_in_pool(sim.store, "np-gpu")) == 1
 
 
 async def test_initial_desired_nodes_exist_ready_at_start(sim):
@@ -233,8 +211,8 @@ async def test_initial_desired_nodes_exist_ready_at_start(sim):
     )
     await service.start()
     try:
-        await sim.until(lambda: len(pool_nodes(sim, "np-warm")) == 2)
-        await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-warm")))
+        await sim.until(lambda: len(nodes_in_pool(sim.store, "np-warm")) == 2)
+        await sim.until(lambda: all(is_ready(n) for n in nodes_in_pool(sim.store, "np-warm")))
         assert service.describe_pool("np-warm").healthy_nodes == 2
     finally:
         await service.stop()
@@ -243,8 +221,8 @@ async def test_initial_desired_nodes_exist_ready_at_start(sim):
 async def test_scale_in_removes_empty_nodes_before_busy_ones(sim, pools):
     """Lowering desired keeps the node that runs a workload pod and removes the empty ones."""
     pools.set_desired("np-cpu", 3)
-    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
-    busy = pool_nodes(sim, "np-cpu")[1]["metadata"]["name"]
+    await sim.until(lambda: all(is_ready(n) for n in nodes_in_pool(sim.store, "np-cpu")))
+    busy = nodes_in_pool(sim.store, "np-cpu")[1]["metadata"]["name"]
     sim.store.create("pods", worker_pod("keeper", node=busy))
     await sim.until(
         lambda: (
@@ -253,7 +231,7 @@ async def test_scale_in_removes_empty_nodes_before_busy_ones(sim, pools):
     )
     task = pools.set_desired("np-cpu", 1)
     await sim.until(lambda: pools.describe_task(task.task_id).state == "success")
-    assert [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")] == [busy]
+    assert [n["metadata"]["name"] for n in nodes_in_pool(sim.store, "np-cpu")] == [busy]
     assert not sim.store.get("pods", "keeper", namespace="default")["metadata"].get(
         "deletionTimestamp"
     )
@@ -262,9 +240,9 @@ async def test_scale_in_removes_empty_nodes_before_busy_ones(sim, pools):
 async def test_scale_in_prefers_nodes_still_booting(sim, pools):
     """A node not Ready yet is given up before a Ready one."""
     pools.set_desired("np-cpu", 1)
-    await sim.until(lambda: all(is_ready(n) for n in pool_nodes(sim, "np-cpu")))
-    (ready,) = [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")]
+    await sim.until(lambda: all(is_ready(n) for n in nodes_in_pool(sim.store, "np-cpu")))
+    (ready,) = [n["metadata"]["name"] for n in nodes_in_pool(sim.store, "np-cpu")]
     pools.set_desired("np-cpu", 2)
     pools.set_desired("np-cpu", 1)
-    await sim.until(lambda: len(pool_nodes(sim, "np-cpu")) == 1)
-    assert [n["metadata"]["name"] for n in pool_nodes(sim, "np-cpu")] == [ready]
+    await sim.until(lambda: len(nodes_in_pool(sim.store, "np-cpu")) == 1)
+    assert [n["metadata"]["name"] for n in nodes_in_pool(sim.store, "np-cpu")] == [ready]

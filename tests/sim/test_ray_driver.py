@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +19,7 @@ from agent.sim.world.ray import (
     TaskGroup,
     WorkerGroupSpec,
 )
+from tests.support.waiting import until
 
 SYSTEM = {"node-role/system": "true"}
 CPU_GROUP = WorkerGroupSpec(
@@ -69,16 +69,6 @@ async def driver_factory(sim: Any) -> AsyncIterator[Callable[..., Any]]:
     finally:
         for driver in started:
             await driver.stop()
-
-
-async def eventually(predicate: Callable[[], object], *, timeout: float = 10.0) -> None:
-    """Poll (bounded, real seconds) for driver state, which changes without store events."""
-
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still false after {timeout} s: {predicate}")
 
 
 def workers(sim: Any, group: str | None = None) -> list[dict[str, Any]]:
@@ -154,9 +144,9 @@ async def test_tasks_run_on_running_workers_and_finish(sim, driver_factory):
     """With room on a node, every task runs on a Running worker within its CPUs and completes."""
     sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.3", cpu="16", memory="64Gi"))
     driver = await driver_factory(cluster_spec(), TaskGroup("sleep", count=6, duration_seconds=30))
-    await eventually(lambda: driver.snapshot().tasks_running == 6)
+    await until(lambda: driver.snapshot().tasks_running == 6)
     assert len(running(workers(sim))) == 6  # one 1-CPU task per 1-CPU worker
-    await eventually(lambda: driver.finished(), timeout=10)
+    await until(lambda: driver.finished(), timeout=10)
     assert driver.snapshot().tasks_done == 6
     timeline = driver.timeline()
     assert timeline[0].tasks_queued == 6
@@ -182,7 +172,7 @@ async def test_idle_workers_are_removed_after_the_timeout_but_not_below_min(sim,
         cluster_spec(group), TaskGroup("sleep", count=5, duration_seconds=20)
     )
     await sim.until(lambda: len(running(workers(sim))) == 5)
-    await eventually(lambda: driver.finished(), timeout=10)
+    await until(lambda: driver.finished(), timeout=10)
     finished_at = sim.clock.now()
     await sim.until(lambda: len(workers(sim)) == 1, timeout=10)
     assert sim.clock.now() - finished_at >= 20 - 5  # not before the idle timeout (± one period)
@@ -212,10 +202,10 @@ async def test_evicted_worker_is_replaced_and_its_task_rerun(sim, driver_factory
     """Deleting a busy worker re-queues its task; KubeRay recreates a pod for the replica."""
     sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.3", cpu="16", memory="64Gi"))
     driver = await driver_factory(cluster_spec(), TaskGroup("sleep", count=2, duration_seconds=300))
-    await eventually(lambda: driver.snapshot().tasks_running == 2)
+    await until(lambda: driver.snapshot().tasks_running == 2)
     victim = running(workers(sim))[0]["metadata"]["name"]
     sim.store.delete("pods", victim, namespace="ray")
-    await eventually(
+    await until(
         lambda: (
             len(running(workers(sim))) == 2
             and victim not in {p["metadata"]["name"] for p in workers(sim)}

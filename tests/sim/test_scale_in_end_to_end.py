@@ -8,11 +8,9 @@ pod landing on a node chosen for removal, dry-run, an agent restart.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,73 +26,23 @@ from agent.decide.deciders import LocalDecider
 from agent.scale_in.actuation import ScaleInActuator
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import Scenario, load_scenario
-from agent.sim.world.nodepools import POOL_LABEL, PoolSpec
+from agent.sim.world.nodepools import PoolSpec
 from agent.sim.world.ray import JobSpec, TaskGroup
+from tests.support.cluster import agent_config, pool_nodes, running
+from tests.support.waiting import until
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 SPEED = 200  # the whole seed cycle (~380 simulated seconds) in about two real seconds
 POOL = "np-cpu"
 UNNEEDED = 60.0  # the agent's default scaleDownUnneededSeconds
 
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK transports and kubernetes-asyncio read proxy variables from the environment."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("access_keys")
 
 
-@pytest.fixture(autouse=True)
-def access_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """credentials=access-key reads the emulators' static test keys from the environment."""
-    from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
-
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_ACCESS_KEY_SECRET)
-
-
-def agent_config(ack: EmbeddedAck, **overrides: Any) -> AgentConfig:
-    """What an operator would configure from `info()`; real-time rhythms scaled to SPEED so
-    that the 10 s scale-in interval and 60 s pool refresh are simulated seconds."""
-    info = ack.info()
-    cs, fc = info["cs"], info["fc"]
-    values: dict[str, Any] = dict(
-        api_url=info["kubernetes"]["url"],
-        cluster_id=cs["clusterId"],
-        region=cs["regionId"],
-        cs_endpoint=f"http://{cs['endpoint']}",
-        credentials="access-key",
-        decider="local",
-        fc_endpoint=f"http://{fc['endpoint']}",
-        fc_service=fc["service"],
-        fc_function=fc["function"],
-        fallback_to_local=False,
-        eci_enabled=False,
-        batch_idle_seconds=0.05,
-        batch_max_seconds=0.5,
-        scale_in_interval_seconds=10.0 / SPEED,
-        pool_refresh_seconds=60.0 / SPEED,
-    )
-    values.update(overrides)
-    return AgentConfig(**values)
-
-
-@contextlib.asynccontextmanager
-async def running(agent: Agent) -> AsyncIterator[Agent]:
-    """`agent.run` in the background; stopped (bounded) when the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        yield agent
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, 10)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def config_for(ack: EmbeddedAck, **overrides: Any) -> AgentConfig:
+    """The operator's configuration with real-time rhythms scaled to SPEED; no ECI, and a broken
+    FC path fails the test instead of falling back."""
+    values: dict[str, Any] = dict(fallback_to_local=False, eci_enabled=False)
+    return agent_config(ack, speed=SPEED, **{**values, **overrides})
 
 
 @contextlib.asynccontextmanager
@@ -125,22 +73,8 @@ async def agent_with_decider(
         await kube.close()
 
 
-def pool_nodes(ack: EmbeddedAck) -> list[dict[str, Any]]:
-    nodes, _ = ack.cluster.store.list("nodes")
-    return [n for n in nodes if n["metadata"]["labels"].get(POOL_LABEL) == POOL]
-
-
 def removals(ack: EmbeddedAck) -> list[Any]:
     return [w for w in ack.cs_writes() if w.action == "RemoveNodePoolNodes" and w.status < 400]
-
-
-async def until(predicate: Callable[[], object], *, timeout: float, what: str) -> None:
-    """Poll `predicate` (bounded in real seconds): the simulation moves on its own."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def metric(agent: Agent, name: str, **labels: str) -> float:
@@ -160,11 +94,11 @@ async def test_after_the_seed_job_the_pool_returns_to_min():
     """FC decisions: nodes added for 15 tasks are all given back once Ray deletes idle workers."""
     scenario = load_scenario("seed")
     async with EmbeddedAck(scenario, speed=SPEED, faults=False) as ack:
-        config = agent_config(ack, decider="fc")
+        config = config_for(ack, decider="fc")
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(lambda: ack.world.ray.finished(), timeout=20, what="the job")
-            assert pool_nodes(ack), "the job ran on pool nodes"
-            await until(lambda: not pool_nodes(ack), timeout=20, what="the pool back at min")
+            assert pool_nodes(ack, POOL), "the job ran on pool nodes"
+            await until(lambda: not pool_nodes(ack, POOL), timeout=20, what="the pool back at min")
             status = agent.status()
         ray = ack.world.ray
         summary = ray.summary()
@@ -191,13 +125,13 @@ async def test_after_the_seed_job_the_pool_returns_to_min():
 async def test_a_new_burst_during_scale_in_is_served_without_evicting_tasks():
     """Tasks submitted once nodes are being given back still all run, none re-queued."""
     async with EmbeddedAck(load_scenario("seed"), speed=SPEED, faults=False) as ack:
-        config = agent_config(ack)
+        config = config_for(ack)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(lambda: removals(ack), timeout=20, what="the first removal")
             burst_at = ack.cluster.clock.now()
             ack.world.ray.submit(TaskGroup(name="burst", count=15, duration_seconds=60))
             await until(lambda: ack.world.ray.finished(), timeout=25, what="the burst")
-            await until(lambda: not pool_nodes(ack), timeout=20, what="the pool back at min")
+            await until(lambda: not pool_nodes(ack, POOL), timeout=20, what="the pool back at min")
         summary = ack.world.ray.summary()
         assert (summary.done, summary.failed) == (30, 0)
         assert ack.world.ray.tasks_requeued == 0
@@ -257,18 +191,18 @@ async def test_a_node_chosen_for_removal_that_got_a_pod_is_kept():
     """Cordon, look again, see the new pod: the node is uncordoned and stays; the rest go."""
     async with EmbeddedAck(load_scenario("seed"), speed=SPEED, faults=False) as ack:
         decider = LandsOnChosenNode(ack)
-        config = agent_config(ack)
+        config = config_for(ack)
         async with agent_with_decider(ack, config, decider) as agent, running(agent):
             await until(lambda: ack.world.ray.finished(), timeout=20, what="the job")
             await until(
-                lambda: len(pool_nodes(ack)) == 1,
+                lambda: len(pool_nodes(ack, POOL)) == 1,
                 timeout=20,
                 what="every node but the one with the late pod removed",
             )
             # Several more rounds: the kept node is judged again and stays (it has load now).
             rounds = agent.scale_in.rounds
             await until(lambda: agent.scale_in.rounds >= rounds + 5, timeout=10, what="rounds")
-            survivors = pool_nodes(ack)
+            survivors = pool_nodes(ack, POOL)
             kept = metric(agent, "scale_in_nodes_kept_total")
         assert [n["metadata"]["name"] for n in survivors] == [decider.landed_on]
         assert not survivors[0]["spec"].get("unschedulable")
@@ -292,7 +226,7 @@ async def test_dry_run_removes_nothing():
     async with EmbeddedAck(
         idle_pool(load_scenario("seed"), nodes=3), speed=SPEED, faults=False
     ) as ack:
-        config = agent_config(ack, dry_run=True)
+        config = config_for(ack, dry_run=True)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(
                 lambda: metric(agent, "scale_in_decisions_total", outcome="dry_run") >= 3,
@@ -302,23 +236,22 @@ async def test_dry_run_removes_nothing():
             would = agent.scale_in.last_result
         assert would is not None and would.dry_run and len(would.removed) == 3
         assert removals(ack) == []
-        nodes = pool_nodes(ack)
+        nodes = pool_nodes(ack, POOL)
         assert len(nodes) == 3
         assert not any(n["spec"].get("unschedulable") for n in nodes)
 
 
 async def test_a_restarted_agent_starts_its_timers_again():
-    """Stopped while nodes were empty but not yet unneeded long enough, a new agent waits a
-    full scaleDownUnneededSeconds from its own start, and removes only empty nodes."""
+    """A restarted agent waits a full unneeded time from its own start, then removes empty nodes."""
     async with EmbeddedAck(load_scenario("seed"), speed=SPEED, faults=False) as ack:
         clock = ack.cluster.clock
-        config = agent_config(ack)
+        config = config_for(ack)
         async with connect_agent(config, now=clock.now) as first, running(first):
 
             def part_unneeded() -> bool:
                 since = [
                     first.scale_in.tracker.empty_since(n["metadata"]["name"])
-                    for n in pool_nodes(ack)
+                    for n in pool_nodes(ack, POOL)
                 ]
                 return any(s is not None and clock.now() - s >= UNNEEDED / 3 for s in since)
 
@@ -327,7 +260,7 @@ async def test_a_restarted_agent_starts_its_timers_again():
         assert removals(ack) == [], "stopped before anything was unneeded long enough"
         restarted_at = clock.now()
         async with connect_agent(config, now=clock.now) as second, running(second):
-            await until(lambda: not pool_nodes(ack), timeout=20, what="the pool back at min")
+            await until(lambda: not pool_nodes(ack, POOL), timeout=20, what="the pool back at min")
         first_removal = min(w.time for w in removals(ack))
         assert first_removal - restarted_at >= UNNEEDED
         assert ack.world.ray.tasks_requeued == 0

@@ -6,19 +6,15 @@ import asyncio
 from typing import Any
 
 from agent.sim.world.kubelet import READY_AT_ANNOTATION, RUN_SECONDS_ANNOTATION, ready_node
+from tests.support.builders import build_test_pod
 
 ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
 
 
 def pod(name: str, *, cpu: str = "1", annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": "default", "annotations": annotations or {}},
-        "spec": {
-            "containers": [
-                {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
-            ]
-        },
-    }
+    return build_test_pod(
+        name, namespace="default", annotations=annotations or {}, container="c", cpu=cpu
+    )
 
 
 def scheduled(sim, name: str) -> dict[str, Any] | None:

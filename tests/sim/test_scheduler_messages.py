@@ -10,43 +10,28 @@ from agent.sim.world.scheduler import (
     plan,
     pod_info,
 )
+from tests.support.builders import build_test_node, build_test_pod
 
 ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
 
 
-def node(
-    name: str,
-    *,
-    cpu: str = "4",
-    memory: str = "16Gi",
-    pods: str = "110",
-    labels: dict[str, str] | None = None,
-    taints: list[dict[str, str]] | None = None,
-    ready: bool = True,
-    unschedulable: bool = False,
-) -> NodeInfo:
-    obj: dict[str, Any] = {
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"taints": taints or [], "unschedulable": unschedulable},
-        "status": {
-            "allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
-    return node_info(obj)
+def node(name: str, **fields: Any) -> NodeInfo:
+    """The scheduler's view of a raw node (tests.support.builders.build_test_node fields)."""
+    return node_info(build_test_node(name, **fields))
 
 
 def pod(name: str, *, cpu: str = "1", memory: str = "1Gi", **spec: Any) -> Any:
     return pod_info(
-        {
-            "metadata": {"namespace": "ray", "name": name, "creationTimestamp": f"t-{name}"},
-            "spec": {
-                "containers": [
-                    {"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}
-                ],
-                **spec,
-            },
-        }
+        build_test_pod(
+            name,
+            namespace="ray",
+            created=f"t-{name}",
+            container="c",
+            image=None,
+            cpu=cpu,
+            memory=memory,
+            **spec,
+        )
     )
 
 

@@ -5,37 +5,25 @@ summary; bad scenarios are refused with exit 2; `sim scenarios` lists the built-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import sys
 
 import yaml
 
 from agent.cli import main
 from agent.sim.scenario import available_scenarios, load_scenario
+from tests.support.processes import sim_serve
 
 
 async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env):
     """Info has kubernetes, cs and fc; kubectl lists the Ray head; SIGTERM → summary, exit 0."""
     kubeconfig = tmp_path / "kubeconfig"
     info_path = tmp_path / "out" / "info.json"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "sim", "serve", "--scenario", "seed", "--speed", "20",
+    async with sim_serve(
+        "--scenario", "seed", "--speed", "20",
         "--info-out", str(info_path), "--kubeconfig-out", str(kubeconfig),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
-    )  # fmt: skip
-    try:
-        banner: list[str] = []
-
-        async def read_banner() -> None:
-            while not banner or not banner[-1].startswith("Stop with"):
-                line = await process.stdout.readline()
-                if not line:
-                    raise AssertionError(f"serve exited early: {await process.stderr.read()!r}")
-                banner.append(line.decode().rstrip())
-
-        await asyncio.wait_for(read_banner(), 30)
+        env=clean_env, banner_timeout=30,
+    ) as (process, banner):  # fmt: skip
         info = json.loads(info_path.read_text())
         assert set(info) == {"kubernetes", "cs", "fc"}
         assert info["kubernetes"]["kubeconfig"] == str(kubeconfig)
@@ -65,10 +53,6 @@ async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env)
         tail = rest.decode()
         assert "Ray job: tasks " in tail and "CS writes: 0" in tail
         assert tail.rstrip().endswith("Stopped.")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
 
 
 def test_a_malformed_scenario_file_is_refused_with_its_field(tmp_path, capsys):

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import sys
 
 import yaml
 
 from agent.cli import main
+from tests.support.processes import sim_serve
 
 
 async def test_serve_writes_files_answers_kubectl_and_stops_on_sigterm(tmp_path, clean_env):
     """The served cluster has the demo node; kubectl reads it through the written kubeconfig."""
     kubeconfig = tmp_path / "kube" / "config.yaml"
     info_path = tmp_path / "info.json"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "sim", "serve", "--speed", "20",
+    async with sim_serve(
+        "--speed", "20",
         "--kubeconfig-out", str(kubeconfig), "--info-out", str(info_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
-    )  # fmt: skip
-    try:
-        banner: list[str] = []
-
-        async def read_banner() -> None:
-            while not banner or not banner[-1].startswith("Stop with"):
-                line = await process.stdout.readline()
-                if not line:
-                    raise AssertionError(f"serve exited early: {await process.stderr.read()!r}")
-                banner.append(line.decode().rstrip())
-
-        await asyncio.wait_for(read_banner(), 20)
+        env=clean_env, banner_timeout=20,
+    ) as (process, banner):  # fmt: skip
         info = json.loads(info_path.read_text())
         url = info["kubernetes"]["url"]
         assert url.startswith("http://127.0.0.1:")
@@ -51,10 +39,6 @@ async def test_serve_writes_files_answers_kubectl_and_stops_on_sigterm(tmp_path,
         assert row[:2] == ["cn-hangzhou.172.16.0.10", "Ready"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
 
 
 def test_unknown_scenario_is_refused_with_the_known_names(capsys):

@@ -1,5 +1,5 @@
-"""Support for the decide-and-act tests: serve an emulator app on a free 127.0.0.1 port, keep proxy
-variables away from test traffic, and a small in-memory `NodePoolService` behind the CS emulator."""
+"""Doubles for the decide-and-act tests: scripted pools behind the CS emulator, the FC emulator
+hosting `functions/`, and `cloud_world` (CS emulator + simulated API server) for an Actuator."""
 
 from __future__ import annotations
 
@@ -9,47 +9,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-import pytest
 from aiohttp import web
 
-from agent.clients.fc import FunctionInvoker, FunctionRef, build_sdk_client
+from agent.clients.fc import FunctionInvoker, FunctionRef
 from agent.decide.deciders import FunctionComputeDecider, RetrySettings
 from agent.decide.request_builder import RequestSettings, build_request
-from agent.model import NodeState, PendingPod, PoolInfo, Snapshot
+from agent.model import PendingPod, PoolInfo, Snapshot
 from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys
-from agent.sim.cloud.fc_api import build_fc_app
+from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.faults import FaultPlan
 from functions import fc
-
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Tea/Darabonba and aiohttp transports read proxy variables from the environment."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """Yield "127.0.0.1:PORT" serving `app` until the block ends."""
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def _stamp(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+from tests.support.builders import pending_pod, stamp, virtual_node
+from tests.support.cloud_apis import (
+    FC_FUNCTION,
+    FC_SERVICE,
+    agent_cs_sdk,
+    agent_fc_sdk,
+    fc_emulator,
+)
+from tests.support.serving import serve
 
 
 @dataclass
@@ -147,98 +125,13 @@ class ScriptedPools:
             task_id=task.task_id,
             task_type="nodepool_scale_out",
             state=task.state,
-            created=_stamp(task.created),
-            updated=_stamp(self._now()),
+            created=stamp(task.created),
+            updated=stamp(self._now()),
             error=task.error,
         )
 
 
-def pool_view(
-    pool_id: str,
-    *,
-    instance_type: str = "ecs.g7.xlarge",
-    desired: int = 0,
-    max_size: int = 20,
-    min_size: int = 0,
-    labels: dict[str, str] | None = None,
-) -> PoolView:
-    return PoolView(
-        pool_id=pool_id,
-        name=pool_id.removeprefix("np-"),
-        instance_types=(instance_type,),
-        desired=desired,
-        min_size=min_size,
-        max_size=max_size,
-        labels={"alibabacloud.com/nodepool-id": pool_id, **(labels or {})},
-        auto_scaling_enabled=True,
-    )
-
-
-def pending_pod(
-    uid: str,
-    *,
-    cpu: str = "1",
-    memory: str = "1Gi",
-    rv: str = "1",
-    name: str | None = None,
-    namespace: str = "ray",
-    node_selector: dict[str, str] | None = None,
-    tolerations: tuple[dict[str, Any], ...] = (),
-) -> PendingPod:
-    """A KubeRay worker as the view reports it when the scheduler marked it Unschedulable."""
-    return PendingPod(
-        uid=uid,
-        namespace=namespace,
-        name=name or f"raycluster-worker-{uid}",
-        resource_version=rv,
-        labels={
-            "ray.io/cluster": "raycluster",
-            "ray.io/group": "workergroup",
-            "ray.io/node-type": "worker",
-        },
-        annotations={},
-        requests={"cpu": cpu, "memory": memory},
-        node_selector=dict(node_selector or {}),
-        affinity={},
-        tolerations=tolerations,
-        host_network=False,
-        volume_types=("emptyDir",),
-        privileged=False,
-        unschedulable_since="2026-11-29T04:59:58Z",
-        message="0/1 nodes are available: 1 Insufficient cpu.",
-    )
-
-
-def pool_node(
-    name: str, pool_id: str, *, ready: bool = True, allocatable: dict[str, str] | None = None
-) -> NodeState:
-    return NodeState(
-        name=name,
-        pool_id=pool_id,
-        ready=ready,
-        virtual=False,
-        allocatable=allocatable or {"cpu": "3900m", "memory": "14Gi", "pods": "64"},
-        labels={"alibabacloud.com/nodepool-id": pool_id},
-        taints=(),
-    )
-
-
-ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}
-
-
-def virtual_node(*, pods: str = "500") -> NodeState:
-    return NodeState(
-        name="virtual-kubelet-cn-hangzhou-k",
-        pool_id=None,
-        ready=True,
-        virtual=True,
-        allocatable={"cpu": "1000", "memory": "4Ti", "pods": pods},
-        labels={"type": "virtual-kubelet", "kubernetes.io/role": "agent"},
-        taints=(ECI_TAINT,),
-    )
-
-
-SERVICE, FUNCTION = "ray-ack-scaler", "decide"
+SERVICE, FUNCTION = FC_SERVICE, FC_FUNCTION
 NO_WAIT = RetrySettings(attempts=2, base_delay_seconds=0.01, max_delay_seconds=0.02)
 
 
@@ -257,32 +150,21 @@ def sample_request(pods: int = 12, *, eci: bool = True) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def fc_emulator(
+async def decide_function(
     handler: Callable[[bytes, Any], Any] = fc.handler, *, faults: FaultPlan | None = None
 ) -> AsyncIterator[tuple[str, Any]]:
-    app = build_fc_app(
-        handler,
-        keys=static_test_keys(),
-        service=SERVICE,
-        function=FUNCTION,
-        faults=faults,
-        http_handler=fc.http_handler,
-        now=time.time,
-    )
-    async with serve(app) as endpoint:
-        yield endpoint, app
+    """The FC emulator hosting `functions.fc` (or `handler`) and its HTTP trigger on wall time:
+    yields (endpoint, app)."""
+    async with fc_emulator(
+        handler, clock=time.time, http_handler=fc.http_handler, faults=faults
+    ) as function:
+        yield function.endpoint, function.app
 
 
 def fc_decider(
     endpoint: str, *, timeout: float = 10.0, retry: RetrySettings = NO_WAIT
 ) -> FunctionComputeDecider:
-    sdk = build_sdk_client(
-        region_id="cn-hangzhou",
-        endpoint=endpoint,
-        protocol="http",
-        access_key_id=TEST_ACCESS_KEY_ID,
-        access_key_secret=TEST_ACCESS_KEY_SECRET,
-    )
+    sdk = agent_fc_sdk(endpoint)
     return FunctionComputeDecider(
         FunctionInvoker(sdk, FunctionRef(SERVICE, FUNCTION), timeout_seconds=timeout), retry=retry
     )
@@ -301,26 +183,20 @@ class CloudWorld:
 
     def cs_client(self, *, retry: Any = None) -> Any:
         from agent.clients.cs import NodePoolClient, RetryPolicy
-        from agent.clients.cs import build_sdk_client as build_cs_sdk
 
-        sdk = build_cs_sdk(
-            region_id="cn-hangzhou",
-            endpoint=self.cs_endpoint,
-            protocol="http",
-            access_key_id=TEST_ACCESS_KEY_ID,
-            access_key_secret=TEST_ACCESS_KEY_SECRET,
-        )
+        sdk = agent_cs_sdk(self.cs_endpoint)
         return NodePoolClient(
             sdk,
             self.pools.cluster_id,
             retry=retry or RetryPolicy(attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02),
         )
 
-    def actuator(self, **kwargs: Any) -> Any:
-        """A fresh agent's actuator: its own CS client and no memory (as after a restart)."""
+    def actuator(self, *, pools: Any = None, **kwargs: Any) -> Any:
+        """A fresh agent's actuator: its own CS client (or `pools`) and no memory (as after a
+        restart)."""
         from agent.actuate.actuation import Actuator
 
-        return Actuator(self.cs_client(), self.kube, **kwargs)
+        return Actuator(pools or self.cs_client(), self.kube, **kwargs)
 
     def desired_writes(self) -> list[int]:
         from agent.sim.cloud.cs_api import writes_of

@@ -4,15 +4,14 @@ environment, every wait bounded."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+from tests.support.network import client_environment
+from tests.support.processes import REPO
+
 RUN_TIMEOUT_SECONDS = 60.0
 SPEED = "100"  # the seed walkthrough (about 6 simulated minutes with scale-in) in ~4 s
 
@@ -31,10 +30,8 @@ class DevResult:
 
 
 def dev_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """No proxy, and output unbuffered so a test reads each line as it is printed."""
+    return client_environment(PYTHONUNBUFFERED="1")
 
 
 def dev_command(*args: str) -> list[str]:

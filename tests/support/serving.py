@@ -1,27 +1,11 @@
-"""Serve an aiohttp app on 127.0.0.1 with a free port, and a settable clock for the emulators."""
+"""Serve an aiohttp app on 127.0.0.1 with a free port."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
-
-
-class TestClock:
-    """Wall time plus an offset tests can move, so SDK-stamped dates stay close to it."""
-
-    __test__ = False  # not a test class, despite the name
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @asynccontextmanager

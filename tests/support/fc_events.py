@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tests.support.decide_requests import walkthrough_request
+
 
 @dataclass(frozen=True)
 class FakeContext:
@@ -17,48 +19,8 @@ class FakeContext:
 
 
 def seed_request(pods: int = 15) -> dict[str, Any]:
-    return {
-        "schema": "decide/v1",
-        "now": "2026-11-29T05:00:00Z",
-        "cluster": {"id": "c-1", "region": "cn-hangzhou"},
-        "pods": [
-            {
-                "uid": f"u-{i}",
-                "namespace": "ray",
-                "name": f"myfirst-ray-cluster-worker-workergroup-{i:05d}",
-                "labels": {"ray.io/cluster": "myfirst-ray-cluster", "ray.io/group": "workergroup"},
-                "annotations": {},
-                "requests": {"cpu": "1", "memory": "1Gi"},
-                "nodeSelector": {},
-                "affinity": {},
-                "tolerations": [],
-                "hostNetwork": False,
-                "volumeTypes": ["emptyDir"],
-                "privileged": False,
-                "unschedulableSince": "2026-11-29T04:59:58Z",
-                "message": "0/1 nodes are available: 1 Insufficient cpu.",
-            }
-            for i in range(pods)
-        ],
-        "pools": [
-            {
-                "id": "np-cpu",
-                "name": "cpu",
-                "instanceType": "ecs.g7.xlarge",
-                "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                "labels": {"alibabacloud.com/nodepool-id": "np-cpu"},
-                "taints": [],
-                "size": {"min": 0, "max": 20, "desired": 1, "ready": 1},
-                "scalingSince": None,
-                "lastError": None,
-                "bootSeconds": 90,
-                "pricePerHour": 0.9,
-                "priority": 0,
-            }
-        ],
-        "eci": {"enabled": False},
-        "policy": {"strategy": "cost"},
-    }
+    """The walkthrough request the FC handler tests send."""
+    return walkthrough_request(pods)
 
 
 def encoded(value: Any) -> bytes:

@@ -1,12 +1,15 @@
-"""Building blocks for the cloud emulator tests: SDK clients pointed at 127.0.0.1 and the CS harness."""
+"""The cloud emulators as tests reach them: SDK clients (raw and the agent's own) pointed at
+127.0.0.1 with the static test keys, the CS harness and the FC emulator."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from alibabacloud_cs20151215 import models as csm
 from alibabacloud_cs20151215.client import Client as CsClient
 from alibabacloud_fc_open20210406.client import Client as FcClient
 from alibabacloud_tea_openapi.utils_models import Config
@@ -20,9 +23,9 @@ from agent.sim.cloud.credentials import (
 )
 from agent.sim.cloud.fc_api import FcSettings, Handler, build_fc_app
 from agent.sim.faults import FaultPlan
-
-from .memory_pools import InMemoryPools
-from .serving import TestClock, serve
+from tests.support.clocks import TestClock
+from tests.support.memory_pools import InMemoryPools
+from tests.support.serving import serve
 
 CLUSTER_ID = "c-test"
 REGION_ID = "cn-hangzhou"
@@ -31,8 +34,14 @@ FC_FUNCTION = "decide"
 
 
 def sdk_config(
-    endpoint: str, *, key_id: str = TEST_ACCESS_KEY_ID, secret: str = TEST_ACCESS_KEY_SECRET
+    endpoint: str,
+    *,
+    key_id: str | None = TEST_ACCESS_KEY_ID,
+    secret: str | None = TEST_ACCESS_KEY_SECRET,
+    **extra: Any,
 ) -> Config:
+    """An SDK Config for an emulator on 127.0.0.1; `extra` adds Config fields (a security token,
+    a credential client)."""
     # Short timeouts (ms) so a bug fails fast instead of waiting out the SDK's 10 s default.
     return Config(
         access_key_id=key_id,
@@ -42,6 +51,7 @@ def sdk_config(
         region_id=REGION_ID,
         connect_timeout=2000,
         read_timeout=5000,
+        **extra,
     )
 
 
@@ -54,13 +64,19 @@ def fc_client(endpoint: str, **kwargs: str) -> FcClient:
 
 
 @dataclass
-class CsHarness:
+class Emulator:
+    """An emulator app served on 127.0.0.1, with its fault plan, the keys it verifies, its clock."""
+
     app: web.Application
     endpoint: str
-    pools: InMemoryPools
     faults: FaultPlan
     keys: KeyRing
     clock: TestClock
+
+
+@dataclass
+class CsHarness(Emulator):
+    pools: InMemoryPools
 
     def client(self, **kwargs: str) -> CsClient:
         return cs_client(self.endpoint, **kwargs)
@@ -91,13 +107,7 @@ def default_pools() -> list[PoolView]:
 
 
 @dataclass
-class FcHarness:
-    app: web.Application
-    endpoint: str
-    faults: FaultPlan
-    keys: KeyRing
-    clock: TestClock
-
+class FcHarness(Emulator):
     def client(self, **kwargs: str) -> FcClient:
         return fc_client(self.endpoint, **kwargs)
 
@@ -106,13 +116,14 @@ class FcHarness:
 async def fc_emulator(
     handler: Handler,
     *,
-    clock: TestClock,
+    clock: Callable[[], float],
     keys: KeyRing | None = None,
     http_handler: Handler | None = None,
     settings: FcSettings | None = None,
+    faults: FaultPlan | None = None,
 ) -> AsyncIterator[FcHarness]:
-    """Serve `handler` as FC function `svc/decide` on 127.0.0.1."""
-    faults = FaultPlan(seed=1)
+    """Serve `handler` as FC function `ray-ack-scaler/decide` on 127.0.0.1."""
+    faults = faults or FaultPlan(seed=1)
     ring = keys or KeyRing(static_test_keys())
     app = build_fc_app(
         handler,
@@ -126,4 +137,35 @@ async def fc_emulator(
         wall_clock=clock,
     )
     async with serve(app) as endpoint:
-        yield FcHarness(app, endpoint, faults, ring, clock)
+        yield FcHarness(app, endpoint, faults, ring, clock)  # type: ignore[arg-type]
+
+
+def agent_cs_sdk(endpoint: str, **kwargs: Any) -> CsClient:
+    """The agent's own CS SDK client (agent.clients.cs) for an emulator on 127.0.0.1."""
+    from agent.clients.cs import build_sdk_client
+
+    return build_sdk_client(**_agent_sdk_arguments(endpoint), **kwargs)
+
+
+def agent_fc_sdk(endpoint: str, **kwargs: Any) -> FcClient:
+    """The agent's own FC SDK client (agent.clients.fc) for an emulator on 127.0.0.1."""
+    from agent.clients.fc import build_sdk_client
+
+    return build_sdk_client(**_agent_sdk_arguments(endpoint), **kwargs)
+
+
+def _agent_sdk_arguments(endpoint: str) -> dict[str, Any]:
+    return {
+        "region_id": REGION_ID,
+        "endpoint": endpoint,
+        "protocol": "http",
+        "access_key_id": TEST_ACCESS_KEY_ID,
+        "access_key_secret": TEST_ACCESS_KEY_SECRET,
+    }
+
+
+def desired_size_request(desired: int) -> csm.ModifyClusterNodePoolRequest:
+    """ModifyClusterNodePool's body setting the pool's desired size, as the agent sends it."""
+    return csm.ModifyClusterNodePoolRequest(
+        scaling_group=csm.ModifyClusterNodePoolRequestScalingGroup(desired_size=desired)
+    )

@@ -3,15 +3,11 @@ the test clock, and each size change is a task that runs until the nodes it aske
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
-
-
-def _stamp(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+from tests.support.builders import stamp
 
 
 @dataclass
@@ -130,7 +126,7 @@ class InMemoryPools:
                 ip=f"172.16.0.{i + 10}",
                 state="running" if self._ready(n) else "initial",
                 node_status="Ready" if self._ready(n) else "NotReady",
-                creation_time=_stamp(n.created),
+                creation_time=stamp(n.created),
             )
             for i, n in enumerate(self._nodes)
             if not n.removing and (pool_id is None or n.pool_id == pool_id)
@@ -149,7 +145,7 @@ class InMemoryPools:
             task_id=t.task_id,
             task_type=t.task_type,
             state=("fail" if t.error else "success") if done else "running",
-            created=_stamp(t.created),
-            updated=_stamp(t.done_at if done else t.created),
+            created=stamp(t.created),
+            updated=stamp(t.done_at if done else t.created),
             error=t.error,
         )

@@ -58,6 +58,42 @@ def pool(
     return body
 
 
+def walkthrough_request(
+    pods: int = 15,
+    *,
+    cluster_id: str = "c-1",
+    allocatable: tuple[str, str] = ("4", "16Gi"),
+    ray_node_type: bool = False,
+) -> dict[str, Any]:
+    """ACK's walkthrough: `pods` one-vCPU Ray workers pending, one 4 vCPU pool with one node; the
+    cost strategy and no ECI. `allocatable` is the node's (cpu, memory)."""
+    labels = {"ray.io/cluster": "myfirst-ray-cluster", "ray.io/group": "workergroup"}
+    if ray_node_type:
+        labels["ray.io/node-type"] = "worker"
+    workers = [
+        pod(
+            f"u-{i}",
+            name=f"myfirst-ray-cluster-worker-workergroup-{i:05d}",
+            labels=dict(labels),
+            unschedulableSince="2026-11-29T04:59:58Z",
+            message="0/1 nodes are available: 1 Insufficient cpu.",
+        )
+        for i in range(pods)
+    ]
+    cpu, memory = allocatable
+    return {
+        "schema": "decide/v1",
+        "now": NOW,
+        "cluster": {"id": cluster_id, "region": "cn-hangzhou"},
+        "pods": workers,
+        "pools": [
+            pool("np-cpu", name="cpu", cpu=cpu, memory=memory, desired=1, ready=1, max_size=20)
+        ],
+        "eci": {"enabled": False},
+        "policy": {"strategy": "cost"},
+    }
+
+
 def eci(
     *, enabled: bool = True, max_pods: int = 500, running: int = 0, **fields: Any
 ) -> dict[str, Any]:

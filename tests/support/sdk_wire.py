@@ -58,7 +58,7 @@ def sdk_signed_headers(
     key_id: str,
     secret: str,
 ) -> dict[str, str]:
-    """Headers for a CS call signed by the SDK's own signer, so a test can alter what it then sends."""
+    """Headers for a CS call signed by the SDK's own signer, so a test can alter what it sends."""
     request = DaraRequest()
     request.method = method
     request.pathname = pathname

@@ -1,0 +1,100 @@
+"""An agent's world for the main-loop tests: the simulator with one ACK pool behind the CS emulator
+over real HTTP, the agent's own clients for both, and an Agent wired from them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from agent.actuate.actuation import Actuator
+from agent.app.config import AgentConfig
+from agent.app.loop import Agent
+from agent.clients.cs import NodePoolClient, RetryPolicy
+from agent.clients.kube import KubeClient
+from agent.decide.deciders import LocalDecider
+from agent.ingest.watching import Backoff
+from agent.sim.cluster import SimCluster
+from agent.sim.faults import FaultPlan
+from tests.support.builders import build_test_pod
+from tests.support.cloud_apis import agent_cs_sdk
+from tests.support.sim_pools import cluster_with_a_pool
+
+CLUSTER_ID = "c-runner"
+REGION = "cn-hangzhou"
+SPEED = 100.0  # a 60-90 s boot lasts under a second
+
+
+@dataclass
+class World:
+    """A SimCluster with pool np-cpu behind the CS emulator, and the agent's clients for both."""
+
+    cluster: SimCluster
+    cs_faults: FaultPlan
+    cs_app: web.Application
+    cs_endpoint: str
+    kube: KubeClient
+    pools: NodePoolClient
+
+    def add_workers(self, count: int, *, cpu: str = "1", prefix: str = "w") -> None:
+        for i in range(count):
+            worker = build_test_pod(
+                f"{prefix}{i}",
+                namespace="ray",
+                labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
+                container="ray-worker",
+                image=None,
+                cpu=cpu,
+                memory="1Gi",
+            )
+            self.cluster.store.create("pods", worker, namespace="ray")
+
+    def phases(self) -> list[str]:
+        items, _ = self.cluster.store.list("pods", namespace="ray")
+        return sorted(p.get("status", {}).get("phase", "") for p in items)
+
+    def agent(self, config: AgentConfig, *, decider: Any = None) -> Agent:
+        return Agent(
+            config,
+            kube=self.kube,
+            pools=self.pools,
+            decider=decider or LocalDecider(),
+            actuator=Actuator(self.pools, self.kube),
+            now=self.cluster.clock.now,
+            backoff=Backoff(initial=0.01, maximum=0.1),
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_world(*, eci: bool = False) -> AsyncIterator[World]:
+    """The world, optionally with the ECI virtual node, closed after the block."""
+    async with cluster_with_a_pool(CLUSTER_ID, speed=SPEED, eci=eci) as box:
+        sdk = agent_cs_sdk(box.cs_endpoint, timeout_seconds=5)
+        node_pools = NodePoolClient(sdk, CLUSTER_ID, retry=RetryPolicy(base_delay_seconds=0.01))
+        kube = await KubeClient.connect(api_url=box.cluster.url, request_timeout=5)
+        try:
+            yield World(box.cluster, box.cs_faults, box.cs_app, box.cs_endpoint, kube, node_pools)
+        finally:
+            await kube.close()
+
+
+def config_for(world: World, **overrides: Any) -> AgentConfig:
+    """Fast rhythms (batch, resync, pool refresh) for a world at SPEED; no ECI unless asked."""
+    base = AgentConfig(
+        cluster_id=CLUSTER_ID,
+        region=REGION,
+        api_url=world.cluster.url,
+        cs_endpoint=f"http://{world.cs_endpoint}",
+        batch_idle_seconds=0.05,
+        batch_max_seconds=0.5,
+        resync_seconds=2.0,
+        pool_refresh_seconds=1.0,
+        watch_timeout_seconds=30,
+        watch_read_timeout_seconds=40,
+        prices={"ecs.g7.xlarge": 1.0},
+        eci_enabled=False,
+    )
+    return replace(base, **overrides)

@@ -1,0 +1,61 @@
+"""Run this repository's entry points as a user would: a real interpreter in a subprocess, from
+the repository root, with no proxy in its environment, every wait bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tests.support.network import client_environment
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_SECONDS = 60.0
+
+
+def run_module(
+    module: str, *args: str, stdin: str = "", timeout: float = TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` to its end; the exit code is the caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=client_environment(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def sim_serve(
+    *args: str, env: dict[str, str], banner_timeout: float
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
+    """`python -m agent sim serve ARGS`, yielded once its banner ends ("Stop with …"), with the
+    banner's lines; killed after the block if it still runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "sim", "serve", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        banner: list[str] = []
+
+        async def read_banner() -> None:
+            assert process.stdout is not None and process.stderr is not None
+            while not banner or not banner[-1].startswith("Stop with"):
+                line = await process.stdout.readline()
+                if not line:
+                    raise AssertionError(f"serve exited early: {await process.stderr.read()!r}")
+                banner.append(line.decode().rstrip())
+
+        await asyncio.wait_for(read_banner(), banner_timeout)
+        yield process, banner
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
