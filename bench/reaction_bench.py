@@ -31,9 +31,9 @@ for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PR
 from aiohttp import web  # noqa: E402
 
 from agent.actuate.actuation import Actuator  # noqa: E402
-from agent.app.config import AgentConfig  # noqa: E402
 from agent.app.logs import configure_logging  # noqa: E402
 from agent.app.loop import Agent  # noqa: E402
+from agent.app.settings import AgentConfig  # noqa: E402
 from agent.clients.cs import NodePoolClient, RetryPolicy  # noqa: E402
 from agent.clients.cs import build_sdk_client as build_cs_sdk  # noqa: E402
 from agent.clients.fc import FunctionInvoker, FunctionRef  # noqa: E402

@@ -36,8 +36,8 @@ from typing import Any
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_proxy, None)
 
-from agent.app.config import AgentConfig  # noqa: E402
 from agent.app.logs import configure_logging  # noqa: E402
+from agent.app.settings import AgentConfig  # noqa: E402
 from agent.app.wiring import connect_agent  # noqa: E402
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET  # noqa: E402
 from agent.sim.embedded import EmbeddedAck  # noqa: E402

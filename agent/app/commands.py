@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from agent.app.config import ENV_PREFIX, ConfigError, add_arguments, load_config
+from agent.app.config import ConfigError, add_arguments, load_config
+from agent.app.settings import ENV_PREFIX
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:8080"
 

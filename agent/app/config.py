@@ -1,408 +1,24 @@
-"""The agent's configuration: one frozen `AgentConfig`, read from flags, environment variables
-(`RAY_ACK_SCALER_<NAME>`) and an optional YAML file, with precedence flag > env > file > default.
-
-Every setting is declared once in `SETTINGS` (name, type, default, help); the flags, the env var
-names, the file keys (the setting names, snake_case or kebab-case) and `--help` all derive from it,
-so they cannot drift apart. Errors name the setting and where its bad value came from.
+"""Loading the agent's configuration: `add_arguments` adds `--config FILE` and one flag per setting
+of the catalogue (agent/app/settings.py); `load_config` merges flags, environment variables and an
+optional YAML file (keys are the setting names, snake_case or kebab-case), with precedence
+flag > env > file > default, into one validated `AgentConfig`. Errors name the setting and where
+its bad value came from.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from functions.contract import DEFAULT_STRATEGY
-from functions.contract import STRATEGIES as STRATEGIES  # agent.dev.run offers them too
-
-ENV_PREFIX = "RAY_ACK_SCALER_"
-DECIDER_KINDS = ("local", "fc", "http")
-LOG_FORMATS = ("json", "console")
-CREDENTIAL_SOURCES = ("chain", "access-key")
+from agent.app.settings import ENV_PREFIX, SETTINGS, SETTINGS_BY_NAME, AgentConfig
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it and its source."""
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """Everything the agent is told from outside. Field names are the setting names."""
-
-    # Kubernetes
-    kubeconfig: str | None = None
-    kube_context: str | None = None
-    in_cluster: bool = False
-    api_url: str | None = None
-    # Alibaba Cloud
-    cluster_id: str = ""
-    region: str = ""
-    cs_endpoint: str | None = None  # default cs.<region>.aliyuncs.com
-    credentials: str = "chain"
-    # decisions
-    decider: str = "local"
-    fc_endpoint: str | None = None
-    fc_service: str | None = None
-    fc_function: str | None = None
-    fc_qualifier: str | None = None
-    http_url: str | None = None
-    decider_timeout_seconds: float = 10.0
-    decider_retries: int = 2
-    fallback_to_local: bool = True
-    # pools and prices
-    managed_pools: tuple[str, ...] = ()  # empty: every pool of the cluster
-    prices: Mapping[str, float] = field(default_factory=dict)  # pool id or instance type -> /hour
-    eci_enabled: bool = True
-    eci_price_per_vcpu_second: float = 0.000049
-    eci_price_per_gib_second: float = 0.00000613
-    eci_start_seconds: float = 30.0
-    eci_max_pods: int = 500
-    # policy (decision-contract.md)
-    strategy: str = DEFAULT_STRATEGY
-    latency_budget_seconds: float = 120.0
-    expected_run_seconds: float = 600.0
-    max_new_nodes_per_decision: int = 100
-    max_provision_seconds: float = 600.0
-    # rhythm
-    batch_idle_seconds: float = 0.2
-    batch_max_seconds: float = 2.0
-    resync_seconds: float = 30.0
-    pool_refresh_seconds: float = 60.0
-    new_pod_grace_seconds: float = 0.0
-    # scale-in (docs/scale-in-contract.md)
-    scale_in_enabled: bool = True
-    scale_in_interval_seconds: float = 10.0
-    scale_down_unneeded_seconds: float = 60.0
-    scale_down_utilization_threshold: float = 0.5
-    scale_down_delay_after_add_seconds: float = 120.0
-    scale_in_max_nodes_per_decision: int = 10
-    scale_in_drain_non_empty: bool = False
-    # what to watch
-    pod_selector: str = "ray.io/node-type=worker"
-    ray_cluster: str | None = None
-    namespace: str | None = None  # None: all namespaces
-    watch_timeout_seconds: int = 300
-    watch_read_timeout_seconds: float = 330.0
-    list_page_size: int = 500
-    # agents sharing a pool take turns through one Lease per pool (agent/actuate/pool_lock.py)
-    pool_lock_enabled: bool = True
-    pool_lock_namespace: str | None = None  # None: the agent's own namespace, else kube-system
-    pool_lock_identity: str | None = None  # None: the pod name (hostname)
-    # operations
-    dry_run: bool = False
-    ops_address: str = "127.0.0.1:8080"
-    log_format: str = "console"
-    log_level: str = "info"
-
-    @property
-    def label_selector(self) -> str:
-        """The pod selector, narrowed to one Ray cluster when one is configured."""
-        parts = [
-            p
-            for p in (
-                self.pod_selector,
-                f"ray.io/cluster={self.ray_cluster}" if self.ray_cluster else "",
-            )
-            if p
-        ]
-        return ",".join(parts)
-
-    @property
-    def cs_endpoint_or_default(self) -> str:
-        return self.cs_endpoint or f"cs.{self.region}.aliyuncs.com"
-
-    @property
-    def ops_host_port(self) -> tuple[str, int]:
-        host, _, port = self.ops_address.rpartition(":")
-        return host or "127.0.0.1", int(port)
-
-
-# --- parsing of one value ---------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        raise ValueError("expected a single value")
-    return str(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    text = _text(value).strip()
-    return text or None
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _text(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a number")
-    number = float(value)
-    if number < 0 or number != number:
-        raise ValueError("expected a non-negative number")
-    return number
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError("expected a whole number")
-    number = int(value)
-    if number < 0:
-        raise ValueError("expected a non-negative whole number")
-    return number
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, (list, tuple)) else _text(value).split(",")
-    names = tuple(str(item).strip() for item in items)
-    if names in ((), ("all",), ("",)):
-        return ()
-    if any(not name for name in names):
-        raise ValueError("empty name in list")
-    return names
-
-
-def _prices(value: Any) -> dict[str, float]:
-    """`np-cpu=0.9,ecs.g7.xlarge=1.2` or a mapping (YAML)."""
-    if isinstance(value, Mapping):
-        pairs = list(value.items())
-    else:
-        pairs = []
-        for item in _text(value).split(","):
-            if not item.strip():
-                continue
-            key, sep, price = item.partition("=")
-            if not sep:
-                raise ValueError(f"expected KEY=PRICE, got {item.strip()!r}")
-            pairs.append((key.strip(), price))
-    prices: dict[str, float] = {}
-    for key, price in pairs:
-        if not str(key):
-            raise ValueError("empty pool id or instance type")
-        prices[str(key)] = _number(price)
-    return prices
-
-
-def _choice(options: Sequence[str]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        text = _text(value).strip()
-        if text not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return text
-
-    return parse
-
-
-def _address(value: Any) -> str:
-    text = _text(value).strip()
-    _host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError("expected HOST:PORT")
-    return text
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    parse: Callable[[Any], Any]
-    help: str
-    metavar: str = "VALUE"
-    is_flag: bool = False  # a boolean switch: --x / --no-x
-
-    @property
-    def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("kubeconfig", _optional_text, "kubeconfig file to use", "PATH"),
-    Setting("kube_context", _optional_text, "context in the kubeconfig file", "NAME"),
-    Setting(
-        "in_cluster", _boolean, "use the pod's service account (in-cluster config)", is_flag=True
-    ),
-    Setting(
-        "api_url",
-        _optional_text,
-        "plain Kubernetes API URL without auth (the simulator), e.g. http://127.0.0.1:6443",
-        "URL",
-    ),
-    Setting("cluster_id", _text, "ACK cluster id (required)", "ID"),
-    Setting("region", _text, "Alibaba Cloud region, e.g. cn-hangzhou (required)", "REGION"),
-    Setting(
-        "cs_endpoint",
-        _optional_text,
-        "CS API endpoint (default cs.<region>.aliyuncs.com; prefix http:// for a local emulator)",
-        "HOST[:PORT]",
-    ),
-    Setting(
-        "credentials",
-        _choice(CREDENTIAL_SOURCES),
-        "'chain': alibabacloud-credentials default chain (RRSA, env, profile, ECS role); "
-        "'access-key': ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET from the environment",
-        "SOURCE",
-    ),
-    Setting(
-        "decider",
-        _choice(DECIDER_KINDS),
-        "where decisions are computed: local (in-process), fc (Function Compute SDK), "
-        "http (HTTP trigger)",
-        "KIND",
-    ),
-    Setting(
-        "fc_endpoint",
-        _optional_text,
-        "Function Compute endpoint, e.g. "
-        "<account>.cn-hangzhou.fc.aliyuncs.com (prefix http:// for a local emulator)",
-        "HOST[:PORT]",
-    ),
-    Setting("fc_service", _optional_text, "Function Compute service name", "NAME"),
-    Setting("fc_function", _optional_text, "Function Compute function name", "NAME"),
-    Setting("fc_qualifier", _optional_text, "Function Compute version or alias", "QUALIFIER"),
-    Setting("http_url", _optional_text, "decision function HTTP trigger URL", "URL"),
-    Setting("decider_timeout_seconds", _number, "timeout of one decision call", "SECONDS"),
-    Setting("decider_retries", _count, "retries of a failed decision call", "N"),
-    Setting(
-        "fallback_to_local",
-        _boolean,
-        "decide in-process while the remote decider is failing",
-        is_flag=True,
-    ),
-    Setting(
-        "managed_pools", _names, "node pool ids to manage, comma-separated (default: all)", "IDS"
-    ),
-    Setting(
-        "prices",
-        _prices,
-        "price per hour by pool id or instance type, e.g. np-cpu=0.9,ecs.g7.xlarge=1.2",
-        "KEY=PRICE,...",
-    ),
-    Setting("eci_enabled", _boolean, "allow placing pods on ECI", is_flag=True),
-    Setting("eci_price_per_vcpu_second", _number, "ECI price per vCPU-second", "PRICE"),
-    Setting("eci_price_per_gib_second", _number, "ECI price per GiB-second", "PRICE"),
-    Setting("eci_start_seconds", _number, "expected ECI pod start time", "SECONDS"),
-    Setting("eci_max_pods", _count, "pods the ECI virtual node accepts", "N"),
-    Setting(
-        "strategy", _choice(STRATEGIES), "placement strategy: " + ", ".join(STRATEGIES), "STRATEGY"
-    ),
-    Setting(
-        "latency_budget_seconds",
-        _number,
-        "how long a pod may wait for capacity (cost strategy)",
-        "SECONDS",
-    ),
-    Setting(
-        "expected_run_seconds", _number, "expected pod run time, for cost estimates", "SECONDS"
-    ),
-    Setting("max_new_nodes_per_decision", _count, "cap on nodes added by one decision", "N"),
-    Setting(
-        "max_provision_seconds",
-        _number,
-        "after this long, upcoming nodes are not counted on",
-        "SECONDS",
-    ),
-    Setting(
-        "batch_idle_seconds", _number, "a batch closes after this long without a new pod", "SECONDS"
-    ),
-    Setting(
-        "batch_max_seconds",
-        _number,
-        "a batch closes at the latest this long after it opened",
-        "SECONDS",
-    ),
-    Setting("resync_seconds", _number, "decide again this often even without events", "SECONDS"),
-    Setting("pool_refresh_seconds", _number, "re-read node pools this often", "SECONDS"),
-    Setting(
-        "new_pod_grace_seconds",
-        _number,
-        "ignore pods unschedulable for less than this (0: react at once)",
-        "SECONDS",
-    ),
-    Setting(
-        "scale_in_enabled", _boolean, "give back nodes that stay unneeded (scale-in)", is_flag=True
-    ),
-    Setting("scale_in_interval_seconds", _number, "look for unneeded nodes this often", "SECONDS"),
-    Setting(
-        "scale_down_unneeded_seconds",
-        _number,
-        "a node must be empty (or under the threshold) this long before it is removed",
-        "SECONDS",
-    ),
-    Setting(
-        "scale_down_utilization_threshold",
-        _number,
-        "a node whose requests are below this share of allocatable is underutilized (0-1)",
-        "SHARE",
-    ),
-    Setting(
-        "scale_down_delay_after_add_seconds",
-        _number,
-        "no node of a pool is removed this long after its desired size was raised",
-        "SECONDS",
-    ),
-    Setting("scale_in_max_nodes_per_decision", _count, "cap on nodes removed by one decision", "N"),
-    Setting(
-        "scale_in_drain_non_empty",
-        _boolean,
-        "also remove underutilized nodes whose pods fit elsewhere (drained first); "
-        "otherwise only empty nodes go",
-        is_flag=True,
-    ),
-    Setting("pod_selector", _text, "label selector of the pods to scale for", "SELECTOR"),
-    Setting(
-        "ray_cluster", _optional_text, "only pods of this Ray cluster (ray.io/cluster)", "NAME"
-    ),
-    Setting("namespace", _optional_text, "only pods in this namespace (default: all)", "NAME"),
-    Setting("watch_timeout_seconds", _count, "server-side timeout of one watch request", "SECONDS"),
-    Setting(
-        "watch_read_timeout_seconds",
-        _number,
-        "a watch silent this long is presumed dead and reconnected",
-        "SECONDS",
-    ),
-    Setting("list_page_size", _count, "objects per LIST page", "N"),
-    Setting(
-        "pool_lock_enabled",
-        _boolean,
-        "write a pool only while holding its Lease, so agents sharing it never interleave writes",
-        is_flag=True,
-    ),
-    Setting(
-        "pool_lock_namespace",
-        _optional_text,
-        "namespace of the pool Leases (default: the agent's namespace, else kube-system)",
-        "NAME",
-    ),
-    Setting(
-        "pool_lock_identity",
-        _optional_text,
-        "holder identity written in the pool Leases (default: the pod name)",
-        "NAME",
-    ),
-    Setting("dry_run", _boolean, "decide and report, never write", is_flag=True),
-    Setting("ops_address", _address, "health/metrics/status listen address", "HOST:PORT"),
-    Setting(
-        "log_format", _choice(LOG_FORMATS), "log format: json (in cluster) or console", "FORMAT"
-    ),
-    Setting("log_level", _choice(("debug", "info", "warning", "error")), "log level", "LEVEL"),
-)
-_BY_NAME = {s.name: s for s in SETTINGS}
-assert set(_BY_NAME) == {f.name for f in fields(AgentConfig)}, "SETTINGS and AgentConfig differ"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -494,7 +110,7 @@ def _read_file(path: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in loaded.items():
         name = str(key).replace("-", "_")
-        if name not in _BY_NAME:
+        if name not in SETTINGS_BY_NAME:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         values[name] = value
     return values
@@ -504,7 +120,7 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
     if require_cluster:
         for name in ("cluster_id", "region"):
             if not getattr(config, name):
-                setting = _BY_NAME[name]
+                setting = SETTINGS_BY_NAME[name]
                 raise ConfigError(f"{name}: required; set {setting.option} or {setting.env}")
     sources = [n for n in ("kubeconfig", "api_url") if getattr(config, n)]
     if config.in_cluster:
@@ -516,11 +132,12 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
             if not getattr(config, name):
                 raise ConfigError(
                     f"{name}: required with decider=fc; set "
-                    f"{_BY_NAME[name].option} or {_BY_NAME[name].env}"
+                    f"{SETTINGS_BY_NAME[name].option} or {SETTINGS_BY_NAME[name].env}"
                 )
     if config.decider == "http" and not config.http_url:
         raise ConfigError(
-            f"http_url: required with decider=http; set --http-url or {_BY_NAME['http_url'].env}"
+            "http_url: required with decider=http; set --http-url or "
+            f"{SETTINGS_BY_NAME['http_url'].env}"
         )
     if config.batch_max_seconds < config.batch_idle_seconds:
         raise ConfigError("batch_max_seconds: must not be shorter than batch_idle_seconds")

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from agent.actuate.actuation import ApplyResult, follow_up_reason
-from agent.app.config import AgentConfig
+from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import DecisionFailed

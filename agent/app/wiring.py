@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from agent.app.config import AgentConfig
 from agent.app.loop import Agent, Decides
+from agent.app.settings import AgentConfig
 from agent.clients.kube import KubeClient
 from agent.metrics import AgentMetrics
 from agent.scale_in.actuation import ScaleInActuator

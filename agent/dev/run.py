@@ -32,14 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.app.config import (
-    DECIDER_KINDS,
-    ENV_PREFIX,
-    STRATEGIES,
-    AgentConfig,
-    ConfigError,
-    load_config,
-)
+from agent.app.config import ConfigError, load_config
+from agent.app.settings import DECIDER_KINDS, ENV_PREFIX, STRATEGIES, AgentConfig
 from agent.dev.live_view import LiveView, decision_text, scale_in_text
 from agent.dev.report import render_report
 from agent.dev.summary import CloudFacts, RunRecord, summarize

@@ -25,7 +25,7 @@ from agent.sim.embedded import EmbeddedAck
 from agent.sim.kube.kubeconfig import write_kubeconfig
 from agent.sim.report import job_text
 from agent.sim.scenario import Scenario, ScenarioError, available_scenarios, load_scenario
-from agent.sim.world.kubelet import ready_node
+from agent.sim.world.nodes import ready_node
 
 DEMO_NODE = "cn-hangzhou.172.16.0.10"
 DEMO_INSTANCE_TYPE = "ecs.g7.xlarge"  # 4 vCPU, 16 GiB

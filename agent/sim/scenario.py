@@ -27,7 +27,8 @@ from agent.sim.scenario_reader import (
 from agent.sim.world.catalog import instance_type
 from agent.sim.world.clock import SimClock
 from agent.sim.world.eci import EciSpec, EciVirtualNode
-from agent.sim.world.nodepools import AddressBook, NodePools, node_object
+from agent.sim.world.nodepools import NodePools
+from agent.sim.world.nodes import AddressBook, node_object
 from agent.sim.world.ray import RayDriver
 
 __all__ = [

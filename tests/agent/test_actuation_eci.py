@@ -16,7 +16,7 @@ from agent.decide.deciders import LocalDecider
 from agent.decide.request_builder import RequestSettings, build_request
 from agent.ingest.view import ClusterView
 from agent.sim.cluster import SimCluster
-from agent.sim.world.kubelet import ready_node
+from agent.sim.world.nodes import ready_node
 from tests.support.builders import ECI_TAINT
 from tests.support.cloud_apis import agent_cs_sdk
 from tests.support.waiting import store_until

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.app.config import SETTINGS, AgentConfig, ConfigError, add_arguments, load_config
+from agent.app.config import ConfigError, add_arguments, load_config
+from agent.app.settings import SETTINGS, AgentConfig
 
 REQUIRED_ENV = {"RAY_ACK_SCALER_CLUSTER_ID": "c-1", "RAY_ACK_SCALER_REGION": "cn-hangzhou"}
 

@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
-from agent.app.config import AgentConfig, ConfigError, add_arguments, load_config
+from agent.app.config import ConfigError, add_arguments, load_config
 from agent.app.loop import scale_in_policy
+from agent.app.settings import AgentConfig
 from agent.scale_in.tracking import ScaleInPolicy
 
 

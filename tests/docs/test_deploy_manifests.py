@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from agent.app.config import ENV_PREFIX, SETTINGS, load_config
+from agent.app.config import load_config
+from agent.app.settings import ENV_PREFIX, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from agent.sim.world.kubelet import POD_START_ANNOTATION, ready_node
+from agent.sim.world.nodes import POD_START_ANNOTATION, ready_node
 
 
 async def test_get_pod_watch_shows_pending_then_running(sim_cluster, kubectl):

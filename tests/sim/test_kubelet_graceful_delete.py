@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes_asyncio import client
 
-from agent.sim.world.kubelet import ready_node
+from agent.sim.world.nodes import ready_node
 
 
 async def test_api_delete_of_a_running_pod_is_finished_by_the_kubelet(sim_cluster, core_api, until):

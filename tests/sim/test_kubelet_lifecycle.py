@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sim.world.kubelet import (
-    POD_START_ANNOTATION,
-    READY_AT_ANNOTATION,
-    RUN_SECONDS_ANNOTATION,
-    ready_node,
-)
+from agent.sim.world.kubelet import RUN_SECONDS_ANNOTATION
+from agent.sim.world.nodes import POD_START_ANNOTATION, READY_AT_ANNOTATION, ready_node
 from tests.support.builders import build_test_pod
 
 

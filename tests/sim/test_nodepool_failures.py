@@ -7,12 +7,8 @@ from typing import Any
 
 import pytest
 
-from agent.sim.world.nodepools import (
-    NO_STOCK_ERROR,
-    READY_AT_ANNOTATION,
-    BootLatency,
-    NodePools,
-)
+from agent.sim.world.nodepools import NO_STOCK_ERROR, BootLatency, NodePools
+from agent.sim.world.nodes import READY_AT_ANNOTATION
 from tests.support.sim_pools import node_pools, nodes_in_pool, pool_spec, started
 
 

@@ -12,11 +12,11 @@ from agent.sim.cloud.cloud_model import CloudError
 from agent.sim.world.nodepools import (
     ERR_DESIRED_ABOVE_MAX,
     POOL_LABEL,
-    READY_AT_ANNOTATION,
     BootLatency,
     NodePools,
     PoolSpec,
 )
+from agent.sim.world.nodes import READY_AT_ANNOTATION
 from tests.support.builders import build_test_pod
 from tests.support.sim_pools import node_pools, nodes_in_pool, pool_spec, started
 

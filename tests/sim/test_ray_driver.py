@@ -10,7 +10,7 @@ import pytest
 
 from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
-from agent.sim.world.kubelet import ready_node
+from agent.sim.world.nodes import ready_node
 from agent.sim.world.ray import (
     HeadSpec,
     JobSpec,

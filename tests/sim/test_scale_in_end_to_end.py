@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from agent.actuate.actuation import Actuator
-from agent.app.config import AgentConfig
 from agent.app.loop import Agent
+from agent.app.settings import AgentConfig
 from agent.app.wiring import connect_agent
 from agent.clients.cs import NodePoolClient
 from agent.clients.cs import build_sdk_client as build_cs

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.sim.world.kubelet import READY_AT_ANNOTATION, RUN_SECONDS_ANNOTATION, ready_node
+from agent.sim.world.kubelet import RUN_SECONDS_ANNOTATION
+from agent.sim.world.nodes import READY_AT_ANNOTATION, ready_node
 from tests.support.builders import build_test_pod
 
 ECI_TAINT = {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"}

@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from agent.actuate.actuation import Actuator
-from agent.app.config import AgentConfig
 from agent.app.loop import Agent
+from agent.app.settings import AgentConfig
 from agent.clients.cs import NodePoolClient, RetryPolicy
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import LocalDecider

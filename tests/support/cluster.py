@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent.app.config import AgentConfig
 from agent.app.loop import Agent
+from agent.app.settings import AgentConfig
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.world.nodepools import POOL_LABEL

@@ -62,7 +62,7 @@ def configuration_section() -> str:
 async def _families() -> list[tuple[str, str, str, tuple[str, ...]]]:
     """(exposed name, type, help, labels) of every family a production-wired agent registers,
     with the remote decider and its local fallback (the wiring that registers the most)."""
-    from agent.app.config import AgentConfig
+    from agent.app.settings import AgentConfig
     from agent.app.wiring import connect_agent
 
     config = AgentConfig(

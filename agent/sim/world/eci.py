@@ -19,8 +19,7 @@ from typing import Any
 
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription
 from agent.sim.world.clock import SimClock, parse_iso
-from agent.sim.world.kubelet import node_system_info
-from agent.sim.world.nodepools import POD_START_ANNOTATION, READY_AT_ANNOTATION
+from agent.sim.world.nodes import POD_START_ANNOTATION, READY_AT_ANNOTATION, node_system_info
 from agent.sim.world.scheduler import effective_requests
 from functions.contract import ECI_NODE_LABELS
 from functions.contract import ECI_TAINT as CONTRACT_ECI_TAINT

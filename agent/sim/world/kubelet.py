@@ -24,80 +24,20 @@ from typing import Any
 
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.world.clock import SimClock, parse_iso
+from agent.sim.world.nodes import (
+    NOT_READY_TAINT,
+    POD_START_ANNOTATION,
+    READY_AT_ANNOTATION,
+    node_system_info,
+)
 from agent.sim.world.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
-POD_START_ANNOTATION = "sim.ray-ack-scaler.io/pod-start-seconds"
 RUN_SECONDS_ANNOTATION = "sim.ray-ack-scaler.io/run-seconds"
-NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
 DEFAULT_POD_START_SECONDS = 2.0
 DEFAULT_GRACE_SECONDS = 30.0
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-NODE_INFO = {
-    "kubeletVersion": "v1.31.1-aliyun.1",
-    "kubeProxyVersion": "v1.31.1-aliyun.1",
-    "containerRuntimeVersion": "containerd://1.6.28",
-    "osImage": "Alibaba Cloud Linux 3.2104 U10 (OpenAnolis Edition)",
-    "kernelVersion": "5.10.134-17.3.al8.x86_64",
-    "operatingSystem": "linux",
-    "architecture": "amd64",
-}
-
-
-def node_system_info(name: str, **overrides: str) -> dict[str, str]:
-    """A complete `status.nodeInfo`: typed clients (kubernetes-asyncio's V1NodeSystemInfo) refuse
-    a node whose bootID, machineID or systemUUID is missing, as a real kubelet always sends them.
-    The ids are derived from the node name, so a run is reproducible."""
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    ids = {
-        "machineID": digest[:32],
-        "systemUUID": f"{digest[32:40]}-{digest[40:44]}-{digest[44:48]}-{digest[48:52]}-{digest[52:64]}",
-        "bootID": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
-    }
-    return {**NODE_INFO, **ids, **overrides}
-
-
-def ready_node(
-    name: str,
-    *,
-    cpu: str = "4",
-    memory: str = "16Gi",
-    pods: str = "110",
-    allocatable: dict[str, str] | None = None,
-    labels: dict[str, str] | None = None,
-    annotations: dict[str, str] | None = None,
-    taints: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A Node object with capacity and no conditions: the kubelet reports it Ready at once.
-
-    With a `sim.ray-ack-scaler.io/ready-at` annotation it is NotReady until that time instead.
-    """
-    capacity = {"cpu": cpu, "memory": memory, "pods": pods}
-    node: dict[str, Any] = {
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                **(labels or {}),
-            },
-            "annotations": dict(annotations or {}),
-        },
-        "spec": {"taints": list(taints)} if taints else {},
-        "status": {
-            "capacity": capacity,
-            "allocatable": dict(allocatable or capacity),
-            "addresses": [{"type": "Hostname", "address": name}],
-        },
-    }
-    # ACK names nodes <region>.<private IP>
-    parts = name.split(".")[-4:]
-    if len(parts) == 4 and all(part.isdigit() for part in parts):
-        node["status"]["addresses"].insert(0, {"type": "InternalIP", "address": ".".join(parts)})
-    return node
 
 
 class _Skip(Exception):
@@ -299,8 +239,8 @@ class Kubelet:
         name = node["metadata"]["name"]
         status["nodeInfo"] = {**node_system_info(name), **(status.get("nodeInfo") or {})}
         taints = node.setdefault("spec", {}).setdefault("taints", [])
-        if not any(t.get("key") == NOT_READY_TAINT_KEY for t in taints):
-            taints.append({"key": NOT_READY_TAINT_KEY, "effect": "NoSchedule"})
+        if not any(t.get("key") == NOT_READY_TAINT["key"] for t in taints):
+            taints.append(dict(NOT_READY_TAINT))
 
     def _make_ready(self, name: str) -> None:
         def ready(node: dict[str, Any]) -> None:
@@ -313,7 +253,7 @@ class Kubelet:
             status["nodeInfo"] = {**node_system_info(name), **(status.get("nodeInfo") or {})}
             spec = node.setdefault("spec", {})
             spec["taints"] = [
-                t for t in spec.get("taints") or () if t.get("key") != NOT_READY_TAINT_KEY
+                t for t in spec.get("taints") or () if t.get("key") != NOT_READY_TAINT["key"]
             ]
             if not spec["taints"]:
                 del spec["taints"]

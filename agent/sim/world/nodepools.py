@@ -22,14 +22,17 @@ from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription
 from agent.sim.world.catalog import InstanceType, instance_type
 from agent.sim.world.clock import SimClock
-from agent.sim.world.kubelet import node_system_info
+from agent.sim.world.nodes import (
+    UNSCHEDULABLE_TAINT,
+    AddressBook,
+    delete_pod_gracefully,
+    is_daemonset_pod,
+    node_is_ready,
+    node_object,
+    occupies_node,
+)
 from agent.sim.world.tasks import cancel_and_wait
 from functions.contract import POOL_LABEL as POOL_LABEL  # the label ACK puts on a pool's nodes
-
-READY_AT_ANNOTATION = "sim.ray-ack-scaler.io/ready-at"
-POD_START_ANNOTATION = "sim.ray-ack-scaler.io/pod-start-seconds"
-NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
-UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 # Error codes, the same the CS emulator (cs_api.py) answers with; ACK documents no code for a
 # desired size beyond the pool's bounds, so that one is the emulator's choice.
@@ -108,130 +111,6 @@ class NodeUsage:
     @property
     def cost(self) -> float:
         return self.billed_seconds / 3600.0 * self.price_per_hour
-
-
-class AddressBook:
-    """Hands out unique private IPs in 172.16.0.0/16, reproducibly for a seed."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self._used: set[str] = set()
-
-    def allocate(self) -> str:
-        while True:
-            ip = f"172.16.{self._rng.randint(0, 255)}.{self._rng.randint(1, 254)}"
-            if ip not in self._used:
-                self._used.add(ip)
-                return ip
-
-
-def node_object(
-    name: str,
-    machine: InstanceType,
-    *,
-    labels: Mapping[str, str],
-    taints: list[dict[str, str]],
-    ip: str,
-    created: str,
-    ready_at: float,
-    ready: bool,
-    pod_start_seconds: float,
-    provider_id: str = "",
-) -> dict[str, Any]:
-    """A Node as ACK registers it; `ready` False adds the not-ready condition and taint."""
-    node_taints = [dict(t) for t in taints]
-    if not ready:
-        node_taints.append(dict(NOT_READY_TAINT))
-    condition = {
-        "type": "Ready",
-        "status": "True" if ready else "False",
-        "reason": "KubeletReady" if ready else "KubeletNotReady",
-        "message": "kubelet is posting ready status" if ready else "container runtime is starting",
-        "lastHeartbeatTime": created,
-        "lastTransitionTime": created,
-    }
-    spec: dict[str, Any] = {"taints": node_taints}
-    if provider_id:
-        spec["providerID"] = provider_id
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": dict(labels),
-            "annotations": {
-                READY_AT_ANNOTATION: f"{ready_at:.3f}",
-                POD_START_ANNOTATION: f"{pod_start_seconds:g}",
-            },
-            "creationTimestamp": created,
-        },
-        "spec": spec,
-        "status": {
-            "capacity": machine.capacity(),
-            "allocatable": machine.allocatable(),
-            "conditions": [condition],
-            "addresses": [
-                {"type": "InternalIP", "address": ip},
-                {"type": "Hostname", "address": name},
-            ],
-            "nodeInfo": node_system_info(name),
-        },
-    }
-
-
-def delete_pod_gracefully(
-    store: ObjectStore,
-    clock: SimClock,
-    namespace: str,
-    name: str,
-    *,
-    grace_seconds: float | None = None,
-) -> None:
-    """Delete a pod as the API server does for a DELETE or an eviction: a bound, unfinished pod
-    gets deletionTimestamp = now + grace and its kubelet removes it then; an unbound or finished
-    one goes at once. Raises the store's ApiError when the pod is gone."""
-    pod = store.get("pods", name, namespace=namespace)
-    spec = pod.get("spec") or {}
-    if grace_seconds is None:
-        grace_seconds = float(spec.get("terminationGracePeriodSeconds", 30))
-    finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-    if not spec.get("nodeName") or finished or grace_seconds <= 0:
-        store.delete("pods", name, namespace=namespace)
-        return
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return
-    deadline = clock.iso(clock.now() + grace_seconds)
-
-    def mark(obj: dict[str, Any]) -> None:
-        meta = obj.setdefault("metadata", {})
-        meta["deletionTimestamp"] = deadline
-        meta["deletionGracePeriodSeconds"] = int(grace_seconds)
-
-    store.mutate("pods", name, mark, namespace=namespace)
-
-
-def node_is_ready(node: Mapping[str, Any]) -> bool:
-    for condition in node.get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
-
-
-def occupies_node(pod: Mapping[str, Any]) -> str | None:
-    """The node a workload pod holds, or None (unbound, finished, or a DaemonSet pod)."""
-    node = (pod.get("spec") or {}).get("nodeName")
-    if not node:
-        return None
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        return None
-    if is_daemonset_pod(pod):
-        return None
-    return str(node)
-
-
-def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
-    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
-    return any(o.get("kind") == "DaemonSet" for o in owners)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription
 from agent.sim.world.clock import SimClock
-from agent.sim.world.nodepools import delete_pod_gracefully
+from agent.sim.world.nodes import delete_pod_gracefully
 from functions.quantity import parse_resources
 
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.world.clock import SimClock
+from agent.sim.world.nodes import NOT_READY_TAINT, UNSCHEDULABLE_TAINT
 from agent.sim.world.tasks import cancel_and_wait
 from functions.errors import DecisionError
 from functions.predicates import (
@@ -35,8 +36,6 @@ from functions.quantity import parse_resources
 log = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "default-scheduler"
-NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
-UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 # Plugin reasons, worded as kube-scheduler (≥1.27) words them.
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
