@@ -18,7 +18,7 @@ from agent.ingest.view import ClusterView
 from agent.sim.cluster import SimCluster
 from agent.sim.world.nodes import ready_node
 from tests.support.builders import ECI_TAINT
-from tests.support.cloud_apis import agent_cs_sdk
+from tests.support.cloud.cloud_apis import agent_cs_sdk
 from tests.support.waiting import store_until
 
 NS = "ray"

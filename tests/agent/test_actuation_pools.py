@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.actuate.actuation import scale_up_message
 from agent.sim.faults import FaultPlan
 from tests.support.builders import pending_pod, pool_view
-from tests.support.cloud_doubles import cloud_world, decide_for
+from tests.support.cloud.cloud_doubles import cloud_world, decide_for
 
 SIX_PODS = [pending_pod(f"u-{i}") for i in range(6)]  # 1 vCPU each; 3 per ecs.g7.xlarge
 

@@ -17,9 +17,9 @@ from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECR
 from agent.sim.cloud.cs_api import build_cs_app, writes_of
 from agent.sim.faults import FaultPlan
 from tests.support.builders import pool_view
-from tests.support.cloud_apis import agent_cs_sdk
-from tests.support.cloud_doubles import ScriptedPools
-from tests.support.serving import serve
+from tests.support.cloud.cloud_apis import agent_cs_sdk
+from tests.support.cloud.cloud_doubles import ScriptedPools
+from tests.support.cloud.serving import serve
 
 FAST = RetryPolicy(
     attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02, call_timeout_seconds=5.0

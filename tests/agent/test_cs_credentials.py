@@ -19,8 +19,8 @@ from agent.sim.cloud.credentials import (
 )
 from agent.sim.cloud.cs_api import build_cs_app
 from tests.support.builders import pool_view
-from tests.support.cloud_doubles import ScriptedPools
-from tests.support.serving import serve
+from tests.support.cloud.cloud_doubles import ScriptedPools
+from tests.support.cloud.serving import serve
 
 AGENT_SIDE = """
 import asyncio, json, sys

@@ -11,7 +11,7 @@ import pytest
 from agent.decide.deciders import DecisionFailed, FallbackDecider, LocalDecider, RetrySettings
 from agent.sim.faults import FaultPlan
 from tests.support.clocks import ManualClock
-from tests.support.cloud_doubles import decide_function, fc_decider, sample_request
+from tests.support.cloud.cloud_doubles import decide_function, fc_decider, sample_request
 
 ONE_TRY = RetrySettings(attempts=1)
 

@@ -28,8 +28,8 @@ from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECR
 from agent.sim.cloud.fc_api import FcSettings, build_fc_app, http_trigger_path, invocations_of
 from agent.sim.faults import FaultPlan
 from functions import fc
-from tests.support.cloud_apis import agent_fc_sdk
-from tests.support.cloud_doubles import (
+from tests.support.cloud.cloud_apis import agent_fc_sdk
+from tests.support.cloud.cloud_doubles import (
     FUNCTION,
     NO_WAIT,
     SERVICE,

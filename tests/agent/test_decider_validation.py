@@ -10,7 +10,7 @@ import pytest
 
 import functions
 from agent.decide.deciders import InvalidReply, validate_reply
-from tests.support.cloud_doubles import sample_request
+from tests.support.cloud.cloud_doubles import sample_request
 
 REQUEST = sample_request(pods=40, eci=False)
 GOOD = functions.decide(REQUEST)

@@ -11,7 +11,7 @@ import pytest
 
 from agent.model import PendingPod
 from tests.support.builders import pending_pod, pool_view
-from tests.support.cloud_doubles import CloudWorld, cloud_world, decide_for
+from tests.support.cloud.cloud_doubles import CloudWorld, cloud_world, decide_for
 
 ALL = [pending_pod(f"u-{i:02d}") for i in range(10)]  # 1 vCPU each, 3 per ecs.g7.xlarge
 AGENT_A = ALL[:6]

@@ -18,7 +18,7 @@ from agent.actuate.pool_lock import LockSettings, PoolLock, lease_name
 from agent.model import PendingPod
 from tests.support.builders import pending_pod, pool_view
 from tests.support.clocks import ManualClock
-from tests.support.cloud_doubles import CloudWorld, cloud_world, decide_for
+from tests.support.cloud.cloud_doubles import CloudWorld, cloud_world, decide_for
 from tests.support.interleave import Gated, Interleaver
 
 PODS = [pending_pod(f"u-{i:02d}") for i in range(18)]  # 1 vCPU each, 3 per ecs.g7.xlarge

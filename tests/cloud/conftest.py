@@ -10,9 +10,9 @@ from agent.sim.cloud.credentials import KeyRing, static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app
 from agent.sim.faults import FaultPlan
 from tests.support.clocks import TestClock
-from tests.support.cloud_apis import CLUSTER_ID, REGION_ID, CsHarness, default_pools
-from tests.support.memory_pools import InMemoryPools
-from tests.support.serving import serve
+from tests.support.cloud.cloud_apis import CLUSTER_ID, REGION_ID, CsHarness, default_pools
+from tests.support.cloud.memory_pools import InMemoryPools
+from tests.support.cloud.serving import serve
 
 
 @pytest.fixture

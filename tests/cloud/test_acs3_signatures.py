@@ -26,7 +26,7 @@ from agent.sim.cloud.credentials import (
     static_test_keys,
 )
 from agent.sim.cloud.cs_api import build_cs_app, writes_of
-from tests.support.cloud_apis import (
+from tests.support.cloud.cloud_apis import (
     CLUSTER_ID,
     REGION_ID,
     CsHarness,
@@ -35,9 +35,9 @@ from tests.support.cloud_apis import (
     desired_size_request,
     sdk_config,
 )
-from tests.support.memory_pools import InMemoryPools
-from tests.support.sdk_wire import sdk_signed_headers
-from tests.support.serving import serve
+from tests.support.cloud.memory_pools import InMemoryPools
+from tests.support.cloud.sdk_wire import sdk_signed_headers
+from tests.support.cloud.serving import serve
 
 
 async def _list_pools(client: CsClient) -> list[str]:

@@ -9,8 +9,8 @@ from alibabacloud_cs20151215 import models as csm
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
-from tests.support.cloud_apis import CLUSTER_ID, CsHarness, desired_size_request
-from tests.support.sdk_wire import missing_from, raw_cs_json
+from tests.support.cloud.cloud_apis import CLUSTER_ID, CsHarness, desired_size_request
+from tests.support.cloud.sdk_wire import missing_from, raw_cs_json
 
 
 async def test_describe_pools_round_trips_into_the_sdk_model(cs: CsHarness) -> None:

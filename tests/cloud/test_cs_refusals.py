@@ -8,7 +8,7 @@ from alibabacloud_cs20151215 import models as csm
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
-from tests.support.cloud_apis import CLUSTER_ID, CsHarness, desired_size_request
+from tests.support.cloud.cloud_apis import CLUSTER_ID, CsHarness, desired_size_request
 
 
 async def test_wrong_cluster_is_not_found(cs: CsHarness) -> None:

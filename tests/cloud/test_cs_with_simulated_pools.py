@@ -15,9 +15,9 @@ from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
 from agent.sim.world.kubelet import Kubelet
 from agent.sim.world.nodepools import BootLatency, NodePools, PoolSpec
-from tests.support.cloud_apis import CLUSTER_ID, REGION_ID, cs_client, desired_size_request
-from tests.support.sdk_wire import missing_from, raw_cs_json
-from tests.support.serving import serve
+from tests.support.cloud.cloud_apis import CLUSTER_ID, REGION_ID, cs_client, desired_size_request
+from tests.support.cloud.sdk_wire import missing_from, raw_cs_json
+from tests.support.cloud.serving import serve
 
 SPEED = 200.0  # simulated seconds per real second
 # Boots of 5-7 simulated minutes last 1.5-2 s real: ample margin to see the nodes NotReady first.

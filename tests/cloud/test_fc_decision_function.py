@@ -15,7 +15,7 @@ from agent.sim.cloud.fc_api import http_trigger_path
 from functions import decide
 from functions.fc import handler, http_handler
 from tests.support.clocks import TestClock
-from tests.support.cloud_apis import FC_FUNCTION, FC_SERVICE, fc_emulator
+from tests.support.cloud.cloud_apis import FC_FUNCTION, FC_SERVICE, fc_emulator
 from tests.support.decide_requests import walkthrough_request as walkthrough
 
 

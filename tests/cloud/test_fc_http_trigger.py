@@ -14,7 +14,7 @@ from yarl import URL
 
 from agent.sim.cloud.fc_api import FcSettings, http_trigger_path, invocations_of
 from tests.support.clocks import TestClock
-from tests.support.cloud_apis import FC_FUNCTION, FC_SERVICE, FcHarness, fc_emulator
+from tests.support.cloud.cloud_apis import FC_FUNCTION, FC_SERVICE, FcHarness, fc_emulator
 
 
 def unused(event: bytes, context: Any) -> bytes:

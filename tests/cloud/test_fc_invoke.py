@@ -25,7 +25,7 @@ from agent.sim.cloud.fc_api import (
     settle_async_invocations,
 )
 from tests.support.clocks import TestClock
-from tests.support.cloud_apis import (
+from tests.support.cloud.cloud_apis import (
     CLUSTER_ID,
     FC_FUNCTION,
     FC_SERVICE,

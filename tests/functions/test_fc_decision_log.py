@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from functions.fc import DecisionEndpoint, handler, http_handler, wsgi_handler
-from tests.support.fc_events import (
+from tests.support.cloud.fc_events import (
     FakeContext,
     StartResponse,
     encoded,

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from functions.fc import DecisionEndpoint, handler
-from tests.support.fc_events import FakeContext, encoded, error_of, pods_mentioned, seed_request
+from tests.support.cloud.fc_events import (
+    FakeContext,
+    encoded,
+    error_of,
+    pods_mentioned,
+    seed_request,
+)
 
 
 def test_seed_request_gets_a_reply_naming_every_pod_once() -> None:

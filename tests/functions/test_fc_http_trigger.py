@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from functions.fc import DecisionEndpoint, http_handler
-from tests.support.fc_events import FakeContext, encoded, fc3_event, pods_mentioned, seed_request
+from tests.support.cloud.fc_events import (
+    FakeContext,
+    encoded,
+    fc3_event,
+    pods_mentioned,
+    seed_request,
+)
 
 
 def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from functions.fc import DEFAULT_MAX_BODY_BYTES, DecisionEndpoint, wsgi_handler
-from tests.support.fc_events import (
+from tests.support.cloud.fc_events import (
     StartResponse,
     encoded,
     pods_mentioned,

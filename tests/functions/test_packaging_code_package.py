@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from functions.packaging import DEFAULT_OUT, build_package
-from tests.support.fc_events import encoded, fc3_event, pods_mentioned, seed_request
+from tests.support.cloud.fc_events import encoded, fc3_event, pods_mentioned, seed_request
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yml"

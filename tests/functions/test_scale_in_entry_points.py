@@ -15,7 +15,13 @@ import pytest
 
 import functions
 from functions.fc import handler, http_handler, wsgi_handler
-from tests.support.fc_events import FakeContext, StartResponse, encoded, fc3_event, wsgi_environ
+from tests.support.cloud.fc_events import (
+    FakeContext,
+    StartResponse,
+    encoded,
+    fc3_event,
+    wsgi_environ,
+)
 from tests.support.processes import REPO, run_module
 from tests.support.scale_in_requests import node, pod, request
 

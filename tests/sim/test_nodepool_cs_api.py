@@ -12,8 +12,8 @@ from agent.clients.cs import NodePoolClient
 from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app
 from agent.sim.world.nodepools import NO_STOCK_ERROR, POOL_LABEL, BootLatency
-from tests.support.cloud_apis import agent_cs_sdk
-from tests.support.serving import serve
+from tests.support.cloud.cloud_apis import agent_cs_sdk
+from tests.support.cloud.serving import serve
 from tests.support.sim_pools import node_pools, pool_spec, started
 
 

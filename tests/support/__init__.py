@@ -5,7 +5,7 @@ Kubernetes and agent objects
   BuildTestPod style), `raw_pod` / `raw_node` for the scale-in fold, and the agent's values
   (`pending_pod`, `pool_view`, `pool_node`, `virtual_node`, `ECI_TAINT`).
 - decide_requests / scale_in_requests: decide/v1 and scale-in/v1 request bodies and reply readers.
-- fc_events: FC handler inputs (seed request, fake context, FC 3.0 HTTP events, WSGI environs).
+- cloud.fc_events: FC handler inputs (seed request, fake context, FC 3.0 HTTP events, WSGI environs).
 
 Time and waiting
 - clocks: `ManualClock` (moves only when told) and `TestClock` (wall time plus an offset).
@@ -14,11 +14,11 @@ Time and waiting
 
 Emulators, servers and processes
 - network: `clear_proxies` (behind the autouse `no_proxies` fixture) and `client_environment`.
-- serving: `serve`, an aiohttp app on 127.0.0.1 with a free port.
-- cloud_apis: raw and agent SDK clients for the emulators, `CsHarness`, `fc_emulator`.
-- memory_pools: `InMemoryPools`, a NodePoolService on the test clock.
-- cloud_doubles: `ScriptedPools`, the FC emulator hosting `functions/`, `cloud_world`.
-- sdk_wire: raw CS calls and SDK-signed headers below the typed models.
+- cloud.serving: `serve`, an aiohttp app on 127.0.0.1 with a free port.
+- cloud.cloud_apis: raw and agent SDK clients for the emulators, `CsHarness`, `fc_emulator`.
+- cloud.memory_pools: `InMemoryPools`, a NodePoolService on the test clock.
+- cloud.cloud_doubles: `ScriptedPools`, the FC emulator hosting `functions/`, `cloud_world`.
+- cloud.sdk_wire: raw CS calls and SDK-signed headers below the typed models.
 - sim_pools: the simulator's node pools (`pool_spec`, `node_pools`, `started`,
   `cluster_with_a_pool`).
 - agent_world: `World`, the main loop's simulator + CS emulator + agent clients.

@@ -20,7 +20,7 @@ from agent.ingest.watching import Backoff
 from agent.sim.cluster import SimCluster
 from agent.sim.faults import FaultPlan
 from tests.support.builders import build_test_pod
-from tests.support.cloud_apis import agent_cs_sdk
+from tests.support.cloud.cloud_apis import agent_cs_sdk
 from tests.support.sim_pools import cluster_with_a_pool
 
 CLUSTER_ID = "c-runner"

@@ -24,8 +24,8 @@ from agent.sim.cloud.credentials import (
 from agent.sim.cloud.fc_api import FcSettings, Handler, build_fc_app
 from agent.sim.faults import FaultPlan
 from tests.support.clocks import TestClock
-from tests.support.memory_pools import InMemoryPools
-from tests.support.serving import serve
+from tests.support.cloud.memory_pools import InMemoryPools
+from tests.support.cloud.serving import serve
 
 CLUSTER_ID = "c-test"
 REGION_ID = "cn-hangzhou"

@@ -20,14 +20,14 @@ from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.faults import FaultPlan
 from functions import fc
 from tests.support.builders import pending_pod, stamp, virtual_node
-from tests.support.cloud_apis import (
+from tests.support.cloud.cloud_apis import (
     FC_FUNCTION,
     FC_SERVICE,
     agent_cs_sdk,
     agent_fc_sdk,
     fc_emulator,
 )
-from tests.support.serving import serve
+from tests.support.cloud.serving import serve
 
 
 @dataclass
