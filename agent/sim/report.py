@@ -33,6 +33,8 @@ class PoolCost:
 
 @dataclass(frozen=True)
 class EciCost:
+    """ECI's bill: each pod at the spec ECI rounds it up to, from image pull to its end."""
+
     pods: int
     vcpu_seconds: float
     gib_seconds: float
@@ -63,7 +65,7 @@ class CostReport:
             )
         if self.eci is not None:
             lines.append(
-                f"{'eci':<16} {'per-second':<24} {self.eci.pods:>5} "
+                f"{'eci':<16} {'billed spec, per second':<24} {self.eci.pods:>5} "
                 f"{'vCPU-h ' + format(self.eci.vcpu_seconds / 3600, '.2f'):>26} "
                 f"{'':>8} {self.eci.cost:>9.2f} {'':>9}"
             )

@@ -4,7 +4,8 @@ A reason is computed once per (pod group, chosen option), never per pod, from th
 ranked options `functions.scaleout.strategy.rank` produced. It names what decided:
 the placement annotation, the strategy and the option it preferred with the
 runner-up it beat, or — when a better option could take no more — the overflow
-("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`.
+("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`; an ECI cost
+the price list cannot give (a pod pinned to an ECS instance type) is marked as an estimate.
 A reason never contains "; ": the reply joins the reasons of several groups with it.
 """
 
@@ -39,26 +40,7 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
     strategy = policy.strategy
     other = options[1] if len(options) > 1 else None
     if strategy == "cost":
-        budget = policy.latency_budget_seconds
-        if best.latency > budget:
-            return (
-                f"cost: no option starts within the {budget:g} s latency budget — "
-                f"{best.label} is fastest ({best.latency:g} s)"
-            )
-        text = f"cost: {best.label} {best.cost_per_pod:.3f}/pod·run"
-        if other is None:
-            return f"{text}, the only option that fits"
-        if other.latency > budget:
-            return (
-                f"{text} — {other.label} starts in {other.latency:g} s, over the "
-                f"{budget:g} s latency budget"
-            )
-        if f"{other.cost_per_pod:.3f}" == f"{best.cost_per_pod:.3f}":
-            return f"{text}, tied with {other.label} ({_tie_break(best, other)})"
-        return (
-            f"{text} vs {other.label} {other.cost_per_pod:.3f} — {best.label} cheaper "
-            f"within the {budget:g} s latency budget"
-        )
+        return _cost_reason(best, other, policy=policy)
     if strategy == "latency":
         text = f"latency: {best.label} starts in {best.latency:g} s"
         if other is None:
@@ -72,6 +54,34 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
     if strategy == "pool-first":
         return f"pool-first: {room}"
     return f"eci-first: ECI cannot run the pods — {room}"
+
+
+def _cost_reason(best: Option, other: Option | None, *, policy: Policy) -> str:
+    budget = policy.latency_budget_seconds
+    if best.latency > budget:
+        return (
+            f"cost: no option starts within the {budget:g} s latency budget — "
+            f"{best.label} is fastest ({best.latency:g} s)"
+        )
+    text = f"cost: {_priced(best, unit='/pod·run')}"
+    if other is None:
+        return f"{text}, the only option that fits"
+    if other.latency > budget:
+        return (
+            f"{text} — {other.label} starts in {other.latency:g} s, over the "
+            f"{budget:g} s latency budget"
+        )
+    if f"{other.cost_per_pod:.3f}" == f"{best.cost_per_pod:.3f}":
+        return f"{text}, tied with {other.label} ({_tie_break(best, other)})"
+    return (
+        f"{text} vs {_priced(other)} — {best.label} cheaper within the {budget:g} s latency budget"
+    )
+
+
+def _priced(option: Option, *, unit: str = "") -> str:
+    # "ECI 0.037", with why it is only an estimate when the price list cannot give it.
+    text = f"{option.label} {option.cost_per_pod:.3f}{unit}"
+    return f"{text} ({option.estimate})" if option.estimate else text
 
 
 def _tie_break(best: Option, other: Option) -> str:

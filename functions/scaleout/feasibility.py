@@ -4,6 +4,9 @@ Reasons read like the scheduler's ("Insufficient nvidia.com/gpu", "didn't match
 node selector") so a person can act on them; `no_fit_reason` folds them into one
 line: "no option fits: 2 pools Insufficient nvidia.com/gpu, 1 pool didn't match
 node selector, ECI: hostPath volume".
+
+ECI runs (and bills) a pod as the spec it rounds the pod up to (`functions.eci_specs`), so the
+per-pod ceilings `maxPodCpu`/`maxPodMemory` are checked against that spec, not the requests.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from dataclasses import dataclass
 
 from functions.contract import (
     ECI_TAINT_KEY,
+    ECI_USE_SPECS_ANNOTATION,
     PLACEMENT_ANNOTATION,
     PLACEMENT_ECI,
     PLACEMENT_ECS,
     PLACEMENTS,
 )
+from functions.eci_specs import Billed, gib_text, pick, spec_text
 from functions.predicates import (
     POD_SLOT,
     first_untolerated_taint,
@@ -55,7 +60,8 @@ class Feasibility:
 
     requests: Mapping[str, int]
     pools: tuple[PoolFit, ...]
-    eci: bool
+    # The spec ECI would run and bill each pod as; None when ECI cannot take the shape.
+    eci: Billed | None
     # Why nothing fits, or "" when some option does.
     no_fit_reason: str
 
@@ -68,7 +74,7 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
         return Feasibility(
             requests,
             (),
-            False,
+            None,
             f"unknown {PLACEMENT_ANNOTATION} value {placement!r} (expected ecs, eci or auto)",
         )
     fits: list[PoolFit] = []
@@ -85,14 +91,15 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
                 fits.append(PoolFit(pool, per_node, _waste(pool.allocatable, requests, per_node)))
         pool_note = "" if pools else "no node pools"
     if placement == PLACEMENT_ECS:
-        eci_reason = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
+        eci_fits: Billed | str = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
     else:
-        eci_reason = eci_misfit(shape, eci)
-    if fits or not eci_reason:
-        return Feasibility(requests, tuple(fits), not eci_reason, "")
+        eci_fits = eci_fit(shape, eci)
+    billed = None if isinstance(eci_fits, str) else eci_fits
+    if fits or billed is not None:
+        return Feasibility(requests, tuple(fits), billed, "")
     parts = _counted(pool_reasons) if pool_reasons else [pool_note] if pool_note else []
-    parts.append(f"ECI: {eci_reason}")
-    return Feasibility(requests, (), False, "no option fits: " + ", ".join(parts))
+    parts.append(f"ECI: {eci_fits}")
+    return Feasibility(requests, (), None, "no option fits: " + ", ".join(parts))
 
 
 def pool_misfit(shape: PodShape, requests: Mapping[str, int], pool: Pool) -> list[str]:
@@ -109,8 +116,8 @@ def pool_misfit(shape: PodShape, requests: Mapping[str, int], pool: Pool) -> lis
     return [f"Insufficient {name}" for name in insufficient(requests, pool.allocatable)]
 
 
-def eci_misfit(shape: PodShape, eci: Eci) -> str:
-    """Why the ECI virtual node cannot run the shape ("" when it can)."""
+def eci_fit(shape: PodShape, eci: Eci) -> Billed | str:
+    """The spec ECI runs each pod of the shape as, or why the ECI virtual node cannot run it."""
     if not eci.enabled:
         return "disabled"
     if shape.host_network:
@@ -127,7 +134,21 @@ def eci_misfit(shape: PodShape, eci: Eci) -> str:
         return f"cpu {format_milli(cpu)} over maxPodCpu {format_milli(eci.max_pod_cpu)}"
     memory = shape.requests.get("memory", 0)
     if memory > eci.max_pod_memory:
-        return f"memory {_gib(memory)} over maxPodMemory {_gib(eci.max_pod_memory)}"
+        return f"memory {gib_text(memory)} over maxPodMemory {gib_text(eci.max_pod_memory)}"
+    billed = pick(cpu, memory, shape.eci_use_specs, eci.specs)
+    if isinstance(billed, str):
+        return billed
+    # ECI runs the pod as the billed spec: the per-pod ceilings bind that, not the requests.
+    if billed.cpu > eci.max_pod_cpu:
+        return (
+            f"cpu {format_milli(cpu)} {_runs_as(billed, shape)}, "
+            f"over maxPodCpu {format_milli(eci.max_pod_cpu)}"
+        )
+    if billed.memory > eci.max_pod_memory:
+        return (
+            f"memory {gib_text(memory)} {_runs_as(billed, shape)}, "
+            f"over maxPodMemory {gib_text(eci.max_pod_memory)}"
+        )
     if not node_selector_matches(shape.node_selector, eci.labels):
         return "didn't match node selector"
     if not required_affinity_matches(shape.affinity, eci.labels):
@@ -137,7 +158,15 @@ def eci_misfit(shape: PodShape, eci: Eci) -> str:
     taint = first_untolerated_taint(shape.tolerations, blocking)
     if taint is not None:
         return f"had untolerated taint {_taint_text(taint)}"
-    return ""
+    return billed
+
+
+def _runs_as(billed: Billed, shape: PodShape) -> str:
+    if billed.instance_type:
+        return f"runs as {billed.instance_type} (about {spec_text(billed)})"
+    if shape.eci_use_specs:
+        return f"runs as {ECI_USE_SPECS_ANNOTATION} spec {spec_text(billed)}"
+    return f"rounds up to ECI spec {spec_text(billed)}"
 
 
 def _waste(allocatable: Mapping[str, int], requests: Mapping[str, int], per_node: int) -> float:
@@ -159,7 +188,3 @@ def _counted(reasons: list[str]) -> list[str]:
 
 def _taint_text(taint: Mapping[str, Any]) -> str:
     return f"{{{taint.get('key')}: {taint.get('value') or ''}}}"
-
-
-def _gib(milli: int) -> str:
-    return f"{milli / 1000 / 2**30:g}Gi"

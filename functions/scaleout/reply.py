@@ -12,6 +12,7 @@ from __future__ import annotations
 from itertools import repeat
 
 from functions.contract import DECIDE_SCHEMA, PLACE_ON_ECI, SCALE_POOL
+from functions.scaleout.feasibility import eci_fit
 from functions.scaleout.model import Request
 from functions.scaleout.plan import Plan
 from functions.scaleout.strategy import eci_cost_per_pod
@@ -69,9 +70,10 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
         for group in request.groups:
             count = len(on_eci.intersection(group.indices))
             if count:
-                cost += count * eci_cost_per_pod(
-                    group.shape.requests, eci=request.eci, seconds=3600
-                )
+                # The spec ECI bills each pod as (the plan only sends pods ECI can run there).
+                billed = eci_fit(group.shape, request.eci)
+                assert not isinstance(billed, str), billed
+                cost += count * eci_cost_per_pod(billed, eci=request.eci, seconds=3600)
     covered.sort()
     unplaceable = sorted((i, reason) for reason, run in plan.unplaceable for i in run)
     return {

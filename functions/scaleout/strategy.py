@@ -13,15 +13,18 @@ so both are priced for the same run):
   the node: min(pods per node, pods of this group still to place). A node a group
   cannot fill is charged to the pods it does hold, so one small pod does not pick a
   96-core node because that node is cheap per slot.
-- ECI: (vCPU × pricePerVcpuSecond + GiB × pricePerGibSecond) × expectedRunSeconds,
-  from the pod's requests.
+- ECI: (vCPU × pricePerVcpuSecond + GiB × pricePerGibSecond) × expectedRunSeconds, of the
+  spec ECI bills the pod as: its requests rounded up to a supported spec, or the spec its
+  `k8s.aliyun.com/eci-use-specs` pins (`functions.eci_specs`). A pinned ECS instance type is
+  billed by that type, whose price the request does not carry: it is priced as the pod's rounded
+  size, and the reason says it is an estimate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.eci_specs import Billed, spec_text
 from functions.scaleout.feasibility import Feasibility, PoolFit
 from functions.scaleout.model import Eci, Policy
 
@@ -35,17 +38,29 @@ class Option:
     fit: PoolFit | None
     latency: float
     cost_per_pod: float
+    # Why the cost is only an estimate ("" when it is the price list's).
+    estimate: str = ""
 
     @property
     def label(self) -> str:
         return "ECI" if self.fit is None else self.fit.pool.id
 
 
-def eci_cost_per_pod(requests: Mapping[str, int], *, eci: Eci, seconds: float) -> float:
-    """What one pod costs on ECI for `seconds`."""
-    vcpus = requests.get("cpu", 0) / 1000
-    gib = requests.get("memory", 0) / _GIB_MILLI
+def eci_cost_per_pod(billed: Billed, *, eci: Eci, seconds: float) -> float:
+    """What one pod billed as `billed` costs on ECI for `seconds`."""
+    vcpus = billed.cpu / 1000
+    gib = billed.memory / _GIB_MILLI
     return (vcpus * eci.price_per_vcpu_second + gib * eci.price_per_gib_second) * seconds
+
+
+def eci_estimate(billed: Billed) -> str:
+    """Why the ECI price of `billed` is an estimate ("" when ECI bills vCPU and memory)."""
+    if not billed.instance_type:
+        return ""
+    return (
+        f"an estimate: ECI bills {billed.instance_type} by instance type, "
+        f"priced here as {spec_text(billed)}"
+    )
 
 
 def rank(feasible: Feasibility, *, pods: int, policy: Policy, eci: Eci) -> list[Option]:
@@ -59,12 +74,13 @@ def rank(feasible: Feasibility, *, pods: int, policy: Policy, eci: Eci) -> list[
         )
         for fit in feasible.pools
     ]
-    if feasible.eci:
+    if feasible.eci is not None:
         options.append(
             Option(
                 None,
                 eci.start_seconds,
-                eci_cost_per_pod(feasible.requests, eci=eci, seconds=seconds),
+                eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds),
+                eci_estimate(feasible.eci),
             )
         )
     strategy = policy.strategy

@@ -23,12 +23,15 @@ def _workers(count: int = 15, **fields: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("strategy", "pool_fields", "policy", "expected"),
     [
+        # ECI bills each 1 vCPU / 1 GiB worker as the spec it rounds up to, 1 vCPU / 2 GiB:
+        # (1 × 0.000049 + 2 × 0.00000613) CNY/s × 600 s = 0.00006126 × 600 = 0.036756 → 0.037
+        # (it was 0.033 when the raw 1 GiB was priced). np-a: 0.9 CNY/h × 600 s / 3 pods = 0.050.
         (
             "cost",
             {},
             {},
             {
-                "ECI": "cost: ECI 0.033/pod·run vs np-a 0.050 — ECI cheaper within "
+                "ECI": "cost: ECI 0.037/pod·run vs np-a 0.050 — ECI cheaper within "
                 "the 120 s latency budget"
             },
         ),
@@ -37,7 +40,7 @@ def _workers(count: int = 15, **fields: Any) -> list[dict[str, Any]]:
             {"price": 0.3},
             {},
             {
-                "np-a": "cost: np-a 0.017/pod·run vs ECI 0.033 — np-a "
+                "np-a": "cost: np-a 0.017/pod·run vs ECI 0.037 — np-a "
                 "cheaper within the 120 s latency budget"
             },
         ),
@@ -45,7 +48,7 @@ def _workers(count: int = 15, **fields: Any) -> list[dict[str, Any]]:
             "cost",
             {"price": 0.3},
             {"latencyBudgetSeconds": 60},
-            {"ECI": "cost: ECI 0.033/pod·run — np-a starts in 90 s, over the 60 s latency budget"},
+            {"ECI": "cost: ECI 0.037/pod·run — np-a starts in 90 s, over the 60 s latency budget"},
         ),
         (
             "cost",

@@ -30,7 +30,8 @@ def _summary_of(reply: dict[str, Any]) -> dict[str, int]:
         # 15 pods of 1 vCPU: 3 fit a 3900m node, so the pool needs 5 nodes.
         ("pool-first", {}, {}, {}, {"new:np-a": 15}),
         ("eci-first", {}, {}, {}, {"eci": 15}),
-        # ECS per pod: 0.9 CNY/h × 600 s / 3 pods = 0.05; ECI: 0.000055 CNY/s × 600 s = 0.033.
+        # ECS per pod: 0.9 CNY/h × 600 s / 3 pods = 0.05; ECI bills 1 vCPU / 1 GiB as the spec
+        # 1 vCPU / 2 GiB: (0.000049 + 2 × 0.00000613) CNY/s × 600 s = 0.0368.
         ("cost", {}, {}, {}, {"eci": 15}),
         ("cost", {"price": 0.3}, {}, {}, {"new:np-a": 15}),
         # Only ECI starts within the budget; then nothing does and the fastest wins.
@@ -284,6 +285,8 @@ def test_summary_prices_new_nodes_and_eci_pods() -> None:
         _workers(), [pool("np-a", max_size=2, price=0.9)], eci_config=eci(), strategy="pool-first"
     )
     summary = decide(body)["summary"]
-    eci_hour = 9 * (0.000049 + 0.00000613) * 3600
+    # Each 1 vCPU / 1 GiB pod is billed as the ECI spec it rounds up to, 1 vCPU / 2 GiB:
+    # 9 pods × (1 × 0.000049 + 2 × 0.00000613) CNY/s × 3600 s = 9 × 0.220536 = 1.984824 CNY/h.
+    eci_hour = 9 * (0.000049 + 2 * 0.00000613) * 3600
     assert summary["newNodes"] == 2 and summary["eciPods"] == 9
     assert summary["estimatedCostPerHour"] == pytest.approx(2 * 0.9 + eci_hour, abs=1e-5)
