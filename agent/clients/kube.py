@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,9 @@ NODES = "nodes"
 RESOURCES = (PODS, NODES)
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+CONFLICT = 409
+# Read-modify-write attempts of one node before a conflict is given up on.
+NODE_EDIT_ATTEMPTS = 5
 
 
 class KubeError(Exception):
@@ -57,7 +60,7 @@ class KubeUnreachable(Exception):
 
 class KubeClient:
     """Raw list / watch of pods and nodes, and the writes actuation needs (pod patch, node
-    cordon, events)."""
+    cordon, taints and annotations, events)."""
 
     def __init__(
         self,
@@ -218,6 +221,48 @@ class KubeClient:
             _content_type=MERGE_PATCH,
         )
         return node
+
+    async def get_node(self, name: str) -> dict[str, Any]:
+        """The node as raw JSON, or KubeError (404 when it is gone)."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        node: dict[str, Any] = await self._call(
+            lambda **kw: self._core.read_node(name, **kw), timeout=timeout
+        )
+        return node
+
+    async def patch_node(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386) of a node: the updated node, or KubeError (404 gone;
+        409 when the patch names a `metadata.resourceVersion` the node no longer has)."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        node: dict[str, Any] = await self._call(
+            lambda **kw: self._core.patch_node(name, patch, **kw),
+            timeout=timeout,
+            _content_type=MERGE_PATCH,
+        )
+        return node
+
+    async def edit_node(
+        self, name: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Read-modify-write of a node, as cluster-autoscaler marks nodes: `edit(node)` returns
+        a merge patch (None: nothing to change), sent with the node's resourceVersion as its
+        precondition. A merge patch replaces a list such as spec.taints whole, so when someone
+        else changed the node in between (another taint, the node controller) the API server
+        answers 409 and the node is read again: their change is kept, never overwritten."""
+        attempts = 0
+        while True:
+            attempts += 1
+            node = await self.get_node(name)
+            patch = edit(node)
+            if patch is None:
+                return node
+            version = (node.get("metadata") or {}).get("resourceVersion")
+            meta = {**(patch.get("metadata") or {}), "resourceVersion": version}
+            try:
+                return await self.patch_node(name, {**patch, "metadata": meta})
+            except KubeError as error:
+                if error.status != CONFLICT or attempts >= NODE_EDIT_ATTEMPTS:
+                    raise
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         """Create a core/v1 Event in `namespace`."""

@@ -18,6 +18,8 @@ from agent.actuate.actuation import PLACED_LABEL
 WORKER_LABEL = ("ray.io/node-type", "worker")
 # The actuator's events for a pod it served: a pool raise, or the ECI toleration patch.
 SERVED_REASONS = ("TriggeredScaleUp", "PlacedOnECI")
+# The scale-in events about a node whose removal did not happen (its drain failed).
+SCALE_DOWN_FAILED = "ScaleDownFailed"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class RunRecord:
     nodes: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (pool, ready)
     nodes_added: int = 0
     nodes_removed: int = 0
+    scale_down_failures: int = 0  # ScaleDownFailed events
+    failed_nodes: set[str] = field(default_factory=set)  # nodes with a ScaleDownFailed event
+    failed_then_removed: set[str] = field(default_factory=set)  # ... removed later after all
+    uncordoned_after_failure: set[str] = field(default_factory=set)  # ... seen schedulable
+    cordoned: set[str] = field(default_factory=set)  # pool nodes unschedulable now
     samples: list[Sample] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
 
@@ -138,15 +145,31 @@ class RunRecord:
         if kind == "DELETED":
             if self.nodes.pop(name, None) is not None:
                 self.nodes_removed += 1
+            self.cordoned.discard(name)
+            if name in self.failed_nodes:
+                self.failed_then_removed.add(name)
             return
         if name not in self.nodes:
             self.nodes_added += 1
         self.nodes[name] = (str(pool), _ready(obj))
+        if (obj.get("spec") or {}).get("unschedulable"):
+            self.cordoned.add(name)
+        else:
+            self.cordoned.discard(name)
+            if name in self.failed_nodes:
+                self.uncordoned_after_failure.add(name)
 
     def _event(self, obj: Mapping[str, Any], *, real: float) -> None:
+        involved = obj.get("involvedObject") or {}
+        if obj.get("reason") == SCALE_DOWN_FAILED and involved.get("kind") == "Node":
+            name = str(involved.get("name"))
+            self.scale_down_failures += 1
+            self.failed_nodes.add(name)
+            if name in self.nodes and name not in self.cordoned:  # uncordoned before the Event
+                self.uncordoned_after_failure.add(name)
+            return
         if obj.get("reason") not in SERVED_REASONS:
             return
-        involved = obj.get("involvedObject") or {}
         if involved.get("kind") == "Pod" and involved.get("namespace") == self.namespace:
             self.served_at.setdefault(str(involved.get("name")), real)
 
@@ -245,6 +268,12 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
             "p99": None if p99 is None else round(p99, 1),
         },
         "decisions": facts.decisions,
+        "scaleDown": {
+            "failed": record.scale_down_failures,
+            "uncordonedAfterFailure": len(record.uncordoned_after_failure),
+            "failedThenRemoved": len(record.failed_then_removed),
+            "cordonedAtEnd": len(record.cordoned),
+        },
         "scaleWrites": len(facts.scale_write_real_times),
         "errors": facts.errors,
         "costEstimate": round(facts.cost, 4),

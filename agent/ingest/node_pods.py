@@ -1,6 +1,7 @@
 """What scale-in needs to know about nodes: every pod bound to each node (any namespace, any
 label) folded into compact records, and the node facts the scale-out view does not keep
-(ECS instance id, creation time, cordon, whether it has ever been Ready).
+(ECS instance id, creation time, cordon, whether it has ever been Ready, the scale-down opt-out,
+and the marks a removal in progress leaves on the node).
 
 Only what the scale-in/v1 request carries is kept, interned through the cluster view's
 `Interner`, so a bound pod costs a few hundred bytes: the uid, where it runs, who owns it,
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.ingest.raw import Interner, RawObject
+from functions.contract import SCALE_DOWN_DISABLED_ANNOTATION
 
 # Owner kinds the scale-in/v1 contract names; anything else is mapped below.
 KNOWN_OWNERS = frozenset({"ReplicaSet", "Job", "DaemonSet", "StatefulSet", "RayCluster"})
@@ -24,6 +26,13 @@ KNOWN_OWNERS = frozenset({"ReplicaSet", "Job", "DaemonSet", "StatefulSet", "RayC
 OWNER_ALIASES = {"ReplicationController": "ReplicaSet", "Node": "DaemonSet"}
 # cluster-autoscaler's opt-out, honoured the same way: such a pod pins its node.
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+# cluster-autoscaler's node opt-out: a node annotated "true" is never removed.
+SCALE_DOWN_DISABLED = SCALE_DOWN_DISABLED_ANNOTATION
+# Our mark on a node being removed, in the style of cluster-autoscaler's
+# ToBeDeletedByClusterAutoscaler: NoSchedule, value = Unix seconds when it was marked.
+TO_BE_DELETED_TAINT = "ray-ack-scaler/to-be-deleted"
+# The RemoveNodePoolNodes task removing the node, so a restarted agent can follow it.
+REMOVAL_TASK_ANNOTATION = "ray-ack-scaler/removal-task"
 FINISHED = frozenset({"Succeeded", "Failed"})
 # Two timestamps this close are the same moment (creationTimestamp has whole seconds).
 _SAME_MOMENT_SECONDS = 1.0
@@ -60,6 +69,9 @@ class NodeFacts:
     created_at: float | None
     unschedulable: bool
     ever_ready: bool
+    scale_down_disabled: bool = False  # annotated scale-down-disabled: "true"
+    marked_at: float | None = None  # our to-be-deleted taint's time; None: no taint
+    removal_task: str = ""  # the task annotation; "" when none
 
 
 def epoch_or_none(text: str) -> float | None:
@@ -91,9 +103,22 @@ def instance_id_of(provider_id: str) -> str:
     return instance if sep else ""
 
 
+def removal_mark(taints: Any) -> float | None:
+    """When our to-be-deleted taint was put on (its value, Unix seconds); None without one. A
+    value that is not a number still marks the node (as of the epoch: long ago)."""
+    for taint in taints or ():
+        if taint.get("key") == TO_BE_DELETED_TAINT:
+            try:
+                return float(taint.get("value") or 0)
+            except (TypeError, ValueError):
+                return 0.0
+    return None
+
+
 def node_facts(node: RawObject) -> NodeFacts:
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
+    annotations = meta.get("annotations") or {}
     created = epoch_or_none(str(meta.get("creationTimestamp") or ""))
     ready_condition = next(
         (c for c in (node.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"),
@@ -111,6 +136,10 @@ def node_facts(node: RawObject) -> NodeFacts:
         created_at=created,
         unschedulable=bool(spec.get("unschedulable")),
         ever_ready=ever_ready,
+        # cluster-autoscaler compares the value with "true" exactly
+        scale_down_disabled=annotations.get(SCALE_DOWN_DISABLED) == "true",
+        marked_at=removal_mark(spec.get("taints")),
+        removal_task=str(annotations.get(REMOVAL_TASK_ANNOTATION) or ""),
     )
 
 

@@ -1,30 +1,35 @@
-"""Applying a scale-in/v1 reply: cordon, look again, then RemoveNodePoolNodes (drain, release).
+"""Applying a scale-in/v1 reply: mark, look again, then RemoveNodePoolNodes (drain, release).
 
-Per chosen node: cordon it first, so the scheduler sends it nothing new; then list the pods
-bound to it fresh from the API server. A node that got a load pod the decision did not plan to
-evict (a new burst landed on it) is uncordoned and kept — no flapping. Right before the
-removal the pool is re-read: a pool whose desired size rose since the request (a scale-out by
-anyone) keeps all its nodes, and no removal takes a pool below its min. Node Events
-`ScaleDown` / `ScaleDownFailed` say what happened, as cluster-autoscaler's do. In dry-run
-nothing is written at all.
+Per chosen node: mark it first — cordon and our `ray-ack-scaler/to-be-deleted` taint
+(`agent.scale_in.marks`) — so the scheduler sends it nothing new; then list the pods bound to it
+fresh from the API server. A node that got a load pod the decision did not plan to evict (a new
+burst landed on it) is unmarked and kept — no flapping. Right before the removal the pool is
+re-read: a pool whose desired size rose since the request (a scale-out by anyone) keeps all its
+nodes, and no removal takes a pool below its min. The accepted removal's task id goes on each
+node and into `removals`, which follows the task to its end (a drain can still fail there).
+Node Events `ScaleDown` / `ScaleDownFailed` say what happened, as cluster-autoscaler's do. In
+dry-run nothing is written at all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.actuate.actuation import COMPONENT
-from agent.clients.cs import CloudCallError
+from agent.clients.cs import CloudCallError, TaskState
 from agent.clients.kube import KubeError, KubeUnreachable
-from agent.ingest.node_pods import FINISHED, owner_kind
+from agent.ingest.node_pods import FINISHED, epoch_or_none, owner_kind
 from agent.model import PoolInfo
+from agent.scale_in import marks
+from agent.scale_in.events import SCALE_DOWN, SCALE_DOWN_FAILED, record_event
+from agent.scale_in.removals import Removal, Removals
 
 log = logging.getLogger(__name__)
 
-EVENT_NAMESPACE = "default"  # where Events about cluster-scoped objects (nodes) live
+NOT_FOUND = 404
 
 
 class NodeRemover(Protocol):
@@ -36,11 +41,15 @@ class NodeRemover(Protocol):
         self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
     ) -> str | None: ...
 
+    async def describe_task(self, task_id: str) -> TaskState: ...
+
 
 class NodeWriter(Protocol):
     """What scale-in needs of the Kubernetes client (agent.clients.kube.KubeClient provides it)."""
 
-    async def set_unschedulable(self, name: str, unschedulable: bool) -> dict[str, Any]: ...
+    async def edit_node(
+        self, name: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any]: ...
 
     async def list_page(
         self,
@@ -116,26 +125,6 @@ class _Tally:
     events_failed: int = 0
 
 
-def node_event(
-    node: str, *, reason: str, message: str, now: str, event_type: str = "Normal"
-) -> dict[str, Any]:
-    """A core/v1 Event about a Node (cluster-scoped: the Event lives in `default`)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{node}.", "namespace": EVENT_NAMESPACE},
-        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node},
-        "reason": reason,
-        "message": message,
-        "type": event_type,
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-
-
 class ScaleInActuator:
     """Applies scale-in replies through the CS client and the Kubernetes client."""
 
@@ -146,6 +135,7 @@ class ScaleInActuator:
         self._kube = kube
         self._drain = drain
         self._release = release
+        self.removals = Removals(pools, kube)
 
     async def apply(
         self, reply: Mapping[str, Any], request: Mapping[str, Any], *, dry_run: bool, now: str
@@ -154,13 +144,22 @@ class ScaleInActuator:
         tally = _Tally()
         chosen = {item["node"]: item for item in reply.get("remove", ())}
         requested = {pool["id"]: pool for pool in request.get("pools", ())}
+        cordoned_before = _cordoned_by_others(request)
         for group in reply.get("pools", ()):
             pool_id = str(group["poolId"])
             items = [chosen[name] for name in group.get("nodes", ()) if name in chosen]
             if dry_run:
                 tally.removed.extend(_removed(item) for item in items)
                 continue
-            await self._apply_pool(pool_id, items, requested.get(pool_id, {}), tally, now=now)
+            items = self._not_leaving(items, pool_id, tally)
+            await self._apply_pool(
+                pool_id,
+                items,
+                requested.get(pool_id, {}),
+                tally,
+                now=now,
+                cordoned_before=cordoned_before,
+            )
         result = ScaleInResult(
             decision_id=str(reply.get("decisionId", "")),
             dry_run=dry_run,
@@ -174,6 +173,17 @@ class ScaleInActuator:
             log.info("scale-in applied", extra=result.to_json())
         return result
 
+    def _not_leaving(
+        self, items: list[Mapping[str, Any]], pool_id: str, tally: _Tally
+    ) -> list[Mapping[str, Any]]:
+        """A node a running task is already removing is not removed twice (a decision by an
+        older function that did not know; the request leaves such nodes out)."""
+        leaving = self.removals.leaving()
+        for item in items:
+            if item["node"] in leaving:
+                tally.kept.append(NodeKept(item["node"], pool_id, "already being removed"))
+        return [item for item in items if item["node"] not in leaving]
+
     async def _apply_pool(
         self,
         pool_id: str,
@@ -182,6 +192,7 @@ class ScaleInActuator:
         tally: _Tally,
         *,
         now: str,
+        cordoned_before: frozenset[str],
     ) -> None:
         try:
             current = await self._pools.describe_pool(pool_id)
@@ -214,7 +225,9 @@ class ScaleInActuator:
                     )
                 )
                 continue
-            if await self._cordon_and_check(item, pool_id, tally):
+            if await self._mark_and_check(
+                item, pool_id, tally, now=now, uncordon=item["node"] not in cordoned_before
+            ):
                 cordoned.append(item)
         if not cordoned:
             return
@@ -228,48 +241,69 @@ class ScaleInActuator:
             tally.failed.append(RemovalFailure(pool_id, names, error.code, error.message))
             log.warning("scale-in not written", extra={"pool": pool_id, "code": error.code})
             for item in cordoned:
-                await self._uncordon(str(item["node"]))
+                name = str(item["node"])
+                await marks.unmark(self._kube, name, uncordon=name not in cordoned_before)
+                self.removals.failed(name, at=_epoch(now))
                 await self._event(
-                    str(item["node"]),
+                    name,
                     tally,
-                    reason="ScaleDownFailed",
+                    reason=SCALE_DOWN_FAILED,
                     message=f"failed to remove node: {error.code}: {error.message}",
                     now=now,
                     event_type="Warning",
                 )
             return
+        names = tuple(str(item["node"]) for item in cordoned)
         if task_id:
             tally.task_ids.append(task_id)
+            self.removals.started(
+                Removal(
+                    task_id,
+                    pool_id,
+                    names,
+                    _epoch(now),
+                    cordoned_before=frozenset(names) & cordoned_before,
+                )
+            )
+            for name in names:
+                await marks.note_task(self._kube, name, task_id)
+        else:
+            log.warning("RemoveNodePoolNodes returned no task id: its outcome is not followed")
         for item in cordoned:
             tally.removed.append(_removed(item))
             await self._event(
                 str(item["node"]),
                 tally,
-                reason="ScaleDown",
-                message=f"node removed by {COMPONENT}: {item.get('reason', '')}",
+                reason=SCALE_DOWN,
+                message=f"node removal requested by {COMPONENT} (task {task_id}): "
+                f"{item.get('reason', '')}",
                 now=now,
             )
 
-    async def _cordon_and_check(self, item: Mapping[str, Any], pool_id: str, tally: _Tally) -> bool:
-        """Cordon, then list the node's pods: True when it still holds only what the decision
-        planned to evict."""
+    async def _mark_and_check(
+        self, item: Mapping[str, Any], pool_id: str, tally: _Tally, *, now: str, uncordon: bool
+    ) -> bool:
+        """Mark (cordon, taint), then list the node's pods: True when it still holds only what
+        the decision planned to evict."""
         name = str(item["node"])
         try:
-            await self._kube.set_unschedulable(name, True)
+            await marks.mark(self._kube, name, now=_epoch(now))
         except (KubeError, KubeUnreachable) as error:
             reason = (
                 "node is gone"
-                if isinstance(error, KubeError) and error.status == 404
+                if isinstance(error, KubeError) and error.status == NOT_FOUND
                 else f"cordon failed: {error}"
             )
             tally.kept.append(NodeKept(name, pool_id, reason))
+            if reason != "node is gone":
+                await marks.unmark(self._kube, name, uncordon=uncordon)  # a half-written mark
             return False
         try:
             arrived = await self._unplanned_pods(name, planned=set(item.get("evicts", ())))
         except (KubeError, KubeUnreachable) as error:
             arrived = [f"(pods unreadable: {error})"]
         if arrived:
-            await self._uncordon(name)
+            await marks.unmark(self._kube, name, uncordon=uncordon)
             tally.kept.append(
                 NodeKept(
                     name, pool_id, f"pod(s) arrived since the decision: {', '.join(arrived[:3])}"
@@ -297,12 +331,6 @@ class ScaleInActuator:
             if not token:
                 return found
 
-    async def _uncordon(self, name: str) -> None:
-        try:
-            await self._kube.set_unschedulable(name, False)
-        except (KubeError, KubeUnreachable) as error:
-            log.warning("uncordon failed", extra={"node": name, "error": str(error)})
-
     async def _event(
         self,
         node: str,
@@ -313,15 +341,26 @@ class ScaleInActuator:
         now: str,
         event_type: str = "Normal",
     ) -> None:
-        try:
-            await self._kube.create_event(
-                EVENT_NAMESPACE,
-                node_event(node, reason=reason, message=message, now=now, event_type=event_type),
-            )
-        except (KubeError, KubeUnreachable) as error:
-            # Events are for people; losing one must not fail the removal.
+        if not await record_event(
+            self._kube, node, reason=reason, message=message, now=now, event_type=event_type
+        ):
             tally.events_failed += 1
-            log.info("event not recorded", extra={"reason": reason, "error": type(error).__name__})
+
+
+def _epoch(now: str) -> float:
+    """The epoch seconds of the reply's RFC 3339 `now` (0 when unreadable: a mark as old as can
+    be is the safe side, it is never mistaken for one just made)."""
+    return epoch_or_none(now) or 0.0
+
+
+def _cordoned_by_others(request: Mapping[str, Any]) -> frozenset[str]:
+    """Nodes the request shows cordoned without our mark: someone else cordoned them, and they
+    stay cordoned whatever becomes of the removal."""
+    return frozenset(
+        str(node["name"])
+        for node in request.get("nodes", ())
+        if node.get("unschedulable") and not marks.carries_mark(node.get("taints"))
+    )
 
 
 def _removed(item: Mapping[str, Any]) -> NodeRemoved:

@@ -1,9 +1,13 @@
-"""One scale-in round: view → scale-in/v1 request → decider → ScaleInActuator, and its record.
+"""One scale-in round: follow the removals in flight → view → scale-in/v1 request → decider →
+ScaleInActuator, and its record.
 
 The agent runs a round every `scale_in_interval_seconds`, holding the same lock as its
-scale-out rounds, so a removal never interleaves with a raise. The unneeded-time tracker is fed
-on every change of a node's pods (`node_changed`, the view's hook) and swept once per round.
-Failures become data: the round is recorded with outcome `error` and the next one tries again.
+scale-out rounds, so a removal never interleaves with a raise. Each round first asks CS about
+the removals still running (a drain may fail long after RemoveNodePoolNodes was accepted) and
+takes stray removal marks off nodes (`agent.scale_in.removals`); a failed removal makes the
+round's outcome `failed`. The unneeded-time tracker is fed on every change of a node's pods
+(`node_changed`, the view's hook) and swept once per round. Failures become data: the round is
+recorded with outcome `error` and the next one tries again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from agent.ingest.view import ClusterView
 from agent.metrics import AgentMetrics
 from agent.model import PoolActivity, PoolInfo
 from agent.scale_in.actuation import ScaleInActuator, ScaleInResult
+from agent.scale_in.removals import FailedRemoval
 from agent.scale_in.tracking import (
     ScaleInPolicy,
     ScaleUpLog,
@@ -132,8 +137,41 @@ class ScaleInRounds:
             log.info("scale-in round", extra={k: v for k, v in asdict(record).items() if v})
         return record
 
+    async def _follow_removals(self, record: ScaleInRecord, *, at: float) -> ScaleInRecord:
+        """The ends of earlier removals: a failed one is this round's outcome until a decision
+        has something newer to say. Dry-run writes nothing, so it has nothing to follow."""
+        if self._dry_run:
+            return record
+        removals = self._actuator.removals
+        retry_after = self._policy.delay_after_failure_seconds
+        failures: list[FailedRemoval] = await removals.follow(
+            now=at, present=lambda name: name in self._view.nodes, retry_after=retry_after
+        )
+        failures += await removals.recover(
+            self._view.node_pods.facts,
+            pools={name: node.pool_id for name, node in self._view.nodes.items()},
+            now=at,
+            retry_after=retry_after,
+        )
+        removals.keep_only(self._view.nodes)
+        if not failures:
+            return record
+        return replace(
+            record,
+            outcome="failed",
+            kept=tuple(
+                {"node": node, "reason": f"removal failed: {f.error}"}
+                for f in failures
+                for node in f.nodes_back
+            ),
+            error="; ".join(
+                f"{f.removal.pool_id} task {f.removal.task_id}: {f.error}" for f in failures
+            ),
+        )
+
     async def _round(self, record: ScaleInRecord, *, at: float) -> ScaleInRecord:
         self.sweep(at)
+        record = await self._follow_removals(record, at=at)
         pools = await self._read_pools()
         self.scale_ups.observe_pools(pools, now=at)
         activity = self._activity()
@@ -148,11 +186,15 @@ class ScaleInRounds:
             settings=self._settings,
             policy=self._policy,
             now=at,
+            leaving=self._actuator.removals.leaving(),
+            failed_at=self._actuator.removals.failed_at.get,
         )
         if not any(node.get("poolId") for node in request["nodes"]):
             return record  # no managed node: nothing to ask about
         reply = await self._decider.decide(request)
-        record = replace(record, decision_id=str(reply.get("decisionId", "")), outcome="none")
+        record = replace(record, decision_id=str(reply.get("decisionId", "")))
+        if record.outcome == "idle":
+            record = replace(record, outcome="none")
         if not reply.get("remove"):
             return record
         result = await self._actuator.apply(
@@ -166,18 +208,21 @@ class ScaleInRounds:
                 self._metrics.nodes_removed.labels(pool=removed.pool_id).inc()
                 self.tracker.forget(removed.node)
             self._metrics.scale_in_kept.inc(len(result.kept))
+        errors = [record.error] if record.error else []
+        errors += [f"{f.pool_id}: {f.code} {f.message}" for f in result.failed]
         return replace(
             record,
-            outcome=outcome_of(result),
+            outcome="failed" if record.outcome == "failed" else outcome_of(result),
             removed=tuple(r.node for r in result.removed),
-            kept=tuple({"node": k.node, "reason": k.reason} for k in result.kept),
-            error="; ".join(f"{f.pool_id}: {f.code} {f.message}" for f in result.failed) or None,
+            kept=(*record.kept, *({"node": k.node, "reason": k.reason} for k in result.kept)),
+            error="; ".join(errors) or None,
         )
 
     def status(self) -> dict[str, Any]:
         """The /status block: settings, timers and the last round."""
         return {
             "policy": self._policy.to_json(),
+            "removals": self._actuator.removals.status(),
             "rounds": self.rounds,
             "lastRound": None if self.last_round is None else asdict(self.last_round),
             "emptySince": {

@@ -9,7 +9,7 @@ go — the safe side. Nothing here reads a clock or a client; `now` is always an
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +38,7 @@ class ScaleInPolicy:
     max_nodes_per_decision: int = 10
     drain_non_empty: bool = False
     max_provision_seconds: float = 600.0
+    delay_after_failure_seconds: float = 180.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class ScaleInPolicy:
             "maxNodesPerDecision": self.max_nodes_per_decision,
             "drainNonEmpty": self.drain_non_empty,
             "maxProvisionSeconds": self.max_provision_seconds,
+            "scaleDownDelayAfterFailureSeconds": self.delay_after_failure_seconds,
         }
 
 
@@ -197,10 +199,13 @@ def build_scale_in_request(
     policy: ScaleInPolicy,
     now: float,
     catalog: Mapping[str, InstanceType] = CATALOG,
+    leaving: Collection[str] = (),
+    failed_at: Callable[[str], float | None] = lambda _name: None,
 ) -> dict[str, Any]:
     """A scale-in/v1 request over the managed pools and their nodes. Nodes of other pools (and
     nodes without a pool) ride along as destinations only when non-empty nodes may be drained;
-    the ECI virtual node never does."""
+    the ECI virtual node never does, nor do the nodes a running removal takes (`leaving`).
+    `failed_at` says when a node's last removal failed (the decision backs off from it)."""
     managed = set(settings.managed_pools) if settings.managed_pools is not None else None
     pools_json: list[dict[str, Any]] = []
     for pool in sorted(pools, key=lambda p: p.pool_id):
@@ -226,7 +231,7 @@ def build_scale_in_request(
     in_request = {p["id"] for p in pools_json}
     nodes_json: list[dict[str, Any]] = []
     for node in nodes:
-        if node.virtual:
+        if node.virtual or node.name in leaving:
             continue
         fact = facts.get(node.name)
         pool_id = node.pool_id if node.pool_id in in_request else None
@@ -237,6 +242,7 @@ def build_scale_in_request(
         created = fact.created_at if fact is not None and fact.created_at is not None else now
         empty = tracker.empty_since(node.name)
         under = tracker.underutilized_since(node.name)
+        failed = failed_at(node.name)
         nodes_json.append(
             {
                 "name": node.name,
@@ -252,6 +258,8 @@ def build_scale_in_request(
                 "pods": [pod_json(p) for p in pods_on(node.name)],
                 "emptySince": None if empty is None else rfc3339(empty),
                 "underutilizedSince": None if under is None else rfc3339(under),
+                "scaleDownDisabled": bool(fact and fact.scale_down_disabled),
+                "lastRemovalFailedAt": None if failed is None else rfc3339(failed),
             }
         )
     return {

@@ -1,8 +1,9 @@
 """One node on its own: may it be removed, and if not, why not (the rules that need no other node).
 
-Protection comes first (a Ray head, an unowned pod, a pod under a PodDisruptionBudget),
-then the pool's cool-down, then the node's health, then how long it has been
-unneeded. What depends on the other nodes — the pool's min, the per-decision cap,
+The node's own opt-out comes first (cluster-autoscaler's scale-down-disabled annotation), then
+protection (a Ray head, an unowned pod, a pod under a PodDisruptionBudget), then the pool's
+cool-down and the node's back-off after a failed removal, then the node's health, then how long
+it has been unneeded. What depends on the other nodes — the pool's min, the per-decision cap,
 whether evicted pods fit elsewhere — is `functions.scalein.select`'s job.
 """
 
@@ -12,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.contract import SCALE_DOWN_DISABLED_ANNOTATION
 from functions.scalein.model import ManagedPool, Node, NodePod, ScaleInPolicy
 
 # Resources that say nothing about how busy a node is.
@@ -62,18 +64,17 @@ def assess(
     """The per-node verdict for `node` at time `now`."""
     if node.pool_id is None:
         return Kept(node, "not in a managed node pool")
+    if node.scale_down_disabled:
+        return Kept(
+            node, f'scale-down disabled (annotation {SCALE_DOWN_DISABLED_ANNOTATION}: "true")'
+        )
     pool = pools[node.pool_id]
     protected = _protection(node.pods)
     if protected:
         return Kept(node, protected)
-    if pool.last_scale_up_at is not None:
-        since = now - pool.last_scale_up_at
-        if since < policy.delay_after_add_seconds:
-            return Kept(
-                node,
-                f"cool-down: pool {pool.id} scaled up {since:.0f}s ago "
-                f"(scaleDownDelayAfterAddSeconds {policy.delay_after_add_seconds:g})",
-            )
+    waiting = _waiting(node, pool, policy=policy, now=now)
+    if waiting:
+        return Kept(node, waiting)
     evicts = tuple(pod for pod in node.pods if pod.movable)
     load = utilization(node)
     age = now - node.created_at
@@ -143,6 +144,25 @@ def assess(
         reason=f"utilization {_percent(load)} below {_percent(threshold)} for "
         f"{under_for:.0f}s; {len(evicts)} pod(s) fit on other nodes",
     )
+
+
+def _waiting(node: Node, pool: ManagedPool, *, policy: ScaleInPolicy, now: float) -> str:
+    """The timers that hold a node for now: its pool's cool-down, its own failure back-off."""
+    if pool.last_scale_up_at is not None:
+        since = now - pool.last_scale_up_at
+        if since < policy.delay_after_add_seconds:
+            return (
+                f"cool-down: pool {pool.id} scaled up {since:.0f}s ago "
+                f"(scaleDownDelayAfterAddSeconds {policy.delay_after_add_seconds:g})"
+            )
+    if node.removal_failed_at is not None:
+        since = now - node.removal_failed_at
+        if since < policy.delay_after_failure_seconds:
+            return (
+                f"back-off: removing it failed {max(since, 0):.0f}s ago "
+                f"(scaleDownDelayAfterFailureSeconds {policy.delay_after_failure_seconds:g})"
+            )
+    return ""
 
 
 def _protection(pods: tuple[NodePod, ...]) -> str:

@@ -70,6 +70,10 @@ class Node:
     pods: tuple[NodePod, ...]
     empty_since: float | None
     underutilized_since: float | None
+    # cluster-autoscaler's scale-down-disabled annotation: never removed.
+    scale_down_disabled: bool = False
+    # When the agent last saw a removal of this node fail (its drain did not finish).
+    removal_failed_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ class ScaleInPolicy:
     max_nodes_per_decision: int
     drain_non_empty: bool
     max_provision_seconds: float
+    # After a failed removal the node stays this long (cluster-autoscaler:
+    # --scale-down-delay-after-failure, 3 minutes).
+    delay_after_failure_seconds: float = 180.0
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,12 @@ def _node(
         underutilized_since=_moment(
             raw.get("underutilizedSince"), path=f"{path}.underutilizedSince"
         ),
+        scale_down_disabled=readers.boolean(
+            raw.get("scaleDownDisabled"), path=f"{path}.scaleDownDisabled"
+        ),
+        removal_failed_at=_moment(
+            raw.get("lastRemovalFailedAt"), path=f"{path}.lastRemovalFailedAt"
+        ),
     )
 
 
@@ -362,6 +368,10 @@ def _policy(raw: dict[str, Any]) -> ScaleInPolicy:
         drain_non_empty=readers.boolean(raw.get("drainNonEmpty"), path="policy.drainNonEmpty"),
         max_provision_seconds=readers.seconds(
             raw.get("maxProvisionSeconds", 600), path="policy.maxProvisionSeconds"
+        ),
+        delay_after_failure_seconds=readers.seconds(
+            raw.get("scaleDownDelayAfterFailureSeconds", 180),
+            path="policy.scaleDownDelayAfterFailureSeconds",
         ),
     )
 

@@ -1,6 +1,7 @@
-"""Request handling of the simulated Kubernetes API server: URL routing for core/v1 and
-coordination.k8s.io/v1, and the handlers — reads, paginated LISTs, WATCH, creates, updates,
-patches, graceful deletes, eviction and binding — every failure an ApiError."""
+"""Request handling of the simulated Kubernetes API server: URL routing for core/v1,
+coordination.k8s.io/v1 and policy/v1, and the handlers — reads, paginated LISTs, WATCH, creates,
+updates, patches, graceful deletes, eviction (PodDisruptionBudgets respected) and binding —
+every failure an ApiError."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.faults import FaultPlan
+from agent.sim.kube.disruption import admit_eviction
 from agent.sim.kube.list_pages import Snapshots, decode_continue, encode_continue
 from agent.sim.kube.patch import apply_patch
 from agent.sim.kube.selectors import Predicate, selector_predicate
@@ -28,17 +30,20 @@ from agent.sim.kube.write_rules import (
     graceful_delete,
     prepared_update,
     rfc3339,
+    validate_budget,
     validate_new_pod,
 )
 
 _GROUPS: dict[str, frozenset[str]] = {
     "api/v1": frozenset({"pods", "nodes", "events", "namespaces"}),
     "apis/coordination.k8s.io/v1": frozenset({"leases"}),
+    "apis/policy/v1": frozenset({"poddisruptionbudgets"}),
 }
 _SUBRESOURCES: dict[str, frozenset[str]] = {
     "pods": frozenset({"status", "eviction", "binding"}),
     "nodes": frozenset({"status"}),
     "namespaces": frozenset({"status", "finalize"}),
+    "poddisruptionbudgets": frozenset({"status"}),
 }
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -338,6 +343,8 @@ class ApiHandlers:
             validate_new_pod(obj)
             # the pod strategy drops client-written status on create
             obj["status"] = {}
+        elif resource == "poddisruptionbudgets":
+            validate_budget(obj)
         return json_response(self._store.create(resource, obj, namespace=namespace), status=201)
 
     def update(
@@ -404,7 +411,9 @@ class ApiHandlers:
                 "BadRequest",
                 f"name in URL does not match name in Eviction object: {target} != {name}",
             )
-        # no PodDisruptionBudgets exist in the simulator, so every eviction is allowed
+        # eviction.go: a pod a PodDisruptionBudget protects goes only while the budget allows a
+        # disruption (else 429 TooManyRequests, cause DisruptionBudget); then it is deleted
+        admit_eviction(self._store, namespace, name, now=self._now())
         self._delete_pod(request, name, namespace, eviction.get("deleteOptions") or {})
         return json_response(_success(201), status=201)
 

@@ -1,6 +1,7 @@
 """The simulated Kubernetes API server: the aiohttp Application over an ObjectStore — discovery
 and OpenAPI documents, health endpoints, the resource routes, JSON Status bodies for every
-error, the fault plan's history expiry — and a helper that serves it on 127.0.0.1."""
+error, the fault plan's history expiry, the disruption controller that keeps PodDisruptionBudget
+statuses — and a helper that serves it on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from agent.sim.kube.api_handlers import (
     not_found_path,
     parse_bool,
 )
+from agent.sim.kube.disruption import DisruptionController
 from agent.sim.kube.store import ApiError, ObjectStore
 
 __all__ = ["STORE_KEY", "build_app", "parse_bool", "serve"]
@@ -99,26 +101,43 @@ def build_app(
     app = web.Application(middlewares=middlewares, handler_args={"max_field_size": 65536})
     app[STORE_KEY] = store
 
-    async def version(_: web.Request) -> web.Response:
-        return json_response(discovery.VERSION)
+    _add_discovery(app)
+    app.router.add_route(
+        "*",
+        "/{prefix:(api/v1|apis/coordination.k8s.io/v1|apis/policy/v1)}/{tail:.+}",
+        server.dispatch,
+    )
+    app.cleanup_ctx.append(_background(DisruptionController(store, now=now or time.time).run))
+
+    if faults is not None:
+        app.cleanup_ctx.append(_background(lambda: _expire_history(store, faults)))
+    return app
+
+
+# Discovery documents that do not depend on the request.
+_DOCUMENTS: dict[str, Callable[[], Any]] = {
+    "/version": lambda: discovery.VERSION,
+    "/api/v1": lambda: discovery.CORE_V1,
+    "/apis": discovery.api_groups,
+    "/apis/coordination.k8s.io": lambda: discovery.COORDINATION_GROUP,
+    "/apis/coordination.k8s.io/v1": lambda: discovery.COORDINATION_V1,
+    "/apis/policy": lambda: discovery.POLICY_GROUP,
+    "/apis/policy/v1": lambda: discovery.POLICY_V1,
+    "/openapi/v3": discovery.openapi_v3_root,
+}
+
+
+def _add_discovery(app: web.Application) -> None:
+    """Version, discovery and OpenAPI documents, and the health endpoints."""
+
+    def document(make: Callable[[], Any]) -> Callable[[web.Request], Any]:
+        async def handler(_: web.Request) -> web.Response:
+            return json_response(make())
+
+        return handler
 
     async def api(request: web.Request) -> web.Response:
         return json_response(discovery.api_versions(request.host))
-
-    async def core_v1(_: web.Request) -> web.Response:
-        return json_response(discovery.CORE_V1)
-
-    async def apis(_: web.Request) -> web.Response:
-        return json_response(discovery.api_groups())
-
-    async def coordination(_: web.Request) -> web.Response:
-        return json_response(discovery.COORDINATION_GROUP)
-
-    async def coordination_v1(_: web.Request) -> web.Response:
-        return json_response(discovery.COORDINATION_V1)
-
-    async def openapi_root(_: web.Request) -> web.Response:
-        return json_response(discovery.openapi_v3_root())
 
     async def openapi_spec(request: web.Request) -> web.Response:
         spec = discovery.openapi_v3_spec(request.match_info["group_version"])
@@ -129,35 +148,29 @@ def build_app(
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app.router.add_get("/version", version)
+    for path, make in _DOCUMENTS.items():
+        app.router.add_get(path, document(make))
+        if path.startswith("/ap"):  # discovery paths answer with a trailing slash too
+            app.router.add_get(path + "/", document(make))
     app.router.add_get("/api", api)
     app.router.add_get("/api/", api)
-    app.router.add_get("/api/v1", core_v1)
-    app.router.add_get("/api/v1/", core_v1)
-    app.router.add_get("/apis", apis)
-    app.router.add_get("/apis/", apis)
-    app.router.add_get("/apis/coordination.k8s.io", coordination)
-    app.router.add_get("/apis/coordination.k8s.io/v1", coordination_v1)
-    app.router.add_get("/openapi/v3", openapi_root)
     app.router.add_get("/openapi/v3/{group_version:.+}", openapi_spec)
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, healthy)
-    app.router.add_route(
-        "*", "/{prefix:(api/v1|apis/coordination.k8s.io/v1)}/{tail:.+}", server.dispatch
-    )
 
-    if faults is not None:
 
-        async def start_expiry(app: web.Application) -> Any:
-            task = asyncio.get_running_loop().create_task(_expire_history(store, faults))
-            yield
-            task.cancel()
-            # awaited, so the server's stop leaves no task behind still cancelling
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def _background(run: Callable[[], Any]) -> Callable[[web.Application], Any]:
+    """A cleanup context running `run()` as a task for the application's lifetime."""
 
-        app.cleanup_ctx.append(start_expiry)
-    return app
+    async def context(app: web.Application) -> Any:
+        task = asyncio.get_running_loop().create_task(run())
+        yield
+        task.cancel()
+        # awaited, so the server's stop leaves no task behind still cancelling
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 async def serve(

@@ -1,5 +1,5 @@
 """The discovery documents kubectl and client libraries read before anything else: /version,
-/api, /api/v1, /apis and the coordination.k8s.io group."""
+/api, /api/v1, /apis and the coordination.k8s.io and policy groups."""
 
 from __future__ import annotations
 
@@ -96,6 +96,35 @@ COORDINATION_GROUP = {
     "preferredVersion": _COORDINATION_VERSION,
 }
 
+# policy/v1 as kube-apiserver 1.31 lists it (v1beta1 was removed in 1.25)
+POLICY_V1 = {
+    "kind": "APIResourceList",
+    "apiVersion": "v1",
+    "groupVersion": "policy/v1",
+    "resources": [
+        _resource(
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            namespaced=True,
+            verbs=_READ_WRITE,
+            short=["pdb"],
+        ),
+        _resource(
+            "poddisruptionbudgets/status", "", "PodDisruptionBudget", namespaced=True, verbs=_SUB
+        ),
+    ],
+}
+
+_POLICY_VERSION = {"groupVersion": "policy/v1", "version": "v1"}
+POLICY_GROUP = {
+    "kind": "APIGroup",
+    "apiVersion": "v1",
+    "name": "policy",
+    "versions": [_POLICY_VERSION],
+    "preferredVersion": _POLICY_VERSION,
+}
+
 
 def api_versions(server_address: str) -> dict[str, Any]:
     return {
@@ -112,7 +141,8 @@ def api_groups() -> dict[str, Any]:
         "kind": "APIGroupList",
         "apiVersion": "v1",
         "groups": [
-            {k: v for k, v in COORDINATION_GROUP.items() if k not in ("kind", "apiVersion")}
+            {k: v for k, v in group.items() if k not in ("kind", "apiVersion")}
+            for group in (COORDINATION_GROUP, POLICY_GROUP)
         ],
     }
 
@@ -127,6 +157,7 @@ _OPENAPI_KINDS: dict[str, list[tuple[str, str, bool]]] = {
         ("", "Namespace", False),
     ],
     "apis/coordination.k8s.io/v1": [("coordination.k8s.io", "Lease", True)],
+    "apis/policy/v1": [("policy", "PodDisruptionBudget", True)],
 }
 _PLURALS = {
     "Pod": "pods",
@@ -134,6 +165,7 @@ _PLURALS = {
     "Event": "events",
     "Namespace": "namespaces",
     "Lease": "leases",
+    "PodDisruptionBudget": "poddisruptionbudgets",
 }
 
 

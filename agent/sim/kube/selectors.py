@@ -267,6 +267,7 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "type",
     ),
     "leases": _COMMON,
+    "poddisruptionbudgets": _COMMON,
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.sim.kube.pod_defaults import default_pod
 
-NAMESPACED: frozenset[str] = frozenset({"pods", "events", "leases"})
+NAMESPACED: frozenset[str] = frozenset({"pods", "events", "leases", "poddisruptionbudgets"})
 
 # resource plural -> (kind, apiVersion)
 KINDS: dict[str, tuple[str, str]] = {
@@ -30,6 +30,16 @@ KINDS: dict[str, tuple[str, str]] = {
     "events": ("Event", "v1"),
     "namespaces": ("Namespace", "v1"),
     "leases": ("Lease", "coordination.k8s.io/v1"),
+    "poddisruptionbudgets": ("PodDisruptionBudget", "policy/v1"),
+}
+
+# policy/v1 PodDisruptionBudgetStatus as serialised before the disruption controller's first sync:
+# its four counts have no omitempty, so they appear as zeros.
+EMPTY_BUDGET_STATUS = {
+    "disruptionsAllowed": 0,
+    "currentHealthy": 0,
+    "desiredHealthy": 0,
+    "expectedPods": 0,
 }
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -60,6 +70,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del body["reason"]  # metav1.Status omits an empty reason
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -68,7 +80,7 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED
-    resource: str  # plural: pods | nodes | events | namespaces | leases
+    resource: str  # plural: pods | nodes | events | namespaces | leases | poddisruptionbudgets
     object: dict[str, Any]  # the stored object after the change (for DELETED: its last state)
     resource_version: int
     # the stored object before the change (None for ADDED): lets a selector watch turn a
@@ -286,6 +298,10 @@ class ObjectStore:
             stored.setdefault("spec", {"finalizers": ["kubernetes"]})
             stored.setdefault("status", {"phase": "Active"})
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+        elif resource == "poddisruptionbudgets":
+            # the PDB strategy's PrepareForCreate: generation 1, the controller's status zeroed
+            meta["generation"] = 1
+            stored["status"] = dict(EMPTY_BUDGET_STATUS)
         return self._commit("ADDED", resource, key, stored)
 
     def replace(

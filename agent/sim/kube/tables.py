@@ -1,6 +1,6 @@
 """meta.k8s.io Table rendering — the server-side printing kubectl asks for with
 `Accept: application/json;as=Table;...` — with the columns and cell text the apiserver's
-printers produce for pods, nodes, namespaces, events and leases."""
+printers produce for pods, nodes, namespaces, events, leases and PodDisruptionBudgets."""
 
 from __future__ import annotations
 
@@ -448,12 +448,48 @@ def _lease_cells(lease: dict[str, Any], now: float) -> list[Any]:
     return [lease["metadata"]["name"], holder, age(lease, now)]
 
 
+# printers.go printPodDisruptionBudget
+BUDGET_COLUMNS = [
+    _column("Name", "string", "Name must be unique within a namespace.", fmt="name"),
+    _column("Min Available", "string", "The minimum number of pods that must be available."),
+    _column("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
+    _column(
+        "Allowed Disruptions",
+        "integer",
+        "Calculated number of pods that may be disrupted at this time.",
+    ),
+    _column(
+        "Age",
+        "string",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+]
+
+
+def _budget_cells(budget: dict[str, Any], now: float) -> list[Any]:
+    spec = budget.get("spec") or {}
+
+    def text(key: str) -> str:
+        value = spec.get(key)
+        return "N/A" if value is None else str(value)
+
+    allowed = int((budget.get("status") or {}).get("disruptionsAllowed") or 0)
+    return [
+        budget["metadata"]["name"],
+        text("minAvailable"),
+        text("maxUnavailable"),
+        allowed,
+        age(budget, now),
+    ]
+
+
 PRINTERS: dict[str, tuple[list[dict[str, Any]], Cells]] = {
     "pods": (POD_COLUMNS, _pod_cells),
     "nodes": (NODE_COLUMNS, _node_cells),
     "namespaces": (NAMESPACE_COLUMNS, _namespace_cells),
     "events": (EVENT_COLUMNS, _event_cells),
     "leases": (LEASE_COLUMNS, _lease_cells),
+    "poddisruptionbudgets": (BUDGET_COLUMNS, _budget_cells),
 }
 
 

@@ -1,9 +1,11 @@
 """The apiserver's write strategies for the resources we serve, as functions over the store:
 name and version checks, what an update through the main endpoint or `status` may change,
-new-pod validation, graceful pod deletion and binding."""
+new-pod and PodDisruptionBudget validation, graceful pod deletion and binding."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -12,6 +14,10 @@ from agent.sim.kube.pod_updates import validate_pod_update
 from agent.sim.kube.store import ApiError, ObjectStore, conflict
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# pkg/apis/policy/validation: the policies and selector operators a policy/v1 PDB may name
+UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")
+SELECTOR_OPERATORS = ("DoesNotExist", "Exists", "In", "NotIn")
+_PERCENT = re.compile(r"^[0-9]+%$")
 
 
 def rfc3339(epoch: float) -> str:
@@ -81,6 +87,86 @@ def validate_new_pod(pod: dict[str, Any]) -> None:
         )
 
 
+def validate_budget(budget: dict[str, Any]) -> None:
+    """ValidatePodDisruptionBudget (policy/v1): minAvailable xor maxUnavailable, each a
+    non-negative integer or a percentage up to 100%, a well-formed selector, a known
+    unhealthyPodEvictionPolicy. Raises 422 Invalid naming every problem, as the apiserver does."""
+    name = (budget.get("metadata") or {}).get("name") or ""
+    spec = budget.get("spec") or {}
+    problems: list[str] = []
+    if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+        problems.append(
+            f"spec: Invalid value: {json.dumps(spec, sort_keys=True)}: "
+            "minAvailable and maxUnavailable cannot be both set"
+        )
+    for key in ("minAvailable", "maxUnavailable"):
+        if spec.get(key) is not None:
+            problems.extend(_int_or_percent_problems(spec[key], f"spec.{key}"))
+    problems.extend(_selector_problems(spec.get("selector"), "spec.selector"))
+    policy = spec.get("unhealthyPodEvictionPolicy")
+    if policy is not None and policy not in UNHEALTHY_POD_EVICTION_POLICIES:
+        supported = ", ".join(f'"{p}"' for p in UNHEALTHY_POD_EVICTION_POLICIES)
+        problems.append(
+            f'spec.unhealthyPodEvictionPolicy: Unsupported value: "{policy}": '
+            f"supported values: {supported}"
+        )
+    if problems:
+        text = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+        raise ApiError(
+            422,
+            "Invalid",
+            f'PodDisruptionBudget.policy "{name}" is invalid: {text}',
+            details={"name": name, "group": "policy", "kind": "PodDisruptionBudget"},
+        )
+
+
+def _int_or_percent_problems(value: Any, path: str) -> list[str]:
+    # appsvalidation.ValidatePositiveIntOrPercent and IsNotMoreThan100Percent
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return [f"{path}: Invalid value: {json.dumps(value)}: must be an integer or percentage"]
+    if isinstance(value, int):
+        if value < 0:
+            return [f"{path}: Invalid value: {value}: must be greater than or equal to 0"]
+        return []
+    if not _PERCENT.match(value):
+        return [f"{path}: Invalid value: \"{value}\": must be an integer or percentage (e.g '5%')"]
+    if int(value[:-1]) > 100:
+        return [f'{path}: Invalid value: "{value}": must not be greater than 100%']
+    return []
+
+
+def _selector_problems(selector: Any, path: str) -> list[str]:
+    """ValidateLabelSelector: matchLabels of strings, matchExpressions with a known operator and
+    values exactly when In/NotIn need them. A null selector is valid (it selects nothing)."""
+    if selector is None:
+        return []
+    if not isinstance(selector, dict):
+        return [f"{path}: Invalid value: {json.dumps(selector)}: must be a label selector"]
+    problems = []
+    for value in (selector.get("matchLabels") or {}).values():
+        if not isinstance(value, str):
+            problems.append(f"{path}.matchLabels: Invalid value: {json.dumps(value)}: not a string")
+    for i, expression in enumerate(selector.get("matchExpressions") or ()):
+        where = f"{path}.matchExpressions[{i}]"
+        operator = (expression or {}).get("operator")
+        values = (expression or {}).get("values") or []
+        if operator not in SELECTOR_OPERATORS:
+            problems.append(
+                f'{where}.operator: Invalid value: "{operator}": not a valid selector operator'
+            )
+        elif operator in ("In", "NotIn") and not values:
+            problems.append(
+                f"{where}.values: Required value: must be specified when `operator` is 'In' or "
+                "'NotIn'"
+            )
+        elif operator in ("Exists", "DoesNotExist") and values:
+            problems.append(
+                f"{where}.values: Forbidden: may not be specified when `operator` is 'Exists' or "
+                "'DoesNotExist'"
+            )
+    return problems
+
+
 def prepared_update(
     resource: str, subresource: str | None, old: dict[str, Any], new: dict[str, Any]
 ) -> dict[str, Any]:
@@ -103,6 +189,15 @@ def prepared_update(
             result.pop("status", None)
     if resource == "pods":
         validate_pod_update(old, result)
+    if resource == "poddisruptionbudgets":
+        result["status"] = old.get("status") or {}
+        validate_budget(result)
+        # the PDB strategy's PrepareForUpdate: a new spec is a new generation, which the
+        # disruption controller has yet to observe (evictions wait for it)
+        generation = int(old["metadata"].get("generation") or 1)
+        if result.get("spec") != old.get("spec"):
+            generation += 1
+        result["metadata"] = {**(result.get("metadata") or {}), "generation": generation}
     return result
 
 
