@@ -401,7 +401,7 @@ _ENDPOINT = DecisionEndpoint(_max_body_bytes_from(os.environ))
 
 
 def handler(event: bytes, context: Any) -> bytes:
-    """FC event handler (template.yml `Handler: functions.fc.handler`)."""
+    """FC event handler (deployed as `index.handler`: functions/fc_index.py)."""
     return _ENDPOINT.handle_event(event, context)
 
 

@@ -1,6 +1,8 @@
-"""Builds the Function Compute code package that template.yml's CodeUri points at: a zip holding
-the `functions/` package alone (no tests), byte-for-byte reproducible from the same source so a
-deploy can tell "unchanged" from the checksum.
+"""Builds the Function Compute code package (s.yaml's `code`; upload it to OSS for template.yml):
+a zip holding the `functions/` package (no tests) and, at its root, `index.py` — a copy of
+`functions/fc_index.py` — so the handlers are `index.handler`, `index.http_handler` and
+`index.wsgi_handler`, the documented `file.method` form. Byte-for-byte reproducible from the same
+source, so a deploy can tell "unchanged" from the checksum.
 
 By default the zip holds no bytecode, and the runtime compiles the sources on every cold start
 (FC's code directory is read-only, so nothing is cached). `--compile` adds
@@ -22,9 +24,12 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-# Must equal CodeUri in template.yml (a test checks it); relative to the repository root.
+# Must equal `code` in s.yaml (a test checks it); relative to the repository root.
 DEFAULT_OUT = Path("dist") / "functions-fc.zip"
 PACKAGE_NAME = "functions"
+# The runtime loads handlers by file name at the code root: this module becomes `index.py` there.
+INDEX_SOURCE = "fc_index.py"
+INDEX_NAME = "index.py"
 
 # zip cannot store dates before 1980; a fixed date makes the archive independent of mtimes.
 _FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -34,7 +39,9 @@ _SKIPPED_SUFFIXES = frozenset({".pyc", ".pyo", ".swp", ".orig", ".rej"})
 
 
 def package_files(package_dir: Path) -> Iterator[tuple[Path, str]]:
-    """Files to ship, as (source path, archive name), in a stable order."""
+    """Files to ship, as (source path, archive name), in a stable order: the root `index.py`,
+    then the package."""
+    yield package_dir / INDEX_SOURCE, INDEX_NAME
     for path in sorted(package_dir.rglob("*")):
         relative = path.relative_to(package_dir)
         if not path.is_file():
@@ -96,7 +103,8 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m functions package",
-        description="Build the Function Compute code package (template.yml CodeUri).",
+        description="Build the Function Compute code package (s.yaml `code`; upload it to OSS "
+        "for template.yml).",
     )
     parser.add_argument(
         "--out",
@@ -114,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     package_dir = Path(__file__).resolve().parent
     names = build_package(args.out, package_dir=package_dir, compile_bytecode=args.compile)
-    if f"{PACKAGE_NAME}/fc.py" not in names:
-        print(f"error: {package_dir} has no fc.py; nothing to deploy", file=sys.stderr)
+    if f"{PACKAGE_NAME}/fc.py" not in names or INDEX_NAME not in names:
+        print(
+            f"error: {package_dir} has no fc.py or {INDEX_SOURCE}; nothing to deploy",
+            file=sys.stderr,
+        )
         return 1
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
     print(f"{args.out}: {len(names)} files, {args.out.stat().st_size} bytes, sha256 {digest}")

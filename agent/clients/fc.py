@@ -1,17 +1,20 @@
-"""The Function Compute client: the only module that imports alibabacloud_fc_open20210406.
+"""The Function Compute client for FC 2.0 (services hold functions), the only module that imports
+alibabacloud_fc_open20210406, plus what both API versions share (`agent.clients.fc3` is FC 3.0).
 
 InvokeFunction (FC 2.0, Sync) with a JSON body and a qualifier, returning the function's reply
 bytes or raising `InvocationError` that says whether another attempt could help; and the FC
 gateway signature for HTTP triggers with AuthType FUNCTION (the deciders send those requests with
-aiohttp: the SDK's own trigger call uses blocking `requests`). Credentials come from
-alibabacloud-credentials' default chain unless explicit keys are given (the emulator).
+aiohttp: the SDK's own trigger call uses blocking `requests`). Shared with FC 3.0: the `Invoker`
+and `RequestSigner` shapes the deciders depend on, `InvocationError` and the mapping of SDK
+failures onto it, and credentials — alibabacloud-credentials' default chain unless explicit keys
+are given (the emulator).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from alibabacloud_credentials import models as credential_models
 from alibabacloud_credentials.client import Client as CredentialClient
@@ -27,6 +30,18 @@ DEFAULT_ENDPOINT_TEMPLATE = "{account_id}.{region}.fc.aliyuncs.com"
 
 class InvocationError(RemoteCallError):
     """An invocation that produced no usable reply."""
+
+
+class Invoker(Protocol):
+    """Synchronous invocations of one deployed function (FC 2.0 or FC 3.0)."""
+
+    async def invoke(self, payload: bytes) -> bytes: ...
+
+
+class RequestSigner(Protocol):
+    """Adds an HTTP trigger's authentication headers to one request (FC 2.0 or FC 3.0 form)."""
+
+    async def sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -64,12 +79,38 @@ def build_sdk_client(
     read_timeout_seconds: float = 10.0,
 ) -> FcSdkClient:
     """The official FC 2.0 client; the default credential chain when no keys are given (RRSA)."""
+    return FcSdkClient(
+        sdk_config(
+            region_id=region_id,
+            endpoint=endpoint
+            or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
+            protocol=protocol,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            credential=credential,
+            connect_timeout_seconds=connect_timeout_seconds,
+            read_timeout_seconds=read_timeout_seconds,
+        )
+    )
+
+
+def sdk_config(
+    *,
+    region_id: str,
+    endpoint: str,
+    protocol: str,
+    access_key_id: str | None,
+    access_key_secret: str | None,
+    credential: Any,
+    connect_timeout_seconds: float,
+    read_timeout_seconds: float,
+) -> Any:
+    """The OpenAPI Config both FC SDK clients (2.0 and 3.0) are built from."""
     if credential is None and access_key_id is None:
         credential = build_credential()
-    config = open_api_models.Config(
+    return open_api_models.Config(
         region_id=region_id,
-        endpoint=endpoint
-        or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
+        endpoint=endpoint,
         protocol=protocol,
         access_key_id=access_key_id,
         access_key_secret=access_key_secret,
@@ -77,7 +118,6 @@ def build_sdk_client(
         connect_timeout=int(connect_timeout_seconds * 1000),
         read_timeout=int(read_timeout_seconds * 1000),
     )
-    return FcSdkClient(config)
 
 
 class FunctionInvoker:
@@ -112,12 +152,12 @@ class FunctionInvoker:
                 "Timeout", None, f"no reply within {self._timeout}s", retryable=True
             ) from None
         except Exception as exc:
-            raise _as_invocation_error(exc) from None
-        error_type = _header(response.headers or {}, "x-fc-error-type")
+            raise as_invocation_error(exc) from None
+        error_type = header_value(response.headers or {}, "x-fc-error-type")
         if error_type:
             # The function ran and raised: the runtime reports it in a 200 with this header.
             raise InvocationError(
-                error_type, response.status_code, _excerpt(response.body), retryable=False
+                error_type, response.status_code, excerpt(response.body), retryable=False
             )
         return bytes(response.body or b"")
 
@@ -141,11 +181,11 @@ class TriggerSigner:
         request = Request(
             method=method, url=url, headers={k.lower(): v for k, v in headers.items()}
         )
-        snapshot = _CredentialSnapshot(self._credential.get_credential())
+        snapshot = CredentialSnapshot(self._credential.get_credential())
         return dict(FcGatewaySigner(snapshot).sign_request(request).headers)
 
 
-class _CredentialSnapshot:
+class CredentialSnapshot:
     """One reading of a rotating credential, so id, secret and token all come from the same STS
     pair (the signer asks for them one by one)."""
 
@@ -167,19 +207,19 @@ def _runtime_options() -> Any:
     return util_models.RuntimeOptions(autoretry=False)
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
+def header_value(headers: dict[str, str], name: str) -> str | None:
     for key, value in headers.items():
         if key.lower() == name:
             return value
     return None
 
 
-def _excerpt(body: Any) -> str:
+def excerpt(body: Any) -> str:
     text = bytes(body or b"")[:300].decode("utf-8", "replace")
     return text
 
 
-def _as_invocation_error(exc: Exception) -> InvocationError:
+def as_invocation_error(exc: Exception) -> InvocationError:
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "code", None)
     if isinstance(status, int) or (isinstance(code, str) and code):

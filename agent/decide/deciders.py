@@ -2,7 +2,8 @@
 before use.
 
 The in-process decider calls `functions.decide`; the Function Compute decider invokes the deployed
-function through the FC SDK; the HTTP-trigger decider POSTs the same JSON with aiohttp. Each
+function through the FC SDK (FC 3.0 or FC 2.0: any `agent.clients.fc.Invoker`); the HTTP-trigger
+decider POSTs the same JSON with aiohttp, signed in the trigger's form (`RequestSigner`). Each
 validates the reply against its request (schema, every pod exactly once, known pools, sizes within
 bounds) with the contract's own checks, `functions.contract_checks`. `FallbackDecider` is the circuit breaker that keeps decisions flowing when Function
 Compute is down: consecutive failures open it, the in-process decider answers for a cool-down,
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from agent.clients.fc import FunctionInvoker, InvocationError, TriggerSigner
+from agent.clients.fc import InvocationError, Invoker, RequestSigner
 from functions.contract import SCALE_IN_SCHEMA
 from functions.contract_checks import (
     ReplyMismatch,
@@ -156,11 +157,11 @@ class _RemoteDecider:
 
 
 class FunctionComputeDecider(_RemoteDecider):
-    """The deployed function through the FC SDK's InvokeFunction (Sync)."""
+    """The deployed function through the FC SDK's InvokeFunction (Sync), FC 3.0 or FC 2.0."""
 
     def __init__(
         self,
-        invoker: FunctionInvoker,
+        invoker: Invoker,
         *,
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
@@ -178,7 +179,8 @@ class FunctionComputeDecider(_RemoteDecider):
 
 class HttpTriggerDecider(_RemoteDecider):
     """The function's HTTP trigger: POST the request JSON, read the reply JSON. With a `signer` the
-    request carries FC's signature (trigger AuthType FUNCTION); without, the trigger is anonymous."""
+    request carries the trigger's signature (FC 3.0: ACS3-HMAC-SHA256, FC 2.0: `FC ak:signature`;
+    auth type function); without, the trigger must be anonymous."""
 
     def __init__(
         self,
@@ -188,7 +190,7 @@ class HttpTriggerDecider(_RemoteDecider):
         timeout_seconds: float = 10.0,
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
-        signer: TriggerSigner | None = None,
+        signer: RequestSigner | None = None,
     ) -> None:
         super().__init__(retry=retry, rng=rng)
         self._session = session

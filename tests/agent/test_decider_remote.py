@@ -1,4 +1,5 @@
-"""The three deciders (in-process, FC SDK against the FC emulator, HTTP trigger) speak the same decide/v1."""
+"""The three deciders (in-process, FC SDK against the FC emulator, HTTP trigger) speak the same decide/v1
+(here through FC 2.0; FC 3.0 is test_decider_fc3)."""
 
 from __future__ import annotations
 
@@ -171,7 +172,8 @@ class TestFunctionRef:
 
 
 class TestSignedTrigger:
-    """A function-auth HTTP trigger answers only requests the SDK signed."""
+    """A function-auth FC 2.0 HTTP trigger answers only requests the SDK signed (FC 3.0's
+    trigger: test_decider_fc3)."""
 
     async def test_function_auth_trigger_accepts_only_signed_requests(self) -> None:
         """AuthType FUNCTION: the FC-signed POST gets the same reply; unsigned or wrongly signed is 403, final."""
@@ -181,7 +183,7 @@ class TestSignedTrigger:
             keys=static_test_keys(),
             service=SERVICE,
             function=FUNCTION,
-            http_handler=fc.http_handler,
+            wsgi_handler=fc.wsgi_handler,
             now=time.time,
             settings=FcSettings(http_auth="function"),
         )

@@ -1,11 +1,13 @@
-"""The FC emulator's HTTP trigger: an FC 3.0-style JSON event in, `{statusCode, headers, body}`
-out; anonymous by default, or checked against the FC gateway signature the SDK's
-`invoke_httptrigger` makes."""
+"""The FC emulator's FC 2.0 HTTP trigger (`/2016-08-15/proxy/{service}/{function}/...`): the
+Python runtime calls the function as WSGI, `handler(environ, start_response)`; anonymous by
+default, or checked against the FC gateway signature the FC 2.0 SDK's `invoke_httptrigger`
+makes. (The FC 3.0 trigger, an event handler on a domain of its own, is test_fc3_http_trigger.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -21,29 +23,26 @@ def unused(event: bytes, context: Any) -> bytes:
     raise AssertionError("the event handler must not run for HTTP-trigger calls")
 
 
-def web_handler(event: bytes, context: Any) -> dict[str, Any]:
-    """Answer with what the trigger passed in, the way an FC 3.0 HTTP function replies."""
-    e = json.loads(event)
-    if e["body"] == "raise":
+def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Answer with what the trigger passed in, the way an FC 2.0 HTTP function replies."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length)
+    if body == b"raise":
         raise ValueError("bad request body")
-    return {
-        "statusCode": 202,
-        "headers": {
-            "Content-Type": "application/json",
-            "X-Seen-Method": e["requestContext"]["http"]["method"],
-        },
-        "isBase64Encoded": False,
-        "body": json.dumps(
-            {
-                "rawPath": e["rawPath"],
-                "query": e["queryParameters"],
-                "body": e["body"],
-                "isBase64Encoded": e["isBase64Encoded"],
-                "requestId": e["requestContext"]["requestId"],
-                "contextRequestId": context.request_id,
-            }
-        ),
+    start_response(
+        "202 Accepted",
+        [("Content-Type", "application/json"), ("X-Seen-Method", environ["REQUEST_METHOD"])],
+    )
+    reply = {
+        "pathInfo": environ["PATH_INFO"],
+        "query": environ["QUERY_STRING"],
+        "body": body.hex(),
+        "contentType": environ["CONTENT_TYPE"],
+        "requestUri": environ["fc.request_uri"],
+        "contextRequestId": environ["fc.context"].request_id,
+        "customHeader": environ.get("HTTP_X_CUSTOM"),
     }
+    return [json.dumps(reply).encode()]
 
 
 async def _post(
@@ -59,39 +58,54 @@ async def _post(
         return reply.status, dict(reply.headers), await reply.read()
 
 
-async def test_http_trigger_passes_an_fc3_event_and_maps_the_reply(clock: TestClock) -> None:
-    """Path, query, body and method reach the handler; its statusCode/headers/body reach the caller."""
-    async with fc_emulator(unused, clock=clock, http_handler=web_handler) as fc:
-        status, headers, body = await _post(fc, "decide?dryRun=1", b'{"schema": "decide/v1"}')
+async def test_http_trigger_calls_the_function_as_wsgi(clock: TestClock) -> None:
+    """Path, query, body, method and headers reach the WSGI environ; its status/headers/body
+    reach the caller."""
+    async with fc_emulator(unused, clock=clock, wsgi_handler=wsgi_app) as fc:
+        status, headers, body = await _post(
+            fc,
+            "decide?dryRun=1",
+            b'{"schema": "decide/v1"}',
+            **{"Content-Type": "application/json", "X-Custom": "yes"},
+        )
     got = json.loads(body)
     assert (status, headers["X-Seen-Method"]) == (202, "POST")
-    assert got["rawPath"] == "/decide" and got["query"] == {"dryRun": "1"}
-    assert (got["body"], got["isBase64Encoded"]) == ('{"schema": "decide/v1"}', False)
-    assert got["requestId"] == got["contextRequestId"] == headers["X-Fc-Request-Id"]
+    assert got["pathInfo"] == "/decide" and got["query"] == "dryRun=1"
+    assert bytes.fromhex(got["body"]) == b'{"schema": "decide/v1"}'
+    assert (got["contentType"], got["customHeader"]) == ("application/json", "yes")
+    assert got["requestUri"].endswith("/decide?dryRun=1")
+    assert got["contextRequestId"] == headers["X-Fc-Request-Id"]
     assert [r.kind for r in invocations_of(fc.app)] == ["http"]
 
 
-async def test_binary_bodies_arrive_base64_encoded(clock: TestClock) -> None:
-    """A body that is not UTF-8 is passed base64-encoded with isBase64Encoded set."""
-    async with fc_emulator(unused, clock=clock, http_handler=web_handler) as fc:
+async def test_binary_bodies_reach_the_app_unchanged(clock: TestClock) -> None:
+    """A body that is not UTF-8 arrives in wsgi.input byte for byte."""
+    async with fc_emulator(unused, clock=clock, wsgi_handler=wsgi_app) as fc:
         _, _, body = await _post(fc, "", b"\xff\xfe\x00")
-    got = json.loads(body)
-    assert (got["body"], got["isBase64Encoded"]) == ("//4A", True)
+    assert bytes.fromhex(json.loads(body)["body"]) == b"\xff\xfe\x00"
 
 
-async def test_a_plain_reply_is_the_response_body(clock: TestClock) -> None:
-    """A handler that returns bare bytes answers 200 with those bytes."""
-    async with fc_emulator(unused, clock=clock, http_handler=lambda event, ctx: b"plain") as fc:
-        status, _, body = await _post(fc, "", b"{}")
-    assert (status, body) == (200, b"plain")
+async def test_an_event_handler_cannot_answer_the_fc2_trigger(clock: TestClock) -> None:
+    """An FC 3.0-style event handler wired to the FC 2.0 trigger fails as it would on FC 2.0:
+    the runtime calls it with (environ, start_response)."""
+
+    def event_handler(event: bytes, context: Any) -> dict[str, Any]:
+        json.loads(event)  # a WSGI environ is not JSON: TypeError
+        return {"statusCode": 200, "body": "{}"}
+
+    async with fc_emulator(unused, clock=clock, wsgi_handler=event_handler) as fc:
+        status, headers, _ = await _post(fc, "", b"{}")
+    assert (status, headers["X-Fc-Error-Type"]) == (502, "UnhandledInvocationError")
 
 
 async def test_handler_exception_on_the_trigger_is_an_unhandled_error(clock: TestClock) -> None:
-    """A raising HTTP handler answers 502 with X-Fc-Error-Type and the FC error body."""
-    async with fc_emulator(unused, clock=clock, http_handler=web_handler) as fc:
+    """A raising WSGI app answers 502 with X-Fc-Error-Type and the FC error body."""
+    async with fc_emulator(unused, clock=clock, wsgi_handler=wsgi_app) as fc:
         status, headers, body = await _post(fc, "", b"raise")
     assert (status, headers["X-Fc-Error-Type"]) == (502, "UnhandledInvocationError")
-    assert json.loads(body)["errorMessage"] == "bad request body"
+    error = json.loads(body)
+    assert error["errorMessage"] == "bad request body"
+    assert [frame[2] for frame in error["stackTrace"]] == ["in wsgi_app"]
 
 
 @pytest.mark.filterwarnings(
@@ -100,7 +114,7 @@ async def test_handler_exception_on_the_trigger_is_an_unhandled_error(clock: Tes
 async def test_function_auth_accepts_the_sdk_signed_trigger_call(clock: TestClock) -> None:
     """With auth "function", the FC SDK's invoke_httptrigger signature is accepted."""
     async with fc_emulator(
-        unused, clock=clock, http_handler=web_handler, settings=FcSettings(http_auth="function")
+        unused, clock=clock, wsgi_handler=wsgi_app, settings=FcSettings(http_auth="function")
     ) as fc:
         url = f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}decide?x=1"
         # The SDK's trigger helper is synchronous (requests); keep it off the event loop.
@@ -112,7 +126,7 @@ async def test_function_auth_accepts_the_sdk_signed_trigger_call(clock: TestCloc
             {"content-type": "application/json"},
         )
     assert reply.status_code == 202
-    assert json.loads(reply.content)["query"] == {"x": "1"}
+    assert json.loads(reply.content)["query"] == "x=1"
 
 
 @pytest.mark.filterwarnings(
@@ -121,7 +135,7 @@ async def test_function_auth_accepts_the_sdk_signed_trigger_call(clock: TestCloc
 async def test_function_auth_refuses_unsigned_and_wrongly_signed_calls(clock: TestClock) -> None:
     """With auth "function", an anonymous call and a wrong secret are both refused."""
     async with fc_emulator(
-        unused, clock=clock, http_handler=web_handler, settings=FcSettings(http_auth="function")
+        unused, clock=clock, wsgi_handler=wsgi_app, settings=FcSettings(http_auth="function")
     ) as fc:
         anonymous, _, body = await _post(fc, "decide", b"{}")
         url = f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}decide"
@@ -138,7 +152,7 @@ async def test_function_auth_refuses_unsigned_and_wrongly_signed_calls(clock: Te
 
 
 async def test_function_without_http_trigger_is_not_found(clock: TestClock) -> None:
-    """A function deployed without an HTTP handler has no trigger to call."""
+    """A function deployed without a WSGI handler has no FC 2.0 trigger to call."""
     async with fc_emulator(unused, clock=clock) as fc:
         status, _, body = await _post(fc, "", b"{}")
     assert (status, json.loads(body)["Code"]) == (404, "TriggerNotFound")

@@ -1,6 +1,6 @@
-"""The Function Compute emulator through the real alibabacloud-fc-open20210406 SDK: InvokeFunction
-returns the handler's bytes, hands it an FC-like context, maps handler errors as FC does, and
-surfaces injected 5xx, timeouts and cold starts."""
+"""The Function Compute emulator through the real alibabacloud-fc-open20210406 SDK (FC 2.0; FC 3.0
+is test_fc3_invoke): InvokeFunction returns the handler's bytes, hands it an FC-like context,
+maps handler errors as FC does, and surfaces injected 5xx, timeouts and cold starts."""
 
 from __future__ import annotations
 
@@ -230,12 +230,13 @@ async def test_payloads_up_to_the_sync_limit_reach_the_function(clock: TestClock
 
 
 async def test_payload_over_the_sync_limit_is_entity_too_large(clock: TestClock) -> None:
-    """Over FC's 32 MB the platform refuses the call before the function runs."""
+    """Over FC's 32 MB the platform refuses the call before the function runs: 400
+    EntityTooLarge, as FC's error-codes page lists it."""
     too_big = b"x" * (SYNC_PAYLOAD_LIMIT_BYTES + 1)
     async with fc_emulator(echo, clock=clock) as fc:
         with pytest.raises(ClientException) as caught:
             await fc.client().invoke_function_async(
                 FC_SERVICE, FC_FUNCTION, fcm.InvokeFunctionRequest(body=too_big)
             )
-    assert (caught.value.status_code, caught.value.code) == (413, "EntityTooLarge")
+    assert (caught.value.status_code, caught.value.code) == (400, "EntityTooLarge")
     assert invocations_of(fc.app) == []

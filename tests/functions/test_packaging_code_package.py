@@ -1,6 +1,7 @@
-"""The Function Compute code package: built exactly where template.yml's CodeUri points, holding
-the `functions` package alone, reproducible byte for byte, and importable and invocable from a
-fresh interpreter that sees nothing but the unpacked package and the standard library."""
+"""The Function Compute code package: built exactly where s.yaml's `code` points, holding the
+`functions` package and the root `index.py` alone, reproducible byte for byte, and importable and
+invocable from a fresh interpreter that sees nothing but the unpacked package and the standard
+library. template.yml (ROS) and s.yaml (Serverless Devs) describe the same two functions."""
 
 from __future__ import annotations
 
@@ -10,18 +11,16 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from functions.packaging import DEFAULT_OUT, build_package
 from tests.support.cloud.fc_events import encoded, fc3_event, pods_mentioned, seed_request
+from tests.support.deploy_templates import deployed_functions, ros_functions, s_yaml_functions
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "template.yml"
 
-# Runs in the fresh interpreter: import each Handler named in template.yml and call it the way
+# Runs in the fresh interpreter: import each Handler named in the deploy files and call it the way
 # the FC Python runtime does (event bytes, a context object), then report what came back.
 INVOKE = r"""
 import importlib, json, sys
@@ -48,39 +47,34 @@ print(json.dumps({"results": results, "sys_path": sys.path, "foreign": foreign})
 """
 
 
-def template_functions() -> dict[str, dict[str, Any]]:
-    template = yaml.safe_load(TEMPLATE.read_text())
-    assert template["ROSTemplateFormatVersion"] == "2015-09-01"
-    assert template["Transform"] == "Aliyun::Serverless-2018-04-03"
-    functions: dict[str, dict[str, Any]] = {}
-    for resource in template["Resources"].values():
-        if resource.get("Type") != "Aliyun::Serverless::Service":
-            continue
-        for name, child in resource.items():
-            if isinstance(child, dict) and child.get("Type") == "Aliyun::Serverless::Function":
-                functions[name] = child
-    assert functions, "template.yml declares no Aliyun::Serverless::Function"
-    return functions
+def test_both_deploy_files_describe_the_same_functions() -> None:
+    """template.yml and s.yaml: the same names, handlers, runtime, memory, timeout and env."""
+
+    def described(source: list) -> dict:
+        return {
+            f.name: (f.handler, f.runtime, f.memory_mb, f.timeout_seconds, f.environment)
+            for f in source
+        }
+
+    assert described(ros_functions()) == described(s_yaml_functions())
 
 
-def test_template_describes_the_function_as_deployed() -> None:
-    """Runtime python3.10, the package zip as CodeUri, the FC handlers, a POST trigger with auth."""
-    functions = template_functions()
-    handlers = {child["Properties"]["Handler"] for child in functions.values()}
-    assert handlers == {"functions.fc.handler", "functions.fc.http_handler"}
-    for child in functions.values():
-        properties = child["Properties"]
-        assert properties["Runtime"] == "python3.10"
-        assert properties["CodeUri"] == DEFAULT_OUT.as_posix()
-        assert properties["MemorySize"] >= 512 and properties["Timeout"] > 0
-        assert "DECIDE_MAX_BODY_BYTES" in properties["EnvironmentVariables"]
-    triggers = [
-        event["Properties"]
-        for child in functions.values()
-        for event in (child.get("Events") or {}).values()
-        if event["Type"] == "HTTP"
-    ]
-    assert triggers == [{"AuthType": "FUNCTION", "Methods": ["POST"]}]
+def test_deploy_files_describe_the_function_as_deployed() -> None:
+    """Runtime python3.10, index.* handlers, the package zip as code, one signed POST trigger."""
+    functions = deployed_functions()
+    handlers = {f.handler for f in functions}
+    assert handlers == {"index.handler", "index.http_handler"}
+    for f in functions:
+        assert f.runtime == "python3.10"
+        assert f.memory_mb >= 512 and f.timeout_seconds > 0
+        assert "DECIDE_MAX_BODY_BYTES" in f.environment
+        assert (f.http_trigger is not None) == (f.handler == "index.http_handler"), f
+        if f.source == "s.yaml":
+            assert f.code == "./" + DEFAULT_OUT.as_posix()
+        else:
+            assert set(f.code) == {"OssBucketName", "OssObjectName"}
+    triggers = [f.http_trigger for f in functions if f.http_trigger is not None]
+    assert [(t["authType"], t["methods"]) for t in triggers] == [("function", ["POST"])] * 2
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +89,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    code_uris = {child["Properties"]["CodeUri"] for child in template_functions().values()}
-    (code_uri,) = code_uris
-    archive = root / code_uri
-    assert archive.is_file(), f"packaging did not write {code_uri}"
-    assert str(archive) in done.stdout or code_uri in done.stdout
+    (code,) = {f.code for f in s_yaml_functions()}
+    archive = root / code
+    assert archive.is_file(), f"packaging did not write {code}"
+    assert str(archive) in done.stdout or DEFAULT_OUT.as_posix() in done.stdout
     return archive
 
 
-def test_package_holds_the_functions_package_only(built: Path) -> None:
-    """Only functions/ sources: no tests, no bytecode, no other top-level entries."""
+def test_package_holds_the_functions_package_and_index_only(built: Path) -> None:
+    """functions/ sources and the root index.py (functions/fc_index.py): no tests, no bytecode,
+    no other top-level entries."""
     with zipfile.ZipFile(built) as archive:
         names = archive.namelist()
         infos = archive.infolist()
+        index = archive.read("index.py")
     assert "functions/__init__.py" in names and "functions/fc.py" in names
-    assert all(name.startswith("functions/") for name in names)
+    assert all(name.startswith("functions/") for name in names if name != "index.py")
+    assert index == (REPO / "functions" / "fc_index.py").read_bytes()
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
     assert not [n for n in names if "/tests/" in n or n.split("/")[-1].startswith("test_")]
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
@@ -123,20 +119,19 @@ def test_same_source_gives_the_same_bytes(built: Path, tmp_path: Path) -> None:
     assert again.read_bytes() == built.read_bytes()
 
 
-def test_fresh_interpreter_imports_and_invokes_the_template_handlers(
+def test_fresh_interpreter_imports_and_invokes_the_deployed_handlers(
     built: Path, tmp_path: Path
 ) -> None:
-    """`python -I -S` with only the unpacked package on sys.path runs both handlers."""
+    """`python -I -S` with only the unpacked package on sys.path runs every deployed handler."""
     code_root = tmp_path / "code"
     with zipfile.ZipFile(built) as archive:
         archive.extractall(code_root)
     request = seed_request()
     request_bytes = encoded(request)
     calls = []
-    for child in template_functions().values():
-        handler = child["Properties"]["Handler"]
-        event = fc3_event(request_bytes) if child.get("Events") else request_bytes
-        calls.append([handler, event.decode()])
+    for function in deployed_functions():
+        event = fc3_event(request_bytes) if function.http_trigger else request_bytes
+        calls.append([function.handler, event.decode()])
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     done = subprocess.run(
         [sys.executable, "-I", "-S", "-c", INVOKE, str(code_root)],

@@ -32,7 +32,8 @@ async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env)
             == (info["kubernetes"]["url"])
         )
         assert info["cs"]["clusterId"] == "c-seed"
-        assert info["fc"]["httpTriggerUrl"].startswith(f"http://{info['fc']['endpoint']}/")
+        assert info["fc"]["httpTriggerUrl"].startswith("http://127.0.0.1:")
+        assert info["fc"]["httpTriggerUrlFc2"].startswith(f"http://{info['fc']['endpoint']}/")
         assert f"  kubectl --kubeconfig {kubeconfig} get node -w" in banner
         assert any(info["cs"]["endpoint"] in line and "CS API" in line for line in banner)
         assert any(info["fc"]["endpoint"] in line and "Function Compute" in line for line in banner)

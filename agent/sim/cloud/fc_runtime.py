@@ -1,11 +1,13 @@
 """The function hosting behind the Function Compute emulator: one deployed function's instances.
 
 `FunctionHost` does what FC does around a call, whatever the HTTP route that asked for it: the
-fault plan's latency, hangs and 5xx refusals, cold starts after idle time, the STS credentials FC
+name checks (FC 2.0 `service/function`, FC 3.0 `function`, with a version or alias), the fault
+plan's latency, hangs and 5xx refusals, cold starts after idle time, the STS credentials FC
 assumes for each instance, and running the handler as the Python runtime does (event bytes in,
 bytes out, in a worker thread, with a context object carrying request id, credentials, function,
 service and region). Unhandled exceptions become FC's UnhandledInvocationError reply body. Every
-invocation is logged as an `InvocationRecord`. The HTTP façade is `fc_api`.
+invocation is logged as an `InvocationRecord`. The HTTP façades are `fc_api` (InvokeFunction)
+and `fc_triggers` (HTTP triggers).
 """
 
 from __future__ import annotations
@@ -115,7 +117,13 @@ class Outcome:
     error_type: str | None
 
 
-_RUNTIME_DIRS = (os.path.dirname(asyncio.__file__), os.path.dirname(concurrent.futures.__file__))
+# The emulator's own frames (this package: the host, the WSGI gateway) are FC's runtime, not the
+# function's, and FC does not show them.
+_RUNTIME_DIRS = (
+    os.path.dirname(asyncio.__file__),
+    os.path.dirname(concurrent.futures.__file__),
+    os.path.dirname(__file__) + os.sep,
+)
 
 
 def _unhandled_body(exc: BaseException) -> bytes:
@@ -123,7 +131,7 @@ def _unhandled_body(exc: BaseException) -> bytes:
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
-        if f.filename != __file__ and not f.filename.startswith(_RUNTIME_DIRS)
+        if not f.filename.startswith(_RUNTIME_DIRS)
     ]
     return json.dumps(
         {
@@ -175,6 +183,26 @@ class FunctionHost:
         self._function = FcFunctionMeta(
             function, settings.handler, settings.memory_mb, settings.timeout_seconds
         )
+
+    def resolve_fc2(self, service_name: str, function_name: str, qualifier: str | None) -> None:
+        """Refuse (FC 2.0) a service, function or alias (`service.alias` or `qualifier`) that is
+        not deployed. Only LATEST exists here: the emulator publishes no versions."""
+        name, _, alias = service_name.partition(".")
+        if name != self._service:
+            raise CloudError(404, "ServiceNotFound", f"service '{name}' does not exist")
+        if function_name != self._function.name:
+            raise CloudError(404, "FunctionNotFound", f"function '{function_name}' does not exist")
+        if (qualifier or alias) not in ("", "LATEST"):
+            raise CloudError(404, "AliasNotFound", f"alias '{qualifier or alias}' does not exist")
+
+    def resolve_fc3(self, function_name: str, qualifier: str | None) -> None:
+        """Refuse (FC 3.0) a function or qualifier that is not deployed. The message is the one
+        the FC 3.0 Error struct documents; the code for an unknown qualifier is not documented,
+        so FC 2.0's AliasNotFound stands in."""
+        if function_name != self._function.name:
+            raise CloudError(404, "FunctionNotFound", "function not found")
+        if (qualifier or "") not in ("", "LATEST"):
+            raise CloudError(404, "AliasNotFound", f"alias '{qualifier}' does not exist")
 
     async def start(self) -> bool:
         """Apply faults and the cold start before a run; True when the instance was cold.
@@ -229,15 +257,21 @@ class FunctionHost:
 
     async def run(self, fn: Handler, event: bytes, ctx: FcContext) -> Outcome:
         """Run `fn(event, ctx)` in a worker thread, within the function's timeout."""
+        result, failure = await self.call(fn, event, ctx)
+        return failure or Outcome(_as_bytes(result), None)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, Outcome | None]:
+        """`fn(*args)` in a worker thread within the function's timeout: (its result, None), or
+        (None, the runtime's failure reply) when it raised or ran out of time."""
         timeout = self._settings.timeout_seconds
         try:
-            result = await asyncio.wait_for(asyncio.to_thread(fn, event, ctx), timeout)
+            result = await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
         except asyncio.TimeoutError:
             message = f"Function timed out after {timeout} seconds"
-            return Outcome(json.dumps({"errorMessage": message}).encode(), UNHANDLED)
+            return None, Outcome(json.dumps({"errorMessage": message}).encode(), UNHANDLED)
         except Exception as exc:  # the runtime catches everything the handler raises
-            return Outcome(_unhandled_body(exc), UNHANDLED)
-        return Outcome(_as_bytes(result), None)
+            return None, Outcome(_unhandled_body(exc), UNHANDLED)
+        return result, None
 
     def run_in_background(
         self, fn: Handler, event: bytes, ctx: FcContext, *, cold: bool, started: float
