@@ -55,7 +55,12 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class PoolInfo:
-    """A node pool as DescribeClusterNodePools reports it (re-read right before any write)."""
+    """A node pool as DescribeClusterNodePools reports it (re-read right before any write).
+
+    `min_size`/`max_size` are the bounds the agent scales within: for a pool in the agent's
+    managed list, the configured ones; otherwise ACK's own `auto_scaling` min/max, which ACK
+    applies only while its auto scaling is on (`ack_autoscaling`), so 0/0 when it is off.
+    """
 
     pool_id: str
     name: str
@@ -67,6 +72,16 @@ class PoolInfo:
     taints: tuple[dict[str, Any], ...] = ()
     total_nodes: int = 0
     ready_nodes: int = 0
+    ack_autoscaling: bool = False  # auto_scaling.enable: ACK's own node autoscaling owns the pool
+
+
+@dataclass(frozen=True, slots=True)
+class PoolBounds:
+    """A managed pool and the size range the agent keeps it in (`--nodes=min:max:id` style)."""
+
+    pool_id: str
+    min_size: int
+    max_size: int
 
 
 @dataclass(frozen=True, slots=True)

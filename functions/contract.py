@@ -1,6 +1,7 @@
 """Every name of the two contracts, decide/v1 and scale-in/v1 (docs/decide-contract.md,
 docs/scale-in-contract.md): schema names, strategies, the placement annotation and its values,
-action kinds, the node pool label, and the ECI virtual node's label, taint and toleration.
+action kinds, the node pool label, the ECI virtual node's label, taint and toleration, and the
+ECI pod annotation that pins specs.
 
 The function and the agent spell these facts only here. The shapes of each request and reply are
 TypedDicts in `functions.contract_types`, kept apart so a Function Compute cold start (which
@@ -61,3 +62,12 @@ ECI_TOLERATION: Mapping[str, str] = {
     "value": ECI_TAINT_VALUE,
     "effect": ECI_TAINT_EFFECT,
 }
+# Pod annotation, read at pod creation only: the specs ECI runs the pod as, in priority order
+# (`2-4Gi` or an ECS instance type, comma-separated); see `functions.eci_specs`.
+ECI_USE_SPECS_ANNOTATION = "k8s.aliyun.com/eci-use-specs"
+
+# --- scale-in/v1 --------------------------------------------------------------------------
+
+# cluster-autoscaler's node annotation: "true" keeps the node out of scale-in (the agent sends
+# it as the node's `scaleDownDisabled`).
+SCALE_DOWN_DISABLED_ANNOTATION = "cluster-autoscaler.kubernetes.io/scale-down-disabled"

@@ -106,12 +106,18 @@ class Eci(TypedDict, total=False):
     maxPodMemory: Quantity
 
 
+class NodeQuota(TypedDict, total=False):
+    limit: int  # ACK DescribeUserQuota node_quota
+    nodes: int  # nodes counted against it now (existing, and asked for but not yet there)
+
+
 class Policy(TypedDict, total=False):
     strategy: str  # one of STRATEGIES
     latencyBudgetSeconds: float
     expectedRunSeconds: float
     maxNewNodesPerDecision: int
     maxProvisionSeconds: float
+    nodeQuota: NodeQuota
 
 
 class _DecideRequestRequired(TypedDict):
@@ -233,6 +239,8 @@ class Node(_NodeRequired, total=False):
     taints: list[Taint]
     emptySince: str | None
     underutilizedSince: str | None
+    scaleDownDisabled: bool  # cluster-autoscaler's scale-down-disabled annotation is "true"
+    lastRemovalFailedAt: str | None  # when a removal of the node last failed
 
 
 class ScaleInPolicy(TypedDict, total=False):
@@ -242,6 +250,7 @@ class ScaleInPolicy(TypedDict, total=False):
     maxNodesPerDecision: int
     drainNonEmpty: bool
     maxProvisionSeconds: float
+    scaleDownDelayAfterFailureSeconds: float
 
 
 class _ScaleInRequestRequired(TypedDict):

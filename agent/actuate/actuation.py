@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agent.actuate.pool_lock import PoolLock
-from agent.clients.cs import CloudCallError, NodePoolClient
+from agent.clients.cs import MAX_NODES_ADDED_PER_CALL, CloudCallError, NodePoolClient
 from agent.clients.kube import KubeError, KubeUnreachable
 from agent.model import PoolActivity, PoolInfo
 from functions.contract import ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
@@ -90,7 +90,8 @@ class ApplyResult:
     pools_written: tuple[PoolWrite, ...] = ()
     pools_skipped: tuple[PoolSkip, ...] = ()
     pools_failed: tuple[PoolFailure, ...] = ()
-    # Another agent held the pool's Lease past the bounded wait: ask again next round.
+    # Asked again next round: another agent held the pool's Lease past the bounded wait, or the
+    # raise was larger than one CS call may add.
     pools_deferred: tuple[PoolSkip, ...] = ()
     eci_placed: tuple[PodOutcome, ...] = ()
     eci_skipped: tuple[PodOutcome, ...] = ()
@@ -180,22 +181,24 @@ def _pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def pod_event(
-    pod: Mapping[str, Any], *, reason: str, message: str, now: str, event_type: str = "Normal"
+def kube_event(
+    involved: dict[str, Any],
+    namespace: str,
+    *,
+    reason: str,
+    message: str,
+    now: str,
+    event_type: str = "Normal",
 ) -> dict[str, Any]:
-    """A core/v1 Event about `pod` (a request pod), as cluster-autoscaler records them."""
-    namespace = str(pod.get("namespace") or "default")
+    """A core/v1 Event about `involved` (an involvedObject), recorded by this component."""
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{pod.get('name', 'pod')}.", "namespace": namespace},
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Pod",
+        "metadata": {
+            "generateName": f"{involved.get('name') or 'object'}.",
             "namespace": namespace,
-            "name": pod.get("name", ""),
-            "uid": pod.get("uid", ""),
         },
+        "involvedObject": involved,
         "reason": reason,
         "message": message,
         "type": event_type,
@@ -205,6 +208,23 @@ def pod_event(
         "lastTimestamp": now,
         "count": 1,
     }
+
+
+def pod_event(
+    pod: Mapping[str, Any], *, reason: str, message: str, now: str, event_type: str = "Normal"
+) -> dict[str, Any]:
+    """A core/v1 Event about `pod` (a request pod), as cluster-autoscaler records them."""
+    namespace = str(pod.get("namespace") or "default")
+    involved = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "namespace": namespace,
+        "name": pod.get("name", ""),
+        "uid": pod.get("uid", ""),
+    }
+    return kube_event(
+        involved, namespace, reason=reason, message=message, now=now, event_type=event_type
+    )
 
 
 class Actuator:
@@ -395,6 +415,16 @@ class Actuator:
     ) -> PoolWrite | None:
         current = await self._pools.describe_pool(pool_id)
         target = min(max(current.desired, wanted), current.max_size)
+        if target - current.desired > MAX_NODES_ADDED_PER_CALL:
+            # CS refuses a call adding more; the rest is asked for in a follow-up round.
+            target = current.desired + MAX_NODES_ADDED_PER_CALL
+            tally.pools_deferred.append(
+                PoolSkip(
+                    pool_id,
+                    f"at most {MAX_NODES_ADDED_PER_CALL} nodes per call: "
+                    f"{wanted - target} more next round",
+                )
+            )
         if current.desired >= target:
             reason = (
                 f"desired {current.desired} already ≥ {wanted}"
@@ -508,7 +538,7 @@ def follow_up_reason(result: ApplyResult) -> str:
     if result.dry_run:
         return ""
     if result.pools_deferred:
-        return "pool lock busy"
+        return "pool write deferred: " + result.pools_deferred[0].reason
     reasons = [p.reason for p in result.unplaceable]
     if result.wrote_anything and any(DECISION_CAP in r for r in reasons):
         return "maxNewNodesPerDecision reached"

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 from agent.app.config import ConfigError, add_arguments, load_config
+from agent.app.managed_pools import PoolsRefused
 from agent.app.settings import ENV_PREFIX
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:8080"
@@ -52,7 +53,11 @@ def run_command(args: argparse.Namespace) -> int:
     from agent.app.logs import configure_logging
 
     configure_logging(fmt=config.log_format, level=config.log_level)
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except PoolsRefused as refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -116,6 +116,16 @@ def _read_file(path: str) -> dict[str, Any]:
     return values
 
 
+def _fc_requirements(config: AgentConfig) -> tuple[str, ...]:
+    """The settings `--decider fc` cannot run without: FC 3.0 addresses a function by name
+    alone; FC 2.0 also needs the service that holds it."""
+    if config.decider != "fc":
+        return ()
+    if config.fc_api_version == "2.0":
+        return ("fc_endpoint", "fc_service", "fc_function")
+    return ("fc_endpoint", "fc_function")
+
+
 def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
     if require_cluster:
         for name in ("cluster_id", "region"):
@@ -127,13 +137,12 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
         sources.append("in_cluster")
     if len(sources) > 1:
         raise ConfigError(f"{' and '.join(sources)}: choose one way to reach Kubernetes")
-    if config.decider == "fc":
-        for name in ("fc_endpoint", "fc_service", "fc_function"):
-            if not getattr(config, name):
-                raise ConfigError(
-                    f"{name}: required with decider=fc; set "
-                    f"{SETTINGS_BY_NAME[name].option} or {SETTINGS_BY_NAME[name].env}"
-                )
+    for name in _fc_requirements(config):
+        if not getattr(config, name):
+            raise ConfigError(
+                f"{name}: required with decider=fc (fc_api_version {config.fc_api_version}); "
+                f"set {SETTINGS_BY_NAME[name].option} or {SETTINGS_BY_NAME[name].env}"
+            )
     if config.decider == "http" and not config.http_url:
         raise ConfigError(
             "http_url: required with decider=http; set --http-url or "

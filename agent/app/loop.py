@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from agent.actuate.actuation import ApplyResult, follow_up_reason
+from agent.app.managed_pools import ManagedPools
 from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
 from agent.clients.kube import KubeClient
@@ -50,6 +51,8 @@ RECENT_ERRORS = 20
 
 class PoolSource(Protocol):
     async def describe_pools(self) -> list[PoolInfo]: ...
+
+    async def describe_node_quota(self) -> int: ...
 
 
 class Decides(Protocol):
@@ -91,7 +94,7 @@ def request_settings(config: AgentConfig) -> RequestSettings:
     return RequestSettings(
         cluster_id=config.cluster_id,
         region=config.region,
-        managed_pools=config.managed_pools or None,
+        managed_pools=None,  # the agent hands over only its managed pools (ManagedPools)
         pool_prices=config.prices,
         instance_type_prices=config.prices,
         eci=EciSettings(
@@ -117,6 +120,7 @@ def scale_in_policy(config: AgentConfig) -> ScaleInPolicy:
         unneeded_seconds=config.scale_down_unneeded_seconds,
         utilization_threshold=config.scale_down_utilization_threshold,
         delay_after_add_seconds=config.scale_down_delay_after_add_seconds,
+        delay_after_failure_seconds=config.scale_down_delay_after_failure_seconds,
         max_nodes_per_decision=config.scale_in_max_nodes_per_decision,
         drain_non_empty=config.scale_in_drain_non_empty,
         max_provision_seconds=config.max_provision_seconds,
@@ -166,6 +170,10 @@ class Agent:
         self._actuator = actuator
         self._now = now
         self._settings = request_settings(config)
+        self.managed = ManagedPools(
+            config.managed_pools, allow_ack_autoscaled=config.allow_ack_autoscaled_pools
+        )
+        self.node_quota: int | None = None  # DescribeUserQuota node_quota, else the fallback
         self.batcher = Batcher(
             BatchWindow(
                 idle_seconds=config.batch_idle_seconds, max_seconds=config.batch_max_seconds
@@ -251,8 +259,41 @@ class Agent:
 
     # --- the loops -----------------------------------------------------------------------------
 
+    async def check_pools(self) -> None:
+        """Start-up: refuse pools that cannot be managed (raises `PoolsRefused`), read the node
+        quota. An unreachable CS API does not stop the start; the pool refresh keeps trying."""
+        await self._read_node_quota()
+        try:
+            pools = await self._pools.describe_pools()
+        except CloudCallError as error:
+            self._error("cs", f"DescribeClusterNodePools at start-up: {error}")
+            return
+        for warning in self.managed.check(pools):
+            log.warning(warning)
+        self._remember_pools(self.managed.select(pools))
+        log.info(
+            "managed pools",
+            pools={b.pool_id: f"{b.min_size}..{b.max_size}" for b in self.managed.bounds.values()},
+            node_quota=self.node_quota,
+        )
+
+    async def _read_node_quota(self) -> None:
+        try:
+            self.node_quota = await self._pools.describe_node_quota()
+        except CloudCallError as error:
+            self.metrics.api_error("cs", error.code)
+            if self.node_quota is None:
+                self.node_quota = self.config.node_quota_fallback
+                log.warning(
+                    "node quota unreadable; assuming the configured fallback",
+                    code=error.code,
+                    node_quota=self.node_quota,
+                )
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Run every loop until `stop` is set; then let an in-flight round finish and return."""
+        """Run every loop until `stop` is set; then let an in-flight round finish and return.
+        Raises `PoolsRefused` before starting when the configured pools cannot be managed."""
+        await self.check_pools()
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
             *((f"watch:{w.target.name}", w.run) for w in self.watchers),
             ("pool-refresh", self._pool_refresh_loop),
@@ -369,7 +410,14 @@ class Agent:
     ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
-        request = build_request(snapshot, pools, activity, settings=self._settings, now=rfc3339(at))
+        request = build_request(
+            snapshot,
+            pools,
+            activity,
+            settings=self._settings,
+            now=rfc3339(at),
+            node_quota=self.node_quota,
+        )
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)
         result = await self._actuator.apply(
@@ -447,8 +495,9 @@ class Agent:
         )
 
     async def _read_pools(self) -> list[PoolInfo]:
+        """The managed pools, read fresh (or the last list when CS fails and there is one)."""
         try:
-            pools = await self._pools.describe_pools()
+            pools = self.managed.select(await self._pools.describe_pools())
         except CloudCallError as error:
             if not self.pool_infos:
                 raise
@@ -476,9 +525,10 @@ class Agent:
     async def _pool_refresh_loop(self) -> None:
         while True:
             try:
-                pools = await self._pools.describe_pools()
+                pools = self.managed.select(await self._pools.describe_pools())
                 self._remember_pools(pools)
                 await self._actuator.refresh(pools)
+                await self._read_node_quota()
             except CloudCallError as error:
                 self.metrics.api_error("cs", error.code)
                 self._error("cs", f"DescribeClusterNodePools: {error}")

@@ -10,11 +10,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agent.model import PoolBounds
 from functions.contract import DEFAULT_STRATEGY
 from functions.contract import STRATEGIES as STRATEGIES  # agent.dev.run offers them too
 
 ENV_PREFIX = "RAY_ACK_SCALER_"
 DECIDER_KINDS = ("local", "fc", "http")
+# Function Compute 3.0 (API 2023-03-30, functions only) is current; 2.0 (services) still invokes.
+FC_API_VERSIONS = ("3.0", "2.0")
 LOG_FORMATS = ("json", "console")
 CREDENTIAL_SOURCES = ("chain", "access-key")
 
@@ -35,6 +38,7 @@ class AgentConfig:
     credentials: str = "chain"
     # decisions
     decider: str = "local"
+    fc_api_version: str = "3.0"
     fc_endpoint: str | None = None
     fc_service: str | None = None
     fc_function: str | None = None
@@ -44,7 +48,10 @@ class AgentConfig:
     decider_retries: int = 2
     fallback_to_local: bool = True
     # pools and prices
-    managed_pools: tuple[str, ...] = ()  # empty: every pool of the cluster
+    # The pools the agent scales and their bounds; empty: no pool (ECI only).
+    managed_pools: tuple[PoolBounds, ...] = ()
+    allow_ack_autoscaled_pools: bool = False  # manage listed pools even with ACK autoscaling on
+    node_quota_fallback: int = 100  # when DescribeUserQuota cannot be read (ACK's default)
     prices: Mapping[str, float] = field(default_factory=dict)  # pool id or instance type -> /hour
     eci_enabled: bool = True
     eci_price_per_vcpu_second: float = 0.000049
@@ -69,6 +76,7 @@ class AgentConfig:
     scale_down_unneeded_seconds: float = 60.0
     scale_down_utilization_threshold: float = 0.5
     scale_down_delay_after_add_seconds: float = 120.0
+    scale_down_delay_after_failure_seconds: float = 180.0
     scale_in_max_nodes_per_decision: int = 10
     scale_in_drain_non_empty: bool = False
     # what to watch
@@ -100,6 +108,11 @@ class AgentConfig:
             if p
         ]
         return ",".join(parts)
+
+    @property
+    def pool_bounds(self) -> dict[str, PoolBounds]:
+        """The managed pools' bounds by pool id (what the CS client stamps on each pool)."""
+        return {bounds.pool_id: bounds for bounds in self.managed_pools}
 
     @property
     def cs_endpoint_or_default(self) -> str:
@@ -154,14 +167,29 @@ def _count(value: Any) -> int:
     return number
 
 
-def _names(value: Any) -> tuple[str, ...]:
+def parse_managed_pools(value: Any) -> tuple[PoolBounds, ...]:
+    """`np-cpu:0:20,np-gpu:0:8` (cluster-autoscaler's `--nodes=min:max:id`, id first) or a
+    YAML list of such items: the pools the agent scales, each with the bounds it keeps."""
     items = value if isinstance(value, (list, tuple)) else _text(value).split(",")
-    names = tuple(str(item).strip() for item in items)
-    if names in ((), ("all",), ("",)):
-        return ()
-    if any(not name for name in names):
-        raise ValueError("empty name in list")
-    return names
+    pools: dict[str, PoolBounds] = {}
+    for raw in items:
+        item = _text(raw).strip()
+        if not item:
+            continue
+        pool_id, sep, rest = item.partition(":")
+        low, sep2, high = rest.partition(":")
+        if not (sep and sep2 and pool_id.strip()):
+            raise ValueError(f"expected POOL_ID:MIN:MAX, e.g. np-cpu:0:20, got {item!r}")
+        try:
+            bounds = PoolBounds(pool_id.strip(), _count(low.strip()), _count(high.strip()))
+        except ValueError:
+            raise ValueError(f"{item!r}: MIN and MAX must be whole numbers ≥ 0") from None
+        if bounds.min_size > bounds.max_size:
+            raise ValueError(f"{item!r}: MIN {bounds.min_size} is above MAX {bounds.max_size}")
+        if bounds.pool_id in pools:
+            raise ValueError(f"pool {bounds.pool_id!r} is listed twice")
+        pools[bounds.pool_id] = bounds
+    return tuple(pools.values())
 
 
 def _prices(value: Any) -> dict[str, float]:
@@ -255,13 +283,21 @@ SETTINGS: tuple[Setting, ...] = (
         "KIND",
     ),
     Setting(
+        "fc_api_version",
+        _choice(FC_API_VERSIONS),
+        "Function Compute API of the fc and http deciders: 3.0 (functions, no services; "
+        "ACS3-signed HTTP trigger) or 2.0 (a service holds the function, --fc-service needed; "
+        "FC-signed trigger)",
+        "VERSION",
+    ),
+    Setting(
         "fc_endpoint",
         _optional_text,
         "Function Compute endpoint, e.g. "
         "<account>.cn-hangzhou.fc.aliyuncs.com (prefix http:// for a local emulator)",
         "HOST[:PORT]",
     ),
-    Setting("fc_service", _optional_text, "Function Compute service name", "NAME"),
+    Setting("fc_service", _optional_text, "Function Compute 2.0 service name", "NAME"),
     Setting("fc_function", _optional_text, "Function Compute function name", "NAME"),
     Setting("fc_qualifier", _optional_text, "Function Compute version or alias", "QUALIFIER"),
     Setting("http_url", _optional_text, "decision function HTTP trigger URL", "URL"),
@@ -274,7 +310,24 @@ SETTINGS: tuple[Setting, ...] = (
         is_flag=True,
     ),
     Setting(
-        "managed_pools", _names, "node pool ids to manage, comma-separated (default: all)", "IDS"
+        "managed_pools",
+        parse_managed_pools,
+        "node pools to scale, with the bounds to keep each in, e.g. np-cpu:0:20,np-gpu:0:8 "
+        "(ACK's auto scaling must be off on them; default: none, ECI only)",
+        "ID:MIN:MAX,...",
+    ),
+    Setting(
+        "allow_ack_autoscaled_pools",
+        _boolean,
+        "manage listed pools even where ACK's own node autoscaling is on "
+        "(two autoscalers then fight over the pool's size)",
+        is_flag=True,
+    ),
+    Setting(
+        "node_quota_fallback",
+        _count,
+        "cluster node quota to assume when DescribeUserQuota cannot be read",
+        "N",
     ),
     Setting(
         "prices",
@@ -343,6 +396,12 @@ SETTINGS: tuple[Setting, ...] = (
         "scale_down_delay_after_add_seconds",
         _number,
         "no node of a pool is removed this long after its desired size was raised",
+        "SECONDS",
+    ),
+    Setting(
+        "scale_down_delay_after_failure_seconds",
+        _number,
+        "a node whose removal failed (its drain did not finish) is not removed again this long",
         "SECONDS",
     ),
     Setting("scale_in_max_nodes_per_decision", _count, "cap on nodes removed by one decision", "N"),

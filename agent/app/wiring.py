@@ -51,17 +51,10 @@ async def connect_agent(
     `now` is the clock policy durations are measured on: the wall clock in production, the
     simulated clock in dev mode."""
     from agent.actuate.actuation import Actuator
+    from agent.app.remote_deciders import fc_decider, http_decider
     from agent.clients.cs import NodePoolClient
     from agent.clients.cs import build_sdk_client as build_cs
-    from agent.clients.fc import FunctionInvoker, FunctionRef
-    from agent.clients.fc import build_sdk_client as build_fc
-    from agent.decide.deciders import (
-        FallbackDecider,
-        FunctionComputeDecider,
-        HttpTriggerDecider,
-        LocalDecider,
-        RetrySettings,
-    )
+    from agent.decide.deciders import FallbackDecider, LocalDecider, RetrySettings
 
     keys = _access_keys(config)
     metrics = metrics or AgentMetrics()
@@ -81,35 +74,22 @@ async def connect_agent(
             access_key_id=keys.get("access_key_id"),
             access_key_secret=keys.get("access_key_secret"),
         )
-        pools = NodePoolClient(cs_sdk, config.cluster_id, on_attempt=metrics.cs_attempt)
+        pools = NodePoolClient(
+            cs_sdk,
+            config.cluster_id,
+            on_attempt=metrics.cs_attempt,
+            bounds=config.pool_bounds,
+        )
         retry = RetrySettings(attempts=config.decider_retries + 1)
         decider: Decides
         if config.decider == "fc":
             fc_endpoint, fc_protocol = _endpoint(config.fc_endpoint or "")
-            fc_sdk = build_fc(
-                region_id=config.region,
-                endpoint=fc_endpoint,
-                protocol=fc_protocol,
-                read_timeout_seconds=config.decider_timeout_seconds,
-                access_key_id=keys.get("access_key_id"),
-                access_key_secret=keys.get("access_key_secret"),
+            decider = fc_decider(
+                config, keys, endpoint=fc_endpoint, protocol=fc_protocol, retry=retry
             )
-            invoker = FunctionInvoker(
-                fc_sdk,
-                FunctionRef(
-                    config.fc_service or "", config.fc_function or "", config.fc_qualifier or ""
-                ),
-                timeout_seconds=config.decider_timeout_seconds,
-            )
-            decider = FunctionComputeDecider(invoker, retry=retry)
         elif config.decider == "http":
             session = aiohttp.ClientSession()
-            decider = HttpTriggerDecider(
-                session,
-                config.http_url or "",
-                timeout_seconds=config.decider_timeout_seconds,
-                retry=retry,
-            )
+            decider = http_decider(config, keys, session, retry=retry)
         else:
             decider = LocalDecider()
         if config.decider != "local" and config.fallback_to_local:

@@ -15,20 +15,24 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from alibabacloud_cs20151215 import models as cs_models
 from alibabacloud_cs20151215.client import Client as CsSdkClient
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
-from alibabacloud_tea_openapi.utils_models import Config
+from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
+from darabonba.runtime import RuntimeOptions
 
 from agent.clients.errors import RemoteCallError
-from agent.model import PoolInfo
+from agent.model import PoolBounds, PoolInfo
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 DEFAULT_ENDPOINT_TEMPLATE = "cs.{region}.aliyuncs.com"
+# ModifyClusterNodePool adds at most this many nodes per call (its API reference).
+MAX_NODES_ADDED_PER_CALL = 500
 
 
 class CloudCallError(RemoteCallError):
@@ -108,24 +112,40 @@ def _taints(items: Any) -> tuple[dict[str, Any], ...]:
     return tuple(taints)
 
 
-def pool_info_from(raw: Mapping[str, Any]) -> PoolInfo:
-    """One `nodepools[]` item (or a DescribeClusterNodePoolDetail body) as a `PoolInfo`."""
+def pool_info_from(
+    raw: Mapping[str, Any], bounds: Mapping[str, PoolBounds] | None = None
+) -> PoolInfo:
+    """One `nodepools[]` item (or a DescribeClusterNodePoolDetail body) as a `PoolInfo`.
+
+    A pool listed in `bounds` gets the agent's own min/max. Otherwise ACK's
+    `auto_scaling.min_instances`/`max_instances` count only while `auto_scaling.enable` is true
+    (the CS API documents both as taking effect only then, default 0), so a pool with ACK auto
+    scaling off and no configured bounds has none: 0/0. `max_nodes` is not a ceiling either
+    (0 means "no additional limit").
+    """
     info = raw.get("nodepool_info") or {}
     scaling = raw.get("scaling_group") or {}
     auto = raw.get("auto_scaling") or {}
     status = raw.get("status") or {}
     kube = raw.get("kubernetes_config") or {}
-    desired = int(scaling.get("desired_size") or 0)
-    max_size = auto.get("max_instances")
-    if max_size is None:
-        max_size = raw.get("max_nodes", desired)
+    pool_id = str(info.get("nodepool_id", ""))
+    ack_autoscaling = auto.get("enable") is True
+    configured = (bounds or {}).get(pool_id)
+    if configured is not None:
+        min_size, max_size = configured.min_size, configured.max_size
+    elif ack_autoscaling:
+        min_size = int(auto.get("min_instances") or 0)
+        max_size = int(auto.get("max_instances") or 0)
+    else:
+        min_size = max_size = 0
     return PoolInfo(
-        pool_id=str(info.get("nodepool_id", "")),
+        pool_id=pool_id,
         name=str(info.get("name", "")),
         instance_types=tuple(scaling.get("instance_types") or ()),
-        desired=desired,
-        min_size=int(auto.get("min_instances") or 0),
-        max_size=int(max_size or 0),
+        desired=int(scaling.get("desired_size") or 0),
+        min_size=min_size,
+        max_size=max_size,
+        ack_autoscaling=ack_autoscaling,
         labels=_labels(kube.get("labels")),
         taints=_taints(kube.get("taints")),
         total_nodes=int(status.get("total_nodes") or 0),
@@ -153,10 +173,13 @@ class NodePoolClient:
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         on_attempt: Callable[[str, str], None] | None = None,
+        bounds: Mapping[str, PoolBounds] | None = None,
     ) -> None:
         """`on_attempt(action, outcome)` hears every attempt ("ok" or the error code): the hook
-        for metrics such as api_errors_total."""
+        for metrics such as api_errors_total. `bounds` are the managed pools' configured
+        min/max, which every `PoolInfo` read through this client carries."""
         self._sdk = sdk
+        self._bounds = dict(bounds or {})
         self._on_attempt = on_attempt
         self._cluster_id = cluster_id
         self._retry = retry or RetryPolicy()
@@ -175,7 +198,7 @@ class NodePoolClient:
             lambda: self._sdk.describe_cluster_node_pools_async(self._cluster_id, request),
         )
         body = response.body.to_map() if response.body is not None else {}
-        return [pool_info_from(item) for item in body.get("nodepools") or ()]
+        return [pool_info_from(item, self._bounds) for item in body.get("nodepools") or ()]
 
     async def describe_pool(self, pool_id: str) -> PoolInfo:
         """One pool, read fresh (actuation calls this right before every write)."""
@@ -183,19 +206,51 @@ class NodePoolClient:
             "DescribeClusterNodePoolDetail",
             lambda: self._sdk.describe_cluster_node_pool_detail_async(self._cluster_id, pool_id),
         )
-        return pool_info_from(response.body.to_map() if response.body is not None else {})
+        body = response.body.to_map() if response.body is not None else {}
+        return pool_info_from(body, self._bounds)
 
-    async def set_desired(self, pool_id: str, desired: int) -> str | None:
-        """ModifyClusterNodePool scaling_group.desired_size = `desired`; returns the CS task id."""
-        request = cs_models.ModifyClusterNodePoolRequest(
-            scaling_group=cs_models.ModifyClusterNodePoolRequestScalingGroup(desired_size=desired)
-        )
+    async def describe_node_quota(self) -> int:
+        """DescribeUserQuota `node_quota`: how many nodes the cluster may have (default 100)."""
         response = await self._call(
-            "ModifyClusterNodePool",
-            lambda: self._sdk.modify_cluster_node_pool_async(self._cluster_id, pool_id, request),
+            "DescribeUserQuota", lambda: self._sdk.describe_user_quota_async()
         )
         body = response.body.to_map() if response.body is not None else {}
-        return body.get("task_id")
+        quota = body.get("node_quota")
+        if not isinstance(quota, int) or isinstance(quota, bool) or quota < 0:
+            raise CloudCallError(
+                "InvalidResponse", None, f"node_quota is {quota!r}", retryable=False
+            )
+        return quota
+
+    async def set_desired(self, pool_id: str, desired: int) -> str | None:
+        """ModifyClusterNodePool with exactly `{"scaling_group": {"desired_size": N}}`; returns
+        the CS task id.
+
+        The documented body, built by hand: the SDK's request model (7.2.3) also serialises
+        empty `data_disks`, `tags`, `disk_init`, `instance_patterns` and `spot_price_limit`
+        lists inside `scaling_group`, and whether ACK reads those as "clear this setting" is not
+        documented. The call still goes through the SDK (signing, endpoint, errors)."""
+        params = Params(
+            action="ModifyClusterNodePool",
+            version="2015-12-15",
+            protocol="HTTPS",
+            pathname=f"/clusters/{quote(self._cluster_id, safe='')}/nodepools/"
+            f"{quote(pool_id, safe='')}",
+            method="PUT",
+            auth_type="AK",
+            style="ROA",
+            req_body_type="json",
+            body_type="json",
+        )
+        body = {"scaling_group": {"desired_size": desired}}
+        response = await self._call(
+            "ModifyClusterNodePool",
+            lambda: self._sdk.call_api_async(
+                params, OpenApiRequest(headers={}, body=body), RuntimeOptions()
+            ),
+        )
+        reply = response.get("body") if isinstance(response, Mapping) else None
+        return reply.get("task_id") if isinstance(reply, Mapping) else None
 
     async def remove_nodes(
         self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool

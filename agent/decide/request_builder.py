@@ -69,8 +69,19 @@ def build_request(
     settings: RequestSettings,
     now: str,
     catalog: Mapping[str, InstanceType] = CATALOG,
+    node_quota: int | None = None,
 ) -> dict[str, Any]:
-    """A decide/v1 request for the snapshot's pending pods over the managed pools."""
+    """A decide/v1 request for the snapshot's pending pods over the managed pools; with
+    `node_quota` (the cluster's, from DescribeUserQuota) new nodes are capped by it too."""
+    policy: dict[str, Any] = {
+        "strategy": settings.policy.strategy,
+        "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
+        "expectedRunSeconds": settings.policy.expected_run_seconds,
+        "maxNewNodesPerDecision": settings.policy.max_new_nodes_per_decision,
+        "maxProvisionSeconds": settings.policy.max_provision_seconds,
+    }
+    if node_quota is not None:
+        policy["nodeQuota"] = {"limit": node_quota, "nodes": nodes_counted(snapshot, pools)}
     return {
         "schema": DECIDE_SCHEMA,
         "now": now,
@@ -78,14 +89,21 @@ def build_request(
         "pods": [pod_json(p) for p in snapshot.pending],
         "pools": pools_json(snapshot, pools, activity, settings=settings, catalog=catalog),
         "eci": eci_json(snapshot, settings.eci),
-        "policy": {
-            "strategy": settings.policy.strategy,
-            "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
-            "expectedRunSeconds": settings.policy.expected_run_seconds,
-            "maxNewNodesPerDecision": settings.policy.max_new_nodes_per_decision,
-            "maxProvisionSeconds": settings.policy.max_provision_seconds,
-        },
+        "policy": policy,
     }
+
+
+def nodes_counted(snapshot: Snapshot, pools: list[PoolInfo] | tuple[PoolInfo, ...]) -> int:
+    """Nodes the node quota counts: every real node now, plus what the given pools were asked
+    for and have not delivered yet (desired above their nodes). The ECI virtual node is left
+    out: it is no ECS instance (assumed; ACK does not say whether it counts)."""
+    real = [n for n in snapshot.nodes if not n.virtual]
+    per_pool: dict[str, int] = {}
+    for node in real:
+        if node.pool_id:
+            per_pool[node.pool_id] = per_pool.get(node.pool_id, 0) + 1
+    coming = sum(max(0, pool.desired - per_pool.get(pool.pool_id, 0)) for pool in pools)
+    return len(real) + coming
 
 
 def pod_json(pod: PendingPod) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.app.config import ConfigError, load_config
-from agent.app.settings import DECIDER_KINDS, ENV_PREFIX, STRATEGIES, AgentConfig
+from agent.app.settings import DECIDER_KINDS, ENV_PREFIX, FC_API_VERSIONS, STRATEGIES, AgentConfig
 from agent.dev.live_view import LiveView, decision_text, scale_in_text
 from agent.dev.report import render_report
 from agent.dev.summary import CloudFacts, RunRecord, summarize
@@ -52,13 +52,16 @@ EXIT_SIGTERM = 143
 CLUSTER_TIME_SETTINGS = ("resync_seconds", "pool_refresh_seconds", "scale_in_interval_seconds")
 MIN_INTERVAL_SECONDS = 0.5
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-# decide/v1 policy keys in a scenario → the agent's settings of the same meaning
+# decide/v1 and scale-in/v1 policy keys in a scenario → the agent's settings of the same meaning
 POLICY_SETTINGS = {
     "strategy": "STRATEGY",
     "latencyBudgetSeconds": "LATENCY_BUDGET_SECONDS",
     "expectedRunSeconds": "EXPECTED_RUN_SECONDS",
     "maxNewNodesPerDecision": "MAX_NEW_NODES_PER_DECISION",
     "maxProvisionSeconds": "MAX_PROVISION_SECONDS",
+    "drainNonEmpty": "SCALE_IN_DRAIN_NON_EMPTY",
+    "scaleDownUnneededSeconds": "SCALE_DOWN_UNNEEDED_SECONDS",
+    "scaleDownDelayAfterFailureSeconds": "SCALE_DOWN_DELAY_AFTER_FAILURE_SECONDS",
 }
 
 
@@ -90,6 +93,13 @@ def register(subparsers: Any) -> None:
         default="fc",
         help="where decisions are made: fc (the Function Compute emulator through "
         "the FC SDK, default), http (its HTTP trigger) or local (in-process)",
+    )
+    dev.add_argument(
+        "--fc-api-version",
+        choices=FC_API_VERSIONS,
+        default=FC_API_VERSIONS[0],
+        help="the Function Compute API the fc and http deciders speak: 3.0 (default) or 2.0 "
+        "(a service holds the function; its HTTP trigger calls WSGI)",
     )
     dev.add_argument(
         "--strategy",
@@ -131,6 +141,7 @@ class DevOptions:
     report: Path | None
     time_limit: float
     quiet: bool
+    fc_api_version: str = FC_API_VERSIONS[0]
 
 
 def dev_command(args: argparse.Namespace) -> int:
@@ -145,6 +156,7 @@ def dev_command(args: argparse.Namespace) -> int:
     options = DevOptions(
         decider=args.decider,
         strategy=args.strategy,
+        fc_api_version=args.fc_api_version,
         json=args.json,
         report=args.report,
         time_limit=args.time_limit or scenario.time_limit_seconds,
@@ -183,6 +195,7 @@ def agent_environment(
     *,
     kubeconfig: Path,
     decider: str,
+    fc_api_version: str = FC_API_VERSIONS[0],
     policy: Mapping[str, Any],
     eci_enabled: bool,
     speed: float,
@@ -203,18 +216,24 @@ def agent_environment(
         ENV_PREFIX + "CS_ENDPOINT": f"http://{cs['endpoint']}",
         ENV_PREFIX + "CREDENTIALS": "access-key",
         ENV_PREFIX + "DECIDER": decider,
+        ENV_PREFIX + "MANAGED_POOLS": cs["managedPools"],
         ENV_PREFIX + "ECI_ENABLED": str(eci_enabled).lower(),
         ENV_PREFIX + "OPS_ADDRESS": "127.0.0.1:0",
     }
+    if decider in ("fc", "http"):
+        env[ENV_PREFIX + "FC_API_VERSION"] = fc_api_version
     if decider == "fc":
         env[ENV_PREFIX + "FC_ENDPOINT"] = f"http://{fc['endpoint']}"
-        env[ENV_PREFIX + "FC_SERVICE"] = fc["service"]
         env[ENV_PREFIX + "FC_FUNCTION"] = fc["function"]
+        if fc_api_version == "2.0":
+            env[ENV_PREFIX + "FC_SERVICE"] = fc["service"]
     elif decider == "http":
-        env[ENV_PREFIX + "HTTP_URL"] = fc["httpTriggerUrl"]
+        trigger = "httpTriggerUrlFc2" if fc_api_version == "2.0" else "httpTriggerUrl"
+        env[ENV_PREFIX + "HTTP_URL"] = fc[trigger]
     for key, value in policy.items():
         if key in POLICY_SETTINGS:
-            env[ENV_PREFIX + POLICY_SETTINGS[key]] = str(value)
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[ENV_PREFIX + POLICY_SETTINGS[key]] = text
     defaults = AgentConfig()
     for name in CLUSTER_TIME_SETTINGS:
         if hasattr(defaults, name):
@@ -316,6 +335,7 @@ class DevRun:
                 ack.info(),
                 kubeconfig=kubeconfig,
                 decider=self.options.decider,
+                fc_api_version=self.options.fc_api_version,
                 policy={
                     **self.scenario.policy,
                     **({"strategy": self.options.strategy} if self.options.strategy else {}),
@@ -375,8 +395,9 @@ class DevRun:
         self.say(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
         self.say(f"  kubectl --kubeconfig {kubeconfig} get node -w")
         where = {
-            "fc": f"Function Compute at {config.fc_endpoint} through the FC SDK",
-            "http": f"the HTTP trigger {config.http_url}",
+            "fc": f"Function Compute {config.fc_api_version} at {config.fc_endpoint} through "
+            "the FC SDK",
+            "http": f"the Function Compute {config.fc_api_version} HTTP trigger {config.http_url}",
             "local": "in-process",
         }[config.decider]
         self.say(
@@ -466,7 +487,11 @@ class DevRun:
         if any(not_ready for _pool, not_ready, _ready in sample.nodes):
             return False
         if rest_needs_min:
-            return all(p.total_nodes <= p.min_size for p in self.ack.world.pools.describe_pools())
+            floors = {spec.pool_id: spec.min_size for spec in self.scenario.pools}
+            return all(
+                p.total_nodes <= floors.get(p.pool_id, 0)
+                for p in self.ack.world.pools.describe_pools()
+            )
         return True
 
     def _summary(self, agent: Any) -> dict[str, Any]:

@@ -207,11 +207,14 @@ async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
             f"region {cs['regionId']})"
         )
         print(
-            f"Function Compute: http://{fc['endpoint']} (service {fc['service']}, "
-            f"function {fc['function']})"
+            f"Function Compute: http://{fc['endpoint']} (function {fc['function']}; "
+            f"FC 2.0 service {fc['service']})"
         )
-        print(f"HTTP trigger:     {fc['httpTriggerUrl']}")
+        print(
+            f"HTTP trigger:     {fc['httpTriggerUrl']} (FC 3.0; FC 2.0: {fc['httpTriggerUrlFc2']})"
+        )
         print(f"AccessKey:        {cs['accessKeyId']} / {cs['accessKeySecret']} (test keys)")
+        print(f"Managed pools:    {cs['managedPools'] or 'none'} (--managed-pools for the agent)")
         if args.info_out:
             print(f"info: {args.info_out}")
         print("Stop with Ctrl-C.", flush=True)
@@ -251,7 +254,8 @@ def _print_watch_hints(kubeconfig: Path) -> None:
 
 def _workload_line(scenario: Scenario) -> str:
     pools = ", ".join(
-        f"{p.pool_id} ({p.instance_type}, desired {p.desired}, max {p.max_size})"
+        f"{p.pool_id} ({p.instance_type}, desired {p.desired}, max {p.max_size}"
+        f"{', ACK autoscaling on' if p.auto_scaling else ''})"
         for p in scenario.pools
     )
     eci = "on" if scenario.eci.enabled else "off"

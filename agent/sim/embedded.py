@@ -3,8 +3,9 @@
 `EmbeddedAck` composes the parts built elsewhere in `agent.sim`: the Kubernetes API server
 (SimCluster), the scenario's world (system nodes, node pools, ECI, the Ray workload), and the
 cloud emulators the agent reaches through the official SDKs — the CS node-pool API over the
-world's pools and Function Compute hosting `functions.fc` — plus a credentials-URI endpoint
-issuing STS keys the emulators accept. Everything shares the scenario's fault plan.
+world's pools and Function Compute (2.0 and 3.0 APIs, and each version's HTTP trigger, the 3.0
+one on a port of its own as it has a domain of its own on FC) hosting `functions.fc` — plus a
+credentials-URI endpoint issuing STS keys the emulators accept. Everything shares the scenario's fault plan.
 
 It hands out only addresses and keys (`info()`), the same things an ACK cluster gives an
 operator, so whatever is pointed at it — kubectl, the SDKs, the agent in dev mode — runs its
@@ -33,6 +34,7 @@ from agent.sim.cloud.cs_api import WriteRecord, build_cs_app, scale_requests_of,
 from agent.sim.cloud.fc_api import (
     FcSettings,
     InvocationRecord,
+    build_fc3_trigger_app,
     build_fc_app,
     http_trigger_path,
     invocations_of,
@@ -43,6 +45,7 @@ from agent.sim.kube.kubeconfig import write_kubeconfig
 from agent.sim.scenario import Scenario, World, attach_world
 from functions.fc import handler as fc_event_handler
 from functions.fc import http_handler as fc_http_handler
+from functions.fc import wsgi_handler as fc_wsgi_handler
 
 FC_SERVICE = "ray-ack-scaler"
 FC_FUNCTION = "decide"
@@ -137,10 +140,12 @@ class EmbeddedAck:
         self.world: World = attach_world(scenario, self.cluster)
         self._cs = ServedApp("CS", self._build_cs, host=host, port=cs_port)
         self._fc = ServedApp("FC", self._build_fc, host=host, port=fc_port)
+        self._fc_trigger = ServedApp("FC 3.0 HTTP trigger", self._build_fc_trigger, host=host)
         self._credentials = ServedApp(
             "credentials", self._build_credentials, host=host, port=credentials_port
         )
-        for emulator in (self._credentials, self._cs, self._fc):
+        # The trigger shares the FC app's function, so it starts after it.
+        for emulator in (self._credentials, self._cs, self._fc, self._fc_trigger):
             self.cluster.add(emulator)
 
     # -- the emulators ----------------------------------------------------------------------------
@@ -151,10 +156,12 @@ class EmbeddedAck:
         )
 
     def _build_fc(self) -> web.Application:
+        # Both triggers are deployed as template.yml and s.yaml deploy them: signed (function).
         settings = FcSettings(
             region=self.scenario.cluster.region,
             account_id=FC_ACCOUNT_ID,
-            handler="functions.fc.handler",
+            handler="index.handler",
+            http_auth="function",
         )
         return build_fc_app(
             fc_event_handler,
@@ -163,9 +170,13 @@ class EmbeddedAck:
             function=self.fc_function,
             faults=self.faults,
             http_handler=fc_http_handler,
+            wsgi_handler=fc_wsgi_handler,
             now=self.cluster.clock.now,
             settings=settings,
         )
+
+    def _build_fc_trigger(self) -> web.Application:
+        return build_fc3_trigger_app(self._app(self._fc))
 
     def _build_credentials(self) -> web.Application:
         # alibabacloud-credentials checks Expiration against the host's wall clock, not ours.
@@ -207,6 +218,12 @@ class EmbeddedAck:
 
     @property
     def http_trigger_url(self) -> str:
+        """The FC 3.0 HTTP trigger (an event handler; ACS3-signed requests)."""
+        return f"http://{self._fc_trigger.endpoint}/"
+
+    @property
+    def http_trigger_url_fc2(self) -> str:
+        """The FC 2.0 HTTP trigger (a WSGI handler; `FC ak:signature` requests)."""
         return f"http://{self.fc_endpoint}{http_trigger_path(self.fc_service, self.fc_function)}"
 
     @property
@@ -240,14 +257,22 @@ class EmbeddedAck:
                 "clusterId": self.cluster_id,
                 "accessKeyId": TEST_ACCESS_KEY_ID,
                 "accessKeySecret": TEST_ACCESS_KEY_SECRET,
+                # The agent's managed_pools setting for the scenario's pools with ACK's own
+                # autoscaling off (the ones the agent may manage), bounds as the scenario says.
+                "managedPools": ",".join(
+                    f"{p.pool_id}:{p.min_size}:{p.max_size}"
+                    for p in self.scenario.pools
+                    if not p.auto_scaling
+                ),
             },
             "fc": {
                 "endpoint": self.fc_endpoint,
-                "service": self.fc_service,
+                "service": self.fc_service,  # FC 2.0 only: FC 3.0 functions have no service
                 "function": self.fc_function,
                 "accessKeyId": TEST_ACCESS_KEY_ID,
                 "accessKeySecret": TEST_ACCESS_KEY_SECRET,
                 "httpTriggerUrl": self.http_trigger_url,
+                "httpTriggerUrlFc2": self.http_trigger_url_fc2,
             },
         }
 

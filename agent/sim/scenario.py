@@ -8,11 +8,12 @@ validating the YAML files is `scenario_reader`'s job; its names are re-exported 
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from typing import Any
 
-from agent.sim.kube.store import ObjectStore
+from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.report import CostReport, cost_report
 from agent.sim.scenario_fields import ScenarioError
 from agent.sim.scenario_reader import (
@@ -96,6 +97,24 @@ class SystemNodes:
         return None
 
 
+class Budgets:
+    """The scenario's PodDisruptionBudgets, there from the start (a SimCluster component)."""
+
+    def __init__(self, store: ObjectStore, *, scenario: Scenario) -> None:
+        self._store = store
+        self._scenario = scenario
+
+    async def start(self) -> None:
+        for budget in self._scenario.budgets:
+            namespace = str(budget["metadata"]["namespace"])
+            with contextlib.suppress(ApiError):  # already there
+                self._store.create("namespaces", {"metadata": {"name": namespace}})
+            self._store.create("poddisruptionbudgets", dict(budget), namespace=namespace)
+
+    async def stop(self) -> None:
+        return None
+
+
 @dataclass
 class World:
     """The scenario's simulator components, in start order."""
@@ -105,9 +124,12 @@ class World:
     pools: NodePools
     eci: EciVirtualNode | None
     ray: RayDriver
+    budgets: Budgets | None = None
 
     def components(self) -> list[Any]:
         parts: list[Any] = [self.system, self.pools]
+        if self.budgets is not None:
+            parts.append(self.budgets)
         if self.eci is not None:
             parts.append(self.eci)
         parts.append(self.ray)
@@ -148,6 +170,7 @@ def build_world(scenario: Scenario, *, store: ObjectStore, clock: SimClock) -> W
         pools=list(scenario.pools),
         seed=scenario.seed,
         addresses=addresses,
+        node_quota=cluster.node_quota,
     )
     eci = (
         EciVirtualNode(store, clock, spec=scenario.eci, region=cluster.region)
@@ -160,4 +183,5 @@ def build_world(scenario: Scenario, *, store: ObjectStore, clock: SimClock) -> W
         pools=pools,
         eci=eci,
         ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, seed=scenario.seed),
+        budgets=Budgets(store, scenario=scenario),
     )

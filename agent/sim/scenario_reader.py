@@ -17,9 +17,18 @@ from typing import Any
 import yaml
 
 from agent.sim.faults import FaultPlan
+from agent.sim.kube.store import ApiError
+from agent.sim.kube.write_rules import validate_budget
 from agent.sim.scenario_fields import FieldReader, ScenarioError
+from agent.sim.world.drain import DRAIN_TIMEOUT_SECONDS
 from agent.sim.world.eci import EciSpec
-from agent.sim.world.nodepools import FAILURE_MODES, BootLatency, PoolSpec
+from agent.sim.world.nodepools import (
+    CHARGE_TYPES,
+    DEFAULT_NODE_QUOTA,
+    FAILURE_MODES,
+    BootLatency,
+    PoolSpec,
+)
 from agent.sim.world.ray import HeadSpec, JobSpec, RayClusterSpec, TaskGroup, WorkerGroupSpec
 from functions.contract import STRATEGIES
 from functions.quantity import parse_quantity
@@ -32,6 +41,7 @@ class ClusterSpec:
     cluster_id: str = "c-sim"
     region: str = "cn-hangzhou"
     zone: str = "cn-hangzhou-k"
+    node_quota: int = DEFAULT_NODE_QUOTA  # DescribeUserQuota node_quota
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,8 @@ class Scenario:
     job: JobSpec
     faults: Mapping[str, Any] = field(default_factory=dict)  # FaultPlan keyword arguments
     policy: Mapping[str, Any] = field(default_factory=dict)  # decide/v1 policy for the agent
+    # policy/v1 PodDisruptionBudgets that exist from the start, as objects
+    budgets: tuple[Mapping[str, Any], ...] = ()
 
     def fault_plan(self) -> FaultPlan:
         """A fresh FaultPlan for this scenario, seeded from the scenario's seed."""
@@ -113,7 +125,9 @@ class ScenarioReader(FieldReader):
     """The sections of a scenario file, read into the simulator's specs."""
 
     def policy(self, value: Any, path: str) -> dict[str, Any]:
-        """The decide/v1 `policy` object the agent should send for this scenario."""
+        """The decide/v1 `policy` object the agent should send for this scenario, and the
+        scale-in/v1 settings a scenario may set (drainNonEmpty, scaleDownUnneededSeconds,
+        scaleDownDelayAfterFailureSeconds)."""
         data = self.mapping(
             value,
             path,
@@ -123,6 +137,9 @@ class ScenarioReader(FieldReader):
                 "expectedRunSeconds",
                 "maxNewNodesPerDecision",
                 "maxProvisionSeconds",
+                "drainNonEmpty",
+                "scaleDownUnneededSeconds",
+                "scaleDownDelayAfterFailureSeconds",
             ),
         )
         result: dict[str, Any] = {}
@@ -134,6 +151,8 @@ class ScenarioReader(FieldReader):
                 result[key] = item
             elif key == "maxNewNodesPerDecision":
                 result[key] = self.integer(item, where)
+            elif key == "drainNonEmpty":
+                result[key] = self.boolean(item, where)
             else:
                 result[key] = self.number(item, where)
         return result
@@ -158,6 +177,7 @@ class ScenarioReader(FieldReader):
                 "job",
                 "faults",
                 "policy",
+                "podDisruptionBudgets",
             ),
         )
         if "name" in root:
@@ -185,6 +205,12 @@ class ScenarioReader(FieldReader):
         eci = self.eci(root.get("eci") or {"enabled": False}, "eci", cluster)
         ray = self.ray(self.get(root, "ray", "", self.present, required=True), "ray")
         job = self.job(self.get(root, "job", "", self.present, required=True), "job", ray)
+        budgets = tuple(
+            self.budget(raw, f"podDisruptionBudgets[{i}]", namespace=ray.namespace)
+            for i, raw in enumerate(
+                self.get(root, "podDisruptionBudgets", "", self.items, list[Any]())
+            )
+        )
         return Scenario(
             name=self.name,
             description=self.get(root, "description", "", self.text, ""),
@@ -199,16 +225,20 @@ class ScenarioReader(FieldReader):
             job=job,
             faults=self.faults(root.get("faults") or {}, "faults"),
             policy=self.get(root, "policy", "", self.policy, {}),
+            budgets=budgets,
         )
 
     def cluster(self, raw: Any, path: str) -> ClusterSpec:
-        data = self.mapping(raw, path, ("id", "region", "zone"))
+        data = self.mapping(raw, path, ("id", "region", "zone", "nodeQuota"))
         region = self.get(data, "region", path, self.text, "cn-hangzhou")
         zone = self.get(data, "zone", path, self.text, f"{region}-k")
         if not zone.startswith(region):
             raise self.fail(f"{path}.zone", f"{zone!r} is not a zone of region {region!r}")
         return ClusterSpec(
-            cluster_id=self.get(data, "id", path, self.text, "c-sim"), region=region, zone=zone
+            cluster_id=self.get(data, "id", path, self.text, "c-sim"),
+            region=region,
+            zone=zone,
+            node_quota=self.get(data, "nodeQuota", path, self.integer, DEFAULT_NODE_QUOTA),
         )
 
     def system_node(self, raw: Any, path: str) -> SystemNodeSpec:
@@ -242,6 +272,7 @@ class ScenarioReader(FieldReader):
                 "stockoutFailAfterSeconds",
                 "podStartSeconds",
                 "drainTimeoutSeconds",
+                "instanceChargeType",
                 "pricePerHour",
                 "autoScaling",
             ),
@@ -278,10 +309,60 @@ class ScenarioReader(FieldReader):
                 data, "stockoutFailAfterSeconds", path, self.number, 60.0
             ),
             pod_start_seconds=self.get(data, "podStartSeconds", path, self.number, 2.0),
-            drain_timeout_seconds=self.get(data, "drainTimeoutSeconds", path, self.number, 300.0),
+            drain_timeout_seconds=self.get(
+                data, "drainTimeoutSeconds", path, self.positive, DRAIN_TIMEOUT_SECONDS
+            ),
+            instance_charge_type=self.get(
+                data, "instanceChargeType", path, self.charge_type, "PostPaid"
+            ),
             price_per_hour=self.get(data, "pricePerHour", path, self.number, None),
-            auto_scaling=self.get(data, "autoScaling", path, self.boolean, True),
+            auto_scaling=self.get(data, "autoScaling", path, self.boolean, False),
         )
+
+    def budget(self, raw: Any, path: str, *, namespace: str) -> dict[str, Any]:
+        """A policy/v1 PodDisruptionBudget (namespace: the Ray cluster's unless given), checked
+        by the API server's own validation."""
+        data = self.mapping(
+            raw,
+            path,
+            (
+                "name",
+                "namespace",
+                "selector",
+                "minAvailable",
+                "maxUnavailable",
+                "unhealthyPodEvictionPolicy",
+            ),
+        )
+        selector = self.mapping(
+            self.get(data, "selector", path, self.present, required=True),
+            f"{path}.selector",
+            ("matchLabels", "matchExpressions"),
+        )
+        spec = {
+            key: data[key]
+            for key in ("minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy")
+            if data.get(key) is not None
+        }
+        budget = {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {
+                "name": self.get(data, "name", path, self.k8s_name, required=True),
+                "namespace": self.get(data, "namespace", path, self.k8s_name, namespace),
+            },
+            "spec": {"selector": selector, **spec},
+        }
+        try:
+            validate_budget(budget)
+        except ApiError as error:
+            raise self.fail(path, f"is not a valid PodDisruptionBudget: {error.message}") from None
+        return budget
+
+    def charge_type(self, value: Any, path: str) -> str:
+        if value not in CHARGE_TYPES:
+            raise self.fail(path, f"must be one of {', '.join(CHARGE_TYPES)}, got {value!r}")
+        return str(value)
 
     def boot(self, raw: Any, path: str) -> BootLatency:
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):

@@ -2,8 +2,8 @@
 
 Pods are not materialised one by one: pods with the same decision-relevant
 shape (requests, nodeSelector, affinity, tolerations, ECI traits, placement
-annotation) form one `PodGroup` holding their positions in the request, so every
-later step costs per group, not per pod.
+and eci-use-specs annotations) form one `PodGroup` holding their positions in
+the request, so every later step costs per group, not per pod.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from functions.eci_specs import SpecTable
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class PodShape:
     privileged: bool
     # ecs | eci | auto, or the unknown value the user wrote (reported as unplaceable).
     placement: str
+    # The pod's k8s.aliyun.com/eci-use-specs annotation ("" when absent): what ECI bills it as.
+    eci_use_specs: str
     # Canonical JSON of the fields above: identity for grouping, ordering and decisionId.
     key: str
 
@@ -79,6 +83,8 @@ class Eci:
     free_slots: int | None
     max_pod_cpu: int
     max_pod_memory: int
+    # The specs ECI offers in the cluster's region, which pods are rounded up to and billed as.
+    specs: SpecTable
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,24 @@ class Policy:
     expected_run_seconds: float
     max_new_nodes_per_decision: int
     max_provision_seconds: float
+    # The cluster's node quota (ACK DescribeUserQuota `node_quota`) and the nodes counted
+    # against it now; None when the request does not say.
+    node_quota: int | None = None
+    cluster_nodes: int = 0
+
+    @property
+    def new_node_budget(self) -> int:
+        """Nodes this decision may add: the per-decision cap, or what the quota leaves."""
+        if self.node_quota is None:
+            return self.max_new_nodes_per_decision
+        return min(self.max_new_nodes_per_decision, max(0, self.node_quota - self.cluster_nodes))
+
+    @property
+    def budget_limit(self) -> str:
+        """Which of the two caps binds, in words for reasons."""
+        if self.node_quota is not None and self.new_node_budget < self.max_new_nodes_per_decision:
+            return f"cluster node quota {self.node_quota} reached ({self.cluster_nodes} nodes)"
+        return f"maxNewNodesPerDecision {self.max_new_nodes_per_decision} reached"
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def make_plan(request: Request) -> Plan:
     eci_pods: list[int] = []
     eci_reasons: dict[str, None] = {}
     eci_slots = request.eci.free_slots
-    budget = request.policy.max_new_nodes_per_decision
+    budget = request.policy.new_node_budget
     result = None
     for _ in range(MAX_PASSES):
         result = _one_pass(
@@ -381,7 +381,7 @@ def _full_text(
     if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
         return f"{pool.id} reached max {pool.max_size}"
     if budget <= 0:
-        return f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} reached"
+        return request.policy.budget_limit
     return ""
 
 
@@ -403,7 +403,7 @@ def _capacity_reason(
         if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
             parts.append(f"pool {pool.id} at max size {pool.max_size}")
     if budget <= 0:
-        parts.append(f"maxNewNodesPerDecision {request.policy.max_new_nodes_per_decision} reached")
+        parts.append(request.policy.budget_limit)
     return "no capacity left: " + ", ".join(parts)
 
 

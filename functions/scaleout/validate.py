@@ -12,7 +12,8 @@ Defaults for optional fields:
 - pod: `namespace`/`name` "", `labels`/`annotations`/`nodeSelector`/`affinity` {},
   `requests` {} (a best-effort pod), `tolerations` [], `volumeTypes` [],
   `hostNetwork`/`privileged` false, `unschedulableSince`/`message` null;
-  annotation `ray-ack-scaler/placement` "auto".
+  annotation `ray-ack-scaler/placement` "auto"; annotation `k8s.aliyun.com/eci-use-specs`
+  none (a value ECI would not take makes the pod ineligible for ECI, not the request invalid).
 - pool: `name` = id, `instanceType` "", `labels` {}, `taints` [], `size.min` 0,
   `size.desired` 0, `size.ready` 0, `scalingSince`/`lastError` null,
   `bootSeconds` 90, `priority` 0; `allocatable.pods` 110 (the kubelet's default
@@ -20,9 +21,11 @@ Defaults for optional fields:
 - eci: `enabled` false, `labels` {"type": "virtual-kubelet"}, `taints` the
   virtual-kubelet.io/provider=alibabacloud:NoSchedule taint, prices 0.000049
   CNY/vCPU·s and 0.00000613 CNY/GiB·s, `startSeconds` 30, `maxPods` null (no cap),
-  `runningPods` 0, `maxPodCpu` "64", `maxPodMemory` "512Gi".
+  `runningPods` 0, `maxPodCpu` "64", `maxPodMemory` "512Gi"; the specs pods are rounded up
+  to are those ECI offers in `cluster.region` (`functions.eci_specs`).
 - policy: `strategy` "cost", `latencyBudgetSeconds` 120, `expectedRunSeconds` 600,
-  `maxNewNodesPerDecision` 100, `maxProvisionSeconds` 600.
+  `maxNewNodesPerDecision` 100, `maxProvisionSeconds` 600, no `nodeQuota` (no
+  cluster-wide cap; with `{limit, nodes}` new nodes stop at `limit - nodes`).
 
 Pods with identical decision-relevant fields are validated once, at the first
 pod that carries them, so the cost per pod is a handful of dictionary lookups.
@@ -36,10 +39,12 @@ from functions.contract import (
     DEFAULT_STRATEGY,
     ECI_NODE_LABELS,
     ECI_TAINT,
+    ECI_USE_SPECS_ANNOTATION,
     PLACEMENT_ANNOTATION,
     PLACEMENT_AUTO,
     STRATEGIES,
 )
+from functions.eci_specs import table_for
 from functions.errors import InvalidRequest, RequestTooLarge
 from functions.quantity import parse_resources
 from functions.scaleout.model import Eci, PodGroup, PodShape, Policy, Pool, Request
@@ -82,7 +87,7 @@ def parse_request(raw: object) -> Request:
     cluster = readers.cluster(raw)
     policy = _policy(readers.optional_object(raw, "policy", ""))
     pools = _pools(raw_pools, now=now, policy=policy)
-    eci = _eci(raw.get("eci"))
+    eci = _eci(raw.get("eci"), region=cluster.get("region"))
     uids, groups = _pods(raw_pods)
     if len(groups) > MAX_SHAPES or len(groups) * len(pools) > MAX_SHAPE_POOL_PAIRS:
         raise RequestTooLarge(
@@ -126,7 +131,7 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
             raise _bad_uid(uid, index, uids)
         seen.add(uid)
         uids.append(uid)
-        placement = _placement(pod, index)
+        annotated = _annotations_key(pod, index)
         # An exact stand-in for the shape: equal keys mean equal raw values. The maps and
         # lists Ray groups repeat become tuples of their items (hashing beats repr); repr()
         # keeps anything else exact, and the empty containers skip both.
@@ -139,7 +144,7 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
         privileged = get("privileged")
         try:
             key: tuple[object, ...] = (
-                placement,
+                annotated,
                 (*requests.items(),) if type(requests) is dict else repr(requests),
                 0
                 if selector == _NO_MAP
@@ -160,7 +165,7 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
         except (TypeError, AttributeError):
             # Unhashable values or non-objects in a list: the exact text instead.
             key = (
-                placement,
+                annotated,
                 repr(requests),
                 repr(selector),
                 repr(affinity),
@@ -178,7 +183,7 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
                 key = (key, types)
                 bucket = buckets.get(key)
         if bucket is None:
-            shape = _shape(pod, index, placement)
+            shape = _shape(pod, index)
             typed = None
             if type(requests) is dict and any(type(v) is not str for v in requests.values()):
                 typed = (*map(type, requests.values()),)
@@ -196,8 +201,9 @@ def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
     return tuple(uids), groups
 
 
-def _placement(pod: dict[str, Any], index: int) -> object:
-    """The pod's placement annotation (None when absent), once its metadata are strings."""
+def _annotations_key(pod: dict[str, Any], index: int) -> object:
+    """The annotations a decision reads, once the pod's metadata are strings, as a grouping key:
+    the placement annotation (None when absent), paired with eci-use-specs when that is set."""
     get = pod.get
     if (
         type(get("namespace")) not in _TEXT_OR_NULL
@@ -221,7 +227,12 @@ def _placement(pod: dict[str, Any], index: int) -> object:
     for value in annotations.values():
         if type(value) is not str:
             _bad_metadata(pod, index)
-    return annotations.get(PLACEMENT_ANNOTATION)
+    if not annotations:
+        return None
+    use_specs = annotations.get(ECI_USE_SPECS_ANNOTATION)
+    placement = annotations.get(PLACEMENT_ANNOTATION)
+    # A pair only for the few pods that pin ECI specs: every other key stays as it was.
+    return placement if use_specs is None else (placement, use_specs)
 
 
 def _bad_uid(uid: object, index: int, uids: list[str]) -> InvalidRequest:
@@ -256,8 +267,11 @@ def _bad_metadata(pod: dict[str, Any], index: int) -> NoReturn:
     raise InvalidRequest("invalid pod metadata", path=f"pods[{index}]")
 
 
-def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
+def _shape(pod: dict[str, Any], index: int) -> PodShape:
     path = f"pods[{index}]"
+    annotations = pod.get("annotations") or _NO_MAP
+    placement = annotations.get(PLACEMENT_ANNOTATION)
+    use_specs = annotations.get(ECI_USE_SPECS_ANNOTATION, "").strip()
     raw_requests = pod.get("requests")
     requests = (
         {} if raw_requests is None else parse_resources(raw_requests, path=f"{path}.requests")
@@ -279,6 +293,9 @@ def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
         "privileged": privileged,
         "placement": chosen,
     }
+    if use_specs:
+        # Only when set, so the keys (and decisionIds) of pods without it do not change.
+        normal["eciUseSpecs"] = use_specs
     return PodShape(
         requests=requests,
         node_selector=node_selector,
@@ -288,6 +305,7 @@ def _shape(pod: dict[str, Any], index: int, placement: object) -> PodShape:
         volume_types=tuple(sorted(set(volume_types))),
         privileged=privileged,
         placement=chosen,
+        eci_use_specs=use_specs,
         key=readers.canonical(normal),
     )
 
@@ -376,7 +394,7 @@ def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: P
 # --- eci and policy -----------------------------------------------------------------------
 
 
-def _eci(raw: object) -> Eci:
+def _eci(raw: object, *, region: object) -> Eci:
     if raw is None:
         raw = {"enabled": False}
     if not isinstance(raw, dict):
@@ -403,6 +421,7 @@ def _eci(raw: object) -> Eci:
         max_pod_memory=readers.nonnegative_quantity(
             raw.get("maxPodMemory", "512Gi"), path="eci.maxPodMemory"
         ),
+        specs=table_for(region),
     )
 
 
@@ -427,7 +446,18 @@ def _policy(raw: dict[str, Any]) -> Policy:
         max_provision_seconds=readers.seconds(
             raw.get("maxProvisionSeconds", 600), path="policy.maxProvisionSeconds"
         ),
+        **_node_quota(readers.optional_object(raw, "nodeQuota", "policy")),
     )
+
+
+def _node_quota(raw: dict[str, Any]) -> dict[str, Any]:
+    """`policy.nodeQuota` {limit, nodes}: the cluster's node quota and the nodes it counts."""
+    if not raw:
+        return {}
+    return {
+        "node_quota": readers.count(raw.get("limit"), path="policy.nodeQuota.limit"),
+        "cluster_nodes": readers.count(raw.get("nodes", 0), path="policy.nodeQuota.nodes"),
+    }
 
 
 # --- decisionId input ---------------------------------------------------------------------
@@ -450,7 +480,8 @@ def _fingerprint(
             "schema": DECIDE_SCHEMA,
             "cluster": cluster,
             "pools": [{**vars(pool), "skipped": _skip_token(pool)} for pool in pools],
-            "eci": vars(eci),
+            # The spec table follows cluster.region, already part of the id.
+            "eci": {k: v for k, v in vars(eci).items() if k != "specs"},
             "policy": vars(policy),
             "groups": [group.shape.key for group in groups],
         }

@@ -36,6 +36,6 @@ def test_follow_up_only_when_the_round_made_progress_or_was_deferred() -> None:
     assert not follow_up_reason(ApplyResult("d", False, unplaceable=(CAPPED,)))
     assert not follow_up_reason(ApplyResult("d", True, pools_written=WROTE, unplaceable=(CAPPED,)))
     deferred = ApplyResult("d", False, pools_deferred=(PoolSkip("np-cpu", "pool lock held by b"),))
-    assert follow_up_reason(deferred) == "pool lock busy"
+    assert follow_up_reason(deferred) == "pool write deferred: pool lock held by b"
     at_max = PodOutcome("u1", "ray", "w1", "no capacity left: pool np-cpu at max size 10")
     assert not follow_up_reason(ApplyResult("d", False, pools_written=WROTE, unplaceable=(at_max,)))

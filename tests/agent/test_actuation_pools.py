@@ -3,7 +3,10 @@ never lowering, capped at max; pool activity fed back; TriggeredScaleUp / NotTri
 
 from __future__ import annotations
 
-from agent.actuate.actuation import scale_up_message
+from agent.actuate.actuation import follow_up_reason, scale_up_message
+from agent.decide.deciders import LocalDecider
+from agent.decide.request_builder import PolicySettings, RequestSettings, build_request
+from agent.model import Snapshot
 from agent.sim.faults import FaultPlan
 from tests.support.builders import pending_pod, pool_view
 from tests.support.cloud.cloud_doubles import cloud_world, decide_for
@@ -156,3 +159,27 @@ class TestActivity:
             result = await actuator.apply(reply, request, dry_run=False)
             assert [f.code for f in result.pools_failed] == ["Throttling.User"]
             assert "np-cpu" not in actuator.activity
+
+
+async def test_a_raise_above_500_nodes_is_split_across_rounds() -> None:
+    """ModifyClusterNodePool adds at most 500 nodes per call: 0 → 600 is written as 0 → 500, the
+    rest deferred to a follow-up round, which writes 600."""
+    async with cloud_world([pool_view("np-cpu", desired=0, max_size=1000)]) as world:
+        world.pools.node_quota = 5000
+        pools = await world.cs_client().describe_pools()
+        pods = [pending_pod(f"u-{i}") for i in range(1800)]  # 3 per node: 600 nodes
+        settings = RequestSettings(
+            cluster_id="c-test",
+            region="cn-hangzhou",
+            policy=PolicySettings(max_new_nodes_per_decision=1000),
+        )
+        snapshot = Snapshot(pending=tuple(pods), nodes=(), eci_running_pods=0)
+        request = build_request(snapshot, pools, {}, settings=settings, now="2026-11-29T05:00:00Z")
+        reply = await LocalDecider().decide(request)
+        assert reply["actions"][0]["toDesired"] == 600
+        first = await world.actuator().apply(reply, request, dry_run=False)
+        assert [w.to_desired for w in first.pools_written] == [500]
+        assert follow_up_reason(first).startswith("pool write deferred: at most 500 nodes")
+        second = await world.actuator().apply(reply, request, dry_run=False)
+        assert [w.to_desired for w in second.pools_written] == [600]
+        assert world.desired_writes() == [500, 600]

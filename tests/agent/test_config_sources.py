@@ -9,6 +9,7 @@ import pytest
 
 from agent.app.config import ConfigError, add_arguments, load_config
 from agent.app.settings import SETTINGS, AgentConfig
+from agent.model import PoolBounds
 
 REQUIRED_ENV = {"RAY_ACK_SCALER_CLUSTER_ID": "c-1", "RAY_ACK_SCALER_REGION": "cn-hangzhou"}
 
@@ -33,7 +34,7 @@ def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
     file = tmp_path / "agent.yaml"
     file.write_text(
         "strategy: latency\nbatch-idle-seconds: 0.5\nresync_seconds: 7\n"
-        "prices: {np-cpu: 0.9}\nmanaged_pools: [np-a, np-b]\n"
+        'prices: {np-cpu: 0.9}\nmanaged_pools: ["np-a:0:4", "np-b:1:8"]\n'
     )
     env = {
         **REQUIRED_ENV,
@@ -46,17 +47,18 @@ def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
     assert config.batch_idle_seconds == 0.3
     assert config.resync_seconds == 7.0
     assert config.prices == {"np-cpu": 0.9}
-    assert config.managed_pools == ("np-a", "np-b")
+    assert config.managed_pools == (PoolBounds("np-a", 0, 4), PoolBounds("np-b", 1, 8))
 
 
 def test_list_and_map_values_from_flags() -> None:
-    """Prices and pool lists parse from their compact flag forms; booleans have --no- forms."""
+    """Prices and managed pools (ID:MIN:MAX) parse from their compact flag forms; booleans have
+    --no- forms."""
     args = parse(
         [
             "--prices",
             "np-cpu=0.9, ecs.g7.xlarge=1.25",
             "--managed-pools",
-            "np-a,np-b",
+            "np-a:0:20, np-b:2:2",
             "--dry-run",
             "--no-eci-enabled",
             "--ray-cluster",
@@ -65,7 +67,7 @@ def test_list_and_map_values_from_flags() -> None:
     )
     config = load_config(args, environ=REQUIRED_ENV)
     assert config.prices == {"np-cpu": 0.9, "ecs.g7.xlarge": 1.25}
-    assert config.managed_pools == ("np-a", "np-b")
+    assert config.managed_pools == (PoolBounds("np-a", 0, 20), PoolBounds("np-b", 2, 2))
     assert config.dry_run is True and config.eci_enabled is False
     assert config.label_selector == "ray.io/node-type=worker,ray.io/cluster=raycluster-a"
 

@@ -134,7 +134,7 @@ class TestRetries:
         with pytest.raises(CloudCallError) as caught:
             await cs.client.set_desired("np-cpu", 21)
         assert caught.value.status == 400 and not caught.value.retryable
-        assert caught.value.code == "ErrorNodePoolDesiredSizeExceedsMax"
+        assert caught.value.code == "InvalidParameter"
         assert _puts(cs.app) == 1
 
     async def test_unknown_pool_is_not_retried(self, cs: Cs) -> None:

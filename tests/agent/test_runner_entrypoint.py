@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
-from agent.sim.cloud.cs_api import scale_requests_of
+from agent.sim.cloud.cs_api import scale_requests_of, writes_of
 from agent.sim.cluster import SimCluster
 from tests.support.builders import build_test_pod
 from tests.support.network import client_environment
@@ -88,6 +88,8 @@ async def test_run_scales_reports_status_and_stops_on_sigterm(
         "0.05",
         "--prices",
         "ecs.g7.xlarge=1.0",
+        "--managed-pools",
+        "np-cpu:0:10",
         "--no-eci-enabled",
         "--log-format",
         "json",
@@ -138,6 +140,28 @@ async def test_run_rejects_bad_configuration() -> None:
     )
     assert code == 2
     assert "strategy: invalid value 'x' from flag --strategy" in err
+
+
+async def test_run_refuses_a_pool_that_ack_autoscales() -> None:
+    """A managed pool with ACK's own node autoscaling on stops the start, exit 2, saying how to
+    fix it; nothing is written to the pool."""
+    async with cluster_with_a_pool(CLUSTER_ID, ack_autoscaling=True) as box:
+        env = {
+            **clean_env(),
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_ACCESS_KEY_SECRET,
+        }
+        code, _, err = await run_cli(
+            "run",
+            *("--cluster-id", CLUSTER_ID, "--region", REGION, "--api-url", box.cluster.url),
+            *("--cs-endpoint", f"http://{box.cs_endpoint}", "--credentials", "access-key"),
+            *("--managed-pools", "np-cpu:0:10", "--ops-address", f"127.0.0.1:{free_port()}"),
+            env=env,
+        )
+        assert code == 2, err
+        assert "node pool np-cpu (cpu) has ACK node autoscaling enabled" in err
+        assert "allow_ack_autoscaled_pools" in err
+        assert writes_of(box.cs_app) == []
 
 
 async def test_status_of_an_absent_agent_fails_cleanly() -> None:

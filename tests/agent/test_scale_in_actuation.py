@@ -18,6 +18,7 @@ from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 from agent.sim.world.ray import JobSpec
+from tests.support.cluster import agent_config
 
 POOL = "np-cpu"
 NOW = "2026-11-29T05:00:00Z"
@@ -44,7 +45,8 @@ async def actuator(ack: EmbeddedAck) -> AsyncIterator[ScaleInActuator]:
         access_key_secret=TEST_ACCESS_KEY_SECRET,
     )
     try:
-        yield ScaleInActuator(NodePoolClient(sdk, ack.cluster_id), kube)
+        pools = NodePoolClient(sdk, ack.cluster_id, bounds=agent_config(ack).pool_bounds)
+        yield ScaleInActuator(pools, kube)
     finally:
         await kube.close()
 

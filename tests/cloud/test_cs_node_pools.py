@@ -230,7 +230,7 @@ async def test_every_write_is_journaled_with_its_outcome(cs: CsHarness) -> None:
     assert [(w.action, w.status, w.code) for w in journal] == [
         ("ModifyClusterNodePool", 200, None),
         ("ScaleClusterNodePool", 200, None),
-        ("ModifyClusterNodePool", 400, "ErrorNodePoolDesiredSizeExceedsMax"),
+        ("ModifyClusterNodePool", 400, "InvalidParameter"),
     ]
     assert journal[0].summary == {"nodepool_id": "np-cpu", "desired_size": 5}
     assert journal[1].summary == {"nodepool_id": "np-gpu", "count": 1}

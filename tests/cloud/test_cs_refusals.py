@@ -39,7 +39,7 @@ async def test_target_above_max_is_refused(cs: CsHarness) -> None:
         )
     assert (caught.value.status_code, caught.value.code) == (
         400,
-        "ErrorNodePoolDesiredSizeExceedsMax",
+        "InvalidParameter",
     )
     with pytest.raises(ClientException):
         await cs.client().scale_cluster_node_pool_async(

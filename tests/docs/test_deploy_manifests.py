@@ -14,6 +14,7 @@ import yaml
 
 from agent.app.config import load_config
 from agent.app.settings import ENV_PREFIX, SETTINGS
+from tests.support.deploy_templates import deployed_functions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -115,13 +116,19 @@ def test_the_ram_policy_names_exactly_the_cs_actions_the_agent_calls():
     assert {a.removeprefix("cs:") for a in actions if a.startswith("cs:")} == called
     assert {a for a in actions if not a.startswith("cs:")} == {"fc:InvokeFunction"}
     env = sidecar_env()
-    service, function = env[ENV_PREFIX + "FC_SERVICE"], env[ENV_PREFIX + "FC_FUNCTION"]
+    function = env[ENV_PREFIX + "FC_FUNCTION"]
+    deployed = {f.name for f in deployed_functions()}
+    assert function in deployed
     fc = next(s for s in policy["Statement"] if s["Action"] == ["fc:InvokeFunction"])
-    assert fc["Resource"] == [
-        f"acs:fc:<REGION>:<ACCOUNT_ID>:services/{service}/functions/{function}"
-    ]
-    template = yaml.safe_load((ROOT / "template.yml").read_text())
-    assert function in template["Resources"][service]
+    # FC 3.0's function ARN (no service) for each deployed function, and FC 2.0's form for
+    # agents still on a 2.0 service named ray-ack-scaler.
+    assert sorted(fc["Resource"]) == sorted(
+        [f"acs:fc:<REGION>:<ACCOUNT_ID>:functions/{name}" for name in deployed]
+        + [
+            f"acs:fc:<REGION>:<ACCOUNT_ID>:services/ray-ack-scaler/functions/{name}"
+            for name in deployed
+        ]
+    )
 
 
 def test_the_image_runs_the_agent_as_a_non_root_user():

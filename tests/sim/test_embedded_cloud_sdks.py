@@ -15,11 +15,17 @@ from alibabacloud_credentials import models as credential_models
 from alibabacloud_credentials.client import Client as CredentialClient
 from kubernetes_asyncio import client
 
+from agent.clients import fc3
 from agent.clients.cs import CloudCallError, NodePoolClient
 from agent.clients.cs import build_sdk_client as build_cs_sdk
-from agent.clients.fc import FunctionInvoker, FunctionRef
+from agent.clients.fc import FunctionInvoker, FunctionRef, TriggerSigner, build_credential
 from agent.clients.fc import build_sdk_client as build_fc_sdk
-from agent.decide.deciders import FunctionComputeDecider, HttpTriggerDecider, RetrySettings
+from agent.decide.deciders import (
+    DecisionFailed,
+    FunctionComputeDecider,
+    HttpTriggerDecider,
+    RetrySettings,
+)
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
@@ -88,9 +94,13 @@ class TestCsSdk:
     """The real CS SDK against the embedded ACK's CS emulator, with the info keys."""
 
     async def test_the_seed_pool_is_listed_with_the_info_keys(self, ack):
-        """DescribeClusterNodePools through the agent's CS client shows np-cpu at desired 0."""
+        """DescribeClusterNodePools through the agent's CS client shows np-cpu at desired 0,
+        ACK's auto scaling off (no bounds from ACK); the bounds come from the info's
+        managedPools, as they would from the agent's configuration."""
         (pool,) = await cs_pools(ack.info()).describe_pools()
-        assert (pool.pool_id, pool.desired, pool.max_size) == ("np-cpu", 0, 10)
+        assert (pool.pool_id, pool.desired, pool.max_size) == ("np-cpu", 0, 0)
+        assert not pool.ack_autoscaling
+        assert ack.info()["cs"]["managedPools"] == "np-cpu:0:10"
         assert pool.instance_types == ("ecs.g7.xlarge",)
 
     async def test_a_desired_raise_brings_ready_nodes_and_is_journaled(self, ack):
@@ -136,16 +146,44 @@ class TestFunctionCompute:
         assert json.dumps(reply, sort_keys=True) == json.dumps(decide(request), sort_keys=True)
         assert [(r.kind, r.error_type) for r in ack.fc_invocations()] == [("sync", None)]
 
-    async def test_the_http_trigger_url_answers_the_same(self, ack):
-        """The info's httpTriggerUrl is the same decision function behind an anonymous trigger."""
+    async def test_the_http_trigger_urls_answer_the_same(self, ack):
+        """The info's httpTriggerUrl (FC 3.0, ACS3-signed) and httpTriggerUrlFc2 (FC 2.0, WSGI,
+        FC-signed) are the same decision function behind signed triggers; unsigned is refused."""
         request = seed_request()
+        info = ack.info()["fc"]
+        credential = build_credential(
+            access_key_id=info["accessKeyId"], access_key_secret=info["accessKeySecret"]
+        )
         async with aiohttp.ClientSession(trust_env=False) as session:
-            decider = HttpTriggerDecider(
-                session, ack.info()["fc"]["httpTriggerUrl"], retry=NO_RETRY
-            )
-            reply = await decider.decide(request)
+            replies = [
+                await HttpTriggerDecider(
+                    session, info[url], signer=signer(credential), retry=NO_RETRY
+                ).decide(request)
+                for url, signer in (
+                    ("httpTriggerUrl", fc3.TriggerSigner),
+                    ("httpTriggerUrlFc2", TriggerSigner),
+                )
+            ]
+            with pytest.raises(DecisionFailed) as unsigned:
+                await HttpTriggerDecider(session, info["httpTriggerUrl"], retry=NO_RETRY).decide(
+                    request
+                )
+        assert replies == [decide(request)] * 2
+        assert unsigned.value.code.startswith("HTTP4")
+        assert [r.kind for r in ack.fc_invocations()] == ["http", "http"]
+
+    async def test_the_fc3_sdk_gets_the_decide_reply(self, ack):
+        """FC 3.0 InvokeFunction by function name alone (no service) answers the same."""
+        info = ack.info()
+        fc = info["fc"]
+        sdk = fc3.build_sdk_client(
+            region_id=info["cs"]["regionId"], endpoint=fc["endpoint"], protocol="http",
+            access_key_id=fc["accessKeyId"], access_key_secret=fc["accessKeySecret"],
+        )  # fmt: skip
+        invoker = fc3.FunctionInvoker(sdk, fc["function"], timeout_seconds=5.0)
+        request = seed_request()
+        reply = await FunctionComputeDecider(invoker, retry=NO_RETRY).decide(request)
         assert reply == decide(request)
-        assert [r.kind for r in ack.fc_invocations()] == ["http"]
 
     async def test_sts_keys_from_the_credentials_uri_are_accepted(self, ack):
         """The credentials endpoint issues STS keys the FC emulator verifies (the RRSA-like path)."""

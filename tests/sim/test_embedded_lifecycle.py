@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client, config, watch
 
+from agent.clients.fc import build_credential
+from agent.clients.fc3 import TriggerSigner
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.faults import FaultPlan
@@ -67,12 +69,17 @@ class TestWhatItHandsOut:
         assert info["cs"] == {
             "endpoint": ack.cs_endpoint, "regionId": "cn-hangzhou", "clusterId": "c-seed",
             "accessKeyId": TEST_ACCESS_KEY_ID, "accessKeySecret": TEST_ACCESS_KEY_SECRET,
+            "managedPools": "np-cpu:0:10",
         }  # fmt: skip
         assert info["fc"] == {
             "endpoint": ack.fc_endpoint, "service": "ray-ack-scaler", "function": "decide",
             "accessKeyId": TEST_ACCESS_KEY_ID, "accessKeySecret": TEST_ACCESS_KEY_SECRET,
-            "httpTriggerUrl": f"http://{ack.fc_endpoint}/2016-08-15/proxy/ray-ack-scaler/decide/",
+            "httpTriggerUrl": ack.http_trigger_url,
+            "httpTriggerUrlFc2": f"http://{ack.fc_endpoint}/2016-08-15/proxy/ray-ack-scaler/decide/",
         }  # fmt: skip
+        # FC 3.0's trigger has a domain of its own on FC: here a port of its own, at its root.
+        trigger_host = ack.http_trigger_url.removeprefix("http://").removesuffix("/")
+        assert trigger_host.startswith("127.0.0.1:") and trigger_host != ack.fc_endpoint
         ports = {
             ack.kubernetes_url.rpartition(":")[2],
             *(info[s]["endpoint"].rpartition(":")[2] for s in ("cs", "fc")),
@@ -138,7 +145,14 @@ class TestStopping:
         ack.faults.fc_timeout_ratio = 1.0
         session = aiohttp.ClientSession(trust_env=False)
         untouched = ack.faults._rng.getstate()
-        held = asyncio.create_task(session.post(ack.http_trigger_url, data=b"{}"))
+        # The embedded trigger answers signed requests only (authType function, as deployed).
+        signer = TriggerSigner(
+            build_credential(
+                access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET
+            )
+        )
+        signed = await signer.sign("POST", ack.http_trigger_url, {})
+        held = asyncio.create_task(session.post(ack.http_trigger_url, data=b"{}", headers=signed))
 
         async def call_is_held() -> None:
             # The emulator rolls the timeout fault when the call arrives; from then on it holds it.

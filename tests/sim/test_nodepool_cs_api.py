@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agent.clients.cs import NodePoolClient
+from agent.model import PoolBounds
 from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app
 from agent.sim.world.nodepools import NO_STOCK_ERROR, POOL_LABEL, BootLatency
@@ -35,7 +36,9 @@ async def client(sim: Any) -> AsyncIterator[NodePoolClient]:
     )
     app = build_cs_app(pools, keys=static_test_keys(), now=sim.clock.now, wall_clock=time.time)
     async with started(pools), serve(app) as endpoint:
-        yield NodePoolClient(agent_cs_sdk(endpoint, timeout_seconds=5), "c-sim")
+        # the agent's configured bounds for its managed pools (ACK's auto scaling is off)
+        bounds = {p: PoolBounds(p, 0, 5) for p in ("np-cpu", "np-dry")}
+        yield NodePoolClient(agent_cs_sdk(endpoint, timeout_seconds=5), "c-sim", bounds=bounds)
 
 
 async def settle(client: NodePoolClient, task_id: str, sim: Any) -> str:

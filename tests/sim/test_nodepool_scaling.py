@@ -10,7 +10,6 @@ import pytest
 
 from agent.sim.cloud.cloud_model import CloudError
 from agent.sim.world.nodepools import (
-    ERR_DESIRED_ABOVE_MAX,
     POOL_LABEL,
     BootLatency,
     NodePools,
@@ -137,13 +136,15 @@ async def test_scale_by_adds_count_nodes(sim, pools):
     assert len(nodes_in_pool(sim.store, "np-cpu")) == 3
 
 
-async def test_desired_above_max_is_refused(sim, pools):
-    """A desired size beyond max_instances is a 400 with the emulator's error code."""
-    with pytest.raises(CloudError) as refused:
-        pools.set_desired("np-cpu", 6)
-    assert refused.value.status == 400
-    assert refused.value.code == ERR_DESIRED_ABOVE_MAX
-    assert nodes_in_pool(sim.store, "np-cpu") == []
+async def test_ack_reports_no_bounds_while_its_auto_scaling_is_off(sim, pools):
+    """auto_scaling.min/max_instances read 0 with ACK's auto scaling off (the API default; they
+    take effect only when it is on), and the scenario's bounds once it is switched on. The
+    bounds are enforced in front of the pools, by the CS emulator (cloud_model.check_desired)."""
+    view = pools.describe_pool("np-cpu")
+    assert (view.auto_scaling_enabled, view.min_size, view.max_size) == (False, 0, 0)
+    pools.set_ack_autoscaling("np-cpu", True)
+    view = pools.describe_pool("np-cpu")
+    assert (view.auto_scaling_enabled, view.max_size) == (True, 5)
 
 
 async def test_unknown_pool_is_not_found(sim, pools):

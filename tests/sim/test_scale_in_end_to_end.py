@@ -59,7 +59,7 @@ async def agent_with_decider(
             access_key_id=ack.info()["cs"]["accessKeyId"],
             access_key_secret=ack.info()["cs"]["accessKeySecret"],
         )
-        pools = NodePoolClient(sdk, config.cluster_id)
+        pools = NodePoolClient(sdk, config.cluster_id, bounds=config.pool_bounds)
         yield Agent(
             config,
             kube=kube,

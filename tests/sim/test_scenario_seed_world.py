@@ -29,14 +29,17 @@ def unschedulable_workers(store: Any) -> list[dict[str, Any]]:
 
 async def naive_controller(pools: NodePools, store: Any, clock: Any) -> None:
     """Not the real agent: every 5 s, ask for enough nodes for the unschedulable workers that
-    the nodes already on their way will not take."""
+    the nodes already on their way will not take, within the scenario's bounds (ACK reports
+    none: its auto scaling is off on the pool)."""
+    ceilings = {spec.pool_id: spec.max_size for spec in pools.specs()}
     while True:
         waiting = len(unschedulable_workers(store))
         for pool in pools.describe_pools():
             upcoming = pool.desired - pool.healthy_nodes
             needed = math.ceil(waiting / WORKERS_PER_NODE) - upcoming
             if needed > 0:
-                pools.set_desired(pool.pool_id, min(pool.max_size, pool.desired + needed))
+                ceiling = ceilings[pool.pool_id]
+                pools.set_desired(pool.pool_id, min(ceiling, pool.desired + needed))
         await clock.sleep(5)
 
 

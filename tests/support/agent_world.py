@@ -17,8 +17,10 @@ from agent.clients.cs import NodePoolClient, RetryPolicy
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import LocalDecider
 from agent.ingest.watching import Backoff
+from agent.model import PoolBounds
 from agent.sim.cluster import SimCluster
 from agent.sim.faults import FaultPlan
+from agent.sim.world.nodepools import NodePools
 from tests.support.builders import build_test_pod
 from tests.support.cloud.cloud_apis import agent_cs_sdk
 from tests.support.sim_pools import cluster_with_a_pool
@@ -26,6 +28,8 @@ from tests.support.sim_pools import cluster_with_a_pool
 CLUSTER_ID = "c-runner"
 REGION = "cn-hangzhou"
 SPEED = 100.0  # a 60-90 s boot lasts under a second
+# The agent's bounds for the world's pool (its ACK auto scaling is off, as on a managed pool).
+NP_CPU = PoolBounds("np-cpu", 0, 10)
 
 
 @dataclass
@@ -37,7 +41,16 @@ class World:
     cs_app: web.Application
     cs_endpoint: str
     kube: KubeClient
-    pools: NodePoolClient
+    pools: NodePoolClient  # with NP_CPU's bounds; an agent gets a client with its config's
+    sim_pools: NodePools  # the simulated pools behind the CS emulator (node quota, specs)
+
+    def pool_client(self, config: AgentConfig) -> NodePoolClient:
+        return NodePoolClient(
+            agent_cs_sdk(self.cs_endpoint, timeout_seconds=5),
+            CLUSTER_ID,
+            retry=RetryPolicy(base_delay_seconds=0.01),
+            bounds=config.pool_bounds,
+        )
 
     def add_workers(self, count: int, *, cpu: str = "1", prefix: str = "w") -> None:
         for i in range(count):
@@ -57,12 +70,13 @@ class World:
         return sorted(p.get("status", {}).get("phase", "") for p in items)
 
     def agent(self, config: AgentConfig, *, decider: Any = None) -> Agent:
+        pools = self.pool_client(config)
         return Agent(
             config,
             kube=self.kube,
-            pools=self.pools,
+            pools=pools,
             decider=decider or LocalDecider(),
-            actuator=Actuator(self.pools, self.kube),
+            actuator=Actuator(pools, self.kube),
             now=self.cluster.clock.now,
             backoff=Backoff(initial=0.01, maximum=0.1),
         )
@@ -73,10 +87,17 @@ async def open_world(*, eci: bool = False) -> AsyncIterator[World]:
     """The world, optionally with the ECI virtual node, closed after the block."""
     async with cluster_with_a_pool(CLUSTER_ID, speed=SPEED, eci=eci) as box:
         sdk = agent_cs_sdk(box.cs_endpoint, timeout_seconds=5)
-        node_pools = NodePoolClient(sdk, CLUSTER_ID, retry=RetryPolicy(base_delay_seconds=0.01))
+        node_pools = NodePoolClient(
+            sdk,
+            CLUSTER_ID,
+            retry=RetryPolicy(base_delay_seconds=0.01),
+            bounds={NP_CPU.pool_id: NP_CPU},
+        )
         kube = await KubeClient.connect(api_url=box.cluster.url, request_timeout=5)
         try:
-            yield World(box.cluster, box.cs_faults, box.cs_app, box.cs_endpoint, kube, node_pools)
+            yield World(
+                box.cluster, box.cs_faults, box.cs_app, box.cs_endpoint, kube, node_pools, box.pools
+            )
         finally:
             await kube.close()
 
@@ -96,5 +117,6 @@ def config_for(world: World, **overrides: Any) -> AgentConfig:
         watch_read_timeout_seconds=40,
         prices={"ecs.g7.xlarge": 1.0},
         eci_enabled=False,
+        managed_pools=(NP_CPU,),
     )
     return replace(base, **overrides)

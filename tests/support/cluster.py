@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent.app.loop import Agent
-from agent.app.settings import AgentConfig
+from agent.app.settings import AgentConfig, parse_managed_pools
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.world.nodepools import POOL_LABEL
@@ -41,6 +41,7 @@ def agent_config(ack: EmbeddedAck, *, speed: float | None = None, **overrides: A
         fc_function=fc["function"],
         batch_idle_seconds=0.05,
         batch_max_seconds=0.5,
+        managed_pools=parse_managed_pools(cs["managedPools"]),
     )
     if speed is not None:
         values.update(scale_in_interval_seconds=10.0 / speed, pool_refresh_seconds=60.0 / speed)

@@ -88,13 +88,13 @@ class PoolCluster:
 
 @contextlib.asynccontextmanager
 async def cluster_with_a_pool(
-    cluster_id: str, *, speed: float = 100.0, eci: bool = False
+    cluster_id: str, *, speed: float = 100.0, eci: bool = False, ack_autoscaling: bool = False
 ) -> AsyncIterator[PoolCluster]:
-    """The "ray" namespace, pool np-cpu (max 10), optionally the ECI virtual node."""
+    """The "ray" namespace, pool np-cpu (max 10; ACK's own autoscaling off unless
+    `ack_autoscaling`), optionally the ECI virtual node."""
     cluster = SimCluster(speed=speed, namespaces=["ray"])
-    pools = node_pools(
-        cluster.store, cluster.clock, pool_spec(boot=BootLatency(60, 90)), cluster_id=cluster_id
-    )
+    spec = pool_spec(boot=BootLatency(60, 90), auto_scaling=ack_autoscaling)
+    pools = node_pools(cluster.store, cluster.clock, spec, cluster_id=cluster_id)
     cluster.add(pools)
     if eci:
         spec = EciSpec(zone=f"{REGION}-k")

@@ -70,11 +70,54 @@ class TaskView:
     error: str | None = None
 
 
+# ModifyClusterNodePool adds at most 500 nodes per call (its API reference).
+MAX_NODES_ADDED_PER_CALL = 500
+
+
+def check_desired(pool: PoolView, desired: int, *, cluster_nodes: int, node_quota: int) -> None:
+    """Refuse a new desired size as ACK does (raises `CloudError`).
+
+    - Outside auto_scaling min/max_instances, only while ACK's autoscaling is on: the CS API
+      documents both as taking effect only when `enable=true`.
+    - More than 500 nodes added in one call (ModifyClusterNodePool reference).
+    - Beyond the cluster's node quota (DescribeUserQuota `node_quota`).
+    ACK documents no error code for any of the three, so each is the generic InvalidParameter
+    with a message saying what was exceeded (strict model; the real codes are unknown).
+    """
+    if pool.auto_scaling_enabled and not pool.min_size <= desired <= pool.max_size:
+        raise CloudError(
+            400,
+            "InvalidParameter",
+            f"desired_size {desired} is outside [min_instances {pool.min_size}, "
+            f"max_instances {pool.max_size}] of nodepool {pool.pool_id}.",
+        )
+    added = desired - pool.desired
+    if added > MAX_NODES_ADDED_PER_CALL:
+        raise CloudError(
+            400,
+            "InvalidParameter",
+            f"at most {MAX_NODES_ADDED_PER_CALL} nodes can be added in one call, "
+            f"asked for {added}.",
+        )
+    if added > 0 and cluster_nodes + added > node_quota:
+        raise CloudError(
+            400,
+            "InvalidParameter",
+            f"the cluster's node quota (node_quota {node_quota}) would be exceeded: "
+            f"{cluster_nodes} nodes and {added} more asked for nodepool {pool.pool_id}.",
+        )
+
+
 class NodePoolService(Protocol):
     """What the CS emulator needs from the simulated cluster. Methods raise `CloudError`."""
 
     cluster_id: str
     region_id: str
+    node_quota: int  # DescribeUserQuota node_quota
+
+    def cluster_nodes(self) -> int:
+        """Nodes counted against the quota: the cluster's, plus desired ones not yet there."""
+        ...
 
     def describe_pools(self) -> list[PoolView]: ...
 

@@ -19,7 +19,14 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.cloud.acs3 import Acs3Verifier, error_response, new_request_id, signed_request_from
-from agent.sim.cloud.cloud_model import CloudError, NodePoolService, PoolView, TaskView
+from agent.sim.cloud.cloud_model import (
+    MAX_NODES_ADDED_PER_CALL,
+    CloudError,
+    NodePoolService,
+    PoolView,
+    TaskView,
+    check_desired,
+)
 from agent.sim.cloud.credentials import KeyRing
 from agent.sim.cloud.cs_shapes import node_json, pool_json, task_json
 from agent.sim.faults import FaultPlan
@@ -44,8 +51,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HOST_ID = "cs.aliyuncs.com"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
-# ACK's per-call ceiling on nodes added (ModifyClusterNodePool docs: at most 500 per call).
-MAX_NODES_ADDED_PER_CALL = 500
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class WriteRecord:
     status: int
     code: str | None  # the error code when refused, None on success
     task_id: str | None = None
+    body: Any = None  # the JSON body exactly as received (None without one)
 
 
 @dataclass
@@ -72,6 +78,7 @@ _ACTION = web.RequestKey("cs_action", str)
 _SUMMARY: web.RequestKey[dict[str, Any]] = web.RequestKey("cs_summary", dict)
 _TASK = web.RequestKey("cs_task", str)
 _REQUEST_ID = web.RequestKey("cs_request_id", str)
+_BODY: web.RequestKey[Any] = web.RequestKey("cs_body", object)
 
 
 def writes_of(app: web.Application) -> list[WriteRecord]:
@@ -126,6 +133,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError:
         raise CloudError(400, "InvalidParameter", "The request body is not valid JSON.") from None
+    request[_BODY] = body
     if not isinstance(body, dict):
         raise CloudError(400, "InvalidParameter", "The request body must be a JSON object.")
     return body
@@ -177,6 +185,7 @@ def build_cs_app(
     )
     r.add_get("/clusters/{cluster_id}/nodes", handlers.describe_nodes, name="DescribeClusterNodes")
     r.add_get("/tasks/{task_id}", handlers.describe_task, name="DescribeTaskInfo")
+    r.add_get("/quota", handlers.describe_quota, name="DescribeUserQuota")
     return app
 
 
@@ -290,7 +299,7 @@ class CsHandlers:
                 "InvalidParameter",
                 f"desired_size must be a non-negative integer, got {desired!r}.",
             )
-        _check_target(pool, desired)
+        self._check_target(pool, desired)
         task = self._service.set_desired(pool.pool_id, desired)
         return self._task_reply(
             task, request, nodepool_id=pool.pool_id, request_id=request[_REQUEST_ID]
@@ -306,7 +315,7 @@ class CsHandlers:
             raise CloudError(
                 400, "InvalidParameter", f"count must be a positive integer, got {count!r}."
             )
-        _check_target(pool, pool.desired + count)
+        self._check_target(pool, pool.desired + count)
         task = self._service.scale_by(pool.pool_id, count)
         return self._task_reply(task, request)
 
@@ -333,6 +342,14 @@ class CsHandlers:
             )
         task = self._service.remove_nodes(pool.pool_id, instance_ids, drain=drain, release=release)
         return self._task_reply(task, request, request_id=request[_REQUEST_ID])
+
+    def _check_target(self, pool: PoolView, desired: int) -> None:
+        check_desired(
+            pool,
+            desired,
+            cluster_nodes=self._service.cluster_nodes(),
+            node_quota=self._service.node_quota,
+        )
 
     def _instances_named(self, pool: PoolView, node_names: list[str]) -> list[str]:
         """The instance ids of the pool's nodes called `node_names`; refuses names not in it."""
@@ -371,27 +388,23 @@ class CsHandlers:
             }
         )
 
+    async def describe_quota(self, request: web.Request) -> web.Response:
+        """DescribeUserQuota: GET /quota. Only `node_quota` is modelled; the other quotas carry
+        the defaults its API reference gives (DescribeUserQuota, "query resource quotas")."""
+        return web.json_response(
+            {
+                "node_quota": self._service.node_quota,
+                "cluster_nodepool_quota": 20,
+                "cluster_quota": 50,
+                "amk_cluster_quota": 20,
+                "ask_cluster_quota": 20,
+            }
+        )
+
     async def describe_task(self, request: web.Request) -> web.Response:
         """DescribeTaskInfo: GET /tasks/{task_id}."""
         task = self._service.describe_task(request.match_info["task_id"])
         return web.json_response(task_json(task, cluster_id=self._service.cluster_id))
-
-
-def _check_target(pool: PoolView, desired: int) -> None:
-    # Error code not verified against live ACK (its docs list no code for this case); kept
-    # explicit so the agent's handling of a refused scale-up is exercised.
-    if desired > pool.max_size:
-        raise CloudError(
-            400,
-            "ErrorNodePoolDesiredSizeExceedsMax",
-            f"desired_size {desired} exceeds max_instances {pool.max_size} of nodepool {pool.pool_id}.",
-        )
-    if desired - pool.desired > MAX_NODES_ADDED_PER_CALL:
-        raise CloudError(
-            400,
-            "InvalidParameter",
-            f"at most {MAX_NODES_ADDED_PER_CALL} nodes can be added in one call, asked for {desired - pool.desired}.",
-        )
 
 
 async def _apply_faults(faults: FaultPlan) -> None:
@@ -424,4 +437,5 @@ def _record(request: web.Request, response: web.StreamResponse, at: float) -> Wr
         status=response.status,
         code=code,
         task_id=request.get(_TASK),
+        body=request.get(_BODY),
     )

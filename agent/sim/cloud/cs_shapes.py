@@ -123,6 +123,9 @@ def task_json(task: TaskView, *, cluster_id: str) -> dict[str, Any]:
         # Services report failures as "Code: message" (e.g. ECS's OperationDenied.NoStock).
         code, sep, message = task.error.partition(": ")
         if not sep or " " in code:
-            code, message = "TaskFailed", task.error
-        body["error"] = {"code": code, "message": message}
+            # No code is known for this failure (e.g. a failed drain): the message alone, rather
+            # than a made-up code that looks real.
+            body["error"] = {"message": task.error}
+        else:
+            body["error"] = {"code": code, "message": message}
     return body

@@ -2,15 +2,19 @@
 
 Raising a pool's desired size launches "ECS instances": Node objects created NotReady with a
 `ready-at` annotation the simulated kubelet honours after the pool's boot latency. Lowering it, or
-RemoveNodePoolNodes, cordons and drains nodes (graceful pod deletion, DaemonSet pods aside) and
-deletes them once empty. Asynchronous CS tasks report progress the way DescribeTaskInfo does.
-The pools also keep per-node billing and busy time for the cost report.
+RemoveNodePoolNodes, drains nodes (`agent.sim.world.drain`: PodDisruptionBudgets respected) and
+deletes them once empty; a drain that has not emptied its node by the pool's drain timeout fails
+the task and leaves the node in the pool, as ACK's does. Asynchronous CS tasks report progress
+the way DescribeTaskInfo does. The pools also keep per-node billing and busy time for the cost
+report; a subscription (PrePaid) instance, or one removed with release_node=false, is not
+released, so it is billed to the end of the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import string
@@ -22,22 +26,19 @@ from agent.sim.cloud.cloud_model import CloudError, NodeView, PoolView, TaskView
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription
 from agent.sim.world.catalog import InstanceType, instance_type
 from agent.sim.world.clock import SimClock
+from agent.sim.world.drain import DRAIN_TIMEOUT_SECONDS, EVICTION_RETRY_SECONDS, cordon, evict_pass
 from agent.sim.world.nodes import (
-    UNSCHEDULABLE_TAINT,
     AddressBook,
-    delete_pod_gracefully,
-    is_daemonset_pod,
     node_is_ready,
     node_object,
     occupies_node,
 )
 from agent.sim.world.tasks import cancel_and_wait
+from functions.contract import ECI_NODE_LABELS
 from functions.contract import POOL_LABEL as POOL_LABEL  # the label ACK puts on a pool's nodes
 
-# Error codes, the same the CS emulator (cs_api.py) answers with; ACK documents no code for a
-# desired size beyond the pool's bounds, so that one is the emulator's choice.
+# Error codes, the same the CS emulator (cs_api.py) answers with.
 ERR_POOL_NOT_FOUND = "ErrorNodePoolNotFound"
-ERR_DESIRED_ABOVE_MAX = "ErrorNodePoolDesiredSizeExceedsMax"
 ERR_INVALID_PARAMETER = "InvalidParameter"
 ERR_TASK_NOT_FOUND = "ErrorTaskNotFound"
 # ECS's out-of-stock refusal, surfaced in the failed scale-out task's error.
@@ -45,9 +46,17 @@ NO_STOCK_ERROR = (
     "OperationDenied.NoStock: The requested resource is sold out in the specified zone; "
     "try other types of resources or other regions and zones."
 )
-MAX_NODES_PER_CALL = 500  # ModifyClusterNodePool adds at most 500 nodes per call
+DEFAULT_NODE_QUOTA = 100  # DescribeUserQuota node_quota: nodes per cluster, ACK's default
 
 FAILURE_MODES = ("none", "stockout", "slow")
+# instance_charge_type of a pool's scaling group: pay-as-you-go or subscription
+CHARGE_TYPES = ("PostPaid", "PrePaid")
+
+
+def _is_virtual(node: Mapping[str, Any]) -> bool:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in ECI_NODE_LABELS.items())
+
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,8 @@ class PoolSpec:
     pool_id: str
     name: str
     instance_type: str
+    # The bounds the scenario gives the pool: the agent's configured bounds in dev mode, and
+    # ACK's auto_scaling min/max_instances only when `auto_scaling` is on.
     min_size: int = 0
     max_size: int = 10
     desired: int = 0
@@ -80,9 +91,16 @@ class PoolSpec:
     slow_factor: float = 3.0  # boot latency multiplier when failure == "slow"
     stockout_fail_after_seconds: float = 60.0  # when a stocked-out scale-out task fails
     pod_start_seconds: float = 2.0  # image pull + container start on this pool's nodes
-    drain_timeout_seconds: float = 300.0  # remove the node anyway after this long draining
+    # RemoveNodePoolNodes fails a drain that has not emptied the node after this long
+    drain_timeout_seconds: float = DRAIN_TIMEOUT_SECONDS
+    # PrePaid (subscription) instances are never released by RemoveNodePoolNodes, even with
+    # release_node=true (ACK user guide "remove a node")
+    instance_charge_type: str = "PostPaid"
     price_per_hour: float | None = None  # None: the catalog's approximation
-    auto_scaling: bool = True
+    # ACK's own node autoscaling on the pool (auto_scaling.enable). Off, as the pools this agent
+    # manages must be; then min/max_instances read 0 and ACK enforces neither (CS API reference:
+    # they take effect only when enable=true).
+    auto_scaling: bool = False
 
     @property
     def machine(self) -> InstanceType:
@@ -126,6 +144,11 @@ class _Instance:
     drain_started: float | None = None
     busy_since: float | None = None
     busy_seconds: float = 0.0
+    removal_task: str | None = None  # the CS task draining it
+    release: bool = True  # whether its removal releases the ECS instance
+    next_eviction: float = 0.0  # when the drain tries the refused evictions again
+    staying: tuple[str, ...] = ()  # what the last drain pass could not evict
+    billed_to_end: bool = False  # removed from the cluster but not released: still billed
 
 
 @dataclass
@@ -138,6 +161,7 @@ class _Task:
     fail_at: float | None = None
     error: str | None = None
     finished_at: float | None = None
+    drain_failures: list[str] = field(default_factory=list)  # one line per node not drained
 
 
 @dataclass
@@ -168,8 +192,10 @@ class NodePools:
         pools: list[PoolSpec],
         seed: int = 0,
         addresses: AddressBook | None = None,
+        node_quota: int = DEFAULT_NODE_QUOTA,
     ) -> None:
         self.cluster_id = cluster_id
+        self.node_quota = node_quota
         self.region_id = region_id
         self.zone = zone
         self._store = store
@@ -220,32 +246,22 @@ class NodePools:
     def describe_pools(self) -> list[PoolView]:
         return [self._view(pool) for pool in self._pools.values()]
 
+    def specs(self) -> list[PoolSpec]:
+        """The pools as the scenario describes them (bounds included)."""
+        return [pool.spec for pool in self._pools.values()]
+
+    def set_ack_autoscaling(self, pool_id: str, enabled: bool) -> None:
+        """The operator switches ACK's own node autoscaling on the pool on or off."""
+        pool = self._pool(pool_id)
+        pool.spec = dataclasses.replace(pool.spec, auto_scaling=enabled)
+
     def describe_pool(self, pool_id: str) -> PoolView:
         return self._view(self._pool(pool_id))
 
     def set_desired(self, pool_id: str, desired: int) -> TaskView:
+        # ACK's refusals (bounds, 500 per call, node quota) are checked by the CS emulator in
+        # front of this service: cloud_model.check_desired.
         pool = self._pool(pool_id)
-        spec = pool.spec
-        if desired > spec.max_size:
-            raise CloudError(
-                400,
-                ERR_DESIRED_ABOVE_MAX,
-                f"desired_size {desired} exceeds max_instances {spec.max_size} "
-                f"of nodepool {pool_id}.",
-            )
-        if desired < spec.min_size:
-            raise CloudError(
-                400,
-                ERR_INVALID_PARAMETER,
-                f"desired_size {desired} is below min_instances {spec.min_size} "
-                f"of nodepool {pool_id}.",
-            )
-        if desired - pool.desired > MAX_NODES_PER_CALL:
-            raise CloudError(
-                400,
-                ERR_INVALID_PARAMETER,
-                f"at most {MAX_NODES_PER_CALL} nodes can be added in one call.",
-            )
         live = len(pool.live())
         pool.desired = desired
         if desired > live:
@@ -254,6 +270,13 @@ class NodePools:
             victims = self._choose_victims(pool, live - desired)
             return self._scale_in(pool, victims, drain=True, task_type="nodepool_scale_in")
         return self._done_task(pool, "nodepool_scale_out")
+
+    def cluster_nodes(self) -> int:
+        """Nodes the quota counts: the cluster's real nodes plus every pool's desired nodes not
+        yet launched (the ECI virtual node is assumed not to count; undocumented)."""
+        nodes, _ = self._store.list("nodes")
+        real = sum(1 for n in nodes if not _is_virtual(n))
+        return real + sum(max(0, p.desired - len(p.live())) for p in self._pools.values())
 
     def scale_by(self, pool_id: str, count: int) -> TaskView:
         pool = self._pool(pool_id)
@@ -264,8 +287,8 @@ class NodePools:
     def remove_nodes(
         self, pool_id: str, instance_ids: list[str], *, drain: bool, release: bool
     ) -> TaskView:
-        # release=False would keep the ECS instance outside the cluster; the simulator releases
-        # it either way, so billing stops at removal.
+        # release=False keeps the ECS instance outside the cluster, and a PrePaid instance is
+        # kept whatever release says: either way it is billed on, to the end of the run.
         pool = self._pool(pool_id)
         victims: list[_Instance] = []
         for instance_id in instance_ids:
@@ -278,8 +301,12 @@ class NodePools:
                 )
             if instance.state != "removing":
                 victims.append(instance)
-        pool.desired = max(pool.spec.min_size, pool.desired - len(victims))
-        return self._scale_in(pool, victims, drain=drain, task_type="nodepool_remove_nodes")
+        # Desired drops as each node goes (in `_retire`), so a node whose drain fails still counts
+        # (modelled: when ACK lowers it is not documented; a scaling group whose desired size
+        # fell below its instances would remove one on its own, undrained).
+        return self._scale_in(
+            pool, victims, drain=drain, task_type="nodepool_remove_nodes", release=release
+        )
 
     def describe_nodes(self, pool_id: str | None = None) -> list[NodeView]:
         pools = [self._pool(pool_id)] if pool_id is not None else list(self._pools.values())
@@ -316,7 +343,11 @@ class NodePools:
         result = []
         for instance in [*self._retired, *self._by_node.values()]:
             spec = self._pools[instance.pool_id].spec
-            end = instance.removed_at if instance.removed_at is not None else now
+            end = (
+                now
+                if instance.removed_at is None or instance.billed_to_end
+                else instance.removed_at
+            )
             busy = instance.busy_seconds
             if instance.busy_since is not None:
                 busy += end - instance.busy_since
@@ -355,11 +386,19 @@ class NodePools:
         return self._task_view(task)
 
     def _scale_in(
-        self, pool: _Pool, victims: list[_Instance], *, drain: bool, task_type: str
+        self,
+        pool: _Pool,
+        victims: list[_Instance],
+        *,
+        drain: bool,
+        task_type: str,
+        release: bool = True,
     ) -> TaskView:
         task = self._new_task(pool, task_type)
         task.instance_ids = tuple(v.instance_id for v in victims)
         for victim in victims:
+            victim.removal_task = task.task_id
+            victim.release = release and pool.spec.instance_charge_type != "PrePaid"
             self._begin_removal(victim, drain=drain)
         self._settle(task)
         return self._task_view(task)
@@ -438,40 +477,51 @@ class NodePools:
         return launched
 
     def _begin_removal(self, instance: _Instance, *, drain: bool) -> None:
+        now = self._clock.now()
         instance.state = "removing"
-        instance.drain_started = self._clock.now()
+        instance.drain_started = now
         if not drain:
-            self._delete_pods_on(instance.node_name, graceful=False)
+            self._delete_pods_on(instance.node_name)
             self._retire(instance)
             return
-
-        def cordon(node: dict[str, Any]) -> None:
-            node.setdefault("spec", {})["unschedulable"] = True
-            taints = node["spec"].setdefault("taints", [])
-            if not any(t.get("key") == UNSCHEDULABLE_TAINT["key"] for t in taints):
-                taints.append(dict(UNSCHEDULABLE_TAINT))
-
-        with contextlib.suppress(ApiError):
-            self._store.mutate("nodes", instance.node_name, cordon)
-        self._delete_pods_on(instance.node_name, graceful=True)
+        cordon(self._store, instance.node_name)
+        self._drain_pass(instance, now)
         if not self._occupants.get(instance.node_name):
             self._retire(instance)
 
-    def _delete_pods_on(self, node_name: str, *, graceful: bool) -> None:
+    def _drain_pass(self, instance: _Instance, now: float) -> None:
+        instance.staying = tuple(evict_pass(self._store, self._clock, instance.node_name))
+        instance.next_eviction = now + EVICTION_RETRY_SECONDS
+
+    def _drain_failed(self, instance: _Instance, now: float) -> None:
+        """Pods remain at the drain timeout: the node is not removed and its task fails. Whether
+        ACK uncordons the node then is not documented: it stays cordoned (the worse case)."""
+        pool = self._pools[instance.pool_id]
+        timeout = pool.spec.drain_timeout_seconds
+        staying = ", ".join(instance.staying) or "pods still terminating"
+        # ACK's error code and message for a failed drain are not documented: descriptive text,
+        # no code of our own
+        failure = (
+            f"drain of node {instance.node_name} ({instance.instance_id}) failed after "
+            f"{timeout:g}s: {staying}; the node was not removed"
+        )
+        task = self._tasks.get(instance.removal_task or "")
+        if task is not None:
+            task.drain_failures.append(failure)
+        instance.state = "running"
+        instance.drain_started = None
+        instance.removal_task = None
+        log.info("drain failed", extra={"node": instance.node_name, "staying": staying})
+
+    def _delete_pods_on(self, node_name: str) -> None:
+        """Without drain the node goes with its pods: they are deleted at once."""
         pods, _ = self._store.list("pods")
         for pod in pods:
             if (pod.get("spec") or {}).get("nodeName") != node_name:
                 continue
             meta = pod["metadata"]
-            if graceful and (is_daemonset_pod(pod) or meta.get("deletionTimestamp")):
-                continue
             with contextlib.suppress(ApiError):
-                if graceful:
-                    delete_pod_gracefully(
-                        self._store, self._clock, meta.get("namespace", ""), meta["name"]
-                    )
-                else:
-                    self._store.delete("pods", meta["name"], namespace=meta.get("namespace"))
+                self._store.delete("pods", meta["name"], namespace=meta.get("namespace"))
 
     def _retire(self, instance: _Instance) -> None:
         if instance.removed_at is not None:
@@ -481,9 +531,15 @@ class NodePools:
             instance.busy_seconds += now - instance.busy_since
             instance.busy_since = None
         instance.removed_at = now
+        instance.billed_to_end = not instance.release
+        task = self._tasks.get(instance.removal_task or "")
+        pool = self._pools[instance.pool_id]
+        if task is not None and task.task_type == "nodepool_remove_nodes":
+            # ACK's min_instances binds only with its auto scaling on
+            floor = pool.spec.min_size if pool.spec.auto_scaling else 0
+            pool.desired = max(floor, pool.desired - 1)
         with contextlib.suppress(ApiError):
             self._store.delete("nodes", instance.node_name)
-        pool = self._pools[instance.pool_id]
         pool.instances.pop(instance.instance_id, None)
         self._by_node.pop(instance.node_name, None)
         self._retired.append(instance)
@@ -499,20 +555,21 @@ class NodePools:
             await self._clock.sleep(1.0)
 
     def _reconcile(self) -> None:
-        """Mark booted nodes running; delete drained (or overdue) nodes."""
+        """Mark booted nodes running; drain removing ones: retire the emptied, retry refused
+        evictions, fail the drains that ran out of time."""
         now = self._clock.now()
         for instance in list(self._by_node.values()):
             if instance.state == "initial" and self._node_ready(instance):
                 instance.state = "running"
             elif instance.state == "removing":
-                empty = not self._occupants.get(instance.node_name)
-                overdue = (
-                    instance.drain_started is not None
-                    and now - instance.drain_started
-                    >= self._pools[instance.pool_id].spec.drain_timeout_seconds
-                )
-                if empty or overdue:
+                if not self._occupants.get(instance.node_name):
                     self._retire(instance)
+                    continue
+                timeout = self._pools[instance.pool_id].spec.drain_timeout_seconds
+                if instance.drain_started is not None and now - instance.drain_started >= timeout:
+                    self._drain_failed(instance, now)
+                elif now >= instance.next_eviction:
+                    self._drain_pass(instance, now)
 
     async def _follow_pods(self) -> None:
         assert self._subscription is not None
@@ -568,8 +625,9 @@ class NodePools:
             name=spec.name,
             instance_types=(spec.instance_type,),
             desired=pool.desired,
-            min_size=spec.min_size,
-            max_size=spec.max_size,
+            # auto_scaling.min/max_instances: 0 unless ACK's autoscaling is on (the API default)
+            min_size=spec.min_size if spec.auto_scaling else 0,
+            max_size=spec.max_size if spec.auto_scaling else 0,
             labels=dict(spec.labels),
             taints=tuple(dict(t) for t in spec.taints),
             auto_scaling_enabled=spec.auto_scaling,
@@ -617,8 +675,14 @@ class NodePools:
             ]
             if all(self._node_ready(i) for i in pending):
                 task.finished_at = max([task.created_at, *(i.ready_at for i in pending)])
-        elif not any(i in pool.instances for i in task.instance_ids):
+        elif not any(
+            i in pool.instances and pool.instances[i].removal_task == task.task_id
+            for i in task.instance_ids
+        ):
+            # every node is gone or failed its drain; one failure fails the task
             task.finished_at = now
+            if task.drain_failures:
+                task.error = "; ".join(task.drain_failures)
 
     def _task_view(self, task: _Task) -> TaskView:
         if task.finished_at is None:

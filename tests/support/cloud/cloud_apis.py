@@ -1,5 +1,6 @@
-"""The cloud emulators as tests reach them: SDK clients (raw and the agent's own) pointed at
-127.0.0.1 with the static test keys, the CS harness and the FC emulator."""
+"""The cloud emulators as tests reach them: SDK clients (raw and the agent's own; FC 2.0 and
+FC 3.0) pointed at 127.0.0.1 with the static test keys, the CS harness and the FC emulator with
+its FC 3.0 HTTP trigger on a port of its own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from alibabacloud_cs20151215 import models as csm
 from alibabacloud_cs20151215.client import Client as CsClient
+from alibabacloud_fc20230330.client import Client as Fc3Client
 from alibabacloud_fc_open20210406.client import Client as FcClient
 from alibabacloud_tea_openapi.utils_models import Config
 
@@ -21,7 +23,13 @@ from agent.sim.cloud.credentials import (
     KeyRing,
     static_test_keys,
 )
-from agent.sim.cloud.fc_api import FcSettings, Handler, build_fc_app
+from agent.sim.cloud.fc_api import (
+    FcSettings,
+    Handler,
+    WsgiApp,
+    build_fc3_trigger_app,
+    build_fc_app,
+)
 from agent.sim.faults import FaultPlan
 from tests.support.clocks import TestClock
 from tests.support.cloud.memory_pools import InMemoryPools
@@ -63,6 +71,10 @@ def fc_client(endpoint: str, **kwargs: str) -> FcClient:
     return FcClient(sdk_config(endpoint, **kwargs))
 
 
+def fc3_client(endpoint: str, **kwargs: str) -> Fc3Client:
+    return Fc3Client(sdk_config(endpoint, **kwargs))
+
+
 @dataclass
 class Emulator:
     """An emulator app served on 127.0.0.1, with its fault plan, the keys it verifies, its clock."""
@@ -83,6 +95,8 @@ class CsHarness(Emulator):
 
 
 def default_pools() -> list[PoolView]:
+    """Two pools with ACK's auto scaling on, so their min/max_instances are in force and the
+    emulator's bound refusals can be exercised."""
     return [
         PoolView(
             pool_id="np-cpu",
@@ -93,6 +107,7 @@ def default_pools() -> list[PoolView]:
             max_size=20,
             labels={"alibabacloud.com/nodepool-id": "np-cpu", "team": "ray"},
             taints=({"key": "dedicated", "value": "ray", "effect": "NoSchedule"},),
+            auto_scaling_enabled=True,
             vswitch_ids=("vsw-a",),
         ),
         PoolView(
@@ -102,14 +117,27 @@ def default_pools() -> list[PoolView]:
             desired=0,
             min_size=0,
             max_size=4,
+            auto_scaling_enabled=True,
         ),
     ]
 
 
 @dataclass
 class FcHarness(Emulator):
+    trigger_endpoint: str  # the FC 3.0 HTTP trigger's own 127.0.0.1:PORT
+
     def client(self, **kwargs: str) -> FcClient:
+        """The FC 2.0 SDK (alibabacloud-fc-open20210406)."""
         return fc_client(self.endpoint, **kwargs)
+
+    def client3(self, **kwargs: str) -> Fc3Client:
+        """The FC 3.0 SDK (alibabacloud-fc20230330)."""
+        return fc3_client(self.endpoint, **kwargs)
+
+    @property
+    def trigger_url(self) -> str:
+        """The FC 3.0 HTTP trigger's URL (its domain's root)."""
+        return f"http://{self.trigger_endpoint}/"
 
 
 @asynccontextmanager
@@ -119,10 +147,12 @@ async def fc_emulator(
     clock: Callable[[], float],
     keys: KeyRing | None = None,
     http_handler: Handler | None = None,
+    wsgi_handler: WsgiApp | None = None,
     settings: FcSettings | None = None,
     faults: FaultPlan | None = None,
 ) -> AsyncIterator[FcHarness]:
-    """Serve `handler` as FC function `ray-ack-scaler/decide` on 127.0.0.1."""
+    """Serve `handler` as FC function `decide` (FC 3.0) and `ray-ack-scaler/decide` (FC 2.0) on
+    127.0.0.1; `http_handler` behind the FC 3.0 trigger, `wsgi_handler` behind FC 2.0's."""
     faults = faults or FaultPlan(seed=1)
     ring = keys or KeyRing(static_test_keys())
     app = build_fc_app(
@@ -132,12 +162,13 @@ async def fc_emulator(
         function=FC_FUNCTION,
         faults=faults,
         http_handler=http_handler,
+        wsgi_handler=wsgi_handler,
         now=clock,
         settings=settings,
         wall_clock=clock,
     )
-    async with serve(app) as endpoint:
-        yield FcHarness(app, endpoint, faults, ring, clock)  # type: ignore[arg-type]
+    async with serve(app) as endpoint, serve(build_fc3_trigger_app(app)) as trigger:
+        yield FcHarness(app, endpoint, faults, ring, clock, trigger)  # type: ignore[arg-type]
 
 
 def agent_cs_sdk(endpoint: str, **kwargs: Any) -> CsClient:
@@ -148,8 +179,15 @@ def agent_cs_sdk(endpoint: str, **kwargs: Any) -> CsClient:
 
 
 def agent_fc_sdk(endpoint: str, **kwargs: Any) -> FcClient:
-    """The agent's own FC SDK client (agent.clients.fc) for an emulator on 127.0.0.1."""
+    """The agent's own FC 2.0 SDK client (agent.clients.fc) for an emulator on 127.0.0.1."""
     from agent.clients.fc import build_sdk_client
+
+    return build_sdk_client(**_agent_sdk_arguments(endpoint), **kwargs)
+
+
+def agent_fc3_sdk(endpoint: str, **kwargs: Any) -> Fc3Client:
+    """The agent's own FC 3.0 SDK client (agent.clients.fc3) for an emulator on 127.0.0.1."""
+    from agent.clients.fc3 import build_sdk_client
 
     return build_sdk_client(**_agent_sdk_arguments(endpoint), **kwargs)
 

@@ -50,9 +50,11 @@ class ScriptedPools:
         now: Callable[[], float] = time.time,
         cluster_id: str = "c-test",
         region_id: str = "cn-hangzhou",
+        node_quota: int = 100,
     ) -> None:
         self.cluster_id = cluster_id
         self.region_id = region_id
+        self.node_quota = node_quota
         self._now = now
         self._pools = {
             p.pool_id: replace(p, total_nodes=p.desired, healthy_nodes=p.desired) for p in pools
@@ -86,6 +88,9 @@ class ScriptedPools:
             if task.pool_id == pool_id and task.state == "running":
                 task.state, task.error = "fail", error
 
+    def cluster_nodes(self) -> int:
+        return sum(max(p.desired, p.total_nodes) for p in self._pools.values())
+
     def describe_pools(self) -> list[PoolView]:
         return list(self._pools.values())
 
@@ -93,11 +98,7 @@ class ScriptedPools:
         return self._pool(pool_id)
 
     def set_desired(self, pool_id: str, desired: int) -> TaskView:
-        pool = self._pool(pool_id)
-        if desired > pool.max_size:
-            raise CloudError(
-                400, "ErrorNodePoolDesiredSizeExceedsMax", f"{desired} > {pool.max_size}"
-            )
+        pool = self._pool(pool_id)  # the CS emulator has checked the bounds (check_desired)
         self.set_desired_calls.append((pool_id, desired))
         self._pools[pool_id] = replace(
             pool, desired=desired, total_nodes=max(pool.total_nodes, desired)
@@ -153,10 +154,14 @@ def sample_request(pods: int = 12, *, eci: bool = True) -> dict[str, Any]:
 async def decide_function(
     handler: Callable[[bytes, Any], Any] = fc.handler, *, faults: FaultPlan | None = None
 ) -> AsyncIterator[tuple[str, Any]]:
-    """The FC emulator hosting `functions.fc` (or `handler`) and its HTTP trigger on wall time:
-    yields (endpoint, app)."""
+    """The FC emulator hosting `functions.fc` (or `handler`) and its HTTP triggers on wall time
+    (FC 2.0's, on the endpoint, calls `functions.fc.wsgi_handler`): yields (endpoint, app)."""
     async with fc_emulator(
-        handler, clock=time.time, http_handler=fc.http_handler, faults=faults
+        handler,
+        clock=time.time,
+        http_handler=fc.http_handler,
+        wsgi_handler=fc.wsgi_handler,
+        faults=faults,
     ) as function:
         yield function.endpoint, function.app
 

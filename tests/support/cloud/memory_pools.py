@@ -38,8 +38,10 @@ class InMemoryPools:
         cluster_id: str = "c-test",
         region_id: str = "cn-hangzhou",
         boot_seconds: float = 60.0,
+        node_quota: int = 100,
     ) -> None:
         self.cluster_id = cluster_id
+        self.node_quota = node_quota
         self.region_id = region_id
         self._now = now
         self._boot = boot_seconds
@@ -75,6 +77,10 @@ class InMemoryPools:
         t = _Task(self._next("T-"), task_type, self._now(), self._now() + self._boot)
         self._tasks[t.task_id] = t
         return self.describe_task(t.task_id)
+
+    def cluster_nodes(self) -> int:
+        coming = sum(max(0, p.desired - len(self._live(p.pool_id))) for p in self._pools.values())
+        return len(self._live()) + coming
 
     def describe_pools(self) -> list[PoolView]:
         return [self.describe_pool(pid) for pid in self._pools]
