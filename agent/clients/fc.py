@@ -66,7 +66,12 @@ def build_credential(
     )
 
 
-def build_sdk_client(
+def build_sdk_client(**options: Any) -> FcSdkClient:
+    """The official FC 2.0 client (options: `sdk_config`'s)."""
+    return FcSdkClient(sdk_config(**options))
+
+
+def sdk_config(
     *,
     region_id: str,
     account_id: str = "",
@@ -77,40 +82,16 @@ def build_sdk_client(
     credential: Any = None,
     connect_timeout_seconds: float = 5.0,
     read_timeout_seconds: float = 10.0,
-) -> FcSdkClient:
-    """The official FC 2.0 client; the default credential chain when no keys are given (RRSA)."""
-    return FcSdkClient(
-        sdk_config(
-            region_id=region_id,
-            endpoint=endpoint
-            or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
-            protocol=protocol,
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            credential=credential,
-            connect_timeout_seconds=connect_timeout_seconds,
-            read_timeout_seconds=read_timeout_seconds,
-        )
-    )
-
-
-def sdk_config(
-    *,
-    region_id: str,
-    endpoint: str,
-    protocol: str,
-    access_key_id: str | None,
-    access_key_secret: str | None,
-    credential: Any,
-    connect_timeout_seconds: float,
-    read_timeout_seconds: float,
 ) -> Any:
-    """The OpenAPI Config both FC SDK clients (2.0 and 3.0) are built from."""
+    """The OpenAPI Config both FC SDK clients (2.0 and 3.0) are built from: the default credential
+    chain when no keys are given (RRSA), the documented `<account>.<region>.fc.aliyuncs.com`
+    endpoint when none is."""
     if credential is None and access_key_id is None:
         credential = build_credential()
     return open_api_models.Config(
         region_id=region_id,
-        endpoint=endpoint,
+        endpoint=endpoint
+        or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
         protocol=protocol,
         access_key_id=access_key_id,
         access_key_secret=access_key_secret,

@@ -31,38 +31,15 @@ from agent.clients.fc import (
     sdk_config,
 )
 
-# FC 3.0's documented endpoints (FC 3.0 developer reference, "Endpoints"); the SDK's own default
-# (`fcv3.<region>.aliyuncs.com`) is not among them, so an endpoint is always passed explicitly.
-DEFAULT_ENDPOINT_TEMPLATE = "{account_id}.{region}.fc.aliyuncs.com"
+# FC 3.0's documented endpoints (FC 3.0 developer reference, "Endpoints") have the same form as
+# 2.0's, which `sdk_config` defaults to; the SDK's own default (`fcv3.<region>.aliyuncs.com`) is
+# not among them, so an endpoint is always passed explicitly.
 SIGNATURE_ALGORITHM = "ACS3-HMAC-SHA256"
 
 
-def build_sdk_client(
-    *,
-    region_id: str,
-    account_id: str = "",
-    endpoint: str | None = None,
-    protocol: str = "https",
-    access_key_id: str | None = None,
-    access_key_secret: str | None = None,
-    credential: Any = None,
-    connect_timeout_seconds: float = 5.0,
-    read_timeout_seconds: float = 10.0,
-) -> Fc3SdkClient:
-    """The official FC 3.0 client; the default credential chain when no keys are given (RRSA)."""
-    return Fc3SdkClient(
-        sdk_config(
-            region_id=region_id,
-            endpoint=endpoint
-            or DEFAULT_ENDPOINT_TEMPLATE.format(account_id=account_id, region=region_id),
-            protocol=protocol,
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            credential=credential,
-            connect_timeout_seconds=connect_timeout_seconds,
-            read_timeout_seconds=read_timeout_seconds,
-        )
-    )
+def build_sdk_client(**options: Any) -> Fc3SdkClient:
+    """The official FC 3.0 client (options: `agent.clients.fc.sdk_config`'s)."""
+    return Fc3SdkClient(sdk_config(**options))
 
 
 class FunctionInvoker:
