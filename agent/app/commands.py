@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import urllib.error
@@ -15,6 +16,9 @@ from typing import Any
 from agent.app.config import ConfigError, add_arguments, load_config
 from agent.app.managed_pools import PoolsRefused
 from agent.app.settings import ENV_PREFIX
+from agent.app.sim_info import read_sim_info, sim_info_keys
+from functions.errors import InvalidRequest
+from functions.quantity import parse_quantity
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:8080"
 
@@ -50,6 +54,12 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    sim_info = args.sim_info_file or os.environ.get(ENV_PREFIX + "SIM_INFO")
+    if sim_info:
+        # The emulators' test AccessKey, read from the environment like any other AccessKey; one
+        # the user exported wins.
+        for name, value in sim_info_keys(read_sim_info(sim_info)).items():
+            os.environ.setdefault(name, value)
     from agent.app.logs import configure_logging
 
     configure_logging(fmt=config.log_format, level=config.log_level)
@@ -83,8 +93,6 @@ async def _serve(config: Any) -> None:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    import os
-
     url = args.url or os.environ.get(ENV_PREFIX + "OPS_ADDRESS") or DEFAULT_STATUS_URL
     if "://" not in url:
         url = "http://" + url
@@ -130,16 +138,16 @@ def render_status(status: dict[str, Any]) -> str:
         if pool.get("lastError"):
             line += f"  ERROR {pool['lastError']}"
         lines.append(line)
-    eci = status.get("eci") or {}
-    nodes = ", ".join(eci.get("virtualNodes") or []) or "no virtual node"
-    lines.append(f" ECI: {eci.get('runningPods', 0)} pods on {nodes}")
+    lines.append(f" ECI: {_eci_line(status.get('eci') or {})}")
     lines.append("Pending")
     lines.append("-" * 60)
     pending = status.get("pending") or []
     if not pending:
         lines.append(" (no pending pods)")
     for pod in pending:
-        requests = ", ".join(f"{k}: {v}" for k, v in (pod.get("requests") or {}).items())
+        requests = ", ".join(
+            f"{k}: {human_quantity(k, v)}" for k, v in (pod.get("requests") or {}).items()
+        )
         lines.append(f" {pod.get('pod')}  {{{requests}}}  since {pod.get('since')}")
     total = status.get("pendingPods", len(pending))
     if total > len(pending):
@@ -177,3 +185,34 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append("-" * 60)
         lines.extend(f" {e.get('at')} [{e.get('source')}] {e.get('message')}" for e in errors[-10:])
     return "\n".join(lines)
+
+
+def _eci_line(eci: dict[str, Any]) -> str:
+    if eci.get("enabled") is False:
+        return "off (the agent places no pod on ECI; --eci-enabled turns it on)"
+    nodes = ", ".join(eci.get("virtualNodes") or [])
+    if not nodes:
+        return "on, but no ECI virtual node in the cluster yet (is ack-virtual-node installed?)"
+    return f"on, {eci.get('runningPods', 0)} pods running on {nodes}"
+
+
+# binary units for byte-valued resources, as kubectl shows them
+_BYTE_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+_BYTE_RESOURCES = ("memory", "ephemeral-storage", "hugepages-")
+
+
+def human_quantity(resource: str, value: Any) -> str:
+    """A request in the units people read: `memory: 1073741824` → `1 GiB`, `cpu: 500m` → `0.5 vCPU`."""
+    try:
+        milli = parse_quantity(value)
+    except InvalidRequest:
+        return str(value)
+    if resource.startswith(_BYTE_RESOURCES):
+        size = milli / 1000
+        for unit, scale in _BYTE_UNITS:
+            if size >= scale:
+                return f"{round(size / scale, 2):g} {unit}"
+        return f"{size:g} B"
+    if resource == "cpu":
+        return f"{milli / 1000:g} vCPU"
+    return f"{milli / 1000:g}"

@@ -1,8 +1,9 @@
-"""Loading the agent's configuration: `add_arguments` adds `--config FILE` and one flag per setting
-of the catalogue (agent/app/settings.py); `load_config` merges flags, environment variables and an
-optional YAML file (keys are the setting names, snake_case or kebab-case), with precedence
-flag > env > file > default, into one validated `AgentConfig`. Errors name the setting and where
-its bad value came from.
+"""Loading the agent's configuration: `add_arguments` adds `--config FILE`, `--sim-info FILE` and
+one flag per setting of the catalogue (agent/app/settings.py); `load_config` merges flags,
+environment variables, a `sim serve` info file (agent/app/sim_info.py) and an optional YAML file
+(keys are the setting names, snake_case or kebab-case), with precedence
+flag > env > sim info > file > default, into one validated `AgentConfig`. Errors name the setting
+and where its bad value came from.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import argparse
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from agent.app.settings import ENV_PREFIX, SETTINGS, SETTINGS_BY_NAME, AgentConfig
+from agent.app.sim_info import SimInfoError, read_sim_info, sim_info_settings
+
+# Endpoints the agent reaches without a scheme are taken as HTTPS (Alibaba Cloud's endpoints);
+# a loopback or IP address given so is almost surely a local emulator, which speaks plain HTTP.
+SCHEME_CHECKED_ENDPOINTS = ("cs_endpoint", "fc_endpoint")
 
 
 class ConfigError(ValueError):
@@ -30,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="config_file",
         default=None,
         help=f"YAML file of settings (env {ENV_PREFIX}CONFIG)",
+    )
+    parser.add_argument(
+        "--sim-info",
+        metavar="FILE",
+        dest="sim_info_file",
+        default=None,
+        help="the info JSON of a running `python -m agent sim serve --info-out FILE`: its "
+        "kubeconfig, cluster, CS and FC endpoints (decider fc), managed pools and test AccessKey "
+        f"(env {ENV_PREFIX}SIM_INFO)",
     )
     for setting in SETTINGS:
         default = getattr(defaults, setting.name)
@@ -74,11 +90,17 @@ def load_config(
     flags = vars(args) if args is not None else {}
     config_file = flags.get("config_file") or env.get(ENV_PREFIX + "CONFIG")
     file_values = _read_file(config_file) if config_file else {}
+    sim_info_file = flags.get("sim_info_file") or env.get(ENV_PREFIX + "SIM_INFO")
+    try:
+        sim_values = sim_info_settings(read_sim_info(sim_info_file)) if sim_info_file else {}
+    except SimInfoError as error:
+        raise ConfigError(str(error)) from None
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         for source, raw in (
             (f"flag {setting.option}", flags.get(setting.name)),
             (f"env {setting.env}", env.get(setting.env)),
+            (f"sim info {sim_info_file}", sim_values.get(setting.name)),
             (f"file {config_file} key {setting.name}", file_values.get(setting.name)),
         ):
             if raw is None:
@@ -132,6 +154,8 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
             if not getattr(config, name):
                 setting = SETTINGS_BY_NAME[name]
                 raise ConfigError(f"{name}: required; set {setting.option} or {setting.env}")
+    for name in SCHEME_CHECKED_ENDPOINTS:
+        _check_scheme(name, getattr(config, name))
     sources = [n for n in ("kubeconfig", "api_url") if getattr(config, n)]
     if config.in_cluster:
         sources.append("in_cluster")
@@ -163,3 +187,22 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
         raise ConfigError("scale_in_interval_seconds: must be positive")
     if config.list_page_size == 0:
         raise ConfigError("list_page_size: must be at least 1")
+
+
+def _check_scheme(name: str, endpoint: str | None) -> None:
+    """An endpoint the agent would reach over HTTPS though it names this machine or an IP address:
+    refused with the fix, instead of failing every call with a TLS error on a plain-HTTP port."""
+    if not endpoint:
+        return
+    if "://" in endpoint:
+        if urlsplit(endpoint).scheme not in ("http", "https"):
+            raise ConfigError(f"{name}: {endpoint!r}: the scheme must be http:// or https://")
+        return
+    host = urlsplit(f"//{endpoint}").hostname or ""
+    if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        setting = SETTINGS_BY_NAME[name]
+        raise ConfigError(
+            f"{name}: {endpoint!r} has no scheme, so it would be reached over HTTPS; a local "
+            f"emulator such as `sim serve` speaks plain HTTP: set {setting.option} "
+            f"http://{endpoint} (or https://{endpoint} if it really is TLS)"
+        )

@@ -141,6 +141,8 @@ class RoundRecord:
     eci_placed: int = 0
     unplaceable: tuple[dict[str, str], ...] = ()
     error: str | None = None
+    # the reply's actions: kind, pool ("" for ECI), pod count and the decide/v1 reason text
+    actions: tuple[dict[str, Any], ...] = ()
 
 
 class Agent:
@@ -435,6 +437,15 @@ class Agent:
                 {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in result.unplaceable
             ),
             outcome=_outcome(result, reply),
+            actions=tuple(
+                {
+                    "kind": str(action.get("kind", "")),
+                    "pool": str(action.get("poolId", "")),
+                    "pods": len(action.get("pods") or ()),
+                    "reason": str(action.get("reason", "")),
+                }
+                for action in reply.get("actions") or ()
+            ),
         )
         for failure in result.pools_failed:
             self.metrics.api_error("cs", failure.code)
@@ -604,6 +615,7 @@ class Agent:
                 for pool in self.pool_infos
             ],
             "eci": {
+                "enabled": self.config.eci_enabled,
                 "virtualNodes": sorted(n.name for n in self.view.nodes.values() if n.virtual),
                 "runningPods": self.view.eci_running_pods,
             },

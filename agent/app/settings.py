@@ -265,8 +265,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "cs_endpoint",
         _optional_text,
-        "CS API endpoint (default cs.<region>.aliyuncs.com; prefix http:// for a local emulator)",
-        "HOST[:PORT]",
+        "CS API endpoint: a host (HTTPS) or a URL (default cs.<region>.aliyuncs.com; a local "
+        "emulator needs http://, an IP address or localhost without a scheme is refused)",
+        "URL",
     ),
     Setting(
         "credentials",
@@ -294,8 +295,9 @@ SETTINGS: tuple[Setting, ...] = (
         "fc_endpoint",
         _optional_text,
         "Function Compute endpoint, e.g. "
-        "<account>.cn-hangzhou.fc.aliyuncs.com (prefix http:// for a local emulator)",
-        "HOST[:PORT]",
+        "<account>.cn-hangzhou.fc.aliyuncs.com (HTTPS), or a URL (a local emulator needs "
+        "http://)",
+        "URL",
     ),
     Setting("fc_service", _optional_text, "Function Compute 2.0 service name", "NAME"),
     Setting("fc_function", _optional_text, "Function Compute function name", "NAME"),

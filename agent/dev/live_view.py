@@ -1,6 +1,11 @@
 """The live terminal view of a dev-mode run: plain text lines (no curses, so it can be piped or
 logged), one status line when the counts change — at most every `min_interval` real seconds, and
-at least every `heartbeat` — plus one line per decision and per agent error as they happen."""
+at least every `heartbeat` — plus one line per decision, per agent error and per agent warning as
+the run sees them.
+
+Every line is stamped with the simulated time at which it is printed, and never an earlier one,
+so the `[t+…]` column only goes forward: a decision round is shown when it has ended, not at the
+moment it started (which a status line printed meanwhile may already have passed)."""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ from typing import Any, TextIO
 from agent.dev.summary import Decision, Sample
 
 
-def status_line(
+def status_text(
     sample: Sample, *, pools: Mapping[str, int], tasks_done: int, task_count: int
 ) -> str:
-    """`[t+  95s] workers 2 pending, 3 starting, 10 running | np-cpu 5 wanted: 2 NotReady, 3 Ready
-    | ECI 0 | tasks 4/15`"""
+    """`workers 2 pending, 3 starting, 10 running | np-cpu 5 wanted: 2 NotReady, 3 Ready | ECI 0
+    | tasks 4/15 done`"""
     nodes = {pool: (not_ready, ready) for pool, not_ready, ready in sample.nodes}
     parts = [
         f"workers {sample.pending} pending, {sample.starting} starting, {sample.running} running"
@@ -26,7 +31,7 @@ def status_line(
         parts.append(f"{pool}{wanted} {not_ready} NotReady, {ready} Ready")
     parts.append(f"ECI {sample.eci}")
     parts.append(f"tasks {tasks_done}/{task_count} done")
-    return f"{stamp(sample.t)} " + " | ".join(parts)
+    return " | ".join(parts)
 
 
 def stamp(t: float) -> str:
@@ -86,6 +91,7 @@ class LiveView:
         self._last_line: str | None = None
         self._last_counts: tuple[Any, ...] | None = None
         self._printed_at = float("-inf")
+        self._last_t = 0.0
 
     def show(
         self, sample: Sample, *, pools: Mapping[str, int], tasks_done: int, final: bool = False
@@ -100,14 +106,20 @@ class LiveView:
         self._last_counts = counts
         self._printed_at = now
         self._write(
-            status_line(sample, pools=pools, tasks_done=tasks_done, task_count=self._task_count)
+            sample.t,
+            status_text(sample, pools=pools, tasks_done=tasks_done, task_count=self._task_count),
         )
 
-    def decision(self, decision: Decision) -> None:
-        self._write(f"{stamp(decision.t)} decision: {decision.text}")
+    def decision(self, t: float, decision: Decision) -> None:
+        """`decision` (a round that may have started earlier), seen at simulated `t`."""
+        self._write(t, f"decision: {decision.text}")
 
     def error(self, t: float, message: str) -> None:
-        self._write(f"{stamp(t)} agent error: {message}")
+        self._write(t, f"agent error: {message}")
 
-    def _write(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+    def warning(self, t: float, message: str) -> None:
+        self._write(t, f"agent warning: {message}")
+
+    def _write(self, t: float, text: str) -> None:
+        self._last_t = max(self._last_t, t)
+        print(f"{stamp(self._last_t)} {text}", file=self._out, flush=True)

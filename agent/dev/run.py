@@ -11,7 +11,11 @@ time (its batching windows stay real-time).
 It follows the run from the simulator's side (the object store's changes, the emulators' write
 journals) and from the agent's (each decision round), shows a live view or, with --json, prints
 one summary line; and ends when the workload is done and the cluster is at rest, or at the
-scenario's time limit.
+scenario's time limit. With --keep the simulated ACK stays up after that, for kubectl, until
+Ctrl-C.
+
+Everything a run writes goes to one run folder, printed at the start: the kubeconfig (removed
+when the cluster stops, as it then points nowhere), the agent's log and the HTML report.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +37,25 @@ from typing import Any, TextIO
 
 from agent.app.config import ConfigError, load_config
 from agent.app.settings import DECIDER_KINDS, ENV_PREFIX, FC_API_VERSIONS, STRATEGIES, AgentConfig
+from agent.dev.agent_log import AgentLogTap, route_agent_logs, warning_text
+from agent.dev.closing import closing_lines, one_line, verdict
 from agent.dev.live_view import LiveView, decision_text, scale_in_text
 from agent.dev.report import render_report
-from agent.dev.summary import CloudFacts, RunRecord, summarize
+from agent.dev.summary import (
+    FOLLOW_UP,
+    SCALE_IN,
+    SCALE_OUT,
+    CloudFacts,
+    RunRecord,
+    ScaleWrite,
+    action_reasons,
+    error_codes,
+    summarize,
+)
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import Scenario, ScenarioError, load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 
-SCALE_IN_FIELDS = ("at", "outcome", "decision_id", "removed", "kept", "error")
 TICK_SECONDS = 0.05  # how often the run is checked (real time)
 STOP_AGENT_SECONDS = 10.0
 EXIT_TIME_LIMIT = 1
@@ -128,7 +142,20 @@ def register(subparsers: Any) -> None:
     dev.add_argument(
         "--quiet",
         action="store_true",
-        help="only the summary (no banner, no live view, agent warnings hidden)",
+        help="no banner and no live view: one summary line and the report's path at the end",
+    )
+    dev.add_argument(
+        "--keep",
+        action="store_true",
+        help="when the run ends, keep the simulated ACK up (the agent stopped) for kubectl "
+        "until Ctrl-C",
+    )
+    dev.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="the run folder for the kubeconfig, the agent's log (agent.log) and the report "
+        "(report.html unless --report); default: a new ray-ack-dev-* folder in the temp directory",
     )
     dev.set_defaults(func=dev_command)
 
@@ -141,7 +168,9 @@ class DevOptions:
     report: Path | None
     time_limit: float
     quiet: bool
+    run_dir: Path
     fc_api_version: str = FC_API_VERSIONS[0]
+    keep: bool = False
 
 
 def dev_command(args: argparse.Namespace) -> int:
@@ -153,29 +182,28 @@ def dev_command(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
         return _fail(str(error))
+    run_dir = args.run_dir or Path(
+        tempfile.mkdtemp(prefix=f"ray-ack-dev-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-")
+    )
     options = DevOptions(
         decider=args.decider,
         strategy=args.strategy,
         fc_api_version=args.fc_api_version,
         json=args.json,
-        report=args.report,
+        report=args.report or run_dir / "report.html",
         time_limit=args.time_limit or scenario.time_limit_seconds,
         quiet=args.quiet,
+        run_dir=run_dir,
+        keep=args.keep,
     )
     _no_proxies_for_loopback()
-    from agent.app.logs import configure_logging
-
-    # INFO reaches the tap; the terminal gets warnings (errors only with --json or --quiet).
-    configure_logging(fmt="console", level="info")
-    root = logging.getLogger()
-    for handler in root.handlers:
-        handler.setLevel(logging.ERROR if args.quiet or args.json else logging.WARNING)
     tap = AgentLogTap()
-    root.addHandler(tap)
+    log_file = route_agent_logs(run_dir / "agent.log", tap)
     try:
         return asyncio.run(DevRun(scenario, options, speed=args.speed, tap=tap).main())
     finally:
-        root.removeHandler(tap)
+        logging.getLogger().removeHandler(tap)
+        log_file.close()
 
 
 def _fail(message: str) -> int:
@@ -213,7 +241,7 @@ def agent_environment(
         ENV_PREFIX + "KUBECONFIG": str(kubeconfig),
         ENV_PREFIX + "CLUSTER_ID": cs["clusterId"],
         ENV_PREFIX + "REGION": cs["regionId"],
-        ENV_PREFIX + "CS_ENDPOINT": f"http://{cs['endpoint']}",
+        ENV_PREFIX + "CS_ENDPOINT": cs["url"],
         ENV_PREFIX + "CREDENTIALS": "access-key",
         ENV_PREFIX + "DECIDER": decider,
         ENV_PREFIX + "MANAGED_POOLS": cs["managedPools"],
@@ -223,7 +251,7 @@ def agent_environment(
     if decider in ("fc", "http"):
         env[ENV_PREFIX + "FC_API_VERSION"] = fc_api_version
     if decider == "fc":
-        env[ENV_PREFIX + "FC_ENDPOINT"] = f"http://{fc['endpoint']}"
+        env[ENV_PREFIX + "FC_ENDPOINT"] = fc["url"]
         env[ENV_PREFIX + "FC_FUNCTION"] = fc["function"]
         if fc_api_version == "2.0":
             env[ENV_PREFIX + "FC_SERVICE"] = fc["service"]
@@ -248,34 +276,6 @@ def scales_in(agent: Any) -> bool:
     return getattr(agent, "scale_in", None) is not None
 
 
-class AgentLogTap(logging.Handler):
-    """The agent's structured log events about decisions and errors, as they happen.
-
-    The agent logs every decision round that had pods ("decision round", the round's fields),
-    every scale-in round that did something ("scale-in round") and every error ("error",
-    source and message) as structured events; this handler keeps their fields — never the
-    rendered text — so the run sees each one, even several between two looks at /status."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
-        self.events: deque[dict[str, Any]] = deque()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, dict):
-            fields = dict(record.msg)
-            name = fields.get("event")
-        else:
-            name = record.msg if isinstance(record.msg, str) else None
-            fields = {k: v for k, v in vars(record).items() if k in SCALE_IN_FIELDS}
-        if name in ("decision round", "scale-in round", "error"):
-            self.events.append({**fields, "event": name})
-
-    def drain(self) -> list[dict[str, Any]]:
-        events = list(self.events)
-        self.events.clear()
-        return events
-
-
 class DevRun:
     """One dev-mode run: the embedded ACK, the agent, and whoever watches them."""
 
@@ -297,7 +297,7 @@ class DevRun:
         self._signal: int | None = None
         self._interrupted = asyncio.Event()
         self._sim_origin = 0.0
-        self._errors = 0
+        self._errors_by_code: dict[str, int] = {}
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -326,11 +326,13 @@ class DevRun:
         from agent.app.ops import OpsServer
         from agent.app.wiring import connect_agent
 
-        async with self.ack as ack:
+        kubeconfig = self.options.run_dir / "kubeconfig"
+        async with contextlib.AsyncExitStack() as cleanup:
+            # after the cluster stops (last in, first out): the kubeconfig then points nowhere
+            cleanup.callback(kubeconfig.unlink, missing_ok=True)
+            ack = await cleanup.enter_async_context(self.ack)
             self._sim_origin = ack.cluster.clock.now()
-            kubeconfig = ack.write_kubeconfig(
-                Path(tempfile.gettempdir()) / f"ray-ack-dev-{ack.cluster.port}.kubeconfig"
-            )
+            ack.write_kubeconfig(kubeconfig)
             env = agent_environment(
                 ack.info(),
                 kubeconfig=kubeconfig,
@@ -375,13 +377,28 @@ class DevRun:
                     subscription.close()
                 self._fold(subscription.drain())
                 self._take_agent_events()  # a round that ended while the run was ending
-                final = self.record.sample(self.t())
+                final = self.record.sample(self.t(), wanted=self._pool_sizes())
                 if not self.options.json and not self.options.quiet:
                     self.view.show(
                         final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
                     )
-                summary = self._summary(agent)
-            return self._finish(ending, summary)
+                summary = self._summary()
+            code = self._finish(ending, summary)
+            if self.options.keep and ending != "interrupted":
+                await self._keep_up(kubeconfig)
+            return code
+
+    async def _keep_up(self, kubeconfig: Path) -> None:
+        """--keep: the cluster stays up (its clock running, the agent stopped) until Ctrl-C."""
+        lines = [
+            f"the simulated ACK stays up at {self.ack.kubernetes_url} (the agent has stopped); "
+            "look at it with:",
+            f"  kubectl --kubeconfig {kubeconfig} get pod,node",
+            f"  kubectl --kubeconfig {kubeconfig} describe pod",
+            "Ctrl-C stops it.",
+        ]
+        print("\n".join(lines), file=self.out, flush=True)
+        await self._interrupted.wait()
 
     def _banner(self, kubeconfig: Path, config: AgentConfig) -> None:
         scenario = self.scenario
@@ -390,10 +407,18 @@ class DevRun:
             f"simulated ACK at {self.ack.kubernetes_url}, speed {self.ack.speed:g}x "
             f"(time limit {self.options.time_limit:g} simulated s)"
         )
-        self.say(f"kubeconfig: {kubeconfig}")
+        self.say(
+            f"run folder: {self.options.run_dir} (kubeconfig, agent.log with the agent's log "
+            "lines, report.html)"
+        )
         self.say("watch it as in the ACK walkthrough:")
         self.say(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
         self.say(f"  kubectl --kubeconfig {kubeconfig} get node -w")
+        if not self.options.keep:
+            self.say(
+                "  (the cluster stops when the run ends: --keep keeps it up until Ctrl-C, and a "
+                "lower --speed, such as 5, gives time to watch)"
+            )
         where = {
             "fc": f"Function Compute {config.fc_api_version} at {config.fc_endpoint} through "
             "the FC SDK",
@@ -435,7 +460,7 @@ class DevRun:
             self._fold(subscription.drain())
             self._take_agent_events()
             t = self.t()
-            sample = self.record.sample(t)
+            sample = self.record.sample(t, wanted=self._pool_sizes())
             if not self.options.json and not self.options.quiet:
                 self.view.show(sample, pools=self._pool_sizes(), tasks_done=self._tasks_done())
             if self._interrupted.is_set():
@@ -450,16 +475,26 @@ class DevRun:
     def _take_agent_events(self) -> None:
         show = not self.options.json and not self.options.quiet
         for event in self.tap.drain():
+            for code in error_codes(event):
+                self._errors_by_code[code] = self._errors_by_code.get(code, 0) + 1
+            # the live view prints on one clock: when the run sees the event
+            now = self.t()
             at = _sim_seconds(str(event.get("at", "")), origin=self._sim_origin)
-            t = self.t() if at is None else at
+            t = now if at is None else at
             if event["event"] == "error":
-                self._errors += 1
                 if show:
-                    self.view.error(t, f"[{event.get('source')}] {event.get('message')}")
+                    self.view.error(now, f"[{event.get('source')}] {event.get('message')}")
                 continue
+            if event["event"] not in ("decision round", "scale-in round"):
+                if show and event.get("levelno", 0) >= logging.WARNING:
+                    self.view.warning(now, warning_text(event))
+                continue
+            reasons, nodes = action_reasons(event.get("actions") or ()), event.get("removed") or ()
             if event["event"] == "scale-in round":
+                kind = SCALE_IN
                 outcome, pods, text = str(event.get("outcome")), 0, scale_in_text(event)
             else:
+                kind = SCALE_OUT if event.get("reason") == "pods" else FOLLOW_UP
                 outcome, pods, text = (
                     str(event.get("outcome")),
                     int(event.get("pods") or 0),
@@ -468,9 +503,11 @@ class DevRun:
                 self.record.mark_unplaceable(
                     item["pod"].rpartition("/")[2] for item in event.get("unplaceable") or ()
                 )
-            self.record.decided(t=t, outcome=outcome, pods=pods, text=text)
+            self.record.decided(
+                t=t, outcome=outcome, pods=pods, text=text, reasons=reasons, nodes=nodes, kind=kind
+            )
             if show:
-                self.view.decision(self.record.decisions[-1])
+                self.view.decision(now, self.record.decisions[-1])
 
     def _pool_sizes(self) -> dict[str, int]:
         return {p.pool_id: p.desired for p in self.ack.world.pools.describe_pools()}
@@ -494,29 +531,23 @@ class DevRun:
             )
         return True
 
-    def _summary(self, agent: Any) -> dict[str, Any]:
+    def _summary(self) -> dict[str, Any]:
         clock = self.ack.cluster.clock
         now_sim, now_real = clock.now(), time.monotonic()
         # the CS journal is in simulated time; map it onto the real clock the record uses
         writes = tuple(
-            now_real - (now_sim - w.time) / clock.speed for w in self.ack.cs_scale_requests()
+            ScaleWrite(
+                real=now_real - (now_sim - w.time) / clock.speed,
+                pool=str(w.summary.get("nodepool_id", "")),
+            )
+            for w in self.ack.cs_scale_requests()
         )
-        registry = agent.metrics.registry
-        decisions = 0.0
-        for metric in registry.collect():
-            if metric.name == "ray_ack_scaler_decisions":
-                decisions += sum(
-                    s.value
-                    for s in metric.samples
-                    if s.name.endswith("_total") and s.labels.get("outcome") != "idle"
-                )
         cost = self.ack.world.cost_report()
         facts = CloudFacts(
-            scale_write_real_times=writes,
+            scale_writes=writes,
             idle_node_seconds=sum(p.idle_seconds for p in cost.pools),
             cost=cost.total_cost,
-            decisions=int(decisions),
-            errors=self._errors,
+            errors_by_code=self._errors_by_code,
         )
         return summarize(self.record, scenario=self.scenario.name, facts=facts)
 
@@ -528,42 +559,34 @@ class DevRun:
                     self.record,
                     summary=summary,
                     scenario=self.scenario,
-                    cost_text=self.ack.world.cost_report().to_text(),
+                    cost=self.ack.world.cost_report(),
+                    ending=ending,
                 ),
                 encoding="utf-8",
             )
         job = self.ack.world.ray.summary()
-        verdict = {
-            "rest": "done: the workload finished and the cluster is at rest",
-            "time-limit": f"time limit: the run did not finish within {self.options.time_limit:g} "
-            "simulated seconds",
-            "interrupted": "interrupted: stopped before the run finished",
-            "agent-stopped": "the agent stopped by itself before the run finished",
-        }[ending]
-        lines = [
-            verdict,
-            f"Ray job: {job.done}/{job.tasks} tasks done, {job.failed} failed; "
-            f"worker pods {summary['running']}/{summary['pods']} reached Running"
-            + (
-                f" in {summary['timeToAllRunningSeconds']:g} s"
-                if summary["timeToAllRunningSeconds"] is not None
-                else ""
-            ),
-            f"nodes: +{summary['nodesAdded']} -{summary['nodesRemoved']}, ECI pods "
-            f"{summary['eciPods']}, unplaceable {summary['unplaceable']}; decisions "
-            f"{summary['decisions']}, scale writes {summary['scaleWrites']}, errors "
-            f"{summary['errors']}; reaction p50 {summary['reactionMs']['p50']} ms, p99 "
-            f"{summary['reactionMs']['p99']} ms",
-            self.ack.world.cost_report().to_text(),
-        ]
-        if self.options.report is not None:
-            lines.append(f"report: {self.options.report}")
-        if ending == "time-limit" or not self.options.quiet:
-            print(
-                "\n".join(lines),
-                file=self.out if ending != "time-limit" else sys.stderr,
-                flush=True,
-            )
+        cost = self.ack.world.cost_report()
+        if self.options.quiet and ending != "time-limit":
+            lines = [
+                one_line(
+                    summary,
+                    ending=ending,
+                    tasks_done=f"{job.done}/{job.tasks}",
+                    cost=cost.total_cost,
+                )
+            ]
+        else:
+            lines = [
+                verdict(ending, time_limit=self.options.time_limit),
+                *closing_lines(
+                    summary, tasks=f"{job.done}/{job.tasks} tasks done, {job.failed} failed"
+                ),
+                cost.to_text(),
+            ]
+        lines.append(
+            f"report: {self.options.report}   agent log: {self.options.run_dir / 'agent.log'}"
+        )
+        print("\n".join(lines), file=self.out if ending != "time-limit" else sys.stderr, flush=True)
         if self.options.json:
             print(json.dumps(summary, sort_keys=False), flush=True)
         if ending == "interrupted":

@@ -1,6 +1,7 @@
 """What a dev-mode run did: the `RunRecord` folds the simulated cluster's object changes (worker
 pods, nodes, the agent's pod events) and the agent's decision rounds into a timeline, and
-`summarize` turns it into the one-line `--json` summary.
+`summarize` turns it into the one-line `--json` summary. `error_codes` says which refusals one of
+the agent's log events reports, so the summary counts every error by code.
 
 Pure bookkeeping: every time is passed in (simulated seconds since the run started for the
 timeline, a real monotonic reading for reaction times), so nothing here reads a clock or a socket.
@@ -8,6 +9,7 @@ timeline, a real monotonic reading for reaction times), so nothing here reads a 
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,14 @@ WORKER_LABEL = ("ray.io/node-type", "worker")
 SERVED_REASONS = ("TriggeredScaleUp", "PlacedOnECI")
 # The scale-in events about a node whose removal did not happen (its drain failed).
 SCALE_DOWN_FAILED = "ScaleDownFailed"
+# What a decision line is about: a round for newly pending pods, a later round over pods still
+# pending (the resync tick, or a follow-up after a capped or refused write), or a scale-in round.
+SCALE_OUT, FOLLOW_UP, SCALE_IN = "scale-out", "follow-up", "scale-in"
+DECISION_KINDS = {SCALE_OUT: "scaleOut", FOLLOW_UP: "followUp", SCALE_IN: "scaleIn"}
+# cluster-autoscaler's TriggeredScaleUp wording names the pool first: "[{np-cpu 0->5 (max: 10)}]"
+_SCALE_UP_POOL = re.compile(r"\[\{(\S+) ")
+# "CODE: message" (a failed CS task's error, a DecisionFailed) or "CODE (status): message"
+_LEADING_CODE = re.compile(r"^([A-Za-z][\w.]*)(?: \(\w+\))?:")
 
 
 @dataclass(frozen=True)
@@ -32,9 +42,10 @@ class Sample:
     running: int
     eci: int  # worker pods bound to the ECI virtual node
     nodes: tuple[tuple[str, int, int], ...]  # (pool id, NotReady, Ready), sorted by pool
+    wanted: tuple[tuple[str, int], ...] = ()  # (pool id, desired size), sorted by pool
 
     def counts(self) -> tuple[Any, ...]:
-        return (self.pending, self.starting, self.running, self.eci, self.nodes)
+        return (self.pending, self.starting, self.running, self.eci, self.nodes, self.wanted)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,17 @@ class Decision:
     outcome: str
     pods: int
     text: str
+    reasons: tuple[str, ...] = ()  # per action: "np-cpu 0→5: <the decide/v1 reason>"
+    nodes: tuple[str, ...] = ()  # the nodes a scale-in round removed
+    kind: str = SCALE_OUT  # SCALE_OUT, FOLLOW_UP or SCALE_IN
+
+
+@dataclass(frozen=True)
+class ScaleWrite:
+    """An accepted CS scale request: when (real monotonic seconds) and for which pool."""
+
+    real: float
+    pool: str
 
 
 @dataclass
@@ -58,11 +80,10 @@ class _Pod:
 class CloudFacts:
     """What the emulators and the agent report at the end of a run."""
 
-    scale_write_real_times: tuple[float, ...]  # accepted CS scale requests, real monotonic
+    scale_writes: tuple[ScaleWrite, ...]
     idle_node_seconds: float
     cost: float
-    decisions: int
-    errors: int
+    errors_by_code: Mapping[str, int]  # every refusal or failure the agent met, by code
 
 
 @dataclass
@@ -76,11 +97,15 @@ class RunRecord:
     created: set[str] = field(default_factory=set)
     ran: set[str] = field(default_factory=set)
     on_eci: set[str] = field(default_factory=set)
-    unplaceable: set[str] = field(default_factory=set)
+    unplaceable: set[str] = field(default_factory=set)  # decided unplaceable at least once
+    # per pod, what the agent last did about it: "unplaceable", or "served" (a pool raise for it,
+    # or its ECI patch); a pod that ends unplaceable is one whose last word was "unplaceable"
+    verdicts: dict[str, str] = field(default_factory=dict)
     first_created_t: float | None = None
     last_first_running_t: float | None = None
     unschedulable_at: dict[str, float] = field(default_factory=dict)  # real time first seen
     served_at: dict[str, float] = field(default_factory=dict)  # real time the agent served it
+    served_by: dict[str, str] = field(default_factory=dict)  # pool id, or "eci"
     nodes: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (pool, ready)
     nodes_added: int = 0
     nodes_removed: int = 0
@@ -134,7 +159,7 @@ class RunRecord:
             self.ran.add(name)
             self.last_first_running_t = t
         if labels.get(PLACED_LABEL) == "eci":  # the agent's ECI patch
-            self.served_at.setdefault(name, real)
+            self._served(name, real=real, by="eci")
 
     def _node(self, kind: str, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -171,18 +196,49 @@ class RunRecord:
         if obj.get("reason") not in SERVED_REASONS:
             return
         if involved.get("kind") == "Pod" and involved.get("namespace") == self.namespace:
-            self.served_at.setdefault(str(involved.get("name")), real)
+            pool = _SCALE_UP_POOL.search(str(obj.get("message") or ""))
+            by = "eci" if obj.get("reason") == "PlacedOnECI" else (pool.group(1) if pool else "")
+            self._served(str(involved.get("name")), real=real, by=by)
 
-    def decided(self, *, t: float, outcome: str, pods: int, text: str) -> None:
-        self.decisions.append(Decision(t=t, outcome=outcome, pods=pods, text=text))
+    def _served(self, name: str, *, real: float, by: str) -> None:
+        self.verdicts[name] = "served"
+        if name not in self.served_at:
+            self.served_at[name] = real
+            self.served_by[name] = by
+
+    def decided(
+        self,
+        *,
+        t: float,
+        outcome: str,
+        pods: int,
+        text: str,
+        reasons: Iterable[str] = (),
+        nodes: Iterable[str] = (),
+        kind: str = SCALE_OUT,
+    ) -> None:
+        self.decisions.append(
+            Decision(
+                t=t,
+                outcome=outcome,
+                pods=pods,
+                text=text,
+                reasons=tuple(reasons),
+                nodes=tuple(nodes),
+                kind=kind,
+            )
+        )
 
     def mark_unplaceable(self, names: Iterable[str]) -> None:
-        self.unplaceable.update(names)
+        for name in names:
+            self.unplaceable.add(name)
+            self.verdicts[name] = "unplaceable"
 
     # --- reading ------------------------------------------------------------------------------
 
-    def sample(self, t: float) -> Sample:
-        """The counts now; appended to the timeline when they changed."""
+    def sample(self, t: float, *, wanted: Mapping[str, int] | None = None) -> Sample:
+        """The counts now, with each pool's desired size if given; appended to the timeline
+        when they changed."""
         live = [p for p in self.pods.values() if not p.deleting]
         by_pool: dict[str, list[int]] = {}
         for pool, ready in self.nodes.values():
@@ -194,6 +250,7 @@ class RunRecord:
             running=sum(1 for p in live if p.phase == "Running"),
             eci=sum(1 for p in live if p.node and p.node == self.eci_node),
             nodes=tuple((pool, c[0], c[1]) for pool, c in sorted(by_pool.items())),
+            wanted=tuple(sorted((wanted or {}).items())),
         )
         if not self.samples or self.samples[-1].counts() != point.counts():
             self.samples.append(point)
@@ -207,19 +264,50 @@ class RunRecord:
             counts[pool] = (not_ready + (not ready), ready_count + ready)
         return counts
 
-    def reaction_seconds(self, scale_writes: Sequence[float]) -> list[float]:
-        """Per served pod: from the moment its Unschedulable condition was written to the agent's
-        write serving it — the last accepted CS scale request before the agent's event for the
-        pod, or the ECI patch itself — in real seconds."""
-        writes = sorted(scale_writes)
+    def ended_unplaceable(self) -> set[str]:
+        """Worker pods the agent last called unplaceable that did not get a node in the end:
+        still waiting unbound, or deleted without ever running."""
+        ended = set()
+        for name, verdict in self.verdicts.items():
+            if verdict != "unplaceable":
+                continue
+            pod = self.pods.get(name)
+            if (pod is not None and not pod.node) or (pod is None and name not in self.ran):
+                ended.add(name)
+        return ended
+
+    def reaction_seconds(self, scale_writes: Sequence[ScaleWrite]) -> list[float]:
+        """Per served pod: from the moment its Unschedulable condition was seen to the agent's
+        own write for that pod — its ECI patch, or the last accepted scale request for the pool
+        its TriggeredScaleUp event names before that event — in real seconds. A pod served by
+        ECI is never timed by a pool write that happened to fall before its patch."""
+        writes = sorted(scale_writes, key=lambda w: w.real)
         reactions = []
         for name, served in self.served_at.items():
             since = self.unschedulable_at.get(name)
             if since is None or served < since:
                 continue
-            before = [w for w in writes if since <= w <= served]
+            by = self.served_by.get(name, "")
+            if by == "eci":
+                reactions.append(served - since)
+                continue
+            before = [w.real for w in writes if since <= w.real <= served and w.pool == by]
+            if not before:  # an event that named no pool we know: the last write of any pool
+                before = [w.real for w in writes if since <= w.real <= served]
             reactions.append((before[-1] if before else served) - since)
         return reactions
+
+
+def action_reasons(actions: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """One line per action of a decision round (the agent's RoundRecord.actions): where its pods
+    went, and the decide/v1 reason why."""
+    lines = []
+    for action in actions:
+        where = action.get("pool") or ("ECI" if action.get("kind") == "place-on-eci" else "?")
+        lines.append(
+            f"{where} ({action.get('pods', 0)} pods): {action.get('reason') or 'no reason given'}"
+        )
+    return tuple(lines)
 
 
 def _unschedulable(status: Mapping[str, Any]) -> bool:
@@ -246,9 +334,43 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
+def error_codes(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """The refusals and failures one of the agent's log events reports, by code; () for events
+    that report none, or only repeat one counted from an earlier event.
+
+    Each failed attempt is counted where the agent first logs it: a CS call retried or given up
+    ("cs call retried" / "cs call failed", so a throttled call that succeeded on its second try
+    counts one Throttling.User), a decider call retried, a decider round given up, a scale-out
+    task the cloud failed (ECS's OperationDenied.NoStock), and any other error the agent reports
+    (by its source). The "error" events of source cs repeat a "cs call failed" and are skipped."""
+    name = event.get("event")
+    if name in ("cs call retried", "cs call failed", "decider retried"):
+        return (str(event.get("code") or "unknown"),)
+    if name == "scale-out failed":
+        found = _LEADING_CODE.match(str(event.get("error") or ""))
+        return (found.group(1) if found else "TaskFailed",)
+    if name == "error":
+        source, message = str(event.get("source") or "agent"), str(event.get("message") or "")
+        if source == "cs":
+            return ()
+        found = _LEADING_CODE.match(message)
+        return (found.group(1) if source == "decider" and found else source,)
+    return ()
+
+
+def decision_counts(decisions: Sequence[Decision]) -> dict[str, int]:
+    """Decision lines by kind, under their summary names (scaleOut, followUp, scaleIn)."""
+    counts = dict.fromkeys(DECISION_KINDS.values(), 0)
+    for decision in decisions:
+        key = DECISION_KINDS.get(decision.kind, decision.kind)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[str, Any]:
     """The `--json` summary line (simulated seconds, real milliseconds for reactions)."""
-    reactions = [s * 1000 for s in record.reaction_seconds(facts.scale_write_real_times)]
+    reactions = [s * 1000 for s in record.reaction_seconds(facts.scale_writes)]
+    ended_unplaceable = record.ended_unplaceable()
     to_all_running = None
     if record.created and record.ran >= record.created and record.first_created_t is not None:
         to_all_running = round((record.last_first_running_t or 0.0) - record.first_created_t, 1)
@@ -257,7 +379,8 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
         "scenario": scenario,
         "pods": len(record.created),
         "running": len(record.ran),
-        "unplaceable": len(record.unplaceable),
+        "unplaceable": len(ended_unplaceable),  # ended so: no node for them at the end
+        "unplaceableTransient": len(record.unplaceable - ended_unplaceable),  # placed later
         "nodesAdded": record.nodes_added,
         "nodesRemoved": record.nodes_removed,
         "eciPods": len(record.on_eci),
@@ -266,15 +389,18 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
         "reactionMs": {
             "p50": None if p50 is None else round(p50, 1),
             "p99": None if p99 is None else round(p99, 1),
+            "pods": len(reactions),
         },
-        "decisions": facts.decisions,
+        "decisions": len(record.decisions),  # one per decision line shown
+        "decisionsByKind": decision_counts(record.decisions),
         "scaleDown": {
             "failed": record.scale_down_failures,
             "uncordonedAfterFailure": len(record.uncordoned_after_failure),
             "failedThenRemoved": len(record.failed_then_removed),
             "cordonedAtEnd": len(record.cordoned),
         },
-        "scaleWrites": len(facts.scale_write_real_times),
-        "errors": facts.errors,
+        "scaleWrites": len(facts.scale_writes),
+        "errors": sum(facts.errors_by_code.values()),
+        "errorsByCode": dict(sorted(facts.errors_by_code.items())),
         "costEstimate": round(facts.cost, 4),
     }

@@ -202,12 +202,9 @@ async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
         print(f"  {_workload_line(scenario)}")
         _print_watch_hints(kubeconfig)
         cs, fc = info["cs"], info["fc"]
+        print(f"CS API:           {cs['url']} (cluster {cs['clusterId']}, region {cs['regionId']})")
         print(
-            f"CS API:           http://{cs['endpoint']} (cluster {cs['clusterId']}, "
-            f"region {cs['regionId']})"
-        )
-        print(
-            f"Function Compute: http://{fc['endpoint']} (function {fc['function']}; "
+            f"Function Compute: {fc['url']} (function {fc['function']}; "
             f"FC 2.0 service {fc['service']})"
         )
         print(
@@ -217,6 +214,9 @@ async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
         print(f"Managed pools:    {cs['managedPools'] or 'none'} (--managed-pools for the agent)")
         if args.info_out:
             print(f"info: {args.info_out}")
+            print(f"Connect an agent: python -m agent run --sim-info {args.info_out}")
+        else:
+            print("(--info-out FILE writes all this for `python -m agent run --sim-info FILE`)")
         print("Stop with Ctrl-C.", flush=True)
         await stop.wait()
         print(_run_summary(ack), flush=True)

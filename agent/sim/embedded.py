@@ -245,13 +245,17 @@ class EmbeddedAck:
         return self.kubeconfig_path
 
     def info(self) -> dict[str, Any]:
-        """Where everything listens and the keys it accepts (the `sim serve --info-out` JSON)."""
+        """Where everything listens and the keys it accepts (the `sim serve --info-out` JSON, which
+        `agent run --sim-info` reads). `url` is a service's full address with its scheme;
+        `endpoint` the host:port alone, the form the Alibaba Cloud SDKs take as Config.endpoint
+        (with protocol http)."""
         return {
             "kubernetes": {
                 "url": self.kubernetes_url,
                 "kubeconfig": None if self.kubeconfig_path is None else str(self.kubeconfig_path),
             },
             "cs": {
+                "url": f"http://{self.cs_endpoint}",
                 "endpoint": self.cs_endpoint,
                 "regionId": self.region_id,
                 "clusterId": self.cluster_id,
@@ -266,6 +270,7 @@ class EmbeddedAck:
                 ),
             },
             "fc": {
+                "url": f"http://{self.fc_endpoint}",
                 "endpoint": self.fc_endpoint,
                 "service": self.fc_service,  # FC 2.0 only: FC 3.0 functions have no service
                 "function": self.fc_function,
@@ -273,6 +278,11 @@ class EmbeddedAck:
                 "accessKeySecret": TEST_ACCESS_KEY_SECRET,
                 "httpTriggerUrl": self.http_trigger_url,
                 "httpTriggerUrlFc2": self.http_trigger_url_fc2,
+            },
+            "credentialsUri": self.credentials_uri,
+            "eci": {
+                "enabled": self.scenario.eci.enabled,
+                "virtualNode": self.scenario.eci.node_name if self.scenario.eci.enabled else None,
             },
         }
 

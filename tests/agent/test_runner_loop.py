@@ -57,6 +57,22 @@ async def test_dry_run_decides_without_writing(world: World) -> None:
     assert set(world.phases()) == {"Pending"}
 
 
+async def test_the_round_record_keeps_each_action_with_its_reason(world: World) -> None:
+    """The round's record (logged, shown in /status, the dev report) carries every action of the
+    reply: its kind, pool, pod count and the decide/v1 reason text."""
+    agent = world.agent(config_for(world, dry_run=True))
+    async with running(agent):
+        world.add_workers(4)
+        await until(lambda: agent.last_round is not None and agent.last_round.outcome == "dry_run")
+        (action,) = agent.last_round.actions
+        assert {k: action[k] for k in ("kind", "pool", "pods")} == {
+            "kind": "scale-pool",
+            "pool": "np-cpu",
+            "pods": 4,
+        }
+        assert "np-cpu" in action["reason"]
+
+
 class GatedDecider:
     """The in-process decider, held at a gate so the test can stop the agent mid-round."""
 
@@ -122,8 +138,10 @@ async def test_ops_endpoints_serve_the_running_agent(world: World) -> None:
     assert set(status["watches"]) == {"pending-pods", "bound-pods", "nodes"}
     assert all("http_error" not in w["restarts"] for w in status["watches"].values())
     assert 'ray_ack_scaler_decisions_total{outcome="scaled"} 1.0' in metrics
+    assert status["eci"]["enabled"] is False  # config_for's default: ECI off
     text = render_status(status)
     assert "np-cpu" in text and "scaled np-cpu: 0 -> 1" in text
+    assert " ECI: off" in text
 
 
 @pytest.mark.parametrize("with_eci", [True])

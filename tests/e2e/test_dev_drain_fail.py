@@ -64,9 +64,7 @@ def test_the_summary_counts_scale_down_failures_per_node():
         ("DELETED", "nodes", node("n-1", cordoned=True)),
     ]:
         record.observe(kind, resource, obj, t=0, real=0)
-    facts = CloudFacts(
-        scale_write_real_times=(), idle_node_seconds=0, cost=0, decisions=0, errors=0
-    )
+    facts = CloudFacts(scale_writes=(), idle_node_seconds=0, cost=0, errors_by_code={})
     assert summarize(record, scenario="s", facts=facts)["scaleDown"] == {
         "failed": 1,
         "uncordonedAfterFailure": 1,

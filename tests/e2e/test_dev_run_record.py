@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from agent.actuate.actuation import PLACED_LABEL
-from agent.dev.summary import CloudFacts, RunRecord, summarize
+from agent.dev.summary import (
+    FOLLOW_UP,
+    SCALE_IN,
+    SCALE_OUT,
+    CloudFacts,
+    RunRecord,
+    ScaleWrite,
+    error_codes,
+    summarize,
+)
 
 POOL_LABEL = "alibabacloud.com/nodepool-id"
 
@@ -39,16 +48,24 @@ def node(name: str, *, pool: str, ready: bool) -> dict:
     }
 
 
-def served_event(pod: str, reason: str = "TriggeredScaleUp") -> dict:
+def served_event(pod: str, reason: str = "TriggeredScaleUp", pool: str = "np") -> dict:
+    message = f"pod triggered scale-up: [{{{pool} 0->2 (max: 4)}}]"
     return {
         "reason": reason,
+        "message": message if reason == "TriggeredScaleUp" else "pod placed on ECI",
         "involvedObject": {"kind": "Pod", "namespace": "default", "name": pod},
     }
 
 
-def facts(writes: tuple[float, ...] = ()) -> CloudFacts:
+def writes(*at: float, pool: str = "np") -> tuple[ScaleWrite, ...]:
+    return tuple(ScaleWrite(real=t, pool=pool) for t in at)
+
+
+def facts(
+    scale_writes: tuple[ScaleWrite, ...] = (), errors: dict[str, int] | None = None
+) -> CloudFacts:
     return CloudFacts(
-        scale_write_real_times=writes, idle_node_seconds=12.0, cost=0.5, decisions=1, errors=0
+        scale_writes=scale_writes, idle_node_seconds=12.0, cost=0.5, errors_by_code=errors or {}
     )
 
 
@@ -62,9 +79,9 @@ def test_reaction_runs_from_unschedulable_to_the_scale_write_serving_the_pod():
     record.observe("ADDED", "pods", worker("w1"), t=0, real=9.0)
     record.observe("MODIFIED", "pods", worker("w1", unschedulable=True), t=1, real=10.0)
     record.observe("ADDED", "events", served_event("w1"), t=2, real=10.5)
-    assert [round(r, 3) for r in record.reaction_seconds([9.5, 10.3])] == [0.3]
-    summary = summarize(record, scenario="s", facts=facts((10.3,)))
-    assert summary["reactionMs"] == {"p50": 300.0, "p99": 300.0}
+    assert [round(r, 3) for r in record.reaction_seconds(writes(9.5, 10.3))] == [0.3]
+    summary = summarize(record, scenario="s", facts=facts(writes(10.3)))
+    assert summary["reactionMs"] == {"p50": 300.0, "p99": 300.0, "pods": 1}
 
 
 def test_an_eci_patch_ends_the_reaction_and_the_pod_counts_as_an_eci_pod():
@@ -110,3 +127,70 @@ def test_a_worker_that_never_ran_leaves_time_to_all_running_unset():
     summary = summarize(record, scenario="s", facts=facts())
     assert summary["timeToAllRunningSeconds"] is None
     assert (summary["pods"], summary["running"], summary["unplaceable"]) == (2, 1, 1)
+
+
+def test_each_pod_is_timed_to_its_own_write_not_to_another_pools_or_an_eci_neighbours():
+    """Pods pending together but served by two pools and ECI get three different reactions: a
+    pool write in between does not end the reaction of a pod served later by ECI."""
+    record = new_record()
+    for name in ("a", "b", "c"):
+        record.observe("MODIFIED", "pods", worker(name, unschedulable=True), t=1, real=10.0)
+    record.observe("ADDED", "events", served_event("a", pool="np-1"), t=2, real=10.5)
+    record.observe("ADDED", "events", served_event("b", pool="np-2"), t=2, real=10.9)
+    record.observe("MODIFIED", "pods", worker("c", labels={PLACED_LABEL: "eci"}), t=3, real=11.5)
+    scale_writes = (*writes(10.2, pool="np-1"), *writes(10.7, pool="np-2"))
+    assert sorted(round(r, 3) for r in record.reaction_seconds(scale_writes)) == [0.2, 0.7, 1.5]
+    summary = summarize(record, scenario="s", facts=facts(scale_writes))
+    assert summary["reactionMs"]["p50"] == 700.0 and summary["reactionMs"]["p99"] > 1400
+
+
+def test_unplaceable_counts_only_pods_that_ended_so_and_the_rest_as_transient():
+    """A pod decided unplaceable, then served and Running, is transient; one still unbound at
+    the end is unplaceable; one whose last word was a placement is neither."""
+    record = new_record()
+    for name in ("late", "stuck", "placed"):
+        record.observe("ADDED", "pods", worker(name, unschedulable=True), t=1, real=1)
+    record.mark_unplaceable(["late", "stuck", "placed"])
+    record.observe("ADDED", "events", served_event("late"), t=5, real=5)
+    record.observe("MODIFIED", "pods", worker("late", node="n", phase="Running"), t=9, real=9)
+    record.observe("ADDED", "events", served_event("placed"), t=5, real=5)
+    summary = summarize(record, scenario="s", facts=facts())
+    assert (summary["unplaceable"], summary["unplaceableTransient"]) == (1, 2)
+    record.observe("DELETED", "pods", worker("stuck"), t=10, real=10)  # gone without running
+    assert record.ended_unplaceable() == {"stuck"}
+
+
+def test_decisions_are_counted_by_kind_one_per_decision_line():
+    """Scale-out, follow-up and scale-in rounds all count; the total matches the lines shown."""
+    record = new_record()
+    for kind in (SCALE_OUT, FOLLOW_UP, FOLLOW_UP, SCALE_IN, SCALE_IN):
+        record.decided(t=1, outcome="x", pods=1, text="x", kind=kind)
+    summary = summarize(record, scenario="s", facts=facts())
+    assert summary["decisions"] == 5
+    assert summary["decisionsByKind"] == {"scaleOut": 1, "followUp": 2, "scaleIn": 2}
+
+
+def test_cloud_refusals_count_as_errors_by_code_once_each():
+    """NoStock from a failed scale-out task, each throttled CS attempt and each decider failure
+    count by code; an "error" of source cs repeats a counted "cs call failed" and is skipped."""
+    events = [
+        {"event": "scale-out failed", "pool": "np", "error": "OperationDenied.NoStock: sold out"},
+        {"event": "cs call retried", "action": "ModifyClusterNodePool", "code": "Throttling.User"},
+        {"event": "cs call failed", "action": "DescribeClusterNodePools", "code": "InternalError"},
+        {"event": "error", "source": "cs", "message": "InternalError (500): boom"},
+        {"event": "decider retried", "code": "ServiceUnavailable"},
+        {"event": "error", "source": "decider", "message": "Timeout: no answer in 5 s"},
+        {"event": "error", "source": "kubernetes", "message": "ray/w1: 500 boom"},
+        {"event": "decision round", "outcome": "scaled"},
+    ]
+    codes = [code for event in events for code in error_codes(event)]
+    assert codes == [
+        "OperationDenied.NoStock",
+        "Throttling.User",
+        "InternalError",
+        "ServiceUnavailable",
+        "Timeout",
+        "kubernetes",
+    ]
+    summary = summarize(new_record(), scenario="s", facts=facts(errors={"Throttling.User": 2}))
+    assert (summary["errors"], summary["errorsByCode"]) == (2, {"Throttling.User": 2})

@@ -70,6 +70,9 @@ def test_seed_adds_the_minimal_number_of_nodes_in_one_scale_write(seed_run):
     _workers, nodes = minimal_new_nodes()
     assert summary["nodesAdded"] == nodes
     assert summary["scaleWrites"] >= 1 and summary["decisions"] >= 1
+    kinds = summary["decisionsByKind"]
+    assert sum(kinds.values()) == summary["decisions"], "one count per decision line shown"
+    assert kinds["scaleOut"] >= 1 and kinds["scaleIn"] >= 1  # the pool grew, then shrank
     assert summary["timeToAllRunningSeconds"] is not None
     assert summary["reactionMs"]["p50"] is not None and summary["costEstimate"] > 0
 
@@ -86,7 +89,8 @@ def test_report_is_a_self_contained_html_page_with_a_timeline(seed_run):
     _result, report = seed_run
     page = report.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "</svg>" in page
-    assert "np-cpu nodes Ready" in page and "worker pods pending" in page
-    assert 'class="decision"' in page
+    assert 'id="panel-pods"' in page and 'id="panel-pool-np-cpu"' in page
+    assert "simulated time (s)" in page and "Ready nodes" in page and "Estimated cost" in page
+    assert 'class="decision"' in page and 'class="reasons"' in page
     for external in ("<script", "<link", "src=", "url(", "@import"):
         assert external not in page

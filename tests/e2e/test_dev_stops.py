@@ -11,10 +11,10 @@ from tests.support.dev_process import REPO, dev_command, dev_environment, run_de
 STARTUP_SECONDS = 30.0
 
 
-def test_ctrl_c_mid_run_stops_cleanly_with_exit_130():
+def test_ctrl_c_mid_run_stops_cleanly_with_exit_130(tmp_path):
     """SIGINT after the first decision: summary printed, exit 130, no traceback."""
     process = subprocess.Popen(
-        dev_command("--speed", "5"),
+        dev_command("--speed", "5", "--run-dir", str(tmp_path)),
         cwd=REPO,
         env=dev_environment(),
         stdout=subprocess.PIPE,

@@ -60,19 +60,20 @@ class TestWhatItHandsOut:
     """What EmbeddedAck hands a client: info with the test keys, a working kubeconfig."""
 
     async def test_info_has_the_three_sections_with_the_test_keys(self, ack, tmp_path):
-        """info() is the issue's JSON: kubernetes, cs and fc, on distinct 127.0.0.1 ports."""
+        """info() is the issue's JSON: kubernetes, cs and fc on distinct 127.0.0.1 ports, each
+        service with its full URL (scheme included) and its bare SDK endpoint; ECI's state."""
         assert ack.info()["kubernetes"]["kubeconfig"] is None
         path = ack.write_kubeconfig(tmp_path / "kube" / "config")
         info = ack.info()
-        assert set(info) == {"kubernetes", "cs", "fc"}
+        assert set(info) == {"kubernetes", "cs", "fc", "credentialsUri", "eci"}
         assert info["kubernetes"] == {"url": ack.kubernetes_url, "kubeconfig": str(path)}
         assert info["cs"] == {
-            "endpoint": ack.cs_endpoint, "regionId": "cn-hangzhou", "clusterId": "c-seed",
+            "url": f"http://{ack.cs_endpoint}", "endpoint": ack.cs_endpoint, "regionId": "cn-hangzhou", "clusterId": "c-seed",
             "accessKeyId": TEST_ACCESS_KEY_ID, "accessKeySecret": TEST_ACCESS_KEY_SECRET,
             "managedPools": "np-cpu:0:10",
         }  # fmt: skip
         assert info["fc"] == {
-            "endpoint": ack.fc_endpoint, "service": "ray-ack-scaler", "function": "decide",
+            "url": f"http://{ack.fc_endpoint}", "endpoint": ack.fc_endpoint, "service": "ray-ack-scaler", "function": "decide",
             "accessKeyId": TEST_ACCESS_KEY_ID, "accessKeySecret": TEST_ACCESS_KEY_SECRET,
             "httpTriggerUrl": ack.http_trigger_url,
             "httpTriggerUrlFc2": f"http://{ack.fc_endpoint}/2016-08-15/proxy/ray-ack-scaler/decide/",
@@ -86,6 +87,8 @@ class TestWhatItHandsOut:
         }
         assert len(ports) == 3
         assert all(info[s]["endpoint"].startswith("127.0.0.1:") for s in ("cs", "fc"))
+        assert info["credentialsUri"] == ack.credentials_uri
+        assert info["eci"] == {"enabled": False, "virtualNode": None}  # seed: ECI off
 
     async def test_a_kubeconfig_client_sees_the_system_node_and_the_ray_head(self, ack, tmp_path):
         """kubernetes-asyncio, configured from the written kubeconfig, lists the scenario's world."""

@@ -25,7 +25,7 @@ async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env)
         env=clean_env, banner_timeout=30,
     ) as (process, banner):  # fmt: skip
         info = json.loads(info_path.read_text())
-        assert set(info) == {"kubernetes", "cs", "fc"}
+        assert {"kubernetes", "cs", "fc"} <= set(info)
         assert info["kubernetes"]["kubeconfig"] == str(kubeconfig)
         assert (
             yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
@@ -35,8 +35,11 @@ async def test_seed_serves_all_three_services_until_sigterm(tmp_path, clean_env)
         assert info["fc"]["httpTriggerUrl"].startswith("http://127.0.0.1:")
         assert info["fc"]["httpTriggerUrlFc2"].startswith(f"http://{info['fc']['endpoint']}/")
         assert f"  kubectl --kubeconfig {kubeconfig} get node -w" in banner
-        assert any(info["cs"]["endpoint"] in line and "CS API" in line for line in banner)
-        assert any(info["fc"]["endpoint"] in line and "Function Compute" in line for line in banner)
+        assert info["cs"]["url"] == f"http://{info['cs']['endpoint']}"
+        assert info["fc"]["url"] == f"http://{info['fc']['endpoint']}"
+        assert any(info["cs"]["url"] in line and "CS API" in line for line in banner)
+        assert any(info["fc"]["url"] in line and "Function Compute" in line for line in banner)
+        assert f"Connect an agent: python -m agent run --sim-info {info_path}" in banner
 
         listing = await asyncio.create_subprocess_exec(
             "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +40,15 @@ def dev_command(*args: str) -> list[str]:
 
 
 def run_dev(*args: str, timeout: float = RUN_TIMEOUT_SECONDS) -> DevResult:
-    """Run `python -m agent dev ARGS` to its end (bounded) and return what it printed."""
-    done = subprocess.run(
-        dev_command(*args),
-        cwd=REPO,
-        env=dev_environment(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run `python -m agent dev ARGS` to its end (bounded) and return what it printed. Its run
+    folder is a temporary one removed afterwards, unless ARGS name one (the last --run-dir wins)."""
+    with tempfile.TemporaryDirectory(prefix="ray-ack-dev-test-") as run_dir:
+        done = subprocess.run(
+            dev_command("--run-dir", run_dir, *args),
+            cwd=REPO,
+            env=dev_environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     return DevResult(done.returncode, done.stdout, done.stderr)

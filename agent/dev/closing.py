@@ -1,0 +1,65 @@
+"""The closing words of a dev-mode run, from its `--json` summary: the verdict and the lines that
+follow the live view, or the single line `--quiet` prints instead."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+VERDICTS = {
+    "rest": ("done", "done: the workload finished and the cluster is at rest"),
+    "time-limit": ("time limit", "time limit: the run did not finish within {limit:g} simulated seconds"),
+    "interrupted": ("interrupted", "interrupted: stopped before the run finished"),
+    "agent-stopped": ("agent stopped", "the agent stopped by itself before the run finished"),
+}
+KIND_WORDS = {"scaleOut": "scale-out", "followUp": "follow-up", "scaleIn": "scale-in"}
+
+
+def verdict(ending: str, *, time_limit: float) -> str:
+    return VERDICTS[ending][1].format(limit=time_limit)
+
+
+def closing_lines(summary: Mapping[str, Any], *, tasks: str) -> list[str]:
+    """`tasks`: the Ray job's line ("15/15 tasks done, 0 failed")."""
+    ran = f"worker pods {summary['running']}/{summary['pods']} reached Running"
+    if summary["timeToAllRunningSeconds"] is not None:
+        ran += f" in {summary['timeToAllRunningSeconds']:g} s"
+    transient = summary.get("unplaceableTransient", 0)
+    unplaceable = f"unplaceable at the end {summary['unplaceable']}" + (
+        f" ({transient} more only for a while)" if transient else ""
+    )
+    reaction = summary["reactionMs"]
+    return [
+        f"Ray job: {tasks}; {ran}",
+        f"nodes: +{summary['nodesAdded']} -{summary['nodesRemoved']}, ECI pods "
+        f"{summary['eciPods']}, {unplaceable}",
+        f"decisions {summary['decisions']} ({_kinds(summary)}), scale writes "
+        f"{summary['scaleWrites']}, errors {summary['errors']}{_codes(summary)}",
+        f"reaction per pod (Unschedulable to the write serving it): p50 {_ms(reaction['p50'])}, "
+        f"p99 {_ms(reaction['p99'])} over {reaction.get('pods', 0)} pods",
+    ]
+
+
+def one_line(summary: Mapping[str, Any], *, ending: str, tasks_done: str, cost: float) -> str:
+    """`done: 15/15 tasks, 15/15 workers Running, nodes +5 -5, ECI 0, unplaceable 0, decisions
+    5, errors 0, 0.52 CNY`"""
+    return (
+        f"{VERDICTS[ending][0]}: {tasks_done} tasks, {summary['running']}/{summary['pods']} "
+        f"workers Running, nodes +{summary['nodesAdded']} -{summary['nodesRemoved']}, ECI "
+        f"{summary['eciPods']}, unplaceable {summary['unplaceable']}, decisions "
+        f"{summary['decisions']}, errors {summary['errors']}{_codes(summary)}, {cost:.2f} CNY"
+    )
+
+
+def _kinds(summary: Mapping[str, Any]) -> str:
+    kinds = summary.get("decisionsByKind") or {}
+    return ", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in kinds.items())
+
+
+def _codes(summary: Mapping[str, Any]) -> str:
+    codes = summary.get("errorsByCode") or {}
+    return f" ({', '.join(f'{code} {n}' for code, n in codes.items())})" if codes else ""
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g} ms"

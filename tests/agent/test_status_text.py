@@ -1,0 +1,61 @@
+"""`python -m agent status` as a person reads it: requests in human units, and ECI's state said
+plainly (off, on without a virtual node yet, or on with its pods)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.app.commands import human_quantity, render_status
+
+
+@pytest.mark.parametrize(
+    ("resource", "value", "shown"),
+    [
+        ("memory", "1073741824", "1 GiB"),
+        ("memory", "1536Mi", "1.5 GiB"),
+        ("memory", "512Mi", "512 MiB"),
+        ("ephemeral-storage", "2Ti", "2 TiB"),
+        ("cpu", "500m", "0.5 vCPU"),
+        ("cpu", "4", "4 vCPU"),
+        ("nvidia.com/gpu", "1", "1"),
+        ("memory", "not-a-quantity", "not-a-quantity"),
+    ],
+)
+def test_requests_are_shown_in_human_units(resource: str, value: str, shown: str) -> None:
+    """Bytes in binary units as kubectl shows them; CPU in vCPU; anything unparsable as is."""
+    assert human_quantity(resource, value) == shown
+
+
+def test_pending_pods_show_their_requests_in_human_units() -> None:
+    """`memory: 1073741824` becomes `memory: 1 GiB` in the Pending section."""
+    text = render_status(
+        {
+            "pending": [
+                {
+                    "pod": "ray/w-1",
+                    "requests": {"cpu": "1", "memory": "1073741824"},
+                    "since": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
+    )
+    assert "ray/w-1  {cpu: 1 vCPU, memory: 1 GiB}" in text
+    assert "1073741824" not in text
+
+
+@pytest.mark.parametrize(
+    ("eci", "line"),
+    [
+        ({"enabled": False, "virtualNodes": [], "runningPods": 0}, " ECI: off"),
+        ({"enabled": True, "virtualNodes": [], "runningPods": 0}, " ECI: on, but no ECI virtual"),
+        (
+            {"enabled": True, "virtualNodes": ["virtual-kubelet-z"], "runningPods": 3},
+            " ECI: on, 3 pods running on virtual-kubelet-z",
+        ),
+    ],
+)
+def test_eci_line_says_whether_eci_is_used(eci: dict, line: str) -> None:
+    """Never "0 pods on no virtual node": off when the agent does not use ECI."""
+    text = render_status({"eci": eci})
+    assert any(row.startswith(line) for row in text.splitlines()), text
+    assert "no virtual node" not in text
