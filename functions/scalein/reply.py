@@ -9,6 +9,7 @@ RemoveNodePoolNodes per run of a pool; `pools` has that grouping ready-made.
 
 from __future__ import annotations
 
+from functions.readers import fingerprint_bytes
 from functions.scalein.model import ScaleInRequest
 from functions.scalein.select import Selection
 from functions.scalein.validate import SCHEMA
@@ -24,7 +25,7 @@ def scale_in_decision_id(request: ScaleInRequest) -> str:
     # Imported here, as in functions.scaleout.reply: OpenSSL is cold-start time only a call needs.
     import hashlib
 
-    return hashlib.sha256(request.fingerprint.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(fingerprint_bytes(request.fingerprint)).hexdigest()[:16]
 
 
 def build_scale_in_reply(request: ScaleInRequest, selection: Selection) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from itertools import repeat
 
 from functions.contract import DECIDE_SCHEMA, PLACE_ON_ECI, SCALE_POOL
+from functions.readers import fingerprint_bytes
 from functions.scaleout.feasibility import eci_fit
 from functions.scaleout.model import Request
 from functions.scaleout.plan import Plan
@@ -28,7 +29,7 @@ def decision_id(request: Request) -> str:
     # Imported here: loading OpenSSL is ~3 ms of a cold start that only needs it per call.
     import hashlib
 
-    return hashlib.sha256(request.fingerprint.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(fingerprint_bytes(request.fingerprint)).hexdigest()[:16]
 
 
 def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
