@@ -156,19 +156,38 @@ async def requests_of_a_pool_cycle() -> set[Scoped]:
 
 
 async def requests_of_an_eci_placement() -> set[Scoped]:
-    """Seed workers on ECI: the toleration patch and the PlacedOnECI event."""
+    """Seed workers on ECI: the toleration patch and the PlacedOnECI event; the first patch
+    is refused because the pod changed after the snapshot (as the scheduler's status writes do),
+    so the agent re-reads the pod (GET) and patches again."""
     seen: set[Scoped] = set()
     scenario = in_the_deployed_namespace(
         dataclasses.replace(load_scenario("seed"), eci=EciSpec(enabled=True))
     )
     async with EmbeddedAck(scenario, speed=SPEED, faults=False) as ack:
-        ack.cluster.request_listeners.append(lambda m, p: seen.add(scoped_rule(m, p)))
+        store = ack.cluster.store
+
+        def rewrite_message(pod: dict[str, Any]) -> None:
+            for condition in pod["status"].get("conditions") or ():
+                if condition.get("type") == "PodScheduled":
+                    condition["message"] = "0/9 nodes are available (rewritten by the test)"
+
+        def listen(method: str, path_qs: str) -> None:
+            rule = scoped_rule(method, path_qs)
+            if rule[1:] == ("pods", "patch") and not any(r[1:] == ("pods", "get") for r in seen):
+                # The listener runs before the handler: bump the pod's resourceVersion, so the
+                # patch's `test` fails with 422 and the agent must re-read it.
+                name = urlsplit(path_qs).path.rsplit("/", 1)[-1]
+                store.mutate("pods", name, rewrite_message, namespace=rule[0])
+            seen.add(rule)
+
+        ack.cluster.request_listeners.append(listen)
         config = deployed_config(ack, strategy="eci-first", scale_in_enabled=False)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(
-                lambda: any(r[1:] == ("pods", "patch") for r in seen),
+                lambda: {("pods", "patch"), ("pods", "get")} <= {r[1:] for r in seen}
+                and ack.world.ray.finished(),
                 timeout=20,
-                what="an ECI placement",
+                what="an ECI placement after a re-read",
             )
     return seen
 
