@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 
+from functions.deadline import Deadline
 from functions.errors import (
     DecisionError,
     InvalidRequest,
@@ -117,18 +120,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _decide(source: str, *, decision: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+def _decide(source: str, *, decision: Callable[..., dict[str, Any]]) -> int:
     """Read, decide, print; the exit status says which of the three outcomes it was."""
     try:
         limit = max_body_bytes_from(os.environ)
     except ValueError as error:
         print(f"python -m functions: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    # No platform timeout here: only the request's own policy.maxDecisionSeconds limits it.
+    deadline = Deadline(math.inf, clock=time.monotonic)
     raw: bytes | None = None
     try:
         raw = _read(sys.stdin.buffer, "stdin", limit) if source == "-" else _open(source, limit)
         # The same reader as every Function Compute handler (functions.readers.read_request).
-        text = _dumps(decision(read_request(raw, max_bytes=limit)))
+        text = _dumps(decision(read_request(raw, max_bytes=limit), deadline=deadline))
     except DecisionError as error:
         _write(_dumps(error.to_json()))
         return EXIT_BAD_INPUT

@@ -20,6 +20,10 @@ Choices made here:
 - A failure of the core itself is a 500 (`handler`: the object itself) with the `InternalError`
   object, its `decisionId` (`functions.errors.incident_id`) and FC's request id; the traceback goes
   to the function's log under the same ids, never to the caller.
+- Each decision has its own time limit, `DEFAULT_TIME_LIMIT_SECONDS` (80% of the 30 s timeout
+  template.yml and s.yaml deploy; `DECIDE_TIME_LIMIT_SECONDS` overrides), narrowed by the request's
+  `policy.maxDecisionSeconds`: past it the reply defers what is left (`functions.deadline`), so
+  it goes out before FC's timeout would answer instead.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from functions import decide, scale_in
 from functions.contract import SCALE_IN_SCHEMA
+from functions.deadline import DEFAULT_TIME_LIMIT_SECONDS as DEFAULT_TIME_LIMIT_SECONDS
+from functions.deadline import Deadline, time_limit_from
 from functions.errors import DecisionError, RequestTooLarge, incident_id, internal_error
 from functions.readers import (
     MAX_BODY_BYTES,
@@ -85,12 +91,19 @@ def _request_id(context: Any) -> str:
 class DecisionEndpoint:
     """One deployed decision function: size limit, parsing, error mapping and the decision log."""
 
-    __slots__ = ("_log", "max_body_bytes")
+    __slots__ = ("_log", "max_body_bytes", "time_limit_seconds")
 
-    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, *, log: logging.Logger = _log):
+    def __init__(
+        self,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        *,
+        time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS,
+        log: logging.Logger = _log,
+    ):
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         self.max_body_bytes = max_body_bytes
+        self.time_limit_seconds = time_limit_seconds
         self._log = log
 
     # ----- the three FC signatures -------------------------------------------------------------
@@ -168,26 +181,29 @@ class DecisionEndpoint:
 
     def _answer(self, raw: object, request_id: str) -> tuple[int, str]:
         started = time.perf_counter()
+        deadline = Deadline(self.time_limit_seconds, clock=time.perf_counter, started=started)
         try:
             request = self._parse(raw)
             if request.get("schema") == SCALE_IN_SCHEMA:
-                reply = scale_in(request)
+                reply = scale_in(request, deadline=deadline)
                 line = {
                     "event": "scale-in-decision",
                     "requestId": request_id,
                     "decisionId": reply.get("decisionId"),
                     "nodes": len(request.get("nodes") or ()),
                     "remove": len(reply.get("remove") or ()),
+                    "deferred": reply["summary"].get("deferredNodes", 0),
                 }
             else:
                 # Anything else is decide/v1's to accept or refuse (an unknown schema included).
-                reply = decide(request)
+                reply = decide(request, deadline=deadline)
                 line = {
                     "event": "decision",
                     "requestId": request_id,
                     "decisionId": reply.get("decisionId"),
                     "pods": len(request.get("pods") or ()),
                     "actions": len(reply.get("actions") or ()),
+                    "deferred": reply["summary"].get("deferredPods", 0),
                 }
             text = _dumps(reply)
         except _BadInput as bad:
@@ -341,7 +357,9 @@ def _ms_since(started: float) -> float:
 
 
 # The deployed instance: configured once per FC instance, at cold start.
-_ENDPOINT = DecisionEndpoint(max_body_bytes_from(os.environ))
+_ENDPOINT = DecisionEndpoint(
+    max_body_bytes_from(os.environ), time_limit_seconds=time_limit_from(os.environ)
+)
 
 
 def handler(event: bytes, context: Any) -> bytes:

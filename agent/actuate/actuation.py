@@ -31,7 +31,7 @@ from agent.actuate.pool_lock import PoolLock
 from agent.clients.cs import MAX_NODES_ADDED_PER_CALL, CloudCallError, NodePoolClient
 from agent.clients.kube import KubeError, KubeUnreachable
 from agent.model import PoolActivity, PoolInfo
-from functions.contract import ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
+from functions.contract import DEFERRED, ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
 from functions.contract import ECI_TOLERATION as ECI_TOLERATION  # the patch's value; tests read it
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class ApplyResult:
     eci_skipped: tuple[PodOutcome, ...] = ()
     eci_failed: tuple[PodOutcome, ...] = ()
     unplaceable: tuple[PodOutcome, ...] = ()
+    # Left unplanned by the decision's time limit: still pending, decided again next round.
+    deferred: tuple[PodOutcome, ...] = ()
     events_failed: int = 0
     # ECI patches refused (409/422), sent again after a re-read, and pods given up on because they
     # still changed after the last retry (those are in eci_skipped too).
@@ -150,6 +152,7 @@ class ApplyResult:
             "unplaceable": [
                 {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable
             ],
+            "deferred": [f"{p.namespace}/{p.name}" for p in self.deferred],
             "eventsFailed": self.events_failed,
             "eciRefused": self.eci_refused,
             "eciRetries": self.eci_retries,
@@ -167,6 +170,7 @@ class _Tally:
     eci_skipped: list[PodOutcome] = field(default_factory=list)
     eci_failed: list[PodOutcome] = field(default_factory=list)
     unplaceable: list[PodOutcome] = field(default_factory=list)
+    deferred: list[PodOutcome] = field(default_factory=list)
     events_failed: int = 0
     eci_refused: int = 0
     eci_retries: int = 0
@@ -294,6 +298,11 @@ class Actuator:
             pod = pods.get(item.get("pod", ""))
             if pod is None:
                 continue
+            if item.get(DEFERRED) is True:
+                # Not judged at all, so no NotTriggerScaleUp: the pod stays pending and the
+                # follow-up round decides it.
+                tally.deferred.append(_outcome(pod, item.get("reason", "")))
+                continue
             tally.unplaceable.append(_outcome(pod, item.get("reason", "")))
             if not dry_run:
                 message = f"pod didn't trigger scale-up: {item.get('reason', '')}"
@@ -315,6 +324,7 @@ class Actuator:
             eci_skipped=tuple(tally.eci_skipped),
             eci_failed=tuple(tally.eci_failed),
             unplaceable=tuple(tally.unplaceable),
+            deferred=tuple(tally.deferred),
             events_failed=tally.events_failed,
             eci_refused=tally.eci_refused,
             eci_retries=tally.eci_retries,
@@ -337,6 +347,7 @@ class Actuator:
                 "eci_refused": result.eci_refused,
                 "eci_retries": result.eci_retries,
                 "eci_gave_up": result.eci_gave_up,
+                "deferred": len(result.deferred),
             },
         )
         return result
@@ -535,13 +546,15 @@ ECI_CAP = "ECI at maxPods"
 
 def follow_up_reason(result: ApplyResult) -> str:
     """Why the next round should come soon rather than at the resync ("" when it need not): a pool
-    deferred behind another agent's Lease, pods left out only by a per-decision cap while this
-    round made progress (so the next one is not a repeat), or ECI placements given up on because
-    the pods kept changing past the retry bound."""
+    deferred behind another agent's Lease, pods left out only by a per-decision cap or by the
+    decision's time limit while this round made progress (so the next one is not a repeat), or
+    ECI placements given up on because the pods kept changing past the retry bound."""
     if result.dry_run:
         return ""
     if result.pools_deferred:
         return "pool write deferred: " + result.pools_deferred[0].reason
+    if result.wrote_anything and result.deferred:
+        return f"decision deferred {len(result.deferred)} pod(s) at its time limit"
     reasons = [p.reason for p in result.unplaceable]
     if result.wrote_anything and any(DECISION_CAP in r for r in reasons):
         return "maxNewNodesPerDecision reached"

@@ -86,7 +86,15 @@ def fc_decider(
             qualifier=config.fc_qualifier or "",
             timeout_seconds=config.decider_timeout_seconds,
         )
-    return FunctionComputeDecider(invoker, retry=retry)
+    return FunctionComputeDecider(
+        invoker, retry=retry, time_limit_seconds=decision_time_limit(config)
+    )
+
+
+def decision_time_limit(config: AgentConfig) -> float:
+    """What the agent asks the function for: 80% of the call's timeout, the rest left for the
+    network and the reply, so a slow decision comes back with deferred pods, not a timeout."""
+    return 0.8 * config.decider_timeout_seconds
 
 
 def http_decider(
@@ -112,6 +120,7 @@ def http_decider(
         timeout_seconds=config.decider_timeout_seconds,
         retry=retry,
         signer=signer,
+        time_limit_seconds=decision_time_limit(config),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from agent.clients.fc import InvocationError, Invoker, RequestSigner
-from functions.contract import SCALE_IN_SCHEMA
+from functions.contract import MAX_DECISION_SECONDS, SCALE_IN_SCHEMA
 from functions.contract_checks import (
     ReplyMismatch,
     check_decide_reply,
@@ -147,29 +148,42 @@ class LocalDecider:
 
     async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
         import functions
+        from functions.deadline import Deadline
         from functions.errors import DecisionError
         from functions.scalein.decision import scale_in
 
         decide = scale_in if request.get("schema") == SCALE_IN_SCHEMA else functions.decide
         size = len(request.get("pods", ())) + len(request.get("nodes", ()))
+        # In process there is no platform timeout: only the request's maxDecisionSeconds binds.
+        deadline = Deadline(math.inf, clock=time.monotonic)
         try:
             if size > self._thread_above:
-                reply = await asyncio.to_thread(decide, request)
+                reply = await asyncio.to_thread(decide, request, deadline=deadline)
             else:
-                reply = decide(request)
+                reply = decide(request, deadline=deadline)
         except DecisionError as exc:
             raise DecisionFailed(exc.code, exc.message, retryable=False) from None
         return check_reply(reply, request)
 
 
 class _RemoteDecider:
-    """Shared retry loop of the remote deciders."""
+    """Shared retry loop of the remote deciders. With `time_limit_seconds` each request asks the
+    function for an answer within that time (`policy.maxDecisionSeconds`, the earlier of it and
+    the request's own), so a slow decision defers pods instead of outliving the call's timeout."""
 
-    def __init__(self, *, retry: RetrySettings | None, rng: random.Random | None) -> None:
+    def __init__(
+        self,
+        *,
+        retry: RetrySettings | None,
+        rng: random.Random | None,
+        time_limit_seconds: float | None = None,
+    ) -> None:
         self._retry = retry or RetrySettings()
         self._rng = rng or random.Random()
+        self._time_limit = time_limit_seconds
 
     async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        request = _within(request, self._time_limit)
         payload = json.dumps(request, separators=(",", ":")).encode()
         for attempt in range(self._retry.attempts):
             try:
@@ -186,6 +200,19 @@ class _RemoteDecider:
         raise NotImplementedError
 
 
+def _within(request: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+    """`request` with its `policy.maxDecisionSeconds` at most `seconds` (not part of decisionId,
+    so the reply still answers the request the agent built)."""
+    if seconds is None:
+        return request
+    policy = dict(request.get("policy") or {})
+    asked = policy.get(MAX_DECISION_SECONDS)
+    if isinstance(asked, (int, float)) and not isinstance(asked, bool) and asked <= seconds:
+        return request
+    policy[MAX_DECISION_SECONDS] = round(seconds, 3)
+    return {**request, "policy": policy}
+
+
 class FunctionComputeDecider(_RemoteDecider):
     """The deployed function through the FC SDK's InvokeFunction (Sync), FC 3.0 or FC 2.0."""
 
@@ -195,8 +222,9 @@ class FunctionComputeDecider(_RemoteDecider):
         *,
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
+        time_limit_seconds: float | None = None,
     ) -> None:
-        super().__init__(retry=retry, rng=rng)
+        super().__init__(retry=retry, rng=rng, time_limit_seconds=time_limit_seconds)
         self._invoker = invoker
 
     async def _once(self, payload: bytes, request: dict[str, Any]) -> dict[str, Any]:
@@ -225,8 +253,9 @@ class HttpTriggerDecider(_RemoteDecider):
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
         signer: RequestSigner | None = None,
+        time_limit_seconds: float | None = None,
     ) -> None:
-        super().__init__(retry=retry, rng=rng)
+        super().__init__(retry=retry, rng=rng, time_limit_seconds=time_limit_seconds)
         self._session = session
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)

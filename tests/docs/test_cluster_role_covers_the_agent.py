@@ -184,8 +184,10 @@ async def requests_of_an_eci_placement() -> set[Scoped]:
         config = deployed_config(ack, strategy="eci-first", scale_in_enabled=False)
         async with connect_agent(config, now=ack.cluster.clock.now) as agent, running(agent):
             await until(
-                lambda: {("pods", "patch"), ("pods", "get")} <= {r[1:] for r in seen}
-                and ack.world.ray.finished(),
+                lambda: (
+                    {("pods", "patch"), ("pods", "get")} <= {r[1:] for r in seen}
+                    and ack.world.ray.finished()
+                ),
                 timeout=20,
                 what="an ECI placement after a re-read",
             )

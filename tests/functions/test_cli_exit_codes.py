@@ -162,7 +162,7 @@ BROKEN_CORE = """
 import sys
 import functions.scaleout.decision as decision
 
-def broken(request):
+def broken(request, **_):
     raise ZeroDivisionError("a bug in the core")
 
 decision.decide = broken
