@@ -1,7 +1,7 @@
 # The test command of README.md. Uses the active Python (a virtualenv with '.[dev]' installed).
 PY ?= python
 
-.PHONY: test lint types imports unit bench
+.PHONY: test lint types imports unit bench lock
 
 test: lint types imports unit
 
@@ -19,3 +19,12 @@ unit:
 
 bench:
 	$(PY) bench/decide_bench.py
+
+# requirements.lock: the image's runtime dependencies (pyproject's [project] dependencies, no
+# extras), pinned with hashes for the Dockerfile's Python on Linux. Needs uv (pip install uv).
+LOCK_PYTHON = 3.11
+UV ?= $(PY) -m uv
+
+lock:
+	$(UV) pip compile pyproject.toml --python-version $(LOCK_PYTHON) --python-platform linux \
+		--generate-hashes --custom-compile-command 'make lock' --quiet -o requirements.lock

@@ -41,6 +41,15 @@ SCALE_POOL = "scale-pool"
 PLACE_ON_ECI = "place-on-eci"
 ACTION_KINDS = (SCALE_POOL, PLACE_ON_ECI)
 
+# --- both contracts: the decision's time limit ------------------------------------------
+
+# Request field (seconds, optional): the most time the function may take for this decision.
+MAX_DECISION_SECONDS = "maxDecisionSeconds"
+# What the time limit left undecided: a decide/v1 `unplaceable` entry or a scale-in/v1 `keep`
+# entry carries `"deferred": true` and a reason that starts with "deferred:"; the reply's
+# summary counts them (`deferredPods`, `deferredNodes`), present only when there are some.
+DEFERRED = "deferred"
+
 # --- ACK facts the contract carries -------------------------------------------------------
 
 # ACK labels every node of a node pool with the pool's id.

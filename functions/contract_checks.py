@@ -9,14 +9,15 @@ decide/v1: the schema, a decisionId, every pod of the request exactly once (in a
 `covered` or in `unplaceable` with a reason), only known pools, a pool in at most one action, and
 `toDesired` within [0, max]. scale-in/v1: every removal names a managed node of the request with
 its own pool and instance id, is grouped once under its pool, and leaves each pool at or above
-its min.
+its min. In both, an entry the decision's time limit deferred (an `unplaceable` pod, a `keep`
+node) is marked `"deferred": true`; the mark has no other value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from functions.contract import ACTION_KINDS, DECIDE_SCHEMA, SCALE_IN_SCHEMA, SCALE_POOL
+from functions.contract import ACTION_KINDS, DECIDE_SCHEMA, DEFERRED, SCALE_IN_SCHEMA, SCALE_POOL
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
@@ -124,6 +125,7 @@ def _check_unplaceable(unplaceable: list[Any], *, claims: _PodClaims) -> None:
     for i, item in enumerate(unplaceable):
         if not isinstance(item, dict) or not isinstance(item.get("reason"), str):
             raise ReplyMismatch(f"unplaceable[{i}]: no reason in {item!r}")
+        _check_deferred(item, where=f"unplaceable[{i}]")
         claims.claim(item.get("pod"), f"unplaceable[{i}]")
 
 
@@ -141,7 +143,9 @@ def check_scale_in_reply(reply: object, request: Mapping[str, Any]) -> dict[str,
     grouped = _check_pool_groups(_list(checked, "pools"), pools=pools, removed=removed)
     if grouped != set(removed):
         raise ReplyMismatch(f"removals not grouped by pool: {sorted(set(removed) - grouped)[:5]}")
-    _list(checked, "keep")
+    for i, item in enumerate(_list(checked, "keep")):
+        if isinstance(item, dict):
+            _check_deferred(item, where=f"keep[{i}]")
     return checked
 
 
@@ -199,6 +203,12 @@ def _check_pool_groups(
 
 
 # --- shared -------------------------------------------------------------------------------
+
+
+def _check_deferred(item: Mapping[str, Any], *, where: str) -> None:
+    # Deferred entries are what the agent asks about again next round: the mark must be exact.
+    if DEFERRED in item and item[DEFERRED] is not True:
+        raise ReplyMismatch(f"{where}: {DEFERRED} is {item[DEFERRED]!r}, expected true or absent")
 
 
 def _envelope(reply: object, schema: str) -> dict[str, Any]:

@@ -118,6 +118,7 @@ class Policy(TypedDict, total=False):
     maxNewNodesPerDecision: int
     maxProvisionSeconds: float
     nodeQuota: NodeQuota
+    maxDecisionSeconds: float  # the decision's own time limit; past it, pods are deferred
 
 
 class _DecideRequestRequired(TypedDict):
@@ -159,17 +160,25 @@ class Covered(TypedDict):
     poolId: str
 
 
-class Unplaceable(TypedDict):
+class _UnplaceableRequired(TypedDict):
     pod: str
     reason: str
 
 
-class DecideSummary(TypedDict):
+class Unplaceable(_UnplaceableRequired, total=False):
+    deferred: bool  # true (only ever present as true): the time limit left the pod unplanned
+
+
+class _DecideSummaryRequired(TypedDict):
     newNodes: int
     eciPods: int
     coveredPods: int
-    unplaceablePods: int
+    unplaceablePods: int  # deferred pods included
     estimatedCostPerHour: float
+
+
+class DecideSummary(_DecideSummaryRequired, total=False):
+    deferredPods: int  # present only when the time limit deferred some
 
 
 class DecideReply(TypedDict):
@@ -251,6 +260,7 @@ class ScaleInPolicy(TypedDict, total=False):
     drainNonEmpty: bool
     maxProvisionSeconds: float
     scaleDownDelayAfterFailureSeconds: float
+    maxDecisionSeconds: float  # the decision's own time limit; past it, nodes are deferred
 
 
 class _ScaleInRequestRequired(TypedDict):
@@ -284,15 +294,23 @@ class PoolRemoval(TypedDict):
     instanceIds: list[str]
 
 
-class Kept(TypedDict):
+class _KeptRequired(TypedDict):
     node: str
     reason: str
 
 
-class ScaleInSummary(TypedDict):
+class Kept(_KeptRequired, total=False):
+    deferred: bool  # true (only ever present as true): the time limit left the node unchecked
+
+
+class _ScaleInSummaryRequired(TypedDict):
     removeNodes: int
-    keepNodes: int
+    keepNodes: int  # deferred nodes included
     savedPerHour: float
+
+
+class ScaleInSummary(_ScaleInSummaryRequired, total=False):
+    deferredNodes: int  # present only when the time limit deferred some
 
 
 class ScaleInReply(TypedDict):

@@ -12,11 +12,18 @@ Choices made here:
   `headers`, `body`, `isBase64Encoded`, `requestContext.http.method`, `requestContext.requestId`),
   delivered to Python as bytes and answered with `{statusCode, headers, isBase64Encoded, body}`.
   The handler also accepts the event already parsed (a dict), as emulators may pass it.
-- Bodies are limited to `DEFAULT_MAX_BODY_BYTES` (256 MiB; `DECIDE_MAX_BODY_BYTES` overrides) and
-  the limit is checked before any parsing. 256 MiB holds the contract's 200,000-pod ceiling at up
-  to ~1.3 KiB per pod plus 1,000 pools; a Ray worker pod as the agent sends it is ~0.6 KiB. FC
-  itself caps synchronous payloads at 32 MB (~50,000 such pods), so on real FC the platform's limit
-  bites first; ours protects the WSGI path, emulators and in-process callers from a slow death.
+- A body becomes a request through `functions.readers.read_request`, the reader the CLI uses too:
+  the same size limit (`DEFAULT_MAX_BODY_BYTES`, FC's 32 MB synchronous payload limit;
+  `DECIDE_MAX_BODY_BYTES` overrides it), checked before any parsing, then UTF-8 only, strict JSON
+  and no lone surrogates. 32 MB holds ~50,000 Ray worker pods as the agent sends them (~0.6 KiB
+  each); on real FC the platform refuses a larger synchronous call before the function runs.
+- A failure of the core itself is a 500 (`handler`: the object itself) with the `InternalError`
+  object, its `decisionId` (`functions.errors.incident_id`) and FC's request id; the traceback goes
+  to the function's log under the same ids, never to the caller.
+- Each decision has its own time limit, `DEFAULT_TIME_LIMIT_SECONDS` (80% of the 30 s timeout
+  template.yml and s.yaml deploy; `DECIDE_TIME_LIMIT_SECONDS` overrides), narrowed by the request's
+  `policy.maxDecisionSeconds`: past it the reply defers what is left (`functions.deadline`), so
+  it goes out before FC's timeout would answer instead.
 """
 
 from __future__ import annotations
@@ -29,15 +36,22 @@ from collections.abc import Callable, Iterable, Mapping
 
 from functions import decide, scale_in
 from functions.contract import SCALE_IN_SCHEMA
-from functions.errors import DecisionError, RequestTooLarge
+from functions.deadline import DEFAULT_TIME_LIMIT_SECONDS as DEFAULT_TIME_LIMIT_SECONDS
+from functions.deadline import Deadline, time_limit_from
+from functions.errors import DecisionError, RequestTooLarge, incident_id, internal_error
+from functions.readers import (
+    MAX_BODY_BYTES,
+    body_too_large,
+    max_body_bytes_from,
+    read_request,
+)
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
-MAX_BODY_ENV = "DECIDE_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
 # Headers (≤ 8 KB on FC), requestContext and the JSON quoting around the body.
 _ENVELOPE_SLACK_BYTES = 64 * 1024
 
@@ -69,10 +83,6 @@ def _invalid(message: str) -> _BadInput:
     return _BadInput(400, {"error": {"code": "InvalidRequest", "message": message, "path": ""}})
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _request_id(context: Any) -> str:
     value = getattr(context, "request_id", None)
     return value if isinstance(value, str) and value else "-"
@@ -81,12 +91,19 @@ def _request_id(context: Any) -> str:
 class DecisionEndpoint:
     """One deployed decision function: size limit, parsing, error mapping and the decision log."""
 
-    __slots__ = ("_log", "max_body_bytes")
+    __slots__ = ("_log", "max_body_bytes", "time_limit_seconds")
 
-    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, *, log: logging.Logger = _log):
+    def __init__(
+        self,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        *,
+        time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS,
+        log: logging.Logger = _log,
+    ):
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         self.max_body_bytes = max_body_bytes
+        self.time_limit_seconds = time_limit_seconds
         self._log = log
 
     # ----- the three FC signatures -------------------------------------------------------------
@@ -103,8 +120,13 @@ class DecisionEndpoint:
         try:
             return self._handle_http(event, request_id)
         except Exception:
-            self._log.exception("HTTP handler failed unexpectedly (request id %s)", request_id)
-            return _http_response(500, _dumps(_internal_error(request_id)), {})
+            incident = incident_id(event)
+            self._log.exception(
+                "HTTP handler failed unexpectedly (decision id %s, request id %s)",
+                incident,
+                request_id,
+            )
+            return _http_response(500, _dumps(internal_error(incident, request_id=request_id)), {})
 
     def _handle_http(self, event: Any, request_id: str) -> dict[str, Any]:
         try:
@@ -130,7 +152,8 @@ class DecisionEndpoint:
             status, text, headers = self._handle_wsgi(environ, request_id)
         except Exception:
             self._log.exception("WSGI handler failed unexpectedly (request id %s)", request_id)
-            status, text, headers = 500, _dumps(_internal_error(request_id)), {}
+            error = internal_error(incident_id(None), request_id=request_id)
+            status, text, headers = 500, _dumps(error), {}
         payload = text.encode("utf-8")
         response_headers = [("Content-Type", "application/json")]
         response_headers += [(name, value) for name, value in headers.items()]
@@ -158,26 +181,29 @@ class DecisionEndpoint:
 
     def _answer(self, raw: object, request_id: str) -> tuple[int, str]:
         started = time.perf_counter()
+        deadline = Deadline(self.time_limit_seconds, clock=time.perf_counter, started=started)
         try:
             request = self._parse(raw)
             if request.get("schema") == SCALE_IN_SCHEMA:
-                reply = scale_in(request)
+                reply = scale_in(request, deadline=deadline)
                 line = {
                     "event": "scale-in-decision",
                     "requestId": request_id,
                     "decisionId": reply.get("decisionId"),
                     "nodes": len(request.get("nodes") or ()),
                     "remove": len(reply.get("remove") or ()),
+                    "deferred": reply["summary"].get("deferredNodes", 0),
                 }
             else:
                 # Anything else is decide/v1's to accept or refuse (an unknown schema included).
-                reply = decide(request)
+                reply = decide(request, deadline=deadline)
                 line = {
                     "event": "decision",
                     "requestId": request_id,
                     "decisionId": reply.get("decisionId"),
                     "pods": len(request.get("pods") or ()),
                     "actions": len(reply.get("actions") or ()),
+                    "deferred": reply["summary"].get("deferredPods", 0),
                 }
             text = _dumps(reply)
         except _BadInput as bad:
@@ -189,8 +215,11 @@ class DecisionEndpoint:
             return (413 if isinstance(err, RequestTooLarge) else 400), _dumps(error)
         except Exception:
             # The traceback goes to the function's log, never to the caller.
-            self._log.exception("decision failed unexpectedly (request id %s)", request_id)
-            return 500, _dumps(_internal_error(request_id))
+            incident = incident_id(raw)
+            self._log.exception(
+                "decision failed unexpectedly (decision id %s, request id %s)", incident, request_id
+            )
+            return 500, _dumps(internal_error(incident, request_id=request_id))
         line["ms"] = _ms_since(started)
         self._log.info(_dumps(line))
         return 200, text
@@ -198,45 +227,12 @@ class DecisionEndpoint:
     def _parse(self, raw: object) -> dict[str, Any]:
         if not isinstance(raw, (bytes, bytearray, memoryview, str)):
             raise _invalid(f"request body must be bytes, got {type(raw).__name__}")
-        size = len(raw) if isinstance(raw, str) else memoryview(raw).nbytes
-        # A str holds at most as many characters as its UTF-8 form has bytes.
-        if size > self.max_body_bytes or (
-            isinstance(raw, str)
-            and not raw.isascii()
-            and len(raw.encode("utf-8", "surrogatepass")) > self.max_body_bytes
-        ):
-            raise self._too_large(size)
-        if isinstance(raw, str):
-            text = raw
-        else:
-            try:
-                text = bytes(raw).decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise _invalid(
-                    f"request body is not valid UTF-8 (byte {err.start}: {err.reason})"
-                ) from None
-        if not text.strip():
-            raise _invalid("request body is empty; expected a decide/v1 JSON object")
-        try:
-            value = json.loads(text, parse_constant=_reject_constant)
-        except json.JSONDecodeError as err:
-            raise _invalid(
-                f"request body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
-            ) from None
-        except ValueError as err:  # NaN / Infinity, which JSON does not have
-            raise _invalid(f"request body is not valid JSON: {err}") from None
-        except RecursionError:
-            raise _invalid("request body nests JSON too deeply") from None
-        if not isinstance(value, dict):
-            raise _invalid(f"request must be a JSON object, got {_json_type(value)}")
-        return value
+        # The one reader the CLI shares (DecisionError on refusal, mapped by `_answer`).
+        return read_request(raw, max_bytes=self.max_body_bytes)
 
     def _too_large(self, size: int) -> _BadInput:
-        err = RequestTooLarge(
-            f"request body is {size} bytes; the limit is {self.max_body_bytes} bytes "
-            "(split the pending pods across several decisions)"
-        )
-        return _BadInput(413, err.to_json())
+        # Refused before reading, in the reader's words (the CLI's too).
+        return _BadInput(413, body_too_large(size, self.max_body_bytes).to_json())
 
     # ----- FC 3.0 event envelope ---------------------------------------------------------------
 
@@ -352,52 +348,18 @@ def _http_response(status: int, body: str, headers: Mapping[str, str]) -> dict[s
     }
 
 
-def _internal_error(request_id: str) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": "InternalError",
-            "message": f"the decision function failed; its log has the details (request id {request_id})",
-            "path": "",
-            "requestId": request_id,
-        }
-    }
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-def _max_body_bytes_from(environ: Mapping[str, str]) -> int:
-    raw = environ.get(MAX_BODY_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BODY_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_BODY_ENV}={raw!r} is not a whole number of bytes") from None
-    if value <= 0:
-        raise ValueError(f"{MAX_BODY_ENV}={raw!r} must be positive")
-    return value
-
-
 # The deployed instance: configured once per FC instance, at cold start.
-_ENDPOINT = DecisionEndpoint(_max_body_bytes_from(os.environ))
+_ENDPOINT = DecisionEndpoint(
+    max_body_bytes_from(os.environ), time_limit_seconds=time_limit_from(os.environ)
+)
 
 
 def handler(event: bytes, context: Any) -> bytes:

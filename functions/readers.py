@@ -1,8 +1,11 @@
-"""Typed readers for raw request JSON, shared by decide/v1 and scale-in/v1 validation.
+"""Readers for raw requests, shared by decide/v1 and scale-in/v1.
 
-Each reader takes a decoded JSON value and its path (`pods[3].requests.memory`) and
-returns a clean value or raises `InvalidRequest` naming that path; `kind` names a
-JSON value's type the way the messages do ("null", "number", "object", ...).
+`read_request` is the one input path from bytes to a request object: the CLI
+(`python -m functions`) and every Function Compute handler (`functions.fc`) call it, so they
+accept and refuse exactly the same bodies (size limit, UTF-8 only, strict JSON, no lone
+surrogates). The typed readers below it take a decoded JSON value and its path
+(`pods[3].requests.memory`) and return a clean value or raise `InvalidRequest` naming that
+path; `kind` names a JSON value's type the way the messages do ("null", "number", "object", ...).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 
-from functions.errors import InvalidRequest
+from functions.errors import InvalidRequest, RequestTooLarge
 from functions.quantity import parse_quantity
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
@@ -27,9 +30,210 @@ MAX_PRICE = 1e6
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 
+# The body limit of `read_request`: Function Compute's synchronous invocation payload limit,
+# 32 MB (docs/cloud-facts.md, "Sync invocation payload ≤ 32 MB"; the FC emulator refuses larger
+# calls at the same size). The CLI and the handlers share it; DECIDE_MAX_BODY_BYTES overrides it.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_BODY_ENV = "DECIDE_MAX_BODY_BYTES"
+# Integers longer than this are refused while parsing (counts and sizes need a handful).
+MAX_INT_DIGITS = 100
+
+# A `\uD800`-`\uDFFF` escape: in text decoded from valid UTF-8, the only way a lone surrogate
+# gets into a parsed string; a high one followed at once by a low one is a pair (as `json.dumps`
+# writes an emoji), one character once parsed. Only an unpaired one costs a walk of the value.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
 )
+
+
+# --- the request body ------------------------------------------------------------------------
+
+
+def read_request(
+    raw: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
+    """One request body (bytes, or text already decoded) → the request object.
+
+    Refused with `RequestTooLarge` (path "") when over `max_bytes` UTF-8 bytes, checked before
+    anything is parsed; with `InvalidRequest` when it is empty, not UTF-8 (a byte order mark,
+    UTF-16 or UTF-32 included: RFC 8259 §8.1), not strict JSON (NaN, Infinity and -Infinity are
+    not JSON; a number beyond a double's range is refused too), nested past the parser's depth,
+    not a JSON object, or when a string holds a lone UTF-16 surrogate (`"\\ud800"`), which has
+    no UTF-8 form — then with the JSON path of that string (`pods[0].labels.app`).
+    """
+    if isinstance(raw, str):
+        # A str holds at most as many characters as its UTF-8 form has bytes.
+        if len(raw) > max_bytes or (
+            not raw.isascii() and len(raw.encode("utf-8", "surrogatepass")) > max_bytes
+        ):
+            raise body_too_large(len(raw.encode("utf-8", "surrogatepass")), max_bytes)
+        text = raw
+        if text[:1] == "\ufeff":
+            raise InvalidRequest(_BOM, path="")
+        # Text handed over already decoded may hold surrogates as characters, too.
+        surrogates = _lone_surrogate_escape(text) or (
+            not text.isascii() and _SURROGATE.search(text) is not None
+        )
+    else:
+        data = bytes(raw)
+        if len(data) > max_bytes:
+            raise body_too_large(len(data), max_bytes)
+        text = _utf8(data)
+        surrogates = _lone_surrogate_escape(text)
+    if not text.strip():
+        raise InvalidRequest("the request body is empty; expected a JSON object", path="")
+    try:
+        value = json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int
+        )
+    except json.JSONDecodeError as err:
+        raise InvalidRequest(
+            f"the request body is not valid JSON: {err.msg} at line {err.lineno} "
+            f"column {err.colno}",
+            path="",
+        ) from None
+    except ValueError as err:  # NaN / Infinity, a number out of a double's range, 100+ digits
+        raise InvalidRequest(f"the request body is not valid JSON: {err}", path="") from None
+    except RecursionError:
+        raise InvalidRequest("the request body nests JSON too deeply", path="") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"the request must be a JSON object, got {kind(value)}", path="")
+    if surrogates:
+        where = surrogate_path(value)
+        if where is not None:
+            raise InvalidRequest(
+                "a string holds a lone UTF-16 surrogate (U+D800 to U+DFFF), which is not "
+                "Unicode text and has no UTF-8 form",
+                path=where,
+            )
+    return value
+
+
+def _lone_surrogate_escape(text: str) -> bool:
+    """Whether `text` holds a surrogate escape that is not half of a high-low pair."""
+    if "\\u" not in text:
+        return False
+    open_high = -1  # where a low escape must start to pair the last high one
+    for match in _SURROGATE_ESCAPE.finditer(text):
+        is_low = match.group()[3] in "cdefCDEF"
+        if is_low and match.start() != open_high:
+            return True
+        if not is_low and open_high != -1:
+            return True
+        open_high = -1 if is_low else match.end()
+    return open_high != -1
+
+
+def surrogate_path(value: object) -> str | None:
+    """The JSON path of the first string (key or value) holding a lone surrogate, else None.
+
+    Iterative, so a value nested as deep as the parser allows cannot overflow the stack. A key
+    with a surrogate is named with the surrogate escaped (`labels.a\\ud800`), so the path itself
+    is always valid UTF-8.
+    """
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            children: list[tuple[str, object]] = []
+            for key, child in item.items():
+                name = key if isinstance(key, str) else str(key)
+                if _SURROGATE.search(name):
+                    return _join(path, name.encode("utf-8", "backslashreplace").decode("utf-8"))
+                children.append((_join(path, name), child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def fingerprint_bytes(fingerprint: str) -> bytes:
+    """The fingerprint as UTF-8, or InvalidRequest when a string in it holds a lone surrogate.
+
+    `read_request` refuses such strings with their JSON path before any decision; this is the in-process caller's refusal (a dict built in Python can hold one),
+    which names the text around it since the path is no longer known.
+    """
+    try:
+        return fingerprint.encode("utf-8")
+    except UnicodeEncodeError as err:
+        near = fingerprint[max(0, err.start - 40) : err.end + 40]
+        raise InvalidRequest(
+            "a string holds a lone UTF-16 surrogate (U+D800 to U+DFFF), which has no UTF-8 "
+            f"form, near {near.encode('utf-8', 'backslashreplace').decode('utf-8')!r}",
+            path="",
+        ) from None
+
+
+def max_body_bytes_from(environ: Mapping[str, str]) -> int:
+    """DECIDE_MAX_BODY_BYTES from `environ`, else `MAX_BODY_BYTES`; ValueError when unusable."""
+    text = environ.get(MAX_BODY_ENV, "").strip()
+    if not text:
+        return MAX_BODY_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{MAX_BODY_ENV}={text!r} is not a whole number of bytes") from None
+    if value <= 0:
+        raise ValueError(f"{MAX_BODY_ENV}={text!r} must be positive")
+    return value
+
+
+_BOM = "the request body starts with a byte order mark; send UTF-8 without one (RFC 8259 §8.1)"
+
+
+def _utf8(data: bytes) -> str:
+    if data[:3] == b"\xef\xbb\xbf":
+        raise InvalidRequest(_BOM, path="")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        # RFC 4627's detection: JSON text starts with two ASCII characters, so NULs among the
+        # first four bytes mean UTF-16 or UTF-32, which this contract does not take.
+        raise InvalidRequest(
+            "the request body is not UTF-8 (it looks like UTF-16 or UTF-32); send UTF-8 JSON",
+            path="",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidRequest(
+            f"the request body is not valid UTF-8 (byte {err.start}: {err.reason})", path=""
+        ) from None
+
+
+def body_too_large(size: int, limit: int) -> RequestTooLarge:
+    """The refusal of a body of `size` bytes over `limit`."""
+    return RequestTooLarge(
+        f"the request body is {size} bytes, over the limit of {limit} bytes (by default Function "
+        "Compute's 32 MB synchronous payload limit): split the pending pods across decisions",
+        path="",
+    )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond the range of a double")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    # No field takes more; Python itself stops at 4,300 digits with a message about its API.
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"the integer {text[:12]}… has {len(text)} digits, over {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
 
 def kind(value: object) -> str:

@@ -4,13 +4,16 @@ Scale-outs are absolute: the pool is re-read right before the write and desired 
 max(current, toDesired) capped at the pool's max, never lowered and never written when already
 there — so a retried decision, a restarted agent or a second agent watching the same pool converge
 on the same size instead of adding twice. ECI placement is a JSON patch adding the virtual-node
-toleration, guarded by a `test` on the pod's resourceVersion; a pod that vanished or changed since
-the snapshot (404/409/422) is skipped, not an error. Pod Events say what happened, the way
-cluster-autoscaler's do. With a `PoolLock`, each pool write happens under that pool's Lease, so
-two agents never interleave a read and a write of the same pool (CS has no compare-and-set, and a
-lowered desired can remove a node); a pool whose Lease stays busy is deferred, not dropped — its
-pods stay pending and the next round sees them. Per pool, `PoolActivity` (when desired was raised, the CS task, its
-failure) is kept and fed back into the next request.
+toleration, guarded by a `test` on the pod's resourceVersion; a refused patch (409/422: typically
+the scheduler rewrote the pod's status since the snapshot) is followed by a re-read and the patch
+again while the decision still holds, a bounded number of times (`agent.actuate.eci_placement`);
+a pod that vanished, got bound or changed what the decision read is skipped, not an error. Pod
+Events say what happened, the way cluster-autoscaler's do. With a `PoolLock`, each pool write
+happens under that pool's Lease, so two agents never interleave a read and a write of the same pool
+(CS has no compare-and-set, and a lowered desired can remove a node); a pool whose Lease stays busy
+is deferred, not dropped — its pods stay pending and the next round sees them. Per pool,
+`PoolActivity` (when desired was raised, the CS task, its failure) is kept and fed back into the
+next request.
 """
 
 from __future__ import annotations
@@ -21,26 +24,32 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from agent.actuate.eci_placement import ECI_PATCH_RETRIES, place_on_eci
+from agent.actuate.eci_placement import PLACED_LABEL as PLACED_LABEL
+from agent.actuate.eci_placement import eci_patch as eci_patch
 from agent.actuate.pool_lock import PoolLock
 from agent.clients.cs import MAX_NODES_ADDED_PER_CALL, CloudCallError, NodePoolClient
 from agent.clients.kube import KubeError, KubeUnreachable
 from agent.model import PoolActivity, PoolInfo
-from functions.contract import ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
+from functions.contract import DEFERRED, ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
 from functions.contract import ECI_TOLERATION as ECI_TOLERATION  # the patch's value; tests read it
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "ray-ack-scaler"
-PLACED_LABEL = "ray-ack-scaler/placed"
-# The pod is gone (404), or changed since the snapshot: conflict (409) or the `test` failed /
-# the pod is bound and may no longer change (422). The next snapshot will say what it is now.
-SKIPPABLE_STATUSES = (404, 409, 422)
 # A concurrent writer may lower desired between our read and our write; re-check a few times.
 MAX_LOWERED_REWRITES = 2
+PLACED_ON_ECI_MESSAGE = (
+    "pod placed on the ECI virtual node (toleration "
+    f"{ECI_TAINT_KEY}={ECI_TAINT_VALUE}:{ECI_TAINT_EFFECT} added)"
+)
 
 
 class PodWriter(Protocol):
-    """The two Kubernetes writes actuation needs (agent.clients.kube.KubeClient provides them)."""
+    """The pod calls actuation needs (agent.clients.kube.KubeClient provides them): the ECI patch,
+    the re-read of a pod whose patch was refused, and events."""
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
 
     async def patch_pod_json(
         self, namespace: str, name: str, ops: list[dict[str, Any]]
@@ -97,7 +106,14 @@ class ApplyResult:
     eci_skipped: tuple[PodOutcome, ...] = ()
     eci_failed: tuple[PodOutcome, ...] = ()
     unplaceable: tuple[PodOutcome, ...] = ()
+    # Left unplanned by the decision's time limit: still pending, decided again next round.
+    deferred: tuple[PodOutcome, ...] = ()
     events_failed: int = 0
+    # ECI patches refused (409/422), sent again after a re-read, and pods given up on because they
+    # still changed after the last retry (those are in eci_skipped too).
+    eci_refused: int = 0
+    eci_retries: int = 0
+    eci_gave_up: int = 0
 
     @property
     def wrote_anything(self) -> bool:
@@ -136,7 +152,11 @@ class ApplyResult:
             "unplaceable": [
                 {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable
             ],
+            "deferred": [f"{p.namespace}/{p.name}" for p in self.deferred],
             "eventsFailed": self.events_failed,
+            "eciRefused": self.eci_refused,
+            "eciRetries": self.eci_retries,
+            "eciGaveUp": self.eci_gave_up,
         }
 
 
@@ -150,35 +170,18 @@ class _Tally:
     eci_skipped: list[PodOutcome] = field(default_factory=list)
     eci_failed: list[PodOutcome] = field(default_factory=list)
     unplaceable: list[PodOutcome] = field(default_factory=list)
+    deferred: list[PodOutcome] = field(default_factory=list)
     events_failed: int = 0
+    eci_refused: int = 0
+    eci_retries: int = 0
+    eci_gave_up: int = 0
+    # Events to record once the round's writes are done: (pod, reason, message).
+    events: list[tuple[Mapping[str, Any], str, str]] = field(default_factory=list)
 
 
 def scale_up_message(pool_id: str, before: int, after: int, max_size: int) -> str:
     """cluster-autoscaler's TriggeredScaleUp wording."""
     return f"pod triggered scale-up: [{{{pool_id} {before}->{after} (max: {max_size})}}]"
-
-
-def eci_patch(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The guarded JSON patch that lets the scheduler bind `pod` (a request pod) to ECI."""
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": pod.get("resourceVersion", "")}
-    ]
-    # No strategic-merge key for tolerations: append to the list, or create it if the pod has none.
-    if pod.get("tolerations"):
-        ops.append({"op": "add", "path": "/spec/tolerations/-", "value": dict(ECI_TOLERATION)})
-    else:
-        ops.append({"op": "add", "path": "/spec/tolerations", "value": [dict(ECI_TOLERATION)]})
-    if pod.get("labels"):
-        ops.append(
-            {"op": "add", "path": "/metadata/labels/" + _pointer(PLACED_LABEL), "value": "eci"}
-        )
-    else:
-        ops.append({"op": "add", "path": "/metadata/labels", "value": {PLACED_LABEL: "eci"}})
-    return ops
-
-
-def _pointer(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def kube_event(
@@ -237,13 +240,17 @@ class Actuator:
         *,
         max_concurrent_pod_writes: int = 16,
         lock: PoolLock | None = None,
+        eci_retries: int = ECI_PATCH_RETRIES,
     ) -> None:
         """`lock` serialises pool writes with other agents; without it a concurrent agent's
-        write can briefly lower desired (re-read and rewritten, but ACK may act on it)."""
+        write can briefly lower desired (re-read and rewritten, but ACK may act on it).
+        `eci_retries` bounds the re-reads of a pod whose ECI patch was refused; every pod call
+        (patch, re-read, event) takes one of `max_concurrent_pod_writes` slots."""
         self._pools = pools
         self._lock = lock
         self._pods = pods
         self._pod_slots = asyncio.Semaphore(max_concurrent_pod_writes)
+        self._eci_retries = eci_retries
         self._activity: dict[str, PoolActivity] = {}
         self.counters: dict[str, int] = {
             "pool_writes": 0,
@@ -253,6 +260,9 @@ class Actuator:
             "eci_placed": 0,
             "eci_skipped": 0,
             "eci_failed": 0,
+            "eci_patches_refused": 0,
+            "eci_retries": 0,
+            "eci_gave_up": 0,
             "events_failed": 0,
         }
 
@@ -282,21 +292,26 @@ class Actuator:
         ]
         await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
         await asyncio.gather(
-            *(self._place(pods[uid], tally, dry_run=dry_run, now=at) for uid in eci if uid in pods)
+            *(self._place(pods[uid], tally, dry_run=dry_run) for uid in eci if uid in pods)
         )
         for item in reply.get("unplaceable", ()):
             pod = pods.get(item.get("pod", ""))
             if pod is None:
                 continue
+            if item.get(DEFERRED) is True:
+                # Not judged at all, so no NotTriggerScaleUp: the pod stays pending and the
+                # follow-up round decides it.
+                tally.deferred.append(_outcome(pod, item.get("reason", "")))
+                continue
             tally.unplaceable.append(_outcome(pod, item.get("reason", "")))
             if not dry_run:
-                await self._event(
-                    pod,
-                    tally,
-                    reason="NotTriggerScaleUp",
-                    message=f"pod didn't trigger scale-up: {item.get('reason', '')}",
-                    now=at,
-                )
+                message = f"pod didn't trigger scale-up: {item.get('reason', '')}"
+                tally.events.append((pod, "NotTriggerScaleUp", message))
+        # The writes that serve pods first, then the Events that tell people about them: an ECI
+        # patch never waits behind an Event (the pod's status may change meanwhile).
+        await asyncio.gather(
+            *(self._event(pod, tally, reason=r, message=m, now=at) for pod, r, m in tally.events)
+        )
         self._add_counts(tally, dry_run=dry_run)
         result = ApplyResult(
             decision_id=str(reply.get("decisionId", "")),
@@ -309,7 +324,11 @@ class Actuator:
             eci_skipped=tuple(tally.eci_skipped),
             eci_failed=tuple(tally.eci_failed),
             unplaceable=tuple(tally.unplaceable),
+            deferred=tuple(tally.deferred),
             events_failed=tally.events_failed,
+            eci_refused=tally.eci_refused,
+            eci_retries=tally.eci_retries,
+            eci_gave_up=tally.eci_gave_up,
         )
         log.info(
             "decision applied",
@@ -325,6 +344,10 @@ class Actuator:
                 "eci_placed": len(result.eci_placed),
                 "eci_skipped": len(result.eci_skipped),
                 "eci_failed": len(result.eci_failed),
+                "eci_refused": result.eci_refused,
+                "eci_retries": result.eci_retries,
+                "eci_gave_up": result.eci_gave_up,
+                "deferred": len(result.deferred),
             },
         )
         return result
@@ -386,12 +409,10 @@ class Actuator:
             return
         self._activity[pool_id] = PoolActivity(scaling_since=now, task_id=write.task_id)
         message = scale_up_message(pool_id, write.from_desired, write.to_desired, write.max_size)
-        await asyncio.gather(
-            *(
-                self._event(pods[uid], tally, reason="TriggeredScaleUp", message=message, now=now)
-                for uid in action.get("pods", ())
-                if uid in pods
-            )
+        tally.events.extend(
+            (pods[uid], "TriggeredScaleUp", message)
+            for uid in action.get("pods", ())
+            if uid in pods
         )
 
     async def _raise_pool(
@@ -454,45 +475,34 @@ class Actuator:
 
     # --- place-on-eci --------------------------------------------------------------------------
 
-    async def _place(
-        self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool, now: str
-    ) -> None:
+    async def _place(self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool) -> None:
         if dry_run:
             tally.eci_placed.append(_outcome(pod))
             return
-        async with self._pod_slots:
-            try:
-                await self._pods.patch_pod_json(
-                    str(pod.get("namespace")), str(pod.get("name")), eci_patch(pod)
-                )
-            except KubeError as exc:
-                if exc.status in SKIPPABLE_STATUSES:
-                    tally.eci_skipped.append(_outcome(pod, f"{exc.status} {exc.reason}"))
-                    log.info(
-                        "eci placement skipped: pod gone or changed",
-                        extra={"pod": pod.get("name"), "status": exc.status},
-                    )
-                else:
-                    tally.eci_failed.append(
-                        _outcome(pod, f"{exc.status} {exc.reason}: {exc.message}")
-                    )
-                    log.warning(
-                        "eci placement failed", extra={"pod": pod.get("name"), "status": exc.status}
-                    )
-                return
-            except KubeUnreachable as exc:
-                tally.eci_failed.append(_outcome(pod, str(exc)))
-                log.warning("eci placement failed: API unreachable", extra={"pod": pod.get("name")})
-                return
+        attempt = await place_on_eci(self._pods, pod, self._pod_slots, retries=self._eci_retries)
+        tally.eci_refused += attempt.refused
+        tally.eci_retries += attempt.retries
+        tally.eci_gave_up += attempt.gave_up
+        if attempt.outcome == "skipped":
+            tally.eci_skipped.append(_outcome(pod, attempt.reason))
+            log.info(
+                "eci placement skipped",
+                extra={
+                    "pod": pod.get("name"),
+                    "reason": attempt.reason,
+                    "retries": attempt.retries,
+                    "gave_up": attempt.gave_up,
+                },
+            )
+            return
+        if attempt.outcome == "failed":
+            tally.eci_failed.append(_outcome(pod, attempt.reason))
+            log.warning(
+                "eci placement failed", extra={"pod": pod.get("name"), "reason": attempt.reason}
+            )
+            return
         tally.eci_placed.append(_outcome(pod))
-        await self._event(
-            pod,
-            tally,
-            reason="PlacedOnECI",
-            message="pod placed on the ECI virtual node (toleration "
-            f"{ECI_TAINT_KEY}={ECI_TAINT_VALUE}:{ECI_TAINT_EFFECT} added)",
-            now=now,
-        )
+        tally.events.append((pod, "PlacedOnECI", PLACED_ON_ECI_MESSAGE))
 
     # --- events --------------------------------------------------------------------------------
 
@@ -522,6 +532,9 @@ class Actuator:
         self.counters["eci_placed"] += len(tally.eci_placed)
         self.counters["eci_skipped"] += len(tally.eci_skipped)
         self.counters["eci_failed"] += len(tally.eci_failed)
+        self.counters["eci_patches_refused"] += tally.eci_refused
+        self.counters["eci_retries"] += tally.eci_retries
+        self.counters["eci_gave_up"] += tally.eci_gave_up
         self.counters["events_failed"] += tally.events_failed
 
 
@@ -533,17 +546,22 @@ ECI_CAP = "ECI at maxPods"
 
 def follow_up_reason(result: ApplyResult) -> str:
     """Why the next round should come soon rather than at the resync ("" when it need not): a pool
-    deferred behind another agent's Lease, or pods left out only by a per-decision cap while this
-    round made progress (so the next one is not a repeat)."""
+    deferred behind another agent's Lease, pods left out only by a per-decision cap or by the
+    decision's time limit while this round made progress (so the next one is not a repeat), or
+    ECI placements given up on because the pods kept changing past the retry bound."""
     if result.dry_run:
         return ""
     if result.pools_deferred:
         return "pool write deferred: " + result.pools_deferred[0].reason
+    if result.wrote_anything and result.deferred:
+        return f"decision deferred {len(result.deferred)} pod(s) at its time limit"
     reasons = [p.reason for p in result.unplaceable]
     if result.wrote_anything and any(DECISION_CAP in r for r in reasons):
         return "maxNewNodesPerDecision reached"
     if result.eci_placed and any(ECI_CAP in r for r in reasons):
         return "ECI at maxPods"
+    if result.eci_gave_up:
+        return f"ECI placement gave up on {result.eci_gave_up} pods that kept changing"
     return ""
 
 

@@ -7,6 +7,13 @@ taken over once expired by a replace carrying the resourceVersion we read; a 409
 agent won. Whoever holds it re-reads the pool and writes max(current, wanted), then frees it; an
 agent that dies holding it blocks the pool for `duration_seconds` at most.
 
+Scale-in holds the same Lease from cordon to RemoveNodePoolNodes (agent.scale_in.actuation), and
+while clearing marks a crashed agent left (agent.scale_in.removals). Such a hold can outlast the
+duration (a node's cordon and pod check, a CS call retried), so it is renewed on the way
+(`refresh`): a replace of the Lease we hold, with its resourceVersion as precondition. If someone
+took the Lease meanwhile (it had expired), the renewal fails and the holder stops before its next
+write.
+
 Expiry compares the Lease's renewTime with our clock; agents on one cluster share NTP-synced time,
 and the short writes here hold the Lease for well under its duration.
 """
@@ -124,6 +131,42 @@ class PoolLock:
             holder = held.holder
         log.info("pool lock busy; deferring the pool", extra={"pool": pool_id, "holder": holder})
         return Held(pool_id, acquired=False, holder=holder)
+
+    async def renew(self, held: Held) -> Held:
+        """Write renewTime now on a Lease we hold; the precondition is the resourceVersion we
+        hold, so a Lease someone else took after it expired is not taken back (acquired False,
+        holder says who)."""
+        if not held.acquired or held.lease is None:
+            return held
+        lease = dict(held.lease)
+        spec = dict(lease.get("spec") or {})
+        spec.update(
+            holderIdentity=self._settings.identity,
+            leaseDurationSeconds=self._settings.duration_seconds,
+            renewTime=micro_time(self._now()),
+        )
+        lease["spec"] = spec
+        try:
+            renewed = await self._leases.replace_lease(self._settings.namespace, lease)
+        except KubeError as exc:
+            holder = "another agent (409)" if exc.status == 409 else f"unknown ({exc.status})"
+            log.warning("pool lock lost", extra={"pool": held.pool_id, "holder": holder})
+            return Held(held.pool_id, acquired=False, holder=holder)
+        except KubeUnreachable as exc:
+            log.warning("pool lock not renewed", extra={"pool": held.pool_id, "error": str(exc)})
+            return Held(held.pool_id, acquired=False, holder=f"unknown ({exc})")
+        return Held(held.pool_id, acquired=True, holder=self._settings.identity, lease=renewed)
+
+    async def refresh(self, held: Held) -> Held:
+        """`held`, renewed once a third of its duration has passed since the last renewal: call
+        it before every write made under a Lease held for a while. acquired False: it is lost."""
+        if not held.acquired or held.lease is None:
+            return held
+        spec = held.lease.get("spec") or {}
+        renewed = epoch_of_micro_time(str(spec.get("renewTime") or ""))
+        if renewed is not None and self._now() - renewed < self._settings.duration_seconds / 3:
+            return held
+        return await self.renew(held)
 
     async def release(self, held: Held) -> None:
         """Free a Lease we hold; if that fails it simply expires."""

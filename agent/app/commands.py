@@ -72,21 +72,15 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Any) -> None:
-    from agent.app.ops import OpsServer
+    from agent.app.ops import serving
     from agent.app.wiring import connect_agent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    host, port = config.ops_host_port
-    async with connect_agent(config) as agent:
-        ops = OpsServer(agent, agent.metrics, host=host, port=port)
-        await ops.start()
-        try:
-            await agent.run(stop)
-        finally:
-            await ops.stop()
+    async with connect_agent(config) as agent, serving(config, agent, agent.metrics):
+        await agent.run(stop)
 
 
 # --- status ----------------------------------------------------------------------------------------

@@ -187,6 +187,17 @@ def _validate(config: AgentConfig, *, require_cluster: bool) -> None:
         raise ConfigError("scale_in_interval_seconds: must be positive")
     if config.list_page_size == 0:
         raise ConfigError("list_page_size: must be at least 1")
+    _validate_listeners(config)
+
+
+def _validate_listeners(config: AgentConfig) -> None:
+    """The probe listener is a second socket: it cannot share the ops listener's port."""
+    probe = config.probe_host_port
+    if probe is not None and probe[1] != 0 and probe[1] == config.ops_host_port[1]:
+        raise ConfigError(
+            f"probe_address: port {probe[1]} is ops_address's port; give the probe listener "
+            "its own port"
+        )
 
 
 def _check_scheme(name: str, endpoint: str | None) -> None:

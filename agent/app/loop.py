@@ -364,6 +364,8 @@ class Agent:
         try:
             if not await self._synced_unless(stopping):
                 return
+            async with self._writes:  # marks a stopped agent left: cleared now, not a round later
+                await self.scale_in.recover()
             while not stop.is_set():
                 await asyncio.wait({stopping}, timeout=self.config.scale_in_interval_seconds)
                 if stop.is_set():
@@ -577,7 +579,15 @@ class Agent:
         )
 
     def ready(self) -> bool:
-        return all(w.synced.is_set() for w in self.watchers)
+        return self.not_ready_reason() is None
+
+    def not_ready_reason(self) -> str | None:
+        """Why /readyz says not ready: the first full LIST still to come, or a decider that
+        refuses the agent's credentials (agent.app.remote_deciders.CredentialWatch)."""
+        if not all(w.synced.is_set() for w in self.watchers):
+            return "waiting for the first full LIST"
+        problem: str | None = getattr(self._decider, "configuration_problem", None)
+        return problem
 
     def status(self) -> dict[str, Any]:
         by_pool = self.view.nodes_by_pool()
@@ -587,6 +597,7 @@ class Agent:
             "cluster": self.config.cluster_id,
             "region": self.config.region,
             "ready": self.ready(),
+            "notReadyReason": self.not_ready_reason(),
             "dryRun": self.config.dry_run,
             "decider": self.config.decider,
             "pendingPods": len(pending),

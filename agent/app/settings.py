@@ -92,7 +92,11 @@ class AgentConfig:
     pool_lock_identity: str | None = None  # None: the pod name (hostname)
     # operations
     dry_run: bool = False
+    # Unauthenticated: loopback by default (`kubectl exec` / port-forward reach it). Probes and
+    # Prometheus reach the pod IP, so they get their own, explicitly opted-in listener.
     ops_address: str = "127.0.0.1:8080"
+    probe_address: str | None = None  # None: no second listener
+    status_details: bool = False  # /status shows pod names and error texts
     log_format: str = "console"
     log_level: str = "info"
 
@@ -120,8 +124,17 @@ class AgentConfig:
 
     @property
     def ops_host_port(self) -> tuple[str, int]:
-        host, _, port = self.ops_address.rpartition(":")
-        return host or "127.0.0.1", int(port)
+        return host_port(self.ops_address)
+
+    @property
+    def probe_host_port(self) -> tuple[str, int] | None:
+        return None if self.probe_address is None else host_port(self.probe_address)
+
+
+def host_port(address: str) -> tuple[str, int]:
+    """`HOST:PORT` (an empty host means 127.0.0.1; `[::1]:8080` for IPv6) → (host, port)."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 # --- parsing of one value ---------------------------------------------------------------------
@@ -229,6 +242,10 @@ def _address(value: Any) -> str:
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError("expected HOST:PORT")
     return text
+
+
+def _optional_address(value: Any) -> str | None:
+    return _address(value) if _text(value).strip() else None
 
 
 @dataclass(frozen=True)
@@ -446,7 +463,26 @@ SETTINGS: tuple[Setting, ...] = (
         "NAME",
     ),
     Setting("dry_run", _boolean, "decide and report, never write", is_flag=True),
-    Setting("ops_address", _address, "health/metrics/status listen address", "HOST:PORT"),
+    Setting(
+        "ops_address",
+        _address,
+        "listen address of /healthz, /readyz, /metrics and /status (no authentication: "
+        "keep it on loopback and reach it with kubectl exec or port-forward)",
+        "HOST:PORT",
+    ),
+    Setting(
+        "probe_address",
+        _optional_address,
+        "a second listen address, serving only /healthz, /readyz and /metrics, for the "
+        "kubelet's probes and Prometheus, e.g. 0.0.0.0:8081",
+        "HOST:PORT",
+    ),
+    Setting(
+        "status_details",
+        _boolean,
+        "/status shows pod names and error texts (otherwise they are redacted)",
+        is_flag=True,
+    ),
     Setting(
         "log_format", _choice(LOG_FORMATS), "log format: json (in cluster) or console", "FORMAT"
     ),

@@ -51,7 +51,7 @@ async def connect_agent(
     `now` is the clock policy durations are measured on: the wall clock in production, the
     simulated clock in dev mode."""
     from agent.actuate.actuation import Actuator
-    from agent.app.remote_deciders import fc_decider, http_decider
+    from agent.app.remote_deciders import fc_decider, http_decider, watch_credentials
     from agent.clients.cs import NodePoolClient
     from agent.clients.cs import build_sdk_client as build_cs
     from agent.decide.deciders import FallbackDecider, LocalDecider, RetrySettings
@@ -101,6 +101,9 @@ async def connect_agent(
                 counts=lambda: breaker.counters,
             )
             decider = breaker
+        if config.decider != "local":
+            # Credentials refused (401/403) are a configuration error: loud, an Event, /readyz.
+            decider = watch_credentials(decider, config, events=kube, now=now)
         lock = None
         if config.pool_lock_enabled:
             from agent.actuate.pool_lock import (
@@ -133,7 +136,7 @@ async def connect_agent(
             actuator=actuator,
             metrics=metrics,
             now=now,
-            scale_in=ScaleInActuator(pools, kube),
+            scale_in=ScaleInActuator(pools, kube, lock=lock, identity=config.pool_lock_identity),
         )
     finally:
         if session is not None:

@@ -49,6 +49,15 @@ class TaskState:
 
 
 @dataclass(frozen=True)
+class PoolNode:
+    """One ECS instance of a node pool as DescribeClusterNodes reports it."""
+
+    instance_id: str
+    node_name: str
+    state: str  # as reported; the SDK documents ECS-like values (pending, running, stopped...)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try one CS call: attempts, backoff (full jitter) and the per-attempt timeout."""
 
@@ -267,6 +276,40 @@ class NodePoolClient:
         )
         body = response.body.to_map() if response.body is not None else {}
         return body.get("task_id")
+
+    async def describe_nodes(
+        self, pool_id: str, *, state: str = "all", page_size: int = 100
+    ) -> list[PoolNode]:
+        """DescribeClusterNodes of one pool, every page (at most 100 a page): what CS itself
+        counts as the pool's nodes. `state` is the API's own filter (all, running, removing,
+        initial, failed); `state="removing"` lists the nodes CS is removing."""
+        found: list[PoolNode] = []
+        page_number = 1
+        while True:
+            request = cs_models.DescribeClusterNodesRequest(
+                nodepool_id=pool_id,
+                state=state,
+                page_number=str(page_number),
+                page_size=str(page_size),
+            )
+            response = await self._call("DescribeClusterNodes", self._nodes_page(request))
+            body = response.body.to_map() if response.body is not None else {}
+            items = body.get("nodes") or []
+            found += [
+                PoolNode(
+                    instance_id=str(item.get("instance_id") or ""),
+                    node_name=str(item.get("node_name") or ""),
+                    state=str(item.get("state") or ""),
+                )
+                for item in items
+            ]
+            total = int((body.get("page") or {}).get("total_count") or 0)
+            if not items or len(found) >= total:
+                return found
+            page_number += 1
+
+    def _nodes_page(self, request: Any) -> Callable[[], Awaitable[Any]]:
+        return lambda: self._sdk.describe_cluster_nodes_async(self._cluster_id, request)
 
     async def describe_task(self, task_id: str) -> TaskState:
         """The outcome of an asynchronous CS task."""

@@ -13,6 +13,11 @@ are given (the emulator).
 from __future__ import annotations
 
 import asyncio
+import base64
+import email.utils
+import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,9 +44,18 @@ class Invoker(Protocol):
 
 
 class RequestSigner(Protocol):
-    """Adds an HTTP trigger's authentication headers to one request (FC 2.0 or FC 3.0 form)."""
+    """Adds an HTTP trigger's authentication headers to one request (FC 2.0 or FC 3.0 form),
+    its body's digest included."""
 
-    async def sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]: ...
+    async def sign(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, str]: ...
+
+
+def content_md5(body: bytes) -> str:
+    """RFC 1864's Content-MD5 of `body` (base64 of its MD5 digest): the body digest FC's own
+    signature covers (FC "Signature authentication": CONTENT-MD5 in the string to sign)."""
+    return base64.b64encode(hashlib.md5(body).digest()).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -144,17 +158,28 @@ class FunctionInvoker:
 
 
 class TriggerSigner:
-    """Adds FC's `Authorization: FC ak:signature` (plus Date and, for STS, the security token) to
-    an HTTP-trigger request, with the FC SDK's own signer."""
+    """Adds FC's `Authorization: FC ak:signature` (plus Date, Content-MD5 and, for STS, the
+    security token) to an HTTP-trigger request, with the FC SDK's own signer.
+
+    The body is signed through its Content-MD5 (`sign_request_with_content_md5`, the SDK's way to
+    cover the body), so a changed body no longer matches. FC 2.0's signature has no nonce: what
+    tells two signed requests apart is the Date (whole seconds) and the body, so the signer never
+    signs the same body twice in one second (a retry waits for the next second) — a gateway that
+    refuses replays, as the emulator does, never takes a retry for one.
+    """
 
     def __init__(self, credential: Any) -> None:
         self._credential = credential
+        self._last: tuple[str, str] | None = None  # (Date, Content-MD5) of the last signature
+        self._lock = threading.Lock()
 
-    async def sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+    async def sign(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, str]:
         # Reading the credential may refresh it over the network (RRSA, credentials URI): off the loop.
-        return await asyncio.to_thread(self._sign, method, url, headers)
+        return await asyncio.to_thread(self._sign, method, url, headers, body)
 
-    def _sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+    def _sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         from alibabacloud_gateway_fc_util.client import Client as FcGatewaySigner
         from requests import Request
 
@@ -163,7 +188,16 @@ class TriggerSigner:
             method=method, url=url, headers={k.lower(): v for k, v in headers.items()}
         )
         snapshot = CredentialSnapshot(self._credential.get_credential())
-        return dict(FcGatewaySigner(snapshot).sign_request(request).headers)
+        digest = content_md5(body)
+        with self._lock:
+            now = time.time()
+            if self._last == (email.utils.formatdate(now, usegmt=True), digest):
+                time.sleep(1.0 - (now % 1.0) + 0.001)
+            signed = dict(
+                FcGatewaySigner(snapshot).sign_request_with_content_md5(request, digest).headers
+            )
+            self._last = (signed.get("date", ""), digest)
+        return signed
 
 
 class CredentialSnapshot:

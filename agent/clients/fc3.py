@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +27,7 @@ from agent.clients.fc import (
     CredentialSnapshot,
     InvocationError,
     as_invocation_error,
+    content_md5,
     excerpt,
     header_value,
     sdk_config,
@@ -112,19 +114,32 @@ class TriggerSigner:
     `x-acs-security-token` header, with an empty string as the hashed payload. The signing
     function is tea-openapi's `Utils.get_authorization`, the same algorithm as the documented
     `alibabacloud_openapi_util.Client.get_authorization` (both sources read).
+
+    Two more signed headers, which a gateway verifying the SignedHeaders list (as ACS3 is
+    verified) checks like any other: `x-acs-signature-nonce`, new for every request, so a replay
+    can be told from a retry; and `content-md5`, the body's digest (RFC 1864; FC's own signature
+    covers the body this way), so a changed body no longer matches. The body is not hashed into
+    the payload: the documented form's payload is empty, and whether the trigger's gateway would
+    read `x-acs-content-sha256` as the payload is not documented.
     """
 
     def __init__(self, credential: Any, *, clock: Any = time.time) -> None:
         self._credential = credential
         self._clock = clock
 
-    async def sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+    async def sign(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, str]:
         # Reading the credential may refresh it over the network (RRSA, credentials URI): off the loop.
-        return await asyncio.to_thread(self._sign, method, url, headers)
+        return await asyncio.to_thread(self._sign, method, url, headers, body)
 
-    def _sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+    def _sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         snapshot = CredentialSnapshot(self._credential.get_credential())
-        signed = {"x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))}
+        signed = {
+            "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+            "x-acs-signature-nonce": uuid.uuid4().hex,
+            "content-md5": content_md5(body),
+        }
         token = snapshot.get_security_token()
         if token:
             signed["x-acs-security-token"] = token

@@ -209,6 +209,14 @@ class KubeClient:
         )
         return pod
 
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """The pod as raw JSON, or KubeError (404 when it is gone)."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        pod: dict[str, Any] = await self._call(
+            lambda **kw: self._core.read_namespaced_pod(name, namespace, **kw), timeout=timeout
+        )
+        return pod
+
     async def set_unschedulable(self, name: str, unschedulable: bool) -> dict[str, Any]:
         """Cordon (True) or uncordon (False) a node as kubectl does: spec.unschedulable, by a
         JSON merge patch. The updated node, or KubeError (404 when the node is gone)."""

@@ -8,6 +8,11 @@ validates the reply against its request (schema, every pod exactly once, known p
 bounds) with the contract's own checks, `functions.contract_checks`. `FallbackDecider` is the circuit breaker that keeps decisions flowing when Function
 Compute is down: consecutive failures open it, the in-process decider answers for a cool-down,
 then one trial call decides whether to close again.
+
+A 401 or 403 from a remote decider is not an outage but a configuration error (wrong keys, role,
+URL or API version): it raises `DeciderMisconfigured`, which is never retried and never answered
+by the fallback — fallback is for outages, not for auth. `agent.app.remote_deciders` makes it loud
+(an error log saying what to fix, a Kubernetes Event, /readyz not ready).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -24,7 +30,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from agent.clients.fc import InvocationError, Invoker, RequestSigner
-from functions.contract import SCALE_IN_SCHEMA
+from functions.contract import MAX_DECISION_SECONDS, SCALE_IN_SCHEMA
 from functions.contract_checks import (
     ReplyMismatch,
     check_decide_reply,
@@ -48,6 +54,31 @@ class DecisionFailed(Exception):
 class InvalidReply(DecisionFailed):
     def __init__(self, message: str) -> None:
         super().__init__("InvalidReply", message, retryable=False)
+
+
+# HTTP statuses that mean "these credentials may not call this function", not "try later".
+AUTH_REFUSED_STATUSES = (401, 403)
+HTTP_TRIGGER_FIX = (
+    "check --http-url (the trigger of the deployed decision function), that --fc-api-version "
+    "matches the trigger (3.0: ACS3-signed; 2.0: FC-signed), that the trigger's authType is "
+    "function (or anonymous), and that the agent's credentials (its RRSA role, or the AccessKey "
+    "in the environment) are valid and allowed fc:InvokeFunction on the function"
+)
+FC_INVOKE_FIX = (
+    "check the agent's credentials (its RRSA role, or the AccessKey in the environment): valid, "
+    "and allowed fc:InvokeFunction on the function; and --fc-endpoint (account id and region), "
+    "--fc-function (and --fc-service for FC 2.0)"
+)
+
+
+class DeciderMisconfigured(DecisionFailed):
+    """The remote decider refused the agent's credentials (HTTP 401 or 403): a configuration
+    error. Not retryable, and no reason to decide locally instead: `fix` says what to check."""
+
+    def __init__(self, code: str, message: str, *, status: int, fix: str) -> None:
+        super().__init__(code, message, retryable=False)
+        self.status = status
+        self.fix = fix
 
 
 class Decider(Protocol):
@@ -117,29 +148,42 @@ class LocalDecider:
 
     async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
         import functions
+        from functions.deadline import Deadline
         from functions.errors import DecisionError
         from functions.scalein.decision import scale_in
 
         decide = scale_in if request.get("schema") == SCALE_IN_SCHEMA else functions.decide
         size = len(request.get("pods", ())) + len(request.get("nodes", ()))
+        # In process there is no platform timeout: only the request's maxDecisionSeconds binds.
+        deadline = Deadline(math.inf, clock=time.monotonic)
         try:
             if size > self._thread_above:
-                reply = await asyncio.to_thread(decide, request)
+                reply = await asyncio.to_thread(decide, request, deadline=deadline)
             else:
-                reply = decide(request)
+                reply = decide(request, deadline=deadline)
         except DecisionError as exc:
             raise DecisionFailed(exc.code, exc.message, retryable=False) from None
         return check_reply(reply, request)
 
 
 class _RemoteDecider:
-    """Shared retry loop of the remote deciders."""
+    """Shared retry loop of the remote deciders. With `time_limit_seconds` each request asks the
+    function for an answer within that time (`policy.maxDecisionSeconds`, the earlier of it and
+    the request's own), so a slow decision defers pods instead of outliving the call's timeout."""
 
-    def __init__(self, *, retry: RetrySettings | None, rng: random.Random | None) -> None:
+    def __init__(
+        self,
+        *,
+        retry: RetrySettings | None,
+        rng: random.Random | None,
+        time_limit_seconds: float | None = None,
+    ) -> None:
         self._retry = retry or RetrySettings()
         self._rng = rng or random.Random()
+        self._time_limit = time_limit_seconds
 
     async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        request = _within(request, self._time_limit)
         payload = json.dumps(request, separators=(",", ":")).encode()
         for attempt in range(self._retry.attempts):
             try:
@@ -156,6 +200,19 @@ class _RemoteDecider:
         raise NotImplementedError
 
 
+def _within(request: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+    """`request` with its `policy.maxDecisionSeconds` at most `seconds` (not part of decisionId,
+    so the reply still answers the request the agent built)."""
+    if seconds is None:
+        return request
+    policy = dict(request.get("policy") or {})
+    asked = policy.get(MAX_DECISION_SECONDS)
+    if isinstance(asked, (int, float)) and not isinstance(asked, bool) and asked <= seconds:
+        return request
+    policy[MAX_DECISION_SECONDS] = round(seconds, 3)
+    return {**request, "policy": policy}
+
+
 class FunctionComputeDecider(_RemoteDecider):
     """The deployed function through the FC SDK's InvokeFunction (Sync), FC 3.0 or FC 2.0."""
 
@@ -165,14 +222,19 @@ class FunctionComputeDecider(_RemoteDecider):
         *,
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
+        time_limit_seconds: float | None = None,
     ) -> None:
-        super().__init__(retry=retry, rng=rng)
+        super().__init__(retry=retry, rng=rng, time_limit_seconds=time_limit_seconds)
         self._invoker = invoker
 
     async def _once(self, payload: bytes, request: dict[str, Any]) -> dict[str, Any]:
         try:
             body = await self._invoker.invoke(payload)
         except InvocationError as exc:
+            if exc.status in AUTH_REFUSED_STATUSES:
+                raise DeciderMisconfigured(
+                    exc.code, exc.message, status=exc.status, fix=FC_INVOKE_FIX
+                ) from None
             raise DecisionFailed(exc.code, exc.message, retryable=exc.retryable) from None
         return _parse(body, request)
 
@@ -191,8 +253,9 @@ class HttpTriggerDecider(_RemoteDecider):
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
         signer: RequestSigner | None = None,
+        time_limit_seconds: float | None = None,
     ) -> None:
-        super().__init__(retry=retry, rng=rng)
+        super().__init__(retry=retry, rng=rng, time_limit_seconds=time_limit_seconds)
         self._session = session
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -201,7 +264,8 @@ class HttpTriggerDecider(_RemoteDecider):
     async def _once(self, payload: bytes, request: dict[str, Any]) -> dict[str, Any]:
         headers = {"content-type": "application/json"}
         if self._signer is not None:
-            headers = await self._signer.sign("POST", self._url, headers)
+            # The body is signed too (its digest), so a changed body is refused by the trigger.
+            headers = await self._signer.sign("POST", self._url, headers, payload)
         try:
             async with self._session.post(
                 self._url, data=payload, headers=headers, timeout=self._timeout
@@ -217,6 +281,10 @@ class HttpTriggerDecider(_RemoteDecider):
         if status >= 500 or status == 429:
             raise DecisionFailed(
                 f"HTTP{status}", body[:300].decode("utf-8", "replace"), retryable=True
+            )
+        if status in AUTH_REFUSED_STATUSES:
+            raise DeciderMisconfigured(
+                f"HTTP{status}", _refusal_text(body), status=status, fix=HTTP_TRIGGER_FIX
             )
         if status >= 400:
             try:
@@ -235,7 +303,8 @@ class FallbackDecider:
     is never lost to an outage); `failure_threshold` consecutive failures open the circuit, so for
     `cooldown_seconds` the primary is not even tried; after that one trial call (half-open) closes
     it again or re-opens it. A refusal of the request itself (not retryable, not a transport or
-    reply problem) is the caller's bug and is raised, not hidden behind the fallback.
+    reply problem) is the caller's bug and is raised, not hidden behind the fallback; so is
+    `DeciderMisconfigured` (credentials refused): fallback is for outages, not for auth.
     """
 
     def __init__(
@@ -259,6 +328,7 @@ class FallbackDecider:
             "primary_failed": 0,
             "fallback_used": 0,
             "circuit_opened": 0,
+            "auth_refused": 0,
         }
 
     @property
@@ -275,6 +345,10 @@ class FallbackDecider:
             return await self._use_fallback(request, reason="circuit open")
         try:
             reply = await self._primary.decide(request)
+        except DeciderMisconfigured:
+            # A configuration error: not an outage, so neither the fallback nor the circuit.
+            self.counters["auth_refused"] += 1
+            raise
         except DecisionFailed as exc:
             if _is_request_refusal(exc):
                 raise
@@ -311,6 +385,21 @@ class FallbackDecider:
         self.counters["fallback_used"] += 1
         log.warning("decision by the fallback decider", extra={"reason": reason})
         return await self._fallback.decide(request)
+
+
+def _refusal_text(body: bytes) -> str:
+    """`Code: Message` of a JSON refusal (FC's `Code`/`Message` or `errorCode`/`errorMessage`),
+    else the start of the body."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        code = parsed.get("Code") or parsed.get("errorCode")
+        message = parsed.get("Message") or parsed.get("errorMessage")
+        if code or message:
+            return f"{code or 'Error'}: {message or ''}"[:300]
+    return body[:300].decode("utf-8", "replace")
 
 
 def _is_request_refusal(exc: DecisionFailed) -> bool:

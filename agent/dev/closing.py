@@ -8,7 +8,10 @@ from typing import Any
 
 VERDICTS = {
     "rest": ("done", "done: the workload finished and the cluster is at rest"),
-    "time-limit": ("time limit", "time limit: the run did not finish within {limit:g} simulated seconds"),
+    "time-limit": (
+        "time limit",
+        "time limit: the run did not finish within {limit:g} simulated seconds",
+    ),
     "interrupted": ("interrupted", "interrupted: stopped before the run finished"),
     "agent-stopped": ("agent stopped", "the agent stopped by itself before the run finished"),
 }

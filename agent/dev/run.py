@@ -247,6 +247,8 @@ def agent_environment(
         ENV_PREFIX + "MANAGED_POOLS": cs["managedPools"],
         ENV_PREFIX + "ECI_ENABLED": str(eci_enabled).lower(),
         ENV_PREFIX + "OPS_ADDRESS": "127.0.0.1:0",
+        # a sandbox on this machine: its /status may name the simulated pods and quote errors
+        ENV_PREFIX + "STATUS_DETAILS": "true",
     }
     if decider in ("fc", "http"):
         env[ENV_PREFIX + "FC_API_VERSION"] = fc_api_version
@@ -357,7 +359,9 @@ class DevRun:
             subscription = self._follow_store()
             async with connect_agent(config, now=ack.cluster.clock.now) as agent:
                 host, port = config.ops_host_port
-                ops = OpsServer(agent, agent.metrics, host=host, port=port)
+                ops = OpsServer(
+                    agent, agent.metrics, host=host, port=port, status_details=config.status_details
+                )
                 await ops.start()
                 self.say(f"agent status: python -m agent status --url {ops.url}")
                 stop = asyncio.Event()

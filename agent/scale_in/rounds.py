@@ -2,10 +2,11 @@
 ScaleInActuator, and its record.
 
 The agent runs a round every `scale_in_interval_seconds`, holding the same lock as its
-scale-out rounds, so a removal never interleaves with a raise. Each round first asks CS about
-the removals still running (a drain may fail long after RemoveNodePoolNodes was accepted) and
-takes stray removal marks off nodes (`agent.scale_in.removals`); a failed removal makes the
-round's outcome `failed`. The unneeded-time tracker is fed on every change of a node's pods
+scale-out rounds, so a removal never interleaves with a raise (across agents, the pool Lease
+does that). Each round — and `recover`, once at start — first asks CS about the removals still
+running (a drain may fail long after RemoveNodePoolNodes was accepted) and takes removal marks
+left behind off nodes (`agent.scale_in.removals`); a failed removal makes the round's outcome
+`failed`. The unneeded-time tracker is fed on every change of a node's pods
 (`node_changed`, the view's hook) and swept once per round. Failures become data: the round is
 recorded with outcome `error` and the next one tries again.
 """
@@ -136,6 +137,18 @@ class ScaleInRounds:
         if record.outcome not in ("idle", "none"):
             log.info("scale-in round", extra={k: v for k, v in asdict(record).items() if v})
         return record
+
+    async def recover(self) -> ScaleInRecord:
+        """At start, before the first round: follow the removals the nodes' marks name and clear
+        the marks a stopped agent left behind (`Removals.recover`), without deciding anything.
+        Every round does the same first."""
+        at = self._now()
+        record = ScaleInRecord(at=rfc3339(at), outcome="idle")
+        try:
+            return await self._follow_removals(record, at=at)
+        except Exception as error:  # the rounds try again; a start must not fail on it
+            log.exception("scale-in recovery failed")
+            return replace(record, outcome="error", error=f"{type(error).__name__}: {error}")
 
     async def _follow_removals(self, record: ScaleInRecord, *, at: float) -> ScaleInRecord:
         """The ends of earlier removals: a failed one is this round's outcome until a decision

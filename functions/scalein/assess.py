@@ -37,6 +37,8 @@ class Candidate:
 class Kept:
     node: Node
     reason: str
+    # Not decided: the decision's time limit passed before the node was reached.
+    deferred: bool = False
 
 
 def utilization(node: Node) -> float:

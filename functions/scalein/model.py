@@ -35,6 +35,9 @@ class NodePod:
     # Canonical JSON of requests, nodeSelector, affinity and tolerations: pods with the same
     # key fit the same nodes, so placement work is shared between them.
     fit_key: str
+    # The same without requests: pods with the same key may go to the same nodes (labels and
+    # taints allow it), whether or not there is room.
+    place_key: str
 
     @property
     def label(self) -> str:
@@ -108,3 +111,5 @@ class ScaleInRequest:
     policy: ScaleInPolicy
     # Canonical JSON of everything that decides the reply except `now` itself.
     fingerprint: str
+    # policy.maxDecisionSeconds: not content, so not in the fingerprint.
+    max_decision_seconds: float | None = None

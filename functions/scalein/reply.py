@@ -2,13 +2,16 @@
 
 `remove` is sorted by pool id then node name, so the agent sends one
 RemoveNodePoolNodes per run of a pool; `pools` has that grouping ready-made.
-`keep` lists every other node of the request, by name, each with its reason.
+`keep` lists every other node of the request, by name, each with its reason (candidates
+the time limit left unchecked are marked `"deferred": true`).
 `decisionId` is the first 16 hex digits of sha256 over the request's fingerprint
 (see `functions.scalein.validate`): it does not change with `now`.
 """
 
 from __future__ import annotations
 
+from functions.contract import DEFERRED
+from functions.readers import fingerprint_bytes
 from functions.scalein.model import ScaleInRequest
 from functions.scalein.select import Selection
 from functions.scalein.validate import SCHEMA
@@ -24,7 +27,7 @@ def scale_in_decision_id(request: ScaleInRequest) -> str:
     # Imported here, as in functions.scaleout.reply: OpenSSL is cold-start time only a call needs.
     import hashlib
 
-    return hashlib.sha256(request.fingerprint.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(fingerprint_bytes(request.fingerprint)).hexdigest()[:16]
 
 
 def build_scale_in_reply(request: ScaleInRequest, selection: Selection) -> dict[str, Any]:
@@ -57,19 +60,25 @@ def build_scale_in_reply(request: ScaleInRequest, selection: Selection) -> dict[
         group["nodes"].append(c.node.name)
         group["instanceIds"].append(c.node.instance_id)
     keep = [
-        {"node": k.node.name, "reason": k.reason}
+        {"node": k.node.name, "reason": k.reason, DEFERRED: True}
+        if k.deferred
+        else {"node": k.node.name, "reason": k.reason}
         for k in sorted(selection.kept, key=lambda k: k.node.name)
     ]
     saved = sum(c.pool.price_per_hour for c in removed)
+    summary: dict[str, Any] = {
+        "removeNodes": len(remove),
+        "keepNodes": len(keep),
+        "savedPerHour": round(saved, 6),
+    }
+    deferred = sum(1 for k in selection.kept if k.deferred)
+    if deferred:
+        summary["deferredNodes"] = deferred
     return {
         "schema": SCHEMA,
         "decisionId": scale_in_decision_id(request),
         "remove": remove,
         "pools": pools,
         "keep": keep,
-        "summary": {
-            "removeNodes": len(remove),
-            "keepNodes": len(keep),
-            "savedPerHour": round(saved, 6),
-        },
+        "summary": summary,
     }

@@ -6,6 +6,7 @@ newest (then by name). Each is accepted while its pool stays at or above `min`
 `maxNodesPerDecision` are chosen, and — for a node with load — all its pods fit
 on the nodes that stay (`functions.scalein.drain`). A node that was promised
 pods from another node stays, so no pod is sent to a node that is leaving.
+Once a `Deadline` has passed, the candidates not reached yet stay, as deferred.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from functions.scalein.assess import Candidate, Kept, assess
 from functions.scalein.drain import Destinations
 from functions.scalein.model import ScaleInRequest
 
+# Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from functions.deadline import Deadline
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -24,8 +30,9 @@ class Selection:
     kept: tuple[Kept, ...]
 
 
-def select(request: ScaleInRequest) -> Selection:
-    """Which nodes of `request` to remove and why every other node stays."""
+def select(request: ScaleInRequest, *, deadline: Deadline | None = None) -> Selection:
+    """Which nodes of `request` to remove and why every other node stays. Candidates not
+    reached when `deadline` passes are kept as deferred."""
     policy = request.policy
     verdicts = [
         assess(node, pools=request.pools, policy=policy, now=request.now) for node in request.nodes
@@ -63,8 +70,16 @@ def select(request: ScaleInRequest) -> Selection:
     )
     removed: list[Candidate] = []
     cap = policy.max_nodes_per_decision
+    deferred_reason = (
+        deadline.reason("this node was checked; it is considered again in the next decision")
+        if deadline is not None
+        else ""
+    )
     for candidate in candidates:
         node, pool = candidate.node, candidate.pool
+        if deadline is not None and deadline.passed():
+            kept.append(Kept(node, deferred_reason, deferred=True))
+            continue
         if len(removed) >= cap:
             kept.append(Kept(node, f"{candidate.reason}, but maxNodesPerDecision {cap} reached"))
             continue

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from functions import readers
 from functions.contract import SCALE_IN_SCHEMA
+from functions.deadline import requested_seconds
 from functions.errors import InvalidRequest, RequestTooLarge
 from functions.quantity import parse_resources
 from functions.scalein.model import (
@@ -38,9 +39,14 @@ _NO_MAP: dict[str, Any] = {}
 _NO_LIST: list[Any] = []
 
 # A pod's placement-relevant fields, validated: requests, nodeSelector, affinity,
-# tolerations and their canonical key.
+# tolerations, their canonical key, and the canonical key of the last three alone.
 _Fit = tuple[
-    dict[str, int], dict[str, str], "Mapping[str, Any] | None", "tuple[Mapping[str, Any], ...]", str
+    dict[str, int],
+    dict[str, str],
+    "Mapping[str, Any] | None",
+    "tuple[Mapping[str, Any], ...]",
+    str,
+    str,
 ]
 
 
@@ -60,7 +66,8 @@ def parse_scale_in_request(raw: object) -> ScaleInRequest:
             path="nodes",
         )
     cluster = readers.cluster(raw)
-    policy = _policy(readers.optional_object(raw, "policy", ""))
+    raw_policy = readers.optional_object(raw, "policy", "")
+    policy = _policy(raw_policy)
     pools, templates = _pools(raw_pools)
     nodes = _nodes(raw_nodes, pools=pools, templates=templates)
     fingerprint = readers.canonical(
@@ -74,7 +81,14 @@ def parse_scale_in_request(raw: object) -> ScaleInRequest:
             "policy": vars(policy),
         }
     )
-    return ScaleInRequest(now=now, pools=pools, nodes=nodes, policy=policy, fingerprint=fingerprint)
+    return ScaleInRequest(
+        now=now,
+        pools=pools,
+        nodes=nodes,
+        policy=policy,
+        fingerprint=fingerprint,
+        max_decision_seconds=requested_seconds(raw_policy),
+    )
 
 
 def _pod_token(pod: NodePod) -> list[Any]:
@@ -285,7 +299,9 @@ def _pod(
         raise InvalidRequest(
             f"unknown phase {phase!r}, expected one of {list(PHASES)}", path=f"{path}.phase"
         )
-    requests, node_selector, affinity, tolerations, fit_key = _fit(raw, path=path, shapes=shapes)
+    requests, node_selector, affinity, tolerations, fit_key, place_key = _fit(
+        raw, path=path, shapes=shapes
+    )
     return NodePod(
         uid=uid,
         namespace=namespace,
@@ -299,6 +315,7 @@ def _pod(
         tolerations=tolerations,
         phase=phase,
         fit_key=fit_key,
+        place_key=place_key,
     )
 
 
@@ -333,15 +350,20 @@ def _fit(raw: dict[str, Any], *, path: str, shapes: dict[tuple[str, ...], _Fit])
         if raw_tolerations == _NO_LIST
         else readers.tolerations(raw_tolerations, path=f"{path}.tolerations")
     )
-    fit_key = readers.canonical(
-        [
-            sorted(requests.items()),
-            sorted(node_selector.items()),
-            affinity,
-            sorted(readers.canonical(t) for t in tolerations),
-        ]
+    placement = [
+        sorted(node_selector.items()),
+        affinity,
+        sorted(readers.canonical(t) for t in tolerations),
+    ]
+    fit_key = readers.canonical([sorted(requests.items()), *placement])
+    shapes[key] = (
+        requests,
+        node_selector,
+        affinity,
+        tolerations,
+        fit_key,
+        readers.canonical(placement),
     )
-    shapes[key] = (requests, node_selector, affinity, tolerations, fit_key)
     return shapes[key]
 
 

@@ -1,4 +1,5 @@
-"""`decide`: one decide/v1 request in, one reply out — pure, deterministic, no clock, no I/O."""
+"""`decide`: one decide/v1 request in, one reply out — pure, deterministic, no I/O; the only
+clock is a caller's `Deadline`, and without one the reply depends on the request alone."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from functions.deadline import Deadline
 
-def decide(request: dict[str, Any]) -> dict[str, Any]:
+
+def decide(request: dict[str, Any], *, deadline: Deadline | None = None) -> dict[str, Any]:
     """Decide where the request's unschedulable pods go (the decide/v1 contract).
 
+    With a `deadline`, narrowed to the request's `policy.maxDecisionSeconds`, pods the time
+    limit leaves unplanned are deferred (functions.deadline); without one, nothing is.
     Raises InvalidRequest or RequestTooLarge (functions.errors) for bad input.
     """
     try:
@@ -23,4 +28,13 @@ def decide(request: dict[str, Any]) -> dict[str, Any]:
     except RecursionError:
         # Only an in-process caller can build this: JSON that deep fails to parse first.
         raise InvalidRequest("the request is nested too deeply", path="") from None
-    return build_reply(parsed, make_plan(parsed))
+    if deadline is not None:
+        deadline = deadline.within(parsed.max_decision_seconds)
+    plan = make_plan(parsed, deadline=deadline)
+    return build_reply(parsed, plan, deferred_reason=_deferred_reason(deadline))
+
+
+def _deferred_reason(deadline: Deadline | None) -> str:
+    if deadline is None:
+        return ""
+    return deadline.reason("this pod was planned; it stays pending for the next decision")

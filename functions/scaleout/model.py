@@ -123,3 +123,5 @@ class Request:
     policy: Policy
     # Canonical JSON of everything that decides the reply except `now` itself.
     fingerprint: str
+    # policy.maxDecisionSeconds: not content, so not in the fingerprint.
+    max_decision_seconds: float | None = None

@@ -1,6 +1,7 @@
 """The decide/v1 reply: actions, covered, unplaceable, summary and the decisionId.
 
 Every pod of the request appears exactly once; lists keep the request's pod order;
+pods the time limit deferred are `unplaceable` entries marked `"deferred": true`;
 scale-pool actions are sorted by pool id and come before the one place-on-eci
 action. Each action carries a `reason` (`functions.scaleout.explain`; distinct group reasons
 joined by "; "). `decisionId` is the first 16 hex digits of sha256 over the request's
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from itertools import repeat
 
-from functions.contract import DECIDE_SCHEMA, PLACE_ON_ECI, SCALE_POOL
+from functions.contract import DECIDE_SCHEMA, DEFERRED, PLACE_ON_ECI, SCALE_POOL
+from functions.readers import fingerprint_bytes
 from functions.scaleout.feasibility import eci_fit
 from functions.scaleout.model import Request
 from functions.scaleout.plan import Plan
@@ -28,11 +30,12 @@ def decision_id(request: Request) -> str:
     # Imported here: loading OpenSSL is ~3 ms of a cold start that only needs it per call.
     import hashlib
 
-    return hashlib.sha256(request.fingerprint.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(fingerprint_bytes(request.fingerprint)).hexdigest()[:16]
 
 
-def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
-    """The reply JSON object for `plan`."""
+def build_reply(request: Request, plan: Plan, *, deferred_reason: str = "") -> dict[str, Any]:
+    """The reply JSON object for `plan`; its deferred pods are `unplaceable` with
+    `deferred_reason` and `"deferred": true`."""
     uids = request.uids
     pools = {pool.id: pool for pool in request.pools}
     new_pods: dict[str, list[int]] = {pool_id: [] for pool_id in plan.added}
@@ -75,20 +78,31 @@ def build_reply(request: Request, plan: Plan) -> dict[str, Any]:
                 assert not isinstance(billed, str), billed
                 cost += count * eci_cost_per_pod(billed, eci=request.eci, seconds=3600)
     covered.sort()
-    unplaceable = sorted((i, reason) for reason, run in plan.unplaceable for i in run)
+    unplaceable = [(i, reason) for reason, run in plan.unplaceable for i in run]
+    unplaceable.extend((i, deferred_reason) for i in plan.deferred)
+    unplaceable.sort()
+    deferred = frozenset(plan.deferred)
+    summary: dict[str, Any] = {
+        "newNodes": sum(plan.added.values()),
+        "eciPods": len(plan.eci_pods),
+        "coveredPods": len(covered),
+        "unplaceablePods": len(unplaceable),
+        "estimatedCostPerHour": round(cost, 6),
+    }
+    if deferred:
+        summary["deferredPods"] = len(deferred)
     return {
         "schema": DECIDE_SCHEMA,
         "decisionId": decision_id(request),
         "actions": actions,
         "covered": [{"pod": uids[i], "poolId": pool_id} for i, pool_id in covered],
-        "unplaceable": [{"pod": uids[i], "reason": reason} for i, reason in unplaceable],
-        "summary": {
-            "newNodes": sum(plan.added.values()),
-            "eciPods": len(plan.eci_pods),
-            "coveredPods": len(covered),
-            "unplaceablePods": len(unplaceable),
-            "estimatedCostPerHour": round(cost, 6),
-        },
+        "unplaceable": [
+            {"pod": uids[i], "reason": reason, DEFERRED: True}
+            if i in deferred
+            else {"pod": uids[i], "reason": reason}
+            for i, reason in unplaceable
+        ],
+        "summary": summary,
     }
 
 

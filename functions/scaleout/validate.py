@@ -25,7 +25,8 @@ Defaults for optional fields:
   to are those ECI offers in `cluster.region` (`functions.eci_specs`).
 - policy: `strategy` "cost", `latencyBudgetSeconds` 120, `expectedRunSeconds` 600,
   `maxNewNodesPerDecision` 100, `maxProvisionSeconds` 600, no `nodeQuota` (no
-  cluster-wide cap; with `{limit, nodes}` new nodes stop at `limit - nodes`).
+  cluster-wide cap; with `{limit, nodes}` new nodes stop at `limit - nodes`), no
+  `maxDecisionSeconds` (the caller's own time limit only; `functions.deadline`).
 
 Pods with identical decision-relevant fields are validated once, at the first
 pod that carries them, so the cost per pod is a handful of dictionary lookups.
@@ -44,6 +45,7 @@ from functions.contract import (
     PLACEMENT_AUTO,
     STRATEGIES,
 )
+from functions.deadline import requested_seconds
 from functions.eci_specs import table_for
 from functions.errors import InvalidRequest, RequestTooLarge
 from functions.quantity import parse_resources
@@ -85,7 +87,8 @@ def parse_request(raw: object) -> Request:
             path="pools",
         )
     cluster = readers.cluster(raw)
-    policy = _policy(readers.optional_object(raw, "policy", ""))
+    raw_policy = readers.optional_object(raw, "policy", "")
+    policy = _policy(raw_policy)
     pools = _pools(raw_pools, now=now, policy=policy)
     eci = _eci(raw.get("eci"), region=cluster.get("region"))
     uids, groups = _pods(raw_pods)
@@ -100,7 +103,13 @@ def parse_request(raw: object) -> Request:
         cluster=cluster, pools=pools, eci=eci, policy=policy, uids=uids, groups=groups
     )
     return Request(
-        uids=uids, groups=groups, pools=pools, eci=eci, policy=policy, fingerprint=fingerprint
+        uids=uids,
+        groups=groups,
+        pools=pools,
+        eci=eci,
+        policy=policy,
+        fingerprint=fingerprint,
+        max_decision_seconds=requested_seconds(raw_policy),
     )
 
 

@@ -32,7 +32,9 @@ async def test_deferred_pods_get_no_event_and_the_planned_ones_are_written() -> 
         assert sorted(p.uid for p in result.deferred) == [f"small-{i}" for i in range(4)]
         assert result.unplaceable == ()
         assert world.events("NotTriggerScaleUp") == []
-        assert result.to_json()["deferred"] == [f"ray/raycluster-worker-small-{i}" for i in range(4)]
+        assert result.to_json()["deferred"] == [
+            f"ray/raycluster-worker-small-{i}" for i in range(4)
+        ]
         assert follow_up_reason(result) == "decision deferred 4 pod(s) at its time limit"
 
 

@@ -1,8 +1,10 @@
 """ECI placement through the real API: the guarded toleration patch, the sim scheduler binding the pod
-to the virtual node, PlacedOnECI events, and pods that vanished or changed being skipped."""
+to the virtual node, PlacedOnECI events, and pods that vanished or changed what the decision read
+being skipped. (A pod whose status alone changed meanwhile: test_actuation_eci_retry.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,8 +94,9 @@ def unreachable_cs() -> NodePoolClient:
     )
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def open_eci_world() -> AsyncIterator[World]:
+    """A simulated cluster with one small node and the ECI virtual node; the agent's client."""
     async with SimCluster(speed=20.0, namespaces=[NS]) as sim:
         sim.store.create("nodes", ready_node("cn-hangzhou.172.16.0.10", cpu="1"))
         sim.store.create(
@@ -105,6 +108,12 @@ async def world() -> AsyncIterator[World]:
             yield World(sim, kube, Actuator(unreachable_cs(), kube))
         finally:
             await kube.close()
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with open_eci_world() as opened:
+        yield opened
 
 
 def eci_tolerations(pod: dict[str, Any]) -> list[dict[str, Any]]:
@@ -139,7 +148,8 @@ class TestPlacement:
         assert world.actuator.counters["eci_placed"] == 1
 
     async def test_applying_the_same_decision_twice_patches_once(self, world: World) -> None:
-        """The resourceVersion guard turns a repeated apply into a skip, not a second toleration."""
+        """The resourceVersion guard and the re-read turn a repeated apply into a skip (the pod
+        already tolerates ECI, or is bound there), not a second toleration."""
         world.create_worker("w-1")
         await world.until(lambda: world.unschedulable("w-1"))
         reply, request = await world.decide()
@@ -147,6 +157,8 @@ class TestPlacement:
         second = await world.actuator.apply(reply, request, dry_run=False)
         assert len(first.eci_placed) == 1
         assert not second.eci_placed and len(second.eci_skipped) == 1
+        reason = second.eci_skipped[0].reason
+        assert "already tolerates" in reason or f"bound to {VIRTUAL}" in reason, reason
         assert len(eci_tolerations(world.pod("w-1"))) == 1
         assert len(world.events("PlacedOnECI")) == 1
 
@@ -166,8 +178,9 @@ class TestPlacement:
 class TestVanishedOrChanged:
     """A pod that changed or went away since the decision is skipped, not patched."""
 
-    async def test_changed_pod_is_skipped(self, world: World) -> None:
-        """A pod modified after the snapshot fails the `test` op: skipped and counted, not failed."""
+    async def test_pod_whose_decision_inputs_changed_is_skipped(self, world: World) -> None:
+        """An annotation (a decision input) changed after the snapshot: the `test` op fails, the
+        re-read shows the change, and the pod is skipped and counted, not patched or failed."""
         world.create_worker("w-1")
         await world.until(lambda: world.unschedulable("w-1"))
         reply, request = await world.decide()
@@ -180,7 +193,9 @@ class TestVanishedOrChanged:
         result = await world.actuator.apply(reply, request, dry_run=False)
         assert [p.name for p in result.eci_skipped] == ["w-1"]
         assert result.eci_skipped[0].reason.split()[0] in ("409", "422")
+        assert "annotations changed since the decision" in result.eci_skipped[0].reason
         assert not result.eci_failed and not result.eci_placed
+        assert (result.eci_refused, result.eci_retries) == (1, 0), "no second patch"
         assert eci_tolerations(world.pod("w-1")) == []
         assert world.actuator.counters["eci_skipped"] == 1
 

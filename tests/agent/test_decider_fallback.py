@@ -52,6 +52,7 @@ class TestCircuit:
                 "primary_failed": 2,
                 "fallback_used": 3,
                 "circuit_opened": 1,
+                "auth_refused": 0,
             }
 
             faults.fc_error_ratio = 0.0

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from agent.clients.cs import NodePoolClient
+from agent.clients.cs import CloudCallError, NodePoolClient
 from agent.clients.cs import build_sdk_client as build_cs
 from agent.clients.kube import KubeClient
+from agent.ingest.node_pods import TO_BE_DELETED_TAINT
 from agent.scale_in.actuation import ScaleInActuator
+from agent.scale_in.marks import MARK_ANNOTATIONS
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
@@ -109,13 +111,52 @@ async def test_chosen_nodes_are_cordoned_and_removed_with_drain_and_release(ack,
     assert events(ack, "ScaleDown") == set(names)
 
 
-async def test_a_refused_removal_uncordons_and_says_so(ack, actuator):
-    """CS refuses (unknown instance): the node is uncordoned, ScaleDownFailed is recorded."""
-    name = sorted(pool_nodes(ack))[0]
-    reply, request = decision(ack, [name], instance_ids=["i-not-in-the-pool"])
+async def test_an_instance_cs_does_not_list_in_the_pool_is_not_sent(ack, actuator):
+    """The pool's nodes are read from CS under the Lease: an instance it does not list is kept
+    (nothing cordoned, no call), the others go."""
+    first, second = sorted(pool_nodes(ack))[:2]
+    ids = ["i-not-in-the-pool", str(ack.world.pools.instance_id_of(second))]
+    reply, request = decision(ack, [first, second], instance_ids=ids)
     result = await actuator.apply(reply, request, dry_run=False, now=NOW)
-    assert [f.code for f in result.failed] == ["InvalidParameter"] and not result.removed
-    assert not pool_nodes(ack)[name]["spec"].get("unschedulable")
+    assert not result.failed and [r.node for r in result.removed] == [second]
+    assert [(k.node, k.reason) for k in result.kept] == [
+        (first, f"no longer a node of pool {POOL}")
+    ]
+    (write,) = removal_writes(ack)
+    assert write.code is None and write.summary["instance_ids"] == [ids[1]]
+    assert not pool_nodes(ack)[first]["spec"].get("unschedulable")
+
+
+class Refusing:
+    """The CS client, but RemoveNodePoolNodes is refused for a reason that has nothing to do
+    with the nodes (a missing RAM grant)."""
+
+    def __init__(self, inner: NodePoolClient) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def remove_nodes(self, *args: Any, **kwargs: Any) -> str | None:
+        self.calls += 1
+        raise CloudCallError("Forbidden.RAM", 403, "not authorized", retryable=False)
+
+
+async def test_a_refused_removal_uncordons_and_says_so(ack, actuator):
+    """CS refuses with every node still in the pool: one call, no retry, the node is uncordoned
+    and untainted, ScaleDownFailed is recorded."""
+    refusing = Refusing(actuator._pools)
+    actuator = ScaleInActuator(refusing, actuator._kube)  # type: ignore[arg-type]
+    name = sorted(pool_nodes(ack))[0]
+    reply, request = decision(ack, [name])
+    result = await actuator.apply(reply, request, dry_run=False, now=NOW)
+    assert [f.code for f in result.failed] == ["Forbidden.RAM"] and not result.removed
+    assert refusing.calls == 1
+    back = pool_nodes(ack)[name]
+    assert not back["spec"].get("unschedulable")
+    assert TO_BE_DELETED_TAINT not in [t["key"] for t in back["spec"].get("taints") or ()]
+    assert not set(MARK_ANNOTATIONS) & set(back["metadata"].get("annotations") or {})
     assert events(ack, "ScaleDownFailed") == {name}
     assert ack.world.pools.describe_pool(POOL).desired == 3
 

@@ -17,8 +17,21 @@ from agent.ingest.node_pods import (
 )
 from agent.ingest.view import ClusterView
 from agent.model import PoolInfo
-from agent.scale_in.marks import mark_patch, unmark_patch
-from agent.scale_in.tracking import ScaleInPolicy, UnneededTracker, build_scale_in_request
+from agent.scale_in.marks import (
+    MARKED_AT_ANNOTATION,
+    MARKED_BY_ANNOTATION,
+    WAS_CORDONED_ANNOTATION,
+    Mark,
+    mark_of,
+    mark_patch,
+    unmark_patch,
+)
+from agent.scale_in.tracking import (
+    ScaleInPolicy,
+    UnneededTracker,
+    build_scale_in_request,
+    rfc3339,
+)
 from functions.scalein.decision import scale_in
 from tests.support.builders import T0, raw_node
 
@@ -112,11 +125,12 @@ def test_our_marks_are_read_back_from_the_node():
 
 
 def test_marking_adds_cordon_and_taint_and_keeps_other_taints():
-    """The patch carries every other taint (a merge patch replaces the list whole); marking a
-    marked node changes nothing; unmarking removes exactly what marking added."""
+    """The patch carries every other taint (a merge patch replaces the list whole) and says who
+    marked the node and when; the mark is read back; unmarking removes exactly what marking
+    added."""
     node = pool_node("n-1", "i-1")
     node["spec"]["taints"] = [OTHER_TAINT]
-    patch = mark_patch(node, now=T0)
+    patch = mark_patch(node, now=T0, holder="head-a")
     assert patch == {
         "spec": {
             "unschedulable": True,
@@ -124,17 +138,40 @@ def test_marking_adds_cordon_and_taint_and_keeps_other_taints():
                 OTHER_TAINT,
                 {"key": TO_BE_DELETED_TAINT, "value": str(int(T0)), "effect": "NoSchedule"},
             ],
-        }
+        },
+        "metadata": {
+            "annotations": {MARKED_BY_ANNOTATION: "head-a", MARKED_AT_ANNOTATION: rfc3339(T0)}
+        },
     }
     marked = pool_node("n-1", "i-1", **{REMOVAL_TASK_ANNOTATION: "T-1"})
     marked["spec"].update(patch["spec"])
-    assert mark_patch(marked, now=T0 + 10) is None
+    marked["metadata"]["annotations"].update(patch["metadata"]["annotations"])
+    assert mark_of(marked) == Mark(holder="head-a", at=T0, task="T-1", was_cordoned=False)
+    gone = {
+        key: None for key in (REMOVAL_TASK_ANNOTATION, MARKED_BY_ANNOTATION, MARKED_AT_ANNOTATION)
+    }
     assert unmark_patch(marked, uncordon=True) == {
         "spec": {"taints": [OTHER_TAINT], "unschedulable": False},
-        "metadata": {"annotations": {REMOVAL_TASK_ANNOTATION: None}},
+        "metadata": {"annotations": gone},
     }
     assert unmark_patch(marked, uncordon=False) == {
         "spec": {"taints": [OTHER_TAINT]},
-        "metadata": {"annotations": {REMOVAL_TASK_ANNOTATION: None}},
+        "metadata": {"annotations": gone},
     }
     assert unmark_patch(node, uncordon=False) is None
+
+
+def test_a_cordon_found_before_the_mark_survives_the_unmark():
+    """Someone else cordoned the node first: the mark says so, and taking it off leaves the
+    cordon; a node cordoned without our taint is no mark at all."""
+    node = pool_node("n-1", "i-1")
+    node["spec"]["unschedulable"] = True
+    assert mark_of(node) is None
+    patch = mark_patch(node, now=T0, holder="head-a")
+    assert patch["metadata"]["annotations"][WAS_CORDONED_ANNOTATION] == "true"
+    node["spec"].update(patch["spec"])
+    node["metadata"].setdefault("annotations", {}).update(patch["metadata"]["annotations"])
+    assert mark_of(node).was_cordoned  # type: ignore[union-attr]
+    undo = unmark_patch(node, uncordon=True)
+    assert undo is not None and "unschedulable" not in undo["spec"]
+    assert undo["metadata"]["annotations"][WAS_CORDONED_ANNOTATION] is None

@@ -1,6 +1,7 @@
 """The ACS3-HMAC-SHA256 gateway check: what the real SDKs sign is accepted, and a wrong secret,
-an unknown key, a stale date, a tampered body or path, a replayed nonce or a bad STS token is
-refused with the gateway's code."""
+an unknown key, a stale date, a tampered body or path, a replayed nonce, a missing nonce, a
+required or `x-acs-*` header left out of SignedHeaders, or a bad STS token is refused with the
+gateway's code."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from alibabacloud_credentials.models import Config as CredentialConfig
 from alibabacloud_cs20151215 import models as csm
 from alibabacloud_cs20151215.client import Client as CsClient
 from alibabacloud_tea_openapi.exceptions import ClientException
-from alibabacloud_tea_openapi.utils import get_canonical_query_string
+from alibabacloud_tea_openapi.utils import Utils, get_canonical_query_string
+from darabonba.request import DaraRequest
 from yarl import URL
 
-from agent.sim.cloud.acs3 import canonical_query
+from agent.sim.cloud.acs3 import EMPTY_BODY_SHA256, canonical_query
 from agent.sim.cloud.credentials import (
     TEST_ACCESS_KEY_ID,
     TEST_ACCESS_KEY_SECRET,
@@ -216,3 +218,118 @@ async def test_dates_are_checked_against_wall_time_not_the_simulation_clock() ->
             desired_size_request(2),
         )
     assert [(w.code, w.time) for w in writes_of(app)] == [(None, sim_now)]
+
+
+# --- what the gateway demands beyond a matching signature (issue 12: each was accepted) --------
+
+POOLS_PATH = f"/clusters/{CLUSTER_ID}/nodepools"
+
+
+def _hand_signed(
+    cs: CsHarness,
+    *,
+    sign: tuple[str, ...],
+    drop: tuple[str, ...] = (),
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """A DescribeClusterNodePools GET signed by the SDK's own `get_authorization` over only the
+    headers named in `sign`, then sent without the headers in `drop` and with `extra` added."""
+    headers = {
+        "host": cs.endpoint,
+        "x-acs-version": "2015-12-15",
+        "x-acs-action": "DescribeClusterNodePools",
+        "x-acs-date": Utils.get_timestamp(),
+        "x-acs-signature-nonce": Utils.get_nonce(),
+        "x-acs-content-sha256": EMPTY_BODY_SHA256,
+        "accept": "application/json",
+    }
+    request = DaraRequest()
+    request.method, request.pathname, request.query = "GET", POOLS_PATH, {}
+    request.headers = {k: v for k, v in headers.items() if k in sign}
+    authorization = Utils.get_authorization(
+        request, "ACS3-HMAC-SHA256", EMPTY_BODY_SHA256, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+    )
+    sent = {k: v for k, v in headers.items() if k not in drop}
+    return {**sent, **(extra or {}), "Authorization": authorization}
+
+
+async def _get(cs: CsHarness, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        session.get(f"http://{cs.endpoint}{POOLS_PATH}", headers=headers) as reply,
+    ):
+        return reply.status, await reply.json(content_type=None)
+
+
+EVERYTHING = (
+    "host",
+    "x-acs-version",
+    "x-acs-action",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+    "accept",
+)
+
+
+async def test_a_request_signed_over_every_header_is_accepted(cs: CsHarness) -> None:
+    """Control for the refusals below: the hand-built request, signed as the SDK signs."""
+    status, body = await _get(cs, _hand_signed(cs, sign=EVERYTHING))
+    assert status == 200, body
+
+
+async def test_a_request_without_a_nonce_is_refused_and_cannot_be_replayed(
+    cs: CsHarness,
+) -> None:
+    """No x-acs-signature-nonce: IncompleteSignature, every one of 20 replays too (before, 20 of
+    20 were accepted)."""
+    signed = tuple(h for h in EVERYTHING if h != "x-acs-signature-nonce")
+    headers = _hand_signed(cs, sign=signed, drop=("x-acs-signature-nonce",))
+    replies = [await _get(cs, headers) for _ in range(20)]
+    assert {(status, body["Code"]) for status, body in replies} == {(400, "IncompleteSignature")}
+    assert "x-acs-signature-nonce" in replies[0][1]["Message"]
+
+
+@pytest.mark.parametrize(
+    "left_out", ["host", "x-acs-date", "x-acs-content-sha256", "x-acs-signature-nonce"]
+)
+async def test_each_required_header_must_be_signed(cs: CsHarness, left_out: str) -> None:
+    """host, x-acs-date, x-acs-content-sha256 and x-acs-signature-nonce are sent but left out of
+    SignedHeaders: IncompleteSignature naming it."""
+    headers = _hand_signed(cs, sign=tuple(h for h in EVERYTHING if h != left_out))
+    status, body = await _get(cs, headers)
+    assert (status, body["Code"]) == (400, "IncompleteSignature")
+    assert left_out in body["Message"]
+
+
+async def test_a_host_only_signature_is_refused_even_with_its_date_changed(cs: CsHarness) -> None:
+    """Signed over `host` alone, then its x-acs-date moved: refused (before, accepted)."""
+    headers = _hand_signed(cs, sign=("host",))
+    headers["x-acs-date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    status, body = await _get(cs, headers)
+    assert (status, body["Code"]) == (400, "IncompleteSignature")
+
+
+async def test_an_unsigned_acs_header_is_refused(cs: CsHarness) -> None:
+    """Every x-acs-* header sent must be signed: one added after signing is refused."""
+    headers = _hand_signed(cs, sign=EVERYTHING, extra={"x-acs-accesskey-id": TEST_ACCESS_KEY_ID})
+    status, body = await _get(cs, headers)
+    assert (status, body["Code"]) == (400, "IncompleteSignature")
+    assert "x-acs-accesskey-id" in body["Message"]
+
+
+async def test_a_signed_date_cannot_be_changed(cs: CsHarness) -> None:
+    """x-acs-date is signed: moving it breaks the signature."""
+    headers = _hand_signed(cs, sign=EVERYTHING)
+    headers["x-acs-date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    status, body = await _get(cs, headers)
+    assert (status, body["Code"]) == (403, "SignatureDoesNotMatch")
+
+
+async def test_a_nonce_is_refused_for_the_whole_validity_window(cs: CsHarness) -> None:
+    """A nonce seen 29 minutes ago is still refused (a date may be 15 minutes either side)."""
+    headers = _hand_signed(cs, sign=EVERYTHING)
+    assert (await _get(cs, headers))[0] == 200
+    cs.clock.advance(14 * 60)  # the date is still within 15 minutes of the gateway's clock
+    status, body = await _get(cs, headers)
+    assert (status, body["Code"]) == (400, "SignatureNonceUsed")

@@ -1,7 +1,8 @@
 """The FC emulator's FC 2.0 HTTP trigger (`/2016-08-15/proxy/{service}/{function}/...`): the
 Python runtime calls the function as WSGI, `handler(environ, start_response)`; anonymous by
 default, or checked against the FC gateway signature the FC 2.0 SDK's `invoke_httptrigger`
-makes. (The FC 3.0 trigger, an event handler on a domain of its own, is test_fc3_http_trigger.)"""
+makes, a signed Content-MD5 holding the body to it, and a replayed signature refused. (The FC 3.0
+trigger, an event handler on a domain of its own, is test_fc3_http_trigger.)"""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from alibabacloud_gateway_fc_util.client import Client as FcGatewaySigner
+from requests import Request
 from yarl import URL
 
+from agent.clients.fc import CredentialSnapshot, build_credential
+from agent.sim.cloud.acs3 import content_md5
+from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.cloud.fc_api import FcSettings, http_trigger_path, invocations_of
 from tests.support.clocks import TestClock
 from tests.support.cloud.cloud_apis import FC_FUNCTION, FC_SERVICE, FcHarness, fc_emulator
@@ -156,3 +162,58 @@ async def test_function_without_http_trigger_is_not_found(clock: TestClock) -> N
     async with fc_emulator(unused, clock=clock) as fc:
         status, _, body = await _post(fc, "", b"{}")
     assert (status, json.loads(body)["Code"]) == (404, "TriggerNotFound")
+
+
+# --- the body digest and replays (issue 12: a tampered body and replays were accepted) -----------
+
+
+def _fc_signed(fc: FcHarness, tail: str, body: bytes, *, digest: bool) -> dict[str, str]:
+    """Headers the FC SDK's gateway signer makes for a POST, with the body's Content-MD5
+    (`sign_request_with_content_md5`, RFC 1864 base64) or without (`sign_request`)."""
+    url = f"http://{fc.endpoint}{http_trigger_path(FC_SERVICE, FC_FUNCTION)}{tail}"
+    request = Request(method="POST", url=url, headers={"content-type": "application/json"})
+    credential = build_credential(
+        access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET
+    )
+    signer = FcGatewaySigner(CredentialSnapshot(credential.get_credential()))
+    if digest:
+        signed = signer.sign_request_with_content_md5(request, content_md5(body))
+    else:
+        signed = signer.sign_request(request)
+    return dict(signed.headers)
+
+
+FUNCTION_AUTH = FcSettings(http_auth="function")
+
+
+async def test_a_signed_body_digest_is_accepted_and_a_tampered_body_refused(
+    clock: TestClock,
+) -> None:
+    """Content-MD5 is in FC's string to sign: the body it names is accepted, another body with
+    the same signed headers is refused before the function runs."""
+    async with fc_emulator(
+        unused, clock=clock, wsgi_handler=wsgi_app, settings=FUNCTION_AUTH
+    ) as fc:
+        good = await _post(
+            fc, "decide", b'{"a": 1}', **_fc_signed(fc, "decide", b'{"a": 1}', digest=True)
+        )
+        headers = _fc_signed(fc, "decide", b'{"a": 1}', digest=True)
+        tampered = await _post(fc, "decide", b'{"a": 2}', **headers)
+        calls = len(invocations_of(fc.app))
+    assert good[0] == 202
+    assert (tampered[0], json.loads(tampered[2])["Code"]) == (403, "SignatureDoesNotMatch")
+    assert "Content-MD5" in json.loads(tampered[2])["Message"]
+    assert calls == 1
+
+
+@pytest.mark.parametrize("digest", [True, False], ids=["with-content-md5", "without"])
+async def test_a_replayed_signed_request_is_refused(clock: TestClock, digest: bool) -> None:
+    """FC 2.0's signature has no nonce: the same signed request sent again within the date's
+    validity window is a replay, refused (before, accepted every time)."""
+    async with fc_emulator(
+        unused, clock=clock, wsgi_handler=wsgi_app, settings=FUNCTION_AUTH
+    ) as fc:
+        headers = _fc_signed(fc, "decide", b"{}", digest=digest)
+        replies = [await _post(fc, "decide", b"{}", **headers) for _ in range(5)]
+    assert [status for status, _, _ in replies] == [202, 403, 403, 403, 403]
+    assert json.loads(replies[1][2])["Code"] == "AccessDenied"

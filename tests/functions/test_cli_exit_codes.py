@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.network import client_environment
 from tests.support.processes import REPO, run_module
 
 TIMEOUT = 60
@@ -95,7 +97,7 @@ def test_missing_file_exits_2() -> None:
 
 
 def test_help_explains_each_subcommand() -> None:
-    """--help lists decide, example and package; `decide --help` documents --in and exit 2."""
+    """--help lists decide, example and package; `decide --help` documents --in, exit 2 and 3."""
     top = _run("--help")
     assert top.returncode == 0
     for name in ("decide", "example", "package"):
@@ -103,6 +105,7 @@ def test_help_explains_each_subcommand() -> None:
     decide_help = _run("decide", "--help")
     assert decide_help.returncode == 0
     assert "--in" in decide_help.stdout and "exits 2" in decide_help.stdout
+    assert "exits 3" in decide_help.stdout
 
 
 def test_package_is_handed_to_the_packaging_module() -> None:
@@ -110,3 +113,83 @@ def test_package_is_handed_to_the_packaging_module() -> None:
     result = _run("package", "--help")
     assert result.returncode == 0, result.stderr
     assert "python -m functions package" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        pytest.param(b'{"schema": "decide/v1", "now": NaN}', "", id="nan"),
+        pytest.param(b'{"schema": "decide/v1", "x": -Infinity}', "", id="minus-infinity"),
+        pytest.param(b'\xef\xbb\xbf{"schema": "decide/v1"}', "", id="utf8-bom"),
+        pytest.param('{"schema": "decide/v1"}'.encode("utf-16"), "", id="utf16"),
+        pytest.param(
+            b'{"schema": "decide/v1", "pods": [{"uid": "\\ud800"}]}', "pods[0].uid", id="surrogate"
+        ),
+    ],
+)
+def test_hostile_input_exits_2_as_the_handlers_refuse_it(
+    body: bytes, path: str, tmp_path: Path
+) -> None:
+    """NaN tokens, a BOM, UTF-16 and a lone surrogate are InvalidRequest (exit 2), as on FC;
+    the surrogate's refusal names its JSON path."""
+    source = tmp_path / "request.json"
+    source.write_bytes(body)
+    result = _run("decide", "--in", str(source))
+    assert result.returncode == 2, result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert (error["code"], error["path"]) == ("InvalidRequest", path)
+    assert "Traceback" not in result.stderr
+
+
+def test_body_over_the_limit_exits_2_request_too_large() -> None:
+    """The CLI has the handlers' size limit (DECIDE_MAX_BODY_BYTES lowers it here)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "functions", "decide"],
+        input="{" + " " * 2000 + "}",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**client_environment(), "DECIDE_MAX_BODY_BYTES": "1000"},
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert json.loads(result.stdout)["error"]["code"] == "RequestTooLarge"
+
+
+# The core made to fail: what a bug in it looks like from outside.
+BROKEN_CORE = """
+import sys
+import functions.scaleout.decision as decision
+
+def broken(request, **_):
+    raise ZeroDivisionError("a bug in the core")
+
+decision.decide = broken
+from functions.__main__ import main
+sys.exit(main(["decide"]))
+"""
+
+
+def test_a_failure_of_the_core_exits_3_with_an_internal_error_object(
+    seed: dict[str, Any],
+) -> None:
+    """An unexpected exception is InternalError JSON on stdout with a decision id, exit 3; the
+    traceback goes to stderr under the same id, never to stdout."""
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_CORE],
+        input=json.dumps(seed),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=client_environment(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "InternalError"
+    assert len(error["decisionId"]) == 16 and error["decisionId"] in error["message"]
+    assert "Traceback" not in result.stdout and "a bug in the core" not in result.stdout
+    assert f"decision id {error['decisionId']}" in result.stderr
+    assert "ZeroDivisionError" in result.stderr

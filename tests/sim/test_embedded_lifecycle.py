@@ -154,7 +154,7 @@ class TestStopping:
                 access_key_id=TEST_ACCESS_KEY_ID, access_key_secret=TEST_ACCESS_KEY_SECRET
             )
         )
-        signed = await signer.sign("POST", ack.http_trigger_url, {})
+        signed = await signer.sign("POST", ack.http_trigger_url, {}, b"{}")
         held = asyncio.create_task(session.post(ack.http_trigger_url, data=b"{}", headers=signed))
 
         async def call_is_held() -> None:

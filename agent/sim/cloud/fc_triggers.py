@@ -5,13 +5,15 @@ calls a Python function.
   calls the HTTP function as WSGI, `handler(environ, start_response)`, with FC's `fc.context` and
   `fc.request_uri` in the environ ("HTTP handlers", FC 2.0 Python guide, doc-detail/56316).
   AuthType FUNCTION checks the FC gateway signature (`Authorization: FC ak:signature`) that the
-  FC 2.0 SDK's `invoke_httptrigger` makes.
+  FC 2.0 SDK's `invoke_httptrigger` makes; a Content-MD5 the caller signs must be the body's,
+  and a replayed signature is refused (`check_fc_signature`).
 - FC 3.0 (its own domain, `https://<trigger-id>.<region>.fcapp.run/<path>`, here its own port):
   built-in runtimes get the request as a JSON event — `version`, `rawPath`, `headers` (keys in
   canonical case, repeated values comma-joined), `queryParameters`, `body`, `isBase64Encoded`,
   `requestContext` — and answer `{statusCode, headers, isBase64Encoded, body}` ("Use an HTTP
   trigger to invoke a function", FC 3.0 user guide). authType `function` checks ACS3-HMAC-SHA256
-  in the documented caller's form (see `acs3`).
+  in the documented caller's form, with a signed Content-MD5 and nonce when sent
+  (`acs3.Acs3Verifier.verify_trigger`).
 Refusals are each version's JSON error (`acs3.fc_error_response`). A handler that raises answers
 502 with `X-Fc-Error-Type` and FC's error body: the status is not documented for triggers, and
 a 5xx is what a caller must treat as "no reply".
@@ -36,6 +38,8 @@ from aiohttp import web
 from agent.sim.cloud.acs3 import (
     MAX_CLOCK_SKEW_SECONDS,
     Acs3Verifier,
+    ReplayGuard,
+    check_content_md5,
     fc_error_response,
     new_fc3_request_id,
     new_request_id,
@@ -89,6 +93,7 @@ class TriggerHandlers:
         self._now = now
         self._wall_clock = wall_clock
         self._verifier = Acs3Verifier(ring, now=wall_clock)
+        self._fc2_replays = ReplayGuard()
 
     # -- FC 2.0: WSGI behind /2016-08-15/proxy/{service}/{function}/... -------------------------
 
@@ -99,7 +104,13 @@ class TriggerHandlers:
         service_q = request.match_info["service"]
         try:
             if self._settings.http_auth == "function":
-                check_fc_signature(request, self._ring, wall_clock=self._wall_clock)
+                check_fc_signature(
+                    request,
+                    body,
+                    self._ring,
+                    wall_clock=self._wall_clock,
+                    replays=self._fc2_replays,
+                )
             self._host.resolve_fc2(service_q, request.match_info["function"], None)
             if self._wsgi_handler is None:
                 raise CloudError(
@@ -123,7 +134,7 @@ class TriggerHandlers:
         request_id = new_fc3_request_id()
         try:
             if self._settings.http_auth == "function":
-                self._verifier.verify(await signed_request_from(request), signed_body=False)
+                self._verifier.verify_trigger(await signed_request_from(request))
             if self._http_handler is None:
                 raise CloudError(
                     404, "TriggerNotFound", f"function '{self._function}' has no HTTP trigger"
@@ -177,11 +188,24 @@ def _failed(outcome: Outcome) -> TriggerReply:
 
 
 def check_fc_signature(
-    request: web.Request, ring: KeyRing, *, wall_clock: Callable[[], float]
+    request: web.Request,
+    body: bytes,
+    ring: KeyRing,
+    *,
+    wall_clock: Callable[[], float],
+    replays: ReplayGuard | None = None,
 ) -> None:
     """The FC gateway signature (`Authorization: FC ak:signature`) the SDK's HTTP-trigger
-    signer makes; raises CloudError. The Date header must be close to `wall_clock()`."""
-    # The SDK's FC signer leaves the body unsigned (it sends no Content-MD5).
+    signer makes; raises CloudError. The Date header must be close to `wall_clock()`.
+
+    The string to sign holds the Content-MD5 header (FC "Signature authentication",
+    help.aliyun.com/document_detail/53252: the MD5 of the body, empty without the header), which
+    the SDK sets with `sign_request_with_content_md5`; when sent it must be the body's (RFC 1864),
+    so a tampered body is refused. Its plain `sign_request` sends none and the body is then not
+    covered, as on FC. With `replays`, a signature seen within the date's validity window is
+    refused: FC 2.0's signature has no nonce, so the stricter reading is that a byte-identical
+    signed request is a replay (whether FC's gateway refuses it is not documented).
+    """
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("FC "):
         raise CloudError(403, "AccessDenied", "required HTTP header Authorization was not provided")
@@ -221,6 +245,10 @@ def check_fc_signature(
     ).decode()
     if not hmac.compare_digest(expected, signature):
         raise signature_mismatch("")
+    # Content-MD5 is always in FC's string to sign: when sent, it is signed.
+    check_content_md5(request.headers.get("Content-MD5"), body, signed=True)
+    if replays is not None and replays.used(signature, wall_clock()):
+        raise CloudError(403, "AccessDenied", "the signed request was already used (a replay)")
 
 
 def wsgi_environ(request: web.Request, body: bytes, *, context: Any) -> dict[str, Any]:
