@@ -239,10 +239,16 @@ def test_dev_mode_shows_details() -> None:
             "accessKeySecret": "s",
             "clusterId": "c",
             "regionId": "r",
+            "url": "http://127.0.0.1:1",
             "endpoint": "127.0.0.1:1",
             "managedPools": "np:0:1",
         },
-        "fc": {"endpoint": "127.0.0.1:2", "function": "f", "service": "s"},
+        "fc": {
+            "url": "http://127.0.0.1:2",
+            "endpoint": "127.0.0.1:2",
+            "function": "f",
+            "service": "s",
+        },
     }
     env = agent_environment(
         info,
