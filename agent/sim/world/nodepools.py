@@ -321,7 +321,11 @@ class NodePools:
                         pool_id=pool.spec.pool_id,
                         instance_type=pool.spec.instance_type,
                         ip=instance.ip,
-                        state=instance.state,
+                        # A Ready node has booted: never "initial" beside it, even before the
+                        # reconcile pass that records the change (at most 1 s later) has run.
+                        state="running"
+                        if instance.state == "initial" and ready
+                        else instance.state,
                         node_status="Ready" if ready else "NotReady",
                         creation_time=self._clock.iso(instance.created_at),
                     )
