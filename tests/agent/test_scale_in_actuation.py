@@ -10,17 +10,15 @@ from typing import Any
 import pytest
 
 from agent.clients.cs import CloudCallError, NodePoolClient
-from agent.clients.cs import build_sdk_client as build_cs
 from agent.clients.kube import KubeClient
 from agent.ingest.node_pods import TO_BE_DELETED_TAINT
 from agent.scale_in.actuation import ScaleInActuator
 from agent.scale_in.marks import MARK_ANNOTATIONS
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 from agent.sim.world.ray import JobSpec
-from tests.support.cluster import agent_config
+from tests.support.cluster import pool_client
 
 POOL = "np-cpu"
 NOW = "2026-11-29T05:00:00Z"
@@ -39,15 +37,8 @@ async def ack(request: pytest.FixtureRequest, no_proxies: None) -> AsyncIterator
 @pytest.fixture
 async def actuator(ack: EmbeddedAck) -> AsyncIterator[ScaleInActuator]:
     kube = await KubeClient.connect(api_url=ack.kubernetes_url)
-    sdk = build_cs(
-        region_id=ack.region_id,
-        endpoint=ack.cs_endpoint,
-        protocol="http",
-        access_key_id=TEST_ACCESS_KEY_ID,
-        access_key_secret=TEST_ACCESS_KEY_SECRET,
-    )
     try:
-        pools = NodePoolClient(sdk, ack.cluster_id, bounds=agent_config(ack).pool_bounds)
+        pools = pool_client(ack)
         yield ScaleInActuator(pools, kube)
     finally:
         await kube.close()

@@ -17,21 +17,19 @@ import pytest
 
 from agent.actuate.pool_lock import LockSettings, PoolLock
 from agent.clients.cs import NodePoolClient
-from agent.clients.cs import build_sdk_client as build_cs
 from agent.clients.kube import KubeClient
 from agent.ingest.node_pods import TO_BE_DELETED_TAINT, node_facts
 from agent.scale_in import marks
 from agent.scale_in.actuation import ScaleInActuator
 from agent.scale_in.marks import MARK_ANNOTATIONS, MARKED_BY_ANNOTATION
 from agent.scale_in.removals import MARK_GRACE_SECONDS, Removals
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 from agent.sim.world.ray import JobSpec
 from tests.support.builders import build_test_pod
 from tests.support.clocks import ManualClock
-from tests.support.cluster import agent_config
+from tests.support.cluster import pool_client
 from tests.support.waiting import until
 
 POOL = "np-cpu"
@@ -64,14 +62,7 @@ async def kube(ack: EmbeddedAck) -> AsyncIterator[KubeClient]:
 
 @pytest.fixture
 def pools(ack: EmbeddedAck) -> NodePoolClient:
-    sdk = build_cs(
-        region_id=ack.region_id,
-        endpoint=ack.cs_endpoint,
-        protocol="http",
-        access_key_id=TEST_ACCESS_KEY_ID,
-        access_key_secret=TEST_ACCESS_KEY_SECRET,
-    )
-    return NodePoolClient(sdk, ack.cluster_id, bounds=agent_config(ack).pool_bounds)
+    return pool_client(ack)
 
 
 def lock_of(kube: KubeClient, identity: str, now: Any, *, attempts: int = 2) -> PoolLock:

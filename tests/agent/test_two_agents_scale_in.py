@@ -27,21 +27,19 @@ import pytest
 from agent.actuate.actuation import Actuator
 from agent.actuate.pool_lock import LockSettings, PoolLock
 from agent.app.loop import Agent
-from agent.clients.cs import CloudCallError, NodePoolClient
-from agent.clients.cs import build_sdk_client as build_cs
+from agent.clients.cs import CloudCallError
 from agent.clients.kube import KubeClient, KubeUnreachable
 from agent.decide.deciders import LocalDecider
 from agent.ingest.node_pods import TO_BE_DELETED_TAINT
 from agent.scale_in.actuation import ScaleInActuator
 from agent.scale_in.marks import MARK_ANNOTATIONS
-from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import load_scenario
 from agent.sim.world.ray import JobSpec
 from functions.contract import SCALE_IN_SCHEMA
 from tests.support.builders import build_test_pod
 from tests.support.clocks import ManualClock
-from tests.support.cluster import agent_config, pool_nodes, running
+from tests.support.cluster import agent_config, pool_client, pool_nodes, running
 from tests.support.interleave import Gated, Interleaver
 from tests.support.waiting import until
 
@@ -157,14 +155,7 @@ async def agent(
     )
     kube = await KubeClient.connect(api_url=config.api_url)
     try:
-        sdk = build_cs(
-            region_id=config.region,
-            endpoint=ack.cs_endpoint,
-            protocol="http",
-            access_key_id=TEST_ACCESS_KEY_ID,
-            access_key_secret=TEST_ACCESS_KEY_SECRET,
-        )
-        pools = NodePoolClient(sdk, config.cluster_id, bounds=config.pool_bounds)
+        pools = pool_client(ack)
         writer, remover = (kube, pools) if crash is None else (crash.wrap(kube), crash.wrap(pools))
         lock = PoolLock(
             writer,
@@ -290,14 +281,7 @@ async def gated_actuator(
     for `identity`'s turn."""
     kube = await KubeClient.connect(api_url=ack.kubernetes_url)
     try:
-        sdk = build_cs(
-            region_id=ack.region_id,
-            endpoint=ack.cs_endpoint,
-            protocol="http",
-            access_key_id=TEST_ACCESS_KEY_ID,
-            access_key_secret=TEST_ACCESS_KEY_SECRET,
-        )
-        pools = NodePoolClient(sdk, ack.cluster_id, bounds=agent_config(ack).pool_bounds)
+        pools = pool_client(ack)
         writer, remover = Gated(kube, gate, identity), Gated(pools, gate, identity)
         settings = LockSettings(
             namespace="kube-system", identity=identity, attempts=200, retry_seconds=0.01

@@ -13,6 +13,8 @@ import pytest
 
 from agent.app.loop import Agent
 from agent.app.settings import AgentConfig, parse_managed_pools
+from agent.clients.cs import NodePoolClient
+from agent.clients.cs import build_sdk_client as build_cs
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.world.nodepools import POOL_LABEL
@@ -72,3 +74,16 @@ def pool_nodes(ack: EmbeddedAck, pool_id: str | None = None) -> list[dict[str, A
         for n, label in zip(nodes, labels, strict=True)
         if (POOL_LABEL in label if pool_id is None else label.get(POOL_LABEL) == pool_id)
     ]
+
+
+def pool_client(ack: EmbeddedAck) -> NodePoolClient:
+    """The agent's CS client (the official SDK, plain HTTP, the test keys) on `ack`'s emulator,
+    with the pool bounds `agent_config(ack)` gives."""
+    sdk = build_cs(
+        region_id=ack.region_id,
+        endpoint=ack.cs_endpoint,
+        protocol="http",
+        access_key_id=TEST_ACCESS_KEY_ID,
+        access_key_secret=TEST_ACCESS_KEY_SECRET,
+    )
+    return NodePoolClient(sdk, ack.cluster_id, bounds=agent_config(ack).pool_bounds)
