@@ -53,6 +53,7 @@ from agent.dev.summary import (
     summarize,
 )
 from agent.sim.embedded import EmbeddedAck
+from agent.sim.report import CostReport
 from agent.sim.scenario import Scenario, ScenarioError, load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 
@@ -386,8 +387,9 @@ class DevRun:
                     self.view.show(
                         final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
                     )
-                summary = self._summary()
-            code = self._finish(ending, summary)
+                cost = self.ack.world.cost_report()  # one reading for summary, report, lines
+                summary = self._summary(cost)
+            code = self._finish(ending, summary, cost)
             if self.options.keep and ending != "interrupted":
                 await self._keep_up(kubeconfig)
             return code
@@ -535,7 +537,7 @@ class DevRun:
             )
         return True
 
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self, cost: CostReport) -> dict[str, Any]:
         clock = self.ack.cluster.clock
         now_sim, now_real = clock.now(), time.monotonic()
         # the CS journal is in simulated time; map it onto the real clock the record uses
@@ -546,7 +548,6 @@ class DevRun:
             )
             for w in self.ack.cs_scale_requests()
         )
-        cost = self.ack.world.cost_report()
         facts = CloudFacts(
             scale_writes=writes,
             idle_node_seconds=sum(p.idle_seconds for p in cost.pools),
@@ -555,7 +556,7 @@ class DevRun:
         )
         return summarize(self.record, scenario=self.scenario.name, facts=facts)
 
-    def _finish(self, ending: str, summary: dict[str, Any]) -> int:
+    def _finish(self, ending: str, summary: dict[str, Any], cost: CostReport) -> int:
         if self.options.report is not None:
             self.options.report.parent.mkdir(parents=True, exist_ok=True)
             self.options.report.write_text(
@@ -563,13 +564,12 @@ class DevRun:
                     self.record,
                     summary=summary,
                     scenario=self.scenario,
-                    cost=self.ack.world.cost_report(),
+                    cost=cost,
                     ending=ending,
                 ),
                 encoding="utf-8",
             )
         job = self.ack.world.ray.summary()
-        cost = self.ack.world.cost_report()
         if self.options.quiet and ending != "time-limit":
             lines = [
                 one_line(
