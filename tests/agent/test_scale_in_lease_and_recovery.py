@@ -29,7 +29,6 @@ from agent.sim.world.nodepools import POOL_LABEL
 from agent.sim.world.ray import JobSpec
 from tests.support.builders import build_test_pod
 from tests.support.clocks import ManualClock
-from tests.support.cluster import pool_client
 from tests.support.waiting import until
 
 POOL = "np-cpu"
@@ -49,20 +48,6 @@ async def ack(no_proxies: None) -> AsyncIterator[EmbeddedAck]:
     scenario = dataclasses.replace(scenario, pools=(pool,), job=JobSpec())
     async with EmbeddedAck(scenario, speed=50, faults=False) as embedded:
         yield embedded
-
-
-@pytest.fixture
-async def kube(ack: EmbeddedAck) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.connect(api_url=ack.kubernetes_url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def pools(ack: EmbeddedAck) -> NodePoolClient:
-    return pool_client(ack)
 
 
 def lock_of(kube: KubeClient, identity: str, now: Any, *, attempts: int = 2) -> PoolLock:

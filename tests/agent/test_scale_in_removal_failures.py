@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from agent.clients.cs import NodePoolClient
 from agent.clients.kube import KubeClient
 from agent.ingest.node_pods import REMOVAL_TASK_ANNOTATION, TO_BE_DELETED_TAINT, node_facts
 from agent.scale_in import marks
@@ -24,7 +23,6 @@ from agent.sim.scenario import load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
 from agent.sim.world.ray import JobSpec
 from tests.support.builders import build_test_pod
-from tests.support.cluster import pool_client
 from tests.support.waiting import until
 
 POOL = "np-cpu"
@@ -43,20 +41,6 @@ async def ack(no_proxies: None) -> AsyncIterator[EmbeddedAck]:
     scenario = dataclasses.replace(scenario, pools=(pool,), job=JobSpec())
     async with EmbeddedAck(scenario, speed=50, faults=False) as embedded:
         yield embedded
-
-
-@pytest.fixture
-async def kube(ack: EmbeddedAck) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.connect(api_url=ack.kubernetes_url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def pools(ack: EmbeddedAck) -> NodePoolClient:
-    return pool_client(ack)
 
 
 def pool_nodes(ack: EmbeddedAck) -> list[str]:
