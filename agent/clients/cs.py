@@ -24,6 +24,7 @@ from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
 from darabonba.runtime import RuntimeOptions
 
 from agent.clients.errors import RemoteCallError
+from agent.clients.timeouts import within
 from agent.model import PoolBounds, PoolInfo
 
 log = logging.getLogger(__name__)
@@ -327,7 +328,7 @@ class NodePoolClient:
         policy = self._retry
         for attempt in range(policy.attempts):
             try:
-                result = await asyncio.wait_for(attempt_call(), policy.call_timeout_seconds)
+                result = await within(policy.call_timeout_seconds, attempt_call())
             except AlibabaCloudException as exc:
                 error = CloudCallError(
                     str(exc.code or "Unknown"),

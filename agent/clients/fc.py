@@ -29,6 +29,7 @@ from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_util import models as util_models
 
 from agent.clients.errors import RemoteCallError
+from agent.clients.timeouts import within
 
 DEFAULT_ENDPOINT_TEMPLATE = "{account_id}.{region}.fc.aliyuncs.com"
 
@@ -136,11 +137,11 @@ class FunctionInvoker:
         headers = fc_models.InvokeFunctionHeaders(x_fc_invocation_type="Sync", x_fc_log_type="None")
         runtime = _runtime_options()
         try:
-            response = await asyncio.wait_for(
+            response = await within(
+                self._timeout,
                 self._sdk.invoke_function_with_options_async(
                     self._function.service, self._function.function, request, headers, runtime
                 ),
-                self._timeout,
             )
         except asyncio.TimeoutError:
             raise InvocationError(

@@ -32,6 +32,7 @@ from agent.clients.fc import (
     header_value,
     sdk_config,
 )
+from agent.clients.timeouts import within
 
 # FC 3.0's documented endpoints (FC 3.0 developer reference, "Endpoints") have the same form as
 # 2.0's, which `sdk_config` defaults to; the SDK's own default (`fcv3.<region>.aliyuncs.com`) is
@@ -76,11 +77,11 @@ class FunctionInvoker:
         # No SDK retries: the decider's retry and circuit breaker own that policy.
         runtime = RuntimeOptions(autoretry=False)
         try:
-            response = await asyncio.wait_for(
+            response = await within(
+                self._timeout,
                 self._sdk.invoke_function_with_options_async(
                     self._function, request, headers, runtime
                 ),
-                self._timeout,
             )
         except asyncio.TimeoutError:
             raise InvocationError(

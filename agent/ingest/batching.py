@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.clients.timeouts import within
+
 DEFAULT_IDLE_SECONDS = 0.2
 DEFAULT_MAX_SECONDS = 2.0
 DEFAULT_RESYNC_SECONDS = 30.0
@@ -131,4 +133,4 @@ class Batcher:
             deadline = closes_at if closes_at is not None else self._next_resync
             self._wakeup.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, deadline - now))
+                await within(max(0.0, deadline - now), self._wakeup.wait())

@@ -62,7 +62,22 @@ async def running(agent: Agent) -> AsyncIterator[Agent]:
         assert not task.done() or stop.is_set(), "the agent stopped by itself"
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            raise AssertionError(f"the agent did not stop within 10 s:\n{_stacks()}")
+        task.result()
+
+
+def _stacks() -> str:
+    """Where every other task of the loop waits: what a stop that hangs is stuck on."""
+    lines: list[str] = []
+    for other in asyncio.all_tasks():
+        if other is asyncio.current_task():
+            continue
+        frames = other.get_stack(limit=3)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+        lines.append(f"  {other.get_name()}: {where}")
+    return "\n".join(sorted(lines))
 
 
 def pool_nodes(ack: EmbeddedAck, pool_id: str | None = None) -> list[dict[str, Any]]:
