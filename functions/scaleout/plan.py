@@ -4,7 +4,9 @@ One pass takes the pod groups largest first (first-fit decreasing). For each gro
 fills nodes already asked for — every feasible pool's upcoming nodes and the nodes
 this decision added for earlier groups — in the group's ranked order, then asks for
 new capacity in that order: new nodes of a pool (within `size.max` and
-`policy.maxNewNodesPerDecision`), or ECI slots (`maxPods - runningPods`).
+`policy.maxNewNodesPerDecision`), or ECI slots (`maxPods - runningPods`). Under eci-first
+and latency, the room on pools ranked after ECI waits until ECI is full (docs/decide-contract.md,
+"Room already asked for, per strategy").
 
 The plan is a fixed point of that pass: after a pass that added nodes or sent pods
 to ECI, the pass runs again on the state the reply will create (pools at the new
@@ -39,6 +41,11 @@ from functions.scaleout.strategy import Option, rank
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from functions.deadline import Deadline
+
+# Strategies whose ranking puts ECI ahead of a pool: there, ECI also comes before the spare
+# room of nodes this decision adds to that pool for other groups (ACK's ResourcePolicy units are
+# tried in order, too). cost and pool-first fill that room first: it is already paid for.
+ECI_BEFORE_SPARE_ROOM = frozenset({"eci-first", "latency"})
 
 # Every pass that does not end the loop adds a node or an ECI pod, so the loop ends on
 # its own; the cap only bounds a pathological ping-pong between rankings.
@@ -204,12 +211,23 @@ def _one_pass(
             placement=placement,
             options=rank(fit, pods=len(indices), policy=request.policy, eci=request.eci),
         )
-        # Capacity already asked for comes first: it costs nothing more.
+        # Capacity already asked for comes first: it costs nothing more. Except that under
+        # eci-first and latency, ECI comes before the room on pools ranked after it: those are
+        # filled only once ECI is full, where they rank (as ACK's ResourcePolicy tries its units
+        # in order). Fed back, the nodes added here are upcoming and ECI is still full, so the
+        # same pods land on the same pools: the plan stays a fixed point.
+        eci_rank = _eci_rank(group, request=request, outcome=outcome)
         pos = _fill_asked_for(
-            group, request=request, added=added, outcome=outcome, smallest=smallest
+            group, request=request, added=added, outcome=outcome, smallest=smallest, before=eci_rank
         )
         pos = _ask_for_more(
-            group, pos, request=request, added=added, outcome=outcome, smallest=smallest
+            group,
+            pos,
+            request=request,
+            added=added,
+            outcome=outcome,
+            smallest=smallest,
+            eci_rank=eci_rank,
         )
         if pos < len(indices):
             reason = _capacity_reason(
@@ -252,6 +270,16 @@ def _asked_for(request: Request, added: dict[str, int]) -> dict[str, list[NodeCl
     return classes
 
 
+def _eci_rank(group: _Group, *, request: Request, outcome: _Pass) -> int:
+    """Under a strategy that puts ECI before the room on pools ranked after it: ECI's rank among
+    the group's options while ECI has room. Otherwise past the last option (no pool waits)."""
+    if request.policy.strategy in ECI_BEFORE_SPARE_ROOM and outcome.eci_slots != 0:
+        for chosen, option in enumerate(group.options):
+            if option.fit is None:
+                return chosen
+    return len(group.options)
+
+
 def _fill_asked_for(
     group: _Group,
     *,
@@ -259,22 +287,47 @@ def _fill_asked_for(
     added: dict[str, int],
     outcome: _Pass,
     smallest: Mapping[str, int],
+    before: int,
 ) -> int:
-    """Put the group's pods on nodes already asked for, in ranked order; how many went there."""
-    indices = group.indices
+    """Put the group's pods on nodes already asked for, of the pools ranked before `before`, in
+    ranked order; how many went there."""
     pos = 0
-    for chosen, option in enumerate(group.options):
-        if option.fit is None or pos == len(indices):
-            continue
-        pool_id = option.fit.pool.id
-        for placed in fill(
-            outcome.classes[pool_id], group.fit.requests, len(indices) - pos, smallest=smallest
-        ):
-            outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
-            pos += placed.pods
-            if placed.fresh:
-                reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
-                outcome.reasons.setdefault(pool_id, {})[reason] = None
+    for chosen, option in enumerate(group.options[:before]):
+        if option.fit is not None:
+            pos = _fill_pool(
+                group, chosen, pos, request=request, added=added, outcome=outcome, smallest=smallest
+            )
+    return pos
+
+
+def _fill_pool(
+    group: _Group,
+    chosen: int,
+    pos: int,
+    *,
+    request: Request,
+    added: dict[str, int],
+    outcome: _Pass,
+    smallest: Mapping[str, int],
+) -> int:
+    """The group's pods from `pos` on, onto the asked-for nodes of its `chosen` option's pool."""
+    indices = group.indices
+    if pos == len(indices):
+        return pos
+    fit = group.options[chosen].fit
+    assert fit is not None
+    pool_id = fit.pool.id
+    for placed in fill(
+        outcome.classes[pool_id],
+        group.fit.requests,
+        len(indices) - pos,
+        smallest=smallest,
+    ):
+        outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
+        pos += placed.pods
+        if placed.fresh:
+            reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
+            outcome.reasons.setdefault(pool_id, {})[reason] = None
     return pos
 
 
@@ -286,14 +339,21 @@ def _ask_for_more(
     added: dict[str, int],
     outcome: _Pass,
     smallest: Mapping[str, int],
+    eci_rank: int,
 ) -> int:
-    """Ask for new capacity, in ranked order, for the pods from `pos` on; where they end."""
+    """Ask for new capacity, in ranked order, for the pods from `pos` on; where they end. A pool
+    ranked after `eci_rank` gives the room already asked for on it first."""
     for chosen, option in enumerate(group.options):
         if pos == len(group.indices):
             break
         if option.fit is None:
             pos = _take_eci(group, chosen, pos, request=request, added=added, outcome=outcome)
-        else:
+            continue
+        if chosen > eci_rank:
+            pos = _fill_pool(
+                group, chosen, pos, request=request, added=added, outcome=outcome, smallest=smallest
+            )
+        if pos < len(group.indices):
             pos = _add_nodes(
                 group,
                 chosen,

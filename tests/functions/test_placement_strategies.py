@@ -128,10 +128,50 @@ def test_upcoming_nodes_are_filled_before_new_ones() -> None:
     }
 
 
-def test_upcoming_capacity_wins_over_a_cheaper_new_option() -> None:
-    """Capacity already paid for is used even when the strategy would prefer ECI for new pods."""
-    body = request(_workers(), [pool("np-a", desired=5)], eci_config=eci(), strategy="eci-first")
-    assert _summary_of(decide(body)) == {"covered:np-a": 15}
+@pytest.mark.parametrize(
+    ("strategy", "eci_fields", "expected"),
+    [
+        # Capacity already paid for wins over a cheaper new option...
+        ("cost", {}, {"covered:np-a": 15}),
+        ("pool-first", {}, {"covered:np-a": 15}),
+        # ...except where the strategy ranks ECI first: ECI while it has room, then the nodes.
+        ("eci-first", {}, {"eci": 15}),
+        ("eci-first", {"max_pods": 10, "running": 4}, {"eci": 6, "covered:np-a": 9}),
+        ("latency", {"max_pods": 10, "running": 4}, {"eci": 6, "covered:np-a": 9}),
+    ],
+)
+def test_upcoming_capacity_against_eci_by_strategy(
+    strategy: str, eci_fields: dict[str, Any], expected: dict[str, int]
+) -> None:
+    """Nodes asked for earlier (5 booting, room for 15) against ECI, per strategy."""
+    body = request(
+        _workers(), [pool("np-a", desired=5)], eci_config=eci(**eci_fields), strategy=strategy
+    )
+    assert _summary_of(decide(body)) == expected
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("cost", {"new:np-a": 3}),
+        ("pool-first", {"new:np-a": 3}),
+        ("eci-first", {"new:np-a": 1, "eci": 2}),
+        ("latency", {"new:np-a": 1, "eci": 2}),
+    ],
+)
+def test_room_on_nodes_this_decision_adds_by_strategy(
+    strategy: str, expected: dict[str, int]
+) -> None:
+    """A pod ECI cannot run adds a node with room for two more. The two small pods ECI can run
+    take that room under cost and pool-first (it is paid for); under eci-first and latency,
+    which rank ECI first for them, they go to ECI (issue 16: eci-first means ECI first)."""
+    pods = [
+        pod("u-big", annotations={PLACEMENT: "ecs"}),
+        pod("u-small-0", cpu="500m", memory="512Mi"),
+        pod("u-small-1", cpu="500m", memory="512Mi"),
+    ]
+    body = request(pods, [pool("np-a")], eci_config=eci(), strategy=strategy)
+    assert _summary_of(decide(body)) == expected
 
 
 @pytest.mark.parametrize(
