@@ -63,9 +63,15 @@ class Placed:
 
 
 def fill(
-    classes: list[NodeClass], requests: Mapping[str, int], pods: int, *, smallest: Mapping[str, int]
+    classes: list[NodeClass],
+    requests: Mapping[str, int],
+    pods: int,
+    *,
+    smallest: Mapping[str, int],
+    fresh: bool | None = None,
 ) -> list[Placed]:
-    """First fit of `pods` identical pods over `classes` (mutated in place), in order.
+    """First fit of `pods` identical pods over `classes` (mutated in place), in order; only over
+    the upcoming (`fresh` False) or only the added (True) nodes when `fresh` says which.
 
     Returns how many landed on upcoming vs added nodes, in placement order; the sum may
     be below `pods` when the nodes are full. Nodes left unable to hold even `smallest`
@@ -76,7 +82,8 @@ def fill(
     i = 0
     while i < len(classes) and pods > 0:
         node = classes[i]
-        per_node = pods_per_node(node.free, requests)
+        skipped = fresh is not None and node.fresh != fresh
+        per_node = 0 if skipped else pods_per_node(node.free, requests)
         if per_node == 0:
             i += 1
             continue

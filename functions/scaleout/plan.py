@@ -5,8 +5,8 @@ fills nodes already asked for — every feasible pool's upcoming nodes and the n
 this decision added for earlier groups — in the group's ranked order, then asks for
 new capacity in that order: new nodes of a pool (within `size.max` and
 `policy.maxNewNodesPerDecision`), or ECI slots (`maxPods - runningPods`). Under eci-first
-and latency, the room on pools ranked after ECI waits until ECI is full (docs/decide-contract.md,
-"Room already asked for, per strategy").
+and latency, the room on nodes this decision adds to pools ranked after ECI waits until ECI is
+full (docs/decide-contract.md, "Room already asked for, per strategy").
 
 The plan is a fixed point of that pass: after a pass that added nodes or sent pods
 to ECI, the pass runs again on the state the reply will create (pools at the new
@@ -32,6 +32,7 @@ from functions.scaleout.packing import (
     NodeClass,
     fill,
     nodes_needed,
+    pods_per_node,
     smallest_pod,
     unused_fresh_nodes,
 )
@@ -211,23 +212,19 @@ def _one_pass(
             placement=placement,
             options=rank(fit, pods=len(indices), policy=request.policy, eci=request.eci),
         )
-        # Capacity already asked for comes first: it costs nothing more. Except that under
-        # eci-first and latency, ECI comes before the room on pools ranked after it: those are
-        # filled only once ECI is full, where they rank (as ACK's ResourcePolicy tries its units
-        # in order). Fed back, the nodes added here are upcoming and ECI is still full, so the
-        # same pods land on the same pools: the plan stays a fixed point.
+        # Capacity already asked for comes first: it costs nothing more. Under eci-first and
+        # latency, the room on nodes this decision adds to pools ranked after ECI waits for ECI.
         eci_rank = _eci_rank(group, request=request, outcome=outcome)
         pos = _fill_asked_for(
-            group, request=request, added=added, outcome=outcome, smallest=smallest, before=eci_rank
-        )
-        pos = _ask_for_more(
             group,
-            pos,
             request=request,
             added=added,
             outcome=outcome,
             smallest=smallest,
             eci_rank=eci_rank,
+        )
+        pos = _ask_for_more(
+            group, pos, request=request, added=added, outcome=outcome, smallest=smallest
         )
         if pos < len(indices):
             reason = _capacity_reason(
@@ -271,8 +268,9 @@ def _asked_for(request: Request, added: dict[str, int]) -> dict[str, list[NodeCl
 
 
 def _eci_rank(group: _Group, *, request: Request, outcome: _Pass) -> int:
-    """Under a strategy that puts ECI before the room on pools ranked after it: ECI's rank among
-    the group's options while ECI has room. Otherwise past the last option (no pool waits)."""
+    """Under a strategy that puts ECI before the room on nodes this decision adds to pools
+    ranked after it: ECI's rank among the group's options while ECI has room. Otherwise past
+    the last option (no room waits for ECI)."""
     if request.policy.strategy in ECI_BEFORE_SPARE_ROOM and outcome.eci_slots != 0:
         for chosen, option in enumerate(group.options):
             if option.fit is None:
@@ -287,17 +285,46 @@ def _fill_asked_for(
     added: dict[str, int],
     outcome: _Pass,
     smallest: Mapping[str, int],
-    before: int,
+    eci_rank: int,
 ) -> int:
-    """Put the group's pods on nodes already asked for, of the pools ranked before `before`, in
-    ranked order; how many went there."""
+    """Put the group's pods on nodes already asked for, in ranked order; how many went there.
+
+    Upcoming nodes (asked for by earlier decisions: booting, paid for) are used as they rank.
+    On the first pool ranked after `eci_rank` whose nodes added by this decision have room,
+    ECI takes what it can before that room. Fed back, those nodes are upcoming ones and ECI is
+    full, so the same walk puts as many pods of the group on each pool: a fixed point."""
     pos = 0
-    for chosen, option in enumerate(group.options[:before]):
-        if option.fit is not None:
-            pos = _fill_pool(
-                group, chosen, pos, request=request, added=added, outcome=outcome, smallest=smallest
-            )
+    eci_taken = False
+
+    def onto(chosen: int, fresh: bool | None = None) -> int:
+        return _fill_pool(
+            group,
+            chosen,
+            pos,
+            request=request,
+            added=added,
+            outcome=outcome,
+            smallest=smallest,
+            fresh=fresh,
+        )
+
+    for chosen, option in enumerate(group.options):
+        if option.fit is None or pos == len(group.indices):
+            continue
+        if chosen < eci_rank or eci_taken:
+            pos = onto(chosen)
+            continue
+        pos = onto(chosen, fresh=False)
+        if pos < len(group.indices) and _room_on_added(outcome.classes[option.fit.pool.id], group):
+            pos = _take_eci(group, eci_rank, pos, request=request, added=added, outcome=outcome)
+            eci_taken = True
+            pos = onto(chosen, fresh=True)
     return pos
+
+
+def _room_on_added(classes: list[NodeClass], group: _Group) -> bool:
+    """Whether a node this decision adds (in `classes`) has room for one of the group's pods."""
+    return any(c.fresh and pods_per_node(c.free, group.fit.requests) for c in classes)
 
 
 def _fill_pool(
@@ -309,8 +336,10 @@ def _fill_pool(
     added: dict[str, int],
     outcome: _Pass,
     smallest: Mapping[str, int],
+    fresh: bool | None = None,
 ) -> int:
-    """The group's pods from `pos` on, onto the asked-for nodes of its `chosen` option's pool."""
+    """The group's pods from `pos` on, onto the asked-for nodes of its `chosen` option's pool
+    (only the upcoming ones or only the added ones when `fresh` says which)."""
     indices = group.indices
     if pos == len(indices):
         return pos
@@ -322,6 +351,7 @@ def _fill_pool(
         group.fit.requests,
         len(indices) - pos,
         smallest=smallest,
+        fresh=fresh,
     ):
         outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
         pos += placed.pods
@@ -339,21 +369,14 @@ def _ask_for_more(
     added: dict[str, int],
     outcome: _Pass,
     smallest: Mapping[str, int],
-    eci_rank: int,
 ) -> int:
-    """Ask for new capacity, in ranked order, for the pods from `pos` on; where they end. A pool
-    ranked after `eci_rank` gives the room already asked for on it first."""
+    """Ask for new capacity, in ranked order, for the pods from `pos` on; where they end."""
     for chosen, option in enumerate(group.options):
         if pos == len(group.indices):
             break
         if option.fit is None:
             pos = _take_eci(group, chosen, pos, request=request, added=added, outcome=outcome)
-            continue
-        if chosen > eci_rank:
-            pos = _fill_pool(
-                group, chosen, pos, request=request, added=added, outcome=outcome, smallest=smallest
-            )
-        if pos < len(group.indices):
+        else:
             pos = _add_nodes(
                 group,
                 chosen,
