@@ -179,6 +179,23 @@ class _Tally:
     events: list[tuple[Mapping[str, Any], str, str]] = field(default_factory=list)
 
 
+# core/v1 Event messages have no length check, but events.k8s.io/v1 caps `note` at 1 KiB
+# (NoteLengthLimit, pkg/apis/core/validation/events.go) and `kubectl describe` prints each
+# message on one line: a long reason (one clause per pod group) is cut.
+REASON_LIMIT = 600
+
+
+def with_reason(message: str, reason: str) -> str:
+    """An Event message followed by the decision's reason for the pod (docs/decide-contract.md),
+    so `kubectl describe pod` says why, not only what."""
+    reason = reason.strip()
+    if not reason:
+        return message
+    if len(reason) > REASON_LIMIT:
+        reason = reason[: REASON_LIMIT - 1] + "…"
+    return f"{message}; why: {reason}"
+
+
 def scale_up_message(pool_id: str, before: int, after: int, max_size: int) -> str:
     """cluster-autoscaler's TriggeredScaleUp wording."""
     return f"pod triggered scale-up: [{{{pool_id} {before}->{after} (max: {max_size})}}]"
@@ -284,15 +301,19 @@ class Actuator:
         pods = {p["uid"]: p for p in request.get("pods", ())}
         tally = _Tally()
         scale = [a for a in reply.get("actions", ()) if a.get("kind") == "scale-pool"]
-        eci = [
-            uid
+        eci = {
+            uid: str(a.get("reason") or "")
             for a in reply.get("actions", ())
             if a.get("kind") == "place-on-eci"
             for uid in a.get("pods", ())
-        ]
+        }
         await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
         await asyncio.gather(
-            *(self._place(pods[uid], tally, dry_run=dry_run) for uid in eci if uid in pods)
+            *(
+                self._place(pods[uid], tally, dry_run=dry_run, reason=reason)
+                for uid, reason in eci.items()
+                if uid in pods
+            )
         )
         for item in reply.get("unplaceable", ()):
             pod = pods.get(item.get("pod", ""))
@@ -408,7 +429,10 @@ class Actuator:
         if write is None or dry_run:
             return
         self._activity[pool_id] = PoolActivity(scaling_since=now, task_id=write.task_id)
-        message = scale_up_message(pool_id, write.from_desired, write.to_desired, write.max_size)
+        message = with_reason(
+            scale_up_message(pool_id, write.from_desired, write.to_desired, write.max_size),
+            str(action.get("reason") or ""),
+        )
         tally.events.extend(
             (pods[uid], "TriggeredScaleUp", message)
             for uid in action.get("pods", ())
@@ -475,7 +499,9 @@ class Actuator:
 
     # --- place-on-eci --------------------------------------------------------------------------
 
-    async def _place(self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool) -> None:
+    async def _place(
+        self, pod: Mapping[str, Any], tally: _Tally, *, dry_run: bool, reason: str
+    ) -> None:
         if dry_run:
             tally.eci_placed.append(_outcome(pod))
             return
@@ -502,7 +528,7 @@ class Actuator:
             )
             return
         tally.eci_placed.append(_outcome(pod))
-        tally.events.append((pod, "PlacedOnECI", PLACED_ON_ECI_MESSAGE))
+        tally.events.append((pod, "PlacedOnECI", with_reason(PLACED_ON_ECI_MESSAGE, reason)))
 
     # --- events --------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The live terminal view of a dev-mode run: plain text lines (no curses, so it can be piped or
 logged), one status line when the counts change — at most every `min_interval` real seconds, and
-at least every `heartbeat` — plus one line per decision, per agent error and per agent warning as
-the run sees them.
+at least every `heartbeat` — plus one line per decision (and one `why:` line per action under
+it), per agent error and per agent warning as the run sees them.
 
 Every line is stamped with the simulated time at which it is printed, and never an earlier one,
 so the `[t+…]` column only goes forward: a decision round is shown when it has ended, not at the
@@ -111,8 +111,11 @@ class LiveView:
         )
 
     def decision(self, t: float, decision: Decision) -> None:
-        """`decision` (a round that may have started earlier), seen at simulated `t`."""
+        """`decision` (a round that may have started earlier), seen at simulated `t`, then one
+        `why:` line per action with the decision's reason for it."""
         self._write(t, f"decision: {decision.text}")
+        for reason in decision.reasons:
+            self._write(t, f"  why: {reason}")
 
     def error(self, t: float, message: str) -> None:
         self._write(t, f"agent error: {message}")

@@ -435,6 +435,17 @@ class DevRun:
             f"agent: cluster {config.cluster_id}, CS at {config.cs_endpoint}, decider "
             f"{where}, strategy {config.strategy}"
         )
+        eci = (
+            "on (the virtual node takes pods ECI can run)"
+            if config.eci_enabled
+            else "off (the scenario has no ECI virtual node: pools only)"
+        )
+        scale_in = "on" if config.scale_in_enabled else "off"
+        if config.scale_in_enabled and config.scale_in_drain_non_empty:
+            scale_in += ", draining nodes that still run pods"
+        self.say(
+            f"options: ECI {eci}; scale-in {scale_in}" + ("; dry run" if config.dry_run else "")
+        )
 
     def _follow_store(self) -> Any:
         """Fold what exists now, then every change from here on (no await in between, so

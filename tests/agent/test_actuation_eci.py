@@ -145,6 +145,7 @@ class TestPlacement:
         [event] = world.events("PlacedOnECI")
         assert event["involvedObject"]["name"] == "w-1"
         assert event["source"]["component"] == "ray-ack-scaler"
+        assert event["message"].endswith(f"; why: {reply['actions'][0]['reason']}")
         assert world.actuator.counters["eci_placed"] == 1
 
     async def test_applying_the_same_decision_twice_patches_once(self, world: World) -> None:

@@ -76,14 +76,18 @@ class TestEvents:
     """Scale-up decisions leave TriggeredScaleUp / NotTriggerScaleUp events on the pods."""
 
     async def test_triggered_scale_up_on_every_pod_of_the_action(self) -> None:
-        """cluster-autoscaler's wording: pod triggered scale-up: [{np-cpu 1->2 (max: 20)}]."""
+        """cluster-autoscaler's wording, then the decision's reason: pod triggered scale-up:
+        [{np-cpu 1->2 (max: 20)}]; why: cost: ..."""
         async with cloud_world([pool_view("np-cpu", desired=1)]) as world:
             reply, request = await decide_for(world, SIX_PODS)
             await world.actuator().apply(reply, request, dry_run=False)
             events = world.events("TriggeredScaleUp")
             action = reply["actions"][0]
             assert sorted(e["involvedObject"]["uid"] for e in events) == sorted(action["pods"])
-            assert {e["message"] for e in events} == {scale_up_message("np-cpu", 1, 2, 20)}
+            assert action["reason"].startswith("cost: np-cpu")
+            assert {e["message"] for e in events} == {
+                f"{scale_up_message('np-cpu', 1, 2, 20)}; why: {action['reason']}"
+            }
             assert (
                 scale_up_message("np-cpu", 1, 6, 20)
                 == "pod triggered scale-up: [{np-cpu 1->6 (max: 20)}]"

@@ -32,6 +32,22 @@ def test_a_round_that_started_before_the_last_status_line_does_not_step_back():
     assert out.getvalue().splitlines()[2].endswith("agent warning: scale-out failed (pool np)")
 
 
+def test_each_action_of_a_decision_gets_a_why_line_under_it():
+    """The decide/v1 reasons, where a person watching looks: one line per action."""
+    out = io.StringIO()
+    view = LiveView(out, task_count=1, monotonic=lambda: 0.0)
+    reasons = (
+        "np-cpu (13 pods): cost: np-cpu 0.062/pod·run, the only option that fits",
+        "ECI (2 pods): eci-first: ECI can run the pods",
+    )
+    view.decision(21.0, Decision(t=20.0, outcome="scaled", pods=15, text="x", reasons=reasons))
+    assert out.getvalue().splitlines() == [
+        "[t+   21s] decision: x",
+        f"[t+   21s]   why: {reasons[0]}",
+        f"[t+   21s]   why: {reasons[1]}",
+    ]
+
+
 def test_agent_log_lines_go_to_the_file_and_warnings_to_the_tap(tmp_path, capsys):
     """structlog and stdlib warnings: none on the terminal, all in agent.log, fields in the tap."""
     root = logging.getLogger()
