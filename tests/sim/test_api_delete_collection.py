@@ -64,11 +64,15 @@ async def test_field_selector_and_other_resources(api_server, api_client, core):
     assert (await coordination.list_namespaced_lease("kube-system")).items == []
 
 
-async def test_namespaces_have_no_deletecollection(core):
-    """kube-apiserver serves no deletecollection on namespaces: DELETE there is 405."""
+@pytest.mark.parametrize("path", ["/api/v1/namespaces", "/api/v1/pods"])
+async def test_no_deletecollection_on_namespaces_nor_across_namespaces(api_server, core, path):
+    """kube-apiserver serves no deletecollection on namespaces, and a namespaced resource's
+    all-namespaces path only lists and watches: DELETE there is 405, and nothing goes."""
+    _pods(api_server.store, ("a", "x", None))
     with pytest.raises(ApiException) as caught:
-        await core.api_client.call_api("/api/v1/namespaces", "DELETE")
+        await core.api_client.call_api(path, "DELETE")
     assert caught.value.status == 405
+    assert len(api_server.store.list("pods")[0]) == 1
 
 
 async def test_discovery_lists_verbs_short_names_and_categories(core):

@@ -175,7 +175,7 @@ class ApiHandlers:
             return self
         values = request.query.getall("dryRun", [])
         if request.method == "DELETE":
-            values = dry_run.delete_options(request.query, values, await _body(request))
+            values = dry_run.delete_options(values, await _body(request))
         elif route.sub == "eviction":
             values = dry_run.eviction_dry_run(values, await _body(request))
         if not dry_run.check_dry_run(values, options_kind):
@@ -196,17 +196,19 @@ class ApiHandlers:
         namespace_lifecycle.admit_create(self._store, route.namespace, route.resource, name)
 
     async def _collection(self, request: web.Request, route: _Route) -> web.StreamResponse:
-        """LIST or WATCH a collection, or POST a new object into it."""
+        """LIST or WATCH a collection, POST a new object into it, or DELETE what it holds."""
         method, resource, namespace = request.method, route.resource, route.namespace
         if method == "GET":
             if route.watch:
                 return await self.watch(request, resource, namespace)
             return self.list(request, resource, namespace)
-        # a namespaced resource is created only through its namespace's collection
-        if method == "POST" and (namespace is not None or resource not in NAMESPACED):
+        # a namespaced resource is created (and deleted as a collection) only through its
+        # namespace's collection; the all-namespaces path only lists and watches
+        scoped = namespace is not None or resource not in NAMESPACED
+        if method == "POST" and scoped:
             return self.create(resource, namespace, await _body(request))
         # deletecollection: every resource served but namespaces (kube-apiserver's discovery)
-        if method == "DELETE" and resource != "namespaces":
+        if method == "DELETE" and resource != "namespaces" and scoped:
             return self.delete_collection(request, resource, namespace, await _body(request))
         raise method_not_allowed(method)
 

@@ -16,7 +16,7 @@ only value allowed, anything else is 422 Invalid on the request's options kind.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
 from agent.sim.kube.store import ApiError, Key, ObjectStore
@@ -59,7 +59,7 @@ def check_dry_run(values: Sequence[str], options_kind: str) -> bool:
     )
 
 
-def delete_options(query: Mapping[str, str], query_dry_run: list[str], body: Any) -> list[str]:
+def delete_options(query_dry_run: list[str], body: Any) -> list[str]:
     """The dryRun of a DELETE (one object or a collection): handlers/delete.go decodes the
     DeleteOptions from the body when there is one, and from the query only when there is not."""
     if isinstance(body, dict) and body:
@@ -74,8 +74,12 @@ def eviction_dry_run(query_dry_run: list[str], eviction: Any) -> list[str]:
     """pods/eviction's propagateDryRun (registry/core/pod/storage/eviction.go): the request's
     dryRun goes into the Eviction's deleteOptions unless those carry their own; both set and
     different is an error (a plain error there, so a 500 with its text)."""
-    delete = (eviction or {}).get("deleteOptions") if isinstance(eviction, dict) else None
-    own = (delete or {}).get("dryRun") or [] if isinstance(delete, dict) else []
+    delete = eviction.get("deleteOptions") if isinstance(eviction, dict) else None
+    own = (delete.get("dryRun") if isinstance(delete, dict) else None) or []
+    if not isinstance(own, list) or not all(isinstance(v, str) for v in own):
+        raise ApiError(
+            400, "BadRequest", "Eviction.deleteOptions.dryRun: expected a list of strings"
+        )
     if not own:
         return query_dry_run
     if query_dry_run and list(query_dry_run) != list(own):

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from agent.sim.kube.store import KINDS, NAMESPACED, ApiError, ObjectStore, copy_json
+from agent.sim.kube.store import KINDS, NAMESPACED, ApiError, ObjectStore, WatchEvent, copy_json
 from agent.sim.kube.write_rules import check_preconditions, graceful_delete, rfc3339
 
 NAMESPACES = "namespaces"
@@ -220,6 +220,8 @@ def _delete_content(
         items, _ = store.list(resource, namespace=namespace)
         for obj in items:
             name = obj["metadata"]["name"]
+            if obj["metadata"].get("deletionTimestamp") and resource == "pods":
+                continue  # on its way out; skipped so a pass over a big namespace stays cheap
             with contextlib.suppress(ApiError):  # gone meanwhile
                 if resource == "pods":
                     graceful_delete(store, name, namespace, options={}, grace=None, now=now)
@@ -273,10 +275,18 @@ def sync_namespace(store: ObjectStore, name: str, *, now: Callable[[], float]) -
         delete_namespace(store, name, {}, now=now)
 
 
+def _namespace_of(event: WatchEvent) -> str:
+    """The namespace a change is in, or is of (a namespace's own change)."""
+    meta = event.object.get("metadata") or {}
+    if event.resource == NAMESPACES:
+        return str(meta.get("name") or "")
+    return str(meta.get("namespace") or "")
+
+
 class NamespaceController:
-    """Runs `sync_namespace` for every namespace being deleted: after each batch of changes to
-    a terminating namespace or to anything in one, and every RECHECK_SECONDS. Started with the
-    API server (`apiserver.build_app`)."""
+    """Runs `sync_namespace` for a namespace being deleted after each batch of changes to it or
+    to anything in it, and for all of them every RECHECK_SECONDS (the requeue). Started with
+    the API server (`apiserver.build_app`)."""
 
     def __init__(self, store: ObjectStore, *, now: Callable[[], float]) -> None:
         self._store = store
@@ -286,10 +296,17 @@ class NamespaceController:
         subscription = self._store.subscribe()
         try:
             while not subscription.closed:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(subscription.wait(), RECHECK_SECONDS)
-                subscription.drain()
-                self._sync(self._deleting())
+                # asyncio.wait, not wait_for: before 3.12 wait_for can swallow the cancel that
+                # stops the server when it meets a wake-up, and this loop would never end
+                waiter = asyncio.ensure_future(subscription.wait())
+                try:
+                    done, _ = await asyncio.wait({waiter}, timeout=RECHECK_SECONDS)
+                finally:
+                    waiter.cancel()
+                touched = {_namespace_of(event) for event in subscription.drain()}
+                deleting = self._deleting()
+                # a change looks at the namespaces it touched; the recheck at all of them
+                self._sync([n for n in deleting if n in touched] if done else deleting)
         finally:
             subscription.close()
 
