@@ -10,6 +10,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.support.builders import build_test_pod
+from tests.support.waiting import store_until
 
 
 def pod(name: str, *, node: str | None = None) -> dict:
@@ -95,12 +96,16 @@ async def test_binding_sets_node_once(core):
     assert json.loads(await again.read())["reason"] == "Conflict"
 
 
-async def test_namespace_deletion_removes_its_objects(core):
-    """Deleting a namespace deletes the pods in it."""
+async def test_namespace_deletion_removes_its_objects(api_server, core):
+    """Deleting a namespace deletes the pods in it, then the namespace (the namespace
+    controller's work: tests/sim/test_api_namespace_lifecycle.py has the phases)."""
     await core.create_namespace({"metadata": {"name": "ray"}})
     await core.create_namespaced_pod("ray", pod("w"))
     await core.delete_namespace("ray")
-    assert (await core.list_pod_for_all_namespaces()).items == []
+    store = api_server.store
+    await store_until(store, lambda: not store.list("pods")[0])
+    names = lambda: {n["metadata"]["name"] for n in store.list("namespaces")[0]}  # noqa: E731
+    await store_until(store, lambda: "ray" not in names())
 
 
 async def test_node_lifecycle(core):

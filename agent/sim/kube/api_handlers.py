@@ -1,10 +1,11 @@
 """Request handling of the simulated Kubernetes API server: URL routing for core/v1,
 coordination.k8s.io/v1 and policy/v1, and the handlers — reads, paginated LISTs, WATCH, creates,
-updates, patches, graceful deletes, eviction (PodDisruptionBudgets respected) and binding —
-every failure an ApiError."""
+updates, patches, graceful deletes (one object or a collection), eviction (PodDisruptionBudgets
+respected) and binding, each write also as a dry run — every failure an ApiError."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -15,9 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.faults import FaultPlan
+from agent.sim.kube import dry_run, namespace_lifecycle
 from agent.sim.kube.disruption import admit_eviction
 from agent.sim.kube.list_pages import Snapshots, decode_continue, encode_continue
-from agent.sim.kube.patch import apply_patch
+from agent.sim.kube.patch import apply_patch, check_patch_type
 from agent.sim.kube.selectors import Predicate, selector_predicate
 from agent.sim.kube.store import KINDS, NAMESPACED, ApiError, ObjectStore, copy_json, kind_of
 from agent.sim.kube.tables import table, wants_table
@@ -156,22 +158,58 @@ class ApiHandlers:
             request.match_info["tail"],
             watch=parse_bool(request.query.get("watch")),
         )
+        handlers = await self._for_dry_run(request, route)
+        if request.method == "POST" and route.namespace is not None:
+            await handlers._admit_create(request, route)
         if route.name is None:
-            return await self._collection(request, route)
+            return await handlers._collection(request, route)
         if route.sub is None:
-            return await self._object(request, route, name=route.name)
-        return await self._subresource(request, route, name=route.name, sub=route.sub)
+            return await handlers._object(request, route, name=route.name)
+        return await handlers._subresource(request, route, name=route.name, sub=route.sub)
+
+    async def _for_dry_run(self, request: web.Request, route: _Route) -> ApiHandlers:
+        """These handlers, or for a `dryRun=All` write the same handlers over a DryRunStore, so
+        the write runs every rule and stores nothing."""
+        options_kind = dry_run.OPTIONS_KINDS.get(request.method)
+        if options_kind is None:
+            return self
+        values = request.query.getall("dryRun", [])
+        if request.method == "DELETE":
+            values = dry_run.delete_options(values, await _body(request))
+        elif route.sub == "eviction":
+            values = dry_run.eviction_dry_run(values, await _body(request))
+        if not dry_run.check_dry_run(values, options_kind):
+            return self
+        view = copy.copy(self)
+        view._store = dry_run.DryRunStore(self._store)
+        return view
+
+    async def _admit_create(self, request: web.Request, route: _Route) -> None:
+        """NamespaceLifecycle admission of a POST into a namespace (an object, an eviction or
+        a binding): nothing new in a namespace being deleted."""
+        assert route.namespace is not None
+        name = route.name
+        if name is None:
+            body = await _body(request)
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            name = str((meta or {}).get("name") or "") if isinstance(meta, dict) else ""
+        namespace_lifecycle.admit_create(self._store, route.namespace, route.resource, name)
 
     async def _collection(self, request: web.Request, route: _Route) -> web.StreamResponse:
-        """LIST or WATCH a collection, or POST a new object into it."""
+        """LIST or WATCH a collection, POST a new object into it, or DELETE what it holds."""
         method, resource, namespace = request.method, route.resource, route.namespace
         if method == "GET":
             if route.watch:
                 return await self.watch(request, resource, namespace)
             return self.list(request, resource, namespace)
-        # a namespaced resource is created only through its namespace's collection
-        if method == "POST" and (namespace is not None or resource not in NAMESPACED):
+        # a namespaced resource is created (and deleted as a collection) only through its
+        # namespace's collection; the all-namespaces path only lists and watches
+        scoped = namespace is not None or resource not in NAMESPACED
+        if method == "POST" and scoped:
             return self.create(resource, namespace, await _body(request))
+        # deletecollection: every resource served but namespaces (kube-apiserver's discovery)
+        if method == "DELETE" and resource != "namespaces" and scoped:
+            return self.delete_collection(request, resource, namespace, await _body(request))
         raise method_not_allowed(method)
 
     async def _object(
@@ -365,6 +403,7 @@ class ApiHandlers:
         self, request: web.Request, resource: str, name: str, namespace: str | None, sub: str | None
     ) -> dict[str, Any]:
         body = await request.read()
+        check_patch_type(request.headers.get("Content-Type", ""))
         old = self._store.get(resource, name, namespace=namespace)
         patched = apply_patch(old, request.headers.get("Content-Type", ""), body)
         check_name(patched, name, namespace)
@@ -394,13 +433,48 @@ class ApiHandlers:
         options = body if isinstance(body, dict) else {}
         if resource == "pods":
             return json_response(self._delete_pod(request, name, namespace or "", options))
+        if resource == "namespaces":
+            namespace_lifecycle.admit_namespace_delete(name)
+            return json_response(
+                namespace_lifecycle.delete_namespace(self._store, name, options, now=self._now)
+            )
         current = self._store.get(resource, name, namespace=namespace)
         check_preconditions(current, options)
         deleted = self._store.delete(resource, name, namespace=namespace)
-        if resource == "namespaces":
-            return json_response(deleted)
         uid = deleted["metadata"].get("uid")
         return json_response(_success(details={"name": name, "kind": resource, "uid": uid}))
+
+    def delete_collection(
+        self, request: web.Request, resource: str, namespace: str | None, body: Any
+    ) -> web.Response:
+        """DELETE on a collection (registry Store.DeleteCollection): list what the selectors
+        pick, delete each as a single DELETE would (pods gracefully), skip the ones gone
+        meanwhile, and answer the list as it was before."""
+        options = body if isinstance(body, dict) else {}
+        predicate = self._predicate(request, resource)
+        items, rv = self._store.list(resource, namespace=namespace)
+        picked = [obj for obj in items if predicate is None or predicate(obj)]
+        picked.sort(key=lambda obj: (obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+        for obj in picked:
+            meta = obj["metadata"]
+            try:
+                if resource == "pods":
+                    self._delete_pod(request, meta["name"], meta["namespace"], dict(options))
+                else:
+                    check_preconditions(obj, options)
+                    self._store.delete(resource, meta["name"], namespace=meta.get("namespace"))
+            except ApiError as error:
+                if error.code != 404:
+                    raise
+        kind, api_version = KINDS[resource]
+        return json_response(
+            {
+                "kind": f"{kind}List",
+                "apiVersion": api_version,
+                "metadata": {"resourceVersion": str(rv)},
+                "items": picked,
+            }
+        )
 
     def evict(self, request: web.Request, name: str, namespace: str, body: Any) -> web.Response:
         eviction = body if isinstance(body, dict) else {}

@@ -23,6 +23,7 @@ from agent.sim.kube.api_handlers import (
     parse_bool,
 )
 from agent.sim.kube.disruption import DisruptionController
+from agent.sim.kube.namespace_lifecycle import NamespaceController
 from agent.sim.kube.store import ApiError, ObjectStore
 
 __all__ = ["STORE_KEY", "build_app", "parse_bool", "serve"]
@@ -108,6 +109,7 @@ def build_app(
         server.dispatch,
     )
     app.cleanup_ctx.append(_background(DisruptionController(store, now=now or time.time).run))
+    app.cleanup_ctx.append(_background(NamespaceController(store, now=now or time.time).run))
 
     if faults is not None:
         app.cleanup_ctx.append(_background(lambda: _expire_history(store, faults)))
@@ -148,15 +150,16 @@ def _add_discovery(app: web.Application) -> None:
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    # every one answers with a trailing slash too, as kube-apiserver's do (kr8s asks /version/)
     for path, make in _DOCUMENTS.items():
         app.router.add_get(path, document(make))
-        if path.startswith("/ap"):  # discovery paths answer with a trailing slash too
-            app.router.add_get(path + "/", document(make))
+        app.router.add_get(path + "/", document(make))
     app.router.add_get("/api", api)
     app.router.add_get("/api/", api)
     app.router.add_get("/openapi/v3/{group_version:.+}", openapi_spec)
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, healthy)
+        app.router.add_get(path + "/", healthy)
 
 
 def _background(run: Callable[[], Any]) -> Callable[[web.Application], Any]:

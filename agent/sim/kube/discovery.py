@@ -17,7 +17,7 @@ VERSION = {
     "platform": "linux/amd64",
 }
 
-_READ_WRITE = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_READ_WRITE = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _SUB = ["get", "patch", "update"]
 
 
@@ -29,6 +29,7 @@ def _resource(
     namespaced: bool,
     verbs: list[str],
     short: list[str] | None = None,
+    categories: list[str] | None = None,
     group: str | None = None,
     version: str | None = None,
 ) -> dict[str, Any]:
@@ -41,6 +42,8 @@ def _resource(
     }
     if short:
         entry["shortNames"] = short
+    if categories:
+        entry["categories"] = categories
     if group is not None:
         entry["group"] = group
         entry["version"] = version
@@ -60,10 +63,20 @@ CORE_V1 = {
             verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
             short=["ns"],
         ),
+        _resource("namespaces/finalize", "", "Namespace", namespaced=False, verbs=["update"]),
         _resource("namespaces/status", "", "Namespace", namespaced=False, verbs=_SUB),
         _resource("nodes", "node", "Node", namespaced=False, verbs=_READ_WRITE, short=["no"]),
         _resource("nodes/status", "", "Node", namespaced=False, verbs=_SUB),
-        _resource("pods", "pod", "Pod", namespaced=True, verbs=_READ_WRITE, short=["po"]),
+        # kubectl get all: the "all" category names pods (of what is served here)
+        _resource(
+            "pods",
+            "pod",
+            "Pod",
+            namespaced=True,
+            verbs=_READ_WRITE,
+            short=["po"],
+            categories=["all"],
+        ),
         _resource("pods/binding", "", "Binding", namespaced=True, verbs=["create"]),
         _resource(
             "pods/eviction",

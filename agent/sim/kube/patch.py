@@ -14,6 +14,13 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# Server-side apply needs field managers (managedFields) that this server does not keep; a real
+# kube-apiserver accepts the media type, so this refusal is ours and says what to do instead.
+SERVER_SIDE_APPLY_REFUSED = (
+    "server-side apply (application/apply-patch+yaml) is not served by the embedded ACK API "
+    "server, which keeps no field managers: use client-side apply instead (`kubectl apply` "
+    "without --server-side), or a JSON, merge or strategic merge patch"
+)
 
 
 class PatchFailed(Exception):
@@ -343,11 +350,13 @@ def _strategic_list(current: Any, patch: list[Any], path: tuple[str, ...]) -> li
     return merged
 
 
-def apply_patch(doc: dict[str, Any], content_type: str, body: bytes) -> dict[str, Any]:
-    """Dispatch on the request's Content-Type (parameters such as charset ignored)."""
+def check_patch_type(content_type: str) -> str:
+    """The patch media type of a Content-Type (parameters such as charset ignored), or 415 —
+    checked before the object is read, as handlers/patch.go does, so a server-side apply of an
+    object that does not exist yet gets the 415 too, not a 404."""
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == APPLY_PATCH:
-        raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported")
+        raise ApiError(415, "UnsupportedMediaType", SERVER_SIDE_APPLY_REFUSED)
     if kind not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH):
         raise ApiError(
             415,
@@ -355,6 +364,12 @@ def apply_patch(doc: dict[str, Any], content_type: str, body: bytes) -> dict[str
             f"the body of the request was in an unknown format - accepted media types include: "
             f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_MERGE_PATCH}, {APPLY_PATCH}",
         )
+    return kind
+
+
+def apply_patch(doc: dict[str, Any], content_type: str, body: bytes) -> dict[str, Any]:
+    """Dispatch on the request's Content-Type."""
+    kind = check_patch_type(content_type)
     try:
         patch = json.loads(body or b"null")
     except ValueError as error:

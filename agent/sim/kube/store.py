@@ -15,7 +15,7 @@ import builtins
 import random
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,7 +180,10 @@ class ObjectStore:
     def __init__(self, *, now: Callable[[], str], history_limit: int = 50_000):
         self._now = now
         self._history_limit = history_limit
-        self._objects: dict[str, dict[Key, dict[str, Any]]] = {resource: {} for resource in KINDS}
+        # MutableMapping, not dict: a dry run's view (dry_run.DryRunStore) overlays these tables
+        self._objects: dict[str, MutableMapping[Key, dict[str, Any]]] = {
+            resource: {} for resource in KINDS
+        }
         self._rv = 0
         # events with resource_version > _compacted_rv are all in _history, in order
         self._history: list[WatchEvent] = []
@@ -295,8 +298,13 @@ class ObjectStore:
         if resource == "pods":
             default_pod(stored)
         elif resource == "namespaces":
-            stored.setdefault("spec", {"finalizers": ["kubernetes"]})
-            stored.setdefault("status", {"phase": "Active"})
+            # the namespace strategy's PrepareForCreate: Active, and the `kubernetes` finalizer
+            # the namespace controller removes once the namespace is empty
+            spec = stored["spec"] = dict(stored.get("spec") or {})
+            finalizers = spec["finalizers"] = list(spec.get("finalizers") or [])
+            if "kubernetes" not in finalizers:
+                finalizers.append("kubernetes")
+            stored["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
         elif resource == "poddisruptionbudgets":
             # the PDB strategy's PrepareForCreate: generation 1, the controller's status zeroed
@@ -349,11 +357,7 @@ class ObjectStore:
         if current is None:
             raise not_found(resource, name)
         del table[key]
-        self._rv += 1
-        # the DELETED event carries the deletion's own resourceVersion, as the apiserver does
-        last = dict(current)
-        last["metadata"] = {**current["metadata"], "resourceVersion": str(self._rv)}
-        self._publish(WatchEvent("DELETED", resource, last, self._rv, current))
+        last = self._removed(resource, current)
         if resource == "namespaces":
             for namespaced in NAMESPACED:
                 doomed = [k for k in self._objects[namespaced] if k[0] == name]
@@ -368,7 +372,7 @@ class ObjectStore:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _table(self, resource: str) -> dict[Key, dict[str, Any]]:
+    def _table(self, resource: str) -> MutableMapping[Key, dict[str, Any]]:
         try:
             return self._objects[resource]
         except KeyError:
@@ -382,7 +386,9 @@ class ObjectStore:
             return (namespace or "default", name)
         return ("", name)
 
-    def _generated_name(self, table: dict[Key, dict[str, Any]], ns: str, prefix: str) -> str:
+    def _generated_name(
+        self, table: MutableMapping[Key, dict[str, Any]], ns: str, prefix: str
+    ) -> str:
         while True:
             suffix = "".join(self._random.choice(_NAME_ALPHABET) for _ in range(5))
             if (ns, prefix + suffix) not in table:
@@ -412,6 +418,15 @@ class ObjectStore:
         self._objects[resource][key] = obj
         self._publish(WatchEvent(kind, resource, obj, self._rv, previous))
         return obj
+
+    def _removed(self, resource: str, current: dict[str, Any]) -> dict[str, Any]:
+        """Count a removal (already out of its table) and publish it; returns its last state."""
+        self._rv += 1
+        # the DELETED event carries the deletion's own resourceVersion, as the apiserver does
+        last = dict(current)
+        last["metadata"] = {**current["metadata"], "resourceVersion": str(self._rv)}
+        self._publish(WatchEvent("DELETED", resource, last, self._rv, current))
+        return last
 
     def _publish(self, event: WatchEvent) -> None:
         self._history.append(event)

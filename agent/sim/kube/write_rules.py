@@ -187,6 +187,11 @@ def prepared_update(
             result["status"] = old["status"]
         else:
             result.pop("status", None)
+    if resource == "namespaces" and subresource != "finalize":
+        # the namespace strategy: only the finalize subresource changes spec.finalizers
+        spec = dict(result.get("spec") or {})
+        spec["finalizers"] = list((old.get("spec") or {}).get("finalizers") or [])
+        result["spec"] = spec
     if resource == "pods":
         validate_pod_update(old, result)
     if resource == "poddisruptionbudgets":
