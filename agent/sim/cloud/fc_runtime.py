@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent.clients.timeouts import within
 from agent.sim.cloud.cloud_model import CloudError
 from agent.sim.cloud.credentials import KeyRing, StsCredential
 from agent.sim.faults import FaultPlan
@@ -236,7 +237,7 @@ class FunctionHost:
         if faults.roll(faults.fc_timeout_ratio):
             # Hold the reply past the client's read timeout; release on shutdown.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.state.closing.wait(), self._settings.hang_seconds)
+                await within(self._settings.hang_seconds, self.state.closing.wait())
             raise CloudError(504, "Timeout", "the invocation timed out in the service")
         if faults.roll(faults.fc_error_ratio):
             raise CloudError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
@@ -265,6 +266,8 @@ class FunctionHost:
         (None, the runtime's failure reply) when it raised or ran out of time."""
         timeout = self._settings.timeout_seconds
         try:
+            # wait_for, not within: the handler's stack trace must not show a frame of ours; one
+            # await in a request handler, so a swallowed cancel only lets this reply finish.
             result = await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
         except asyncio.TimeoutError:
             message = f"Function timed out after {timeout} seconds"

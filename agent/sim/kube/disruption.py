@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from agent.clients.timeouts import within
 from agent.sim.kube.store import ApiError, ObjectStore, copy_json
 
 BUDGETS = "poddisruptionbudgets"
@@ -365,7 +366,7 @@ class DisruptionController:
             self._sync(self._namespaces_with_budgets())
             while not subscription.closed:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(subscription.wait(), RECHECK_SECONDS)
+                    await within(RECHECK_SECONDS, subscription.wait())
                 touched = {
                     str((event.object.get("metadata") or {}).get("namespace") or "")
                     for event in subscription.drain()

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from agent.clients.timeouts import within
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.world.clock import SimClock, parse_iso
 from agent.sim.world.nodes import (
@@ -185,9 +186,7 @@ class Kubelet:
             if delay > 0:
                 self._timer_added.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        self._timer_added.wait(), self._clock.real_seconds(delay)
-                    )
+                    await within(self._clock.real_seconds(delay), self._timer_added.wait())
                 continue
             _, _, action = heapq.heappop(self._timers)
             self._armed.discard(action)
