@@ -11,6 +11,7 @@ from agent.dev.summary import (
     RunRecord,
     ScaleWrite,
     error_codes,
+    fault_seen,
     summarize,
 )
 
@@ -194,3 +195,53 @@ def test_cloud_refusals_count_as_errors_by_code_once_each():
     ]
     summary = summarize(new_record(), scenario="s", facts=facts(errors={"Throttling.User": 2}))
     assert (summary["errors"], summary["errorsByCode"]) == (2, {"Throttling.User": 2})
+
+
+def test_faults_are_counted_as_injected_and_as_the_agent_met_them():
+    """The agent's log events map to the fault kinds it met; the summary puts them beside what
+    was injected, and `survived` only when the run ended at rest with every worker run."""
+    events = [
+        {"event": "cs call retried", "code": "Throttling.User", "status": 400},
+        {"event": "cs call failed", "code": "ServiceUnavailable", "status": 503},
+        {"event": "cs call retried", "code": "InvalidParameter", "status": 400},
+        {"event": "decider retried", "code": "ServiceUnavailable"},
+        {"event": "watch restart", "reason": "eof"},
+        {"event": "watch restart", "reason": "expired"},
+        {"event": "watch restart", "reason": "timeout"},
+        {"event": "decision round"},
+    ]
+    assert [fault_seen(e) for e in events] == [
+        "cs_throttled",
+        "cs_5xx",
+        None,
+        "fc_errors",
+        "watch_cuts",
+        "gone_410",
+        None,
+        None,
+    ]
+    record = new_record()
+    record.observe("ADDED", "pods", worker("w1", node="n1", phase="Running"), t=1, real=1.0)
+    injected = {"cs_throttled": 3, "gone_410": 1}
+    for ending, survived in (("rest", True), ("time-limit", False)):
+        base = facts()
+        summary = summarize(
+            record,
+            scenario="s",
+            facts=CloudFacts(
+                scale_writes=(),
+                idle_node_seconds=base.idle_node_seconds,
+                cost=base.cost,
+                errors_by_code={},
+                ending=ending,
+                faults_injected=injected,
+                faults_seen={"cs_throttled": 2},
+            ),
+        )
+        faults = summary["faults"]
+        assert faults["injected"]["cs_throttled"] == 3 and faults["injected"]["fc_timeouts"] == 0
+        assert (
+            faults["seenByAgent"]["cs_throttled"] == 2
+            and "fc_timeouts" not in faults["seenByAgent"]
+        )
+        assert (summary["ending"], faults["survived"]) == (ending, survived)
