@@ -16,9 +16,10 @@ is deferred, not dropped — its pods stay pending and the next round sees them.
 next request.
 
 A scale-out task that fails (ECS out of stock: OperationDenied.NoStock) leaves the pool's
-desired_size raised: ACK does not lower it. The part no node came for is given back — desired
-lowered to the nodes CS counts in the pool, never below, so no node goes — and the pool keeps its
-error for `FAILED_POOL_BACKOFF_SECONDS`, so decisions meanwhile use other pools or ECI.
+desired_size raised (whether ACK later lowers it, or keeps trying to reach it, is not documented:
+docs/cloud-facts.md). The part no node came for is given back — desired lowered to the nodes CS
+counts in the pool, never below, so no node goes — and the pool keeps its error for
+`FAILED_POOL_BACKOFF_SECONDS`, so decisions meanwhile use other pools or ECI.
 """
 
 from __future__ import annotations
@@ -410,15 +411,15 @@ class Actuator:
     async def _give_back(self, pool_id: str, activity: PoolActivity) -> None:
         """After a failed scale-out task: lower desired to the nodes CS counts in the pool (or its
         minimum), so a target the cloud could not meet is not left asked for — a restock would
-        otherwise bring nodes no decision wants. Never lower: lowering desired_size removes nodes
-        without draining [ACK One, "manually scale node pools"]. Under the pool's Lease, like any
-        write; a busy Lease or a refused call leaves it for the next refresh."""
+        otherwise bring nodes no decision wants. Never below those nodes: lowering desired_size
+        removes nodes without draining [ACK One, "manually scale node pools"]. Under the pool's
+        Lease, like any write; a busy Lease or a failed call leaves it for the next refresh."""
         held = None
-        if self._lock is not None:
-            held = await self._lock.acquire(pool_id)
-            if not held.acquired:
-                return
         try:
+            if self._lock is not None:
+                held = await self._lock.acquire(pool_id)
+                if not held.acquired:
+                    return
             current = await self._pools.describe_pool(pool_id)
             keep = max(current.min_size, current.total_nodes)
             if current.desired > keep:
@@ -428,11 +429,11 @@ class Actuator:
                     "scale-out given back",
                     extra={"pool": pool_id, "from": current.desired, "to": keep},
                 )
-        except CloudCallError as exc:
-            log.warning("scale-out not given back", extra={"pool": pool_id, "code": exc.code})
+        except (CloudCallError, KubeError, KubeUnreachable) as exc:
+            log.warning("scale-out not given back", extra={"pool": pool_id, "error": str(exc)})
             return
         finally:
-            if held is not None and self._lock is not None:
+            if held is not None and held.acquired and self._lock is not None:
                 await self._lock.release(held)
         self._activity[pool_id] = replace(activity, given_back=True)
 
