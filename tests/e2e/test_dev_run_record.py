@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.actuate.actuation import PLACED_LABEL
+from agent.dev.closing import closing_lines
 from agent.dev.summary import (
     FOLLOW_UP,
     SCALE_IN,
@@ -245,3 +246,31 @@ def test_faults_are_counted_as_injected_and_as_the_agent_met_them():
             and "fc_timeouts" not in faults["seenByAgent"]
         )
         assert (summary["ending"], faults["survived"]) == (ending, survived)
+
+
+def test_closing_lines_name_a_pool_left_wanting_nodes_and_the_faults():
+    """A pool whose desired size is above its nodes at the end is named; the faults injected and
+    met get one line; neither appears when there is nothing to say."""
+    record = new_record()
+    record.observe("ADDED", "pods", worker("w1", node="n1", phase="Running"), t=1, real=1.0)
+    base = facts()
+
+    def lines(pools: dict, injected: dict) -> list[str]:
+        cloud = CloudFacts(
+            scale_writes=(),
+            idle_node_seconds=base.idle_node_seconds,
+            cost=base.cost,
+            errors_by_code={},
+            ending="rest",
+            pools=pools,
+            faults_injected=injected,
+            faults_seen={"gone_410": 2},
+        )
+        return closing_lines(summarize(record, scenario="s", facts=cloud), tasks="1/1 tasks done")
+
+    quiet = lines({"np-a": (0, 0)}, {})
+    assert not any("still wants" in line or "faults" in line for line in quiet)
+    loud = lines({"np-a": (13, 0), "np-b": (2, 2)}, {"gone_410": 3, "cs_5xx": 0})
+    assert "pool np-a still wants 13 nodes and has 0" in loud
+    assert not any("np-b" in line for line in loud)
+    assert loud[-1] == "faults injected: 410 Expired 3; met by the agent: 410 Expired 2; survived"
