@@ -91,3 +91,7 @@ class PoolActivity:
     scaling_since: str | None = None  # RFC3339: when desired was last raised and not yet met
     last_error: str | None = None  # the CS task's or API's failure, until the pool recovers
     task_id: str | None = None  # the CS task of the last raise, polled for its outcome
+    # When that task was seen failed (epoch seconds; the pool keeps last_error for a backoff from
+    # then on), and whether its unmet part was given back (desired lowered) since.
+    failed_at: float | None = None
+    given_back: bool = False

@@ -14,13 +14,20 @@ happens under that pool's Lease, so two agents never interleave a read and a wri
 is deferred, not dropped — its pods stay pending and the next round sees them. Per pool,
 `PoolActivity` (when desired was raised, the CS task, its failure) is kept and fed back into the
 next request.
+
+A scale-out task that fails (ECS out of stock: OperationDenied.NoStock) leaves the pool's
+desired_size raised (whether ACK later lowers it, or keeps trying to reach it, is not documented:
+docs/cloud-facts.md). The part no node came for is given back — desired lowered to the nodes CS
+counts in the pool, never below, so no node goes — and the pool keeps its error for
+`FAILED_POOL_BACKOFF_SECONDS`, so decisions meanwhile use other pools or ECI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -39,6 +46,11 @@ log = logging.getLogger(__name__)
 COMPONENT = "ray-ack-scaler"
 # A concurrent writer may lower desired between our read and our write; re-check a few times.
 MAX_LOWERED_REWRITES = 2
+# How long a pool whose scale-out failed stays marked (lastError: decisions skip it) after its
+# unmet size was given back: cluster-autoscaler's initial node group backoff (5 min,
+# --initial-node-group-backoff-duration). Without it the next pending pod would ask the
+# stocked-out pool again, and wait for another failure.
+FAILED_POOL_BACKOFF_SECONDS = 300.0
 PLACED_ON_ECI_MESSAGE = (
     "pod placed on the ECI virtual node (toleration "
     f"{ECI_TAINT_KEY}={ECI_TAINT_VALUE}:{ECI_TAINT_EFFECT} added)"
@@ -258,12 +270,15 @@ class Actuator:
         max_concurrent_pod_writes: int = 16,
         lock: PoolLock | None = None,
         eci_retries: int = ECI_PATCH_RETRIES,
+        now: Callable[[], float] = time.time,
     ) -> None:
         """`lock` serialises pool writes with other agents; without it a concurrent agent's
         write can briefly lower desired (re-read and rewritten, but ACK may act on it).
         `eci_retries` bounds the re-reads of a pod whose ECI patch was refused; every pod call
-        (patch, re-read, event) takes one of `max_concurrent_pod_writes` slots."""
+        (patch, re-read, event) takes one of `max_concurrent_pod_writes` slots. `now` (epoch
+        seconds, the cluster's clock) times a failed pool's backoff."""
         self._pools = pools
+        self._now = now
         self._lock = lock
         self._pods = pods
         self._pod_slots = asyncio.Semaphore(max_concurrent_pod_writes)
@@ -273,6 +288,7 @@ class Actuator:
             "pool_writes": 0,
             "pool_skips": 0,
             "pool_failures": 0,
+            "pool_given_back": 0,
             "pool_deferrals": 0,
             "eci_placed": 0,
             "eci_skipped": 0,
@@ -374,13 +390,19 @@ class Actuator:
         return result
 
     async def refresh(self, pools: Iterable[PoolInfo]) -> Mapping[str, PoolActivity]:
-        """Follow up on earlier raises: read their CS tasks, record failures, and forget a pool's
-        activity once it is Ready at its desired size. Call with freshly described pools."""
+        """Follow up on earlier raises: read their CS tasks, record failures and give back what a
+        failed task never delivered, and forget a pool's activity once it is Ready at its desired
+        size (a failed pool: once its backoff has passed too). Call with freshly described
+        pools."""
         for pool in pools:
             activity = self._activity.get(pool.pool_id)
             if activity is None:
                 continue
-            if pool.ready_nodes >= pool.desired:
+            if activity.failed_at is not None and not activity.given_back:
+                # the last refresh could not give it back (a refused call, a busy Lease)
+                await self._give_back(pool.pool_id, activity)
+                activity = self._activity[pool.pool_id]
+            if pool.ready_nodes >= pool.desired and not self._backing_off(activity):
                 del self._activity[pool.pool_id]
                 continue
             if activity.task_id and activity.last_error is None:
@@ -393,12 +415,48 @@ class Actuator:
                     continue
                 if task.state == "fail":
                     self._activity[pool.pool_id] = replace(
-                        activity, last_error=task.error or f"CS task {task.task_id} failed"
+                        activity,
+                        last_error=task.error or f"CS task {task.task_id} failed",
+                        failed_at=self._now(),
                     )
                     log.warning(
                         "scale-out failed", extra={"pool": pool.pool_id, "error": task.error}
                     )
+                    await self._give_back(pool.pool_id, self._activity[pool.pool_id])
         return self.activity
+
+    def _backing_off(self, activity: PoolActivity) -> bool:
+        failed_at = activity.failed_at
+        return failed_at is not None and self._now() - failed_at < FAILED_POOL_BACKOFF_SECONDS
+
+    async def _give_back(self, pool_id: str, activity: PoolActivity) -> None:
+        """After a failed scale-out task: lower desired to the nodes CS counts in the pool (or its
+        minimum), so a target the cloud could not meet is not left asked for — a restock would
+        otherwise bring nodes no decision wants. Never below those nodes: lowering desired_size
+        removes nodes without draining [ACK One, "manually scale node pools"]. Under the pool's
+        Lease, like any write; a busy Lease or a failed call leaves it for the next refresh."""
+        held = None
+        try:
+            if self._lock is not None:
+                held = await self._lock.acquire(pool_id)
+                if not held.acquired:
+                    return
+            current = await self._pools.describe_pool(pool_id)
+            keep = max(current.min_size, current.total_nodes)
+            if current.desired > keep:
+                await self._pools.set_desired(pool_id, keep)
+                self.counters["pool_given_back"] += 1
+                log.warning(
+                    "scale-out given back",
+                    extra={"pool": pool_id, "from": current.desired, "to": keep},
+                )
+        except (CloudCallError, KubeError, KubeUnreachable) as exc:
+            log.warning("scale-out not given back", extra={"pool": pool_id, "error": str(exc)})
+            return
+        finally:
+            if held is not None and held.acquired and self._lock is not None:
+                await self._lock.release(held)
+        self._activity[pool_id] = replace(activity, given_back=True)
 
     # --- scale-pool ----------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ async def connect_agent(
                 ),
                 now=now,
             )
-        actuator = Actuator(pools, kube, lock=lock)
+        actuator = Actuator(pools, kube, lock=lock, now=now)
         metrics.expose_counts(
             "actuation",
             "Actuation outcomes (pool writes, ECI placements...)",

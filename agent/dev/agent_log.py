@@ -26,6 +26,7 @@ TAPPED_EVENTS = frozenset(
         "cs call failed",
         "decider retried",
         "scale-out failed",
+        "watch restart",
     }
 )
 # Attributes every LogRecord has; whatever else a record carries came as the logger's `extra`.

@@ -16,6 +16,15 @@ VERDICTS = {
     "agent-stopped": ("agent stopped", "the agent stopped by itself before the run finished"),
 }
 KIND_WORDS = {"scaleOut": "scale-out", "followUp": "follow-up", "scaleIn": "scale-in"}
+FAULT_WORDS = {
+    "cs_throttled": "CS throttled",
+    "cs_5xx": "CS 5xx",
+    "fc_errors": "FC errors",
+    "fc_timeouts": "FC timeouts",
+    "watch_cuts": "watch cuts",
+    "history_compactions": "history compactions",
+    "gone_410": "410 Expired",
+}
 
 
 def verdict(ending: str, *, time_limit: float) -> str:
@@ -40,6 +49,8 @@ def closing_lines(summary: Mapping[str, Any], *, tasks: str) -> list[str]:
         f"{summary['scaleWrites']}, errors {summary['errors']}{_codes(summary)}",
         f"reaction per pod (Unschedulable to the write serving it): p50 {_ms(reaction['p50'])}, "
         f"p99 {_ms(reaction['p99'])} over {reaction.get('pods', 0)} pods",
+        *_stuck_pools(summary),
+        *_faults(summary),
     ]
 
 
@@ -52,6 +63,34 @@ def one_line(summary: Mapping[str, Any], *, ending: str, tasks_done: str, cost: 
         f"{summary['eciPods']}, unplaceable {summary['unplaceable']}, decisions "
         f"{summary['decisions']}, errors {summary['errors']}{_codes(summary)}, {cost:.2f} CNY"
     )
+
+
+def _stuck_pools(summary: Mapping[str, Any]) -> list[str]:
+    """A pool still asking for more nodes than it has at the end (a target the cloud never met
+    and nobody gave back)."""
+    return [
+        f"pool {pool} still wants {sizes['desired']} nodes and has {sizes['nodes']}"
+        for pool, sizes in (summary.get("poolsAtEnd") or {}).items()
+        if sizes["desired"] > sizes["nodes"]
+    ]
+
+
+def _faults(summary: Mapping[str, Any]) -> list[str]:
+    """What the fault layer injected and the agent met, when it injected anything."""
+    faults = summary.get("faults") or {}
+    injected = {k: n for k, n in (faults.get("injected") or {}).items() if n}
+    if not injected:
+        return []
+    seen = {k: n for k, n in (faults.get("seenByAgent") or {}).items() if n}
+    survived = "survived" if faults.get("survived") else "not survived"
+    return [
+        f"faults injected: {_counted(injected)}; met by the agent: {_counted(seen) or 'none'}; "
+        f"{survived}"
+    ]
+
+
+def _counted(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{FAULT_WORDS.get(kind, kind)} {n}" for kind, n in counts.items())
 
 
 def _kinds(summary: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.dev.chart import Band, Series, legend_html, panel_svg
+from agent.dev.closing import FAULT_WORDS
 from agent.dev.summary import Decision, RunRecord, Sample
 from agent.sim.report import CostReport
 
@@ -47,6 +48,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "errors": ("Errors", ""),
     "errorsByCode": ("Errors by code", ""),
     "costEstimate": ("Estimated cost", "CNY"),
+    "ending": ("How the run ended", ""),
+    "simulatedSeconds": ("Run length", "s"),
+    "poolsAtEnd": ("Pools at the end (desired size, nodes)", ""),
+    "faults": ("Faults injected, and met by the agent", ""),
 }
 PART_LABELS = {
     "failed": "removals failed",
@@ -57,6 +62,9 @@ PART_LABELS = {
     "scaleOut": "scale-out",
     "followUp": "follow-up",
     "scaleIn": "scale-in",
+    "injected": "injected",
+    "seenByAgent": "met by the agent",
+    **FAULT_WORDS,
 }
 PART_UNITS = {"pods": "pods"}  # reactionMs.pods: how many pods the percentiles are over
 PART_KEYS_AS_IS = ("errorsByCode",)  # their keys are error codes, shown as they are

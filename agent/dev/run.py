@@ -50,6 +50,7 @@ from agent.dev.summary import (
     ScaleWrite,
     action_reasons,
     error_codes,
+    fault_seen,
     summarize,
 )
 from agent.sim.embedded import EmbeddedAck
@@ -63,9 +64,12 @@ EXIT_TIME_LIMIT = 1
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 # Periodic settings whose production values are meant in cluster time: in dev mode they are
-# given in simulated seconds (divided by the speed), never below this many real seconds.
+# given in simulated seconds (divided by the speed), never below this many real seconds. The floor
+# stretches simulated time once the speed passes interval/floor: at 0.5 s, a 10 s scale-in interval
+# became 50 simulated s at speed 100, and burst's 80 GPU nodes (10 per round) took 400 simulated s
+# to give back — past its time limit. At 0.1 s every interval keeps its value up to speed 100.
 CLUSTER_TIME_SETTINGS = ("resync_seconds", "pool_refresh_seconds", "scale_in_interval_seconds")
-MIN_INTERVAL_SECONDS = 0.5
+MIN_INTERVAL_SECONDS = 0.1
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 # decide/v1 and scale-in/v1 policy keys in a scenario → the agent's settings of the same meaning
 POLICY_SETTINGS = {
@@ -301,6 +305,7 @@ class DevRun:
         self._interrupted = asyncio.Event()
         self._sim_origin = 0.0
         self._errors_by_code: dict[str, int] = {}
+        self._faults_seen: dict[str, int] = {}
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -388,7 +393,7 @@ class DevRun:
                         final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
                     )
                 cost = self.ack.world.cost_report()  # one reading for summary, report, lines
-                summary = self._summary(cost)
+                summary = self._summary(cost, ending)
             code = self._finish(ending, summary, cost)
             if self.options.keep and ending != "interrupted":
                 await self._keep_up(kubeconfig)
@@ -494,6 +499,9 @@ class DevRun:
         for event in self.tap.drain():
             for code in error_codes(event):
                 self._errors_by_code[code] = self._errors_by_code.get(code, 0) + 1
+            seen = fault_seen(event)
+            if seen is not None:
+                self._faults_seen[seen] = self._faults_seen.get(seen, 0) + 1
             # the live view prints on one clock: when the run sees the event
             now = self.t()
             at = _sim_seconds(str(event.get("at", "")), origin=self._sim_origin)
@@ -548,7 +556,7 @@ class DevRun:
             )
         return True
 
-    def _summary(self, cost: CostReport) -> dict[str, Any]:
+    def _summary(self, cost: CostReport, ending: str) -> dict[str, Any]:
         clock = self.ack.cluster.clock
         now_sim, now_real = clock.now(), time.monotonic()
         # the CS journal is in simulated time; map it onto the real clock the record uses
@@ -564,6 +572,13 @@ class DevRun:
             idle_node_seconds=sum(p.idle_seconds for p in cost.pools),
             cost=cost.total_cost,
             errors_by_code=self._errors_by_code,
+            ending=ending,
+            seconds=self.t(),
+            pools={
+                p.pool_id: (p.desired, p.total_nodes) for p in self.ack.world.pools.describe_pools()
+            },
+            faults_injected=self.ack.faults.counts(),
+            faults_seen=self._faults_seen,
         )
         return summarize(self.record, scenario=self.scenario.name, facts=facts)
 

@@ -1,7 +1,8 @@
 """What a dev-mode run did: the `RunRecord` folds the simulated cluster's object changes (worker
 pods, nodes, the agent's pod events) and the agent's decision rounds into a timeline, and
 `summarize` turns it into the one-line `--json` summary. `error_codes` says which refusals one of
-the agent's log events reports, so the summary counts every error by code.
+the agent's log events reports, so the summary counts every error by code; `fault_seen` says which
+injected fault (`agent.sim.faults`) one of them shows the agent met.
 
 Pure bookkeeping: every time is passed in (simulated seconds since the run started for the
 timeline, a real monotonic reading for reaction times), so nothing here reads a clock or a socket.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.actuate.actuation import PLACED_LABEL
+from agent.sim.faults import CS_5XX, CS_THROTTLED, FAULT_KINDS, FC_ERRORS, GONE_410, WATCH_CUTS
 
 WORKER_LABEL = ("ray.io/node-type", "worker")
 # The actuator's events for a pod it served: a pool raise, or the ECI toleration patch.
@@ -30,6 +32,9 @@ DECISION_KINDS = {SCALE_OUT: "scaleOut", FOLLOW_UP: "followUp", SCALE_IN: "scale
 _SCALE_UP_POOL = re.compile(r"\[\{(\S+) ")
 # "CODE: message" (a failed CS task's error, a DecisionFailed) or "CODE (status): message"
 _LEADING_CODE = re.compile(r"^([A-Za-z][\w.]*)(?: \(\w+\))?:")
+# The fault kinds the agent's log can show it met (`fault_seen`): an FC timeout shows as a retried
+# decider call like a 5xx, and a history compaction only through the 410 it causes.
+SEEN_KINDS = (CS_THROTTLED, CS_5XX, FC_ERRORS, WATCH_CUTS, GONE_410)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,15 @@ class CloudFacts:
     idle_node_seconds: float
     cost: float
     errors_by_code: Mapping[str, int]  # every refusal or failure the agent met, by code
+    # How the run ended ("rest", "time-limit", ...) and after how many simulated seconds.
+    ending: str = ""
+    seconds: float = 0.0
+    # Per pool at the end: (desired size, nodes CS counts), so a raised target nobody got shows.
+    pools: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # The simulator's injected faults by kind (FaultPlan.counts), and those the agent's log shows
+    # it met (`fault_seen`).
+    faults_injected: Mapping[str, int] = field(default_factory=dict)
+    faults_seen: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -358,6 +372,24 @@ def error_codes(event: Mapping[str, Any]) -> tuple[str, ...]:
     return ()
 
 
+def fault_seen(event: Mapping[str, Any]) -> str | None:
+    """The injected fault kind (agent.sim.faults) one of the agent's log events shows it met, or
+    None: a CS call refused with Throttling.User or a 5xx (retried or given up), a decider call
+    retried (an FC 5xx or timeout), a watch that ended early ("eof": a cut) or was told its version
+    is gone ("expired": 410)."""
+    name = event.get("event")
+    if name in ("cs call retried", "cs call failed"):
+        if event.get("code") == "Throttling.User":
+            return CS_THROTTLED
+        status = event.get("status")
+        return CS_5XX if isinstance(status, int) and status >= 500 else None
+    if name == "decider retried":
+        return FC_ERRORS
+    if name == "watch restart":
+        return {"eof": WATCH_CUTS, "expired": GONE_410}.get(str(event.get("reason")))
+    return None
+
+
 def decision_counts(decisions: Sequence[Decision]) -> dict[str, int]:
     """Decision lines by kind, under their summary names (scaleOut, followUp, scaleIn)."""
     counts = dict.fromkeys(DECISION_KINDS.values(), 0)
@@ -403,4 +435,19 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
         "errors": sum(facts.errors_by_code.values()),
         "errorsByCode": dict(sorted(facts.errors_by_code.items())),
         "costEstimate": round(facts.cost, 4),
+        "ending": facts.ending,
+        "simulatedSeconds": round(facts.seconds, 1),
+        "poolsAtEnd": {
+            pool: {"desired": desired, "nodes": nodes}
+            for pool, (desired, nodes) in sorted(facts.pools.items())
+        },
+        "faults": {
+            "injected": {kind: facts.faults_injected.get(kind, 0) for kind in FAULT_KINDS},
+            "seenByAgent": {kind: facts.faults_seen.get(kind, 0) for kind in SEEN_KINDS},
+            # survived: whatever was injected, the run still reached its outcome — at rest,
+            # every worker ran, none left without a place
+            "survived": facts.ending == "rest"
+            and len(record.ran) == len(record.created)
+            and not ended_unplaceable,
+        },
     }

@@ -3,7 +3,7 @@ never lowering, capped at max; pool activity fed back; TriggeredScaleUp / NotTri
 
 from __future__ import annotations
 
-from agent.actuate.actuation import follow_up_reason, scale_up_message
+from agent.actuate.actuation import FAILED_POOL_BACKOFF_SECONDS, follow_up_reason, scale_up_message
 from agent.decide.deciders import LocalDecider
 from agent.decide.request_builder import PolicySettings, RequestSettings, build_request
 from agent.model import Snapshot
@@ -142,6 +142,32 @@ class TestActivity:
             assert next(p for p in next_request["pools"] if p["id"] == first_pool)["lastError"]
             assert all(a.get("poolId") != first_pool for a in again["actions"])
             assert again["actions"], "the other pool takes over"
+
+    async def test_a_failed_scale_out_is_given_back_and_the_pool_skipped_for_a_while(self) -> None:
+        """NoStock: desired goes back down to the nodes the pool has (ACK leaves it raised), the
+        pool keeps its error — decisions skip it — for the backoff, and is forgotten after it."""
+        clock = [1_000.0]
+        async with cloud_world(
+            [pool_view("np-cpu", desired=0), pool_view("np-c7", instance_type="ecs.c7.xlarge")]
+        ) as world:
+            pods = [pending_pod(f"u-{i}") for i in range(3)]
+            reply, request = await decide_for(world, pods)
+            actuator = world.actuator(now=lambda: clock[0])
+            [write] = (await actuator.apply(reply, request, dry_run=False)).pools_written
+            assert write.to_desired > 0
+            world.pools.stock_out(write.pool_id, "OperationDenied.NoStock: sold out")
+            client = world.cs_client()
+            activity = await actuator.refresh(await client.describe_pools())
+            assert world.pools.describe_pool(write.pool_id).desired == 0
+            assert world.desired_writes() == [write.to_desired, 0]
+            assert activity[write.pool_id].given_back
+            assert "NoStock" in (activity[write.pool_id].last_error or "")
+            assert actuator.counters["pool_given_back"] == 1
+            clock[0] += FAILED_POOL_BACKOFF_SECONDS - 1
+            assert write.pool_id in await actuator.refresh(await client.describe_pools())
+            assert world.desired_writes() == [write.to_desired, 0], "given back once"
+            clock[0] += 2
+            assert write.pool_id not in await actuator.refresh(await client.describe_pools())
 
     async def test_refused_write_is_a_failure_and_marks_the_pool(self) -> None:
         """A 4xx refusal (pool gone) is reported, not retried, and remembered as last_error."""

@@ -32,6 +32,8 @@ def test_the_failed_drain_is_undone_and_retried_and_the_cluster_ends_at_rest(dra
     assert scale_down["failedThenRemoved"] == scale_down["uncordonedAfterFailure"]
     assert scale_down["cordonedAtEnd"] == 0
     assert summary["nodesAdded"] == summary["nodesRemoved"] > 0
+    assert all(p == {"desired": 0, "nodes": 0} for p in summary["poolsAtEnd"].values())
+    assert summary["ending"] == "rest"
     assert summary["errors"] == 0
     assert "Traceback" not in result.stderr
 

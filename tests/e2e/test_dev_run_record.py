@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.actuate.actuation import PLACED_LABEL
+from agent.dev.closing import closing_lines
 from agent.dev.summary import (
     FOLLOW_UP,
     SCALE_IN,
@@ -11,6 +12,7 @@ from agent.dev.summary import (
     RunRecord,
     ScaleWrite,
     error_codes,
+    fault_seen,
     summarize,
 )
 
@@ -194,3 +196,81 @@ def test_cloud_refusals_count_as_errors_by_code_once_each():
     ]
     summary = summarize(new_record(), scenario="s", facts=facts(errors={"Throttling.User": 2}))
     assert (summary["errors"], summary["errorsByCode"]) == (2, {"Throttling.User": 2})
+
+
+def test_faults_are_counted_as_injected_and_as_the_agent_met_them():
+    """The agent's log events map to the fault kinds it met; the summary puts them beside what
+    was injected, and `survived` only when the run ended at rest with every worker run."""
+    events = [
+        {"event": "cs call retried", "code": "Throttling.User", "status": 400},
+        {"event": "cs call failed", "code": "ServiceUnavailable", "status": 503},
+        {"event": "cs call retried", "code": "InvalidParameter", "status": 400},
+        {"event": "decider retried", "code": "ServiceUnavailable"},
+        {"event": "watch restart", "reason": "eof"},
+        {"event": "watch restart", "reason": "expired"},
+        {"event": "watch restart", "reason": "timeout"},
+        {"event": "decision round"},
+    ]
+    assert [fault_seen(e) for e in events] == [
+        "cs_throttled",
+        "cs_5xx",
+        None,
+        "fc_errors",
+        "watch_cuts",
+        "gone_410",
+        None,
+        None,
+    ]
+    record = new_record()
+    record.observe("ADDED", "pods", worker("w1", node="n1", phase="Running"), t=1, real=1.0)
+    injected = {"cs_throttled": 3, "gone_410": 1}
+    for ending, survived in (("rest", True), ("time-limit", False)):
+        base = facts()
+        summary = summarize(
+            record,
+            scenario="s",
+            facts=CloudFacts(
+                scale_writes=(),
+                idle_node_seconds=base.idle_node_seconds,
+                cost=base.cost,
+                errors_by_code={},
+                ending=ending,
+                faults_injected=injected,
+                faults_seen={"cs_throttled": 2},
+            ),
+        )
+        faults = summary["faults"]
+        assert faults["injected"]["cs_throttled"] == 3 and faults["injected"]["fc_timeouts"] == 0
+        assert (
+            faults["seenByAgent"]["cs_throttled"] == 2
+            and "fc_timeouts" not in faults["seenByAgent"]
+        )
+        assert (summary["ending"], faults["survived"]) == (ending, survived)
+
+
+def test_closing_lines_name_a_pool_left_wanting_nodes_and_the_faults():
+    """A pool whose desired size is above its nodes at the end is named; the faults injected and
+    met get one line; neither appears when there is nothing to say."""
+    record = new_record()
+    record.observe("ADDED", "pods", worker("w1", node="n1", phase="Running"), t=1, real=1.0)
+    base = facts()
+
+    def lines(pools: dict, injected: dict) -> list[str]:
+        cloud = CloudFacts(
+            scale_writes=(),
+            idle_node_seconds=base.idle_node_seconds,
+            cost=base.cost,
+            errors_by_code={},
+            ending="rest",
+            pools=pools,
+            faults_injected=injected,
+            faults_seen={"gone_410": 2},
+        )
+        return closing_lines(summarize(record, scenario="s", facts=cloud), tasks="1/1 tasks done")
+
+    quiet = lines({"np-a": (0, 0)}, {})
+    assert not any("still wants" in line or "faults" in line for line in quiet)
+    loud = lines({"np-a": (13, 0), "np-b": (2, 2)}, {"gone_410": 3, "cs_5xx": 0})
+    assert "pool np-a still wants 13 nodes and has 0" in loud
+    assert not any("np-b" in line for line in loud)
+    assert loud[-1] == "faults injected: 410 Expired 3; met by the agent: 410 Expired 2; survived"

@@ -77,6 +77,17 @@ def test_seed_adds_the_minimal_number_of_nodes_in_one_scale_write(seed_run):
     assert summary["reactionMs"]["p50"] is not None and summary["costEstimate"] > 0
 
 
+def test_seed_meets_its_stated_outcome(seed_run):
+    """The description's "expected:": the pool grows by 5 nodes for the 13 workers the system
+    node cannot hold, and is back to 0 when the run ends at rest."""
+    summary = seed_run[0].summary()
+    assert "grows by 5 nodes for the 13 workers" in SEED.description
+    assert minimal_new_nodes() == (15, 5)
+    assert summary["nodesAdded"] == summary["nodesRemoved"] == 5
+    assert summary["poolsAtEnd"] == {"np-cpu": {"desired": 0, "nodes": 0}}
+    assert summary["ending"] == "rest" and summary["eciPods"] == 0
+
+
 def test_seed_summary_is_the_only_stdout_line(seed_run):
     """With --json, stdout carries exactly the summary; the banner goes to stderr."""
     result, _report = seed_run

@@ -228,6 +228,34 @@ async def test_expiry_fault_compacts_history(api_server, core):
     assert caught.value.status == 410
 
 
+async def test_a_cut_that_compacts_makes_the_resume_gone_and_the_plan_counts_both(api_server, core):
+    """With watch_cut_expire_ratio 1, a cut also compacts the history (an apiserver restart):
+    resuming from the stream's last version, older than the compaction when anything else changed
+    in between, gets 410, and the fault plan counts the cut, the compaction and the 410."""
+    store, faults = api_server.store, api_server.faults
+    faults.watch_cut_every_events = 2
+    faults.watch_cut_expire_ratio = 1.0
+    start = str(store.resource_version)
+    for name in ("a", "b"):
+        store.create("pods", pod(name), namespace="default")
+    # a change this stream does not show, before the cut: the store's version moves past "b"'s
+    store.create("pods", pod("elsewhere"), namespace="kube-system")
+    raw = await core.list_namespaced_pod(
+        "default", watch=True, resource_version=start, _preload_content=False
+    )
+    lines = (await asyncio.wait_for(raw.read(), 5)).splitlines()
+    last = json.loads(lines[-1])["object"]["metadata"]["resourceVersion"]
+    assert int(last) < store.oldest_resource_version
+    resumed = await core.list_namespaced_pod(
+        "default", watch=True, resource_version=last, _preload_content=False
+    )
+    [error] = (await asyncio.wait_for(resumed.read(), 5)).splitlines()
+    assert json.loads(error)["type"] == "ERROR"
+    assert json.loads(error)["object"]["code"] == 410
+    counts = faults.counts()
+    assert (counts["watch_cuts"], counts["history_compactions"], counts["gone_410"]) == (1, 1, 1)
+
+
 async def test_disconnected_watcher_releases_its_subscription(api_server, core):
     """When a client drops its watch, the server closes the stream's store subscription."""
     store = api_server.store

@@ -29,7 +29,7 @@ from agent.sim.cloud.cloud_model import (
 )
 from agent.sim.cloud.credentials import KeyRing
 from agent.sim.cloud.cs_shapes import node_json, pool_json, task_json
-from agent.sim.faults import FaultPlan
+from agent.sim.faults import CS_5XX, CS_THROTTLED, FaultPlan
 
 __all__ = [
     "CS_STATE",
@@ -411,8 +411,10 @@ async def _apply_faults(faults: FaultPlan) -> None:
     if faults.cs_latency_seconds > 0:
         await asyncio.sleep(faults.cs_latency_seconds)
     if faults.roll(faults.cs_throttle_ratio):
+        faults.note(CS_THROTTLED)
         raise CloudError(400, "Throttling.User", "Request was denied due to user flow control.")
     if faults.roll(faults.cs_error_ratio):
+        faults.note(CS_5XX)
         raise CloudError(
             503,
             "ServiceUnavailable",

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from agent.clients.timeouts import within
 from agent.sim.cloud.cloud_model import CloudError
 from agent.sim.cloud.credentials import KeyRing, StsCredential
-from agent.sim.faults import FaultPlan
+from agent.sim.faults import FC_ERRORS, FC_TIMEOUTS, FaultPlan
 
 Handler = Callable[[bytes, Any], Any]
 _STS_REFRESH_SECONDS = 300.0
@@ -235,11 +235,13 @@ class FunctionHost:
         if faults.fc_latency_seconds > 0:
             await asyncio.sleep(faults.fc_latency_seconds)
         if faults.roll(faults.fc_timeout_ratio):
+            faults.note(FC_TIMEOUTS)
             # Hold the reply past the client's read timeout; release on shutdown.
             with contextlib.suppress(asyncio.TimeoutError):
                 await within(self._settings.hang_seconds, self.state.closing.wait())
             raise CloudError(504, "Timeout", "the invocation timed out in the service")
         if faults.roll(faults.fc_error_ratio):
+            faults.note(FC_ERRORS)
             raise CloudError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
 
     def context(self, request_id: str, qualifier: str) -> FcContext:

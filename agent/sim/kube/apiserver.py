@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.sim.faults import FaultPlan
+from agent.sim.faults import HISTORY_COMPACTIONS, FaultPlan
 from agent.sim.kube import discovery
 from agent.sim.kube.api_handlers import (
     ApiHandlers,
@@ -64,6 +64,7 @@ async def _expire_history(store: ObjectStore, faults: FaultPlan) -> None:
         now = loop.time()
         if every and now - last >= every:
             store.compact()
+            faults.note(HISTORY_COMPACTIONS)
             last = now
         elif not every:
             last = now

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.sim.faults import FaultPlan
+from agent.sim.faults import GONE_410, HISTORY_COMPACTIONS, WATCH_CUTS, FaultPlan
 from agent.sim.kube.selectors import Predicate
 from agent.sim.kube.store import KINDS, ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.kube.tables import table
@@ -144,6 +144,8 @@ class WatchStream:
                 try:
                     backlog = store.events_since(request.resource, initial_rv)
                 except ApiError as error:
+                    if self._faults is not None and error.code == 410:
+                        self._faults.note(GONE_410)
                     line = b'{"type":"ERROR","object":' + _dumps(error.status()).encode() + b"}\n"
                     await response.write(line)
                     await response.write_eof()
@@ -169,6 +171,11 @@ class WatchStream:
                 await response.write(b"".join(lines))
             self._sent += len(lines)
             await response.write_eof()
+            if self._faults is not None:
+                self._faults.note(WATCH_CUTS)
+                if self._faults.roll(self._faults.watch_cut_expire_ratio):
+                    self._store.compact()
+                    self._faults.note(HISTORY_COMPACTIONS)
             return True
         self._sent += len(lines)
         await response.write(b"".join(lines))

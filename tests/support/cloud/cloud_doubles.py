@@ -88,6 +88,13 @@ class ScriptedPools:
             if task.pool_id == pool_id and task.state == "running":
                 task.state, task.error = "fail", error
 
+    def stock_out(self, pool_id: str, error: str) -> None:
+        """The pool's running tasks fail and the nodes they asked for never come (ECS sold out):
+        desired stays raised, as ACK leaves it, with only the Ready nodes there."""
+        self.fail_tasks(pool_id, error)
+        pool = self._pool(pool_id)
+        self._pools[pool_id] = replace(pool, total_nodes=pool.healthy_nodes)
+
     def cluster_nodes(self) -> int:
         return sum(max(p.desired, p.total_nodes) for p in self._pools.values())
 
