@@ -90,11 +90,6 @@ def test_eci_mixed_runs_the_workers_eci_cannot_run_on_pool_nodes(eci_mixed):
     all_given_back(summary)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs strict eci-first (issue 16 item 2, functions/scaleout): the plain workers "
-    "still fill the spare room of the pool nodes added for the others",
-)
 def test_eci_mixed_runs_every_eci_eligible_worker_on_eci(eci_mixed):
     """The 30 plain workers (one per plain task) run on ECI under eci-first."""
     summary = eci_mixed.summary()
