@@ -237,7 +237,9 @@ def pool_series(samples: Sequence[Sample], pool: str) -> tuple[list[Series], lis
         wanted = [(s.t, dict(s.wanted).get(pool, 0)) for s in samples]
         # drawn last, so it shows on top where the pool got what it wanted
         lines.append(Series("wanted (desired size)", WANTED_COLOR, wanted, dash="2 3", width=1.5))
-        bands.append(Band("wanted but not there", SHORTFALL_COLOR, upper=wanted, lower=got))
+        if any(w > g for (_t, w), (_t2, g) in zip(wanted, got, strict=True)):
+            # only a pool that fell short gets the band (and its legend entry)
+            bands.append(Band("wanted but not there", SHORTFALL_COLOR, upper=wanted, lower=got))
     return lines, bands
 
 

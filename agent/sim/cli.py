@@ -15,7 +15,7 @@ import json
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,10 @@ def register(subparsers: Any) -> None:
         help="Function Compute emulator port (default: a free one)",
     )
     serve.add_argument(
-        "--kubeconfig-out", type=Path, help="where to write the kubeconfig (default: a temp file)"
+        "--kubeconfig-out",
+        type=Path,
+        help="where to write the kubeconfig, kept after the server stops (default: a temp file, "
+        "removed when it stops)",
     )
     serve.add_argument(
         "--info-out",
@@ -176,8 +179,8 @@ async def _serve_bare(args: argparse.Namespace) -> int:
     if not args.no_demo_node:
         # created before the kubelet starts, so it is Ready by the time anyone is told to look
         cluster.store.create("nodes", demo_node())
-    async with _until_signalled() as stop, cluster:
-        kubeconfig = write_kubeconfig(cluster.url, _kubeconfig_path(args, cluster.port))
+    async with _until_signalled() as stop, cluster, _temporary_unless_asked(args) as path:
+        kubeconfig = write_kubeconfig(cluster.url, path(cluster.port))
         if args.info_out:
             _write_json(
                 args.info_out, {"kubernetes": {"url": cluster.url, "kubeconfig": str(kubeconfig)}}
@@ -192,8 +195,8 @@ async def _serve_bare(args: argparse.Namespace) -> int:
 
 async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
     scenario = ack.scenario
-    async with _until_signalled() as stop, ack:
-        kubeconfig = ack.write_kubeconfig(_kubeconfig_path(args, ack.cluster.port))
+    async with _until_signalled() as stop, ack, _temporary_unless_asked(args) as path:
+        kubeconfig = ack.write_kubeconfig(path(ack.cluster.port))
         info = ack.info()
         if args.info_out:
             _write_json(args.info_out, info)
@@ -239,10 +242,26 @@ async def _until_signalled() -> AsyncIterator[asyncio.Event]:
                 loop.remove_signal_handler(signum)
 
 
-def _kubeconfig_path(args: argparse.Namespace, port: int) -> Path:
+@contextlib.asynccontextmanager
+async def _temporary_unless_asked(
+    args: argparse.Namespace,
+) -> AsyncIterator[Callable[[int], Path]]:
+    """Where the kubeconfig goes: `--kubeconfig-out`, kept; or a temp file for the port, removed
+    when the server stops (it points at a port nothing serves any more)."""
     if args.kubeconfig_out:
-        return Path(args.kubeconfig_out)
-    return Path(tempfile.gettempdir()) / f"ray-ack-sim-{port}.kubeconfig"
+        yield lambda _port: Path(args.kubeconfig_out)
+        return
+    made: list[Path] = []
+
+    def temporary(port: int) -> Path:
+        made.append(Path(tempfile.gettempdir()) / f"ray-ack-sim-{port}.kubeconfig")
+        return made[-1]
+
+    try:
+        yield temporary
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
 
 
 def _print_watch_hints(kubeconfig: Path) -> None:

@@ -162,6 +162,9 @@ def test_a_pool_that_never_delivered_is_drawn_with_wanted_against_got(page):
     assert "asked for 13 nodes, got none" in visible_text(cheap)
     assert "scenario failure: stockout" in visible_text(cheap)
     assert 'class="band"' in cheap and "wanted but not there" in visible_text(cheap)
+    # The backup pool always had what it wanted: no band, and no legend entry for one.
+    backup = panels(page)["panel-pool-np-g7-backup"]
+    assert 'class="band"' not in backup and "wanted but not there" not in visible_text(backup)
 
 
 def test_summary_reads_as_labels_with_units_and_cost_in_cny(page):

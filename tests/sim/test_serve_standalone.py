@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import tempfile
+from pathlib import Path
 
 import yaml
 
@@ -39,6 +41,18 @@ async def test_serve_writes_files_answers_kubectl_and_stops_on_sigterm(tmp_path,
         assert row[:2] == ["cn-hangzhou.172.16.0.10", "Ready"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+async def test_the_default_kubeconfig_is_removed_when_the_server_stops(clean_env):
+    """Without --kubeconfig-out the kubeconfig is a temp file; it goes when the server does."""
+    async with sim_serve("--speed", "20", env=clean_env, banner_timeout=20) as (process, banner):
+        [line] = [line for line in banner if line.startswith("kubeconfig: ")]
+        kubeconfig = Path(line.removeprefix("kubeconfig: "))
+        assert kubeconfig.parent == Path(tempfile.gettempdir())
+        assert await asyncio.to_thread(kubeconfig.is_file)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    assert not await asyncio.to_thread(kubeconfig.exists)
 
 
 def test_unknown_scenario_is_refused_with_the_known_names(capsys):
