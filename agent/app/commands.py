@@ -158,6 +158,9 @@ def render_status(status: dict[str, Any]) -> str:
         )
         for write in last.get("pools_written") or []:
             lines.append(f"  scaled {write['pool']}: {write['from']} -> {write['to']}")
+        for action in last.get("actions") or []:
+            where = action.get("pool") or "ECI"
+            lines.append(f"  why {where} ({action.get('pods')} pods): {action.get('reason')}")
         if last.get("eci_placed"):
             lines.append(f"  placed {last['eci_placed']} pods on ECI")
         for item in last.get("unplaceable") or []:

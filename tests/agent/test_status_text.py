@@ -1,5 +1,6 @@
 """`python -m agent status` as a person reads it: requests in human units, and ECI's state said
-plainly (off, on without a virtual node yet, or on with its pods)."""
+plainly (off, on without a virtual node yet, or on with its pods), and why the last round did what
+it did."""
 
 from __future__ import annotations
 
@@ -59,3 +60,23 @@ def test_eci_line_says_whether_eci_is_used(eci: dict, line: str) -> None:
     text = render_status({"eci": eci})
     assert any(row.startswith(line) for row in text.splitlines()), text
     assert "no virtual node" not in text
+
+
+def test_the_last_decision_says_why_for_each_action() -> None:
+    """The decide/v1 reason of each action of the last round, under it."""
+    last = {
+        "at": "2026-01-01T00:00:00Z",
+        "reason": "pods",
+        "pods": 15,
+        "outcome": "scaled",
+        "seconds": 0.03,
+        "pools_written": [{"pool": "np-cpu", "from": 0, "to": 4}],
+        "eci_placed": 3,
+        "actions": [
+            {"kind": "scale-pool", "pool": "np-cpu", "pods": 12, "reason": "cost: np-cpu 0.05"},
+            {"kind": "place-on-eci", "pool": "", "pods": 3, "reason": "eci-first: ECI can run"},
+        ],
+    }
+    lines = render_status({"lastDecision": last}).splitlines()
+    assert "  why np-cpu (12 pods): cost: np-cpu 0.05" in lines
+    assert "  why ECI (3 pods): eci-first: ECI can run" in lines
