@@ -146,27 +146,9 @@ def render_status(status: dict[str, Any]) -> str:
     total = status.get("pendingPods", len(pending))
     if total > len(pending):
         lines.append(f" ... and {total - len(pending)} more")
-    last = status.get("lastDecision")
     lines.append("Last decision")
     lines.append("-" * 60)
-    if not last:
-        lines.append(" (none yet)")
-    else:
-        lines.append(
-            f" {last.get('at')}  {last.get('reason')} round, {last.get('pods')} pods -> "
-            f"{last.get('outcome')} in {last.get('seconds')} s"
-        )
-        for write in last.get("pools_written") or []:
-            lines.append(f"  scaled {write['pool']}: {write['from']} -> {write['to']}")
-        for action in last.get("actions") or []:
-            where = action.get("pool") or "ECI"
-            lines.append(f"  why {where} ({action.get('pods')} pods): {action.get('reason')}")
-        if last.get("eci_placed"):
-            lines.append(f"  placed {last['eci_placed']} pods on ECI")
-        for item in last.get("unplaceable") or []:
-            lines.append(f"  unplaceable {item['pod']}: {item['reason']}")
-        if last.get("error"):
-            lines.append(f"  error: {last['error']}")
+    lines.extend(_last_decision_lines(status.get("lastDecision")))
     lines.append("Watches")
     lines.append("-" * 60)
     for name, watch in sorted((status.get("watches") or {}).items()):
@@ -182,6 +164,28 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append("-" * 60)
         lines.extend(f" {e.get('at')} [{e.get('source')}] {e.get('message')}" for e in errors[-10:])
     return "\n".join(lines)
+
+
+def _last_decision_lines(last: dict[str, Any] | None) -> list[str]:
+    """The last round: what it wrote, why (one line per action), what it could not place."""
+    if not last:
+        return [" (none yet)"]
+    lines = [
+        f" {last.get('at')}  {last.get('reason')} round, {last.get('pods')} pods -> "
+        f"{last.get('outcome')} in {last.get('seconds')} s"
+    ]
+    for write in last.get("pools_written") or []:
+        lines.append(f"  scaled {write['pool']}: {write['from']} -> {write['to']}")
+    for action in last.get("actions") or []:
+        where = action.get("pool") or "ECI"
+        lines.append(f"  why {where} ({action.get('pods')} pods): {action.get('reason')}")
+    if last.get("eci_placed"):
+        lines.append(f"  placed {last['eci_placed']} pods on ECI")
+    for item in last.get("unplaceable") or []:
+        lines.append(f"  unplaceable {item['pod']}: {item['reason']}")
+    if last.get("error"):
+        lines.append(f"  error: {last['error']}")
+    return lines
 
 
 def _eci_line(eci: dict[str, Any]) -> str:

@@ -159,10 +159,13 @@ def _value(key: str, value: Any, unit: str, *, part: bool = False) -> str:
             f"{_value(k, v, PART_UNITS.get(k, unit or _unit_of(k)), part=True)}"
             for k, v in value.items()
         )
-        return ", ".join(parts)
+        nested = any(isinstance(v, Mapping) for v in value.values())
+        return ("; " if nested else ", ").join(parts)
     if value is None:
         return NONE_TEXT.get(key, "n/a")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
         return str(value)
     if unit == "CNY":
         return f"{value:,.2f} CNY"

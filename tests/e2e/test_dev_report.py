@@ -27,6 +27,11 @@ SUMMARY = {
     "errorsByCode": {"OperationDenied.NoStock": 2},
     "scaleDown": {"failed": 0, "cordonedAtEnd": 0},
     "costEstimate": 4.0738,
+    "faults": {
+        "injected": {"cs_throttled": 2, "watch_cuts": 1},
+        "seenByAgent": {"cs_throttled": 2, "watch_cuts": 1},
+        "survived": True,
+    },
 }
 
 
@@ -181,6 +186,10 @@ def test_summary_reads_as_labels_with_units_and_cost_in_cny(page):
     assert "Errors by code OperationDenied.NoStock 2" in text
     assert "Idle node time 2,540.1 node·s" in text
     assert "Worker pods created 1,200" in text
+    assert (
+        "injected CS throttled 2, watch cuts 1; met by the agent CS throttled 2, watch cuts 1; "
+        "survived yes"
+    ) in text
 
 
 def test_each_decision_shows_its_time_kind_and_reason_as_text(page):
