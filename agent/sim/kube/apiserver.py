@@ -1,7 +1,7 @@
 """The simulated Kubernetes API server: the aiohttp Application over an ObjectStore — discovery
 and OpenAPI documents, health endpoints, the resource routes, JSON Status bodies for every
 error, the fault plan's history expiry, the disruption controller that keeps PodDisruptionBudget
-statuses — and a helper that serves it on 127.0.0.1."""
+statuses, the Events' TTL — and a helper that serves it on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from agent.sim.kube.api_handlers import (
     parse_bool,
 )
 from agent.sim.kube.disruption import DisruptionController
+from agent.sim.kube.event_ttl import EventTtl
 from agent.sim.kube.store import ApiError, ObjectStore
 
 __all__ = ["STORE_KEY", "build_app", "parse_bool", "serve"]
@@ -108,6 +109,7 @@ def build_app(
         server.dispatch,
     )
     app.cleanup_ctx.append(_background(DisruptionController(store, now=now or time.time).run))
+    app.cleanup_ctx.append(_background(EventTtl(store, now=now or time.time).run))
 
     if faults is not None:
         app.cleanup_ctx.append(_background(lambda: _expire_history(store, faults)))
