@@ -15,6 +15,7 @@ from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
 from agent.sim.world.events import (
     AGGREGATE_PREFIX,
+    MAX_QUEUED_EVENTS,
     SPAM_BURST,
     EventRecorder,
     go_duration,
@@ -69,7 +70,7 @@ def store(clock: SteppedClock) -> ObjectStore:
 
 
 class TestCorrelation:
-    def test_a_repeated_event_is_one_object_whose_count_grows(self, store, clock):
+    async def test_a_repeated_event_is_one_object_whose_count_grows(self, store, clock):
         """Same object, reason and message: one Event, count 3, first and last timestamps apart."""
         recorder = EventRecorder(store, clock, component="default-scheduler")
         pod = object_reference(_pod(store))
@@ -78,6 +79,7 @@ class TestCorrelation:
                 pod, reason="FailedScheduling", message="0/1 nodes", event_type="Warning"
             )
             clock.advance(30)
+        await recorder.drain()
         [event] = _events(store, "FailedScheduling")
         assert event["count"] == 3
         assert event["firstTimestamp"] == clock.iso(clock.now() - 90)
@@ -88,7 +90,7 @@ class TestCorrelation:
         assert event["reportingComponent"] == "default-scheduler"
         assert event["involvedObject"]["uid"] and event["involvedObject"]["resourceVersion"]
 
-    def test_ten_messages_of_one_reason_become_a_combined_event(self, store, clock):
+    async def test_ten_messages_of_one_reason_become_a_combined_event(self, store, clock):
         """The 10th distinct message within 10 minutes is recorded as "(combined from similar
         events): ...", and later ones bump that Event's count."""
         recorder = EventRecorder(store, clock, component="default-scheduler")
@@ -96,25 +98,40 @@ class TestCorrelation:
         for n in range(12):
             recorder.record(pod, reason="FailedScheduling", message=f"0/{n} nodes")
             clock.advance(1)
+        await recorder.drain()
         events = _events(store, "FailedScheduling")
         plain = [e for e in events if not e["message"].startswith(AGGREGATE_PREFIX)]
         [combined] = [e for e in events if e["message"].startswith(AGGREGATE_PREFIX)]
         assert len(plain) == 9
         assert combined["count"] == 3 and combined["message"] == AGGREGATE_PREFIX + "0/11 nodes"
 
-    def test_the_spam_filter_holds_writes_but_keeps_counting(self, store, clock):
+    async def test_the_spam_filter_holds_writes_but_keeps_counting(self, store, clock):
         """25 writes about one object, then none until the bucket refills (1 per 300 s); the
         next write carries every occurrence."""
         recorder = EventRecorder(store, clock, component="default-scheduler")
         pod = object_reference(_pod(store))
         for _ in range(SPAM_BURST + 10):
             recorder.record(pod, reason="FailedScheduling", message="same")
+        await recorder.drain()
         assert recorder.written == SPAM_BURST
         assert _events(store)[0]["count"] == SPAM_BURST
         clock.advance(300)
         recorder.record(pod, reason="FailedScheduling", message="same")
+        await recorder.drain()
         assert recorder.written == SPAM_BURST + 1
         assert _events(store)[0]["count"] == SPAM_BURST + 11
+
+    async def test_writes_queue_and_a_full_queue_drops(self, store, clock):
+        """Recording returns at once; past 1000 queued writes occurrences are dropped, as the
+        broadcaster's full channel drops them."""
+        recorder = EventRecorder(store, clock, component="default-scheduler")
+        for n in range(MAX_QUEUED_EVENTS + 5):
+            involved = {"kind": "Pod", "namespace": "default", "name": f"p{n}", "uid": str(n)}
+            recorder.record(involved, reason="FailedScheduling", message="m")
+        assert _events(store) == [], "nothing written before the writer runs"
+        await recorder.drain()
+        assert (recorder.written, recorder.dropped) == (MAX_QUEUED_EVENTS, 5)
+        assert len(_events(store)) == MAX_QUEUED_EVENTS
 
     def test_go_durations_print_as_go_does(self):
         assert [go_duration(s) for s in (0.5, 2, 2.0045, 62.5, 3723)] == [
@@ -123,19 +140,21 @@ class TestCorrelation:
 
 
 class TestEventTtl:
-    def test_events_go_an_hour_after_their_last_write(self, store, clock):
+    async def test_events_go_an_hour_after_their_last_write(self, store, clock):
         """An Event last written an hour ago is deleted; one written since is kept."""
         recorder = EventRecorder(store, clock, component="kubelet")
         ttl = EventTtl(store, now=clock.now)
         pod = object_reference(_pod(store))
         recorder.record(pod, reason="Pulling", message="old")
         recorder.record(pod, reason="Pulled", message="bumped")
+        await recorder.drain()
         for event in _events(store):
             ttl.observe_write(
                 event["metadata"]["namespace"], event["metadata"]["name"], clock.now()
             )
         clock.advance(1800)
         recorder.record(pod, reason="Pulled", message="bumped")
+        await recorder.drain()
         [bumped] = _events(store, "Pulled")
         ttl.observe_write("default", bumped["metadata"]["name"], clock.now())
         clock.advance(1801)
@@ -241,11 +260,13 @@ async def store_events(store: ObjectStore, reason: str) -> None:
     await store_until(store, lambda: _events(store, reason))
 
 
-def test_event_objects_serialise_as_json(store, clock):
+async def test_event_objects_serialise_as_json(store, clock):
     """eventTime null, count an integer: the shape core/v1 clients decode."""
-    EventRecorder(store, clock, component="kubelet").record(
+    recorder = EventRecorder(store, clock, component="kubelet")
+    recorder.record(
         {"kind": "Node", "name": "n1", "uid": "n1"}, reason="NodeReady", message="m", host="n1"
     )
+    await recorder.drain()
     event = json.loads(json.dumps(_events(store)[0]))
     assert event["eventTime"] is None and event["count"] == 1
     assert event["reportingInstance"] == "n1" and event["type"] == "Normal"

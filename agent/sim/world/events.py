@@ -15,7 +15,12 @@ Every component (the scheduler, each kubelet, the node controller) records throu
 - spam filter: a source may write 25 events about one object, then one more every 300 s, a token
   bucket per source and object (`defaultSpamBurst`, `defaultSpamQPS`); a filtered occurrence is
   still counted, so the next write carries the full count;
-- the caches are LRUs of 4096 entries (`maxLruCacheEntries`): a forgotten key starts a new Event.
+- the caches are LRUs of 4096 entries (`maxLruCacheEntries`): a forgotten key starts a new Event;
+- recording never blocks the component: as the broadcaster hands events to its sink goroutine
+  through a queue of 1000 that drops when full (record.go `maxQueuedEvents`,
+  watch.DropIfChannelFull), writes queue here and a task makes them a batch at a time, so a
+  scheduling pass over thousands of pods does not stall the simulated cluster while its Events
+  are written.
 
 An Event is named `<involvedObject.name>.<UnixNano in hex>` (record.go `makeEvent`), lives in the
 involved object's namespace (`default` for a node), and carries source {component, host} with
@@ -30,7 +35,9 @@ core/v1 shape here is the one `kubectl describe` and `get events` read.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +51,8 @@ AGGREGATE_INTERVAL_SECONDS = 600.0
 SPAM_BURST = 25
 SPAM_REFILL_SECONDS = 300.0  # defaultSpamQPS = 1/300
 AGGREGATE_PREFIX = "(combined from similar events): "
+MAX_QUEUED_EVENTS = 1000
+WRITE_BATCH = 50  # writes between two yields to the event loop
 NORMAL = "Normal"
 WARNING = "Warning"
 
@@ -147,7 +156,10 @@ class EventRecorder:
         self._similar = _Lru(LRU_ENTRIES)
         self._spam = _Lru(LRU_ENTRIES)
         self.written = 0  # Event creates and updates made (the cost the correlator bounds)
+        self.dropped = 0  # occurrences lost to a full queue
         self._last_nanos = 0
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def record(
         self,
@@ -202,7 +214,35 @@ class EventRecorder:
         self._observed.put(key, observed)
         if self._spam_filtered(identity, now):
             return
-        self._write(observed, involved, reason, message, event_type, host, stamp)
+        if len(self._queue) >= MAX_QUEUED_EVENTS:
+            self.dropped += 1
+            return
+        write = (observed, observed.count, dict(involved), reason, message, event_type, host, stamp)
+        self._queue.append(write)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_queued(), name=f"events-{self.component}"
+            )
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            for _ in range(min(WRITE_BATCH, len(self._queue))):
+                self._write(*self._queue.popleft())
+            await asyncio.sleep(0)
+
+    async def drain(self) -> None:
+        """Wait until every queued write is made."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def aclose(self) -> None:
+        """Stop writing; what is still queued is lost, as with a broadcaster shut down."""
+        self._queue.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
 
     def _spam_filtered(self, identity: str, now: float) -> bool:
         bucket = self._spam.get_recent(identity)
@@ -221,6 +261,7 @@ class EventRecorder:
     def _write(
         self,
         observed: _Observed,
+        count: int,
         involved: Mapping[str, Any],
         reason: str,
         message: str,
@@ -229,10 +270,10 @@ class EventRecorder:
         stamp: str,
     ) -> None:
         self.written += 1
-        if observed.count > 1:
+        if count > 1:
 
             def bump(event: dict[str, Any]) -> None:
-                event["count"] = observed.count
+                event["count"] = count
                 event["lastTimestamp"] = stamp
                 event["message"] = message
 
@@ -245,7 +286,7 @@ class EventRecorder:
         source: dict[str, str] = {"component": self.component}
         if host:
             source["host"] = host
-        event = {
+        event: dict[str, Any] = {
             "metadata": {"name": observed.name, "namespace": observed.namespace},
             "involvedObject": dict(involved),
             "reason": reason,
@@ -253,7 +294,7 @@ class EventRecorder:
             "source": source,
             "firstTimestamp": observed.first,
             "lastTimestamp": stamp,
-            "count": observed.count,
+            "count": count,
             "type": event_type,
             "eventTime": None,
             "reportingComponent": self.component,

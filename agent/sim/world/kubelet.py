@@ -170,7 +170,7 @@ class Kubelet:
 
     async def start(self) -> None:
         """Take over the nodes and pods already in the store, then follow its events."""
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("nodes", "pods"))
         nodes, _ = self._store.list("nodes")
         pods, _ = self._store.list("pods")
         for node in nodes:
@@ -189,6 +189,7 @@ class Kubelet:
             self._subscription.close()
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        await self.events.aclose()
 
     def resync_node(self, name: str) -> None:
         """`name`'s kubelet started again: report the node Ready if the node lifecycle controller

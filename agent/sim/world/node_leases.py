@@ -9,6 +9,11 @@ bumped every `renewInterval` = 40 s × `nodeLeaseRenewIntervalFraction` (0.25) =
 ownerReference to its Node (`SetNodeOwnerFunc`), so the Lease goes when the Node does. The node
 lifecycle controller reads renewTime to decide whether the node is alive (node_lifecycle.py).
 
+A new node gets its Lease at the next heartbeat (within 10 s), well inside the node lifecycle
+controller's 60 s startup grace: the heartbeat reads the Node list rather than following the
+store, which would wake it for every write in the cluster. A Lease whose Node is gone is deleted
+at the next heartbeat, as the garbage collector deletes an object whose owner is gone.
+
 A node's kubelet stops when the fault plan says so (`FaultPlan.stop_kubelet`): its Lease is no
 longer renewed. When it starts again the first renewal tells `on_restart`, so the kubelet posts
 its status again.
@@ -24,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agent.sim.faults import FaultPlan
-from agent.sim.kube.store import ApiError, ObjectStore, Subscription
+from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.world.clock import SimClock
 
 log = logging.getLogger(__name__)
@@ -80,60 +85,45 @@ class NodeLeases:
         self._renew_seconds = renew_seconds
         self._nodes: dict[str, Mapping[str, Any]] = {}
         self._stopped: set[str] = set()  # nodes whose kubelet was stopped at the last look
-        self._subscription: Subscription | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self.renewals = 0
 
     async def start(self) -> None:
-        self._subscription = self._store.subscribe()
-        nodes, _ = self._store.list("nodes")
-        for node in nodes:
-            self._added(node)
-        self._tasks = [
-            asyncio.create_task(self._follow(), name="node-lease-follow"),
-            asyncio.create_task(self._renew_loop(), name="node-lease-renew"),
-        ]
+        self.heartbeat()
+        self._task = asyncio.create_task(self._run(), name="node-leases")
 
     async def stop(self) -> None:
-        if self._subscription is not None:
-            self._subscription.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+                await self._task
+            self._task = None
 
-    async def _follow(self) -> None:
-        assert self._subscription is not None
-        async for event in self._subscription:
-            if event.resource != "nodes":
-                continue
-            name = str((event.object.get("metadata") or {}).get("name", ""))
-            if event.type == "DELETED":
-                self._nodes.pop(name, None)
-                self._stopped.discard(name)
-                # the garbage collector's part: the Lease's owner is gone
-                with contextlib.suppress(ApiError):
-                    self._store.delete("leases", name, namespace=NODE_LEASE_NAMESPACE)
-            elif name not in self._nodes:
-                self._added(event.object)
-            else:
-                self._nodes[name] = event.object
-
-    def _added(self, node: Mapping[str, Any]) -> None:
-        name = str((node.get("metadata") or {}).get("name", ""))
-        self._nodes[name] = node
-        self.renew(name)
-
-    async def _renew_loop(self) -> None:
+    async def _run(self) -> None:
         while True:
             await self._clock.sleep(self._renew_seconds)
-            for name in list(self._nodes):
-                try:
-                    self.renew(name)
-                except Exception:  # one node's lease must not stop the others'
-                    log.exception("renewing the lease of %s failed", name)
+            try:
+                self.heartbeat()
+            except Exception:  # a bad pass must not stop the heartbeats for good
+                log.exception("node lease heartbeat failed")
+
+    def heartbeat(self) -> None:
+        """One renew interval: every node's kubelet renews its Lease; Leases of deleted nodes go."""
+        nodes, _ = self._store.list("nodes")
+        self._nodes = {str(node["metadata"].get("name", "")): node for node in nodes}
+        self._stopped &= set(self._nodes)
+        for name in self._nodes:
+            try:
+                self.renew(name)
+            except Exception:  # one node's lease must not stop the others'
+                log.exception("renewing the lease of %s failed", name)
+        leases, _ = self._store.list("leases", namespace=NODE_LEASE_NAMESPACE)
+        for lease in leases:
+            name = str(lease["metadata"].get("name", ""))
+            owners = lease["metadata"].get("ownerReferences") or ()
+            if name not in self._nodes and any(o.get("kind") == "Node" for o in owners):
+                with contextlib.suppress(ApiError):
+                    self._store.delete("leases", name, namespace=NODE_LEASE_NAMESPACE)
 
     def renew(self, name: str) -> None:
         """One heartbeat of `name`'s kubelet: create or renew its Lease, unless it is stopped."""

@@ -95,6 +95,7 @@ class NodeLifecycle:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.events.aclose()
 
     async def _run(self) -> None:
         while True:

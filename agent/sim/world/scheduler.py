@@ -375,7 +375,7 @@ class Scheduler:
     async def start(self) -> None:
         """Load the store's current state and begin reacting to its events."""
         # subscribe and list without an await between them: no event can fall in the gap
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("nodes", "pods"))
         nodes, _ = self._store.list("nodes")
         pods, _ = self._store.list("pods")
         for node in nodes:
@@ -394,6 +394,7 @@ class Scheduler:
             self._subscription.close()
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        await self.events.aclose()
 
     async def next_pass(self) -> int:
         """Wait until the next pass that decides at least one pod has written its answers."""
