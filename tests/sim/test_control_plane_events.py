@@ -121,8 +121,27 @@ class TestCorrelation:
         assert recorder.written == SPAM_BURST + 1
         assert _events(store)[0]["count"] == SPAM_BURST + 11
 
+    async def test_the_scheduler_s_series_keeps_scheduled_after_many_failures(self, store, clock):
+        """The events.k8s.io/v1 way: a repeat is written on its 2nd occurrence and then at the
+        30-min refresh; no spam filter, so Scheduled follows fifty FailedScheduling."""
+        recorder = EventRecorder(store, clock, component="default-scheduler", series=True)
+        pod = object_reference(_pod(store))
+        for _ in range(50):
+            recorder.record(pod, reason="FailedScheduling", message="0/1 nodes")
+            clock.advance(10)
+        recorder.record(pod, reason="Scheduled", message="Successfully assigned default/w-1 to n1")
+        await recorder.drain()
+        assert recorder.written == 3
+        [failed] = _events(store, "FailedScheduling")
+        assert failed["count"] == 2
+        assert _events(store, "Scheduled")
+        clock.advance(1800)
+        recorder.record(pod, reason="FailedScheduling", message="0/1 nodes")
+        await recorder.drain()
+        assert _events(store, "FailedScheduling")[0]["count"] == 51
+
     async def test_writes_queue_and_a_full_queue_drops(self, store, clock):
-        """Recording returns at once; past 1000 queued writes occurrences are dropped, as the
+        """Recording returns at once; past 10 000 queued writes occurrences are dropped, as the
         broadcaster's full channel drops them."""
         recorder = EventRecorder(store, clock, component="default-scheduler")
         for n in range(MAX_QUEUED_EVENTS + 5):

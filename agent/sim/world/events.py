@@ -17,10 +17,12 @@ Every component (the scheduler, each kubelet, the node controller) records throu
   still counted, so the next write carries the full count;
 - the caches are LRUs of 4096 entries (`maxLruCacheEntries`): a forgotten key starts a new Event;
 - recording never blocks the component: as the broadcaster hands events to its sink goroutine
-  through a queue of 1000 that drops when full (record.go `maxQueuedEvents`,
+  through a queue that drops when full (record.go `maxQueuedEvents` = 1000,
   watch.DropIfChannelFull), writes queue here and a task makes them a batch at a time, so a
   scheduling pass over thousands of pods does not stall the simulated cluster while its Events
-  are written.
+  are written. The bound here is 10 000: kube-scheduler records one pod per scheduling cycle
+  while the sink drains, where the stand-in records a whole pass at once, and a bound of 1000
+  would drop the Scheduled events of a large pass that upstream keeps.
 
 An Event is named `<involvedObject.name>.<UnixNano in hex>` (record.go `makeEvent`), lives in the
 involved object's namespace (`default` for a node), and carries source {component, host} with
@@ -28,9 +30,16 @@ reportingComponent/reportingInstance set from them, as the recorder fills them. 
 the simulated clock. A write that finds its Event gone (expired by the API server's event TTL)
 creates it again with the running count, as `recordEvent` does after a NotFound patch.
 
-kube-scheduler (≥1.19) records through the events.k8s.io/v1 recorder, whose repeats are an
-EventSeries rather than `count`; kubectl prints both the same way ("(x3 over 2m)"), and the
-core/v1 shape here is the one `kubectl describe` and `get events` read.
+kube-scheduler (≥1.19) records through the events.k8s.io/v1 broadcaster instead
+(client-go tools/events/event_broadcaster.go), which has no spam filter and writes a repeat only
+twice: the first occurrence, then the second as a series; later ones are counted in memory and
+written when the series is refreshed, every 30 min (`refreshTime`; here at the first occurrence
+30 min after the last write, rather than on a timer). A recorder made with
+`series=True` does that, so a pod that failed to schedule fifty times still gets its Scheduled
+event (the core/v1 spam filter, keyed by object and not by reason, would have eaten it). Repeats
+are still shown as `count`/`lastTimestamp` of a core/v1 Event, which kubectl prints as it prints
+a series ("(x3 over 2m)"); the similar-message aggregate is kept, so a pending pod whose message
+changes with every node added makes ten Events, not one per node.
 """
 
 from __future__ import annotations
@@ -50,8 +59,9 @@ AGGREGATE_MAX_EVENTS = 10
 AGGREGATE_INTERVAL_SECONDS = 600.0
 SPAM_BURST = 25
 SPAM_REFILL_SECONDS = 300.0  # defaultSpamQPS = 1/300
+SERIES_REFRESH_SECONDS = 1800.0  # tools/events refreshTime
 AGGREGATE_PREFIX = "(combined from similar events): "
-MAX_QUEUED_EVENTS = 1000
+MAX_QUEUED_EVENTS = 10_000
 WRITE_BATCH = 50  # writes between two yields to the event loop
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -127,6 +137,7 @@ class _Observed:
     first: str
     name: str
     namespace: str
+    written: float = 0.0  # simulated time of the last write
 
 
 @dataclass
@@ -148,10 +159,13 @@ class _Bucket:
 class EventRecorder:
     """Records core/v1 Events for one component (`source.component`), correlated as client-go does."""
 
-    def __init__(self, store: ObjectStore, clock: SimClock, *, component: str) -> None:
+    def __init__(
+        self, store: ObjectStore, clock: SimClock, *, component: str, series: bool = False
+    ) -> None:
         self._store = store
         self._clock = clock
         self.component = component
+        self._series = series
         self._observed = _Lru(LRU_ENTRIES)
         self._similar = _Lru(LRU_ENTRIES)
         self._spam = _Lru(LRU_ENTRIES)
@@ -212,8 +226,12 @@ class EventRecorder:
         else:
             observed.count += 1
         self._observed.put(key, observed)
-        if self._spam_filtered(identity, now):
+        if self._series:
+            if observed.count > 2 and now - observed.written < SERIES_REFRESH_SECONDS:
+                return  # counted; written with the series' next refresh
+        elif self._spam_filtered(identity, now):
             return
+        observed.written = now
         if len(self._queue) >= MAX_QUEUED_EVENTS:
             self.dropped += 1
             return

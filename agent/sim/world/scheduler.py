@@ -358,7 +358,7 @@ class Scheduler:
         self._name = name
         # Real seconds to let a burst of events gather before a pass: a burst is one pass.
         self._settle = settle_seconds
-        self.events = EventRecorder(store, clock, component=name)
+        self.events = EventRecorder(store, clock, component=name, series=True)
         self._nodes: dict[str, NodeInfo] = {}
         self._node_versions: dict[str, int] = {}
         self._pods: dict[tuple[str, str], _Tracked] = {}
