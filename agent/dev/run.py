@@ -460,7 +460,7 @@ class DevRun:
         for resource in ("nodes", "pods"):
             for obj in store.list(resource)[0]:
                 self.record.observe("ADDED", resource, obj, t=t, real=real)
-        return store.subscribe()
+        return store.subscribe(resources=("nodes", "pods", "events"))
 
     def _fold(self, events: list[Any]) -> None:
         t, real = self.t(), time.monotonic()

@@ -1,4 +1,5 @@
-"""The simulated cluster as one object: clock, store, API server, scheduler, kubelet, and whatever
+"""The simulated cluster as one object: clock, store, API server, scheduler, kubelet (with its node
+Leases), node lifecycle controller, and whatever
 other simulated parts (node pools, ECI, cloud emulators, workloads) are plugged into it.
 
 Components are started in the order they were added, after the built-in ones, and stopped in
@@ -20,6 +21,7 @@ from agent.sim.kube.apiserver import build_app
 from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.world.clock import SimClock
 from agent.sim.world.kubelet import Kubelet
+from agent.sim.world.node_lifecycle import NodeLifecycle
 from agent.sim.world.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,8 @@ class SimCluster:
         self.faults = faults if faults is not None else FaultPlan()
         self.store = ObjectStore(now=self.clock.iso, history_limit=history_limit)
         self.scheduler = Scheduler(self.store, self.clock)
-        self.kubelet = Kubelet(self.store, self.clock)
+        self.kubelet = Kubelet(self.store, self.clock, faults=self.faults)
+        self.node_lifecycle = NodeLifecycle(self.store, self.clock)
         self._host = host
         self._port = port
         self._components: list[SimComponent] = []
@@ -109,7 +112,7 @@ class SimCluster:
             site = web.TCPSite(runner, self._host, self._port)
             await site.start()
             self._url = f"http://{self._host}:{runner.addresses[0][1]}"
-            builtin: list[SimComponent] = [self.scheduler, self.kubelet]
+            builtin: list[SimComponent] = [self.scheduler, self.kubelet, self.node_lifecycle]
             for component in (*builtin, *self._components):
                 await component.start()
                 self._started.append(component)

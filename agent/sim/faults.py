@@ -52,6 +52,9 @@ class FaultPlan:
     _rng: random.Random = field(init=False, repr=False)
     # What was injected so far, by kind (FAULT_KINDS); only the plan's consumers add to it.
     injected: Counter[str] = field(init=False, repr=False, default_factory=Counter)
+    # Nodes whose kubelet is stopped (a node-loss fault): no Lease renewals, no status posts, so
+    # the node lifecycle controller marks the node NotReady (Unknown) after its grace period.
+    _stopped_kubelets: set[str] = field(init=False, repr=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -67,3 +70,15 @@ class FaultPlan:
     def roll(self, ratio: float) -> bool:
         """True with probability `ratio`, reproducibly for a given seed."""
         return ratio > 0 and self._rng.random() < ratio
+
+    def stop_kubelet(self, node: str) -> None:
+        """Stop `node`'s kubelet, as a crashed kubelet or a host cut off from the API server."""
+        self._stopped_kubelets.add(node)
+
+    def start_kubelet(self, node: str) -> None:
+        """Start `node`'s kubelet again: at its next heartbeat (within 10 s) it renews its Lease
+        and posts its status."""
+        self._stopped_kubelets.discard(node)
+
+    def kubelet_stopped(self, node: str) -> bool:
+        return node in self._stopped_kubelets

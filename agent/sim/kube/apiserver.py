@@ -1,7 +1,7 @@
 """The simulated Kubernetes API server: the aiohttp Application over an ObjectStore — discovery
 and OpenAPI documents, health endpoints, the resource routes, JSON Status bodies for every
 error, the fault plan's history expiry, the disruption controller that keeps PodDisruptionBudget
-statuses — and a helper that serves it on 127.0.0.1."""
+statuses, the Events' TTL — and a helper that serves it on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.faults import HISTORY_COMPACTIONS, FaultPlan
-from agent.sim.kube import discovery
+from agent.sim.kube import discovery, openapi, openapi_proto
 from agent.sim.kube.api_handlers import (
     ApiHandlers,
     json_response,
@@ -23,6 +23,7 @@ from agent.sim.kube.api_handlers import (
     parse_bool,
 )
 from agent.sim.kube.disruption import DisruptionController
+from agent.sim.kube.event_ttl import EventTtl
 from agent.sim.kube.namespace_lifecycle import NamespaceController
 from agent.sim.kube.store import ApiError, ObjectStore
 
@@ -111,6 +112,7 @@ def build_app(
     )
     app.cleanup_ctx.append(_background(DisruptionController(store, now=now or time.time).run))
     app.cleanup_ctx.append(_background(NamespaceController(store, now=now or time.time).run))
+    app.cleanup_ctx.append(_background(EventTtl(store, now=now or time.time).run))
 
     if faults is not None:
         app.cleanup_ctx.append(_background(lambda: _expire_history(store, faults)))
@@ -126,7 +128,7 @@ _DOCUMENTS: dict[str, Callable[[], Any]] = {
     "/apis/coordination.k8s.io/v1": lambda: discovery.COORDINATION_V1,
     "/apis/policy": lambda: discovery.POLICY_GROUP,
     "/apis/policy/v1": lambda: discovery.POLICY_V1,
-    "/openapi/v3": discovery.openapi_v3_root,
+    "/openapi/v3": openapi.openapi_v3_root,
 }
 
 
@@ -143,10 +145,22 @@ def _add_discovery(app: web.Application) -> None:
         return json_response(discovery.api_versions(request.host))
 
     async def openapi_spec(request: web.Request) -> web.Response:
-        spec = discovery.openapi_v3_spec(request.match_info["group_version"])
+        spec = openapi.openapi_v3(request.match_info["group_version"])
         if spec is None:
             raise not_found_path()
         return json_response(spec)
+
+    v2_document = openapi.openapi_v2()
+    v2_protobuf = openapi_proto.document_message(v2_document)
+
+    async def openapi_v2(request: web.Request) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if any(media in accept for media in openapi.PROTOBUF_V2_ACCEPTED):  # kubectl's only form
+            return web.Response(body=v2_protobuf, content_type=openapi.PROTOBUF_V2)
+        if not openapi.accepts_json(accept):
+            failure = ApiError(406, "NotAcceptable", f"no served encoding matches {accept!r}")
+            return json_response(failure.status(), status=406)
+        return json_response(v2_document)
 
     async def healthy(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -158,6 +172,7 @@ def _add_discovery(app: web.Application) -> None:
     app.router.add_get("/api", api)
     app.router.add_get("/api/", api)
     app.router.add_get("/openapi/v3/{group_version:.+}", openapi_spec)
+    app.router.add_get("/openapi/v2", openapi_v2)
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, healthy)
         app.router.add_get(path + "/", healthy)

@@ -361,7 +361,7 @@ class DisruptionController:
         self._now = now
 
     async def run(self) -> None:
-        subscription = self._store.subscribe()
+        subscription = self._store.subscribe(resources=("pods", BUDGETS))
         try:
             self._sync(self._namespaces_with_budgets())
             while not subscription.closed:

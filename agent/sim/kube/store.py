@@ -15,7 +15,7 @@ import builtins
 import random
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Collection, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +112,12 @@ def conflict(resource: str, name: str) -> ApiError:
 
 
 class Subscription:
-    """Every WatchEvent published after `subscribe()`, in order, as an async iterator."""
+    """Every WatchEvent published after `subscribe()`, in order, as an async iterator; with
+    `resources`, only those of these resources (None: all)."""
 
-    def __init__(self, owner: ObjectStore):
+    def __init__(self, owner: ObjectStore, resources: Collection[str] | None = None):
         self._owner = owner
+        self.resources = frozenset(resources) if resources is not None else None
         self._queue: deque[WatchEvent] = deque()
         self._wakeup = asyncio.Event()
         self._closed = False
@@ -237,8 +239,10 @@ class ObjectStore:
         start = bisect.bisect_right(self._history_rvs, resource_version)
         return [event for event in self._history[start:] if event.resource == resource]
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription(self)
+    def subscribe(self, resources: Collection[str] | None = None) -> Subscription:
+        """Changes from now on; `resources` limits them to those resources, so a subscriber
+        that follows pods is not woken by every Lease renewal or Event write."""
+        subscription = Subscription(self, resources)
         self._subscriptions.append(subscription)
         return subscription
 
@@ -438,7 +442,8 @@ class ObjectStore:
             del self._history[:overflow]
             del self._history_rvs[:overflow]
         for subscription in tuple(self._subscriptions):
-            subscription._push(event)
+            if subscription.resources is None or event.resource in subscription.resources:
+                subscription._push(event)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:

@@ -132,7 +132,7 @@ class WatchStream:
         await response.prepare(http_request)
 
         # subscribe and read the backlog with no await in between: nothing falls in the gap
-        subscription = store.subscribe()
+        subscription = store.subscribe(resources=(request.resource,))
         try:
             if initial_rv is None:
                 items, self._last_rv = store.list(request.resource, namespace=request.namespace)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from agent.sim.kube.api_fields import CORE, TYPES
 from agent.sim.kube.pod_updates import validate_pod_update
 from agent.sim.kube.store import ApiError, ObjectStore, conflict
 
@@ -66,17 +67,27 @@ def check_preconditions(obj: dict[str, Any], options: dict[str, Any]) -> None:
         )
 
 
+# The required fields of the field tables the OpenAPI documents are generated from; pod validation
+# (ValidatePodSpec / validateContainers) also wants each container's image, which the schema leaves
+# optional as pod templates share the type.
+_POD_SPEC_REQUIRED = TYPES[CORE + "PodSpec"].required
+_CONTAINER_REQUIRED = (*TYPES[CORE + "Container"].required, "image")
+
+
 def validate_new_pod(pod: dict[str, Any]) -> None:
     name = (pod.get("metadata") or {}).get("name") or ""
-    containers = (pod.get("spec") or {}).get("containers")
-    problems = []
-    if not containers:
-        problems.append("spec.containers: Required value")
-    for index, container in enumerate(containers or []):
-        if not isinstance(container, dict) or not container.get("name"):
-            problems.append(f"spec.containers[{index}].name: Required value")
-        elif not container.get("image"):
-            problems.append(f"spec.containers[{index}].image: Required value")
+    spec = pod.get("spec") or {}
+    problems = [
+        f"spec.{field}: Required value" for field in _POD_SPEC_REQUIRED if not spec.get(field)
+    ]
+    for index, container in enumerate(spec.get("containers") or []):
+        missing = [
+            field
+            for field in _CONTAINER_REQUIRED
+            if not isinstance(container, dict) or not container.get(field)
+        ]
+        if missing:  # the first missing one, as before: name, then image
+            problems.append(f"spec.containers[{index}].{missing[0]}: Required value")
     if problems:
         text = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
         raise ApiError(

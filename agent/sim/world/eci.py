@@ -253,7 +253,7 @@ class EciVirtualNode:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("pods",))
         now = self._clock.now()
         self._store.create(
             "nodes",

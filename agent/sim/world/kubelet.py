@@ -9,6 +9,20 @@ period (capped, so tests stay fast); pods left on a deleted node are removed as 
 
 Every transition re-checks the pod inside the store's `mutate`, so a stale event or timer is a
 no-op rather than a step backwards.
+
+The kubelet's Events, with its reasons and messages (pkg/kubelet/events/event.go; the image
+manager pkg/kubelet/images/image_manager.go; pkg/kubelet/kuberuntime/kuberuntime_container.go as of
+1.31): `Pulling` 'Pulling image "X"' when the containers are being created, then at their start
+`Pulled` 'Successfully pulled image "X" in 2s (2s including waiting). Image size: N bytes.',
+`Created` "Created container NAME" and `Started` "Started container NAME"; an image the node
+already pulled (imagePullPolicy other than Always) is `Pulled` 'Container image "X" already present
+on machine' with no pull. The node's `NodeReady` / `NodeNotReady` ("Node X status is now:
+NodeReady") as its Ready condition changes, about the kubelet's node reference (uid = node name).
+The sim has no registry: an image's size is derived from its name.
+
+Each node's kubelet heartbeats through its Lease (node_leases.py). A node whose kubelet the fault
+plan stops posts nothing — no Lease renewal, no node or pod status — until it is started again;
+then it reports Ready again and picks its pods up where they were.
 """
 
 from __future__ import annotations
@@ -23,8 +37,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.clients.timeouts import within
+from agent.sim.faults import FaultPlan
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.world.clock import SimClock, parse_iso
+from agent.sim.world.events import (
+    EventRecorder,
+    container_path,
+    go_duration,
+    object_reference,
+)
+from agent.sim.world.node_leases import NodeLeases
 from agent.sim.world.nodes import (
     NOT_READY_TAINT,
     POD_START_ANNOTATION,
@@ -93,6 +115,17 @@ def _node_conditions(*, ready: bool, now: str) -> list[dict[str, Any]]:
     return conditions
 
 
+def node_reference(name: str) -> dict[str, Any]:
+    """The kubelet's reference to its node (kubelet.go `nodeRef`): the node name as its uid."""
+    return {"kind": "Node", "name": name, "uid": name}
+
+
+def image_size(image: str) -> int:
+    """A stand-in for the registry's compressed size of `image`: 100 MB–1.1 GB, fixed per name."""
+    digest = hashlib.sha256(image.encode()).digest()
+    return 100_000_000 + int.from_bytes(digest[:4], "big") % 1_000_000_000
+
+
 def _pod_key(pod: Mapping[str, Any]) -> tuple[str, str, str]:
     metadata = pod.get("metadata") or {}
     return (metadata.get("namespace", ""), metadata.get("name", ""), metadata.get("uid", ""))
@@ -112,9 +145,16 @@ class Kubelet:
         *,
         max_grace_seconds: float = 2.0,
         default_pod_start_seconds: float = DEFAULT_POD_START_SECONDS,
+        faults: FaultPlan | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._faults = faults if faults is not None else FaultPlan()
+        self.events = EventRecorder(store, clock, component="kubelet")
+        self.leases = NodeLeases(store, clock, faults=self._faults, on_restart=self.resync_node)
+        # images each node has pulled, and the pulls in progress per pod: (container, image, since)
+        self._images: dict[str, set[str]] = {}
+        self._pulls: dict[tuple[str, str, str], list[tuple[str, str, float]]] = {}
         self._max_grace = max_grace_seconds
         self._default_start = default_pod_start_seconds
         self._nodes: dict[str, Mapping[str, Any]] = {}
@@ -131,7 +171,7 @@ class Kubelet:
 
     async def start(self) -> None:
         """Take over the nodes and pods already in the store, then follow its events."""
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("nodes", "pods"))
         nodes, _ = self._store.list("nodes")
         pods, _ = self._store.list("pods")
         for node in nodes:
@@ -142,12 +182,43 @@ class Kubelet:
             asyncio.create_task(self._follow(), name="kubelet-follow"),
             asyncio.create_task(self._run_timers(), name="kubelet-timers"),
         ]
+        await self.leases.start()
 
     async def stop(self) -> None:
+        await self.leases.stop()
         if self._subscription is not None:
             self._subscription.close()
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        await self.events.aclose()
+
+    def resync_node(self, name: str) -> None:
+        """`name`'s kubelet started again: report the node Ready if the node lifecycle controller
+        marked it Unknown meanwhile, and take up its pods where they stand."""
+        node = self._nodes.get(name)
+        condition = _ready_condition(node) if node is not None else None
+        if condition is not None and condition.get("status") == "Unknown":
+            self._make_ready(name)
+        pods, _ = self._store.list("pods")
+        for pod in pods:
+            if (pod.get("spec") or {}).get("nodeName") != name:
+                continue
+            if (pod.get("status") or {}).get("phase") == "Running":
+                # the status manager's sync: Ready again after the node controller's
+                # MarkPodsNotReady
+                self._mutate_pod(
+                    _pod_key(pod),
+                    lambda obj: _set_conditions(
+                        obj.setdefault("status", {}),
+                        self._clock.iso(),
+                        Ready="True",
+                        ContainersReady="True",
+                    ),
+                )
+            self._on_pod(pod)
+
+    def _stopped(self, node_name: str | None) -> bool:
+        return bool(node_name) and self._faults.kubelet_stopped(str(node_name))
 
     async def _follow(self) -> None:
         assert self._subscription is not None
@@ -164,8 +235,11 @@ class Kubelet:
                 self._on_node_deleted(event.object)
             else:
                 self._on_node(event.object)
-        elif event.resource == "pods" and event.type != "DELETED":
-            self._on_pod(event.object)
+        elif event.resource == "pods":
+            if event.type == "DELETED":
+                self._pulls.pop(_pod_key(event.object), None)
+            else:
+                self._on_pod(event.object)
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -214,9 +288,15 @@ class Kubelet:
         if version and version <= self._node_versions.get(name, 0):
             return  # older than what this kubelet already acted on
         self._node_versions[name] = version
+        first_look = name not in self._nodes
         self._nodes[name] = node
+        if self._stopped(name):
+            return
         ready_at = _float_annotation(node, READY_AT_ANNOTATION)
         condition = _ready_condition(node)
+        if first_look and condition is not None and condition.get("status") == "False":
+            # registered NotReady (a booting pool node): the kubelet's first status post says so
+            self._record_node_status(name, "NodeNotReady")
         if condition is not None and condition.get("status") == "True":
             for key in sorted(self._waiting.pop(name, ())):
                 self._create_containers(key, node)
@@ -225,9 +305,22 @@ class Kubelet:
             if condition is None:
                 self._make_ready(name)
             return  # NotReady for a reason of its own (a test, a fault): leave it so
-        if condition is None and ready_at > self._clock.now():
-            self._mutate_node(name, self._register_not_ready)
+        if (
+            condition is None
+            and ready_at > self._clock.now()
+            and self._mutate_node(name, self._register_not_ready) is not None
+        ):
+            self._record_node_status(name, "NodeNotReady")
         self._arm(ready_at, ("node-ready", name))
+
+    def _record_node_status(self, name: str, status: str) -> None:
+        """kubelet_node_status.go recordNodeStatusEvent: "Node X status is now: NodeReady"."""
+        self.events.record(
+            node_reference(name),
+            reason=status,
+            message=f"Node {name} status is now: {status}",
+            host=name,
+        )
 
     def _register_not_ready(self, node: dict[str, Any]) -> None:
         if _ready_condition(node) is not None:
@@ -242,6 +335,9 @@ class Kubelet:
             taints.append(dict(NOT_READY_TAINT))
 
     def _make_ready(self, name: str) -> None:
+        if self._stopped(name):
+            return  # retried by resync_node when the kubelet starts again
+
         def ready(node: dict[str, Any]) -> None:
             condition = _ready_condition(node)
             if condition is not None and condition.get("status") == "True":
@@ -259,6 +355,7 @@ class Kubelet:
 
         updated = self._mutate_node(name, ready)
         if updated is not None:
+            self._record_node_status(name, "NodeReady")
             self._on_node(updated)
 
     def _mutate_node(
@@ -274,6 +371,7 @@ class Kubelet:
         self._nodes.pop(name, None)
         self._node_versions.pop(name, None)
         self._waiting.pop(name, None)
+        self._images.pop(name, None)
         # the pod GC's job: pods bound to a node that no longer exists are deleted
         pods, _ = self._store.list("pods")
         for pod in pods:
@@ -293,8 +391,8 @@ class Kubelet:
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
         node_name = spec.get("nodeName")
-        if not node_name:
-            return
+        if not node_name or self._stopped(node_name):
+            return  # a stopped kubelet takes its pods up again in resync_node
         key = _pod_key(pod)
         if metadata.get("deletionTimestamp"):
             self._arm(self._removal_time(pod), ("pod-remove", *key))
@@ -345,6 +443,8 @@ class Kubelet:
             metadata = pod.get("metadata") or {}
             if metadata.get("uid", "") != uid or metadata.get("deletionTimestamp"):
                 raise _Skip  # a namesake pod, or one on its way out
+            if self._stopped((pod.get("spec") or {}).get("nodeName")):
+                raise _Skip  # its kubelet posts nothing until it starts again
             change(pod)
 
         try:
@@ -397,8 +497,57 @@ class Kubelet:
                 for container in (pod.get("spec") or {}).get("containers") or ()
             ]
 
-        if self._mutate_pod(key, creating) is not None:
+        created = self._mutate_pod(key, creating)
+        if created is not None:
+            self._pull_images(key, created)
             self._arm(self._clock.now() + self._start_seconds(node), ("pod-run", *key))
+
+    def _pull_images(self, key: tuple[str, str, str], pod: Mapping[str, Any]) -> None:
+        """The image manager's EnsureImageExists for each container: Pulling, or Pulled when the
+        node has the image already (and the policy is not Always)."""
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        present = self._images.get(node, set())
+        pulls: list[tuple[str, str, float]] = []
+        for container in (pod.get("spec") or {}).get("containers") or ():
+            name, image = str(container.get("name", "")), str(container.get("image", ""))
+            reference = object_reference(pod, field_path=container_path(name))
+            if image in present and container.get("imagePullPolicy") != "Always":
+                self.events.record(
+                    reference,
+                    reason="Pulled",
+                    message=f'Container image "{image}" already present on machine',
+                    host=node,
+                )
+            else:
+                self.events.record(
+                    reference, reason="Pulling", message=f'Pulling image "{image}"', host=node
+                )
+                pulls.append((name, image, self._clock.now()))
+        self._pulls[key] = pulls
+
+    def _start_containers(self, key: tuple[str, str, str], pod: Mapping[str, Any]) -> None:
+        """Pulled for the pulls that were under way, then Created and Started per container."""
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        now = self._clock.now()
+        for name, image, since in self._pulls.pop(key, ()):
+            took = go_duration(now - since)
+            self._images.setdefault(node, set()).add(image)
+            self.events.record(
+                object_reference(pod, field_path=container_path(name)),
+                reason="Pulled",
+                message=f'Successfully pulled image "{image}" in {took} ({took} including '
+                f"waiting). Image size: {image_size(image)} bytes.",
+                host=node,
+            )
+        for container in (pod.get("spec") or {}).get("containers") or ():
+            name = str(container.get("name", ""))
+            reference = object_reference(pod, field_path=container_path(name))
+            self.events.record(
+                reference, reason="Created", message=f"Created container {name}", host=node
+            )
+            self.events.record(
+                reference, reason="Started", message=f"Started container {name}", host=node
+            )
 
     def _run_pod(self, namespace: str, name: str, uid: str) -> None:
         pod_ip = self._next_pod_ip()
@@ -429,6 +578,8 @@ class Kubelet:
                 )
 
         updated = self._mutate_pod((namespace, name, uid), running)
+        if updated is not None:
+            self._start_containers((namespace, name, uid), updated)
         run_seconds = _float_annotation(updated, RUN_SECONDS_ANNOTATION) if updated else None
         if run_seconds is not None:
             self._arm(started + run_seconds, ("pod-finish", namespace, name, uid))

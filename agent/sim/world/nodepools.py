@@ -219,7 +219,7 @@ class NodePools:
 
     async def start(self) -> None:
         # subscribe and list with no await between: no pod event falls in the gap
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("pods",))
         pods, _ = self._store.list("pods")
         for pod in pods:
             meta = pod.get("metadata") or {}

@@ -279,7 +279,7 @@ class RayDriver:
                     submit_at=now + group.submit_at_seconds,
                 )
                 task_id += 1
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("pods",))
         with contextlib.suppress(ApiError):  # already there
             self._store.create("namespaces", {"metadata": {"name": self.cluster.namespace}})
         self._create_head()

@@ -4,7 +4,10 @@ It folds the store's watch events into a small cache (like an informer), and on 
 change runs one pass over the pods that need a decision. A pass filters nodes in kube-scheduler's
 plugin order (NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit) with the
 decision core's predicates, scores the survivors by least-allocated, and writes either the binding
-or the `PodScheduled=False, reason=Unschedulable` condition with kube-scheduler's message.
+or the `PodScheduled=False, reason=Unschedulable` condition with kube-scheduler's message, and
+records kube-scheduler's Events about it: `Scheduled` ("Successfully assigned NS/POD to NODE") on
+a binding, `FailedScheduling` (Warning, the same message as the condition) on every attempt that
+finds no node (pkg/scheduler/schedule_one.go, handleBindingCycleError / handleSchedulingFailure).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.world.clock import SimClock
+from agent.sim.world.events import WARNING, EventRecorder, object_reference
 from agent.sim.world.nodes import NOT_READY_TAINT, UNSCHEDULABLE_TAINT
 from agent.sim.world.tasks import cancel_and_wait
 from functions.errors import DecisionError
@@ -354,6 +358,7 @@ class Scheduler:
         self._name = name
         # Real seconds to let a burst of events gather before a pass: a burst is one pass.
         self._settle = settle_seconds
+        self.events = EventRecorder(store, clock, component=name, series=True)
         self._nodes: dict[str, NodeInfo] = {}
         self._node_versions: dict[str, int] = {}
         self._pods: dict[tuple[str, str], _Tracked] = {}
@@ -370,7 +375,7 @@ class Scheduler:
     async def start(self) -> None:
         """Load the store's current state and begin reacting to its events."""
         # subscribe and list without an await between them: no event can fall in the gap
-        self._subscription = self._store.subscribe()
+        self._subscription = self._store.subscribe(resources=("nodes", "pods"))
         nodes, _ = self._store.list("nodes")
         pods, _ = self._store.list("pods")
         for node in nodes:
@@ -389,6 +394,7 @@ class Scheduler:
             self._subscription.close()
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        await self.events.aclose()
 
     async def next_pass(self) -> int:
         """Wait until the next pass that decides at least one pod has written its answers."""
@@ -519,7 +525,14 @@ class Scheduler:
         for placement in placements:
             if placement.node is None:
                 self._unschedulable.add(placement.key)
-                self._mark_unschedulable(placement, now)
+                tracked = self._pods[placement.key]
+                if self._mark_unschedulable(placement, now):
+                    self.events.record(
+                        object_reference(tracked.obj),
+                        reason="FailedScheduling",
+                        message=placement.message,
+                        event_type=WARNING,
+                    )
             else:
                 self._unschedulable.discard(placement.key)
                 self._bind(placement, now)
@@ -545,8 +558,15 @@ class Scheduler:
         except (_Stale, ApiError):
             return  # gone or changed meanwhile: its events will queue it again if need be
         self._apply_pod(updated, deleted=False)
+        self.events.record(
+            object_reference(updated),
+            reason="Scheduled",
+            message=f"Successfully assigned {namespace}/{name} to {placement.node}",
+        )
 
-    def _mark_unschedulable(self, placement: Placement, now: str) -> None:
+    def _mark_unschedulable(self, placement: Placement, now: str) -> bool:
+        """Write the Unschedulable condition unless it is there already; False when the pod no
+        longer waits for this scheduler (bound, deleted or gone meanwhile)."""
         namespace, name = placement.key
         wanted = {
             "type": "PodScheduled",
@@ -556,10 +576,13 @@ class Scheduler:
         }
         tracked = self._pods[placement.key]
         if _has_condition(tracked.obj, wanted):
-            return  # an identical rewrite would be a MODIFIED event the agent reacts to
+            return True  # an identical rewrite would be a MODIFIED event the agent reacts to
+
+        pending = [False]
 
         def mark(pod: dict[str, Any]) -> None:
-            if not is_pending(pod, scheduler_name=self._name) or _has_condition(pod, wanted):
+            pending[0] = is_pending(pod, scheduler_name=self._name)
+            if not pending[0] or _has_condition(pod, wanted):
                 raise _Stale
             status = pod.setdefault("status", {})
             status["phase"] = "Pending"
@@ -567,9 +590,12 @@ class Scheduler:
 
         try:
             updated = self._store.mutate("pods", name, mark, namespace=namespace)
-        except (_Stale, ApiError):
-            return
+        except _Stale:
+            return pending[0]
+        except ApiError:
+            return False
         self._apply_pod(updated, deleted=False)
+        return True
 
 
 def _resource_version(obj: Mapping[str, Any]) -> int:
