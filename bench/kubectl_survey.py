@@ -1,4 +1,4 @@
-"""kubectl survey of the simulated API server: about 150 everyday kubectl commands against
+"""kubectl survey of the simulated API server: 180 everyday kubectl commands against
 `python -m agent sim serve --scenario seed`, each checked as kube-apiserver would answer it, and
 classed as
 
