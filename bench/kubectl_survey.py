@@ -1,4 +1,4 @@
-"""kubectl survey of the simulated API server: 180 everyday kubectl commands against
+"""kubectl survey of the simulated API server: 181 everyday kubectl commands against
 `python -m agent sim serve --scenario seed`, each checked as kube-apiserver would answer it, and
 classed as
 
@@ -521,6 +521,9 @@ def create_rows() -> list[Row]:
             "kubectl apply -f {dir}/survey-c2.json",
             ok("configured") & field_is(c, "metadata.labels.stage", "two"),
         ),
+        # The pod settles first: the kubelet's status writes while it starts (Pulling, Running)
+        # move its resourceVersion, which `unchanged` would blame on the command.
+        Row(f"kubectl wait --for=condition=Ready {c} --timeout=60s", ok("condition met")),
         Row(
             "kubectl diff -f {dir}/survey-c3.json; test $? -eq 1", ok("stage: three") & unchanged(c)
         ),
