@@ -130,3 +130,22 @@ async def test_pod_without_containers_is_invalid(core):
         json.loads(caught.value.body)["message"]
         == 'Pod "empty" is invalid: spec.containers: Required value'
     )
+
+
+@pytest.mark.parametrize("name", ["P", "w_1", "-w", "w."])
+async def test_a_pod_name_that_is_no_dns_subdomain_is_invalid(core, name):
+    """kube-apiserver's ValidatePodName: a lowercase RFC 1123 subdomain, with its message."""
+    body = {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    with pytest.raises(ApiException) as caught:
+        await core.create_namespaced_pod("default", body)
+    assert caught.value.status == 422
+    message = json.loads(caught.value.body)["message"]
+    assert message.startswith(
+        f'Pod "{name}" is invalid: metadata.name: Invalid value: "{name}": a lowercase RFC 1123 '
+        "subdomain must consist of lower case alphanumeric characters"
+    )
+
+
+async def test_a_dotted_lowercase_pod_name_is_valid(core):
+    body = {"metadata": {"name": "w-1.a"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    assert (await core.create_namespaced_pod("default", body)).metadata.name == "w-1.a"

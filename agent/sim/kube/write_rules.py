@@ -74,10 +74,35 @@ _POD_SPEC_REQUIRED = TYPES[CORE + "PodSpec"].required
 _CONTAINER_REQUIRED = (*TYPES[CORE + "Container"].required, "image")
 
 
+# A pod's name is a DNS subdomain (ValidatePodName = NameIsDNSSubdomain; the message and regex of
+# k8s.io/apimachinery/pkg/util/validation IsDNS1123Subdomain).
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_SUBDOMAIN_TEXT = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+
+
+def _name_problems(name: str) -> list[str]:
+    """Why `name` is not a DNS subdomain (none for an empty one: generateName fills it in)."""
+    if not name:
+        return []
+    problems = []
+    if len(name) > 253:
+        problems.append(
+            f'metadata.name: Invalid value: "{name}": must be no more than 253 characters'
+        )
+    if not _DNS_SUBDOMAIN.fullmatch(name):
+        problems.append(f'metadata.name: Invalid value: "{name}": {_DNS_SUBDOMAIN_TEXT}')
+    return problems
+
+
 def validate_new_pod(pod: dict[str, Any]) -> None:
     name = (pod.get("metadata") or {}).get("name") or ""
     spec = pod.get("spec") or {}
-    problems = [
+    problems = _name_problems(name)
+    problems += [
         f"spec.{field}: Required value" for field in _POD_SPEC_REQUIRED if not spec.get(field)
     ]
     for index, container in enumerate(spec.get("containers") or []):
