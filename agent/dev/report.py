@@ -154,6 +154,8 @@ def _value(key: str, value: Any, unit: str, *, part: bool = False) -> str:
     if isinstance(value, Mapping):
         if not value:
             return "none"
+        if key == "faults" and not any((value.get("injected") or {}).values()):
+            return "none injected"
         parts = (
             f"{k if key in PART_KEYS_AS_IS else PART_LABELS.get(k, _words(k))} "
             f"{_value(k, v, PART_UNITS.get(k, unit or _unit_of(k)), part=True)}"

@@ -230,3 +230,17 @@ def test_cost_table_prices_every_pool_and_eci_in_cny(page):
     text = visible_text(table.group(0))
     assert "cost (CNY)" in text and "np-g7-backup" in text and "ECI" in text
     assert "total 6.25 2.08" in text
+
+
+def test_a_run_without_faults_says_so_in_one_phrase():
+    """No row of zero counts: a run with nothing injected reads "none injected"."""
+    record = RunRecord(namespace="default", eci_node=None, pool_label="p")
+    quiet = {
+        **SUMMARY,
+        "faults": {"injected": {"cs_throttled": 0}, "seenByAgent": {}, "survived": True},
+    }
+    cost = CostReport(pools=(), eci=EciCost(0, 0, 0, 0), total_cost=0, idle_cost=0)
+    page = render_report(record, summary=quiet, scenario=STOCKOUT, cost=cost, ending="rest")
+    table = re.search(r'<table class="summary">.*?</table>', page, re.S)
+    assert table is not None
+    assert "Faults injected, and met by the agent none injected" in visible_text(table.group(0))
