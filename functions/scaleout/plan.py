@@ -23,7 +23,6 @@ pods of the groups not reached yet are *deferred*: left for the next decision.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from functions.scaleout.explain import placement_reason
 from functions.scaleout.feasibility import Feasibility, PoolFit, feasibility
@@ -53,22 +52,42 @@ ECI_BEFORE_SPARE_ROOM = frozenset({"eci-first", "latency"})
 MAX_PASSES = 12
 
 
-@dataclass(frozen=True)
 class Plan:
     """Where each pod goes; pods are positions in the request's `pods`."""
 
-    added: dict[str, int]
-    # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
-    pool_pods: tuple[tuple[str, bool, list[int]], ...]
-    eci_pods: tuple[int, ...]
-    # (reason, run of positions)
-    unplaceable: tuple[tuple[str, list[int]], ...]
-    # Why pods went onto each pool's added nodes, and onto ECI (`functions.scaleout.explain`), in
-    # planning order without repeats.
-    pool_reasons: dict[str, tuple[str, ...]]
-    eci_reasons: tuple[str, ...]
-    # Positions the time limit left unplanned, ascending.
-    deferred: tuple[int, ...] = ()
+    # A plain slotted class, not a dataclass: see functions.scaleout.model.
+    __slots__ = (
+        "added",
+        "deferred",
+        "eci_pods",
+        "eci_reasons",
+        "pool_pods",
+        "pool_reasons",
+        "unplaceable",
+    )
+
+    def __init__(
+        self,
+        added: dict[str, int],
+        pool_pods: tuple[tuple[str, bool, list[int]], ...],
+        eci_pods: tuple[int, ...],
+        unplaceable: tuple[tuple[str, list[int]], ...],
+        pool_reasons: dict[str, tuple[str, ...]],
+        eci_reasons: tuple[str, ...],
+        deferred: tuple[int, ...] = (),
+    ) -> None:
+        self.added = added
+        # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
+        self.pool_pods = pool_pods
+        self.eci_pods = eci_pods
+        # (reason, run of positions)
+        self.unplaceable = unplaceable
+        # Why pods went onto each pool's added nodes, and onto ECI
+        # (`functions.scaleout.explain`), in planning order without repeats.
+        self.pool_reasons = pool_reasons
+        self.eci_reasons = eci_reasons
+        # Positions the time limit left unplanned, ascending.
+        self.deferred = deferred
 
 
 class _Pass:

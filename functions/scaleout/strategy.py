@@ -22,8 +22,6 @@ so both are priced for the same run):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from functions.eci_specs import Billed, spec_text
 from functions.scaleout.feasibility import Feasibility, PoolFit
 from functions.scaleout.model import Eci, Policy
@@ -31,15 +29,20 @@ from functions.scaleout.model import Eci, Policy
 _GIB_MILLI = 1000 * 2**30
 
 
-@dataclass(frozen=True)
 class Option:
     """One place to put pods: a pool (`fit` set) or ECI (`fit` None)."""
 
-    fit: PoolFit | None
-    latency: float
-    cost_per_pod: float
-    # Why the cost is only an estimate ("" when it is the price list's).
-    estimate: str = ""
+    # A plain slotted class, not a dataclass: see functions.scaleout.model.
+    __slots__ = ("cost_per_pod", "estimate", "fit", "latency")
+
+    def __init__(
+        self, fit: PoolFit | None, latency: float, cost_per_pod: float, estimate: str = ""
+    ) -> None:
+        self.fit = fit
+        self.latency = latency
+        self.cost_per_pod = cost_per_pod
+        # Why the cost is only an estimate ("" when it is the price list's).
+        self.estimate = estimate
 
     @property
     def label(self) -> str:
