@@ -216,6 +216,7 @@ def _one_pass(
     outcome = _Pass(
         _asked_for(request, added), {pid: 0 for pid in pools}, budget=budget, eci_slots=eci_slots
     )
+    shared = _shared_pools(fits, members)
     for fit, indices, placement in zip(fits, members, placements, strict=True):
         if not indices:
             continue
@@ -229,7 +230,9 @@ def _one_pass(
             fit=fit,
             indices=indices,
             placement=placement,
-            options=rank(fit, pods=len(indices), policy=request.policy, eci=request.eci),
+            options=rank(
+                fit, pods=len(indices), policy=request.policy, eci=request.eci, shared=shared
+            ),
         )
         # Capacity already asked for comes first: it costs nothing more. Under eci-first and
         # latency, the room on nodes this decision adds to pools ranked after ECI waits for ECI.
@@ -256,6 +259,19 @@ def _one_pass(
             )
             outcome.unplaced.append((reason, indices[pos:]))
     return outcome
+
+
+def _shared_pools(fits: list[Feasibility], members: list[list[int]]) -> frozenset[str]:
+    """Pools that two or more groups with pods still to place in this pass can run on: there,
+    shapes share new nodes, so a pod is priced by its share of a node (`node_cost_per_pod`).
+    Read from the pass's groups only, so that fed back (added nodes upcoming, ECI pods gone)
+    the first pass ranks as this plan's last pass did."""
+    users: dict[str, int] = {}
+    for fit, indices in zip(fits, members, strict=True):
+        if indices and not fit.no_fit_reason:
+            for pool_fit in fit.pools:
+                users[pool_fit.pool.id] = users.get(pool_fit.pool.id, 0) + 1
+    return frozenset(pid for pid, count in users.items() if count > 1)
 
 
 class _Group:
