@@ -15,10 +15,12 @@ SINCE = "2026-11-29T04:59:58Z"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
 
-# (cpu, memory) of CPU worker groups, cycled.
-_CPU_SHAPES = (("1", "1Gi"), ("2", "4Gi"), ("4", "8Gi"), ("500m", "2Gi"), ("8", "32Gi"))
-# (cpu, memory, gpus) of GPU worker groups, cycled.
-_GPU_SHAPES = (("8", "30Gi", "1"), ("16", "60Gi", "2"))
+# Every worker group has its own shape (up to 2,048 CPU and 1,024 GPU shapes): CPU groups take
+# 250m..8 vCPU in 250m steps and 1..~5 GiB per vCPU; GPU groups 1 or 2 GPUs with 2..7.75 vCPU and
+# 8..50 GiB. Sizes are scrambled over the index so that 50 groups already span the range.
+_CPU_STEPS = 32
+_RATIO_STEPS = 64
+_GPU_CPU_STEPS = 24
 # (instance type, cpu, memory, price per hour) of CPU pools, cycled.
 _CPU_POOLS = (
     ("ecs.g7.2xlarge", "7800m", "28Gi", 1.8),
@@ -43,14 +45,24 @@ def is_gpu_pool(index: int, pools: int) -> bool:
     return pools > 1 and index % 5 == 4
 
 
-def make_request(*, pods: int, groups: int, pools: int, eci: bool = False) -> dict[str, Any]:
-    """A decide/v1 request with `pods` pending pods spread evenly over `groups` worker groups."""
+def make_request(
+    *,
+    pods: int,
+    groups: int,
+    pools: int,
+    eci: bool = False,
+    upcoming: bool = True,
+    gpu: bool = True,
+) -> dict[str, Any]:
+    """A decide/v1 request with `pods` pending pods spread evenly over `groups` worker groups,
+    each of its own shape; without `upcoming`, no pool has nodes on the way; without `gpu`,
+    every worker group is a CPU group."""
     return {
         "schema": "decide/v1",
         "now": NOW,
         "cluster": {"id": "c-bench", "region": "cn-hangzhou"},
-        "pods": _pods(pods, groups),
-        "pools": [_pool(index, pools) for index in range(pools)],
+        "pods": _pods(pods, groups, gpu=gpu),
+        "pools": [_pool(index, pools, upcoming=upcoming) for index in range(pools)],
         "eci": {
             "enabled": eci,
             "labels": {"type": "virtual-kubelet"},
@@ -80,8 +92,8 @@ def make_request(*, pods: int, groups: int, pools: int, eci: bool = False) -> di
     }
 
 
-def _pods(count: int, groups: int) -> list[dict[str, Any]]:
-    shapes = [_group_shape(index) for index in range(groups)]
+def _pods(count: int, groups: int, *, gpu: bool) -> list[dict[str, Any]]:
+    shapes = [_group_shape(index, gpu=gpu) for index in range(groups)]
     pods = []
     for number in range(count):
         group = number % groups
@@ -113,19 +125,26 @@ def _pods(count: int, groups: int) -> list[dict[str, Any]]:
 
 
 def _group_shape(
-    index: int,
+    index: int, *, gpu: bool
 ) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
-    if is_gpu_group(index):
-        cpu, memory, gpus = _GPU_SHAPES[(index // 5) % len(_GPU_SHAPES)]
+    if gpu and is_gpu_group(index):
+        step = index // 5
+        cpu = 2000 + 250 * (step % _GPU_CPU_STEPS)
+        memory = 8 + step // _GPU_CPU_STEPS
+        gpus = "1" if step % 3 else "2"
         toleration = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-        return {"cpu": cpu, "memory": memory, GPU_RESOURCE: gpus}, {}, [toleration]
-    cpu, memory = _CPU_SHAPES[index % len(_CPU_SHAPES)]
+        requests = {"cpu": f"{cpu}m", "memory": f"{memory}Gi", GPU_RESOURCE: gpus}
+        return requests, {}, [toleration]
+    # (cpu step, memory ratio step) is distinct for every index below 2,048.
+    cpu = 250 * (index % _CPU_STEPS + 1)
+    ratio = ((index // _CPU_STEPS) * 37 + index * 5) % _RATIO_STEPS
+    memory_mib = cpu * (16 + ratio) * 1024 // 16_000
     # A third of the CPU groups are pinned to the pools labelled for Ray.
     selector = {"workload": "ray"} if index % 3 == 1 else {}
-    return {"cpu": cpu, "memory": memory}, selector, []
+    return {"cpu": f"{cpu}m", "memory": f"{memory_mib}Mi"}, selector, []
 
 
-def _pool(index: int, pools: int) -> dict[str, Any]:
+def _pool(index: int, pools: int, *, upcoming: bool) -> dict[str, Any]:
     pool_id = f"np-{index:03d}"
     labels = {"alibabacloud.com/nodepool-id": pool_id}
     # The first pool always carries the label, so pinned groups fit a one-pool cluster too.
@@ -141,7 +160,7 @@ def _pool(index: int, pools: int) -> dict[str, Any]:
         taints = []
     # Some pools already have nodes on the way, which both planners fill first.
     desired = index % 3
-    ready = max(0, desired - 1)
+    ready = max(0, desired - 1) if upcoming else desired
     return {
         "id": pool_id,
         "name": f"pool-{index}",

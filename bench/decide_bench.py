@@ -1,7 +1,9 @@
 """Decision benchmark: median wall time of `functions.decide` on Ray bursts of 1k / 10k / 100k
-pending pods in 5 / 50 worker groups over 1 / 20 / 100 pools (mixed CPU/GPU), against a naive
-pod-by-pod, node-by-node first-fit baseline on the same requests, plus the cold-start import cost
-of the Function Compute handler module. Prints a Markdown table and the command that made it.
+pending pods in 5 / 50 worker groups (each its own shape) over 1 / 20 / 100 pools (mixed
+CPU/GPU), against a naive pod-by-pod, node-by-node first-fit baseline on the same requests; then
+shapes × pools (10k pods in 50 / 500 / 2,000 shapes over 20 / 100 pools, decide only), plus the
+cold-start import cost of the Function Compute handler module. Prints Markdown tables and the
+command that made them.
 
     python bench/decide_bench.py            # full matrix (~9 min on 2 cores: the baseline gets 25 s a case)
     python bench/decide_bench.py --quick    # 1k / 10k pods, 1 / 20 pools
@@ -40,6 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 FULL = {"pods": (1_000, 10_000, 100_000), "groups": (5, 50), "pools": (1, 20, 100)}
 QUICK = {"pods": (1_000, 10_000), "groups": (5, 50), "pools": (1, 20)}
 TARGET_10K_X20_MS = 50.0
+TARGET_2000_SHAPES_MS = 300.0
+SHAPES = {"pods": 10_000, "shapes": (50, 500, 2_000), "pools": (20, 100)}
 TARGET_100K_MS = 500.0
 TARGET_IMPORT_MS = 30.0
 _IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)\s*$")
@@ -185,6 +189,37 @@ def render(results: Sequence[CaseResult], *, budget: float, imports: tuple[float
     return "\n".join(lines)
 
 
+def shapes_by_pools(*, runs: int) -> list[tuple[int, int, float]]:
+    """(shapes, pools, decide median ms) at SHAPES["pods"] pods, decide only."""
+    rows = []
+    for shapes in SHAPES["shapes"]:
+        for pools in SHAPES["pools"]:
+            request = make_request(pods=SHAPES["pods"], groups=shapes, pools=pools)
+            ms, _ = median_ms(lambda request=request: decide(request), runs=runs)
+            rows.append((shapes, pools, ms))
+            print(f"  {shapes:>5} shapes {pools:>3} pools: decide {ms:8.1f} ms", file=sys.stderr)
+    return rows
+
+
+def render_shapes(rows: Sequence[tuple[int, int, float]]) -> str:
+    lines = [
+        f"Shapes × pools, {SHAPES['pods']:,} pods, decide only:",
+        "",
+        "| shapes | pools | decide median ms |",
+        "|---:|---:|---:|",
+    ]
+    lines += [f"| {shapes:,} | {pools} | {ms:.1f} |" for shapes, pools, ms in rows]
+    worst = max((ms for shapes, _, ms in rows if shapes == 2_000), default=None)
+    if worst is not None:
+        ok = "meets" if worst <= TARGET_2000_SHAPES_MS else "MISSES"
+        lines += [
+            "",
+            f"- 2,000 shapes: worst {worst:.1f} ms — {ok} the "
+            f"{TARGET_2000_SHAPES_MS:.0f} ms target",
+        ]
+    return "\n".join(lines)
+
+
 def verdicts(results: Sequence[CaseResult], warm_import_ms: float) -> list[str]:
     out = []
     at_10k_x20 = [r.decide_ms for r in results if r.pods == 10_000 and r.pools == 20]
@@ -252,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
 
+    shape_rows = shapes_by_pools(runs=runs)
+
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "functions-fc.zip"
         build_package(archive, package_dir=REPO / "functions")
@@ -270,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in verdicts(results, warm):
         print(f"- {line}")
+    print()
+    print(render_shapes(shape_rows))
     if args.profile:
         biggest = max(results, key=lambda r: (r.pods, r.groups, r.pools))
         request = make_request(

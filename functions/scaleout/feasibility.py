@@ -12,7 +12,6 @@ per-pod ceilings `maxPodCpu`/`maxPodMemory` are checked against that spec, not t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from functions.contract import (
     ECI_TAINT_KEY,
@@ -44,26 +43,37 @@ if TYPE_CHECKING:
 ECI_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
 
 
-@dataclass(frozen=True)
 class PoolFit:
     """A pool that can run the shape: `per_node` pods fit on one new node."""
 
-    pool: Pool
-    per_node: int
-    # Mean unused fraction of cpu and memory on a node filled with this shape only.
-    waste: float
+    # Plain slotted classes, not dataclasses: see functions.scaleout.model.
+    __slots__ = ("per_node", "pool", "waste")
+
+    def __init__(self, pool: Pool, per_node: int, waste: float) -> None:
+        self.pool = pool
+        self.per_node = per_node
+        # Mean unused fraction of cpu and memory on a node filled with this shape only.
+        self.waste = waste
 
 
-@dataclass(frozen=True)
 class Feasibility:
     """The options for one pod shape: pods' full request vector, fitting pools, ECI."""
 
-    requests: Mapping[str, int]
-    pools: tuple[PoolFit, ...]
-    # The spec ECI would run and bill each pod as; None when ECI cannot take the shape.
-    eci: Billed | None
-    # Why nothing fits, or "" when some option does.
-    no_fit_reason: str
+    __slots__ = ("eci", "no_fit_reason", "pools", "requests")
+
+    def __init__(
+        self,
+        requests: Mapping[str, int],
+        pools: tuple[PoolFit, ...],
+        eci: Billed | None,
+        no_fit_reason: str,
+    ) -> None:
+        self.requests = requests
+        self.pools = pools
+        # The spec ECI would run and bill each pod as; None when ECI cannot take the shape.
+        self.eci = eci
+        # Why nothing fits, or "" when some option does.
+        self.no_fit_reason = no_fit_reason
 
 
 def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasibility:

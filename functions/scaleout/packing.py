@@ -79,10 +79,13 @@ def fill(
     pod could use them, and scanning them is what would make packing quadratic.
     """
     placed: list[Placed] = []
+    # Most nodes left in a long list are out of cpu: one comparison rejects them before the
+    # full check (the scan over classes is what a request with thousands of shapes spends on).
+    cpu = requests.get("cpu", 0)
     i = 0
     while i < len(classes) and pods > 0:
         node = classes[i]
-        skipped = fresh is not None and node.fresh != fresh
+        skipped = (fresh is not None and node.fresh != fresh) or node.free.get("cpu", 0) < cpu
         per_node = 0 if skipped else pods_per_node(node.free, requests)
         if per_node == 0:
             i += 1

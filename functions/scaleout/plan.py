@@ -23,7 +23,6 @@ pods of the groups not reached yet are *deferred*: left for the next decision.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from functions.scaleout.explain import placement_reason
 from functions.scaleout.feasibility import Feasibility, PoolFit, feasibility
@@ -53,22 +52,42 @@ ECI_BEFORE_SPARE_ROOM = frozenset({"eci-first", "latency"})
 MAX_PASSES = 12
 
 
-@dataclass(frozen=True)
 class Plan:
     """Where each pod goes; pods are positions in the request's `pods`."""
 
-    added: dict[str, int]
-    # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
-    pool_pods: tuple[tuple[str, bool, list[int]], ...]
-    eci_pods: tuple[int, ...]
-    # (reason, run of positions)
-    unplaceable: tuple[tuple[str, list[int]], ...]
-    # Why pods went onto each pool's added nodes, and onto ECI (`functions.scaleout.explain`), in
-    # planning order without repeats.
-    pool_reasons: dict[str, tuple[str, ...]]
-    eci_reasons: tuple[str, ...]
-    # Positions the time limit left unplanned, ascending.
-    deferred: tuple[int, ...] = ()
+    # A plain slotted class, not a dataclass: see functions.scaleout.model.
+    __slots__ = (
+        "added",
+        "deferred",
+        "eci_pods",
+        "eci_reasons",
+        "pool_pods",
+        "pool_reasons",
+        "unplaceable",
+    )
+
+    def __init__(
+        self,
+        added: dict[str, int],
+        pool_pods: tuple[tuple[str, bool, list[int]], ...],
+        eci_pods: tuple[int, ...],
+        unplaceable: tuple[tuple[str, list[int]], ...],
+        pool_reasons: dict[str, tuple[str, ...]],
+        eci_reasons: tuple[str, ...],
+        deferred: tuple[int, ...] = (),
+    ) -> None:
+        self.added = added
+        # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
+        self.pool_pods = pool_pods
+        self.eci_pods = eci_pods
+        # (reason, run of positions)
+        self.unplaceable = unplaceable
+        # Why pods went onto each pool's added nodes, and onto ECI
+        # (`functions.scaleout.explain`), in planning order without repeats.
+        self.pool_reasons = pool_reasons
+        self.eci_reasons = eci_reasons
+        # Positions the time limit left unplanned, ascending.
+        self.deferred = deferred
 
 
 class _Pass:
@@ -197,6 +216,7 @@ def _one_pass(
     outcome = _Pass(
         _asked_for(request, added), {pid: 0 for pid in pools}, budget=budget, eci_slots=eci_slots
     )
+    shared = _shared_pools(fits, members)
     for fit, indices, placement in zip(fits, members, placements, strict=True):
         if not indices:
             continue
@@ -210,7 +230,9 @@ def _one_pass(
             fit=fit,
             indices=indices,
             placement=placement,
-            options=rank(fit, pods=len(indices), policy=request.policy, eci=request.eci),
+            options=rank(
+                fit, pods=len(indices), policy=request.policy, eci=request.eci, shared=shared
+            ),
         )
         # Capacity already asked for comes first: it costs nothing more. Under eci-first and
         # latency, the room on nodes this decision adds to pools ranked after ECI waits for ECI.
@@ -237,6 +259,19 @@ def _one_pass(
             )
             outcome.unplaced.append((reason, indices[pos:]))
     return outcome
+
+
+def _shared_pools(fits: list[Feasibility], members: list[list[int]]) -> frozenset[str]:
+    """Pools that two or more groups with pods still to place in this pass can run on: there,
+    shapes share new nodes, so a pod is priced by its share of a node (`node_cost_per_pod`).
+    Read from the pass's groups only, so that fed back (added nodes upcoming, ECI pods gone)
+    the first pass ranks as this plan's last pass did."""
+    users: dict[str, int] = {}
+    for fit, indices in zip(fits, members, strict=True):
+        if indices and not fit.no_fit_reason:
+            for pool_fit in fit.pools:
+                users[pool_fit.pool.id] = users.get(pool_fit.pool.id, 0) + 1
+    return frozenset(pid for pid, count in users.items() if count > 1)
 
 
 class _Group:

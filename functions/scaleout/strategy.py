@@ -9,10 +9,12 @@ Ties, in every strategy: higher pool `priority`, then least waste, then cost, th
 
 Cost per pod over `expectedRunSeconds` (both ECS pay-as-you-go and ECI bill by time,
 so both are priced for the same run):
-- ECS: pricePerHour × expectedRunSeconds / 3600, amortised over the pods that share
-  the node: min(pods per node, pods of this group still to place). A node a group
-  cannot fill is charged to the pods it does hold, so one small pod does not pick a
-  96-core node because that node is cheap per slot.
+- ECS: pricePerHour × expectedRunSeconds / 3600 per node. A group alone on a pool pays the
+  whole nodes its pods need, ceil(pods / pods per node), shared over its pods: a node it
+  cannot fill is charged to the pods it does hold, so one small pod does not pick a 96-core
+  node because that node is cheap per slot. Where other groups can use the pool too, a pod
+  pays its share of a node (its largest fraction of any resource), the group at least one
+  node: the room it leaves is filled by other shapes (`node_cost_per_pod`).
 - ECI: (vCPU × pricePerVcpuSecond + GiB × pricePerGibSecond) × expectedRunSeconds, of the
   spec ECI bills the pod as: its requests rounded up to a supported spec, or the spec its
   `k8s.aliyun.com/eci-use-specs` pins (`functions.eci_specs`). A pinned ECS instance type is
@@ -22,28 +24,55 @@ so both are priced for the same run):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Container, Mapping
 
 from functions.eci_specs import Billed, spec_text
 from functions.scaleout.feasibility import Feasibility, PoolFit
 from functions.scaleout.model import Eci, Policy
+from functions.scaleout.packing import nodes_needed
 
 _GIB_MILLI = 1000 * 2**30
 
 
-@dataclass(frozen=True)
 class Option:
     """One place to put pods: a pool (`fit` set) or ECI (`fit` None)."""
 
-    fit: PoolFit | None
-    latency: float
-    cost_per_pod: float
-    # Why the cost is only an estimate ("" when it is the price list's).
-    estimate: str = ""
+    # A plain slotted class, not a dataclass: see functions.scaleout.model.
+    __slots__ = ("cost_per_pod", "estimate", "fit", "latency")
+
+    def __init__(
+        self, fit: PoolFit | None, latency: float, cost_per_pod: float, estimate: str = ""
+    ) -> None:
+        self.fit = fit
+        self.latency = latency
+        self.cost_per_pod = cost_per_pod
+        # Why the cost is only an estimate ("" when it is the price list's).
+        self.estimate = estimate
 
     @property
     def label(self) -> str:
         return "ECI" if self.fit is None else self.fit.pool.id
+
+
+def node_cost_per_pod(
+    fit: PoolFit, requests: Mapping[str, int], *, pods: int, seconds: float, shared: bool
+) -> float:
+    """What one of `pods` pods costs on a new node of the pool, over `seconds`.
+
+    Alone on the pool's new nodes, the group pays whole nodes: the nodes its pods need
+    (ceil(pods / per node)) over its pods, so one shape goes to the pool that holds it for the
+    least. When other groups of the decision can use the pool too, they fill the room a shape
+    leaves (the cpu a memory-heavy shape leaves, the last node's rest): a pod pays its share of
+    the node, the largest fraction of any resource it takes, and the group together at least one
+    node.
+    """
+    node = fit.pool.price_per_hour * seconds / 3600
+    pods = max(1, pods)
+    if not shared:
+        return node * nodes_needed(pods, fit.per_node) / pods
+    allocatable = fit.pool.allocatable
+    share = max(amount / allocatable[name] for name, amount in requests.items() if amount > 0)
+    return max(node * share, node / pods)
 
 
 def eci_cost_per_pod(billed: Billed, *, eci: Eci, seconds: float) -> float:
@@ -63,14 +92,24 @@ def eci_estimate(billed: Billed) -> str:
     )
 
 
-def rank(feasible: Feasibility, *, pods: int, policy: Policy, eci: Eci) -> list[Option]:
-    """The group's options, best first, for `pods` pods still to place."""
+def rank(
+    feasible: Feasibility,
+    *,
+    pods: int,
+    policy: Policy,
+    eci: Eci,
+    shared: Container[str] = (),
+) -> list[Option]:
+    """The group's options, best first, for `pods` pods still to place; `shared`: the pools
+    other pod groups of this decision can use too (see `node_cost_per_pod`)."""
     seconds = policy.expected_run_seconds
     options = [
         Option(
             fit,
             fit.pool.boot_seconds,
-            fit.pool.price_per_hour * seconds / 3600 / max(1, min(fit.per_node, pods)),
+            node_cost_per_pod(
+                fit, feasible.requests, pods=pods, seconds=seconds, shared=fit.pool.id in shared
+            ),
         )
         for fit in feasible.pools
     ]

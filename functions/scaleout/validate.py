@@ -488,15 +488,20 @@ def _fingerprint(
         {
             "schema": DECIDE_SCHEMA,
             "cluster": cluster,
-            "pools": [{**vars(pool), "skipped": _skip_token(pool)} for pool in pools],
+            "pools": [{**_fields(pool), "skipped": _skip_token(pool)} for pool in pools],
             # The spec table follows cluster.region, already part of the id.
-            "eci": {k: v for k, v in vars(eci).items() if k != "specs"},
-            "policy": vars(policy),
+            "eci": {k: v for k, v in _fields(eci).items() if k != "specs"},
+            "policy": _fields(policy),
             "groups": [group.shape.key for group in groups],
         }
     )
     members = "\n".join(" ".join(map(uids.__getitem__, group.indices)) for group in groups)
     return f"{head}\n{members}"
+
+
+def _fields(value: Pool | Eci | Policy) -> dict[str, Any]:
+    # The model's classes are slotted (no __dict__ for vars()); canonical JSON sorts the keys.
+    return {name: getattr(value, name) for name in value.__slots__}
 
 
 def _skip_token(pool: Pool) -> str:
