@@ -148,9 +148,11 @@ class EventSink:
         burst: int = BURST,
         repeat_after_seconds: float = REPEAT_AFTER_SECONDS,
         remember: int = REMEMBER,
+        stop_seconds: float = STOP_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._writer = writer
+        self._stop_seconds = stop_seconds
         self._queue_size = queue_size
         self._concurrency = max(1, concurrency)
         self._bucket = TokenBucket(qps, burst, clock=clock)
@@ -227,10 +229,11 @@ class EventSink:
             # shielded: a caller cancelled while waiting must not cancel the writes
             await asyncio.shield(self._drain)
 
-    async def stop(self, seconds: float = STOP_SECONDS) -> None:
-        """Flush for at most `seconds`, then drop what is left (counted) and end the drain."""
+    async def stop(self, seconds: float | None = None) -> None:
+        """Flush for at most `seconds` (default: the sink's `stop_seconds`), then drop what is
+        left (counted) and end the drain."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await within(seconds, self.flush())
+            await within(self._stop_seconds if seconds is None else seconds, self.flush())
         drain, self._drain = self._drain, None
         if drain is not None and not drain.done():
             drain.cancel()
@@ -238,6 +241,7 @@ class EventSink:
                 await drain
         self.counters["dropped"] += len(self._queue)
         self._queue.clear()
+        log.info("event sink stopped", extra={"events": dict(self.counters)})
 
     # --- the background writes -----------------------------------------------------------------
 

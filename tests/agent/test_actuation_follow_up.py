@@ -10,13 +10,16 @@ from dataclasses import replace
 
 from agent.actuate.actuation import (
     PLACED_LABEL,
+    Actuator,
     ApplyResult,
     PodOutcome,
     PoolSkip,
     PoolWrite,
     follow_up_reason,
 )
-from agent.app.loop import placed_on_eci
+from agent.actuate.event_sink import EventSink
+from agent.app.loop import Agent, placed_on_eci
+from agent.decide.deciders import LocalDecider
 from agent.model import Snapshot
 from agent.sim.cloud.cs_api import scale_requests_of
 from tests.support.agent_world import World, config_for
@@ -78,3 +81,30 @@ def test_pods_placed_on_eci_and_not_yet_bound_count_as_ecis_and_are_not_decided_
     assert snapshot.eci_running_pods == 8
     untouched = Snapshot(pending=(waiting,), nodes=(), eci_running_pods=7)
     assert placed_on_eci(untouched) is untouched
+
+
+async def test_stopping_the_agent_stops_its_event_sink(world: World) -> None:
+    """Agent.run ends with its actuator's Events flushed within the sink's limit, the rest dropped
+    and counted: nothing left queued, no write left running after the agent."""
+    config = config_for(world)
+    pools = world.pool_client(config)
+    # one write at once, the next ~17 minutes later; stop() flushes for 0.2 s
+    sink = EventSink(world.kube, qps=0.001, burst=1, stop_seconds=0.2)
+    agent = Agent(
+        config,
+        kube=world.kube,
+        pools=pools,
+        decider=LocalDecider(),
+        actuator=Actuator(pools, world.kube, events=sink),
+        now=world.cluster.clock.now,
+    )
+    async with running(agent):
+        for i in range(3):
+            sink.record(
+                {"uid": f"u{i}", "namespace": "ray", "name": f"w{i}"},
+                reason="R",
+                message="m",
+                now="t",
+            )
+    assert (sink.counters["created"], sink.counters["dropped"], sink.queued) == (1, 2, 0)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "event-sink" and not t.done()]
