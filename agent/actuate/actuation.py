@@ -8,7 +8,9 @@ toleration, guarded by a `test` on the pod's resourceVersion; a refused patch (4
 the scheduler rewrote the pod's status since the snapshot) is followed by a re-read and the patch
 again while the decision still holds, a bounded number of times (`agent.actuate.eci_placement`);
 a pod that vanished, got bound or changed what the decision read is skipped, not an error. Pod
-Events say what happened, the way cluster-autoscaler's do. With a `PoolLock`, each pool write
+Events say what happened, the way cluster-autoscaler's do; they are handed to an `EventSink`
+(`agent.actuate.event_sink`), which writes them in the background, coalesced and rate-limited, so
+a round's cost is its decision and its cloud writes, not one API write per pod. With a `PoolLock`, each pool write
 happens under that pool's Lease, so two agents never interleave a read and a write of the same pool
 (CS has no compare-and-set, and a lowered desired can remove a node); a pool whose Lease stays busy
 is deferred, not dropped — its pods stay pending and the next round sees them. Per pool,
@@ -34,6 +36,8 @@ from typing import Any, Protocol
 from agent.actuate.eci_placement import ECI_PATCH_RETRIES, place_on_eci
 from agent.actuate.eci_placement import PLACED_LABEL as PLACED_LABEL
 from agent.actuate.eci_placement import eci_patch as eci_patch
+from agent.actuate.event_sink import COMPONENT as COMPONENT
+from agent.actuate.event_sink import EventSink, EventWriter
 from agent.actuate.pool_lock import PoolLock
 from agent.clients.cs import MAX_NODES_ADDED_PER_CALL, CloudCallError, NodePoolClient
 from agent.clients.kube import KubeError, KubeUnreachable
@@ -43,7 +47,6 @@ from functions.contract import ECI_TOLERATION as ECI_TOLERATION  # the patch's v
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "ray-ack-scaler"
 # A concurrent writer may lower desired between our read and our write; re-check a few times.
 MAX_LOWERED_REWRITES = 2
 # How long a pool whose scale-out failed stays marked (lastError: decisions skip it) after its
@@ -57,17 +60,15 @@ PLACED_ON_ECI_MESSAGE = (
 )
 
 
-class PodWriter(Protocol):
+class PodWriter(EventWriter, Protocol):
     """The pod calls actuation needs (agent.clients.kube.KubeClient provides them): the ECI patch,
-    the re-read of a pod whose patch was refused, and events."""
+    the re-read of a pod whose patch was refused, and (through the event sink) Events."""
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
 
     async def patch_pod_json(
         self, namespace: str, name: str, ops: list[dict[str, Any]]
     ) -> dict[str, Any]: ...
-
-    async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,6 @@ class ApplyResult:
     unplaceable: tuple[PodOutcome, ...] = ()
     # Left unplanned by the decision's time limit: still pending, decided again next round.
     deferred: tuple[PodOutcome, ...] = ()
-    events_failed: int = 0
     # ECI patches refused (409/422), sent again after a re-read, and pods given up on because they
     # still changed after the last retry (those are in eci_skipped too).
     eci_refused: int = 0
@@ -165,7 +165,6 @@ class ApplyResult:
                 {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.unplaceable
             ],
             "deferred": [f"{p.namespace}/{p.name}" for p in self.deferred],
-            "eventsFailed": self.events_failed,
             "eciRefused": self.eci_refused,
             "eciRetries": self.eci_retries,
             "eciGaveUp": self.eci_gave_up,
@@ -183,11 +182,10 @@ class _Tally:
     eci_failed: list[PodOutcome] = field(default_factory=list)
     unplaceable: list[PodOutcome] = field(default_factory=list)
     deferred: list[PodOutcome] = field(default_factory=list)
-    events_failed: int = 0
     eci_refused: int = 0
     eci_retries: int = 0
     eci_gave_up: int = 0
-    # Events to record once the round's writes are done: (pod, reason, message).
+    # Events to hand to the sink once the round's writes are sent: (pod, reason, message).
     events: list[tuple[Mapping[str, Any], str, str]] = field(default_factory=list)
 
 
@@ -242,23 +240,6 @@ def kube_event(
     }
 
 
-def pod_event(
-    pod: Mapping[str, Any], *, reason: str, message: str, now: str, event_type: str = "Normal"
-) -> dict[str, Any]:
-    """A core/v1 Event about `pod` (a request pod), as cluster-autoscaler records them."""
-    namespace = str(pod.get("namespace") or "default")
-    involved = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "namespace": namespace,
-        "name": pod.get("name", ""),
-        "uid": pod.get("uid", ""),
-    }
-    return kube_event(
-        involved, namespace, reason=reason, message=message, now=now, event_type=event_type
-    )
-
-
 class Actuator:
     """Applies replies for one cluster through the CS client and a pod writer."""
 
@@ -271,12 +252,16 @@ class Actuator:
         lock: PoolLock | None = None,
         eci_retries: int = ECI_PATCH_RETRIES,
         now: Callable[[], float] = time.time,
+        events: EventSink | None = None,
     ) -> None:
         """`lock` serialises pool writes with other agents; without it a concurrent agent's
         write can briefly lower desired (re-read and rewritten, but ACK may act on it).
         `eci_retries` bounds the re-reads of a pod whose ECI patch was refused; every pod call
-        (patch, re-read, event) takes one of `max_concurrent_pod_writes` slots. `now` (epoch
-        seconds, the cluster's clock) times a failed pool's backoff."""
+        (patch, re-read) takes one of `max_concurrent_pod_writes` slots. `now` (epoch seconds,
+        the cluster's clock) times a failed pool's backoff. `events` writes the pod Events (by
+        default a sink of its own over `pods`); `await actuator.events.flush()` waits for them,
+        `stop()` ends it when the agent stops."""
+        self.events = events if events is not None else EventSink(pods)
         self._pools = pools
         self._now = now
         self._lock = lock
@@ -296,8 +281,11 @@ class Actuator:
             "eci_patches_refused": 0,
             "eci_retries": 0,
             "eci_gave_up": 0,
-            "events_failed": 0,
         }
+
+    async def close(self) -> None:
+        """Write what the event sink still holds, for a few seconds at most; then stop it."""
+        await self.events.stop()
 
     @property
     def activity(self) -> Mapping[str, PoolActivity]:
@@ -323,7 +311,11 @@ class Actuator:
             if a.get("kind") == "place-on-eci"
             for uid in a.get("pods", ())
         }
-        await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
+        # ECI patches before pool raises: a raise can register new Nodes at once (the embedded
+        # ACK does; on ACK they come with their kubelets), the scheduler then rewrites every
+        # pending pod's condition, and every patch still to send is refused and costs a GET and
+        # a second PATCH (burst at x100: 500 refusals, a 5.6 s round, against none and 2.4 s).
+        # A pool waits for the patches only: seconds at most, against minutes of node boot.
         await asyncio.gather(
             *(
                 self._place(pods[uid], tally, dry_run=dry_run, reason=reason)
@@ -331,6 +323,7 @@ class Actuator:
                 if uid in pods
             )
         )
+        await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
         for item in reply.get("unplaceable", ()):
             pod = pods.get(item.get("pod", ""))
             if pod is None:
@@ -344,11 +337,10 @@ class Actuator:
             if not dry_run:
                 message = f"pod didn't trigger scale-up: {item.get('reason', '')}"
                 tally.events.append((pod, "NotTriggerScaleUp", message))
-        # The writes that serve pods first, then the Events that tell people about them: an ECI
-        # patch never waits behind an Event (the pod's status may change meanwhile).
-        await asyncio.gather(
-            *(self._event(pod, tally, reason=r, message=m, now=at) for pod, r, m in tally.events)
-        )
+        # The writes that serve pods first, then the Events that tell people about them — handed
+        # to the sink, not awaited: the next round never waits for them.
+        for pod, reason, message in tally.events:
+            self.events.record(pod, reason=reason, message=message, now=at)
         self._add_counts(tally, dry_run=dry_run)
         result = ApplyResult(
             decision_id=str(reply.get("decisionId", "")),
@@ -362,7 +354,6 @@ class Actuator:
             eci_failed=tuple(tally.eci_failed),
             unplaceable=tuple(tally.unplaceable),
             deferred=tuple(tally.deferred),
-            events_failed=tally.events_failed,
             eci_refused=tally.eci_refused,
             eci_retries=tally.eci_retries,
             eci_gave_up=tally.eci_gave_up,
@@ -588,24 +579,6 @@ class Actuator:
         tally.eci_placed.append(_outcome(pod))
         tally.events.append((pod, "PlacedOnECI", with_reason(PLACED_ON_ECI_MESSAGE, reason)))
 
-    # --- events --------------------------------------------------------------------------------
-
-    async def _event(
-        self, pod: Mapping[str, Any], tally: _Tally, *, reason: str, message: str, now: str
-    ) -> None:
-        async with self._pod_slots:
-            try:
-                await self._pods.create_event(
-                    str(pod.get("namespace") or "default"),
-                    pod_event(pod, reason=reason, message=message, now=now),
-                )
-            except (KubeError, KubeUnreachable) as exc:
-                # Events are for people; losing one must not fail the decision.
-                tally.events_failed += 1
-                log.info(
-                    "event not recorded", extra={"reason": reason, "error": type(exc).__name__}
-                )
-
     def _add_counts(self, tally: _Tally, *, dry_run: bool) -> None:
         if dry_run:
             return
@@ -619,7 +592,6 @@ class Actuator:
         self.counters["eci_patches_refused"] += tally.eci_refused
         self.counters["eci_retries"] += tally.eci_retries
         self.counters["eci_gave_up"] += tally.eci_gave_up
-        self.counters["events_failed"] += tally.events_failed
 
 
 # The words functions/scaleout/plan.py puts in an unplaceable reason when a per-decision cap, not capacity,
@@ -629,21 +601,28 @@ ECI_CAP = "ECI at maxPods"
 
 
 def follow_up_reason(result: ApplyResult) -> str:
-    """Why the next round should come soon rather than at the resync ("" when it need not): a pool
-    deferred behind another agent's Lease, pods left out only by a per-decision cap or by the
-    decision's time limit while this round made progress (so the next one is not a repeat), or
-    ECI placements given up on because the pods kept changing past the retry bound."""
+    """Why the next round should come at once rather than at the resync ("" when it need not): a
+    pool deferred behind another agent's Lease or CS's per-call cap; or a round that made
+    progress and left pods pending that the next round may serve — left out by the decision's
+    time limit, by a per-decision cap, by ECI's capacity (the ECI slots this decision counted on
+    may have gone to pods whose placement was then skipped), or skipped at placement (bound
+    elsewhere meanwhile, or changed); or ECI placements given up on because the pods kept
+    changing past the retry bound. Pods left out only because every pool is at its maximum or
+    the node quota is reached get no follow-up: the next round would decide the same."""
     if result.dry_run:
         return ""
     if result.pools_deferred:
         return "pool write deferred: " + result.pools_deferred[0].reason
-    if result.wrote_anything and result.deferred:
-        return f"decision deferred {len(result.deferred)} pod(s) at its time limit"
-    reasons = [p.reason for p in result.unplaceable]
-    if result.wrote_anything and any(DECISION_CAP in r for r in reasons):
-        return "maxNewNodesPerDecision reached"
-    if result.eci_placed and any(ECI_CAP in r for r in reasons):
-        return "ECI at maxPods"
+    if result.wrote_anything:
+        if result.deferred:
+            return f"decision deferred {len(result.deferred)} pod(s) at its time limit"
+        reasons = [p.reason for p in result.unplaceable]
+        if any(DECISION_CAP in r for r in reasons):
+            return "maxNewNodesPerDecision reached"
+        if any(ECI_CAP in r for r in reasons):
+            return "ECI at maxPods"
+        if result.eci_skipped:
+            return f"{len(result.eci_skipped)} ECI placement(s) skipped; their pods decided again"
     if result.eci_gave_up:
         return f"ECI placement gave up on {result.eci_gave_up} pods that kept changing"
     return ""

@@ -128,6 +128,14 @@ async def connect_agent(
             label="outcome",
             counts=lambda: actuator.counters,
         )
+        events = actuator.events
+        metrics.expose_counts(
+            "pod_events",
+            "Pod Events handed to the event sink, by what became of them (created, patched, "
+            "coalesced, unchanged, dropped, failed)",
+            label="outcome",
+            counts=lambda: events.counters,
+        )
         yield Agent(
             config,
             kube=kube,

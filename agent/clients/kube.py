@@ -281,6 +281,16 @@ class KubeClient:
             timeout=timeout,
         )
 
+    async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A JSON merge patch of a core/v1 Event (a repeat's count and lastTimestamp, as
+        client-go's event recorder bumps them); KubeError 404 when the Event has expired."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        await self._call(
+            lambda **kw: self._core.patch_namespaced_event(name, namespace, patch, **kw),
+            timeout=timeout,
+            _content_type=MERGE_PATCH,
+        )
+
     # --- leases (coordination.k8s.io/v1): one per node pool, so agents take turns writing it ----
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:

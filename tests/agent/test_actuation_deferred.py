@@ -27,7 +27,9 @@ async def test_deferred_pods_get_no_event_and_the_planned_ones_are_written() -> 
         reply = decide(request, deadline=cut)
         [action] = reply["actions"]
         assert sorted(action["pods"]) == ["big-0", "big-1"]
-        result = await world.actuator().apply(reply, request, dry_run=False)
+        actuator = world.actuator()
+        result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
         assert [w.to_desired for w in result.pools_written] == [action["toDesired"]]
         assert sorted(p.uid for p in result.deferred) == [f"small-{i}" for i in range(4)]
         assert result.unplaceable == ()

@@ -134,6 +134,7 @@ class TestPlacement:
         ]
 
         result = await world.actuator.apply(reply, request, dry_run=False)
+        await world.actuator.events.flush()
 
         assert [p.name for p in result.eci_placed] == ["w-1"]
         assert not result.eci_skipped and not result.eci_failed and not result.pools_written
@@ -156,6 +157,7 @@ class TestPlacement:
         reply, request = await world.decide()
         first = await world.actuator.apply(reply, request, dry_run=False)
         second = await world.actuator.apply(reply, request, dry_run=False)
+        await world.actuator.events.flush()
         assert len(first.eci_placed) == 1
         assert not second.eci_placed and len(second.eci_skipped) == 1
         reason = second.eci_skipped[0].reason
@@ -170,6 +172,7 @@ class TestPlacement:
         reply, request = await world.decide()
         rv = world.pod("w-1")["metadata"]["resourceVersion"]
         result = await world.actuator.apply(reply, request, dry_run=True)
+        await world.actuator.events.flush()
         assert [p.name for p in result.eci_placed] == ["w-1"] and result.dry_run
         assert world.pod("w-1")["metadata"]["resourceVersion"] == rv
         assert world.events("PlacedOnECI") == []
@@ -192,6 +195,7 @@ class TestVanishedOrChanged:
             namespace=NS,
         )
         result = await world.actuator.apply(reply, request, dry_run=False)
+        await world.actuator.events.flush()
         assert [p.name for p in result.eci_skipped] == ["w-1"]
         assert result.eci_skipped[0].reason.split()[0] in ("409", "422")
         assert "annotations changed since the decision" in result.eci_skipped[0].reason
@@ -208,6 +212,7 @@ class TestVanishedOrChanged:
         reply, request = await world.decide()
         world.sim.store.delete("pods", "w-1", namespace=NS)
         result = await world.actuator.apply(reply, request, dry_run=False)
+        await world.actuator.events.flush()
         assert [(p.name, p.reason.split()[0]) for p in result.eci_skipped] == [("w-1", "404")]
         assert [p.name for p in result.eci_placed] == ["w-2"]
         assert not result.eci_failed

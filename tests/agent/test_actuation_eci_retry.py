@@ -77,6 +77,9 @@ class CountingPods:
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._kube.create_event(namespace, body)
 
+    async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        await self._kube.patch_event(namespace, name, patch)
+
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
@@ -161,6 +164,7 @@ class TestStatusRewrittenAfterTheSnapshot:
         ), "the snapshot is stale"
 
         result = await world.actuator.apply(reply, request, dry_run=False)
+        await world.actuator.events.flush()
 
         assert [p.name for p in result.eci_placed] == ["w-1"]
         assert not result.eci_skipped and not result.eci_failed
@@ -192,6 +196,7 @@ class TestStatusRewrittenAfterTheSnapshot:
         actuator = Actuator(unreachable_cs(), pods)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         assert [p.name for p in result.eci_placed] == ["w-1"]
         assert (pods.patches, pods.gets) == (2, 1)
@@ -212,6 +217,7 @@ class TestStatusRewrittenAfterTheSnapshot:
         actuator = Actuator(unreachable_cs(), pods, max_concurrent_pod_writes=3)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         assert sorted(p.name for p in result.eci_placed) == sorted(names)
         assert (result.eci_refused, result.eci_retries) == (12, 12)
@@ -238,6 +244,7 @@ class TestDecisionNoLongerHolds:
         actuator = Actuator(unreachable_cs(), pods)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         assert not result.eci_placed and not result.eci_failed
         [skipped] = result.eci_skipped
@@ -266,6 +273,7 @@ class TestDecisionNoLongerHolds:
         actuator = Actuator(unreachable_cs(), pods)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         [skipped] = result.eci_skipped
         assert skipped.reason.startswith("404") and "gone" in skipped.reason
@@ -282,6 +290,7 @@ class TestDecisionNoLongerHolds:
         actuator = Actuator(unreachable_cs(), pods)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         [failed] = result.eci_failed
         assert failed.reason.startswith("422")
@@ -309,6 +318,7 @@ class TestRetryBound:
         actuator = Actuator(unreachable_cs(), pods, eci_retries=retries)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         assert (pods.patches, pods.gets) == (1 + retries, retries)
         assert not result.eci_placed and not result.eci_failed
@@ -339,6 +349,7 @@ class TestRetryBound:
         actuator = Actuator(unreachable_cs(), pods, eci_retries=0)
 
         result = await actuator.apply(reply, request, dry_run=False)
+        await actuator.events.flush()
 
         assert (pods.patches, pods.gets) == (1, 0)
         assert result.eci_gave_up == 1 and not result.eci_placed

@@ -65,6 +65,7 @@ class TestIdempotency:
             reply, request = await decide_for(world, SIX_PODS)
             actuator = world.actuator()
             result = await actuator.apply(reply, request, dry_run=True)
+            await actuator.events.flush()
             assert [(w.from_desired, w.to_desired) for w in result.pools_written] == [(1, 2)]
             assert world.desired_writes() == [] and world.events("TriggeredScaleUp") == []
             assert actuator.activity == {} and actuator.counters["pool_writes"] == 0
@@ -80,7 +81,9 @@ class TestEvents:
         [{np-cpu 1->2 (max: 20)}]; why: cost: ..."""
         async with cloud_world([pool_view("np-cpu", desired=1)]) as world:
             reply, request = await decide_for(world, SIX_PODS)
-            await world.actuator().apply(reply, request, dry_run=False)
+            actuator = world.actuator()
+            await actuator.apply(reply, request, dry_run=False)
+            await actuator.events.flush()
             events = world.events("TriggeredScaleUp")
             action = reply["actions"][0]
             assert sorted(e["involvedObject"]["uid"] for e in events) == sorted(action["pods"])
@@ -99,7 +102,9 @@ class TestEvents:
             reply, request = await decide_for(
                 world, [pending_pod("u-gpu", node_selector={"gpu": "a100"})]
             )
-            result = await world.actuator().apply(reply, request, dry_run=False)
+            actuator = world.actuator()
+            result = await actuator.apply(reply, request, dry_run=False)
+            await actuator.events.flush()
             [event] = world.events("NotTriggerScaleUp")
             assert event["involvedObject"]["uid"] == "u-gpu"
             assert event["message"].startswith("pod didn't trigger scale-up: ")
