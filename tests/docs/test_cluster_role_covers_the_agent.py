@@ -15,8 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from agent.actuate.event_sink import EventSink
 from agent.app.settings import AgentConfig
 from agent.app.wiring import connect_agent
+from agent.clients.kube import KubeClient
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.scenario import EciSpec, Scenario, load_scenario
 from tests.support.cluster import agent_config, pool_nodes, running
@@ -194,6 +196,35 @@ async def requests_of_an_eci_placement() -> set[Scoped]:
     return seen
 
 
+async def requests_of_a_repeated_pod_event() -> set[Scoped]:
+    """The agent's event sink saying the same thing about a pod twice, past its repeat window
+    (0 here, 5 minutes in the agent): a create, then a PATCH bumping the count."""
+    seen: set[Scoped] = set()
+    scenario = in_the_deployed_namespace(load_scenario("seed"))
+    async with EmbeddedAck(scenario, speed=SPEED, faults=False) as ack:
+        ack.cluster.request_listeners.append(lambda m, p: seen.add(scoped_rule(m, p)))
+        [pod] = [
+            p
+            for p in ack.cluster.store.list("pods", namespace=scenario.ray.namespace)[0]
+            if p["metadata"]["labels"].get("ray.io/node-type") == "head"
+        ]
+        ref = {
+            "namespace": scenario.ray.namespace,
+            **{k: pod["metadata"][k] for k in ("name", "uid")},
+        }
+        kube = await KubeClient.connect(api_url=ack.kubernetes_url)
+        try:
+            sink = EventSink(kube, repeat_after_seconds=0)
+            for now in ("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"):
+                sink.record(ref, reason="NotTriggerScaleUp", message="m", now=now)
+                await sink.flush()
+            await sink.stop()
+        finally:
+            await kube.close()
+        assert sink.counters["created"] == 1 and sink.counters["patched"] == 1
+    return seen
+
+
 def test_requests_map_to_rbac_verbs():
     """LIST, WATCH, GET by name, JSON patch and POST map as the API server's authorizer does."""
     assert rbac_rule("GET", "/api/v1/pods?labelSelector=a%3Db&limit=500") == ("pods", "list")
@@ -235,7 +266,11 @@ async def test_the_roles_grant_exactly_what_the_agent_uses():
     """Every request of a pool cycle and an ECI placement is granted; every grant is used in
     its own scope: a ClusterRole verb by a cluster-wide request (a namespaced use would need a
     Role only), a Role verb by a request in that Role's namespace."""
-    used = await requests_of_a_pool_cycle() | await requests_of_an_eci_placement()
+    used = (
+        await requests_of_a_pool_cycle()
+        | await requests_of_an_eci_placement()
+        | await requests_of_a_repeated_pod_event()
+    )
     granted = granted_rules()
     missing = {r for r in used if not allowed(r, granted)}
     assert not missing, f"the agent needs more than deploy/rbac.yaml grants: {missing}"
