@@ -258,7 +258,8 @@ def prepare_update(
     Through `status` (status_strategy.go) the old object is kept but for the new status —
     absent in the request, it is removed. Either way the result is defaulted and validated."""
     if subresource == "status":
-        result = copy_json(old)  # a copy: defaulting below must not touch the stored object
+        # a copy: defaulting below must not touch the stored object
+        result: dict[str, Any] = copy_json(old)
         if "status" in new:
             result["status"] = new["status"]
         else:
@@ -268,6 +269,7 @@ def prepare_update(
             "resourceVersion": (new.get("metadata") or {}).get("resourceVersion")
             or old["metadata"]["resourceVersion"],
         }
+        apply_defaults(result)
     else:
         result = dict(new)
         if "status" in old:
@@ -281,7 +283,6 @@ def prepare_update(
         if _content(result) != _content(old):
             generation += 1
         result["metadata"] = {**(result.get("metadata") or {}), "generation": generation}
-    apply_defaults(result)
     validate(result, _finalizer_causes(old, result))
     return result
 
