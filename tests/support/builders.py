@@ -239,3 +239,55 @@ def virtual_node(*, pods: str = "500") -> NodeState:
         labels={"type": "virtual-kubelet", "kubernetes.io/role": "agent"},
         taints=(ECI_TAINT,),
     )
+
+
+def build_test_raycluster(
+    name: str,
+    *,
+    namespace: str | None = None,
+    replicas: int = 1,
+    min_replicas: int = 0,
+    max_replicas: int = 10,
+    group: str = "cpu-workers",
+    finalizers: list[str] | None = None,
+) -> dict[str, Any]:
+    """A `ray.io/v1` RayCluster as a Helm chart would create it: a head group and one worker
+    group with `replicas` workers of 1 CPU / 2Gi."""
+    container = {
+        "name": "ray-worker",
+        "image": "rayproject/ray:2.40.0",
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
+    }
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    if finalizers is not None:
+        metadata["finalizers"] = finalizers
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": metadata,
+        "spec": {
+            "rayVersion": "2.40.0",
+            "enableInTreeAutoscaling": True,
+            "headGroupSpec": {
+                "rayStartParams": {},
+                "template": {
+                    "spec": {"containers": [{**container, "name": "ray-head"}]},
+                },
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": group,
+                    "replicas": replicas,
+                    "minReplicas": min_replicas,
+                    "maxReplicas": max_replicas,
+                    "rayStartParams": {},
+                    # present, so the autoscaler's json-patch `replace` of it applies (RFC 6902
+                    # refuses to replace a missing key)
+                    "scaleStrategy": {"workersToDelete": []},
+                    "template": {"spec": {"containers": [container]}},
+                }
+            ],
+        },
+    }

@@ -1,7 +1,8 @@
 """Request handling of the simulated Kubernetes API server: URL routing for core/v1,
-coordination.k8s.io/v1 and policy/v1, and the handlers — reads, paginated LISTs, WATCH, creates,
-updates, patches, graceful deletes (one object or a collection), eviction (PodDisruptionBudgets
-respected) and binding, each write also as a dry run — every failure an ApiError."""
+coordination.k8s.io/v1, policy/v1 and the ray.io/v1 custom resource, and the handlers — reads,
+paginated LISTs, WATCH, creates, updates, patches, graceful deletes (one object or a
+collection; finalizers honoured), eviction (PodDisruptionBudgets respected) and binding, each
+write also as a dry run — every failure an ApiError."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.faults import FaultPlan
-from agent.sim.kube import dry_run, namespace_lifecycle
+from agent.sim.kube import dry_run, finalizers, namespace_lifecycle, rayclusters
 from agent.sim.kube.disruption import admit_eviction
 from agent.sim.kube.list_pages import Snapshots, decode_continue, encode_continue
-from agent.sim.kube.patch import apply_patch, check_patch_type
+from agent.sim.kube.patch import CUSTOM_RESOURCE_PATCHES, apply_patch, check_patch_type
 from agent.sim.kube.selectors import Predicate, selector_predicate
 from agent.sim.kube.store import KINDS, NAMESPACED, ApiError, ObjectStore, copy_json, kind_of
 from agent.sim.kube.tables import table, wants_table
@@ -30,6 +31,7 @@ from agent.sim.kube.write_rules import (
     check_preconditions,
     check_version,
     graceful_delete,
+    name_problems,
     prepared_update,
     rfc3339,
     validate_budget,
@@ -40,12 +42,14 @@ _GROUPS: dict[str, frozenset[str]] = {
     "api/v1": frozenset({"pods", "nodes", "events", "namespaces"}),
     "apis/coordination.k8s.io/v1": frozenset({"leases"}),
     "apis/policy/v1": frozenset({"poddisruptionbudgets"}),
+    "apis/ray.io/v1": frozenset({rayclusters.PLURAL}),
 }
 _SUBRESOURCES: dict[str, frozenset[str]] = {
     "pods": frozenset({"status", "eviction", "binding"}),
     "nodes": frozenset({"status"}),
     "namespaces": frozenset({"status", "finalize"}),
     "poddisruptionbudgets": frozenset({"status"}),
+    rayclusters.PLURAL: frozenset({"status"}),  # the CRD's subresources: status only
 }
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -383,6 +387,9 @@ class ApiHandlers:
             obj["status"] = {}
         elif resource == "poddisruptionbudgets":
             validate_budget(obj)
+        elif resource == rayclusters.PLURAL:
+            name = str((obj.get("metadata") or {}).get("name") or "")
+            obj = rayclusters.prepare_create(obj, name_problems(name))
         return json_response(self._store.create(resource, obj, namespace=namespace), status=201)
 
     def update(
@@ -395,22 +402,34 @@ class ApiHandlers:
         check_version(resource, old, body)
         new = copy_json(body)
         new.setdefault("metadata", {})["name"] = name
-        return self._store.replace(
-            resource, prepared_update(resource, sub, old, new), namespace=namespace
-        )
+        return self._store_update(resource, namespace, prepared_update(resource, sub, old, new))
 
     async def patch(
         self, request: web.Request, resource: str, name: str, namespace: str | None, sub: str | None
     ) -> dict[str, Any]:
         body = await request.read()
-        check_patch_type(request.headers.get("Content-Type", ""))
+        content_type = request.headers.get("Content-Type", "")
+        # a custom resource takes no strategic merge patch (customresource_handler.go)
+        accepted = CUSTOM_RESOURCE_PATCHES if resource == rayclusters.PLURAL else None
+        check_patch_type(content_type, accepted)
         old = self._store.get(resource, name, namespace=namespace)
-        patched = apply_patch(old, request.headers.get("Content-Type", ""), body)
+        patched = apply_patch(old, content_type, body)
         check_name(patched, name, namespace)
         check_version(resource, old, patched)
-        return self._store.replace(
-            resource, prepared_update(resource, sub, old, patched), namespace=namespace
-        )
+        return self._store_update(resource, namespace, prepared_update(resource, sub, old, patched))
+
+    def _store_update(
+        self, resource: str, namespace: str | None, prepared: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store an update; one that took the last finalizer off an object being deleted
+        deletes it (the generic store's ShouldDeleteDuringUpdate), answering its last state.
+        Not a namespace: its own store also waits for spec.finalizers, which the namespace
+        controller empties and then deletes it (namespace_lifecycle.py)."""
+        stored = self._store.replace(resource, prepared, namespace=namespace)
+        if resource != "namespaces" and finalizers.finished(stored):
+            meta = stored["metadata"]
+            return self._store.delete(resource, meta["name"], namespace=meta.get("namespace"))
+        return stored
 
     def _delete_pod(
         self, request: web.Request, name: str, namespace: str, options: dict[str, Any]
@@ -440,9 +459,16 @@ class ApiHandlers:
             )
         current = self._store.get(resource, name, namespace=namespace)
         check_preconditions(current, options)
-        deleted = self._store.delete(resource, name, namespace=namespace)
-        uid = deleted["metadata"].get("uid")
-        return json_response(_success(details={"name": name, "kind": resource, "uid": uid}))
+        # finalizers hold the object: it is only marked, and answered as it now is
+        obj, gone = finalizers.delete_or_mark(self._store, resource, name, namespace, now=self._now)
+        if not gone:
+            return self._render(request, resource, obj)
+        details: dict[str, Any] = {"name": name, "kind": resource}
+        group = KINDS[resource][1].rpartition("/")[0]
+        if group:
+            details["group"] = group
+        details["uid"] = obj["metadata"].get("uid")
+        return json_response(_success(details=details))
 
     def delete_collection(
         self, request: web.Request, resource: str, namespace: str | None, body: Any
@@ -462,7 +488,9 @@ class ApiHandlers:
                     self._delete_pod(request, meta["name"], meta["namespace"], dict(options))
                 else:
                     check_preconditions(obj, options)
-                    self._store.delete(resource, meta["name"], namespace=meta.get("namespace"))
+                    finalizers.delete_or_mark(
+                        self._store, resource, meta["name"], meta.get("namespace"), now=self._now
+                    )
             except ApiError as error:
                 if error.code != 404:
                     raise

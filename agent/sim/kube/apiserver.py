@@ -107,7 +107,7 @@ def build_app(
     _add_discovery(app)
     app.router.add_route(
         "*",
-        "/{prefix:(api/v1|apis/coordination.k8s.io/v1|apis/policy/v1)}/{tail:.+}",
+        "/{prefix:(api/v1|apis/coordination.k8s.io/v1|apis/policy/v1|apis/ray.io/v1)}/{tail:.+}",
         server.dispatch,
     )
     app.cleanup_ctx.append(_background(DisruptionController(store, now=now or time.time).run))
@@ -128,6 +128,8 @@ _DOCUMENTS: dict[str, Callable[[], Any]] = {
     "/apis/coordination.k8s.io/v1": lambda: discovery.COORDINATION_V1,
     "/apis/policy": lambda: discovery.POLICY_GROUP,
     "/apis/policy/v1": lambda: discovery.POLICY_V1,
+    "/apis/ray.io": lambda: discovery.RAY_GROUP,
+    "/apis/ray.io/v1": lambda: discovery.RAY_V1,
     "/openapi/v3": openapi.openapi_v3_root,
 }
 

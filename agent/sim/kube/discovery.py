@@ -1,5 +1,5 @@
 """The discovery documents kubectl and client libraries read before anything else: /version,
-/api, /api/v1, /apis and the coordination.k8s.io and policy groups."""
+/api, /api/v1, /apis and the coordination.k8s.io, policy and ray.io groups."""
 
 from __future__ import annotations
 
@@ -139,6 +139,47 @@ POLICY_GROUP = {
 }
 
 
+# ray.io/v1 as apiextensions-apiserver's discovery controller (pkg/apiserver/
+# customresource_discovery_controller.go) lists a CRD's version: the verbs of every custom
+# resource in its order, the CRD's categories (KubeRay's: all), no short names, and the status
+# subresource. KubeRay's CRD also serves a deprecated v1alpha1, which is not modelled here.
+_CUSTOM_RESOURCE_VERBS = [
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+]
+RAY_V1 = {
+    "kind": "APIResourceList",
+    "apiVersion": "v1",
+    "groupVersion": "ray.io/v1",
+    "resources": [
+        _resource(
+            "rayclusters",
+            "raycluster",
+            "RayCluster",
+            namespaced=True,
+            verbs=_CUSTOM_RESOURCE_VERBS,
+            categories=["all"],
+        ),
+        _resource("rayclusters/status", "", "RayCluster", namespaced=True, verbs=_SUB),
+    ],
+}
+
+_RAY_VERSION = {"groupVersion": "ray.io/v1", "version": "v1"}
+RAY_GROUP = {
+    "kind": "APIGroup",
+    "apiVersion": "v1",
+    "name": "ray.io",
+    "versions": [_RAY_VERSION],
+    "preferredVersion": _RAY_VERSION,
+}
+
+
 def api_versions(server_address: str) -> dict[str, Any]:
     return {
         "kind": "APIVersions",
@@ -155,6 +196,6 @@ def api_groups() -> dict[str, Any]:
         "apiVersion": "v1",
         "groups": [
             {k: v for k, v in group.items() if k not in ("kind", "apiVersion")}
-            for group in (COORDINATION_GROUP, POLICY_GROUP)
+            for group in (COORDINATION_GROUP, POLICY_GROUP, RAY_GROUP)
         ],
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from agent.sim.kube import rayclusters
 from agent.sim.kube.api_fields import (
     INT_OR_STRING,
     KINDS,
@@ -169,32 +170,96 @@ def _info() -> dict[str, str]:
     return {"title": "Kubernetes", "version": VERSION["gitVersion"]}
 
 
-def _item_paths(group_version: str, *, v3: bool) -> dict[str, Any]:
-    """The item path of each kind, with what kubectl looks for: PATCH's query parameters
+def _patch_operation(group: str, version: str, kind: str, *, v3: bool) -> dict[str, Any]:
+    """An item path's PATCH, with what kubectl looks for: the query parameters
     `fieldValidation` and `dryRun` (kubectl's QueryParamVerifier) under its GVK."""
+    parameters = [
+        {"name": name, "in": "query", "description": text, "uniqueItems": True}
+        | ({"schema": {"type": "string"}} if v3 else {"type": "string"})
+        for name, text in (
+            ("fieldValidation", "Ignore, Warn or Strict: what to do with unknown fields."),
+            ("dryRun", "All: validate and admit the request without persisting it."),
+        )
+    ]
+    return {
+        "patch": {
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": kind},
+            "parameters": parameters,
+        }
+    }
+
+
+def _item_paths(group_version: str, *, v3: bool) -> dict[str, Any]:
+    """The item path of each kind, with its PATCH operation."""
     paths: dict[str, Any] = {}
     for definition, plural, namespaced in _GROUP_VERSIONS[group_version]:
         group, version, kind = KINDS[definition]
         scope = "/namespaces/{namespace}" if namespaced else ""
-        parameters = [
-            {"name": name, "in": "query", "description": text, "uniqueItems": True}
-            | ({"schema": {"type": "string"}} if v3 else {"type": "string"})
-            for name, text in (
-                ("fieldValidation", "Ignore, Warn or Strict: what to do with unknown fields."),
-                ("dryRun", "All: validate and admit the request without persisting it."),
-            )
-        ]
-        paths[f"/{group_version}{scope}/{plural}/{{name}}"] = {
-            "patch": {
-                "x-kubernetes-group-version-kind": {
-                    "group": group,
-                    "version": version,
-                    "kind": kind,
-                },
-                "parameters": parameters,
-            }
-        }
+        paths[f"/{group_version}{scope}/{plural}/{{name}}"] = _patch_operation(
+            group, version, kind, v3=v3
+        )
     return paths
+
+
+# -- the custom resource ---------------------------------------------------------------------
+# apiextensions-apiserver publishes a CRD's version as one OpenAPI v3 document
+# (pkg/controller/openapi/builder): the kind and its List named by the reversed group
+# (io.ray.v1.RayCluster), metadata a ref to ObjectMeta, the rest the CRD's schema. Here the
+# schema is rayclusters.SCHEMA, the part of KubeRay's that is modelled; every object keeps the
+# fields it does not describe (x-kubernetes-preserve-unknown-fields), as the server does.
+_CUSTOM_GROUP_VERSION = f"apis/{rayclusters.GROUP}/{rayclusters.VERSION}"
+_CUSTOM_DEFINITION = f"io.ray.{rayclusters.VERSION}.{rayclusters.KIND}"
+
+
+def _node_schema(node: rayclusters.Node) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": node.type}
+    if node.description:
+        schema["description"] = node.description
+    if node.default is not None:
+        schema["default"] = node.default
+    if node.properties:
+        schema["properties"] = {name: _node_schema(c) for name, c in node.properties.items()}
+    if node.required:
+        schema["required"] = list(node.required)
+    if node.items is not None:
+        schema["items"] = _node_schema(node.items)
+    if node.type == "object":
+        schema["x-kubernetes-preserve-unknown-fields"] = True
+    return schema
+
+
+def _custom_resource_v3() -> dict[str, Any]:
+    writer = _Writer("#/components/schemas/", wrap=True)
+    group, version, kind = rayclusters.GROUP, rayclusters.VERSION, rayclusters.KIND
+    cluster = _node_schema(rayclusters.SCHEMA)
+    cluster["properties"]["metadata"] = writer.ref(META + "ObjectMeta", "Standard object metadata.")
+    cluster["x-kubernetes-group-version-kind"] = [
+        {"group": group, "kind": kind, "version": version}
+    ]
+    listed = {
+        "description": f"A list of {kind} objects.",
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": writer.ref(META + "ListMeta", "Standard list metadata."),
+            "items": {"type": "array", "items": writer.ref(_CUSTOM_DEFINITION)},
+        },
+        "required": ["items"],
+        "x-kubernetes-group-version-kind": [
+            {"group": group, "kind": kind + "List", "version": version}
+        ],
+    }
+    schemas = _definitions(writer, _closure([META + "ObjectMeta", META + "ListMeta"]))
+    schemas[_CUSTOM_DEFINITION] = cluster
+    schemas[_CUSTOM_DEFINITION + "List"] = listed
+    path = f"/{_CUSTOM_GROUP_VERSION}/namespaces/{{namespace}}/{rayclusters.PLURAL}/{{name}}"
+    return {
+        "openapi": "3.0.0",
+        "info": _info(),
+        "paths": {path: _patch_operation(group, version, kind, v3=True)},
+        "components": {"schemas": schemas},
+    }
 
 
 def openapi_v2() -> dict[str, Any]:
@@ -213,11 +278,14 @@ def openapi_v2() -> dict[str, Any]:
 
 
 def openapi_v3_root() -> dict[str, Any]:
-    return {"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}"} for gv in _GROUP_VERSIONS}}
+    served = [*_GROUP_VERSIONS, _CUSTOM_GROUP_VERSION]
+    return {"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}"} for gv in served}}
 
 
 def openapi_v3(group_version: str) -> dict[str, Any] | None:
     """The OpenAPI 3.0 document of one group-version (e.g. "api/v1"), or None if not served."""
+    if group_version == _CUSTOM_GROUP_VERSION:
+        return _custom_resource_v3()
     kinds = _GROUP_VERSIONS.get(group_version)
     if kinds is None:
         return None

@@ -23,6 +23,13 @@ SERVER_SIDE_APPLY_REFUSED = (
 )
 
 
+# The media types a PATCH of a built-in type takes, and of a custom resource: apiextensions-
+# apiserver's customresource_handler.go offers JSON and merge patch (and apply) only, since a
+# custom resource has no Go struct tags to carry strategic merge keys.
+BUILT_IN_PATCHES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+CUSTOM_RESOURCE_PATCHES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
+
+
 class PatchFailed(Exception):
     """A well-formed JSON patch whose operation cannot apply to the document."""
 
@@ -350,19 +357,22 @@ def _strategic_list(current: Any, patch: list[Any], path: tuple[str, ...]) -> li
     return merged
 
 
-def check_patch_type(content_type: str) -> str:
+def check_patch_type(content_type: str, accepted: tuple[str, ...] | None = None) -> str:
     """The patch media type of a Content-Type (parameters such as charset ignored), or 415 —
     checked before the object is read, as handlers/patch.go does, so a server-side apply of an
-    object that does not exist yet gets the 415 too, not a 404."""
+    object that does not exist yet gets the 415 too, not a 404. `accepted` is the resource's
+    media types (BUILT_IN_PATCHES unless given; CUSTOM_RESOURCE_PATCHES for a custom
+    resource), named in the 415's message as negotiation.NewUnsupportedMediaTypeError does."""
+    accepted = accepted or BUILT_IN_PATCHES
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == APPLY_PATCH:
         raise ApiError(415, "UnsupportedMediaType", SERVER_SIDE_APPLY_REFUSED)
-    if kind not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+    if kind not in accepted:
         raise ApiError(
             415,
             "UnsupportedMediaType",
-            f"the body of the request was in an unknown format - accepted media types include: "
-            f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_MERGE_PATCH}, {APPLY_PATCH}",
+            "the body of the request was in an unknown format - accepted media types include: "
+            + ", ".join(accepted),
         )
     return kind
 

@@ -268,6 +268,9 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "leases": _COMMON,
     "poddisruptionbudgets": _COMMON,
+    # a custom resource selects by metadata.name and metadata.namespace only
+    # (apiextensions-apiserver registry/customresource strategy.go, GetAttrs)
+    "rayclusters": _COMMON,
 }
 
 

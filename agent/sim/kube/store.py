@@ -21,7 +21,9 @@ from typing import Any
 
 from agent.sim.kube.pod_defaults import default_pod
 
-NAMESPACED: frozenset[str] = frozenset({"pods", "events", "leases", "poddisruptionbudgets"})
+NAMESPACED: frozenset[str] = frozenset(
+    {"pods", "events", "leases", "poddisruptionbudgets", "rayclusters"}
+)
 
 # resource plural -> (kind, apiVersion)
 KINDS: dict[str, tuple[str, str]] = {
@@ -31,6 +33,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "namespaces": ("Namespace", "v1"),
     "leases": ("Lease", "coordination.k8s.io/v1"),
     "poddisruptionbudgets": ("PodDisruptionBudget", "policy/v1"),
+    # KubeRay's custom resource (rayclusters.py)
+    "rayclusters": ("RayCluster", "ray.io/v1"),
 }
 
 # policy/v1 PodDisruptionBudgetStatus as serialised before the disruption controller's first sync:

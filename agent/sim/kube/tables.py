@@ -1,12 +1,15 @@
 """meta.k8s.io Table rendering — the server-side printing kubectl asks for with
 `Accept: application/json;as=Table;...` — with the columns and cell text the apiserver's
-printers produce for pods, nodes, namespaces, events, leases and PodDisruptionBudgets."""
+printers produce for pods, nodes, namespaces, events, leases and PodDisruptionBudgets, and the
+additionalPrinterColumns of KubeRay's RayCluster CRD."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
+
+from agent.sim.kube import rayclusters
 
 Cells = Callable[[dict[str, Any], float], list[Any]]
 
@@ -483,6 +486,59 @@ def _budget_cells(budget: dict[str, Any], now: float) -> list[Any]:
     ]
 
 
+# -- custom resources ------------------------------------------------------------------------
+# apiextensions-apiserver's registry/customresource/tableconvertor: a Name column, then each of
+# the CRD's additionalPrinterColumns (described by its JSONPath when the CRD gives no
+# description); a cell is the value at the path, converted by the column's type (a date shown
+# as an age), or null when the path holds nothing.
+RAYCLUSTER_COLUMNS = [
+    _column(
+        "Name",
+        "string",
+        "Name must be unique within a namespace. Is required when creating resources, although "
+        "some resources may allow a client to request the generation of an appropriate name "
+        "automatically. Name is primarily intended for creation idempotence and configuration "
+        "definition. Cannot be updated. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+        fmt="name",
+    ),
+    *(
+        _column(
+            name,
+            type_,
+            f"Custom resource definition column (in JSONPath format): {path}",
+            priority=priority,
+        )
+        for name, type_, path, priority in rayclusters.PRINTER_COLUMNS
+    ),
+]
+
+
+def _json_path(obj: dict[str, Any], path: str) -> Any:
+    value: Any = obj
+    for key in path.strip(".").split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _raycluster_cells(cluster: dict[str, Any], now: float) -> list[Any]:
+    cells: list[Any] = [cluster["metadata"]["name"]]
+    for _, type_, path, _ in rayclusters.PRINTER_COLUMNS:
+        value = _json_path(cluster, path)
+        if value is None or isinstance(value, (dict, list)):
+            cells.append(None)
+        elif type_ == "date":
+            created = parse_timestamp(str(value))
+            cells.append("<unknown>" if created is None else human_duration(now - created))
+        elif type_ == "integer":
+            cells.append(value if isinstance(value, int) else None)
+        else:
+            cells.append(str(value))
+    return cells
+
+
 PRINTERS: dict[str, tuple[list[dict[str, Any]], Cells]] = {
     "pods": (POD_COLUMNS, _pod_cells),
     "nodes": (NODE_COLUMNS, _node_cells),
@@ -490,6 +546,7 @@ PRINTERS: dict[str, tuple[list[dict[str, Any]], Cells]] = {
     "events": (EVENT_COLUMNS, _event_cells),
     "leases": (LEASE_COLUMNS, _lease_cells),
     "poddisruptionbudgets": (BUDGET_COLUMNS, _budget_cells),
+    "rayclusters": (RAYCLUSTER_COLUMNS, _raycluster_cells),
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from agent.sim.kube import rayclusters
 from agent.sim.kube.api_fields import CORE, TYPES
 from agent.sim.kube.pod_updates import validate_pod_update
 from agent.sim.kube.store import ApiError, ObjectStore, conflict
@@ -84,7 +85,7 @@ _DNS_SUBDOMAIN_TEXT = (
 )
 
 
-def _name_problems(name: str) -> list[str]:
+def name_problems(name: str) -> list[str]:
     """Why `name` is not a DNS subdomain (none for an empty one: generateName fills it in)."""
     if not name:
         return []
@@ -101,7 +102,7 @@ def _name_problems(name: str) -> list[str]:
 def validate_new_pod(pod: dict[str, Any]) -> None:
     name = (pod.get("metadata") or {}).get("name") or ""
     spec = pod.get("spec") or {}
-    problems = _name_problems(name)
+    problems = name_problems(name)
     problems += [
         f"spec.{field}: Required value" for field in _POD_SPEC_REQUIRED if not spec.get(field)
     ]
@@ -207,6 +208,8 @@ def prepared_update(
     resource: str, subresource: str | None, old: dict[str, Any], new: dict[str, Any]
 ) -> dict[str, Any]:
     """What an update of `old` to `new` stores, by the endpoint's strategy; raises if invalid."""
+    if resource == rayclusters.PLURAL:  # a custom resource's strategy
+        return rayclusters.prepare_update(subresource, old, new)
     if subresource == "status":
         result = dict(old)
         result["status"] = new.get("status") or {}
