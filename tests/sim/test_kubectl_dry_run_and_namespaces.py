@@ -5,12 +5,12 @@ namespace's pods are gone; `apply --server-side` fails with the server's clear 4
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from agent.sim.cli import demo_node
+from tests.support.processes import outcome
 from tests.support.waiting import store_until
 
 POD_YAML = """apiVersion: v1
@@ -38,15 +38,7 @@ def run(kubectl):
     """`await run(*args)` → (exit code, stdout, stderr), bounded in time."""
 
     async def call(*args: str) -> tuple[int, str, str]:
-        process = await kubectl(*args)
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        return await outcome(await kubectl(*args))
 
     return call
 

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from agent.sim.kube.kubeconfig import write_kubeconfig
+from tests.support.processes import outcome
 
 NODE = "cn-hangzhou.172.16.0.17"
 
@@ -23,14 +24,7 @@ def run_kubectl(api_server, tmp_path, clean_env):
             "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache"), *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
         )  # fmt: skip
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        return await outcome(process)
 
     return run
 

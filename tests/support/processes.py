@@ -32,6 +32,20 @@ def run_module(
     )
 
 
+async def outcome(
+    process: asyncio.subprocess.Process, timeout: float = 30.0
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a started process once it ends; killed past `timeout`."""
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, (out or b"").decode(), (err or b"").decode()
+
+
 @contextlib.asynccontextmanager
 async def sim_serve(
     *args: str, env: dict[str, str], banner_timeout: float
