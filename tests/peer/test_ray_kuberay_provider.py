@@ -125,9 +125,11 @@ class Provider:
 def start_provider(ray_python: str, served: Served) -> Iterator[Any]:
     started: list[Provider] = []
 
-    def start(namespace: str, cluster: str, env: dict[str, str] | None = None) -> Provider:
+    def start(
+        namespace: str, cluster: str, env: dict[str, str] | None = None, **extra: str
+    ) -> Provider:
         chosen = served.info["kubernetes"]["rayKubeRayProvider"]["env"] if env is None else env
-        started.append(Provider(ray_python, chosen, namespace, cluster))
+        started.append(Provider(ray_python, {**chosen, **extra}, namespace, cluster))
         return started[-1]
 
     yield start
@@ -216,7 +218,10 @@ def test_the_provider_scales_a_worker_group_up_and_deletes_named_workers(
     head = operator.create_pod("head")
     first = operator.create_pod("worker")
 
-    provider = start_provider(namespace, name)
+    # as in KubeRay's autoscaler container (ray-operator/controllers/ray/common/pod.go): the head
+    # pod's name (the provider then lists pods at resourceVersionMatch=NotOlderThan its version)
+    # and the CRD version
+    provider = start_provider(namespace, name, RAY_HEAD_POD_NAME=head, KUBERAY_CRD_VER="v1")
     assert provider.first == {"ready": True}
     seen = provider.ok(op="nodes")
     assert seen["nodes"][head]["ray-node-type"] == "head"
