@@ -12,10 +12,18 @@ of the CR). No Ray GCS is needed: the v1 provider talks only to the Kubernetes A
 Commands: {"op": "nodes"}; {"op": "safe_to_scale"}; {"op": "create", "group": G, "count": N};
 {"op": "terminate", "nodes": [POD, ...]}. Answers: {"nodes": {POD: TAGS}} (after the step) and
 {"safe": BOOL} for safe_to_scale, or {"error": TEXT, "status": HTTP_STATUS_OR_NULL}.
+
+With a third argument `v2`: autoscaler v2's cloud provider (`KubeRayProvider`) instead, as its
+reconciler calls it (ray .../v2/instance_manager/reconciler.py): {"op": "instances"} (its sync
+with the API server, then idle-termination), {"op": "launch", "shape": {G: N}, "request": ID},
+{"op": "terminate", "ids": [POD, ...], "request": ID}; each answered with
+{"instances": {POD: [TYPE, KIND, RUNNING]}, "errors": [TEXT, ...]} (poll_errors after the step).
+Its one GCS call on these paths, the job table for idle termination, is answered by `NoJobs`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -60,17 +68,61 @@ def step(node_provider: KubeRayNodeProvider, command: dict[str, Any]) -> dict[st
     return {"nodes": {node: node_provider.node_tags(node) for node in nodes}}
 
 
+class NoJobs:
+    """Ray's GCS as the v2 provider's idle-termination check reads it, with no Ray running: no
+    job ever (GcsClient.get_all_job_info → {}), so the cluster counts as idle."""
+
+    def get_all_job_info(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+
+class V2:
+    """Autoscaler v2's KubeRayProvider behind the same `step` interface."""
+
+    def __init__(self, namespace: str, cluster: str) -> None:
+        from ray.autoscaler.v2.instance_manager.cloud_providers.kuberay.cloud_provider import (
+            KubeRayProvider,
+        )
+        from ray.autoscaler.v2.instance_manager.node_provider import NodeKind
+
+        self.kind_name = NodeKind.Name
+
+        self.provider = KubeRayProvider(cluster, {"namespace": namespace}, NoJobs())
+
+    def step(self, command: dict[str, Any]) -> dict[str, Any]:
+        op = command["op"]
+        if op == "launch":
+            self.provider.launch(command["shape"], command["request"])
+        elif op == "terminate":
+            self.provider.terminate(command["ids"], command["request"])
+        elif op != "instances":
+            raise ValueError(f"unknown op {op}")
+        instances = self.provider.get_non_terminated()
+        return {
+            "instances": {
+                key: [i.node_type, self.kind_name(i.node_kind).lower(), i.is_running]
+                for key, i in instances.items()
+            },
+            "errors": [str(error) for error in self.provider.poll_errors()],
+        }
+
+
 def main() -> None:
     namespace, cluster = sys.argv[1], sys.argv[2]
     try:
-        node_provider = provider(namespace, cluster)
-    except Exception as error:  # e.g. ValueError for an http:// host, reported, not raised
+        if sys.argv[3:] == ["v2"]:
+            v2 = V2(namespace, cluster)
+            run: Any = v2.step
+        else:
+            node_provider = provider(namespace, cluster)
+            run = functools.partial(step, node_provider)
+    except Exception as error:  # a provider that cannot be made: reported, not raised
         print(json.dumps({"error": f"{type(error).__name__}: {error}", "status": None}))
         return
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         try:
-            answer = step(node_provider, json.loads(line))
+            answer = run(json.loads(line))
         except requests.HTTPError as error:
             answer = {"error": str(error), "status": error.response.status_code}
         except Exception as error:

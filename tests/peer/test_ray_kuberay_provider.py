@@ -2,7 +2,10 @@
 `sim serve --tls`, pointed at it only through the environment the info JSON gives: it reads the
 RayCluster, scales a worker group up (json-patch of `replicas`, capped at `maxReplicas`) and down
 by name (`replicas` with `scaleStrategy.workersToDelete`), waits while named workers still run,
-then clears `workersToDelete`. Every outcome is asserted on the CR as the API server has it.
+then clears `workersToDelete`. Autoscaler v2's cloud provider does the same through launch and
+terminate, and applies idle termination: `spec.idleSuspend` by merge patch (policy Suspend), or a
+resourceVersion-tested json-patch adding its finalizer, then DELETE (policy Delete). Every
+outcome is asserted on the CR as the API server has it.
 
 No KubeRay operator runs here: the test plays it, creating and deleting the worker pods the way
 the operator would (labels and ownerReference below), so the provider's pod list follows the CR.
@@ -83,9 +86,11 @@ def namespace(api: client.ApiClient) -> str:
 class Provider:
     """The driver subprocess: one autoscaler step per `ask`, answered on one line."""
 
-    def __init__(self, python: str, env: dict[str, str], namespace: str, cluster: str) -> None:
+    def __init__(
+        self, python: str, env: dict[str, str], namespace: str, cluster: str, *version: str
+    ) -> None:
         self.process = subprocess.Popen(
-            [python, str(DRIVER), namespace, cluster],
+            [python, str(DRIVER), namespace, cluster, *version],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=client_environment(**env),
         )  # fmt: skip
@@ -126,10 +131,16 @@ def start_provider(ray_python: str, served: Served) -> Iterator[Any]:
     started: list[Provider] = []
 
     def start(
-        namespace: str, cluster: str, env: dict[str, str] | None = None, **extra: str
+        namespace: str,
+        cluster: str,
+        env: dict[str, str] | None = None,
+        *,
+        v2: bool = False,
+        **extra: str,
     ) -> Provider:
         chosen = served.info["kubernetes"]["rayKubeRayProvider"]["env"] if env is None else env
-        started.append(Provider(ray_python, {**chosen, **extra}, namespace, cluster))
+        version = ("v2",) if v2 else ()
+        started.append(Provider(ray_python, {**chosen, **extra}, namespace, cluster, *version))
         return started[-1]
 
     yield start
@@ -197,9 +208,13 @@ class Operator:
             self.core.delete_namespaced_pod(name, self.namespace)
 
 
-def create_raycluster(api: client.ApiClient, namespace: str, name: str, **fields: Any) -> None:
+def create_raycluster(
+    api: client.ApiClient, namespace: str, name: str, spec: Any = None, **fields: Any
+) -> None:
+    body = build_test_raycluster(name, **fields)
+    body["spec"].update(spec or {})
     client.CustomObjectsApi(api).create_namespaced_custom_object(
-        "ray.io", "v1", namespace, "rayclusters", build_test_raycluster(name, **fields)
+        "ray.io", "v1", namespace, "rayclusters", body
     )
 
 
@@ -299,3 +314,61 @@ def test_the_provider_refuses_a_plain_http_api_server(served, tmp_path, namespac
         answer = dialled.ask(op="nodes")
         assert answer["status"] is None
         assert "SSLError" in answer["error"], answer
+
+
+def test_the_v2_provider_launches_and_terminates_through_the_cr(api, namespace, start_provider):
+    """Autoscaler v2's KubeRayProvider: launch raises `replicas`, terminate names the worker in
+    `workersToDelete` with `replicas` one less."""
+    name = "raycluster-v2"
+    create_raycluster(api, namespace, name, replicas=1, max_replicas=10)
+    operator = Operator(api, namespace, name)
+    head = operator.create_pod("head")
+    first = operator.create_pod("worker")
+    provider = start_provider(namespace, name, v2=True, RAY_HEAD_POD_NAME=head)
+    seen = provider.ok(op="instances")
+    assert seen["instances"][first][:2] == [GROUP, "worker"]
+    assert seen["instances"][head][1] == "head"
+
+    assert provider.ok(op="launch", shape={GROUP: 2}, request="launch-1")["errors"] == []
+    assert operator.group()["replicas"] == 3
+    second = operator.create_pod("worker")
+    operator.create_pod("worker")
+
+    answer = provider.ok(op="terminate", ids=[second], request="terminate-1")
+    assert answer["errors"] == []
+    group = operator.group()
+    assert (group["replicas"], group["scaleStrategy"]["workersToDelete"]) == (2, [second])
+
+
+def test_the_v2_provider_suspends_an_idle_cluster_with_a_merge_patch(
+    api, namespace, start_provider
+):
+    """idleTerminationOptions policy Suspend, no job running: `{"spec":{"idleSuspend":true}}`
+    as a merge patch, which the provider reads back from the answer."""
+    name = "raycluster-idle"
+    idle = {"idleTerminationOptions": {"timeoutSeconds": 0, "policy": "Suspend"}}
+    create_raycluster(api, namespace, name, spec=idle, replicas=0)
+    operator = Operator(api, namespace, name)
+    operator.create_pod("head")
+    assert operator.cluster()["spec"].get("idleSuspend") is None
+    start_provider(namespace, name, v2=True).ok(op="instances")
+    assert operator.cluster()["spec"]["idleSuspend"] is True
+
+
+def test_the_v2_provider_deletes_an_idle_cluster_behind_its_finalizer(
+    api, namespace, start_provider
+):
+    """Policy Delete: a json-patch that tests metadata.resourceVersion and adds the cleanup
+    finalizer, then DELETE; the finalizer holds the CR, marked for deletion."""
+    name = "raycluster-gone"
+    idle = {"idleTerminationOptions": {"timeoutSeconds": 0, "policy": "Delete"}}
+    create_raycluster(api, namespace, name, spec=idle, replicas=0, finalizers=["example.com/keep"])
+    operator = Operator(api, namespace, name)
+    operator.create_pod("head")
+    start_provider(namespace, name, v2=True).ok(op="instances")
+    metadata = operator.cluster()["metadata"]
+    assert metadata["finalizers"] == [
+        "example.com/keep",
+        "ray.io/idle-termination-cleanup-finalizer",
+    ]
+    assert metadata["deletionTimestamp"]
