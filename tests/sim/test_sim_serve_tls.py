@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ from kubernetes import client, config, watch
 
 from tests.peer.serving import Served, sim_serve
 from tests.support.network import client_environment
+from tests.support.processes import REPO
 from tests.support.processes import sim_serve as sim_serve_async
 
 DEMO_NODE = "cn-hangzhou.172.16.0.10"  # the bare server's one node (agent/sim/cli.py)
@@ -170,3 +173,39 @@ async def test_temporary_credentials_go_when_the_server_stops(clean_env):
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
     assert not await asyncio.to_thread(directory.exists)
+
+
+async def test_the_agent_scales_a_scenario_served_over_https(tmp_path, clean_env):
+    """`sim serve --scenario seed --tls`, then `agent run --sim-info`: the agent's
+    kubernetes-asyncio client takes the CA and token from the kubeconfig, watches the pending
+    pods over HTTPS and a decision round scales the pool."""
+    info_path = tmp_path / "info.json"
+    async with sim_serve_async(
+        "--scenario", "seed", "--tls", "--speed", "20", "--info-out", str(info_path),
+        "--kubeconfig-out", str(tmp_path / "kubeconfig"), env=clean_env, banner_timeout=30,
+    ) as (serve, banner):  # fmt: skip
+        assert any(line.startswith("Simulated ACK cluster at https://") for line in banner)
+        agent = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", "run", "--sim-info", str(info_path),
+            "--ops-address", "127.0.0.1:0", cwd=REPO, env=clean_env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        seen: list[str] = []
+        try:
+
+            async def until_scaled() -> None:
+                assert agent.stdout is not None
+                while not any("decision round" in s and "outcome=scaled" in s for s in seen):
+                    line = await agent.stdout.readline()
+                    if not line:
+                        raise AssertionError("agent exited:\n" + "".join(seen))
+                    seen.append(line.decode())
+
+            await asyncio.wait_for(until_scaled(), 40)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                agent.send_signal(signal.SIGINT)
+            await asyncio.wait_for(agent.communicate(), 30)
+        serve.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(serve.wait(), 30) == 0
+    assert not any("[warning" in line or "[error" in line for line in seen), "".join(seen)
