@@ -100,7 +100,8 @@ def register(subparsers: Any) -> None:
         "--info-out",
         type=Path,
         help="where to write the info JSON: kubernetes url and kubeconfig; with --scenario also "
-        "the cs and fc endpoints, ids and keys",
+        "the cs and fc endpoints, ids and keys; with --tls the credential files and the "
+        "environment for Ray's KubeRay node provider",
     )
     serve.add_argument(
         "--tls",

@@ -73,7 +73,8 @@ class SimCluster:
 
     @property
     def url(self) -> str:
-        """The API server's base URL, e.g. http://127.0.0.1:41234 (after `start`)."""
+        """The API server's base URL, e.g. http://127.0.0.1:41234, or https:// after `serve_tls`
+        (once started)."""
         if self._url is None:
             raise RuntimeError("the simulated cluster is not started")
         return self._url
