@@ -4,6 +4,11 @@
 ECI, the Ray workload, and the CS and Function Compute emulators); `sim serve` alone serves a bare
 cluster with one Ready demo node. Either way it writes a kubeconfig and an info JSON saying where
 everything listens, prints how to watch the cluster, and exits 0 on SIGINT or SIGTERM.
+
+`--tls` serves the Kubernetes API over HTTPS with credentials made at start (a self-signed CA, a
+bearer token, a client certificate: agent.sim.kube.tls), written beside the kubeconfig, which
+then carries the CA and the token; the info JSON says how to point Ray's KubeRay node provider
+at the server. Plain http, with no credentials, stays the default.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from agent.catalog import allocatable_of, instance_type
 from agent.sim.cluster import SimCluster
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.kube.kubeconfig import write_kubeconfig
+from agent.sim.kube.tls import (
+    CredentialFiles,
+    ServingCredentials,
+    credentials_directory,
+    kuberay_provider_env,
+    remove,
+)
 from agent.sim.report import job_text
 from agent.sim.scenario import Scenario, ScenarioError, available_scenarios, load_scenario
 from agent.sim.world.nodes import ready_node
@@ -88,7 +100,14 @@ def register(subparsers: Any) -> None:
         "--info-out",
         type=Path,
         help="where to write the info JSON: kubernetes url and kubeconfig; with --scenario also "
-        "the cs and fc endpoints, ids and keys",
+        "the cs and fc endpoints, ids and keys; with --tls the credential files and the "
+        "environment for Ray's KubeRay node provider",
+    )
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the Kubernetes API over HTTPS with a CA, token and client certificate made "
+        "at start, written beside the kubeconfig (default: plain http, no credentials)",
     )
     serve.add_argument(
         "--no-demo-node",
@@ -131,7 +150,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if not args.scenario:
         if args.seed is not None or args.no_faults:
             return _fail("--seed and --no-faults need --scenario")
-        return asyncio.run(_serve_bare(args))
+        return asyncio.run(_serve_bare(args, _credentials(args)))
     if args.no_demo_node:
         return _fail("--no-demo-node is for a bare cluster; a scenario brings its own nodes")
     try:
@@ -147,7 +166,14 @@ def serve_command(args: argparse.Namespace) -> int:
         cs_port=args.cs_port,
         fc_port=args.fc_port,
     )
+    credentials = _credentials(args)
+    if credentials is not None:
+        ack.cluster.serve_tls(credentials)
     return asyncio.run(_serve_scenario(ack, args))
+
+
+def _credentials(args: argparse.Namespace) -> ServingCredentials | None:
+    return ServingCredentials.generate() if args.tls else None
 
 
 def _fail(message: str) -> int:
@@ -173,20 +199,28 @@ def demo_node() -> dict[str, Any]:
     )
 
 
-async def _serve_bare(args: argparse.Namespace) -> int:
+async def _serve_bare(args: argparse.Namespace, credentials: ServingCredentials | None) -> int:
     speed = BARE_SPEED if args.speed is None else args.speed
     cluster = SimCluster(speed=speed, port=args.port)
+    if credentials is not None:
+        cluster.serve_tls(credentials)
     if not args.no_demo_node:
         # created before the kubelet starts, so it is Ready by the time anyone is told to look
         cluster.store.create("nodes", demo_node())
     async with _until_signalled() as stop, cluster, _temporary_unless_asked(args) as path:
-        kubeconfig = write_kubeconfig(cluster.url, path(cluster.port))
+        kubeconfig = write_kubeconfig(
+            cluster.url,
+            path(cluster.port),
+            ca_pem=None if credentials is None else credentials.ca_pem,
+            token=None if credentials is None else credentials.token,
+        )
+        info: dict[str, Any] = {"kubernetes": {"url": cluster.url, "kubeconfig": str(kubeconfig)}}
+        files = _write_credentials(info, kubeconfig, credentials)
         if args.info_out:
-            _write_json(
-                args.info_out, {"kubernetes": {"url": cluster.url, "kubeconfig": str(kubeconfig)}}
-            )
+            _write_json(args.info_out, info)
         print(f"Simulated ACK cluster at {cluster.url} (speed {speed:g}x)")
         _print_watch_hints(kubeconfig)
+        _print_tls_hints(info, files)
         print("Stop with Ctrl-C.", flush=True)
         await stop.wait()
     print("Stopped.", flush=True)
@@ -198,12 +232,14 @@ async def _serve_scenario(ack: EmbeddedAck, args: argparse.Namespace) -> int:
     async with _until_signalled() as stop, ack, _temporary_unless_asked(args) as path:
         kubeconfig = ack.write_kubeconfig(path(ack.cluster.port))
         info = ack.info()
+        files = _write_credentials(info, kubeconfig, ack.cluster.tls)
         if args.info_out:
             _write_json(args.info_out, info)
         print(f"Simulated ACK cluster at {ack.kubernetes_url} (speed {ack.speed:g}x)")
         print(f"scenario {scenario.name}: {scenario.description or '(no description)'}")
         print(f"  {_workload_line(scenario)}")
         _print_watch_hints(kubeconfig)
+        _print_tls_hints(info, files)
         cs, fc = info["cs"], info["fc"]
         print(f"CS API:           {cs['url']} (cluster {cs['clusterId']}, region {cs['regionId']})")
         print(
@@ -262,6 +298,36 @@ async def _temporary_unless_asked(
     finally:
         for path in made:
             path.unlink(missing_ok=True)
+            _remove_credentials(path)
+
+
+def _write_credentials(
+    info: dict[str, Any], kubeconfig: Path, credentials: ServingCredentials | None
+) -> CredentialFiles | None:
+    """With --tls: write the credential files beside the kubeconfig, and say in `info` where
+    they are and how Ray's KubeRay node provider is pointed at the server with them."""
+    if credentials is None:
+        return None
+    files = credentials.write(credentials_directory(kubeconfig))
+    kubernetes = info["kubernetes"]
+    kubernetes["tls"] = {
+        "ca": str(files.ca),
+        "token": str(files.token),
+        "clientCert": str(files.client_cert),
+        "clientKey": str(files.client_key),
+    }
+    kubernetes["rayKubeRayProvider"] = {
+        "env": kuberay_provider_env(kubernetes["url"], files),
+        "about": "the environment of Ray's KubeRay node provider "
+        "(ray.autoscaler._private.kuberay.node_provider): API address, CA and client "
+        "certificate; it reads the token only from the in-pod path "
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    }
+    return files
+
+
+def _remove_credentials(kubeconfig: Path) -> None:
+    remove(CredentialFiles.at(credentials_directory(kubeconfig)))
 
 
 def _print_watch_hints(kubeconfig: Path) -> None:
@@ -269,6 +335,15 @@ def _print_watch_hints(kubeconfig: Path) -> None:
     print("Watch it with:")
     print(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
     print(f"  kubectl --kubeconfig {kubeconfig} get node -w")
+
+
+def _print_tls_hints(info: dict[str, Any], files: CredentialFiles | None) -> None:
+    if files is None:
+        return
+    print(f"TLS credentials:  {files.directory} (ca.crt, token, client.crt, client.key)")
+    print("Ray's KubeRay node provider reaches it with:")
+    env = info["kubernetes"]["rayKubeRayProvider"]["env"]
+    print("  " + " ".join(f"{name}={value}" for name, value in env.items()))
 
 
 def _workload_line(scenario: Scenario) -> str:

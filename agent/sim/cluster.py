@@ -18,7 +18,9 @@ from aiohttp import web
 
 from agent.sim.faults import FaultPlan
 from agent.sim.kube.apiserver import build_app
+from agent.sim.kube.authn import authenticator
 from agent.sim.kube.store import ApiError, ObjectStore
+from agent.sim.kube.tls import ServingCredentials
 from agent.sim.world.clock import SimClock
 from agent.sim.world.kubelet import Kubelet
 from agent.sim.world.node_lifecycle import NodeLifecycle
@@ -65,12 +67,14 @@ class SimCluster:
         self._started: list[SimComponent] = []
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self.tls: ServingCredentials | None = None
         for name in namespaces:
             self.add_namespace(name)
 
     @property
     def url(self) -> str:
-        """The API server's base URL, e.g. http://127.0.0.1:41234 (after `start`)."""
+        """The API server's base URL, e.g. http://127.0.0.1:41234, or https:// after `serve_tls`
+        (once started)."""
         if self._url is None:
             raise RuntimeError("the simulated cluster is not started")
         return self._url
@@ -85,6 +89,13 @@ class SimCluster:
             raise RuntimeError("add components before the cluster starts")
         self._components.append(component)
         return component
+
+    def serve_tls(self, credentials: ServingCredentials) -> None:
+        """Serve the API over HTTPS with these credentials, and ask every request for them (a
+        client certificate or the bearer token: agent.sim.kube.authn). Before `start`."""
+        if self._runner is not None:
+            raise RuntimeError("choose TLS before the cluster starts")
+        self.tls = credentials
 
     def add_namespace(self, name: str) -> None:
         """Create a namespace (default, kube-system, kube-public and kube-node-lease always exist)."""
@@ -101,6 +112,9 @@ class SimCluster:
             now=self.clock.now,
             request_listeners=self.request_listeners,
         )
+        if self.tls is not None:
+            # outermost: a request without credentials reaches neither the logs nor the faults
+            app.middlewares.insert(0, authenticator(self.tls.token))
         # Watches never end on their own: on stop, give open requests a moment, then cancel them
         # (handler_cancellation) instead of aiohttp's default wait of a minute.
         runner = web.AppRunner(
@@ -109,9 +123,11 @@ class SimCluster:
         await runner.setup()
         self._runner = runner
         try:
-            site = web.TCPSite(runner, self._host, self._port)
+            context = None if self.tls is None else self.tls.server_context()
+            site = web.TCPSite(runner, self._host, self._port, ssl_context=context)
             await site.start()
-            self._url = f"http://{self._host}:{runner.addresses[0][1]}"
+            scheme = "http" if context is None else "https"
+            self._url = f"{scheme}://{self._host}:{runner.addresses[0][1]}"
             builtin: list[SimComponent] = [self.scheduler, self.kubelet, self.node_lifecycle]
             for component in (*builtin, *self._components):
                 await component.start()

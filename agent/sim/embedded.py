@@ -241,7 +241,13 @@ class EmbeddedAck:
 
     def write_kubeconfig(self, path: str | Path) -> Path:
         """Write a kubeconfig for the API server; `info()` reports the latest path written."""
-        self.kubeconfig_path = write_kubeconfig(self.kubernetes_url, path)
+        tls = self.cluster.tls  # with `sim serve --tls`: the CA to trust and the token to send
+        self.kubeconfig_path = write_kubeconfig(
+            self.kubernetes_url,
+            path,
+            ca_pem=None if tls is None else tls.ca_pem,
+            token=None if tls is None else tls.token,
+        )
         return self.kubeconfig_path
 
     def info(self) -> dict[str, Any]:

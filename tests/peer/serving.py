@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.network import client_environment
 from tests.support.processes import REPO
@@ -21,10 +22,12 @@ START_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Served:
-    """Where a running `sim serve` listens: its API URL and the kubeconfig it wrote."""
+    """Where a running `sim serve` listens: its API URL, the kubeconfig it wrote and its whole
+    info JSON (with --tls: where the credentials are, and the Ray provider's environment)."""
 
     url: str
     kubeconfig: Path
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -51,7 +54,7 @@ def sim_serve(workdir: Path, *args: str) -> Iterator[Served]:
             time.sleep(0.05)
         # sim serve writes it whole (renamed into place) after the kubeconfig, once it listens
         info = json.loads(info_path.read_text())
-        yield Served(url=info["kubernetes"]["url"], kubeconfig=kubeconfig)
+        yield Served(url=info["kubernetes"]["url"], kubeconfig=kubeconfig, info=info)
     finally:
         process.kill()
         process.wait(timeout=10)
