@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from agent.sim.kube.store import ApiError, ObjectStore
