@@ -176,6 +176,24 @@ def _preference(capacity: Mapping[str, int], demand: Mapping[str, int]) -> tuple
     return wasted_gpu, unused_custom, capacity.get("CPU", 0)
 
 
+def _preferences(demand: Mapping[str, int]) -> Callable[[Mapping[str, int]], tuple[int, int, int]]:
+    """`_preference` for one demand, computed once per capacity: workers of a group share
+    their capacity mapping, so thousands of workers cost a few computations."""
+    known: dict[int, tuple[int, int, int]] = {}
+
+    def rank(capacity: Mapping[str, int]) -> tuple[int, int, int]:
+        key = id(capacity)
+        if key not in known:
+            known[key] = _preference(capacity, demand)
+        return known[key]
+
+    return rank
+
+
+def _has_room(room: Mapping[str, int]) -> bool:
+    return any(amount > 0 for amount in room.values())
+
+
 def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
     """Whether the autoscaler keeps this demand off a worker with GPUs (it needs none)."""
     return capacity.get("GPU", 0) > 0 and not demand.get("GPU")
@@ -410,11 +428,18 @@ class RayDriver:
         queued = self._queued_by_shape()
         if not queued:
             return
-        ready = [w for w in self._workers.values() if w.phase == "Running" and not w.deleting]
+        # full workers can take nothing (rooms only shrink here): leaving them out keeps a tick
+        # cheap when most of thousands of workers are busy
+        ready = [
+            w
+            for w in self._workers.values()
+            if w.phase == "Running" and not w.deleting and _has_room(w.room)
+        ]
         for tasks in queued.values():
             demand = tasks[0].demand
+            rank = _preferences(demand)
             # best homes first, so CPU-only work leaves GPU and special workers alone
-            for worker in sorted(ready, key=lambda w: (_preference(w.capacity, demand), w.name)):
+            for worker in sorted(ready, key=lambda w: (rank(w.capacity), w.name)):
                 if not tasks:
                     break
                 count = min(len(tasks), _how_many(worker.room, demand))
@@ -560,7 +585,9 @@ class RayDriver:
         # Capacity already asked for absorbs demand first: the workers there (Pending ones
         # included) and the replicas the operator has not created pods for yet.
         free = [
-            (w.capacity, dict(w.room)) for _, w in sorted(self._workers.items()) if not w.deleting
+            (w.capacity, dict(w.room))
+            for _, w in sorted(self._workers.items())
+            if not w.deleting and _has_room(w.room)  # a full worker absorbs nothing
         ]
         live = dict.fromkeys(self._replicas, 0)
         for worker in self._workers.values():
@@ -608,7 +635,8 @@ class RayDriver:
     ) -> int:
         """Pack `count` copies of `demand` into `free`, best homes first; returns how many are
         left."""
-        for capacity, room in sorted(free, key=lambda entry: _preference(entry[0], demand)):
+        rank = _preferences(demand)
+        for capacity, room in sorted(free, key=lambda entry: rank(entry[0])):
             if count == 0:
                 break
             if _avoids_gpu(capacity, demand):
