@@ -72,7 +72,7 @@ def desired_replicas(group: Mapping[str, Any]) -> int:
     if group.get("suspend"):
         return 0
     low = int(group.get("minReplicas") or 0)
-    high = int(group.get("maxReplicas") if group.get("maxReplicas") is not None else INT32_MAX)
+    high = INT32_MAX if group.get("maxReplicas") is None else int(group["maxReplicas"])
     replicas = group.get("replicas")
     wanted = low if replicas is None or replicas < low else min(int(replicas), high)
     return wanted * max(1, int(group.get("numOfHosts") or 1))
@@ -286,8 +286,8 @@ class KubeRayOperator:
                 return True  # "delete N unhealthy worker Pods": no creates this time
             deleted: set[str] = set()
             for pod_name in (group.get("scaleStrategy") or {}).get("workersToDelete") or ():
-                pod = next((p for p in members if p["metadata"]["name"] == pod_name), None)
-                if pod is not None and self._delete(pod):
+                named = [p for p in members if p["metadata"]["name"] == pod_name]
+                if named and self._delete(named[0]):
                     deleted.add(pod_name)
             waiting |= deleted
             remaining = [p for p in members if p["metadata"]["name"] not in deleted]

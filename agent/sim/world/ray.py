@@ -492,14 +492,13 @@ class RayDriver:
         *,
         body: Any = None,
         ok: tuple[int, ...] = (200,),
-        **headers: str,
+        content_type: str = "application/json",
     ) -> dict[str, Any]:
         """One request to the API server; a status not in `ok` raises (requests'
         raise_for_status in the provider's client)."""
         assert self._session is not None
         data = None if body is None else json.dumps(body)
-        if data is not None and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
+        headers = {} if data is None else {"Content-Type": content_type}
         async with self._session.request(
             method, self._api_url() + path, data=data, headers=headers
         ) as response:
@@ -517,7 +516,7 @@ class RayDriver:
     async def _patch(self, payload: list[dict[str, Any]]) -> dict[str, Any]:
         """KubeRayNodeProvider._submit_raycluster_patch: a json-patch of the RayCluster."""
         return await self._request(
-            "PATCH", self._cluster_path(), body=payload, **{"Content-Type": JSON_PATCH}
+            "PATCH", self._cluster_path(), body=payload, content_type=JSON_PATCH
         )
 
     def _read_replicas(self, raycluster: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -593,9 +592,9 @@ class RayDriver:
         for worker in self._workers.values():
             if not worker.deleting:
                 live[worker.group] += 1
-        for group, replicas in self._replicas.items():
-            capacity = self._logical[group]
-            free.extend((capacity, dict(capacity)) for _ in range(replicas - live[group]))
+        for name, replicas in self._replicas.items():
+            capacity = self._logical[name]
+            free.extend((capacity, dict(capacity)) for _ in range(replicas - live[name]))
         added = dict.fromkeys(self._replicas, 0)
         for tasks in self._queued_by_shape().values():
             demand = tasks[0].demand
