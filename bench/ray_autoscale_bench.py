@@ -1,7 +1,9 @@
 """The simulated Ray autoscaler's replica computation at scale: CPU time of one autoscaler update's
 target computation (`RayDriver._targets`: queued demand packed on the workers there, the rest
 turned into replicas, idle workers picked) and of one scheduler tick (`RayDriver.step`), with N
-worker pods mostly busy, a queue of waiting tasks in a few shapes, over three worker groups.
+worker pods mostly busy, a queue of waiting tasks in a few shapes, over three worker groups;
+and of one reconcile of the KubeRay operator stand-in with N worker pods in the store and
+nothing to change (its steady-state cost, paid at most once per `operatorDelaySeconds`).
 
 The driver's state is built directly (no API server, no pods): this measures the workload
 model's own cost, which shares the event loop with the agent in dev mode.
@@ -17,6 +19,7 @@ import time
 
 from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
+from agent.sim.world.kuberay_operator import KubeRayOperator
 from agent.sim.world.ray import (
     JobSpec,
     RayClusterSpec,
@@ -26,6 +29,7 @@ from agent.sim.world.ray import (
     _Task,
     _Worker,
 )
+from agent.sim.world.raycluster_spec import manifest
 
 GROUPS = (
     WorkerGroupSpec(name="small", requests={"cpu": "2", "memory": "4Gi"}, max_replicas=100_000),
@@ -81,6 +85,20 @@ def build(workers: int, queued: int) -> RayDriver:
     return driver
 
 
+def operator_world(workers: int) -> KubeRayOperator:
+    """A stored RayCluster whose groups want exactly the N worker pods (and the head) there."""
+    clock = SimClock(speed=1, start=0.0)
+    store = ObjectStore(now=clock.iso)
+    spec = RayClusterSpec(name="bench", worker_groups=GROUPS)
+    body = manifest(spec)
+    for index, group in enumerate(body["spec"]["workerGroupSpecs"]):
+        group["replicas"] = workers // len(GROUPS) + (index < workers % len(GROUPS))
+    store.create("rayclusters", body, namespace="default")
+    operator = KubeRayOperator(store, clock)
+    operator.reconcile("default", "bench")  # creates the pods
+    return operator
+
+
 def timed(call, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
     times = []
     for _ in range(repeat):
@@ -103,10 +121,14 @@ def main() -> None:
     for _ in range(args.repeat):
         fresh = build(args.workers, args.queued)
         steps += timed(lambda d=fresh: d.step(30.0), 1)
+    operator = operator_world(args.workers)
+    reconciles = timed(lambda: operator.reconcile("default", "bench"), args.repeat)
     print(
         f"workers={args.workers} queued={args.queued}: "
         f"_targets median {statistics.median(targets):.1f} ms (min {min(targets):.1f}), "
-        f"step median {statistics.median(steps):.1f} ms (min {min(steps):.1f})"
+        f"step median {statistics.median(steps):.1f} ms (min {min(steps):.1f}), "
+        f"operator reconcile median {statistics.median(reconciles):.1f} ms "
+        f"(min {min(reconciles):.1f})"
     )
 
 

@@ -47,7 +47,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from agent.sim.kube.store import _NAME_ALPHABET, ApiError, ObjectStore, Subscription, copy_json
+from agent.sim.kube.store import ApiError, ObjectStore, Subscription, copy_json
 from agent.sim.world.clock import SimClock
 from agent.sim.world.nodes import delete_pod_gracefully
 from agent.sim.world.raycluster_spec import OPERATOR_DELAY_SECONDS
@@ -62,6 +62,9 @@ DASHBOARD_AGENT_PORT = "52365"  # utils.DefaultDashboardAgentListenPort
 HEAD_PORT = "6379"
 ENDED = ("Failed", "Succeeded")
 INT32_MAX = 2147483647
+# generateName's suffix characters (k8s.io/apimachinery/pkg/util/rand: alphanums, no vowels and
+# no look-alike digits)
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -258,46 +261,56 @@ class KubeRayOperator:
         return False
 
     def _reconcile_workers(self, cluster: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
-        meta, spec = cluster["metadata"], cluster["spec"]
-        namespace, name = meta["namespace"], meta["name"]
-        present = {p["metadata"]["name"] for p in pods}
-        for group in spec.get("workerGroupSpecs") or ():
-            group_name = str(group.get("groupName"))
-            expected = (namespace, name, group_name)
-            waiting = self._deleting.get(expected, set()) & present
-            self._deleting[expected] = waiting
-            if waiting:
-                continue  # the scale expectations: its deletions are not done yet
-            members = [
-                p
-                for p in pods
-                if self._type(p) == "worker"
-                and (p["metadata"].get("labels") or {}).get("ray.io/group") == group_name
-            ]
-            if group.get("suspend"):
-                for pod in members:
-                    self._delete(pod)
-                continue
-            unhealthy = [p for p in members if (p.get("status") or {}).get("phase") in ENDED]
-            if unhealthy:
-                for pod in unhealthy:
-                    self._delete(pod)
-                    waiting.add(pod["metadata"]["name"])
-                return True  # "delete N unhealthy worker Pods": no creates this time
-            deleted: set[str] = set()
-            for pod_name in (group.get("scaleStrategy") or {}).get("workersToDelete") or ():
-                named = [p for p in members if p["metadata"]["name"] == pod_name]
-                if named and self._delete(named[0]):
+        by_group: dict[str, list[dict[str, Any]]] = {}  # worker pods by ray.io/group, one pass
+        for pod in pods:
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get("ray.io/node-type") == "worker":
+                by_group.setdefault(str(labels.get("ray.io/group")), []).append(pod)
+        for group in cluster["spec"].get("workerGroupSpecs") or ():
+            members = by_group.get(str(group.get("groupName")), [])
+            if self._reconcile_group(cluster, group, members):
+                return True
+        return False
+
+    def _reconcile_group(
+        self, cluster: dict[str, Any], group: Mapping[str, Any], members: list[dict[str, Any]]
+    ) -> bool:
+        """One worker group; returns whether the reconcile ends here with an error."""
+        meta = cluster["metadata"]
+        group_name = str(group.get("groupName"))
+        expected = (meta["namespace"], meta["name"], group_name)
+        waiting = self._deleting.get(expected, set())
+        if waiting:
+            waiting &= {p["metadata"]["name"] for p in members}
+        if waiting:
+            return False  # the scale expectations: its deletions are not done yet
+        self._deleting[expected] = waiting
+        if group.get("suspend"):
+            for pod in members:
+                self._delete(pod)
+            return False
+        unhealthy = [p for p in members if (p.get("status") or {}).get("phase") in ENDED]
+        if unhealthy:
+            for pod in unhealthy:
+                self._delete(pod)
+                waiting.add(pod["metadata"]["name"])
+            return True  # "delete N unhealthy worker Pods": no creates this time
+        deleted: set[str] = set()
+        named = (group.get("scaleStrategy") or {}).get("workersToDelete") or ()
+        if named:
+            by_name = {p["metadata"]["name"]: p for p in members}
+            for pod_name in named:
+                if pod_name in by_name and self._delete(by_name[pod_name]):
                     deleted.add(pod_name)
-            waiting |= deleted
-            remaining = [p for p in members if p["metadata"]["name"] not in deleted]
-            diff = desired_replicas(group) - len(remaining)
-            for _ in range(diff):
-                self._create_pod(cluster, "worker", group, group_name)
-            if diff < 0 and not spec.get("enableInTreeAutoscaling"):
-                for pod in remaining[:-diff]:
-                    if self._delete(pod):
-                        waiting.add(pod["metadata"]["name"])
+        waiting |= deleted
+        remaining = [p for p in members if p["metadata"]["name"] not in deleted]
+        diff = desired_replicas(group) - len(remaining)
+        for _ in range(diff):
+            self._create_pod(cluster, "worker", group, group_name)
+        if diff < 0 and not cluster["spec"].get("enableInTreeAutoscaling"):
+            for pod in remaining[:-diff]:
+                if self._delete(pod):
+                    waiting.add(pod["metadata"]["name"])
         return False
 
     # -- pods ---------------------------------------------------------------------------------
@@ -380,7 +393,7 @@ class KubeRayOperator:
         """The name generateName would give (5 characters of the API server's alphabet),
         drawn from the operator's seeded random so a seed gives the same names."""
         while True:
-            candidate = prefix + "".join(self._rng.choice(_NAME_ALPHABET) for _ in range(5))
+            candidate = prefix + "".join(self._rng.choice(NAME_ALPHABET) for _ in range(5))
             try:
                 self._store.get("pods", candidate, namespace=namespace)
             except ApiError:
