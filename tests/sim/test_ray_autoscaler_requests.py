@@ -236,3 +236,30 @@ async def test_the_driver_sees_only_pods_the_operator_made(served):
         assert driver.replicas() == {"small": 3}
     finally:
         await driver.stop()
+
+
+async def test_the_bounds_come_from_the_raycluster(served):
+    """maxReplicas lowered on the object (as `kubectl patch` would) caps the next scale-up: the
+    autoscaler reads its node types' bounds from the RayCluster, not from its start."""
+    cluster, _, url = served
+    _, _, driver = await run_job(served, TaskGroup("first", count=2, duration_seconds=300))
+    try:
+        await until(lambda: driver.snapshot().tasks_running == 2, timeout=10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.patch(
+                url + PATH,
+                data=json.dumps(
+                    [{"op": "replace", "path": "/spec/workerGroupSpecs/0/maxReplicas", "value": 3}]
+                ),
+                headers={"Content-Type": "application/json-patch+json"},
+            ) as answer,
+        ):
+            assert answer.status == 200
+        driver.submit(TaskGroup("more", count=5, duration_seconds=300))
+        await until(lambda: driver.replicas() == {"small": 3}, timeout=10)
+        await cluster.clock.sleep(15)
+        assert driver.replicas() == {"small": 3}
+        assert driver.snapshot().tasks_queued == 4
+    finally:
+        await stop(*RUNNING)

@@ -241,6 +241,12 @@ class RayDriver:
         self._logical = {g.name: g.logical() for g in cluster.worker_groups}
         # the RayCluster's spec.workerGroupSpecs[].replicas, as last read or written
         self._replicas = {g.name: max(g.replicas, g.min_replicas) for g in cluster.worker_groups}
+        # each group's (minReplicas, maxReplicas, idleTimeoutSeconds), as the RayCluster last
+        # read says: Ray's autoscaler reads its node types' bounds from the object each update
+        self._bounds = {
+            g.name: (g.min_replicas, g.max_replicas, g.idle_timeout_seconds)
+            for g in cluster.worker_groups
+        }
         self._tasks: dict[int, _Task] = {}
         self._workers: dict[str, _Worker] = {}
         self._head_name = ""
@@ -522,9 +528,17 @@ class RayDriver:
     def _read_replicas(self, raycluster: Mapping[str, Any]) -> list[dict[str, Any]]:
         groups: list[dict[str, Any]] = list(raycluster["spec"].get("workerGroupSpecs") or ())
         for group in groups:
-            if group.get("groupName") in self._replicas:
-                # node_provider._worker_group_replicas: 1 when absent
-                self._replicas[group["groupName"]] = int(group.get("replicas", 1))
+            name = group.get("groupName")
+            if name not in self._replicas:
+                continue
+            # node_provider._worker_group_replicas: 1 when absent
+            self._replicas[name] = int(group.get("replicas", 1))
+            low, high, idle = self._bounds[name]
+            self._bounds[name] = (
+                int(group.get("minReplicas", low)),
+                int(group.get("maxReplicas", high)),
+                float(group.get("idleTimeoutSeconds", idle)),
+            )
         return groups
 
     async def _autoscale(self, now: float) -> None:
@@ -603,10 +617,9 @@ class RayDriver:
                 group = self._group_for(demand, added)
                 if group is None:
                     break  # infeasible or at maxReplicas: the rest stays queued
-                spec = self._groups[group]
                 capacity = self._logical[group]
                 per_worker = _how_many(capacity, demand)
-                room_for = spec.max_replicas - self._replicas[group] - added[group]
+                room_for = self._bounds[group][1] - self._replicas[group] - added[group]
                 new = min(room_for, -(-left // per_worker))
                 added[group] += new
                 hosted = [per_worker] * new
@@ -622,10 +635,8 @@ class RayDriver:
                         free.append((capacity, spare))
         targets = {}
         for group, count in added.items():
-            spec = self._groups[group]
-            targets[group] = min(
-                spec.max_replicas, max(spec.min_replicas, self._replicas[group] + count)
-            )
+            low, high, _ = self._bounds[group]
+            targets[group] = min(high, max(low, self._replicas[group] + count))
         return targets, self._idle(now, targets)
 
     @staticmethod
@@ -654,7 +665,7 @@ class RayDriver:
             capacity = self._logical[spec.name]
             if not _fits(capacity, demand):
                 continue
-            if self._replicas[spec.name] + added[spec.name] >= spec.max_replicas:
+            if self._replicas[spec.name] + added[spec.name] >= self._bounds[spec.name][1]:
                 continue
             key = (*_preference(capacity, demand), order)
             if best is None or key < best[0]:
@@ -666,12 +677,12 @@ class RayDriver:
         lowers its group's target by one (terminate_node in BatchingNodeProvider)."""
         idle: dict[str, list[str]] = {}
         for _, worker in sorted(self._workers.items()):
-            spec = self._groups[worker.group]
+            low, _, idle_timeout = self._bounds[worker.group]
             if worker.deleting or worker.phase != "Running" or worker.tasks:
                 continue
-            if worker.idle_since is None or now - worker.idle_since < spec.idle_timeout_seconds:
+            if worker.idle_since is None or now - worker.idle_since < idle_timeout:
                 continue
-            if targets[worker.group] <= spec.min_replicas:
+            if targets[worker.group] <= low:
                 continue
             targets[worker.group] -= 1
             idle.setdefault(worker.group, []).append(worker.name)
