@@ -123,8 +123,8 @@ class JobSummary:
     makespan_seconds: float | None  # first submission to last completion, None until all done
     mean_wait_seconds: float  # submission to first start, over started tasks
     max_wait_seconds: float
-    pods_created: int
-    pods_deleted: int
+    pods_created: int  # worker pods the operator created for this cluster
+    pods_deleted: int  # worker pods the autoscaler named in workersToDelete
 
 
 @dataclass
