@@ -10,7 +10,10 @@ worker's logical CPUs/GPUs.
 Every autoscaler period (Ray's ~5 s) it acts only through the requests of Ray's KubeRay node
 provider (python/ray/autoscaler/_private/kuberay/node_provider.py in github:ray-project/ray,
 KubeRayNodeProvider over BatchingNodeProvider), over HTTP:
-- `GET /apis/ray.io/v1/namespaces/NS/rayclusters/NAME` (get_node_data);
+- `GET /apis/ray.io/v1/namespaces/NS/rayclusters/NAME` (get_node_data), whose groups'
+  replicas, minReplicas, maxReplicas and idleTimeoutSeconds the update then uses (get_node_data
+  also LISTs the cluster's pods over HTTP; this driver follows them through the store instead,
+  a simplification);
 - safe_to_scale: while a pod named in a group's `scaleStrategy.workersToDelete` is still there
   (not terminating), the update is skipped; once they are all gone, a json-patch
   `replace .../scaleStrategy {"workersToDelete": []}` clears the lists (the operator never does);
