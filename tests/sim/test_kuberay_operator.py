@@ -14,8 +14,18 @@ import aiohttp
 import pytest
 
 from agent.sim.cluster import SimCluster
+from agent.sim.kube.store import ObjectStore
+from agent.sim.scenario import (
+    SCENARIO_DIR,
+    ScenarioError,
+    build_world,
+    load_scenario,
+    parse_scenario,
+)
+from agent.sim.world.clock import SimClock
 from agent.sim.world.kuberay_operator import KubeRayOperator
 from agent.sim.world.nodes import ready_node
+from agent.sim.world.raycluster_spec import OPERATOR_DELAY_SECONDS
 from tests.support.builders import build_test_raycluster
 
 NAME = "rc"
@@ -243,3 +253,25 @@ async def test_the_reconcile_waits_the_configured_delay(sim_cluster, until, http
         assert sim_cluster.clock.now() - created_at >= 20
     finally:
         await operator.stop()
+
+
+def test_a_scenario_sets_the_operator_delay():
+    """`ray.operatorDelaySeconds` reaches the world's operator (a bench varies it); the
+    default is raycluster_spec's estimate; a negative delay is refused."""
+    text = (SCENARIO_DIR / "seed.yaml").read_text()
+    assert load_scenario("seed").ray.operator_delay_seconds == OPERATOR_DELAY_SECONDS
+    slow = parse_scenario(
+        text.replace(
+            "  namespace: default\n", "  namespace: default\n  operatorDelaySeconds: 7\n", 1
+        ),
+        name="slow",
+    )
+    world = build_world(slow, store=ObjectStore(now=lambda: ""), clock=SimClock(), api_url=str)
+    assert world.operator.delay_seconds == 7
+    with pytest.raises(ScenarioError, match="operatorDelaySeconds"):
+        parse_scenario(
+            text.replace(
+                "  namespace: default\n", "  namespace: default\n  operatorDelaySeconds: -1\n", 1
+            ),
+            name="bad",
+        )
