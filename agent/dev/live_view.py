@@ -19,11 +19,18 @@ from agent.dev.summary import Decision, Sample
 def status_text(
     sample: Sample, *, pools: Mapping[str, int], tasks_done: int, task_count: int
 ) -> str:
-    """`workers 2 pending, 3 starting, 10 running | np-cpu 5 wanted: 2 NotReady, 3 Ready | ECI 0
-    | tasks 4/15 done`"""
+    """`workers 15 wanted: 2 pending, 3 starting, 10 running | np-cpu 5 wanted: 2 NotReady,
+    3 Ready | ECI 0 | tasks 4/15 done` — the workers wanted are the RayCluster's replicas, per
+    worker group in brackets when there are several."""
     nodes = {pool: (not_ready, ready) for pool, not_ready, ready in sample.nodes}
+    wanted = ""
+    if sample.replicas:
+        groups = ", ".join(f"{group} {count}" for group, count in sample.replicas)
+        per_group = f" ({groups})" if len(sample.replicas) > 1 else ""
+        wanted = f" {sample.workers_wanted} wanted{per_group}:"
     parts = [
-        f"workers {sample.pending} pending, {sample.starting} starting, {sample.running} running"
+        f"workers{wanted} {sample.pending} pending, {sample.starting} starting, "
+        f"{sample.running} running"
     ]
     for pool in sorted(set(pools) | set(nodes)):
         not_ready, ready = nodes.get(pool, (0, 0))

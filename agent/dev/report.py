@@ -214,7 +214,20 @@ def pod_series(samples: Sequence[Sample]) -> list[Series]:
         ),
         Series("Running", RUNNING_COLOR, [(s.t, s.running) for s in samples]),
         Series("on ECI", ECI_COLOR, [(s.t, s.eci) for s in samples]),
-    ]
+    ] + (
+        # the RayCluster's replicas, over all worker groups: what Ray's autoscaler asked for
+        [
+            Series(
+                "wanted (RayCluster replicas)",
+                WANTED_COLOR,
+                [(s.t, s.workers_wanted) for s in samples],
+                dash="2 3",
+                width=1.5,
+            )
+        ]
+        if any(s.replicas for s in samples)
+        else []
+    )
 
 
 def pool_ids(record: RunRecord, scenario: Any) -> list[str]:

@@ -54,6 +54,7 @@ from agent.dev.summary import (
     summarize,
 )
 from agent.sim.embedded import EmbeddedAck
+from agent.sim.kube.store import ApiError
 from agent.sim.report import CostReport
 from agent.sim.scenario import Scenario, ScenarioError, load_scenario
 from agent.sim.world.nodepools import POOL_LABEL
@@ -387,7 +388,9 @@ class DevRun:
                     subscription.close()
                 self._fold(subscription.drain())
                 self._take_agent_events()  # a round that ended while the run was ending
-                final = self.record.sample(self.t(), wanted=self._pool_sizes())
+                final = self.record.sample(
+                    self.t(), wanted=self._pool_sizes(), replicas=self._replicas()
+                )
                 if not self.options.json and not self.options.quiet:
                     self.view.show(
                         final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
@@ -482,7 +485,7 @@ class DevRun:
             self._fold(subscription.drain())
             self._take_agent_events()
             t = self.t()
-            sample = self.record.sample(t, wanted=self._pool_sizes())
+            sample = self.record.sample(t, wanted=self._pool_sizes(), replicas=self._replicas())
             if not self.options.json and not self.options.quiet:
                 self.view.show(sample, pools=self._pool_sizes(), tasks_done=self._tasks_done())
             if self._interrupted.is_set():
@@ -536,6 +539,19 @@ class DevRun:
 
     def _pool_sizes(self) -> dict[str, int]:
         return {p.pool_id: p.desired for p in self.ack.world.pools.describe_pools()}
+
+    def _replicas(self) -> dict[str, int]:
+        """Each worker group's `replicas` in the RayCluster as stored now (what Ray's autoscaler
+        last wrote); none before the RayCluster exists."""
+        ray = self.ack.scenario.ray
+        try:
+            cluster = self.ack.cluster.store.get("rayclusters", ray.name, namespace=ray.namespace)
+        except ApiError:
+            return {}
+        return {
+            str(group.get("groupName")): int(group.get("replicas") or 0)
+            for group in cluster["spec"].get("workerGroupSpecs") or ()
+        }
 
     def _tasks_done(self) -> int:
         return self.ack.world.ray.summary().done

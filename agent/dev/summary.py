@@ -48,9 +48,23 @@ class Sample:
     eci: int  # worker pods bound to the ECI virtual node
     nodes: tuple[tuple[str, int, int], ...]  # (pool id, NotReady, Ready), sorted by pool
     wanted: tuple[tuple[str, int], ...] = ()  # (pool id, desired size), sorted by pool
+    # (worker group, the RayCluster's spec replicas for it): the workers Ray's autoscaler wants
+    replicas: tuple[tuple[str, int], ...] = ()
 
     def counts(self) -> tuple[Any, ...]:
-        return (self.pending, self.starting, self.running, self.eci, self.nodes, self.wanted)
+        return (
+            self.pending,
+            self.starting,
+            self.running,
+            self.eci,
+            self.nodes,
+            self.wanted,
+            self.replicas,
+        )
+
+    @property
+    def workers_wanted(self) -> int:
+        return sum(count for _, count in self.replicas)
 
 
 @dataclass(frozen=True)
@@ -250,9 +264,15 @@ class RunRecord:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def sample(self, t: float, *, wanted: Mapping[str, int] | None = None) -> Sample:
-        """The counts now, with each pool's desired size if given; appended to the timeline
-        when they changed."""
+    def sample(
+        self,
+        t: float,
+        *,
+        wanted: Mapping[str, int] | None = None,
+        replicas: Mapping[str, int] | None = None,
+    ) -> Sample:
+        """The counts now, with each pool's desired size and each worker group's wanted
+        replicas if given; appended to the timeline when they changed."""
         live = [p for p in self.pods.values() if not p.deleting]
         by_pool: dict[str, list[int]] = {}
         for pool, ready in self.nodes.values():
@@ -265,6 +285,7 @@ class RunRecord:
             eci=sum(1 for p in live if p.node and p.node == self.eci_node),
             nodes=tuple((pool, c[0], c[1]) for pool, c in sorted(by_pool.items())),
             wanted=tuple(sorted((wanted or {}).items())),
+            replicas=tuple(sorted((replicas or {}).items())),
         )
         if not self.samples or self.samples[-1].counts() != point.counts():
             self.samples.append(point)

@@ -118,10 +118,11 @@ def cost_report(usage: Iterable[NodeUsage], eci: EciBilling | None = None) -> Co
 
 
 def timeline_text(points: Iterable[TimelinePoint], *, every_seconds: float = 30.0) -> str:
-    """The job's timeline, one row per `every_seconds` of simulated time plus the last point."""
+    """The job's timeline, one row per `every_seconds` of simulated time plus the last point;
+    `wanted` is the RayCluster's replicas over all worker groups."""
     rows = [
         f"{'t(s)':>7} {'queued':>7} {'running':>7} {'done':>6} {'failed':>6} "
-        f"{'unsched':>7} {'starting':>8} {'pods':>5} {'deleting':>8}"
+        f"{'unsched':>7} {'starting':>8} {'pods':>5} {'deleting':>8} {'wanted':>6}"
     ]
     chosen: list[TimelinePoint] = []
     next_at = 0.0
@@ -137,7 +138,7 @@ def timeline_text(points: Iterable[TimelinePoint], *, every_seconds: float = 30.
         rows.append(
             f"{p.t:>7.0f} {p.tasks_queued + p.tasks_waiting:>7} {p.tasks_running:>7} "
             f"{p.tasks_done:>6} {p.tasks_failed:>6} {p.pods_unscheduled:>7} {p.pods_starting:>8} "
-            f"{p.pods_running:>5} {p.pods_terminating:>8}"
+            f"{p.pods_running:>5} {p.pods_terminating:>8} {sum(p.replicas.values()):>6}"
         )
     return "\n".join(rows)
 

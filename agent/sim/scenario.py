@@ -1,7 +1,8 @@
 """Scenarios: the simulator a scenario file describes.
 
 `build_world` turns a scenario into the simulator components (system nodes, node pools, ECI
-virtual node, Ray driver) over a store and a clock; `attach_world` adds them to a SimCluster. The
+virtual node, the KubeRay operator stand-in, the Ray workload) over a store, a clock and the API
+server's address; `attach_world` adds them to a SimCluster. The
 CS/FC emulators take `World.pools` and the scenario's fault plan from there. Reading and
 validating the YAML files is `scenario_reader`'s job; its names are re-exported here.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from agent.sim.scenario_reader import (
 from agent.sim.world.catalog import instance_type
 from agent.sim.world.clock import SimClock
 from agent.sim.world.eci import EciSpec, EciVirtualNode
+from agent.sim.world.kuberay_operator import KubeRayOperator
 from agent.sim.world.nodepools import NodePools
 from agent.sim.world.nodes import AddressBook, node_object
 from agent.sim.world.ray import RayDriver
@@ -123,6 +126,7 @@ class World:
     system: SystemNodes
     pools: NodePools
     eci: EciVirtualNode | None
+    operator: KubeRayOperator
     ray: RayDriver
     budgets: Budgets | None = None
 
@@ -132,7 +136,8 @@ class World:
             parts.append(self.budgets)
         if self.eci is not None:
             parts.append(self.eci)
-        parts.append(self.ray)
+        # the operator before the workload whose RayCluster it reconciles
+        parts += [self.operator, self.ray]
         return parts
 
     async def start(self) -> None:
@@ -150,15 +155,20 @@ class World:
 
 def attach_world(scenario: Scenario, cluster: Any) -> World:
     """Build the scenario's components over a SimCluster's store and clock and add them to it
-    (before it starts), in start order."""
-    world = build_world(scenario, store=cluster.store, clock=cluster.clock)
+    (before it starts), in start order; the world reaches the API server at `cluster.url`."""
+    world = build_world(
+        scenario, store=cluster.store, clock=cluster.clock, api_url=lambda: str(cluster.url)
+    )
     for component in world.components():
         cluster.add(component)
     return world
 
 
-def build_world(scenario: Scenario, *, store: ObjectStore, clock: SimClock) -> World:
-    """The components a scenario describes, not yet started."""
+def build_world(
+    scenario: Scenario, *, store: ObjectStore, clock: SimClock, api_url: Callable[[], str]
+) -> World:
+    """The components a scenario describes, not yet started; `api_url()` is the API server's
+    base URL once they start (the Ray autoscaler stand-in talks to it over HTTP)."""
     addresses = AddressBook(random.Random(scenario.seed))
     cluster = scenario.cluster
     pools = NodePools(
@@ -182,6 +192,9 @@ def build_world(scenario: Scenario, *, store: ObjectStore, clock: SimClock) -> W
         system=SystemNodes(store, clock, scenario=scenario, addresses=addresses),
         pools=pools,
         eci=eci,
-        ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, seed=scenario.seed),
+        operator=KubeRayOperator(
+            store, clock, delay_seconds=scenario.ray.operator_delay_seconds, seed=scenario.seed
+        ),
+        ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, api_url=api_url),
         budgets=Budgets(store, scenario=scenario),
     )

@@ -30,6 +30,7 @@ from agent.sim.world.nodepools import (
     PoolSpec,
 )
 from agent.sim.world.ray import HeadSpec, JobSpec, RayClusterSpec, TaskGroup, WorkerGroupSpec
+from agent.sim.world.raycluster_spec import OPERATOR_DELAY_SECONDS
 from functions.contract import STRATEGIES
 from functions.quantity import parse_quantity
 
@@ -425,7 +426,15 @@ class ScenarioReader(FieldReader):
         data = self.mapping(
             raw,
             path,
-            ("name", "namespace", "head", "workerGroups", "image", "autoscalerPeriodSeconds"),
+            (
+                "name",
+                "namespace",
+                "head",
+                "workerGroups",
+                "image",
+                "autoscalerPeriodSeconds",
+                "operatorDelaySeconds",
+            ),
         )
         head_raw = self.mapping(
             data.get("head") or {},
@@ -461,6 +470,9 @@ class ScenarioReader(FieldReader):
             image=self.get(data, "image", path, self.text, "rayproject/ray:2.9.3"),
             autoscaler_period_seconds=self.get(
                 data, "autoscalerPeriodSeconds", path, self.positive, 5.0
+            ),
+            operator_delay_seconds=self.get(
+                data, "operatorDelaySeconds", path, self.number, OPERATOR_DELAY_SECONDS
             ),
         )
 

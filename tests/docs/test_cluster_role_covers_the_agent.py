@@ -203,11 +203,17 @@ async def requests_of_a_repeated_pod_event() -> set[Scoped]:
     scenario = in_the_deployed_namespace(load_scenario("seed"))
     async with EmbeddedAck(scenario, speed=SPEED, faults=False) as ack:
         ack.cluster.request_listeners.append(lambda m, p: seen.add(scoped_rule(m, p)))
-        [pod] = [
-            p
-            for p in ack.cluster.store.list("pods", namespace=scenario.ray.namespace)[0]
-            if p["metadata"]["labels"].get("ray.io/node-type") == "head"
-        ]
+
+        def heads() -> list[dict[str, Any]]:
+            return [
+                p
+                for p in ack.cluster.store.list("pods", namespace=scenario.ray.namespace)[0]
+                if p["metadata"]["labels"].get("ray.io/node-type") == "head"
+            ]
+
+        # the KubeRay operator stand-in creates the head a reconcile after the RayCluster
+        await until(heads, timeout=10, what="the head pod")
+        [pod] = heads()
         ref = {
             "namespace": scenario.ray.namespace,
             **{k: pod["metadata"][k] for k in ("name", "uid")},

@@ -39,13 +39,20 @@ def test_move_and_copy():
     assert out["metadata"] == {"labels": {"m~n": "2"}, "moved": "1"}
 
 
+def test_replace_of_a_missing_key_sets_it():
+    """As kube-apiserver's evanphx/json-patch v4 does (its object lookup never fails), not as
+    RFC 6902 says: Ray's autoscaler replaces a scaleStrategy the RayCluster does not have."""
+    out = json_patch(DOC, [{"op": "replace", "path": "/spec/missing", "value": {"a": []}}])
+    assert out["spec"]["missing"] == {"a": []}
+
+
 @pytest.mark.parametrize(
     "operation",
     [
         {"op": "test", "path": "/spec/list", "value": [1, 2]},
         {"op": "test", "path": "/spec/list/0", "value": True},
         {"op": "remove", "path": "/spec/missing"},
-        {"op": "replace", "path": "/spec/missing", "value": 1},
+        {"op": "replace", "path": "/spec/list/9", "value": 1},
         {"op": "add", "path": "/spec/list/9", "value": 1},
         {"op": "add", "path": "/nope/deeper", "value": 1},
     ],

@@ -20,6 +20,7 @@ from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECR
 from agent.sim.embedded import EmbeddedAck
 from agent.sim.faults import FaultPlan
 from agent.sim.scenario import load_scenario
+from tests.support.waiting import store_until
 
 SYSTEM_LABEL = "node-role.ray-ack-scaler.io/system=true"
 
@@ -93,6 +94,8 @@ class TestWhatItHandsOut:
     async def test_a_kubeconfig_client_sees_the_system_node_and_the_ray_head(self, ack, tmp_path):
         """kubernetes-asyncio, configured from the written kubeconfig, lists the scenario's world."""
         kubeconfig = ack.write_kubeconfig(tmp_path / "config")
+        # the KubeRay operator stand-in creates the head a reconcile after the RayCluster
+        await store_until(ack.cluster.store, lambda: ack.world.ray.head_name, timeout=10)
         async with kube_from(str(kubeconfig)) as core:
             (node,) = (await core.list_node(label_selector=SYSTEM_LABEL)).items
             assert node.metadata.name.startswith("cn-hangzhou.172.16.")

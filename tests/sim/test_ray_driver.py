@@ -1,15 +1,20 @@
-"""The Ray workload driver: KubeRay-shaped pods up to demand, tasks on Running workers, idle removal."""
+"""The Ray workload over the KubeRay operator stand-in, on a served SimCluster: its autoscaler's
+requests make the operator create KubeRay-shaped pods up to demand; tasks run on Running
+workers; idle workers are removed."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from agent.sim.cluster import SimCluster
 from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
+from agent.sim.world.kuberay_operator import KubeRayOperator
 from agent.sim.world.nodes import ready_node
 from agent.sim.world.ray import (
     HeadSpec,
@@ -19,9 +24,10 @@ from agent.sim.world.ray import (
     TaskGroup,
     WorkerGroupSpec,
 )
-from tests.support.waiting import until
+from tests.support.waiting import store_until, until
 
 SYSTEM = {"node-role/system": "true"}
+SUFFIX = "[bcdfghjklmnpqrstvwxz2456789]{5}"  # generateName's five characters
 CPU_GROUP = WorkerGroupSpec(
     name="workergroup",
     requests={"cpu": "1", "memory": "1Gi"},
@@ -48,27 +54,65 @@ def cluster_spec(*groups: WorkerGroupSpec) -> RayClusterSpec:
     )
 
 
+@dataclass
+class Served:
+    """A served SimCluster, 100× real time, with the sim core's handles."""
+
+    cluster: SimCluster
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.cluster.store
+
+    @property
+    def clock(self) -> SimClock:
+        return self.cluster.clock
+
+    async def until(self, predicate: Callable[[], object], *, timeout: float = 5.0) -> None:
+        await store_until(self.cluster.store, predicate, timeout=timeout)
+
+
 @pytest.fixture
-async def driver_factory(sim: Any) -> AsyncIterator[Callable[..., Any]]:
-    """Start RayDrivers over the sim core (stopped at teardown); a Ready system node is there."""
+async def sim() -> AsyncIterator[Served]:
+    async with SimCluster(speed=100) as cluster:
+        yield Served(cluster)
+
+
+async def start_world(
+    cluster: SimCluster, spec: RayClusterSpec, groups: tuple[TaskGroup, ...], seed: int
+) -> tuple[KubeRayOperator, RayDriver]:
+    operator = KubeRayOperator(cluster.store, cluster.clock, seed=seed)
+    driver = RayDriver(
+        cluster.store,
+        cluster.clock,
+        cluster=spec,
+        job=JobSpec(task_groups=groups),
+        api_url=lambda: cluster.url,
+    )
+    await operator.start()
+    await driver.start()
+    return operator, driver
+
+
+@pytest.fixture
+async def driver_factory(sim: Served) -> AsyncIterator[Callable[..., Any]]:
+    """Start the operator and a RayDriver on the served cluster (stopped at teardown); a Ready
+    system node is there."""
     sim.store.create(
         "nodes", ready_node("cn-hangzhou.172.16.0.2", cpu="4", memory="16Gi", labels=SYSTEM)
     )
-    started: list[RayDriver] = []
+    started: list[Any] = []
 
     async def start(cluster: RayClusterSpec, *groups: TaskGroup, seed: int = 0) -> RayDriver:
-        driver = RayDriver(
-            sim.store, sim.clock, cluster=cluster, job=JobSpec(task_groups=groups), seed=seed
-        )
-        await driver.start()
-        started.append(driver)
+        operator, driver = await start_world(sim.cluster, cluster, groups, seed)
+        started.extend((operator, driver))
         return driver
 
     try:
         yield start
     finally:
-        for driver in started:
-            await driver.stop()
+        for part in reversed(started):
+            await part.stop()
 
 
 def workers(sim: Any, group: str | None = None) -> list[dict[str, Any]]:
@@ -93,10 +137,13 @@ async def test_head_pod_runs_no_tasks_and_lands_on_the_system_node(sim, driver_f
     """The head pod carries KubeRay head labels, num-cpus 0, and is bound to the system node."""
     driver = await driver_factory(cluster_spec())
     await sim.until(
-        lambda: sim.store.get("pods", driver.head_name, namespace="ray")["spec"].get("nodeName")
+        lambda: (
+            driver.head_name
+            and sim.store.get("pods", driver.head_name, namespace="ray")["spec"].get("nodeName")
+        )
     )
     head = sim.store.get("pods", driver.head_name, namespace="ray")
-    assert re.match(r"^ray-test-head-[a-z]{5}$", head["metadata"]["name"])
+    assert re.match(rf"^ray-test-head-{SUFFIX}$", head["metadata"]["name"])
     labels = head["metadata"]["labels"]
     assert (labels["ray.io/cluster"], labels["ray.io/node-type"], labels["ray.io/is-ray-node"]) == (
         "ray-test",
@@ -113,7 +160,7 @@ async def test_workers_are_created_up_to_demand_with_kuberay_labels(sim, driver_
     await sim.until(lambda: len(workers(sim)) == 15)
     for pod in workers(sim):
         meta = pod["metadata"]
-        assert re.match(r"^ray-test-workergroup-worker-[a-z]{5}$", meta["name"]), meta["name"]
+        assert re.match(rf"^ray-test-workergroup-worker-{SUFFIX}$", meta["name"]), meta["name"]
         assert meta["labels"]["ray.io/cluster"] == "ray-test"
         assert meta["labels"]["ray.io/group"] == "workergroup"
         assert meta["labels"]["ray.io/node-type"] == "worker"
@@ -216,25 +263,23 @@ async def test_evicted_worker_is_replaced_and_its_task_rerun(sim, driver_factory
 
 
 async def test_the_same_seed_gives_the_same_pod_names():
-    """Two drivers with one seed over fresh stores name their pods identically."""
+    """Two worlds with one seed over fresh clusters name their pods identically."""
     names = []
     for _ in range(2):
-        clock = SimClock(speed=100)
-        store = ObjectStore(now=clock.iso)
-        driver = RayDriver(
-            store,
-            clock,
-            cluster=cluster_spec(),
-            job=JobSpec(task_groups=(TaskGroup("sleep", count=5, duration_seconds=60),)),
-            seed=42,
-        )
-        await driver.start()
-        try:
-            await clock.sleep(1)
-            pods, _ = store.list("pods", namespace="ray")
-            names.append(sorted(p["metadata"]["name"] for p in pods))
-        finally:
-            await driver.stop()
+        async with SimCluster(speed=100) as cluster:
+            parts = await start_world(
+                cluster, cluster_spec(), (TaskGroup("sleep", count=5, duration_seconds=60),), 42
+            )
+            try:
+                await store_until(
+                    cluster.store,
+                    lambda c=cluster: len(c.store.list("pods", namespace="ray")[0]) == 6,
+                )
+                pods, _ = cluster.store.list("pods", namespace="ray")
+                names.append(sorted(p["metadata"]["name"] for p in pods))
+            finally:
+                for part in reversed(parts):
+                    await part.stop()
     assert len(names[0]) == 6
     assert names[0] == names[1]
 

@@ -30,6 +30,9 @@ def test_timeline_keeps_one_row_per_interval_and_the_last_point():
     assert lines[0].split()[:4] == ["t(s)", "queued", "running", "done"]
     assert [line.split()[0] for line in lines[1:]] == ["0", "30", "60", "90", "101"]
     assert lines[-1].split()[3] == "15"
+    # the last column: the RayCluster's replicas over the worker groups
+    assert lines[0].split()[-1] == "wanted"
+    assert [line.split()[-1] for line in lines[1:]] == ["15", "15", "15", "15", "0"]
 
 
 def test_job_text_says_done_failed_makespan_and_waits():

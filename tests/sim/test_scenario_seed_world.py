@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from agent.sim.scenario import World, build_world, load_scenario
+from agent.sim.cluster import SimCluster
+from agent.sim.scenario import World, attach_world, load_scenario
 from agent.sim.world.nodepools import POOL_LABEL, NodePools
+from tests.support.waiting import store_until
 
 WORKERS_PER_NODE = 3  # ecs.g7.xlarge keeps 3900m allocatable: three 1-CPU workers
 
@@ -43,11 +46,37 @@ async def naive_controller(pools: NodePools, store: Any, clock: Any) -> None:
         await clock.sleep(5)
 
 
+@dataclass
+class SeedCluster:
+    """The seed world on a served SimCluster (its Ray autoscaler talks HTTP), 100× real time."""
+
+    cluster: SimCluster
+    world: World
+
+    @property
+    def store(self) -> Any:
+        return self.cluster.store
+
+    @property
+    def clock(self) -> Any:
+        return self.cluster.clock
+
+    async def until(self, predicate: Any, *, timeout: float = 5.0) -> None:
+        await store_until(self.cluster.store, predicate, timeout=timeout)
+
+
 @pytest.fixture
-async def seed_world(sim: Any) -> AsyncIterator[World]:
-    """The seed scenario's components and the naive controller over the sim core."""
-    world = build_world(load_scenario("seed"), store=sim.store, clock=sim.clock)
-    await world.start()
+async def sim() -> AsyncIterator[SeedCluster]:
+    cluster = SimCluster(speed=100)
+    world = attach_world(load_scenario("seed"), cluster)
+    async with cluster:
+        yield SeedCluster(cluster, world)
+
+
+@pytest.fixture
+async def seed_world(sim: SeedCluster) -> AsyncIterator[World]:
+    """The seed scenario's components and the naive controller."""
+    world = sim.world
     controller = asyncio.create_task(naive_controller(world.pools, sim.store, sim.clock))
     try:
         yield world
@@ -55,7 +84,6 @@ async def seed_world(sim: Any) -> AsyncIterator[World]:
         controller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await controller
-        await world.stop()
 
 
 def worker_phases(sim: Any) -> list[str]:

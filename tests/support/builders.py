@@ -283,8 +283,7 @@ def build_test_raycluster(
                     "minReplicas": min_replicas,
                     "maxReplicas": max_replicas,
                     "rayStartParams": {},
-                    # present, so the autoscaler's json-patch `replace` of it applies (RFC 6902
-                    # refuses to replace a missing key)
+                    # as after the autoscaler's first clean-up patch
                     "scaleStrategy": {"workersToDelete": []},
                     "template": {"spec": {"containers": [container]}},
                 }

@@ -71,16 +71,23 @@ async def _expire_history(store: ObjectStore, faults: FaultPlan) -> None:
             last = now
 
 
+# The User-Agent of the simulated world's own clients (the Ray autoscaler stand-in): the cluster's
+# machinery, not a client under test, so request listeners are not told of its requests.
+WORLD_USER_AGENT = "ray-ack-scaler-sim-world"
+
+
 def _request_log(listeners: list[Callable[[str, str], None]]) -> Any:
-    """Tell each listener (method, path with query) of every request, before it is handled:
-    what a client actually asks of the API (tests derive RBAC rules from it)."""
+    """Tell each listener (method, path with query) of every request but the simulated world's
+    own, before it is handled: what a client actually asks of the API (tests derive RBAC rules
+    from it)."""
 
     @web.middleware
     async def log_request(
         request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        for listener in listeners:
-            listener(request.method, request.path_qs)
+        if request.headers.get("User-Agent") != WORLD_USER_AGENT:
+            for listener in listeners:
+                listener(request.method, request.path_qs)
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -135,8 +135,10 @@ def _replace(doc: Any, path: str, value: Any) -> Any:
     parent = _parent(doc, parts, path)
     last = parts[-1]
     if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchFailed(f"replace operation does not apply: doc is missing key: {path}")
+        # kube-apiserver applies JSON patches with evanphx/json-patch v4, whose object lookup
+        # (partialDoc.get) never fails: `replace` of a missing key sets it, unlike RFC 6902.
+        # Ray's autoscaler relies on it for `/spec/workerGroupSpecs/i/scaleStrategy`, which
+        # Helm-installed RayClusters lack.
         parent[last] = value
     elif isinstance(parent, list):
         parent[_index(parent, last, for_insert=False)] = value

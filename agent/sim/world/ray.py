@@ -1,12 +1,30 @@
-"""The Ray workload driver: plays the Ray autoscaler and the KubeRay operator over the store.
+"""The Ray workload and Ray's autoscaler: tasks on the workers of one RayCluster, and the
+requests Ray's KubeRay node provider makes to scale it.
 
-A RayCluster-like description (a head with num-cpus 0, worker groups with a pod template and
-min/max replicas) and a job (groups of tasks with CPU/GPU needs and durations) drive it. Every
-autoscaler period (Ray's ~5 s) it turns queued tasks into a replica count per worker group; the
-operator half creates or deletes worker pods to match, named and labelled as KubeRay names them.
-Tasks run on Running workers within each worker's logical CPUs/GPUs; workers idle past the
-group's idleTimeoutSeconds are removed, never below minReplicas. A timeline of tasks and worker
-pod phases is kept for reports. Given a seed, pod names and decisions are reproducible.
+At start it creates the RayCluster through the API server, as `helm install` does
+(`raycluster_spec.manifest`). The KubeRay operator stand-in (`kuberay_operator`) then creates
+the pods; this driver never writes a pod. It observes the cluster's pods through the store and
+runs a job (groups of tasks with CPU/GPU needs and durations) on Running workers within each
+worker's logical CPUs/GPUs.
+
+Every autoscaler period (Ray's ~5 s) it acts only through the requests of Ray's KubeRay node
+provider (python/ray/autoscaler/_private/kuberay/node_provider.py in github:ray-project/ray,
+KubeRayNodeProvider over BatchingNodeProvider), over HTTP:
+- `GET /apis/ray.io/v1/namespaces/NS/rayclusters/NAME` (get_node_data), whose groups'
+  replicas, minReplicas, maxReplicas and idleTimeoutSeconds the update then uses (get_node_data
+  also LISTs the cluster's pods over HTTP; this driver follows them through the store instead,
+  a simplification);
+- safe_to_scale: while a pod named in a group's `scaleStrategy.workersToDelete` is still there
+  (not terminating), the update is skipped; once they are all gone, a json-patch
+  `replace .../scaleStrategy {"workersToDelete": []}` clears the lists (the operator never does);
+- submit_scale_request: one `PATCH` with `application/json-patch+json`, `replace
+  /spec/workerGroupSpecs/i/replicas` for each group whose target differs from the object's
+  (capped at maxReplicas), plus `replace .../scaleStrategy {"workersToDelete": [...]}` naming
+  the workers idle past the group's idleTimeoutSeconds (never below minReplicas).
+The target is the object's `replicas` plus the workers queued tasks need beyond the room of the
+workers there and of those asked for but not yet created (as autoscaler v2's instance manager
+counts requested instances). Given a seed, decisions are reproducible. A timeline of tasks,
+worker pod phases and the object's replicas is kept for reports.
 """
 
 from __future__ import annotations
@@ -16,76 +34,43 @@ import contextlib
 import heapq
 import json
 import logging
-import random
-import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
-from agent.sim.kube.store import ApiError, ObjectStore, Subscription
-from agent.sim.world.clock import SimClock
-from agent.sim.world.nodes import delete_pod_gracefully
-from functions.quantity import parse_resources
+import aiohttp
 
-GPU_RESOURCE = "nvidia.com/gpu"
-MILLI = 1000
-RAY_IMAGE = "rayproject/ray:2.9.3"
-KUBERAY_LABELS = {
-    "app.kubernetes.io/created-by": "kuberay-operator",
-    "app.kubernetes.io/name": "kuberay",
-}
+from agent.sim.kube.apiserver import WORLD_USER_AGENT
+from agent.sim.kube.store import ObjectStore, Subscription
+from agent.sim.world.clock import SimClock
+from agent.sim.world.raycluster_spec import (
+    GPU_RESOURCE,
+    MILLI,
+    RAY_IMAGE,
+    HeadSpec,
+    RayClusterSpec,
+    WorkerGroupSpec,
+    manifest,
+)
+
+__all__ = [
+    "GPU_RESOURCE",
+    "MILLI",
+    "RAY_IMAGE",
+    "HeadSpec",
+    "JobSpec",
+    "JobSummary",
+    "RayClusterSpec",
+    "RayDriver",
+    "TaskGroup",
+    "TimelinePoint",
+    "WorkerGroupSpec",
+]
+
 ENDED_PHASES = ("Succeeded", "Failed")
+JSON_PATCH = "application/json-patch+json"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """The head group: it runs no tasks (num-cpus 0) and must land on a system node."""
-
-    requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "2Gi"})
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class WorkerGroupSpec:
-    """One worker group: the pod template's parts that matter and the autoscaling bounds."""
-
-    name: str
-    requests: Mapping[str, str]  # requests = limits, as Ray requires
-    min_replicas: int = 0
-    max_replicas: int = 10
-    replicas: int = 0  # initial
-    idle_timeout_seconds: float = 60.0
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    host_path: bool = False  # mounts a hostPath volume (not possible on ECI)
-    privileged: bool = False  # privileged container (not possible on ECI)
-    custom_resources: Mapping[str, float] = field(default_factory=dict)  # rayStartParams resources
-
-    def logical(self) -> dict[str, int]:
-        """Ray's logical resources of one worker in milli-units: CPU and GPU from the container's
-        resources, plus the group's custom resources."""
-        parsed = parse_resources(dict(self.requests), path=f"workerGroup {self.name}.requests")
-        resources = {name: round(amount * MILLI) for name, amount in self.custom_resources.items()}
-        # Ray advertises whole CPUs from the container limit; fractional limits round down.
-        resources["CPU"] = parsed.get("cpu", 0) // MILLI * MILLI
-        resources["GPU"] = parsed.get(GPU_RESOURCE, 0) // MILLI * MILLI
-        return resources
-
-
-@dataclass(frozen=True)
-class RayClusterSpec:
-    name: str
-    namespace: str = "default"
-    head: HeadSpec = HeadSpec()
-    worker_groups: tuple[WorkerGroupSpec, ...] = ()
-    image: str = RAY_IMAGE
-    autoscaler_period_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -141,8 +126,8 @@ class JobSummary:
     makespan_seconds: float | None  # first submission to last completion, None until all done
     mean_wait_seconds: float  # submission to first start, over started tasks
     max_wait_seconds: float
-    pods_created: int
-    pods_deleted: int
+    pods_created: int  # worker pods the operator created for this cluster
+    pods_deleted: int  # worker pods the autoscaler named in workersToDelete
 
 
 @dataclass
@@ -168,7 +153,8 @@ class _Worker:
     created: float
     phase: str = "Pending"
     node: str = ""
-    deleting: bool = False
+    deleting: bool = False  # takes no tasks: asked to be deleted, terminating or gone
+    terminating: bool = False  # its pod has a deletionTimestamp
     tasks: set[int] = field(default_factory=set)
     idle_since: float | None = None
     room: dict[str, int] = field(default_factory=dict)  # capacity minus running tasks
@@ -181,14 +167,6 @@ def _counts(point: TimelinePoint) -> tuple[Any, ...]:
     return (*astuple(point)[1:-1], tuple(sorted(point.replicas.items())))
 
 
-def _worker_start_command(group: WorkerGroupSpec) -> str:
-    command = "ray start --address=$RAY_IP:6379 --block"
-    if group.custom_resources:
-        resources = json.dumps(dict(group.custom_resources), sort_keys=True)
-        command += f" --resources='{resources}'"
-    return command
-
-
 def _preference(capacity: Mapping[str, int], demand: Mapping[str, int]) -> tuple[int, int, int]:
     """Lower is a better home for `demand`, like Ray's utilization scorer: keep GPU and
     custom-resource workers for the work that needs them, then prefer the smallest worker."""
@@ -199,6 +177,24 @@ def _preference(capacity: Mapping[str, int], demand: Mapping[str, int]) -> tuple
         if name not in ("CPU", "GPU") and amount and not demand.get(name)
     )
     return wasted_gpu, unused_custom, capacity.get("CPU", 0)
+
+
+def _preferences(demand: Mapping[str, int]) -> Callable[[Mapping[str, int]], tuple[int, int, int]]:
+    """`_preference` for one demand, computed once per capacity: workers of a group share
+    their capacity mapping, so thousands of workers cost a few computations."""
+    known: dict[int, tuple[int, int, int]] = {}
+
+    def rank(capacity: Mapping[str, int]) -> tuple[int, int, int]:
+        key = id(capacity)
+        if key not in known:
+            known[key] = _preference(capacity, demand)
+        return known[key]
+
+    return rank
+
+
+def _has_room(room: Mapping[str, int]) -> bool:
+    return any(amount > 0 for amount in room.values())
 
 
 def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
@@ -225,7 +221,8 @@ def _take(room: dict[str, int], demand: Mapping[str, int]) -> None:
 
 
 class RayDriver:
-    """A SimCluster component driving one RayCluster and its job."""
+    """A SimCluster component driving one RayCluster and its job; `api_url` gives the API
+    server's base URL once it listens (SimCluster starts its components after that)."""
 
     def __init__(
         self,
@@ -234,33 +231,41 @@ class RayDriver:
         *,
         cluster: RayClusterSpec,
         job: JobSpec,
-        seed: int = 0,
+        api_url: Callable[[], str],
         tick_seconds: float = 1.0,
     ) -> None:
         self.cluster = cluster
         self.job = job
         self._store = store
         self._clock = clock
-        self._rng = random.Random(seed)
+        self._api_url = api_url
         self._tick = tick_seconds
         self._groups = {g.name: g for g in cluster.worker_groups}
         self._logical = {g.name: g.logical() for g in cluster.worker_groups}
+        # the RayCluster's spec.workerGroupSpecs[].replicas, as last read or written
         self._replicas = {g.name: max(g.replicas, g.min_replicas) for g in cluster.worker_groups}
+        # each group's (minReplicas, maxReplicas, idleTimeoutSeconds), as the RayCluster last
+        # read says: Ray's autoscaler reads its node types' bounds from the object each update
+        self._bounds = {
+            g.name: (g.min_replicas, g.max_replicas, g.idle_timeout_seconds)
+            for g in cluster.worker_groups
+        }
         self._tasks: dict[int, _Task] = {}
         self._workers: dict[str, _Worker] = {}
         self._head_name = ""
-        self._uid = f"raycluster-{self._rng.getrandbits(64):016x}"
         self._timeline: list[TimelinePoint] = []
         self._ending: list[tuple[float, int, int]] = []  # (end time, task id, attempt)
         self._started_at: float | None = None
         self._next_autoscale = 0.0
         self._subscription: Subscription | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._loops: list[asyncio.Task[None]] = []
         self.pods_created = 0
         self.pods_deleted = 0
         # Running tasks sent back to the queue because their worker died or was evicted: what a
         # node autoscaler must never cause when it gives a node back.
         self.tasks_requeued = 0
+        self.scale_patches = 0  # PATCHes of the RayCluster that changed replicas or named workers
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -280,9 +285,13 @@ class RayDriver:
                 )
                 task_id += 1
         self._subscription = self._store.subscribe(resources=("pods",))
-        with contextlib.suppress(ApiError):  # already there
-            self._store.create("namespaces", {"metadata": {"name": self.cluster.namespace}})
-        self._create_head()
+        # The world's own client, named so request logs can tell it from clients under test.
+        self._session = aiohttp.ClientSession(headers={"User-Agent": WORLD_USER_AGENT})
+        try:
+            await self._install()
+        except BaseException:
+            await self.stop()
+            raise
         self._loops = [
             asyncio.create_task(self._follow(), name=f"ray-{self.cluster.name}-follow"),
             asyncio.create_task(self._run(), name=f"ray-{self.cluster.name}-run"),
@@ -297,6 +306,23 @@ class RayDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         self._loops = []
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def _install(self) -> None:
+        """`helm install --create-namespace`: the namespace (if missing), then the RayCluster,
+        POSTed to the API server."""
+        namespace = self.cluster.namespace
+        await self._request(
+            "POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}}, ok=(201, 409)
+        )
+        await self._request(
+            "POST",
+            f"/apis/ray.io/v1/namespaces/{namespace}/rayclusters",
+            body=manifest(self.cluster),
+            ok=(201,),
+        )
 
     def submit(self, group: TaskGroup) -> None:
         """Submit `group`'s tasks now (plus its `submit_at_seconds`): a new job arriving while
@@ -356,9 +382,13 @@ class RayDriver:
 
     async def _run(self) -> None:
         while True:
+            now = self._clock.now()
             try:
-                self.step(self._clock.now())
-            except Exception:  # a bug in one tick must not freeze the workload
+                period = self.step(now)
+                if period:
+                    await self._autoscale(now)
+                self._record(now, period=period)
+            except Exception:  # a bug or a refused request in one tick must not freeze the workload
                 log.exception("Ray driver step failed")
             await self._clock.sleep(self._tick)
 
@@ -368,8 +398,9 @@ class RayDriver:
             if event.resource == "pods":
                 self._observe(event.object, deleted=event.type == "DELETED")
 
-    def step(self, now: float) -> None:
-        """One tick: finish and start tasks; every autoscaler period, rescale; reconcile pods."""
+    def step(self, now: float) -> bool:
+        """One tick of Ray's scheduler: finish and start tasks. Returns whether an autoscaler
+        period is due."""
         self._finish_tasks(now)
         for task in self._tasks.values():
             if task.state == "waiting" and task.submit_at <= now:
@@ -378,8 +409,9 @@ class RayDriver:
         period = now >= self._next_autoscale
         if period:
             self._next_autoscale = now + self.cluster.autoscaler_period_seconds
-            self._autoscale(now)
-        self._reconcile(now)
+        return period
+
+    def _record(self, now: float, *, period: bool) -> None:
         point = self._point(now)
         # one point per autoscaler period, plus one whenever a count changed in between
         if period or not self._timeline or _counts(point) != _counts(self._timeline[-1]):
@@ -405,11 +437,18 @@ class RayDriver:
         queued = self._queued_by_shape()
         if not queued:
             return
-        ready = [w for w in self._workers.values() if w.phase == "Running" and not w.deleting]
+        # full workers can take nothing (rooms only shrink here): leaving them out keeps a tick
+        # cheap when most of thousands of workers are busy
+        ready = [
+            w
+            for w in self._workers.values()
+            if w.phase == "Running" and not w.deleting and _has_room(w.room)
+        ]
         for tasks in queued.values():
             demand = tasks[0].demand
+            rank = _preferences(demand)
             # best homes first, so CPU-only work leaves GPU and special workers alone
-            for worker in sorted(ready, key=lambda w: (_preference(w.capacity, demand), w.name)):
+            for worker in sorted(ready, key=lambda w: (rank(w.capacity), w.name)):
                 if not tasks:
                     break
                 count = min(len(tasks), _how_many(worker.room, demand))
@@ -453,14 +492,126 @@ class RayDriver:
         worker.tasks.clear()
         worker.room = dict(worker.capacity)
 
-    # -- Ray autoscaler -----------------------------------------------------------------------
+    # -- Ray autoscaler: KubeRayNodeProvider's requests --------------------------------------
 
-    def _autoscale(self, now: float) -> None:
-        """Raise replicas for queued demand; remove workers idle past their group's timeout."""
-        # Capacity already asked for (Pending workers included) absorbs demand first.
-        free = [
-            (w.capacity, dict(w.room)) for _, w in sorted(self._workers.items()) if not w.deleting
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One request to the API server; a status not in `ok` raises (requests'
+        raise_for_status in the provider's client)."""
+        assert self._session is not None
+        data = None if body is None else json.dumps(body)
+        headers = {} if data is None else {"Content-Type": content_type}
+        async with self._session.request(
+            method, self._api_url() + path, data=data, headers=headers
+        ) as response:
+            answer = await response.json(content_type=None)
+            if response.status not in ok:
+                raise RuntimeError(f"{method} {path}: {response.status} {answer}")
+            result: dict[str, Any] = answer
+            return result
+
+    def _cluster_path(self) -> str:
+        return (
+            f"/apis/ray.io/v1/namespaces/{self.cluster.namespace}/rayclusters/{self.cluster.name}"
+        )
+
+    async def _patch(self, payload: list[dict[str, Any]]) -> dict[str, Any]:
+        """KubeRayNodeProvider._submit_raycluster_patch: a json-patch of the RayCluster."""
+        return await self._request(
+            "PATCH", self._cluster_path(), body=payload, content_type=JSON_PATCH
+        )
+
+    def _read_replicas(self, raycluster: Mapping[str, Any]) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = list(raycluster["spec"].get("workerGroupSpecs") or ())
+        for group in groups:
+            name = group.get("groupName")
+            if name not in self._replicas:
+                continue
+            # node_provider._worker_group_replicas: 1 when absent
+            self._replicas[name] = int(group.get("replicas", 1))
+            low, high, idle = self._bounds[name]
+            self._bounds[name] = (
+                int(group.get("minReplicas", low)),
+                int(group.get("maxReplicas", high)),
+                float(group.get("idleTimeoutSeconds", idle)),
+            )
+        return groups
+
+    async def _autoscale(self, now: float) -> None:
+        """One autoscaler update: read the RayCluster, wait for the operator to delete the
+        workers named before (clearing the lists once it has), then patch replicas for queued
+        demand and name the workers idle past their group's timeout."""
+        groups = self._read_replicas(await self._request("GET", self._cluster_path()))
+        named = [
+            (index, (group.get("scaleStrategy") or {}).get("workersToDelete") or [])
+            for index, group in enumerate(groups)
         ]
+        for _, names in named:
+            for name in names:
+                worker = self._workers.get(name)
+                if worker is not None and not worker.terminating:
+                    return  # safe_to_scale: "Waiting for operator to remove worker"
+        cleanup = [
+            _replace(f"/spec/workerGroupSpecs/{index}/scaleStrategy", {"workersToDelete": []})
+            for index, names in named
+            if names
+        ]
+        if cleanup:
+            self._read_replicas(await self._patch(cleanup))
+        targets, idle = self._targets(now)
+        payload: list[dict[str, Any]] = []
+        for index, group in enumerate(groups):
+            name = group.get("groupName")
+            if name not in targets:
+                continue
+            target = targets[name]
+            if group.get("maxReplicas") is not None:
+                target = min(target, int(group["maxReplicas"]))
+            if target != int(group.get("replicas", 1)):
+                payload.append(_replace(f"/spec/workerGroupSpecs/{index}/replicas", target))
+            if idle.get(name):
+                payload.append(
+                    _replace(
+                        f"/spec/workerGroupSpecs/{index}/scaleStrategy",
+                        {"workersToDelete": idle[name]},
+                    )
+                )
+        if not payload:
+            return
+        self._read_replicas(await self._patch(payload))
+        self.scale_patches += 1
+        for names in idle.values():
+            for name in names:
+                worker = self._workers.get(name)
+                if worker is not None and not worker.deleting:
+                    # Ray drains the node before asking for its removal: it takes no more tasks
+                    worker.deleting = True
+                    self._requeue_tasks_of(worker)
+                    self.pods_deleted += 1
+
+    def _targets(self, now: float) -> tuple[dict[str, int], dict[str, list[str]]]:
+        """Each group's wanted replicas for the queued demand, and the workers to remove."""
+        # Capacity already asked for absorbs demand first: the workers there (Pending ones
+        # included) and the replicas the operator has not created pods for yet.
+        free = [
+            (w.capacity, dict(w.room))
+            for _, w in sorted(self._workers.items())
+            if not w.deleting and _has_room(w.room)  # a full worker absorbs nothing
+        ]
+        live = dict.fromkeys(self._replicas, 0)
+        for worker in self._workers.values():
+            if not worker.deleting:
+                live[worker.group] += 1
+        for name, replicas in self._replicas.items():
+            capacity = self._logical[name]
+            free.extend((capacity, dict(capacity)) for _ in range(replicas - live[name]))
         added = dict.fromkeys(self._replicas, 0)
         for tasks in self._queued_by_shape().values():
             demand = tasks[0].demand
@@ -469,10 +620,9 @@ class RayDriver:
                 group = self._group_for(demand, added)
                 if group is None:
                     break  # infeasible or at maxReplicas: the rest stays queued
-                spec = self._groups[group]
                 capacity = self._logical[group]
                 per_worker = _how_many(capacity, demand)
-                room_for = spec.max_replicas - self._replicas[group] - added[group]
+                room_for = self._bounds[group][1] - self._replicas[group] - added[group]
                 new = min(room_for, -(-left // per_worker))
                 added[group] += new
                 hosted = [per_worker] * new
@@ -486,12 +636,11 @@ class RayDriver:
                         spare[name] -= amount * count
                     if any(spare.values()):
                         free.append((capacity, spare))
+        targets = {}
         for group, count in added.items():
-            spec = self._groups[group]
-            self._replicas[group] = min(
-                spec.max_replicas, max(spec.min_replicas, self._replicas[group] + count)
-            )
-        self._remove_idle(now)
+            low, high, _ = self._bounds[group]
+            targets[group] = min(high, max(low, self._replicas[group] + count))
+        return targets, self._idle(now, targets)
 
     @staticmethod
     def _place_on(
@@ -499,7 +648,8 @@ class RayDriver:
     ) -> int:
         """Pack `count` copies of `demand` into `free`, best homes first; returns how many are
         left."""
-        for capacity, room in sorted(free, key=lambda entry: _preference(entry[0], demand)):
+        rank = _preferences(demand)
+        for capacity, room in sorted(free, key=lambda entry: rank(entry[0])):
             if count == 0:
                 break
             if _avoids_gpu(capacity, demand):
@@ -518,167 +668,67 @@ class RayDriver:
             capacity = self._logical[spec.name]
             if not _fits(capacity, demand):
                 continue
-            if self._replicas[spec.name] + added[spec.name] >= spec.max_replicas:
+            if self._replicas[spec.name] + added[spec.name] >= self._bounds[spec.name][1]:
                 continue
             key = (*_preference(capacity, demand), order)
             if best is None or key < best[0]:
                 best = (key, spec.name)
         return None if best is None else best[1]
 
-    def _remove_idle(self, now: float) -> None:
+    def _idle(self, now: float, targets: dict[str, int]) -> dict[str, list[str]]:
+        """Workers idle past their group's idleTimeoutSeconds, never below minReplicas; each
+        lowers its group's target by one (terminate_node in BatchingNodeProvider)."""
+        idle: dict[str, list[str]] = {}
         for _, worker in sorted(self._workers.items()):
-            spec = self._groups[worker.group]
+            low, _, idle_timeout = self._bounds[worker.group]
             if worker.deleting or worker.phase != "Running" or worker.tasks:
                 continue
-            if worker.idle_since is None or now - worker.idle_since < spec.idle_timeout_seconds:
+            if worker.idle_since is None or now - worker.idle_since < idle_timeout:
                 continue
-            if self._replicas[worker.group] <= spec.min_replicas:
+            if targets[worker.group] <= low:
                 continue
-            # scaleStrategy.workersToDelete: the operator deletes exactly this pod.
-            self._replicas[worker.group] -= 1
-            self._delete_worker(worker)
-
-    # -- KubeRay operator ---------------------------------------------------------------------
-
-    def _reconcile(self, now: float) -> None:
-        for spec in self.cluster.worker_groups:
-            live = [w for w in self._workers.values() if w.group == spec.name and not w.deleting]
-            missing = self._replicas[spec.name] - len(live)
-            for _ in range(missing):
-                self._create_worker(spec, now)
-            if missing < 0:
-                # replicas lowered without naming pods: the operator picks pods not running tasks
-                spare = sorted(live, key=lambda w: (bool(w.tasks), w.phase == "Running", w.name))
-                for worker in spare[:-missing]:
-                    self._delete_worker(worker)
-
-    def _create_head(self) -> None:
-        cluster = self.cluster
-        head = cluster.head
-        name = f"{cluster.name}-head-{self._suffix()}"
-        labels = {
-            **head.labels,
-            **KUBERAY_LABELS,
-            "ray.io/cluster": cluster.name,
-            "ray.io/group": "headgroup",
-            "ray.io/node-type": "head",
-            "ray.io/is-ray-node": "yes",
-            "ray.io/identifier": f"{cluster.name}-head",
-        }
-        container = {
-            "name": "ray-head",
-            "image": cluster.image,
-            "args": ["ray start --head --num-cpus=0 --block"],
-            "resources": {"requests": dict(head.requests), "limits": dict(head.requests)},
-        }
-        spec: dict[str, Any] = {"containers": [container]}
-        if head.node_selector:
-            spec["nodeSelector"] = dict(head.node_selector)
-        if head.tolerations:
-            spec["tolerations"] = [dict(t) for t in head.tolerations]
-        self._store.create(
-            "pods",
-            self._pod(name, labels, {"ray.io/ft-enabled": "false"}, spec),
-            namespace=cluster.namespace,
-        )
-        self._head_name = name
-
-    def _create_worker(self, group: WorkerGroupSpec, now: float) -> None:
-        cluster = self.cluster
-        name = f"{cluster.name}-{group.name}-worker-{self._suffix()}"
-        while name in self._workers:
-            name = f"{cluster.name}-{group.name}-worker-{self._suffix()}"
-        labels = {
-            **group.labels,
-            **KUBERAY_LABELS,
-            "ray.io/cluster": cluster.name,
-            "ray.io/group": group.name,
-            "ray.io/node-type": "worker",
-            "ray.io/is-ray-node": "yes",
-            "ray.io/identifier": f"{cluster.name}-worker",
-        }
-        container: dict[str, Any] = {
-            "name": "ray-worker",
-            "image": cluster.image,
-            "args": [_worker_start_command(group)],
-            "resources": {"requests": dict(group.requests), "limits": dict(group.requests)},
-        }
-        spec: dict[str, Any] = {"containers": [container]}
-        if group.node_selector:
-            spec["nodeSelector"] = dict(group.node_selector)
-        if group.tolerations:
-            spec["tolerations"] = [dict(t) for t in group.tolerations]
-        if group.host_path:
-            spec["volumes"] = [{"name": "host-data", "hostPath": {"path": "/mnt/data"}}]
-            container["volumeMounts"] = [{"name": "host-data", "mountPath": "/data"}]
-        if group.privileged:
-            container["securityContext"] = {"privileged": True}
-        self._store.create(
-            "pods",
-            self._pod(name, labels, dict(group.annotations), spec),
-            namespace=cluster.namespace,
-        )
-        self._workers[name] = _Worker(
-            name=name, group=group.name, capacity=self._logical[group.name], created=now
-        )
-        self.pods_created += 1
-
-    def _pod(
-        self, name: str, labels: dict[str, str], annotations: dict[str, str], spec: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": self.cluster.namespace,
-                "labels": labels,
-                "annotations": annotations,
-                "ownerReferences": [
-                    {
-                        "apiVersion": "ray.io/v1",
-                        "kind": "RayCluster",
-                        "name": self.cluster.name,
-                        "uid": self._uid,
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 30, **spec},
-            "status": {"phase": "Pending"},
-        }
-
-    def _delete_worker(self, worker: _Worker) -> None:
-        worker.deleting = True
-        self._requeue_tasks_of(worker)
-        self.pods_deleted += 1
-        with contextlib.suppress(ApiError):
-            delete_pod_gracefully(self._store, self._clock, self.cluster.namespace, worker.name)
-
-    def _suffix(self) -> str:
-        return "".join(self._rng.choices(string.ascii_lowercase, k=5))
+            targets[worker.group] -= 1
+            idle.setdefault(worker.group, []).append(worker.name)
+        return idle
 
     # -- pod events ---------------------------------------------------------------------------
 
     def _observe(self, pod: Mapping[str, Any], *, deleted: bool) -> None:
         meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
         if meta.get("namespace") != self.cluster.namespace:
             return
-        worker = self._workers.get(str(meta.get("name")))
-        if worker is None:
+        if labels.get("ray.io/cluster") != self.cluster.name:
             return
+        name = str(meta.get("name"))
         phase = (pod.get("status") or {}).get("phase") or "Pending"
-        if deleted or phase in ENDED_PHASES:
-            # Evicted (a drained node) or dead: Ray retries its tasks elsewhere, and KubeRay
-            # replaces the pod while the replica count still wants it.
+        ended = deleted or phase in ENDED_PHASES
+        if labels.get("ray.io/node-type") == "head":
+            if not ended and not meta.get("deletionTimestamp"):
+                self._head_name = name
+            return
+        worker = self._workers.get(name)
+        if worker is None:
+            group = labels.get("ray.io/group")
+            if ended or meta.get("deletionTimestamp") or group not in self._groups:
+                return
+            # a worker pod the operator created: Ray sees a new node of its group
+            worker = _Worker(
+                name=name,
+                group=str(group),
+                capacity=self._logical[str(group)],
+                created=self._clock.now(),
+            )
+            self._workers[name] = worker
+            self.pods_created += 1
+        if ended:
+            # Evicted (a drained node) or dead: Ray retries its tasks elsewhere; the operator
+            # deletes a dead pod and replaces it while the replica count still wants it.
             self._requeue_tasks_of(worker)
             del self._workers[worker.name]
-            if not deleted:
-                with contextlib.suppress(ApiError):
-                    self._store.delete("pods", worker.name, namespace=self.cluster.namespace)
             return
         if meta.get("deletionTimestamp"):
+            worker.terminating = True
             if not worker.deleting:
                 worker.deleting = True
                 self._requeue_tasks_of(worker)
@@ -708,3 +758,8 @@ class RayDriver:
             pods_terminating=sum(1 for w in workers if w.deleting),
             replicas=dict(self._replicas),
         )
+
+
+def _replace(path: str, value: Any) -> dict[str, Any]:
+    """node_provider.replace_patch."""
+    return {"op": "replace", "path": path, "value": value}
