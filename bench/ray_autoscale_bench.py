@@ -17,6 +17,7 @@ import argparse
 import statistics
 import time
 
+from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
 from agent.sim.world.kuberay_operator import KubeRayOperator
@@ -55,7 +56,7 @@ def build(workers: int, queued: int) -> RayDriver:
         clock,
         cluster=RayClusterSpec(name="bench", worker_groups=GROUPS),
         job=JobSpec(),
-        api_url=lambda: "http://unused",
+        api=lambda: InClusterAccess("http://unused"),
     )
     task_id = 0
     for index in range(workers):

@@ -19,6 +19,7 @@ from aiohttp import web
 from agent.sim.faults import FaultPlan
 from agent.sim.kube.apiserver import build_app
 from agent.sim.kube.authn import authenticator
+from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.kube.tls import ServingCredentials
 from agent.sim.world.clock import SimClock
@@ -78,6 +79,12 @@ class SimCluster:
         if self._url is None:
             raise RuntimeError("the simulated cluster is not started")
         return self._url
+
+    def in_cluster_access(self) -> InClusterAccess:
+        """What a pod of this cluster would be given to reach its API server (once started)."""
+        if self.tls is None:
+            return InClusterAccess(self.url)
+        return InClusterAccess(self.url, self.tls.client_context(), self.tls.token)
 
     @property
     def port(self) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.report import CostReport, cost_report
 from agent.sim.scenario_fields import ScenarioError
@@ -155,9 +156,10 @@ class World:
 
 def attach_world(scenario: Scenario, cluster: Any) -> World:
     """Build the scenario's components over a SimCluster's store and clock and add them to it
-    (before it starts), in start order; the world reaches the API server at `cluster.url`."""
+    (before it starts), in start order; the world reaches the API server as a pod would
+    (`cluster.in_cluster_access`: its URL, and its CA and token when served over TLS)."""
     world = build_world(
-        scenario, store=cluster.store, clock=cluster.clock, api_url=lambda: str(cluster.url)
+        scenario, store=cluster.store, clock=cluster.clock, api=cluster.in_cluster_access
     )
     for component in world.components():
         cluster.add(component)
@@ -165,10 +167,14 @@ def attach_world(scenario: Scenario, cluster: Any) -> World:
 
 
 def build_world(
-    scenario: Scenario, *, store: ObjectStore, clock: SimClock, api_url: Callable[[], str]
+    scenario: Scenario,
+    *,
+    store: ObjectStore,
+    clock: SimClock,
+    api: Callable[[], InClusterAccess],
 ) -> World:
-    """The components a scenario describes, not yet started; `api_url()` is the API server's
-    base URL once they start (the Ray autoscaler stand-in talks to it over HTTP)."""
+    """The components a scenario describes, not yet started; `api()` says how to reach the API
+    server once they start (the Ray autoscaler stand-in talks to it over HTTP)."""
     addresses = AddressBook(random.Random(scenario.seed))
     cluster = scenario.cluster
     pools = NodePools(
@@ -195,6 +201,6 @@ def build_world(
         operator=KubeRayOperator(
             store, clock, delay_seconds=scenario.ray.operator_delay_seconds, seed=scenario.seed
         ),
-        ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, api_url=api_url),
+        ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, api=api),
         budgets=Budgets(store, scenario=scenario),
     )

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from agent.sim.cluster import SimCluster
+from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.kube.store import ObjectStore
 from agent.sim.scenario import (
     SCENARIO_DIR,
@@ -266,7 +267,12 @@ def test_a_scenario_sets_the_operator_delay():
         ),
         name="slow",
     )
-    world = build_world(slow, store=ObjectStore(now=lambda: ""), clock=SimClock(), api_url=str)
+    world = build_world(
+        slow,
+        store=ObjectStore(now=lambda: ""),
+        clock=SimClock(),
+        api=lambda: InClusterAccess("http://unused"),
+    )
     assert world.operator.delay_seconds == 7
     with pytest.raises(ScenarioError, match="operatorDelaySeconds"):
         parse_scenario(

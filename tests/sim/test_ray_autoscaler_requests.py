@@ -17,6 +17,7 @@ from aiohttp import web
 
 from agent.sim.cluster import SimCluster
 from agent.sim.kube.apiserver import WORLD_USER_AGENT
+from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.world.kuberay_operator import KubeRayOperator
 from agent.sim.world.nodes import ready_node
 from agent.sim.world.ray import (
@@ -121,7 +122,7 @@ async def run_job(served: Any, *groups: TaskGroup) -> tuple[SimCluster, Proxy, R
         cluster.clock,
         cluster=spec,
         job=JobSpec(task_groups=groups),
-        api_url=lambda: url,
+        api=lambda: InClusterAccess(url),
     )
     await operator.start()
     await driver.start()
@@ -217,7 +218,7 @@ async def test_the_driver_sees_only_pods_the_operator_made(served):
             worker_groups=(WorkerGroupSpec(name="small", requests={"cpu": "1"}, max_replicas=4),),
         ),
         job=JobSpec(task_groups=(TaskGroup("sleep", count=3, duration_seconds=10),)),
-        api_url=lambda: url,
+        api=lambda: InClusterAccess(url),
     )
     await driver.start()
     try:

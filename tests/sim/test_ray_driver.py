@@ -87,7 +87,7 @@ async def start_world(
         cluster.clock,
         cluster=spec,
         job=JobSpec(task_groups=groups),
-        api_url=lambda: cluster.url,
+        api=cluster.in_cluster_access,
     )
     await operator.start()
     await driver.start()

@@ -131,6 +131,12 @@ class ServingCredentials:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
+    def client_context(self) -> ssl.SSLContext:
+        """A client's TLS context trusting our CA, as a pod's service-account ca.crt does."""
+        context = ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
     def write(self, directory: Path) -> CredentialFiles:
         """Write ca.crt and token (as a pod's service-account directory has them) and
         client.crt and client.key, readable by the owner only."""

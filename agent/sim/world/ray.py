@@ -41,6 +41,7 @@ from typing import Any
 import aiohttp
 
 from agent.sim.kube.apiserver import WORLD_USER_AGENT
+from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.kube.store import ObjectStore, Subscription
 from agent.sim.world.clock import SimClock
 from agent.sim.world.raycluster_spec import (
@@ -221,8 +222,8 @@ def _take(room: dict[str, int], demand: Mapping[str, int]) -> None:
 
 
 class RayDriver:
-    """A SimCluster component driving one RayCluster and its job; `api_url` gives the API
-    server's base URL once it listens (SimCluster starts its components after that)."""
+    """A SimCluster component driving one RayCluster and its job; `api()` says how to
+    reach the API server once it listens (SimCluster starts its components after that)."""
 
     def __init__(
         self,
@@ -231,14 +232,14 @@ class RayDriver:
         *,
         cluster: RayClusterSpec,
         job: JobSpec,
-        api_url: Callable[[], str],
+        api: Callable[[], InClusterAccess],
         tick_seconds: float = 1.0,
     ) -> None:
         self.cluster = cluster
         self.job = job
         self._store = store
         self._clock = clock
-        self._api_url = api_url
+        self._api = api
         self._tick = tick_seconds
         self._groups = {g.name: g for g in cluster.worker_groups}
         self._logical = {g.name: g.logical() for g in cluster.worker_groups}
@@ -507,9 +508,12 @@ class RayDriver:
         raise_for_status in the provider's client)."""
         assert self._session is not None
         data = None if body is None else json.dumps(body)
-        headers = {} if data is None else {"Content-Type": content_type}
+        access = self._api()
+        headers = access.headers()
+        if data is not None:
+            headers["Content-Type"] = content_type
         async with self._session.request(
-            method, self._api_url() + path, data=data, headers=headers
+            method, access.url + path, data=data, headers=headers, ssl=access.ssl or True
         ) as response:
             answer = await response.json(content_type=None)
             if response.status not in ok:
