@@ -30,6 +30,7 @@ from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import DecisionFailed
+from agent.decide.pod_entries import PodEntryCache
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.ingest.batching import Batch, Batcher, BatchWindow
 from agent.ingest.view import ClusterView
@@ -188,6 +189,8 @@ class Agent:
             resync_seconds=config.resync_seconds,
         )
         self.view = ClusterView(on_pending=self._on_pending, on_node_pods=self._on_node_pods)
+        # The pending pods' decide/v1 entries, kept built (and encoded) between rounds.
+        self._entries = PodEntryCache()
         # One write round at a time: a removal never interleaves with a raise of the same pool.
         self._writes = asyncio.Lock()
         self.scale_in: ScaleInRounds | None = None
@@ -428,6 +431,7 @@ class Agent:
             settings=self._settings,
             now=rfc3339(at),
             node_quota=self.node_quota,
+            entries=self._entries,
         )
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)

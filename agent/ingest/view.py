@@ -55,6 +55,41 @@ def _privileged(spec: Mapping[str, Any]) -> bool:
     return False
 
 
+def same_decision_inputs(previous: PendingPod, pod: RawObject, intern: Interner) -> bool:
+    """Whether the still-pending `pod` carries what `previous` (its last fold) holds for the
+    decision: labels, annotations, effective requests, nodeSelector, affinity, tolerations,
+    hostNetwork, volume kinds, privileged. What makes a pod pending or not (nodeName,
+    deletionTimestamp, phase, the PodScheduled condition's status and reason) is tested before,
+    by `unschedulable_condition`.
+
+    Left out on purpose: the resourceVersion, the condition's message and its lastTransitionTime.
+    kube-scheduler rewrites the condition of every unschedulable pod whenever its message changes
+    (the message counts the nodes), which is every node that registers or fills up; the decision
+    never reads the message, and lastTransitionTime only moves when the status does
+    (podutil.UpdatePodCondition keeps it otherwise), which takes the pod out of pending first.
+    A kept entry so carries the resourceVersion of its last fold: the ECI patch's `test` on it
+    fails when the pod moved since, and actuation re-reads the pod and patches again when what
+    the decision read is unchanged (agent/actuate/eci_placement.py) — the same path a pod
+    rewritten between snapshot and patch takes anyway.
+
+    Fields the API server keeps immutable on a pending pod (nodeSelector, affinity, volumes,
+    privileged, hostNetwork: ValidatePodUpdate) are compared all the same: it is cheap, and the
+    fold does not depend on that rule."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    return (
+        previous.labels == (meta.get("labels") or {})
+        and previous.annotations == (meta.get("annotations") or {})
+        and previous.tolerations == tuple(spec.get("tolerations") or ())
+        and previous.node_selector == (spec.get("nodeSelector") or {})
+        and previous.affinity == (spec.get("affinity") or {})
+        and previous.host_network == bool(spec.get("hostNetwork"))
+        and previous.requests == intern.requests(spec)
+        and previous.volume_types == _volume_types(spec)
+        and previous.privileged == _privileged(spec)
+    )
+
+
 def is_node_ready(node: Mapping[str, Any]) -> bool:
     for condition in (node.get("status") or {}).get("conditions") or ():
         if condition.get("type") == "Ready":
@@ -89,6 +124,7 @@ class ClusterView:
         self._virtual_labels = dict(virtual_node_labels)
         self._intern = Interner()
         self.pending: dict[str, PendingPod] = {}
+        self.refolds_skipped = 0  # MODIFIED events of pending pods that changed nothing it keeps
         self.nodes: dict[str, NodeState] = {}
         self._bound: dict[str, str] = {}  # pod uid -> node name (interned)
         self.pods = _Sink(key=_uid, apply=self.apply_pod, forget=self._forget_pending)
@@ -111,9 +147,16 @@ class ClusterView:
             self.pending.pop(uid, None)
             return
         previous = self.pending.get(uid)
-        resource_version = (pod.get("metadata") or {}).get("resourceVersion", "")
-        if previous is not None and previous.resource_version == resource_version:
-            return
+        if previous is not None:
+            resource_version = (pod.get("metadata") or {}).get("resourceVersion", "")
+            if previous.resource_version == resource_version or same_decision_inputs(
+                previous, pod, self._intern
+            ):
+                # Still pending, and nothing the decision reads changed (typically the scheduler
+                # rewrote its message after a node came or filled up): keep the object, so the
+                # request builder keeps its entry, and wake nobody.
+                self.refolds_skipped += 1
+                return
         pending = self._pending_pod(pod, condition)
         if pending is None:
             self.pending.pop(uid, None)
