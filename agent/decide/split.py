@@ -40,7 +40,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from agent.decide.pod_entries import PodEntries, encode_request, entry_size, json_bytes
+from agent.decide.pod_entries import PodEntries, encode_request, entry_size
 from functions.contract import PLACE_ON_ECI, SCALE_POOL
 
 DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024  # FC's synchronous invocation payload limit
@@ -56,7 +56,7 @@ def split_pods(request: Mapping[str, Any], max_bytes: int) -> list[PodEntries]:
     """The request's pods cut into parts whose request stays within `max_bytes` (rule 1)."""
     pods = request.get("pods") or []
     if not isinstance(pods, PodEntries):
-        pods = PodEntries((p, (json_bytes(p),)) for p in pods)
+        pods = PodEntries.encoded(pods)
     # Room for what the feed-forward rewrites (pool sizes, counts) may add to the envelope.
     base = len(encode_request({**request, "pods": []})) + 1024
     room = max_bytes - base
@@ -69,24 +69,20 @@ def split_pods(request: Mapping[str, Any], max_bytes: int) -> list[PodEntries]:
     used = 0
     for members in groups.values():
         for entry in members:
-            size = entry_size(pods, entry) + 1  # its comma
+            size = entry_size(pods, entry)  # its comma included
             if size > room:
                 raise TooLargeToSplit(
                     f"pod {entry.get('uid')!r} and the rest of the request take {base + size} "
                     f"bytes, over the {max_bytes}-byte payload limit"
                 )
             if used + size > room and current:
-                parts.append(_entries(pods, current))
+                parts.append(pods.subset(current))
                 current, used = [], 0
             current.append(entry)
             used += size
     if current:
-        parts.append(_entries(pods, current))
+        parts.append(pods.subset(current))
     return parts
-
-
-def _entries(source: PodEntries, members: list[dict[str, Any]]) -> PodEntries:
-    return PodEntries((e, source.parts_of(e)) for e in members)
 
 
 async def decide_in_parts(

@@ -125,6 +125,10 @@ class ClusterView:
         self._intern = Interner()
         self.pending: dict[str, PendingPod] = {}
         self.refolds_skipped = 0  # MODIFIED events of pending pods that changed nothing it keeps
+        # The last snapshot's pending pods in order, and the uids set or dropped since: a
+        # snapshot re-sorts only when something moved (mostly-sorted input: timsort's best case).
+        self._order: tuple[PendingPod, ...] = ()
+        self._moved: set[str] = set()
         self.nodes: dict[str, NodeState] = {}
         self._bound: dict[str, str] = {}  # pod uid -> node name (interned)
         self.pods = _Sink(key=_uid, apply=self.apply_pod, forget=self._forget_pending)
@@ -144,7 +148,8 @@ class ClusterView:
             return
         condition = None if event_type == "DELETED" else unschedulable_condition(pod)
         if condition is None:
-            self.pending.pop(uid, None)
+            if self.pending.pop(uid, None) is not None:
+                self._moved.add(uid)
             return
         previous = self.pending.get(uid)
         if previous is not None:
@@ -158,6 +163,7 @@ class ClusterView:
                 self.refolds_skipped += 1
                 return
         pending = self._pending_pod(pod, condition)
+        self._moved.add(uid)
         if pending is None:
             self.pending.pop(uid, None)
             return
@@ -198,6 +204,7 @@ class ClusterView:
     def _forget_pending(self, keep: set[str]) -> None:
         for uid in [uid for uid in self.pending if uid not in keep]:
             del self.pending[uid]
+            self._moved.add(uid)
 
     # --- pods bound somewhere (ECI counting) ---------------------------------------------------
 
@@ -268,9 +275,18 @@ class ClusterView:
 
     def snapshot(self) -> Snapshot:
         """One consistent picture, oldest unschedulable pods first (stable order for the decider)."""
-        pending = sorted(self.pending.values(), key=lambda p: (p.unschedulable_since, p.uid))
+        if self._moved or len(self._order) != len(self.pending):
+            moved = self._moved
+            order = [p for p in self._order if p.uid not in moved]
+            order.extend(self.pending[uid] for uid in moved if uid in self.pending)
+            if len(order) != len(self.pending):  # `pending` changed behind the fold's back
+                order = list(self.pending.values())
+            # One string per pod, not a tuple: no garbage-collected objects at 100k pods.
+            order.sort(key=_pending_order)
+            self._order = tuple(order)
+            self._moved = set()
         return Snapshot(
-            pending=tuple(pending),
+            pending=self._order,
             nodes=tuple(self.nodes[name] for name in sorted(self.nodes)),
             eci_running_pods=self.eci_running_pods,
         )
@@ -293,6 +309,11 @@ class _Sink:
 
     def relisted(self, keys: set[str]) -> None:
         self._forget(keys)
+
+
+def _pending_order(pod: PendingPod) -> str:
+    # (unschedulable_since, uid) as one string: NUL sorts below any character either holds.
+    return f"{pod.unschedulable_since}\0{pod.uid}"
 
 
 def _uid(obj: RawObject) -> str:

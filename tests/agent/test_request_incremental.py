@@ -52,7 +52,16 @@ def raw_pod(uid: str, rv: int = 1) -> Any:  # a RawObject, edited freely by the 
             ],
             "volumes": [{"name": "shm", "emptyDir": {}}],
         },
-        "status": {"phase": "Pending", "conditions": [dict(UNSCHEDULABLE)]},
+        "status": {
+            "phase": "Pending",
+            # Later uids marked earlier, so the view's order (oldest first) is not the uids'.
+            "conditions": [
+                {
+                    **UNSCHEDULABLE,
+                    "lastTransitionTime": f"2026-11-29T04:59:{59 - sum(map(ord, uid)) % 60:02d}Z",
+                }
+            ],
+        },
     }
 
 
@@ -247,6 +256,10 @@ def test_random_event_sequences_keep_requests_equal_to_a_from_scratch_fold(
         if kind == "round":
             cached = request_of(view, cache)
             fresh = request_of(view, None)
+            oldest_first = sorted(
+                view.pending.values(), key=lambda p: (p.unschedulable_since, p.uid)
+            )
+            assert view.snapshot().pending == tuple(oldest_first)
             assert cached == fresh
             assert encode_request(cached) == json.dumps(fresh, separators=(",", ":")).encode()
             reference = ClusterView()
