@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from agent.model import PendingPod
@@ -30,6 +31,7 @@ from agent.model import PendingPod
 _SHAPE_LIMIT = 20_000  # distinct shapes kept; more is pathological, start afresh
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 _encode = _COMPACT.encode
+_quote = encode_basestring_ascii
 
 
 Record = tuple[PendingPod | None, dict[str, Any], tuple[bytes, ...]]
@@ -196,17 +198,33 @@ class PodEntryCache:
             "unschedulableSince": pod.unschedulable_since or None,
             "message": pod.message,
         }
+        # The C string quoter json.dumps itself uses (ensure_ascii): same bytes, ~10x faster
+        # than a trip through JSONEncoder.encode per field.
+        since = _quote(pod.unschedulable_since) if pod.unschedulable_since else "null"
         head = (
-            f',{{"uid":{_encode(pod.uid)},"namespace":{_encode(pod.namespace)},'
-            f'"name":{_encode(pod.name)},"resourceVersion":{_encode(pod.resource_version)},'
+            f',{{"uid":{_quote(pod.uid)},"namespace":{_quote(pod.namespace)},'
+            f'"name":{_quote(pod.name)},"resourceVersion":{_quote(pod.resource_version)},'
         ).encode()
-        tail = (
-            f',"unschedulableSince":{_encode(pod.unschedulable_since or None)},'
-            f'"message":{_encode(pod.message)}}}'
-        ).encode()
+        tail = f',"unschedulableSince":{since},"message":{_quote(pod.message)}}}'.encode()
         return pod, entry, (head, shape_part, tail)
 
     def _shape(self, pod: PendingPod) -> tuple[dict[str, Any], bytes]:
+        # The shape's values are the view's interned objects, shared by the pods of a shape, and
+        # `_shapes` holds them: a live object's id is unique, so equal ids are the same objects.
+        key = (
+            id(pod.labels),
+            id(pod.annotations),
+            id(pod.requests),
+            id(pod.node_selector),
+            id(pod.affinity),
+            id(pod.tolerations),
+            id(pod.host_network),
+            id(pod.volume_types),
+            id(pod.privileged),
+        )
+        found = self._shapes.get(key)
+        if found is not None:
+            return found[1], found[2]
         values = (
             pod.labels,
             pod.annotations,
@@ -218,10 +236,6 @@ class PodEntryCache:
             pod.volume_types,
             pod.privileged,
         )
-        key = tuple(id(v) for v in values)
-        found = self._shapes.get(key)
-        if found is not None and all(a is b for a, b in zip(found[0], values, strict=True)):
-            return found[1], found[2]
         shape = shape_json(pod)
         # The object encoded without its braces: the middle of the entry's JSON.
         encoded = _encode(shape)[1:-1].encode()

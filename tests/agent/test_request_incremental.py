@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -146,6 +147,10 @@ class TestEncoding:
         pods = tuple(
             pending_pod(f"u-{i}", cpu=str(1 + i % 3), node_selector={"k": "é\u2028"} if i else None)
             for i in range(9)
+        )
+        # Text JSON must escape, in the fields encoded per pod too.
+        pods += (
+            replace(pending_pod('u-\\"q'), message='said "ü" \u2028\n\x7f', unschedulable_since=""),
         )
         snapshot = Snapshot(pending=pods, nodes=(), eci_running_pods=0)
         cache = PodEntryCache()
