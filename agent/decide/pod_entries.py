@@ -34,7 +34,10 @@ _encode = _COMPACT.encode
 _quote = encode_basestring_ascii
 
 
-Record = tuple[PendingPod | None, dict[str, Any], tuple[bytes, ...]]
+# (pod, entry, head, shape, tail): one tuple per pod, the entry's JSON in its last three fields
+# (an entry encoded whole has it all in `head`, and empty `shape` and `tail`). One object rather
+# than nested ones: at 100k pods every container allocated costs again in garbage collection.
+Record = tuple[PendingPod | None, dict[str, Any], bytes, bytes, bytes]
 
 
 class PodEntries(list):  # type: ignore[type-arg]
@@ -66,7 +69,7 @@ class PodEntries(list):  # type: ignore[type-arg]
         records: dict[int, Record] = {}
         listed = []
         for entry in entries:
-            records[id(entry)] = (None, entry, (b"," + json_bytes(entry),))
+            records[id(entry)] = (None, entry, b"," + json_bytes(entry), b"", b"")
             listed.append(entry)
         return cls(listed, records)
 
@@ -78,14 +81,14 @@ class PodEntries(list):  # type: ignore[type-arg]
         """The entry's JSON, with its leading comma, as parts to concatenate."""
         found = self._records.get(id(entry))
         if found is not None and found[1] is entry:
-            return found[2]
+            return found[2:]
         return (b"," + json_bytes(entry),)
 
     def shape_of(self, entry: Mapping[str, Any]) -> bytes | None:
         """The shared shape part of a cached entry (pods of one shape share the object), or None."""
         found = self._records.get(id(entry))
-        if found is not None and found[1] is entry and len(found[2]) == 3:
-            return found[2][1]
+        if found is not None and found[1] is entry and found[3]:
+            return found[3]
         return None
 
 
@@ -130,13 +133,15 @@ def _extend_with_pods(out: list[bytes], pods: PodEntries) -> None:
     """Append the entries' parts to `out`, the first entry without its leading comma."""
     records = pods._records
     start = len(out)
-    extend = out.extend
+    append = out.append
     for entry in pods:  # the hot loop of a large round: `parts_of` inlined
         found = records.get(id(entry))
         if found is not None and found[1] is entry:
-            extend(found[2])
+            append(found[2])
+            append(found[3])
+            append(found[4])
         else:
-            extend((b"," + json_bytes(entry),))
+            append(b"," + json_bytes(entry))
     if len(out) > start:
         out[start] = out[start][1:]
 
@@ -206,7 +211,7 @@ class PodEntryCache:
             f'"name":{_quote(pod.name)},"resourceVersion":{_quote(pod.resource_version)},'
         ).encode()
         tail = f',"unschedulableSince":{since},"message":{_quote(pod.message)}}}'.encode()
-        return pod, entry, (head, shape_part, tail)
+        return pod, entry, head, shape_part, tail
 
     def _shape(self, pod: PendingPod) -> tuple[dict[str, Any], bytes]:
         # The shape's values are the view's interned objects, shared by the pods of a shape, and
