@@ -9,7 +9,7 @@ docs/cloud-facts.md). At ~1 KB per pod entry that is some 33k pending pods, whic
 reach. The remote deciders then split the request (`--decide-max-payload-bytes`, 32 MiB by
 default, the limit `functions/readers.py` applies too).
 
-The rule (docs/decide-contract.md, "A request over the payload limit"):
+The rule (tests/agent/test_batch_split.py holds it, against the naive split it replaces):
 
 1. **Cut.** The pods are ordered by shape (first appearance; pods of one shape share one encoded
    shape, `pod_entries`), so a worker group stays in one part where it fits, and cut greedily into
