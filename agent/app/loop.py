@@ -392,12 +392,14 @@ class Agent:
         started = time.monotonic()
         at = self._now()
         snapshot = self._eligible(placed_on_eci(self.view.snapshot()), at)
+        # Taken with the snapshot: a version belongs to the pod object the snapshot holds.
+        versions = dict(self.view.versions)
         record = RoundRecord(
             at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending), outcome="idle"
         )
         try:
             if snapshot.pending:
-                record = await self._decide_and_apply(snapshot, record, at=at)
+                record = await self._decide_and_apply(snapshot, record, at=at, versions=versions)
         except (CloudCallError, DecisionFailed) as error:
             api = "cs" if isinstance(error, CloudCallError) else "decider"
             record = replace(record, outcome="error", error=f"{api}: {error}")
@@ -420,7 +422,12 @@ class Agent:
         return record
 
     async def _decide_and_apply(
-        self, snapshot: Snapshot, record: RoundRecord, *, at: float
+        self,
+        snapshot: Snapshot,
+        record: RoundRecord,
+        *,
+        at: float,
+        versions: Mapping[str, str] | None = None,
     ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
@@ -432,6 +439,7 @@ class Agent:
             now=rfc3339(at),
             node_quota=self.node_quota,
             entries=self._entries,
+            versions=versions,
         )
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)

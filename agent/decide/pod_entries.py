@@ -168,21 +168,36 @@ class PodEntryCache:
         # from; the values are kept in the record, so their ids cannot be reused while it lives.
         self._shapes: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any], bytes]] = {}
         self.built = 0  # entries built (for the bench and tests)
+        self.reversioned = 0  # entries copied with a newer resourceVersion only
 
     def __len__(self) -> int:
         return len(self._by_uid)
 
-    def entries(self, pending: Iterable[PendingPod]) -> PodEntries:
+    def entries(
+        self, pending: Iterable[PendingPod], versions: Mapping[str, str] | None = None
+    ) -> PodEntries:
+        """The entries of `pending`, in order. `versions` (uid -> resourceVersion) gives pods a
+        newer resourceVersion than their object's: the entry is then re-versioned (a copy with
+        the new version and its identity part encoded again; the shape and tail are kept)."""
         by_uid, by_id = self._by_uid, self._by_id
+        versions = versions or {}
         listed: list[dict[str, Any]] = []
         for pod in pending:
-            found = by_uid.get(pod.uid)
+            uid = pod.uid
+            found = by_uid.get(uid)
+            version = versions.get(uid) or pod.resource_version
             if found is None or found[0] is not pod:
-                if found is not None:
-                    del by_id[id(found[1])]
-                found = by_uid[pod.uid] = self._build(pod)
-                by_id[id(found[1])] = found
-            listed.append(found[1])
+                record = self._build(pod, version)
+            elif found[1]["resourceVersion"] != version:
+                record = self._reversioned(found, version)
+            else:
+                listed.append(found[1])
+                continue
+            if found is not None:
+                del by_id[id(found[1])]
+            by_uid[uid] = record
+            by_id[id(record[1])] = record
+            listed.append(record[1])
         if len(by_uid) > len(listed):  # some pods left: drop their records
             present = {id(entry) for entry in listed}
             for uid, record in [(u, r) for u, r in by_uid.items() if id(r[1]) not in present]:
@@ -190,7 +205,7 @@ class PodEntryCache:
                 del by_id[id(record[1])]
         return PodEntries(listed, by_id)
 
-    def _build(self, pod: PendingPod) -> Record:
+    def _build(self, pod: PendingPod, version: str) -> Record:
         self.built += 1
         shape_entry, shape_part = self._shape(pod)
         entry: dict[str, Any] = {
@@ -198,7 +213,7 @@ class PodEntryCache:
             "namespace": pod.namespace,
             "name": pod.name,
             # Not read by the decision; actuation guards its ECI patch with it (a JSON-patch `test`).
-            "resourceVersion": pod.resource_version,
+            "resourceVersion": version,
             **shape_entry,
             "unschedulableSince": pod.unschedulable_since or None,
             "message": pod.message,
@@ -206,12 +221,15 @@ class PodEntryCache:
         # The C string quoter json.dumps itself uses (ensure_ascii): same bytes, ~10x faster
         # than a trip through JSONEncoder.encode per field.
         since = _quote(pod.unschedulable_since) if pod.unschedulable_since else "null"
-        head = (
-            f',{{"uid":{_quote(pod.uid)},"namespace":{_quote(pod.namespace)},'
-            f'"name":{_quote(pod.name)},"resourceVersion":{_quote(pod.resource_version)},'
-        ).encode()
         tail = f',"unschedulableSince":{since},"message":{_quote(pod.message)}}}'.encode()
-        return pod, entry, head, shape_part, tail
+        return pod, entry, _head(pod, version), shape_part, tail
+
+    def _reversioned(self, record: Record, version: str) -> Record:
+        self.reversioned += 1
+        pod, entry, _, shape_part, tail = record
+        assert pod is not None
+        # Updating an existing key keeps its place: the copy encodes in the same order.
+        return pod, {**entry, "resourceVersion": version}, _head(pod, version), shape_part, tail
 
     def _shape(self, pod: PendingPod) -> tuple[dict[str, Any], bytes]:
         # The shape's values are the view's interned objects, shared by the pods of a shape, and
@@ -248,6 +266,14 @@ class PodEntryCache:
             self._shapes.clear()
         self._shapes[key] = (values, shape, encoded)
         return shape, encoded
+
+
+def _head(pod: PendingPod, version: str) -> bytes:
+    """The entry's identity part: `,{"uid":…,"resourceVersion":…,` (comma first)."""
+    return (
+        f',{{"uid":{_quote(pod.uid)},"namespace":{_quote(pod.namespace)},'
+        f'"name":{_quote(pod.name)},"resourceVersion":{_quote(version)},'
+    ).encode()
 
 
 def shape_json(pod: PendingPod) -> dict[str, Any]:

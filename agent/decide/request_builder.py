@@ -72,6 +72,7 @@ def build_request(
     catalog: Mapping[str, InstanceType] = CATALOG,
     node_quota: int | None = None,
     entries: PodEntryCache | None = None,
+    versions: Mapping[str, str] | None = None,
     extra_pods: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """A decide/v1 request for the snapshot's pending pods over the managed pools; with
@@ -79,8 +80,10 @@ def build_request(
 
     With `entries` (the agent keeps one across rounds) the pod entries of pods that did not change
     since the last round are reused, with their encoded JSON (`pod_entries.encode_request`);
-    without, every entry is built anew. Both give equal requests. `extra_pods` (entries built
-    elsewhere, e.g. synthetic pods) are appended after the snapshot's."""
+    without, every entry is built anew. Both give equal requests. `versions` (the view's
+    `versions`: uid -> a newer resourceVersion of a pod whose later events changed nothing the
+    decision reads) overrides the pods' own. `extra_pods` (entries built elsewhere, e.g.
+    synthetic pods) are appended after the snapshot's."""
     policy: dict[str, Any] = {
         "strategy": settings.policy.strategy,
         "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
@@ -94,7 +97,7 @@ def build_request(
         "schema": DECIDE_SCHEMA,
         "now": now,
         "cluster": {"id": settings.cluster_id, "region": settings.region},
-        "pods": _pods(snapshot, entries, extra_pods),
+        "pods": _pods(snapshot, entries, versions or {}, extra_pods),
         "pools": pools_json(snapshot, pools, activity, settings=settings, catalog=catalog),
         "eci": eci_json(snapshot, settings.eci),
         "policy": policy,
@@ -102,12 +105,15 @@ def build_request(
 
 
 def _pods(
-    snapshot: Snapshot, entries: PodEntryCache | None, extra: Iterable[dict[str, Any]]
+    snapshot: Snapshot,
+    entries: PodEntryCache | None,
+    versions: Mapping[str, str],
+    extra: Iterable[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     pods: list[dict[str, Any]] = (
-        [pod_json(p) for p in snapshot.pending]
+        [pod_json(p, versions.get(p.uid)) for p in snapshot.pending]
         if entries is None
-        else entries.entries(snapshot.pending)
+        else entries.entries(snapshot.pending, versions)
     )
     pods.extend(extra)  # a PodEntries keeps its cache: extras are encoded when the request is
     return pods
@@ -126,13 +132,14 @@ def nodes_counted(snapshot: Snapshot, pools: list[PoolInfo] | tuple[PoolInfo, ..
     return len(real) + coming
 
 
-def pod_json(pod: PendingPod) -> dict[str, Any]:
+def pod_json(pod: PendingPod, resource_version: str | None = None) -> dict[str, Any]:
+    """The pod's decide/v1 entry; `resource_version`, when given, is newer than the pod's."""
     return {
         "uid": pod.uid,
         "namespace": pod.namespace,
         "name": pod.name,
         # Not read by the decision; actuation guards its ECI patch with it (a JSON-patch `test`).
-        "resourceVersion": pod.resource_version,
+        "resourceVersion": resource_version or pod.resource_version,
         **shape_json(pod),
         "unschedulableSince": pod.unschedulable_since or None,
         "message": pod.message,

@@ -67,10 +67,10 @@ def same_decision_inputs(previous: PendingPod, pod: RawObject, intern: Interner)
     (the message counts the nodes), which is every node that registers or fills up; the decision
     never reads the message, and lastTransitionTime only moves when the status does
     (podutil.UpdatePodCondition keeps it otherwise), which takes the pod out of pending first.
-    A kept entry so carries the resourceVersion of its last fold: the ECI patch's `test` on it
-    fails when the pod moved since, and actuation re-reads the pod and patches again when what
-    the decision read is unchanged (agent/actuate/eci_placement.py) — the same path a pod
-    rewritten between snapshot and patch takes anyway.
+    The kept pod's resourceVersion is then stale: the view records the new one in
+    `ClusterView.versions`, which the request carries (the ECI patch's `test` is on it, and a
+    stale one would make every such patch take the refusal, re-read and re-patch path of
+    agent/actuate/eci_placement.py).
 
     Fields the API server keeps immutable on a pending pod (nodeSelector, affinity, volumes,
     privileged, hostNetwork: ValidatePodUpdate) are compared all the same: it is cheap, and the
@@ -125,6 +125,9 @@ class ClusterView:
         self._intern = Interner()
         self.pending: dict[str, PendingPod] = {}
         self.refolds_skipped = 0  # MODIFIED events of pending pods that changed nothing it keeps
+        # uid -> the latest resourceVersion of a pending pod whose last events were skipped
+        # refolds (the kept PendingPod has an older one); gone when the pod is folded again.
+        self.versions: dict[str, str] = {}
         # The last snapshot's pending pods in order, and the uids set or dropped since: a
         # snapshot re-sorts only when something moved (mostly-sorted input: timsort's best case).
         self._order: tuple[PendingPod, ...] = ()
@@ -150,20 +153,23 @@ class ClusterView:
         if condition is None:
             if self.pending.pop(uid, None) is not None:
                 self._moved.add(uid)
+                self.versions.pop(uid, None)
             return
         previous = self.pending.get(uid)
         if previous is not None:
             resource_version = (pod.get("metadata") or {}).get("resourceVersion", "")
-            if previous.resource_version == resource_version or same_decision_inputs(
-                previous, pod, self._intern
-            ):
+            if resource_version == self.versions.get(uid, previous.resource_version):
+                return  # this version was seen already
+            if same_decision_inputs(previous, pod, self._intern):
                 # Still pending, and nothing the decision reads changed (typically the scheduler
                 # rewrote its message after a node came or filled up): keep the object, so the
-                # request builder keeps its entry, and wake nobody.
+                # request builder keeps its entry, and wake nobody; only the version moves.
                 self.refolds_skipped += 1
+                self.versions[uid] = resource_version
                 return
         pending = self._pending_pod(pod, condition)
         self._moved.add(uid)
+        self.versions.pop(uid, None)
         if pending is None:
             self.pending.pop(uid, None)
             return
@@ -205,6 +211,7 @@ class ClusterView:
         for uid in [uid for uid in self.pending if uid not in keep]:
             del self.pending[uid]
             self._moved.add(uid)
+            self.versions.pop(uid, None)
 
     # --- pods bound somewhere (ECI counting) ---------------------------------------------------
 

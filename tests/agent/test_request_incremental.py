@@ -1,7 +1,8 @@
 """Pod entries kept built between rounds (agent.decide.pod_entries) and the view's skipped refolds
 (agent.ingest.view): the cached path gives the request a from-scratch build gives, byte for byte
 once encoded; an event that changes nothing the decision reads rebuilds nothing; and no event
-sequence makes the view lose a pending pod or a change the decision reads."""
+sequence makes the view lose a pending pod, a change the decision reads, or the pod's current
+resourceVersion."""
 
 from __future__ import annotations
 
@@ -132,7 +133,15 @@ EDITS: dict[str, tuple[bool, Any]] = {
 
 
 def request_of(view: ClusterView, entries: PodEntryCache | None) -> dict[str, Any]:
-    return build_request(view.snapshot(), POOLS, {}, settings=SETTINGS, now=NOW, entries=entries)
+    return build_request(
+        view.snapshot(),
+        POOLS,
+        {},
+        settings=SETTINGS,
+        now=NOW,
+        entries=entries,
+        versions=dict(view.versions),
+    )
 
 
 def decision_inputs(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -210,7 +219,11 @@ class TestSkippedRefolds:
         else:
             assert view.refolds_skipped == 1
             assert cache.built == built, "nothing the decision reads changed: nothing rebuilt"
-            assert after["pods"][0] is before["pods"][0]
+            assert decision_inputs(after) == decision_inputs(before)
+            # ...but the entry carries the pod's current resourceVersion (the ECI patch's test).
+            assert cache.reversioned == 1
+            assert after["pods"][0]["resourceVersion"] == "2"
+            assert request_of(view, cache)["pods"][0] is after["pods"][0]
 
     def test_a_message_wave_wakes_nobody_and_builds_nothing(self) -> None:
         """The scheduler rewriting every pending pod's message (a node registered) is free."""
@@ -224,8 +237,10 @@ class TestSkippedRefolds:
             _condition(pod)["message"] = "0/4 nodes are available: 4 Insufficient cpu."
             view.apply_pod("MODIFIED", pod)
         built = cache.built
-        request_of(view, cache)
+        request = request_of(view, cache)
         assert len(woken) == 50 and view.refolds_skipped == 50 and cache.built == built
+        assert {p["resourceVersion"] for p in request["pods"]} == {"2"}
+        assert cache.reversioned == 50
 
 
 @st.composite
@@ -272,6 +287,11 @@ def test_random_event_sequences_keep_requests_equal_to_a_from_scratch_fold(
                 if name not in deleted:
                     reference.apply_pod("ADDED", copy.deepcopy(pod))
             assert decision_inputs(fresh) == decision_inputs(request_of(reference, None))
+            # Every entry carries the last resourceVersion the view saw for its pod.
+            for entry in cached["pods"]:
+                assert (
+                    entry["resourceVersion"] == latest[entry["uid"]]["metadata"]["resourceVersion"]
+                )
             continue
         rv += 1
         # Edits accumulate on the pod's current object, as successive updates do.

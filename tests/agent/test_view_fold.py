@@ -212,7 +212,9 @@ def test_trigger_fires_once_per_pod_becoming_pending() -> None:
     # A rewrite of the scheduler's message alone is no refold: the first fold is kept
     # (tests/agent/test_request_incremental.py holds what does count).
     assert view.pending["a"] is first
+    assert view.versions == {"a": "11"}  # the version the request carries
     view.apply_pod("DELETED", pod("a", rv="12"))
+    assert view.versions == {}
     view.apply_pod("ADDED", pod("a", rv="13"))
     assert [p.uid for p in seen] == ["a", "a"]
 
