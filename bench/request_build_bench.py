@@ -11,7 +11,8 @@ Per size, in one process (the agent's event loop is one core):
 * re-mark wave     — N MODIFIED events, each pod's PodScheduled message (and resourceVersion)
                      changed only, folded into the view: CPU seconds for the whole wave.
 
-"build" is `view.snapshot()` + `build_request`; "encode" is the body a remote decider sends (the
+"build" is `view.snapshot()` + `build_request` (after: with the view's `versions`, so the round
+after a wave re-versions every entry, as the agent's does); "encode" is the body a remote decider sends (the
 checkout's own encoder: `pod_entries.encode_request` when it has one, else `json.dumps`). Pods
 are KubeRay workers of 10 worker groups (10 shapes), folded from raw watch objects the way the
 agent folds them. Medians of `--repeat` runs, each run on a fresh view.
@@ -56,7 +57,7 @@ POOLS = [
     PoolInfo(f"np-{i}", f"pool-{i}", ("ecs.g7.4xlarge",), 0, 0, 100, labels={"workload": "ray"})
     for i in range(4)
 ]
-HAS_ENTRIES = PodEntryCache is not None and "entries" in inspect.signature(build_request).parameters
+HAS_ENTRIES = {"entries", "versions"} <= set(inspect.signature(build_request).parameters)
 
 
 def worker_pod(i: int, *, rv: int, message: str, annotation: str = "") -> dict[str, Any]:
@@ -195,7 +196,10 @@ def make_round(view: ClusterView) -> Callable[[], tuple[float, float, int]]:
 
     def run() -> tuple[float, float, int]:
         started = time.perf_counter()
-        extra = {"entries": entries} if entries is not None else {}
+        extra: dict[str, Any] = {}
+        if entries is not None:
+            # As the agent's loop does: the versions skipped refolds recorded, with the snapshot.
+            extra = {"entries": entries, "versions": dict(view.versions)}
         request = build_request(view.snapshot(), POOLS, {}, settings=SETTINGS, now=NOW, **extra)
         built = time.perf_counter()
         body = encode_request(request)
@@ -207,9 +211,7 @@ def make_round(view: ClusterView) -> Callable[[], tuple[float, float, int]]:
 
 def one_run(size: int) -> dict[str, float]:
     view = ClusterView()
-    fold_timed(
-        view, (worker_pod(i, rv=1, message=message(3)) for i in range(size)), "ADDED"
-    )
+    fold_timed(view, (worker_pod(i, rv=1, message=message(3)) for i in range(size)), "ADDED")
     assert len(view.pending) == size
     round_ = make_round(view)
     gc.collect()

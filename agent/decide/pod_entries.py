@@ -34,10 +34,12 @@ _encode = _COMPACT.encode
 _quote = encode_basestring_ascii
 
 
-# (pod, entry, head, shape, tail): one tuple per pod, the entry's JSON in its last three fields
-# (an entry encoded whole has it all in `head`, and empty `shape` and `tail`). One object rather
-# than nested ones: at 100k pods every container allocated costs again in garbage collection.
-Record = tuple[PendingPod | None, dict[str, Any], bytes, bytes, bytes]
+# (pod, entry, head, shape, tail, resourceVersion): one tuple per pod, the entry's JSON in three
+# fields (an entry encoded whole has it all in `head`, and empty `shape` and `tail`), and the
+# version it carries (read here, not from the entry: at 100k pods touching each entry dict is
+# cache misses that double a quiet round). One object rather than nested ones: every container
+# allocated costs again in garbage collection.
+Record = tuple[PendingPod | None, dict[str, Any], bytes, bytes, bytes, str]
 
 
 class PodEntries(list):  # type: ignore[type-arg]
@@ -69,7 +71,7 @@ class PodEntries(list):  # type: ignore[type-arg]
         records: dict[int, Record] = {}
         listed = []
         for entry in entries:
-            records[id(entry)] = (None, entry, b"," + json_bytes(entry), b"", b"")
+            records[id(entry)] = (None, entry, b"," + json_bytes(entry), b"", b"", "")
             listed.append(entry)
         return cls(listed, records)
 
@@ -81,7 +83,7 @@ class PodEntries(list):  # type: ignore[type-arg]
         """The entry's JSON, with its leading comma, as parts to concatenate."""
         found = self._records.get(id(entry))
         if found is not None and found[1] is entry:
-            return found[2:]
+            return found[2:5]
         return (b"," + json_bytes(entry),)
 
     def shape_of(self, entry: Mapping[str, Any]) -> bytes | None:
@@ -180,15 +182,17 @@ class PodEntryCache:
         newer resourceVersion than their object's: the entry is then re-versioned (a copy with
         the new version and its identity part encoded again; the shape and tail are kept)."""
         by_uid, by_id = self._by_uid, self._by_id
-        versions = versions or {}
+        newer = versions.get if versions else None
         listed: list[dict[str, Any]] = []
         for pod in pending:
             uid = pod.uid
             found = by_uid.get(uid)
-            version = versions.get(uid) or pod.resource_version
+            version = pod.resource_version
+            if newer is not None:
+                version = newer(uid) or version
             if found is None or found[0] is not pod:
                 record = self._build(pod, version)
-            elif found[1]["resourceVersion"] != version:
+            elif found[5] is not version and found[5] != version:
                 record = self._reversioned(found, version)
             else:
                 listed.append(found[1])
@@ -222,14 +226,15 @@ class PodEntryCache:
         # than a trip through JSONEncoder.encode per field.
         since = _quote(pod.unschedulable_since) if pod.unschedulable_since else "null"
         tail = f',"unschedulableSince":{since},"message":{_quote(pod.message)}}}'.encode()
-        return pod, entry, _head(pod, version), shape_part, tail
+        return pod, entry, _head(pod, version), shape_part, tail, version
 
     def _reversioned(self, record: Record, version: str) -> Record:
         self.reversioned += 1
-        pod, entry, _, shape_part, tail = record
+        pod, entry, _, shape_part, tail, _ = record
         assert pod is not None
         # Updating an existing key keeps its place: the copy encodes in the same order.
-        return pod, {**entry, "resourceVersion": version}, _head(pod, version), shape_part, tail
+        entry = {**entry, "resourceVersion": version}
+        return pod, entry, _head(pod, version), shape_part, tail, version
 
     def _shape(self, pod: PendingPod) -> tuple[dict[str, Any], bytes]:
         # The shape's values are the view's interned objects, shared by the pods of a shape, and
