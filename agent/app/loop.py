@@ -30,6 +30,7 @@ from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
 from agent.clients.kube import KubeClient
 from agent.decide.deciders import DecisionFailed
+from agent.decide.pod_entries import PodEntryCache
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.ingest.batching import Batch, Batcher, BatchWindow
 from agent.ingest.view import ClusterView
@@ -188,6 +189,8 @@ class Agent:
             resync_seconds=config.resync_seconds,
         )
         self.view = ClusterView(on_pending=self._on_pending, on_node_pods=self._on_node_pods)
+        # The pending pods' decide/v1 entries, kept built (and encoded) between rounds.
+        self._entries = PodEntryCache()
         # One write round at a time: a removal never interleaves with a raise of the same pool.
         self._writes = asyncio.Lock()
         self.scale_in: ScaleInRounds | None = None
@@ -389,12 +392,14 @@ class Agent:
         started = time.monotonic()
         at = self._now()
         snapshot = self._eligible(placed_on_eci(self.view.snapshot()), at)
+        # Taken with the snapshot: a version belongs to the pod object the snapshot holds.
+        versions = dict(self.view.versions)
         record = RoundRecord(
             at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending), outcome="idle"
         )
         try:
             if snapshot.pending:
-                record = await self._decide_and_apply(snapshot, record, at=at)
+                record = await self._decide_and_apply(snapshot, record, at=at, versions=versions)
         except (CloudCallError, DecisionFailed) as error:
             api = "cs" if isinstance(error, CloudCallError) else "decider"
             record = replace(record, outcome="error", error=f"{api}: {error}")
@@ -417,7 +422,12 @@ class Agent:
         return record
 
     async def _decide_and_apply(
-        self, snapshot: Snapshot, record: RoundRecord, *, at: float
+        self,
+        snapshot: Snapshot,
+        record: RoundRecord,
+        *,
+        at: float,
+        versions: Mapping[str, str] | None = None,
     ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
@@ -428,6 +438,8 @@ class Agent:
             settings=self._settings,
             now=rfc3339(at),
             node_quota=self.node_quota,
+            entries=self._entries,
+            versions=versions,
         )
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)

@@ -87,7 +87,10 @@ def fc_decider(
             timeout_seconds=config.decider_timeout_seconds,
         )
     return FunctionComputeDecider(
-        invoker, retry=retry, time_limit_seconds=decision_time_limit(config)
+        invoker,
+        retry=retry,
+        time_limit_seconds=decision_time_limit(config),
+        max_payload_bytes=config.decider_max_payload_bytes,
     )
 
 
@@ -121,6 +124,7 @@ def http_decider(
         retry=retry,
         signer=signer,
         time_limit_seconds=decision_time_limit(config),
+        max_payload_bytes=config.decider_max_payload_bytes,
     )
 
 

@@ -46,6 +46,9 @@ class AgentConfig:
     http_url: str | None = None
     decider_timeout_seconds: float = 10.0
     decider_retries: int = 2
+    # FC's synchronous invocation payload limit, 32 MB (docs/cloud-facts.md); larger requests
+    # are decided in parts (agent/decide/split.py).
+    decider_max_payload_bytes: int = 32 * 1024 * 1024
     fallback_to_local: bool = True
     # pools and prices
     # The pools the agent scales and their bounds; empty: no pool (ECI only).
@@ -177,6 +180,13 @@ def _count(value: Any) -> int:
     number = int(value)
     if number < 0:
         raise ValueError("expected a non-negative whole number")
+    return number
+
+
+def _payload_bytes(value: Any) -> int:
+    number = _count(value)
+    if number < 1024:
+        raise ValueError("expected at least 1024 bytes (one request without pods takes ~1 KB)")
     return number
 
 
@@ -322,6 +332,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http_url", _optional_text, "decision function HTTP trigger URL", "URL"),
     Setting("decider_timeout_seconds", _number, "timeout of one decision call", "SECONDS"),
     Setting("decider_retries", _count, "retries of a failed decision call", "N"),
+    Setting(
+        "decider_max_payload_bytes",
+        _payload_bytes,
+        "largest request body the fc and http deciders send in one call (Function Compute's "
+        "synchronous payload limit, 32 MB); a larger request is decided in parts that do not "
+        "share capacity",
+        "BYTES",
+    ),
     Setting(
         "fallback_to_local",
         _boolean,

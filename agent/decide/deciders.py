@@ -30,6 +30,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from agent.clients.fc import InvocationError, Invoker, RequestSigner
+from agent.decide.pod_entries import encode_request
+from agent.decide.split import DEFAULT_MAX_PAYLOAD_BYTES, TooLargeToSplit, decide_in_parts
 from functions.contract import MAX_DECISION_SECONDS, SCALE_IN_SCHEMA
 from functions.contract_checks import (
     ReplyMismatch,
@@ -169,7 +171,11 @@ class LocalDecider:
 class _RemoteDecider:
     """Shared retry loop of the remote deciders. With `time_limit_seconds` each request asks the
     function for an answer within that time (`policy.maxDecisionSeconds`, the earlier of it and
-    the request's own), so a slow decision defers pods instead of outliving the call's timeout."""
+    the request's own), so a slow decision defers pods instead of outliving the call's timeout.
+
+    A request whose body would be over `max_payload_bytes` (FC's 32 MB synchronous limit by
+    default) is decided in parts that cannot double-count capacity, merged into one reply
+    (`agent.decide.split`); `invocations` counts the calls made, parts included."""
 
     def __init__(
         self,
@@ -177,14 +183,35 @@ class _RemoteDecider:
         retry: RetrySettings | None,
         rng: random.Random | None,
         time_limit_seconds: float | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self._retry = retry or RetrySettings()
         self._rng = rng or random.Random()
         self._time_limit = time_limit_seconds
+        self._max_payload = max_payload_bytes
+        self.split_decisions = 0  # decisions that took more than one invocation
 
     async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
         request = _within(request, self._time_limit)
-        payload = json.dumps(request, separators=(",", ":")).encode()
+        # The pod entries the request builder keeps encoded are joined, not encoded again.
+        payload = encode_request(request)
+        if len(payload) <= self._max_payload:
+            return await self._with_retries(payload, request)
+        try:
+            reply, parts = await decide_in_parts(
+                request, self._with_retries, max_bytes=self._max_payload
+            )
+        except TooLargeToSplit as exc:
+            raise DecisionFailed("RequestTooLarge", str(exc), retryable=False) from None
+        self.split_decisions += 1
+        log.info(
+            "decision split over the payload limit",
+            extra={"bytes": len(payload), "limit": self._max_payload, "parts": parts},
+        )
+        # The merged reply answers the whole request: held to the same checks as any reply.
+        return check_reply(reply, request)
+
+    async def _with_retries(self, payload: bytes, request: dict[str, Any]) -> dict[str, Any]:
         for attempt in range(self._retry.attempts):
             try:
                 return await self._once(payload, request)
@@ -223,8 +250,14 @@ class FunctionComputeDecider(_RemoteDecider):
         retry: RetrySettings | None = None,
         rng: random.Random | None = None,
         time_limit_seconds: float | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        super().__init__(retry=retry, rng=rng, time_limit_seconds=time_limit_seconds)
+        super().__init__(
+            retry=retry,
+            rng=rng,
+            time_limit_seconds=time_limit_seconds,
+            max_payload_bytes=max_payload_bytes,
+        )
         self._invoker = invoker
 
     async def _once(self, payload: bytes, request: dict[str, Any]) -> dict[str, Any]:
@@ -254,8 +287,14 @@ class HttpTriggerDecider(_RemoteDecider):
         rng: random.Random | None = None,
         signer: RequestSigner | None = None,
         time_limit_seconds: float | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        super().__init__(retry=retry, rng=rng, time_limit_seconds=time_limit_seconds)
+        super().__init__(
+            retry=retry,
+            rng=rng,
+            time_limit_seconds=time_limit_seconds,
+            max_payload_bytes=max_payload_bytes,
+        )
         self._session = session
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)

@@ -9,11 +9,12 @@ left out and logged rather than guessed at.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.catalog import CATALOG, InstanceType
+from agent.decide.pod_entries import PodEntryCache, shape_json
 from agent.model import NodeState, PendingPod, PoolActivity, PoolInfo, Snapshot
 from functions.contract import DECIDE_SCHEMA, DEFAULT_STRATEGY, POOL_LABEL
 
@@ -70,9 +71,19 @@ def build_request(
     now: str,
     catalog: Mapping[str, InstanceType] = CATALOG,
     node_quota: int | None = None,
+    entries: PodEntryCache | None = None,
+    versions: Mapping[str, str] | None = None,
+    extra_pods: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """A decide/v1 request for the snapshot's pending pods over the managed pools; with
-    `node_quota` (the cluster's, from DescribeUserQuota) new nodes are capped by it too."""
+    `node_quota` (the cluster's, from DescribeUserQuota) new nodes are capped by it too.
+
+    With `entries` (the agent keeps one across rounds) the pod entries of pods that did not change
+    since the last round are reused, with their encoded JSON (`pod_entries.encode_request`);
+    without, every entry is built anew. Both give equal requests. `versions` (the view's
+    `versions`: uid -> a newer resourceVersion of a pod whose later events changed nothing the
+    decision reads) overrides the pods' own. `extra_pods` (entries built elsewhere, e.g.
+    synthetic pods) are appended after the snapshot's."""
     policy: dict[str, Any] = {
         "strategy": settings.policy.strategy,
         "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
@@ -86,11 +97,26 @@ def build_request(
         "schema": DECIDE_SCHEMA,
         "now": now,
         "cluster": {"id": settings.cluster_id, "region": settings.region},
-        "pods": [pod_json(p) for p in snapshot.pending],
+        "pods": _pods(snapshot, entries, versions or {}, extra_pods),
         "pools": pools_json(snapshot, pools, activity, settings=settings, catalog=catalog),
         "eci": eci_json(snapshot, settings.eci),
         "policy": policy,
     }
+
+
+def _pods(
+    snapshot: Snapshot,
+    entries: PodEntryCache | None,
+    versions: Mapping[str, str],
+    extra: Iterable[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = (
+        [pod_json(p, versions.get(p.uid)) for p in snapshot.pending]
+        if entries is None
+        else entries.entries(snapshot.pending, versions)
+    )
+    pods.extend(extra)  # a PodEntries keeps its cache: extras are encoded when the request is
+    return pods
 
 
 def nodes_counted(snapshot: Snapshot, pools: list[PoolInfo] | tuple[PoolInfo, ...]) -> int:
@@ -106,22 +132,15 @@ def nodes_counted(snapshot: Snapshot, pools: list[PoolInfo] | tuple[PoolInfo, ..
     return len(real) + coming
 
 
-def pod_json(pod: PendingPod) -> dict[str, Any]:
+def pod_json(pod: PendingPod, resource_version: str | None = None) -> dict[str, Any]:
+    """The pod's decide/v1 entry; `resource_version`, when given, is newer than the pod's."""
     return {
         "uid": pod.uid,
         "namespace": pod.namespace,
         "name": pod.name,
         # Not read by the decision; actuation guards its ECI patch with it (a JSON-patch `test`).
-        "resourceVersion": pod.resource_version,
-        "labels": dict(pod.labels),
-        "annotations": dict(pod.annotations),
-        "requests": dict(pod.requests),
-        "nodeSelector": dict(pod.node_selector),
-        "affinity": dict(pod.affinity),
-        "tolerations": [dict(t) for t in pod.tolerations],
-        "hostNetwork": pod.host_network,
-        "volumeTypes": list(pod.volume_types),
-        "privileged": pod.privileged,
+        "resourceVersion": resource_version or pod.resource_version,
+        **shape_json(pod),
         "unschedulableSince": pod.unschedulable_since or None,
         "message": pod.message,
     }

@@ -55,6 +55,41 @@ def _privileged(spec: Mapping[str, Any]) -> bool:
     return False
 
 
+def same_decision_inputs(previous: PendingPod, pod: RawObject, intern: Interner) -> bool:
+    """Whether the still-pending `pod` carries what `previous` (its last fold) holds for the
+    decision: labels, annotations, effective requests, nodeSelector, affinity, tolerations,
+    hostNetwork, volume kinds, privileged. What makes a pod pending or not (nodeName,
+    deletionTimestamp, phase, the PodScheduled condition's status and reason) is tested before,
+    by `unschedulable_condition`.
+
+    Left out on purpose: the resourceVersion, the condition's message and its lastTransitionTime.
+    kube-scheduler rewrites the condition of every unschedulable pod whenever its message changes
+    (the message counts the nodes), which is every node that registers or fills up; the decision
+    never reads the message, and lastTransitionTime only moves when the status does
+    (podutil.UpdatePodCondition keeps it otherwise), which takes the pod out of pending first.
+    The kept pod's resourceVersion is then stale: the view records the new one in
+    `ClusterView.versions`, which the request carries (the ECI patch's `test` is on it, and a
+    stale one would make every such patch take the refusal, re-read and re-patch path of
+    agent/actuate/eci_placement.py).
+
+    Fields the API server keeps immutable on a pending pod (nodeSelector, affinity, volumes,
+    privileged, hostNetwork: ValidatePodUpdate) are compared all the same: it is cheap, and the
+    fold does not depend on that rule."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    return (
+        previous.labels == (meta.get("labels") or {})
+        and previous.annotations == (meta.get("annotations") or {})
+        and previous.tolerations == tuple(spec.get("tolerations") or ())
+        and previous.node_selector == (spec.get("nodeSelector") or {})
+        and previous.affinity == (spec.get("affinity") or {})
+        and previous.host_network == bool(spec.get("hostNetwork"))
+        and previous.requests == intern.requests(spec)
+        and previous.volume_types == _volume_types(spec)
+        and previous.privileged == _privileged(spec)
+    )
+
+
 def is_node_ready(node: Mapping[str, Any]) -> bool:
     for condition in (node.get("status") or {}).get("conditions") or ():
         if condition.get("type") == "Ready":
@@ -89,6 +124,14 @@ class ClusterView:
         self._virtual_labels = dict(virtual_node_labels)
         self._intern = Interner()
         self.pending: dict[str, PendingPod] = {}
+        self.refolds_skipped = 0  # MODIFIED events of pending pods that changed nothing it keeps
+        # uid -> the latest resourceVersion of a pending pod whose last events were skipped
+        # refolds (the kept PendingPod has an older one); gone when the pod is folded again.
+        self.versions: dict[str, str] = {}
+        # The last snapshot's pending pods in order, and the uids set or dropped since: a
+        # snapshot re-sorts only when something moved (mostly-sorted input: timsort's best case).
+        self._order: tuple[PendingPod, ...] = ()
+        self._moved: set[str] = set()
         self.nodes: dict[str, NodeState] = {}
         self._bound: dict[str, str] = {}  # pod uid -> node name (interned)
         self.pods = _Sink(key=_uid, apply=self.apply_pod, forget=self._forget_pending)
@@ -108,13 +151,25 @@ class ClusterView:
             return
         condition = None if event_type == "DELETED" else unschedulable_condition(pod)
         if condition is None:
-            self.pending.pop(uid, None)
+            if self.pending.pop(uid, None) is not None:
+                self._moved.add(uid)
+                self.versions.pop(uid, None)
             return
         previous = self.pending.get(uid)
-        resource_version = (pod.get("metadata") or {}).get("resourceVersion", "")
-        if previous is not None and previous.resource_version == resource_version:
-            return
+        if previous is not None:
+            resource_version = (pod.get("metadata") or {}).get("resourceVersion", "")
+            if resource_version == self.versions.get(uid, previous.resource_version):
+                return  # this version was seen already
+            if same_decision_inputs(previous, pod, self._intern):
+                # Still pending, and nothing the decision reads changed (typically the scheduler
+                # rewrote its message after a node came or filled up): keep the object, so the
+                # request builder keeps its entry, and wake nobody; only the version moves.
+                self.refolds_skipped += 1
+                self.versions[uid] = resource_version
+                return
         pending = self._pending_pod(pod, condition)
+        self._moved.add(uid)
+        self.versions.pop(uid, None)
         if pending is None:
             self.pending.pop(uid, None)
             return
@@ -155,6 +210,8 @@ class ClusterView:
     def _forget_pending(self, keep: set[str]) -> None:
         for uid in [uid for uid in self.pending if uid not in keep]:
             del self.pending[uid]
+            self._moved.add(uid)
+            self.versions.pop(uid, None)
 
     # --- pods bound somewhere (ECI counting) ---------------------------------------------------
 
@@ -225,9 +282,18 @@ class ClusterView:
 
     def snapshot(self) -> Snapshot:
         """One consistent picture, oldest unschedulable pods first (stable order for the decider)."""
-        pending = sorted(self.pending.values(), key=lambda p: (p.unschedulable_since, p.uid))
+        if self._moved or len(self._order) != len(self.pending):
+            moved = self._moved
+            order = [p for p in self._order if p.uid not in moved]
+            order.extend(self.pending[uid] for uid in moved if uid in self.pending)
+            if len(order) != len(self.pending):  # `pending` changed behind the fold's back
+                order = list(self.pending.values())
+            # One string per pod, not a tuple: no garbage-collected objects at 100k pods.
+            order.sort(key=_pending_order)
+            self._order = tuple(order)
+            self._moved = set()
         return Snapshot(
-            pending=tuple(pending),
+            pending=self._order,
             nodes=tuple(self.nodes[name] for name in sorted(self.nodes)),
             eci_running_pods=self.eci_running_pods,
         )
@@ -250,6 +316,11 @@ class _Sink:
 
     def relisted(self, keys: set[str]) -> None:
         self._forget(keys)
+
+
+def _pending_order(pod: PendingPod) -> str:
+    # (unschedulable_since, uid) as one string: NUL sorts below any character either holds.
+    return f"{pod.unschedulable_since}\0{pod.uid}"
 
 
 def _uid(obj: RawObject) -> str:
