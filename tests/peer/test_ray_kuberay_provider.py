@@ -231,10 +231,10 @@ def seed_served(tmp_path: Path) -> Iterator[Served]:
 
 
 class Operator:
-    """What the KubeRay operator does for the bare-server tests, by hand: Ray pods carrying its labels
-    (ray.io/cluster, ray.io/group, ray.io/node-type, ray.io/is-ray-node) and a controller
-    ownerReference to the RayCluster (kuberay ray-operator/controllers/ray/common/pod.go),
-    spec from the group's template; named like its pods (`<cluster>-head-xxxxx`,
+    """What the KubeRay operator does for the bare-server tests, by hand: Ray pods carrying its
+    labels (ray.io/cluster, ray.io/group, ray.io/node-type, ray.io/is-ray-node) and a controller
+    ownerReference to the RayCluster (kuberay ray-operator/controllers/ray/common/pod.go), spec
+    from the group's template; named like its pods (`<cluster>-head-xxxxx`,
     `<cluster>-<group>-worker-xxxxx`)."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
