@@ -9,6 +9,11 @@ everything listens, prints how to watch the cluster, and exits 0 on SIGINT or SI
 bearer token, a client certificate: agent.sim.kube.tls), written beside the kubeconfig, which
 then carries the CA and the token; the info JSON says how to point Ray's KubeRay node provider
 at the server. Plain http, with no credentials, stays the default.
+
+`--ray-autoscaler external` leaves the scenario's RayCluster to a Ray autoscaler outside the
+simulator: the CR is installed and the KubeRay operator stand-in reconciles it, but the simulated
+Ray autoscaler and job never patch it (agent.sim.world.ray), so Ray's own KubeRay node provider,
+pointed at `--tls`, drives it alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -38,6 +44,7 @@ from agent.sim.kube.tls import (
 from agent.sim.report import job_text
 from agent.sim.scenario import Scenario, ScenarioError, available_scenarios, load_scenario
 from agent.sim.world.nodes import ready_node
+from agent.sim.world.raycluster_spec import AUTOSCALERS
 
 DEMO_NODE = "cn-hangzhou.172.16.0.10"
 DEMO_INSTANCE_TYPE = "ecs.g7.xlarge"  # 4 vCPU, 16 GiB
@@ -110,6 +117,15 @@ def register(subparsers: Any) -> None:
         "at start, written beside the kubeconfig (default: plain http, no credentials)",
     )
     serve.add_argument(
+        "--ray-autoscaler",
+        choices=AUTOSCALERS,
+        help="who patches the scenario's RayCluster (default: the scenario's ray.autoscaler, "
+        "simulated): `simulated`, the Ray autoscaler stand-in driven by the scenario's job; "
+        "`external`, nobody in the simulator (the CR is installed and the KubeRay operator "
+        "stand-in follows it, but no job runs), for Ray's own KubeRay node provider pointed at "
+        "the server with --tls (needs --scenario)",
+    )
+    serve.add_argument(
         "--no-demo-node",
         action="store_true",
         help=f"without --scenario: start without the Ready demo node {DEMO_NODE}",
@@ -148,8 +164,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         return _fail("--seed must not be negative")
     if not args.scenario:
-        if args.seed is not None or args.no_faults:
-            return _fail("--seed and --no-faults need --scenario")
+        if args.seed is not None or args.no_faults or args.ray_autoscaler:
+            return _fail("--seed, --no-faults and --ray-autoscaler need --scenario")
         return asyncio.run(_serve_bare(args, _credentials(args)))
     if args.no_demo_node:
         return _fail("--no-demo-node is for a bare cluster; a scenario brings its own nodes")
@@ -157,6 +173,9 @@ def serve_command(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
         return _fail(str(error))
+    if args.ray_autoscaler:
+        ray = dataclasses.replace(scenario.ray, autoscaler=args.ray_autoscaler)
+        scenario = dataclasses.replace(scenario, ray=ray)
     ack = EmbeddedAck(
         scenario,
         speed=args.speed,
@@ -353,8 +372,13 @@ def _workload_line(scenario: Scenario) -> str:
         for p in scenario.pools
     )
     eci = "on" if scenario.eci.enabled else "off"
+    work = (
+        f"{scenario.task_count} tasks"
+        if scenario.ray.autoscaler == "simulated"
+        else "no job, its replicas left to an external Ray autoscaler"
+    )
     return (
-        f"Ray cluster {scenario.ray.namespace}/{scenario.ray.name}: {scenario.task_count} tasks; "
+        f"Ray cluster {scenario.ray.namespace}/{scenario.ray.name}: {work}; "
         f"pools: {pools or 'none'}; ECI {eci}"
     )
 

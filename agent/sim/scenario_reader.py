@@ -30,7 +30,7 @@ from agent.sim.world.nodepools import (
     PoolSpec,
 )
 from agent.sim.world.ray import HeadSpec, JobSpec, RayClusterSpec, TaskGroup, WorkerGroupSpec
-from agent.sim.world.raycluster_spec import OPERATOR_DELAY_SECONDS
+from agent.sim.world.raycluster_spec import AUTOSCALERS, OPERATOR_DELAY_SECONDS
 from functions.contract import STRATEGIES
 from functions.quantity import parse_quantity
 
@@ -434,8 +434,14 @@ class ScenarioReader(FieldReader):
                 "image",
                 "autoscalerPeriodSeconds",
                 "operatorDelaySeconds",
+                "autoscaler",
             ),
         )
+        autoscaler = self.get(data, "autoscaler", path, self.text, "simulated")
+        if autoscaler not in AUTOSCALERS:
+            raise self.fail(
+                f"{path}.autoscaler", f"must be one of {', '.join(AUTOSCALERS)}, got {autoscaler!r}"
+            )
         head_raw = self.mapping(
             data.get("head") or {},
             f"{path}.head",
@@ -474,6 +480,7 @@ class ScenarioReader(FieldReader):
             operator_delay_seconds=self.get(
                 data, "operatorDelaySeconds", path, self.number, OPERATOR_DELAY_SECONDS
             ),
+            autoscaler=autoscaler,
         )
 
     def worker_group(self, raw: Any, path: str) -> WorkerGroupSpec:

@@ -28,6 +28,7 @@ class Served:
     url: str
     kubeconfig: Path
     info: dict[str, Any] = field(default_factory=dict)
+    info_file: Path | None = None  # where the info JSON is, for `agent run --sim-info`
 
 
 @contextlib.contextmanager
@@ -54,7 +55,9 @@ def sim_serve(workdir: Path, *args: str) -> Iterator[Served]:
             time.sleep(0.05)
         # sim serve writes it whole (renamed into place) after the kubeconfig, once it listens
         info = json.loads(info_path.read_text())
-        yield Served(url=info["kubernetes"]["url"], kubeconfig=kubeconfig, info=info)
+        yield Served(
+            url=info["kubernetes"]["url"], kubeconfig=kubeconfig, info=info, info_file=info_path
+        )
     finally:
         process.kill()
         process.wait(timeout=10)

@@ -1,14 +1,23 @@
 """Ray's own KubeRay node provider (the `ray` package, pinned in pyproject's `ray` extra) against
-`sim serve --tls`, pointed at it only through the environment the info JSON gives: it reads the
-RayCluster, scales a worker group up (json-patch of `replicas`, capped at `maxReplicas`) and down
-by name (`replicas` with `scaleStrategy.workersToDelete`), waits while named workers still run,
-then clears `workersToDelete`. Autoscaler v2's cloud provider does the same through launch and
-terminate, and applies idle termination: `spec.idleSuspend` by merge patch (policy Suspend), or a
-resourceVersion-tested json-patch adding its finalizer, then DELETE (policy Delete). Every
-outcome is asserted on the CR as the API server has it.
+`sim serve --tls`, pointed at it only through the environment the info JSON gives.
 
-No KubeRay operator runs here: the test plays it, creating and deleting the worker pods the way
-the operator would (labels and ownerReference below), so the provider's pod list follows the CR.
+End to end (the first test): `sim serve --scenario seed --tls --ray-autoscaler external`, so the
+seed's RayCluster is installed and the KubeRay operator stand-in reconciles it, but nothing in
+the simulator patches it. Ray's v1 provider is the only autoscaler: it scales the worker group up
+(json-patch of `replicas`); the operator stand-in creates the worker pods (its labels, a
+controller ownerReference to the CR's uid); they go Pending, Unschedulable on the full system
+node; `python -m agent run --sim-info` raises the node pool and they end Running on its new
+nodes. Then the provider scales down by name (`replicas` with `scaleStrategy.workersToDelete`),
+the operator deletes exactly those pods, and the provider clears `workersToDelete`.
+
+The other tests run against a bare `sim serve --tls`, where no operator runs and the test plays
+it (creating and deleting the Ray pods by hand), for what the operator-backed test cannot show:
+that the provider holds off while a named worker still runs (the stand-in deletes it within
+`ray.operatorDelaySeconds`, too soon to observe), the cap at `maxReplicas`, a missing CR, the
+refusals (no client certificate, plain http), and autoscaler v2's `KubeRayProvider`: launch and
+terminate through the CR, and idle termination: `spec.idleSuspend` by merge patch (policy
+Suspend), or a resourceVersion-tested json-patch adding its finalizer, then DELETE (policy
+Delete). Every outcome is asserted on the CR and pods as the API server has them.
 
 Run it with `ray` installed (`.ci/run` installs `.[dev,ray]`):
     python -m pytest tests/peer/test_ray_kuberay_provider.py
@@ -19,15 +28,18 @@ want `ray`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client, config
@@ -35,11 +47,19 @@ from kubernetes import client, config
 from tests.peer.serving import Served, sim_serve
 from tests.support.builders import build_test_raycluster
 from tests.support.network import client_environment
+from tests.support.processes import REPO
 
 DRIVER = Path(__file__).with_name("kuberay_provider_driver.py")
 GROUP = "cpu-workers"
 ANSWER_SECONDS = 60.0
 SKIP_VARIABLE = "RAY_ACK_SCALER_SKIP_RAY"
+# the seed scenario's RayCluster (agent/sim/scenarios/seed.yaml)
+SEED_NAMESPACE, SEED_CLUSTER, SEED_GROUP = "default", "myfirst-ray-cluster", "workergroup"
+# simulated seconds per real second for the seed: its nodes boot in 60-90 s, 2.4-3.6 s here
+SEED_SPEED = "25"
+WAIT_SECONDS = 60.0  # real time for the world to reach a state the test waits for
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +147,25 @@ class Provider:
 
 
 @pytest.fixture
-def start_provider(ray_python: str, served: Served) -> Iterator[Any]:
+def providers(ray_python: str) -> Iterator[Callable[..., Provider]]:
+    """Starts driver subprocesses (closed after the test) in the `env` given."""
     started: list[Provider] = []
+
+    def start(
+        env: dict[str, str], namespace: str, cluster: str, *, v2: bool = False, **extra: str
+    ) -> Provider:
+        version = ("v2",) if v2 else ()
+        started.append(Provider(ray_python, {**env, **extra}, namespace, cluster, *version))
+        return started[-1]
+
+    yield start
+    for provider in started:
+        provider.close()
+
+
+@pytest.fixture
+def start_provider(providers: Callable[..., Provider], served: Served) -> Callable[..., Provider]:
+    """A provider pointed at the bare server (`env` replaces the info file's)."""
 
     def start(
         namespace: str,
@@ -139,20 +176,65 @@ def start_provider(ray_python: str, served: Served) -> Iterator[Any]:
         **extra: str,
     ) -> Provider:
         chosen = served.info["kubernetes"]["rayKubeRayProvider"]["env"] if env is None else env
-        version = ("v2",) if v2 else ()
-        started.append(Provider(ray_python, {**chosen, **extra}, namespace, cluster, *version))
-        return started[-1]
+        return providers(chosen, namespace, cluster, v2=v2, **extra)
 
-    yield start
-    for provider in started:
-        provider.close()
+    return start
+
+
+def eventually(probe: Callable[[], T | None], what: str, seconds: float = WAIT_SECONDS) -> T:
+    """`probe()`'s first truthy answer, polled in real time; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds:g} s: {what}")
+        time.sleep(0.05)
+
+
+class Agent:
+    """`python -m agent run --sim-info FILE` in a subprocess, its log in a file."""
+
+    def __init__(self, info_file: Path, log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agent", "run", "--sim-info", str(info_file),
+                 "--ops-address", "127.0.0.1:0"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=client_environment(),
+            )  # fmt: skip
+
+    def lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()
+
+    def stop(self) -> int:
+        """SIGINT, as Ctrl-C; its exit code."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise
+
+
+@pytest.fixture
+def seed_served(tmp_path: Path) -> Iterator[Served]:
+    """The seed scenario over TLS with Ray's autoscaler left outside the simulator."""
+    with sim_serve(
+        tmp_path / "seed", "--scenario", "seed", "--tls", "--ray-autoscaler", "external",
+        "--speed", SEED_SPEED,
+    ) as running:  # fmt: skip
+        yield running
 
 
 class Operator:
-    """What the KubeRay operator does for these tests, by hand: Ray pods carrying its labels
-    (ray.io/cluster, ray.io/group, ray.io/node-type, ray.io/is-ray-node) and a controller
-    ownerReference to the RayCluster (kuberay ray-operator/controllers/ray/common/pod.go),
-    spec from the group's template; named like its pods (`<cluster>-head-xxxxx`,
+    """What the KubeRay operator does for the bare-server tests, by hand: Ray pods carrying its
+    labels (ray.io/cluster, ray.io/group, ray.io/node-type, ray.io/is-ray-node) and a controller
+    ownerReference to the RayCluster (kuberay ray-operator/controllers/ray/common/pod.go), spec
+    from the group's template; named like its pods (`<cluster>-head-xxxxx`,
     `<cluster>-<group>-worker-xxxxx`)."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
@@ -224,43 +306,152 @@ def workers(answer: dict[str, Any]) -> list[str]:
     )
 
 
-def test_the_provider_scales_a_worker_group_up_and_deletes_named_workers(
-    api, namespace, start_provider
-):
+WANTED = 6  # workers asked for: the seed's system node holds 2 beside the head, the pool the rest
+
+
+def test_the_operator_and_the_agent_follow_rays_own_provider(seed_served, providers, tmp_path):
+    """Ray's v1 provider alone scales the seed's RayCluster; the operator stand-in's pods
+    follow it, and the agent serves those that cannot be scheduled."""
+    with config.new_client_from_config(config_file=str(seed_served.kubeconfig)) as api:
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+
+        def raycluster() -> dict[str, Any]:
+            return dict(
+                custom.get_namespaced_custom_object(
+                    "ray.io", "v1", SEED_NAMESPACE, "rayclusters", SEED_CLUSTER
+                )
+            )
+
+        def group() -> dict[str, Any]:
+            [only] = raycluster()["spec"]["workerGroupSpecs"]
+            return dict(only)
+
+        def pods(node_type: str) -> dict[str, client.V1Pod]:
+            selector = f"ray.io/cluster={SEED_CLUSTER},ray.io/node-type={node_type}"
+            found = core.list_namespaced_pod(SEED_NAMESPACE, label_selector=selector).items
+            return {pod.metadata.name: pod for pod in found}
+
+        def workers_when(
+            condition: Callable[[dict[str, client.V1Pod]], bool],
+        ) -> Callable[[], dict[str, client.V1Pod] | None]:
+            def probe() -> dict[str, client.V1Pod] | None:
+                found = pods("worker")
+                return found if condition(found) else None
+
+            return probe
+
+        [head] = eventually(
+            lambda: [n for n, pod in pods("head").items() if pod.status.phase == "Running"],
+            "the operator's head pod Running",
+        )
+        uid = raycluster()["metadata"]["uid"]
+        # Nobody in the simulator scales: the stand-in autoscaler, at its first period (at
+        # start), would have asked for workers for the seed's 15 queued tasks by now.
+        assert group()["replicas"] == 0
+        assert pods("worker") == {}
+        nodes_before = {node.metadata.name for node in core.list_node().items}
+
+        agent = Agent(seed_served.info_file, tmp_path / "agent.log")
+        try:
+            env = seed_served.info["kubernetes"]["rayKubeRayProvider"]["env"]
+            provider = providers(
+                env, SEED_NAMESPACE, SEED_CLUSTER, RAY_HEAD_POD_NAME=head, KUBERAY_CRD_VER="v1"
+            )
+            assert provider.first == {"ready": True}
+            assert workers(provider.ok(op="nodes")) == []
+
+            # up: the provider's json-patch of replicas, then the operator's pods
+            provider.ok(op="create", group=SEED_GROUP, count=WANTED)
+            assert group()["replicas"] == WANTED
+            made = eventually(
+                workers_when(lambda found: len(found) >= WANTED),
+                f"{WANTED} worker pods from the operator",
+            )
+            assert len(made) == WANTED
+            for pod in made.values():
+                labels = pod.metadata.labels
+                assert labels["ray.io/group"] == SEED_GROUP
+                assert (labels["ray.io/is-ray-node"], labels["ray.io/node-type"]) == (
+                    "yes",
+                    "worker",
+                )
+                [owner] = pod.metadata.owner_references
+                assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+                    "RayCluster", SEED_CLUSTER, uid, True
+                )  # fmt: skip
+
+            # some do not fit beside the head: the scheduler says so, the agent grows the pool
+            def unschedulable() -> list[str]:
+                return [
+                    name
+                    for name, pod in pods("worker").items()
+                    for condition in pod.status.conditions or ()
+                    if (condition.type, condition.status, condition.reason)
+                    == ("PodScheduled", "False", "Unschedulable")
+                ]
+
+            eventually(unschedulable, "a worker pod Pending, Unschedulable")
+            running = eventually(
+                workers_when(
+                    lambda found: all(p.status.phase == "Running" for p in found.values())
+                ),
+                "every worker pod Running",
+            )
+            assert sorted(running) == sorted(made)
+            hosts = {pod.spec.node_name for pod in running.values()}
+            assert hosts - nodes_before, f"no worker on a new node: {hosts}"
+            assert any("outcome=scaled" in line for line in agent.lines()), agent.lines()
+        finally:
+            code = agent.stop()
+        assert code == 0, agent.lines()
+        assert not [line for line in agent.lines() if "[warning" in line or "[error" in line]
+
+        # down by name: replicas and workersToDelete in one patch
+        names = sorted(made)
+        assert workers(provider.ok(op="nodes")) == names
+        named, kept = names[:2], names[2:]
+        provider.ok(op="terminate", nodes=named)
+        asked = group()
+        assert asked["replicas"] == WANTED - 2
+        assert sorted(asked["scaleStrategy"]["workersToDelete"]) == named
+
+        # the operator deletes exactly those: the rest stay, none is created in their place
+        def only_named_deleted() -> dict[str, client.V1Pod] | None:
+            found = pods("worker")
+            left = {n for n, pod in found.items() if not pod.metadata.deletion_timestamp}
+            return found if left == set(kept) else None
+
+        eventually(only_named_deleted, "the named workers deleted, the others left")
+        # terminating pods no longer count: the provider clears the list
+        eventually(lambda: provider.ok(op="safe_to_scale")["safe"], "the provider safe to scale")
+        cleared = group()
+        assert (cleared["replicas"], cleared["scaleStrategy"]["workersToDelete"]) == (
+            WANTED - 2,
+            [],
+        )
+        assert workers(provider.ok(op="nodes")) == kept
+        eventually(lambda: sorted(pods("worker")) == kept, "the named workers gone")
+
+
+def test_the_provider_holds_off_while_named_workers_still_run(api, namespace, start_provider):
+    """While a worker named in workersToDelete is still there (not terminating), safe_to_scale
+    is False and the list stays; once it terminates the provider clears it. The operator is
+    played by hand: the stand-in deletes named workers too soon to observe the first half."""
     name = "raycluster-tls"
-    create_raycluster(api, namespace, name, replicas=1, max_replicas=10)
+    create_raycluster(api, namespace, name, replicas=2, max_replicas=10)
     operator = Operator(api, namespace, name)
     head = operator.create_pod("head")
-    first = operator.create_pod("worker")
-
-    # as in KubeRay's autoscaler container (ray-operator/controllers/ray/common/pod.go): the head
-    # pod's name (the provider then lists pods at resourceVersionMatch=NotOlderThan its version)
-    # and the CRD version
+    first, second = operator.create_pod("worker"), operator.create_pod("worker")
     provider = start_provider(namespace, name, RAY_HEAD_POD_NAME=head, KUBERAY_CRD_VER="v1")
-    assert provider.first == {"ready": True}
-    seen = provider.ok(op="nodes")
-    assert seen["nodes"][head]["ray-node-type"] == "head"
-    assert seen["nodes"][first]["ray-user-node-type"] == GROUP
-    assert workers(seen) == [first]
+    assert workers(provider.ok(op="nodes")) == sorted([first, second])
 
-    # up: one worker exists, two more asked for → replicas 3 (a json-patch replace)
-    provider.ok(op="create", group=GROUP, count=2)
-    assert operator.group()["replicas"] == 3
-    more = [operator.create_pod("worker") for _ in range(2)]
-    assert workers(provider.ok(op="nodes")) == sorted([first, *more])
-
-    # down by name: replicas 1 and the two named in workersToDelete, in one patch
-    provider.ok(op="terminate", nodes=more)
-    group = operator.group()
-    assert group["replicas"] == 1
-    assert sorted(group["scaleStrategy"]["workersToDelete"]) == sorted(more)
-
-    # the named workers still run: the provider holds off, the list stays
+    provider.ok(op="terminate", nodes=[second])
+    assert operator.group()["scaleStrategy"]["workersToDelete"] == [second]
     assert provider.ok(op="safe_to_scale") == {"safe": False}
-    assert sorted(operator.group()["scaleStrategy"]["workersToDelete"]) == sorted(more)
+    group = operator.group()
+    assert (group["replicas"], group["scaleStrategy"]["workersToDelete"]) == (1, [second])
 
-    # the operator deletes them (terminating pods no longer count): the provider clears the list
-    operator.delete_pods(more)
+    operator.delete_pods([second])
     assert provider.ok(op="safe_to_scale") == {"safe": True}
     group = operator.group()
     assert (group["replicas"], group["scaleStrategy"]["workersToDelete"]) == (1, [])

@@ -25,6 +25,12 @@ The target is the object's `replicas` plus the workers queued tasks need beyond 
 workers there and of those asked for but not yet created (as autoscaler v2's instance manager
 counts requested instances). Given a seed, decisions are reproducible. A timeline of tasks,
 worker pod phases and the object's replicas is kept for reports.
+
+With the cluster's `autoscaler` "external" (scenario `ray.autoscaler: external`, `sim serve
+--ray-autoscaler external`) it only installs the RayCluster and follows its pods: no task is
+submitted and no request of the autoscaler is sent, so that something outside the simulator
+(Ray's own KubeRay node provider, tests/peer/test_ray_kuberay_provider.py) is alone in writing
+`replicas` and `workersToDelete`, as Ray's autoscaler is alone in a real cluster.
 """
 
 from __future__ import annotations
@@ -275,7 +281,7 @@ class RayDriver:
         self._started_at = now
         self._next_autoscale = now
         task_id = 0
-        for group in self.job.task_groups:
+        for group in self.job.task_groups if self.simulated else ():
             for _ in range(group.count):
                 self._tasks[task_id] = _Task(
                     task_id=task_id,
@@ -342,6 +348,11 @@ class RayDriver:
     # -- what reports and tests read ----------------------------------------------------------
 
     @property
+    def simulated(self) -> bool:
+        """Whether this driver is Ray's autoscaler and job (else it only installs the CR)."""
+        return self.cluster.autoscaler == "simulated"
+
+    @property
     def head_name(self) -> str:
         return self._head_name
 
@@ -386,7 +397,7 @@ class RayDriver:
             now = self._clock.now()
             try:
                 period = self.step(now)
-                if period:
+                if period and self.simulated:
                     await self._autoscale(now)
                 self._record(now, period=period)
             except Exception:  # a bug or a refused request in one tick must not freeze the workload

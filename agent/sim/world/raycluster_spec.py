@@ -30,6 +30,10 @@ HELM_CHART = "ray-cluster-1.1.0"
 # exists; 0.5 s is an estimate of that path, a setting (`ray.operatorDelaySeconds`) so a bench
 # can vary it.
 OPERATOR_DELAY_SECONDS = 0.5
+# Who changes the RayCluster's replicas: the simulated Ray autoscaler and job (`ray.RayDriver`),
+# or something outside the simulator, such as Ray's own KubeRay node provider run against
+# `sim serve --tls`, which the simulated one would fight over the same fields.
+AUTOSCALERS = ("simulated", "external")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class RayClusterSpec:
     image: str = RAY_IMAGE
     autoscaler_period_seconds: float = 5.0
     operator_delay_seconds: float = OPERATOR_DELAY_SECONDS
+    autoscaler: str = "simulated"  # one of AUTOSCALERS
 
 
 def _container(name: str, image: str, requests: Mapping[str, str]) -> dict[str, Any]:
