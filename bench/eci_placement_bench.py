@@ -97,10 +97,10 @@ def recording(arm: int) -> Iterator[tuple[list[ApplyResult], dict[str, Any]]]:
             results.append(result)
         return result
 
-    def kept_summary(self: dev_run.DevRun, agent: Any) -> dict[str, Any]:
+    def kept_summary(self: dev_run.DevRun, *args: Any) -> dict[str, Any]:
         end["ran"] = frozenset(self.record.ran)
         end["job"] = self.ack.world.ray.summary()
-        return summary(self, agent)
+        return summary(self, *args)
 
     defaults["eci_retries"] = arm
     Actuator.apply = kept_apply  # type: ignore[method-assign]
@@ -116,17 +116,14 @@ def recording(arm: int) -> Iterator[tuple[list[ApplyResult], dict[str, Any]]]:
 def run_once(
     scenario: str, speed: float, arm: int, *, decider: str, time_limit: float | None
 ) -> Run:
-    args = argparse.Namespace(
-        scenario=scenario,
-        speed=speed,
-        decider=decider,
-        fc_api_version="3.0",
-        strategy=None,
-        json=True,
-        report=None,
-        time_limit=time_limit,
-        quiet=True,
-    )
+    # the dev command's own parser, so its defaults (run directory, keep, ...) follow it
+    parser = argparse.ArgumentParser()
+    dev_run.register(parser.add_subparsers())
+    argv = ["dev", "--scenario", scenario, "--speed", str(speed), "--decider", decider]
+    argv += ["--fc-api-version", "3.0", "--json", "--quiet"]
+    if time_limit is not None:
+        argv += ["--time-limit", str(time_limit)]
+    args = parser.parse_args(argv)
     started = time.monotonic()
     with (
         recording(arm) as (results, end),
