@@ -28,12 +28,20 @@ from agent.actuate.actuation import PLACED_LABEL, ApplyResult, follow_up_reason
 from agent.app.managed_pools import ManagedPools
 from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
-from agent.clients.kube import KubeClient
+from agent.clients.kube import (
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYCLUSTERS,
+    KubeClient,
+    KubeError,
+    KubeUnreachable,
+)
 from agent.decide.deciders import DecisionFailed
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.ingest.batching import Batch, Batcher, BatchWindow
+from agent.ingest.rayclusters import RayClusterDemand
 from agent.ingest.view import ClusterView
-from agent.ingest.watching import Backoff, Watcher, WatchSink, WatchTarget
+from agent.ingest.watching import Backoff, Tee, Watcher, WatchSink, WatchTarget
 from agent.metrics import AgentMetrics
 from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
 from agent.scale_in.actuation import ScaleInActuator
@@ -140,6 +148,7 @@ class RoundRecord:
     reason: str
     pods: int
     outcome: str
+    anticipated: int = 0  # workers a RayCluster wants that have no pod yet, decided with the pods
     decision_id: str = ""
     seconds: float = 0.0
     pools_written: tuple[dict[str, Any], ...] = ()
@@ -216,6 +225,16 @@ class Agent:
         rng = rng or random.Random()
         backoff = backoff or Backoff()
         namespace, selector = config.namespace, config.label_selector
+        # RayCluster demand counts the worker pods the two scoped pod watches deliver.
+        self.rayclusters: RayClusterDemand | None = None
+        pending_sink: WatchSink = self.view.pods
+        bound_sink: WatchSink = self.view.bound
+        if config.raycluster_watch:
+            self.rayclusters = RayClusterDemand(
+                on_raise=self.batcher.trigger, selector=selector, ray_cluster=config.ray_cluster
+            )
+            pending_sink = Tee(self.view.pods, self.rayclusters.pods.unbound)
+            bound_sink = Tee(self.view.bound, self.rayclusters.pods.bound)
         targets: tuple[tuple[WatchTarget, WatchSink], ...] = (
             (
                 WatchTarget(
@@ -225,7 +244,7 @@ class Agent:
                     label_selector=selector,
                     field_selector="spec.nodeName=",
                 ),
-                self.view.pods,
+                pending_sink,
             ),
             (
                 WatchTarget(
@@ -235,7 +254,7 @@ class Agent:
                     label_selector=selector,
                     field_selector="spec.nodeName!=",
                 ),
-                self.view.bound,
+                bound_sink,
             ),
             (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
         )
@@ -248,8 +267,9 @@ class Agent:
                     self.view.node_pods_sink,
                 ),
             )
-        self.watchers = [
-            Watcher(
+
+        def watcher(target: WatchTarget, sink: WatchSink) -> Watcher:
+            return Watcher(
                 kube,
                 target,
                 sink=sink,
@@ -261,8 +281,16 @@ class Agent:
                 on_restart=self._watch_restarted,
                 on_api_error=lambda code: self.metrics.api_error("kubernetes", code),
             )
-            for target, sink in targets
-        ]
+
+        self.watchers = [watcher(target, sink) for target, sink in targets]
+        # Apart from `watchers`: rounds never wait for it (a cluster without KubeRay, or RBAC
+        # without rayclusters, still scales for pods); its demand counts once it has listed.
+        self.raycluster_watcher: Watcher | None = None
+        if self.rayclusters is not None:
+            self.raycluster_watcher = watcher(
+                WatchTarget("rayclusters", RAYCLUSTERS, namespace=namespace),
+                self.rayclusters.sink,
+            )
 
     # --- the loops -----------------------------------------------------------------------------
 
@@ -284,6 +312,39 @@ class Agent:
             node_quota=self.node_quota,
         )
 
+    async def check_rayclusters(self) -> None:
+        """Start-up: turn the RayCluster watch off, saying so once, when discovery shows
+        `ray.io/v1 rayclusters` is not served (no KubeRay CRD). A discovery that fails otherwise
+        leaves the watch on: it retries with its backoff like every other watch."""
+        if self.raycluster_watcher is None:
+            return
+        try:
+            served = await self._kube.served(RAY_GROUP, RAY_VERSION, RAYCLUSTERS)
+        except (KubeError, KubeUnreachable) as error:
+            log.warning("RayCluster discovery failed; watching anyway", error=str(error))
+            return
+        if not served:
+            log.warning(
+                "ray.io/v1 rayclusters is not served (no KubeRay CRD): RayCluster watch off, "
+                "scaling for pending pods only"
+            )
+            self.raycluster_watcher = None
+            self.rayclusters = None
+
+    @property
+    def all_watchers(self) -> list[Watcher]:
+        """Every watch this agent runs: the pod and node watches, and the RayCluster one."""
+        extra = [] if self.raycluster_watcher is None else [self.raycluster_watcher]
+        return [*self.watchers, *extra]
+
+    def anticipated(self) -> tuple[PendingPod, ...]:
+        """Workers the RayClusters want that have no pod yet (none before their first LIST)."""
+        if self.rayclusters is None or self.raycluster_watcher is None:
+            return ()
+        if not self.raycluster_watcher.synced.is_set():
+            return ()
+        return self.rayclusters.missing()
+
     async def _read_node_quota(self) -> None:
         try:
             self.node_quota = await self._pools.describe_node_quota()
@@ -301,8 +362,9 @@ class Agent:
         """Run every loop until `stop` is set; then let an in-flight round finish and return.
         Raises `PoolsRefused` before starting when the configured pools cannot be managed."""
         await self.check_pools()
+        await self.check_rayclusters()
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
-            *((f"watch:{w.target.name}", w.run) for w in self.watchers),
+            *((f"watch:{w.target.name}", w.run) for w in self.all_watchers),
             ("pool-refresh", self._pool_refresh_loop),
         ]
         self._tasks = [asyncio.create_task(run(), name=name) for name, run in loops]
@@ -389,12 +451,19 @@ class Agent:
         started = time.monotonic()
         at = self._now()
         snapshot = self._eligible(placed_on_eci(self.view.snapshot()), at)
+        anticipated = self.anticipated()
         record = RoundRecord(
-            at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending), outcome="idle"
+            at=rfc3339(at),
+            reason=batch.reason,
+            pods=len(snapshot.pending),
+            outcome="idle",
+            anticipated=len(anticipated),
         )
         try:
-            if snapshot.pending:
-                record = await self._decide_and_apply(snapshot, record, at=at)
+            if snapshot.pending or anticipated:
+                record = await self._decide_and_apply(
+                    snapshot, record, at=at, anticipated=anticipated
+                )
         except (CloudCallError, DecisionFailed) as error:
             api = "cs" if isinstance(error, CloudCallError) else "decider"
             record = replace(record, outcome="error", error=f"{api}: {error}")
@@ -417,7 +486,12 @@ class Agent:
         return record
 
     async def _decide_and_apply(
-        self, snapshot: Snapshot, record: RoundRecord, *, at: float
+        self,
+        snapshot: Snapshot,
+        record: RoundRecord,
+        *,
+        at: float,
+        anticipated: tuple[PendingPod, ...] = (),
     ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
@@ -428,6 +502,7 @@ class Agent:
             settings=self._settings,
             now=rfc3339(at),
             node_quota=self.node_quota,
+            anticipated=anticipated,
         )
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)
@@ -648,8 +723,9 @@ class Agent:
                     "restarts": dict(w.restarts),
                     "lastError": w.last_error,
                 }
-                for w in self.watchers
+                for w in self.all_watchers
             },
+            "anticipatedWorkers": len(self.anticipated()),
             "errors": list(self.errors),
             "scaleIn": None if self.scale_in is None else self.scale_in.status(),
         }

@@ -9,7 +9,7 @@ left out and logged rather than guessed at.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +70,11 @@ def build_request(
     now: str,
     catalog: Mapping[str, InstanceType] = CATALOG,
     node_quota: int | None = None,
+    anticipated: Sequence[PendingPod] = (),
 ) -> dict[str, Any]:
     """A decide/v1 request for the snapshot's pending pods over the managed pools; with
-    `node_quota` (the cluster's, from DescribeUserQuota) new nodes are capped by it too."""
+    `node_quota` (the cluster's, from DescribeUserQuota) new nodes are capped by it too.
+    `anticipated` workers (agent.ingest.rayclusters) follow the pods, marked as such."""
     policy: dict[str, Any] = {
         "strategy": settings.policy.strategy,
         "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
@@ -86,7 +88,7 @@ def build_request(
         "schema": DECIDE_SCHEMA,
         "now": now,
         "cluster": {"id": settings.cluster_id, "region": settings.region},
-        "pods": [pod_json(p) for p in snapshot.pending],
+        "pods": [pod_json(p) for p in snapshot.pending] + anticipated_json(anticipated),
         "pools": pools_json(snapshot, pools, activity, settings=settings, catalog=catalog),
         "eci": eci_json(snapshot, settings.eci),
         "policy": policy,
@@ -125,6 +127,13 @@ def pod_json(pod: PendingPod) -> dict[str, Any]:
         "unschedulableSince": pod.unschedulable_since or None,
         "message": pod.message,
     }
+
+
+def anticipated_json(workers: Sequence[PendingPod]) -> list[dict[str, Any]]:
+    """Workers a RayCluster wants that have no pod yet, as pod entries with `"anticipated":
+    true` (docs/decide-contract.md): decided like pods; actuation has no pod to patch or to
+    record an Event about."""
+    return [{**pod_json(w), "anticipated": True} for w in workers]
 
 
 def pools_json(
