@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from agent.app.loop import Agent
@@ -171,6 +172,39 @@ async def test_workers_to_delete_do_not_count_as_existing(world: World) -> None:
         await until(lambda: len(agent.anticipated()) == 1, what="one anticipated worker")
         await scale_group(world, 2, ("w0",))
         await until(lambda: agent.anticipated() == (), what="none anticipated")
+
+
+@pytest.mark.parametrize("with_eci", [True])
+async def test_anticipated_workers_placed_on_eci_patch_nothing_until_their_pods_exist(
+    world: World,
+) -> None:
+    """eci-first: the anticipated workers go to ECI in the decision, but there is no pod to patch
+    and none to record an Event about; the pods, once created, get their patches (and Events) in
+    their own round."""
+    seen: list[tuple[str, str]] = []
+    world.cluster.request_listeners.append(lambda method, path: seen.append((method, path)))
+    await create_raycluster(world, replicas=0)
+    agent = world.agent(config_for(world, eci_enabled=True, strategy="eci-first"))
+    async with running(agent):
+        await synced(agent)
+        await scale_group(world, 2)
+        await until(
+            lambda: agent.last_round is not None and agent.last_round.anticipated == 2,
+            what="a round for the anticipated workers",
+        )
+        assert [a["kind"] for a in agent.last_round.actions] == ["place-on-eci"]
+        assert agent.last_round.eci_placed == 0
+        await asyncio.sleep(0.3)  # Events are written in the background: give them time
+        writes = [
+            (m, p) for m, p in seen if m in ("PATCH", "POST") and ("/pods" in p or "/events" in p)
+        ]
+        assert writes == [], writes
+
+        await create_workers(world, ["w0", "w1"])
+        await until(lambda: world.phases() == ["Running"] * 2, what="the workers running on ECI")
+    patched = sorted(p.rsplit("/", 1)[-1] for m, p in seen if m == "PATCH" and "/pods/" in p)
+    assert patched == ["w0", "w1"]
+    assert desired_sizes(world) == []
 
 
 async def test_a_cut_raycluster_watch_recovers(world: World) -> None:
