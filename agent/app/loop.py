@@ -39,6 +39,7 @@ from agent.clients.kube import (
 from agent.decide.deciders import DecisionFailed
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.ingest.batching import Batch, Batcher, BatchWindow
+from agent.ingest.free_room import beyond_free_room
 from agent.ingest.rayclusters import RayClusterDemand
 from agent.ingest.view import ClusterView
 from agent.ingest.watching import Backoff, Tee, Watcher, WatchSink, WatchTarget
@@ -258,8 +259,9 @@ class Agent:
             ),
             (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
         )
-        if self.scale_in is not None:
-            # Scale-in judges every pod on a node, whoever owns it.
+        if self.scale_in is not None or self.rayclusters is not None:
+            # Scale-in judges every pod on a node, whoever owns it; the RayCluster demand leaves
+            # out workers that fit the free room running nodes have (agent/ingest/free_room.py).
             targets = (
                 *targets,
                 (
@@ -343,7 +345,8 @@ class Agent:
             return ()
         if not self.raycluster_watcher.synced.is_set():
             return ()
-        return self.rayclusters.missing()
+        nodes = tuple(self.view.nodes.values())
+        return beyond_free_room(self.rayclusters.missing(), nodes, self.view.node_pods)
 
     async def _read_node_quota(self) -> None:
         try:

@@ -5,13 +5,16 @@ and when a CR change pulls the batch trigger."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
 
 from agent.decide.request_builder import RequestSettings, build_request
+from agent.ingest.free_room import beyond_free_room
 from agent.ingest.label_selector import parse_selector
 from agent.ingest.rayclusters import RayClusterDemand, is_anticipated, wanted_workers
+from agent.ingest.view import ClusterView
 from agent.model import Snapshot
 from tests.support.builders import build_test_pod, build_test_raycluster
 
@@ -218,3 +221,38 @@ def test_label_selectors_match_as_the_api_server_does(
     selector: str, labels: dict[str, str], matches: bool
 ) -> None:
     assert parse_selector(selector)(labels) is matches
+
+
+def node(name: str, *, cpu: str = "4", ready: bool = True, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "labels": {"pool": "a"}},
+        "spec": dict(fields),
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": "16Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+    return body
+
+
+def test_workers_that_fit_free_room_are_left_out() -> None:
+    """Free room: allocatable minus every bound pod's requests, on Ready, uncordoned,
+    schedulable-for-the-worker nodes; placed first-fit, each worker taking its room."""
+    view = ClusterView()
+    demand = RayClusterDemand()
+    demand.sink.apply("ADDED", cluster(4))  # 1 cpu workers (the init container is less)
+    for raw in (
+        node("n-busy"),  # 4 cpu, 3 taken below: room for 1
+        node("n-cordoned", unschedulable=True),
+        node("n-notready", ready=False),
+        node("n-tainted", taints=[{"key": "gpu", "value": "x", "effect": "NoSchedule"}]),
+    ):
+        view.apply_node("ADDED", raw)
+    view.node_pods.apply_pod("ADDED", worker("b0", cpu="3", node="n-busy"))
+    workers = demand.missing()
+    assert len(beyond_free_room(workers, tuple(view.nodes.values()), view.node_pods)) == 3
+    view.apply_node("ADDED", node("n-empty"))  # room for 4
+    assert beyond_free_room(workers, tuple(view.nodes.values()), view.node_pods) == ()
+    # a worker that tolerates nothing and selects a label no node has fits nowhere
+    picky = dataclasses.replace(workers[0], node_selector={"disk": "ssd"})
+    assert beyond_free_room((picky,), tuple(view.nodes.values()), view.node_pods) == (picky,)

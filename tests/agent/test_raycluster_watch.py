@@ -174,6 +174,27 @@ async def test_workers_to_delete_do_not_count_as_existing(world: World) -> None:
         await until(lambda: agent.anticipated() == (), what="none anticipated")
 
 
+async def test_workers_that_fit_running_nodes_are_not_anticipated(world: World) -> None:
+    """A node with room for two more workers (three per ecs.g7.xlarge, one runs): replicas
+    1 → 3 asks for nothing (KubeRay's pods will land there); 3 → 5 asks for one node, for the
+    two that do not fit."""
+    await create_raycluster(world, replicas=1)
+    await create_workers(world, ["w0"])
+    agent = world.agent(config_for(world))
+    async with running(agent):
+        await until(lambda: world.phases() == ["Running"], what="the first worker running")
+        assert desired_sizes(world) == [1]
+        await scale_group(world, 3)
+        await until(lambda: agent.rayclusters is not None and agent.rayclusters.missing())
+        await asyncio.sleep(0.3)  # a round would have come within the batch window
+        assert agent.anticipated() == ()
+        assert desired_sizes(world) == [1]
+        await scale_group(world, 5)
+        await until(lambda: len(desired_sizes(world)) == 2, what="a second raise")
+        assert desired_sizes(world) == [1, 2]
+        assert len(agent.anticipated()) == 2
+
+
 @pytest.mark.parametrize("with_eci", [True])
 async def test_anticipated_workers_placed_on_eci_patch_nothing_until_their_pods_exist(
     world: World,
