@@ -270,7 +270,11 @@ class Agent:
                 ),
             )
 
-        def watcher(target: WatchTarget, sink: WatchSink) -> Watcher:
+        def watcher(
+            target: WatchTarget,
+            sink: WatchSink,
+            on_relisted: Callable[[str], None] | None = None,
+        ) -> Watcher:
             return Watcher(
                 kube,
                 target,
@@ -282,6 +286,7 @@ class Agent:
                 rng=rng,
                 on_restart=self._watch_restarted,
                 on_api_error=lambda code: self.metrics.api_error("kubernetes", code),
+                on_relisted=on_relisted,
             )
 
         self.watchers = [watcher(target, sink) for target, sink in targets]
@@ -292,6 +297,9 @@ class Agent:
             self.raycluster_watcher = watcher(
                 WatchTarget("rayclusters", RAYCLUSTERS, namespace=namespace),
                 self.rayclusters.sink,
+                # workers wanted before the agent started (or while the watch was down and the
+                # history expired) fire no trigger: decide on them once listed
+                on_relisted=lambda _: self.batcher.request_resync(),
             )
 
     # --- the loops -----------------------------------------------------------------------------

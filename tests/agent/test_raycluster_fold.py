@@ -27,7 +27,7 @@ def cluster(replicas: int = 2, *, uid: str = "rc-uid", rv: str = "1", **fields: 
     return body
 
 
-def worker(name: str, *, group: str = "cpu-workers", **fields: Any) -> dict[str, Any]:
+def worker(name: str, *, group: str = "cpu-workers", **fields: Any) -> Any:
     labels = {"ray.io/cluster": "rc", "ray.io/group": group, "ray.io/node-type": "worker"}
     return build_test_pod(name, namespace=NS, uid=f"uid-{name}", labels=labels, **fields)
 
@@ -66,7 +66,9 @@ def test_the_worker_comes_from_the_template() -> None:
     group["template"]["spec"]["containers"][0]["resources"] = {
         "requests": {"cpu": "100m", "memory": "1Gi"}
     }
-    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    affinity: dict[str, Any] = {
+        "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}
+    }
     toleration = {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}
     group["template"]["spec"].update(
         nodeSelector={"disk": "ssd"}, tolerations=[toleration], affinity=affinity
@@ -223,7 +225,7 @@ def test_label_selectors_match_as_the_api_server_does(
     assert parse_selector(selector)(labels) is matches
 
 
-def node(name: str, *, cpu: str = "4", ready: bool = True, **fields: Any) -> dict[str, Any]:
+def node(name: str, *, cpu: str = "4", ready: bool = True, **fields: Any) -> Any:
     body: dict[str, Any] = {
         "metadata": {"name": name, "labels": {"pool": "a"}},
         "spec": dict(fields),
