@@ -141,7 +141,6 @@ class GroupWant:
     an unparsable quantity)."""
 
     key: GroupKey
-    cluster_uid: str
     wanted: int
     to_delete: frozenset[str]
     prototype: PendingPod | None
@@ -225,7 +224,6 @@ class RayClusterDemand:
         self.clusters: dict[str, tuple[GroupWant, ...]] = {}  # by CR uid
         self.pods = GroupPods()
         self.sink = _ClusterSink(self)
-        self.events = 0
 
     # --- the RayCluster watch --------------------------------------------------------------
 
@@ -234,7 +232,6 @@ class RayClusterDemand:
         uid = meta.get("uid", "")
         if not uid:
             return
-        self.events += 1
         if event_type == "DELETED" or (
             self._ray_cluster is not None and meta.get("name") != self._ray_cluster
         ):
@@ -273,7 +270,6 @@ class RayClusterDemand:
             wants.append(
                 GroupWant(
                     key=key,
-                    cluster_uid=meta["uid"],
                     wanted=wanted_workers(group, cluster_suspended=suspended),
                     to_delete=to_delete,
                     prototype=self._prototype(pod),
