@@ -646,7 +646,12 @@ class Agent:
     # --- small helpers -------------------------------------------------------------------------
 
     def _on_pending(self, pod: PendingPod) -> None:
-        self.batcher.trigger(pod.uid)
+        # A pod its RayCluster announced was decided for as an anticipated worker: it still
+        # gets a round (an ECI placement needs its pod), but it does not hold an open window
+        # longer — KubeRay's pods arrive right after the replicas change that opened it.
+        demand = self.rayclusters
+        announced = demand is not None and demand.announced(pod.namespace, pod.labels)
+        self.batcher.trigger(pod.uid, extend=not announced)
 
     def _on_node_pods(self, node_name: str) -> None:
         if self.scale_in is not None:

@@ -152,22 +152,22 @@ class GroupPods:
     the other in either order, and is counted once while in either."""
 
     def __init__(self) -> None:
-        self._streams: tuple[dict[str, tuple[GroupKey, str]], ...] = ({}, {})
-        self.unbound = _PodSink(self._streams[0])
-        self.bound = _PodSink(self._streams[1])
+        self.unbound = _PodSink()
+        self.bound = _PodSink()
 
-    def counts(self) -> dict[GroupKey, dict[str, str]]:
-        """Per group, the uid → name of its live pods (one pass over both streams)."""
-        groups: dict[GroupKey, dict[str, str]] = {}
-        for stream in self._streams:
-            for uid, (key, name) in stream.items():
-                groups.setdefault(key, {})[uid] = name
-        return groups
+    def of(self, key: GroupKey) -> dict[str, str]:
+        """The group's live pods, uid → name."""
+        return {**self.unbound.by_key.get(key, {}), **self.bound.by_key.get(key, {})}
+
+    def at_most(self, key: GroupKey) -> int:
+        """An upper bound of `len(of(key))` in O(1): a pod in both streams counts twice."""
+        return len(self.unbound.by_key.get(key, ())) + len(self.bound.by_key.get(key, ()))
 
 
 class _PodSink:
-    def __init__(self, pods: dict[str, tuple[GroupKey, str]]) -> None:
-        self._pods = pods
+    def __init__(self) -> None:
+        self._keys: dict[str, GroupKey] = {}  # uid -> its group
+        self.by_key: dict[GroupKey, dict[str, str]] = {}  # group -> uid -> name
 
     def key(self, obj: RawObject) -> str:
         return (obj.get("metadata") or {}).get("uid", "")
@@ -186,14 +186,26 @@ class _PodSink:
             or meta.get("deletionTimestamp")
             or (obj.get("status") or {}).get("phase") in FINISHED_PHASES
         ):
-            self._pods.pop(uid, None)
+            self._drop(uid)
             return
         key = (meta.get("namespace", ""), cluster, group)
-        self._pods[uid] = (key, meta.get("name", ""))
+        if self._keys.get(uid, key) != key:
+            self._drop(uid)
+        self._keys[uid] = key
+        self.by_key.setdefault(key, {})[uid] = meta.get("name", "")
+
+    def _drop(self, uid: str) -> None:
+        key = self._keys.pop(uid, None)
+        if key is None:
+            return
+        pods = self.by_key[key]
+        del pods[uid]
+        if not pods:
+            del self.by_key[key]
 
     def relisted(self, keys: set[str]) -> None:
-        for uid in [uid for uid in self._pods if uid not in keys]:
-            del self._pods[uid]
+        for uid in [uid for uid in self._keys if uid not in keys]:
+            self._drop(uid)
 
 
 class RayClusterDemand:
@@ -242,12 +254,11 @@ class RayClusterDemand:
         self.clusters[uid] = wants
         if self._on_raise is None:
             return
-        counts = self.pods.counts()
         for want in wants:
             old = before.get(want.key)
             if old is not None and (old.wanted, old.to_delete) == (want.wanted, want.to_delete):
                 continue
-            if _missing(want, counts.get(want.key, {})) > 0:
+            if _missing(want, self.pods.of(want.key)) > 0:
                 self._on_raise(f"raycluster/{uid}/{meta.get('resourceVersion', '')}")
                 return
 
@@ -291,13 +302,12 @@ class RayClusterDemand:
     def missing(self) -> tuple[PendingPod, ...]:
         """The anticipated workers now: per group in scope, wanted − existing (never below 0),
         each as a pending pod with a stable uid (the group's prototype, numbered)."""
-        counts = self.pods.counts()
         entries: list[PendingPod] = []
         for uid in sorted(self.clusters):
             for want in self.clusters[uid]:
                 if want.prototype is None:
                     continue
-                count = _missing(want, counts.get(want.key, {}))
+                count = _missing(want, self.pods.of(want.key))
                 if count > MAX_ANTICIPATED_PER_GROUP:
                     log.warning(
                         "RayCluster %s/%s group %s: %d workers missing, anticipating %d",
@@ -312,6 +322,18 @@ class RayClusterDemand:
                     for i in range(count)
                 )
         return tuple(entries)
+
+    def announced(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        """Whether a pod (just seen pending) is one its RayCluster already asked for — its group
+        wants at least as many workers as exist — so a round has decided for it as an
+        anticipated worker. O(1) per pod, conservative: a pod in both pod streams counts twice,
+        which can only make the answer False."""
+        key = (namespace, labels.get(CLUSTER_LABEL, ""), labels.get(GROUP_LABEL, ""))
+        for wants in self.clusters.values():
+            for want in wants:
+                if want.key == key:
+                    return self.pods.at_most(key) <= want.wanted
+        return False
 
 
 def _missing(want: GroupWant, pods: Mapping[str, str]) -> int:

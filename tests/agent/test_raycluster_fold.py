@@ -258,3 +258,17 @@ def test_workers_that_fit_free_room_are_left_out() -> None:
     # a worker that tolerates nothing and selects a label no node has fits nowhere
     picky = dataclasses.replace(workers[0], node_selector={"disk": "ssd"})
     assert beyond_free_room((picky,), tuple(view.nodes.values()), view.node_pods) == (picky,)
+
+
+def test_a_pod_is_announced_while_its_group_wants_at_least_the_pods_that_exist() -> None:
+    demand = RayClusterDemand()
+    labels = {"ray.io/cluster": "rc", "ray.io/group": "cpu-workers"}
+    assert not demand.announced(NS, labels)  # no RayCluster known
+    demand.sink.apply("ADDED", cluster(2))
+    demand.pods.unbound.apply("ADDED", worker("w0"))
+    demand.pods.unbound.apply("ADDED", worker("w1"))
+    assert demand.announced(NS, labels)
+    demand.pods.unbound.apply("ADDED", worker("w2"))  # one more than wanted: not announced
+    assert not demand.announced(NS, labels)
+    assert not demand.announced(NS, {**labels, "ray.io/group": "other"})
+    assert not demand.announced("elsewhere", labels)
