@@ -3,7 +3,10 @@
 `Agent` owns the loops and nothing else: every client (Kubernetes, CS node pools, decider,
 actuator) comes in through its constructor, so the simulator and the real cloud are the same code
 path. Three watches keep the view current (unbound pods in scope, bound pods in scope for the ECI
-count, all nodes); a decision round runs when a batch window closes or the resync tick fires; node
+count, all nodes), plus the pods bound anywhere for scale-in and free room, and the RayClusters
+whose wanted workers without a pod yet join each round as anticipated entries
+(agent/ingest/rayclusters.py); a decision round runs when a batch window closes or the resync
+tick fires; node
 pools are re-read every `pool_refresh_seconds` and at every round with pending pods (actuation
 re-reads each pool once more right before writing). SIGTERM (the `stop` event) lets an in-flight
 round finish its writes, then the loops end and the pod Events still queued get a few seconds.
