@@ -63,6 +63,9 @@ class PendingPod(_PodRequired, total=False):
     message: str | None
     # Added by the agent, ignored by the decision: actuation guards its ECI patch with it.
     resourceVersion: str
+    # True: a worker a RayCluster wants that has no pod yet (docs/decide-contract.md); decided
+    # like a pod, nothing to patch or to record an Event about.
+    anticipated: bool
 
 
 class _PoolSizeRequired(TypedDict):

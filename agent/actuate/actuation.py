@@ -302,7 +302,11 @@ class Actuator:
     ) -> ApplyResult:
         """Apply a reply validated against `request`. `now` (RFC3339) defaults to the request's."""
         at = now or str(request.get("now", ""))
-        pods = {p["uid"]: p for p in request.get("pods", ())}
+        requested = {p["uid"]: p for p in request.get("pods", ())}
+        # Anticipated workers (a RayCluster's, no pod yet) are decided like pods, but there is
+        # no pod to patch for ECI (the real pod gets its patch in its own round) and none to
+        # record an Event about; their pool raises go through like any other.
+        pods = {uid: p for uid, p in requested.items() if p.get("anticipated") is not True}
         tally = _Tally()
         scale = [a for a in reply.get("actions", ()) if a.get("kind") == "scale-pool"]
         eci = {
@@ -325,7 +329,7 @@ class Actuator:
         )
         await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
         for item in reply.get("unplaceable", ()):
-            pod = pods.get(item.get("pod", ""))
+            pod = requested.get(item.get("pod", ""))
             if pod is None:
                 continue
             if item.get(DEFERRED) is True:
@@ -334,7 +338,7 @@ class Actuator:
                 tally.deferred.append(_outcome(pod, item.get("reason", "")))
                 continue
             tally.unplaceable.append(_outcome(pod, item.get("reason", "")))
-            if not dry_run:
+            if not dry_run and pod["uid"] in pods:
                 message = f"pod didn't trigger scale-up: {item.get('reason', '')}"
                 tally.events.append((pod, "NotTriggerScaleUp", message))
         # The writes that serve pods first, then the Events that tell people about them — handed

@@ -146,6 +146,9 @@ def render_status(status: dict[str, Any]) -> str:
     total = status.get("pendingPods", len(pending))
     if total > len(pending):
         lines.append(f" ... and {total - len(pending)} more")
+    if status.get("anticipatedWorkers"):
+        # workers RayClusters want that have no pod yet (decided for with the pods)
+        lines.append(f" + {status['anticipatedWorkers']} anticipated worker(s), no pod yet")
     lines.append("Last decision")
     lines.append("-" * 60)
     lines.extend(_last_decision_lines(status.get("lastDecision")))

@@ -3,7 +3,10 @@
 `Agent` owns the loops and nothing else: every client (Kubernetes, CS node pools, decider,
 actuator) comes in through its constructor, so the simulator and the real cloud are the same code
 path. Three watches keep the view current (unbound pods in scope, bound pods in scope for the ECI
-count, all nodes); a decision round runs when a batch window closes or the resync tick fires; node
+count, all nodes), plus the pods bound anywhere for scale-in and free room, and the RayClusters
+whose wanted workers without a pod yet join each round as anticipated entries
+(agent/ingest/rayclusters.py); a decision round runs when a batch window closes or the resync
+tick fires; node
 pools are re-read every `pool_refresh_seconds` and at every round with pending pods (actuation
 re-reads each pool once more right before writing). SIGTERM (the `stop` event) lets an in-flight
 round finish its writes, then the loops end and the pod Events still queued get a few seconds.
@@ -28,13 +31,22 @@ from agent.actuate.actuation import PLACED_LABEL, ApplyResult, follow_up_reason
 from agent.app.managed_pools import ManagedPools
 from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
-from agent.clients.kube import KubeClient
+from agent.clients.kube import (
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYCLUSTERS,
+    KubeClient,
+    KubeError,
+    KubeUnreachable,
+)
 from agent.decide.deciders import DecisionFailed
 from agent.decide.pod_entries import PodEntryCache
 from agent.decide.request_builder import EciSettings, PolicySettings, RequestSettings, build_request
 from agent.ingest.batching import Batch, Batcher, BatchWindow
+from agent.ingest.free_room import beyond_free_room
+from agent.ingest.rayclusters import RayClusterDemand
 from agent.ingest.view import ClusterView
-from agent.ingest.watching import Backoff, Watcher, WatchSink, WatchTarget
+from agent.ingest.watching import Backoff, Tee, Watcher, WatchSink, WatchTarget
 from agent.metrics import AgentMetrics
 from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
 from agent.scale_in.actuation import ScaleInActuator
@@ -141,6 +153,7 @@ class RoundRecord:
     reason: str
     pods: int
     outcome: str
+    anticipated: int = 0  # workers a RayCluster wants that have no pod yet, decided with the pods
     decision_id: str = ""
     seconds: float = 0.0
     pools_written: tuple[dict[str, Any], ...] = ()
@@ -219,6 +232,16 @@ class Agent:
         rng = rng or random.Random()
         backoff = backoff or Backoff()
         namespace, selector = config.namespace, config.label_selector
+        # RayCluster demand counts the worker pods the two scoped pod watches deliver.
+        self.rayclusters: RayClusterDemand | None = None
+        pending_sink: WatchSink = self.view.pods
+        bound_sink: WatchSink = self.view.bound
+        if config.raycluster_watch:
+            self.rayclusters = RayClusterDemand(
+                on_raise=self.batcher.trigger, selector=selector, ray_cluster=config.ray_cluster
+            )
+            pending_sink = Tee(self.view.pods, self.rayclusters.pods.unbound)
+            bound_sink = Tee(self.view.bound, self.rayclusters.pods.bound)
         targets: tuple[tuple[WatchTarget, WatchSink], ...] = (
             (
                 WatchTarget(
@@ -228,7 +251,7 @@ class Agent:
                     label_selector=selector,
                     field_selector="spec.nodeName=",
                 ),
-                self.view.pods,
+                pending_sink,
             ),
             (
                 WatchTarget(
@@ -238,12 +261,13 @@ class Agent:
                     label_selector=selector,
                     field_selector="spec.nodeName!=",
                 ),
-                self.view.bound,
+                bound_sink,
             ),
             (WatchTarget("nodes", "nodes"), self.view.nodes_sink),
         )
-        if self.scale_in is not None:
-            # Scale-in judges every pod on a node, whoever owns it.
+        if self.scale_in is not None or self.rayclusters is not None:
+            # Scale-in judges every pod on a node, whoever owns it; the RayCluster demand leaves
+            # out workers that fit the free room running nodes have (agent/ingest/free_room.py).
             targets = (
                 *targets,
                 (
@@ -251,8 +275,13 @@ class Agent:
                     self.view.node_pods_sink,
                 ),
             )
-        self.watchers = [
-            Watcher(
+
+        def watcher(
+            target: WatchTarget,
+            sink: WatchSink,
+            on_relisted: Callable[[str], None] | None = None,
+        ) -> Watcher:
+            return Watcher(
                 kube,
                 target,
                 sink=sink,
@@ -263,9 +292,21 @@ class Agent:
                 rng=rng,
                 on_restart=self._watch_restarted,
                 on_api_error=lambda code: self.metrics.api_error("kubernetes", code),
+                on_relisted=on_relisted,
             )
-            for target, sink in targets
-        ]
+
+        self.watchers = [watcher(target, sink) for target, sink in targets]
+        # Apart from `watchers`: rounds never wait for it (a cluster without KubeRay, or RBAC
+        # without rayclusters, still scales for pods); its demand counts once it has listed.
+        self.raycluster_watcher: Watcher | None = None
+        if self.rayclusters is not None:
+            self.raycluster_watcher = watcher(
+                WatchTarget("rayclusters", RAYCLUSTERS, namespace=namespace),
+                self.rayclusters.sink,
+                # workers wanted before the agent started (or while the watch was down and the
+                # history expired) fire no trigger: decide on them once listed
+                on_relisted=lambda _: self.batcher.request_resync(),
+            )
 
     # --- the loops -----------------------------------------------------------------------------
 
@@ -287,6 +328,40 @@ class Agent:
             node_quota=self.node_quota,
         )
 
+    async def check_rayclusters(self) -> None:
+        """Start-up: turn the RayCluster watch off, saying so once, when discovery shows
+        `ray.io/v1 rayclusters` is not served (no KubeRay CRD). A discovery that fails otherwise
+        leaves the watch on: it retries with its backoff like every other watch."""
+        if self.raycluster_watcher is None:
+            return
+        try:
+            served = await self._kube.served(RAY_GROUP, RAY_VERSION, RAYCLUSTERS)
+        except (KubeError, KubeUnreachable) as error:
+            log.warning("RayCluster discovery failed; watching anyway", error=str(error))
+            return
+        if not served:
+            log.warning(
+                "ray.io/v1 rayclusters is not served (no KubeRay CRD): RayCluster watch off, "
+                "scaling for pending pods only"
+            )
+            self.raycluster_watcher = None
+            self.rayclusters = None
+
+    @property
+    def all_watchers(self) -> list[Watcher]:
+        """Every watch this agent runs: the pod and node watches, and the RayCluster one."""
+        extra = [] if self.raycluster_watcher is None else [self.raycluster_watcher]
+        return [*self.watchers, *extra]
+
+    def anticipated(self) -> tuple[PendingPod, ...]:
+        """Workers the RayClusters want that have no pod yet (none before their first LIST)."""
+        if self.rayclusters is None or self.raycluster_watcher is None:
+            return ()
+        if not self.raycluster_watcher.synced.is_set():
+            return ()
+        nodes = tuple(self.view.nodes.values())
+        return beyond_free_room(self.rayclusters.missing(), nodes, self.view.node_pods)
+
     async def _read_node_quota(self) -> None:
         try:
             self.node_quota = await self._pools.describe_node_quota()
@@ -304,8 +379,9 @@ class Agent:
         """Run every loop until `stop` is set; then let an in-flight round finish and return.
         Raises `PoolsRefused` before starting when the configured pools cannot be managed."""
         await self.check_pools()
+        await self.check_rayclusters()
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
-            *((f"watch:{w.target.name}", w.run) for w in self.watchers),
+            *((f"watch:{w.target.name}", w.run) for w in self.all_watchers),
             ("pool-refresh", self._pool_refresh_loop),
         ]
         self._tasks = [asyncio.create_task(run(), name=name) for name, run in loops]
@@ -394,12 +470,19 @@ class Agent:
         snapshot = self._eligible(placed_on_eci(self.view.snapshot()), at)
         # Taken with the snapshot: a version belongs to the pod object the snapshot holds.
         versions = dict(self.view.versions)
+        anticipated = self.anticipated()
         record = RoundRecord(
-            at=rfc3339(at), reason=batch.reason, pods=len(snapshot.pending), outcome="idle"
+            at=rfc3339(at),
+            reason=batch.reason,
+            pods=len(snapshot.pending),
+            outcome="idle",
+            anticipated=len(anticipated),
         )
         try:
-            if snapshot.pending:
-                record = await self._decide_and_apply(snapshot, record, at=at, versions=versions)
+            if snapshot.pending or anticipated:
+                record = await self._decide_and_apply(
+                    snapshot, record, at=at, versions=versions, anticipated=anticipated
+                )
         except (CloudCallError, DecisionFailed) as error:
             api = "cs" if isinstance(error, CloudCallError) else "decider"
             record = replace(record, outcome="error", error=f"{api}: {error}")
@@ -428,6 +511,7 @@ class Agent:
         *,
         at: float,
         versions: Mapping[str, str] | None = None,
+        anticipated: tuple[PendingPod, ...] = (),
     ) -> RoundRecord:
         pools = await self._read_pools()
         activity = await self._actuator.refresh(pools)
@@ -440,6 +524,7 @@ class Agent:
             node_quota=self.node_quota,
             entries=self._entries,
             versions=versions,
+            anticipated=anticipated,
         )
         with self.metrics.decision_seconds.time():
             reply = await self._decider.decide(request)
@@ -572,7 +657,12 @@ class Agent:
     # --- small helpers -------------------------------------------------------------------------
 
     def _on_pending(self, pod: PendingPod) -> None:
-        self.batcher.trigger(pod.uid)
+        # A pod its RayCluster announced was decided for as an anticipated worker: it still
+        # gets a round (an ECI placement needs its pod), but it does not hold an open window
+        # longer — KubeRay's pods arrive right after the replicas change that opened it.
+        demand = self.rayclusters
+        announced = demand is not None and demand.announced(pod.namespace, pod.labels)
+        self.batcher.trigger(pod.uid, extend=not announced)
 
     def _on_node_pods(self, node_name: str) -> None:
         if self.scale_in is not None:
@@ -660,8 +750,9 @@ class Agent:
                     "restarts": dict(w.restarts),
                     "lastError": w.last_error,
                 }
-                for w in self.watchers
+                for w in self.all_watchers
             },
+            "anticipatedWorkers": len(self.anticipated()),
             "errors": list(self.errors),
             "scaleIn": None if self.scale_in is None else self.scale_in.status(),
         }

@@ -86,6 +86,9 @@ class AgentConfig:
     pod_selector: str = "ray.io/node-type=worker"
     ray_cluster: str | None = None
     namespace: str | None = None  # None: all namespaces
+    # Watch RayClusters and anticipate the workers they want before KubeRay creates the pods
+    # (agent/ingest/rayclusters.py); turned off by itself when ray.io/v1 is not served.
+    raycluster_watch: bool = True
     watch_timeout_seconds: int = 300
     watch_read_timeout_seconds: float = 330.0
     list_page_size: int = 500
@@ -454,6 +457,13 @@ SETTINGS: tuple[Setting, ...] = (
         "ray_cluster", _optional_text, "only pods of this Ray cluster (ray.io/cluster)", "NAME"
     ),
     Setting("namespace", _optional_text, "only pods in this namespace (default: all)", "NAME"),
+    Setting(
+        "raycluster_watch",
+        _boolean,
+        "watch RayClusters (ray.io/v1) and treat workers they want but have no pod yet as demand "
+        "at once (off by itself when the CRD is not served)",
+        is_flag=True,
+    ),
     Setting("watch_timeout_seconds", _count, "server-side timeout of one watch request", "SECONDS"),
     Setting(
         "watch_read_timeout_seconds",

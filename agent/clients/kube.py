@@ -24,7 +24,10 @@ from kubernetes_asyncio import config as k8s_config
 
 PODS = "pods"
 NODES = "nodes"
-RESOURCES = (PODS, NODES)
+# KubeRay's custom resource (ray.io/v1), read only: the agent watches it, never writes it.
+RAYCLUSTERS = "rayclusters"
+RAY_GROUP, RAY_VERSION = "ray.io", "v1"
+RESOURCES = (PODS, NODES, RAYCLUSTERS)
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT = 409
@@ -72,6 +75,7 @@ class KubeClient:
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
         self._coordination = k8s.CoordinationV1Api(api_client)
+        self._custom = k8s.CustomObjectsApi(api_client)
         self._request_timeout = request_timeout
         self._connect_timeout = connect_timeout
 
@@ -116,6 +120,13 @@ class KubeClient:
             if namespace:
                 return lambda **kw: self._core.list_namespaced_pod(namespace, **kw)
             return self._core.list_pod_for_all_namespaces
+        if resource == RAYCLUSTERS:
+            custom, args = self._custom, (RAY_GROUP, RAY_VERSION)
+            if namespace:
+                return lambda **kw: custom.list_namespaced_custom_object(
+                    *args, namespace, RAYCLUSTERS, **kw
+                )
+            return lambda **kw: custom.list_cluster_custom_object(*args, RAYCLUSTERS, **kw)
         raise ValueError(f"unknown resource {resource!r}")
 
     async def list_page(
@@ -141,6 +152,20 @@ class KubeClient:
             self._list_call(resource, namespace), timeout=timeout, **kwargs
         )
         return body
+
+    async def served(self, group: str, version: str, plural: str) -> bool:
+        """Whether discovery (GET /apis/GROUP/VERSION) lists `plural`: False on a 404 (the group
+        version is not served, e.g. its CRD is not installed). Other errors are raised."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        try:
+            body = await self._call(
+                lambda **kw: self._custom.get_api_resources(group, version, **kw), timeout=timeout
+            )
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+        return any(r.get("name") == plural for r in body.get("resources") or ())
 
     async def watch(
         self,

@@ -9,7 +9,7 @@ left out and logged rather than guessed at.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +73,7 @@ def build_request(
     node_quota: int | None = None,
     entries: PodEntryCache | None = None,
     versions: Mapping[str, str] | None = None,
-    extra_pods: Iterable[dict[str, Any]] = (),
+    anticipated: Sequence[PendingPod] = (),
 ) -> dict[str, Any]:
     """A decide/v1 request for the snapshot's pending pods over the managed pools; with
     `node_quota` (the cluster's, from DescribeUserQuota) new nodes are capped by it too.
@@ -82,8 +82,8 @@ def build_request(
     since the last round are reused, with their encoded JSON (`pod_entries.encode_request`);
     without, every entry is built anew. Both give equal requests. `versions` (the view's
     `versions`: uid -> a newer resourceVersion of a pod whose later events changed nothing the
-    decision reads) overrides the pods' own. `extra_pods` (entries built elsewhere, e.g.
-    synthetic pods) are appended after the snapshot's."""
+    decision reads) overrides the pods' own. `anticipated` workers
+    (agent.ingest.rayclusters) follow the pods, marked as such."""
     policy: dict[str, Any] = {
         "strategy": settings.policy.strategy,
         "latencyBudgetSeconds": settings.policy.latency_budget_seconds,
@@ -97,7 +97,7 @@ def build_request(
         "schema": DECIDE_SCHEMA,
         "now": now,
         "cluster": {"id": settings.cluster_id, "region": settings.region},
-        "pods": _pods(snapshot, entries, versions or {}, extra_pods),
+        "pods": _pods(snapshot, entries, versions or {}, anticipated_json(anticipated)),
         "pools": pools_json(snapshot, pools, activity, settings=settings, catalog=catalog),
         "eci": eci_json(snapshot, settings.eci),
         "policy": policy,
@@ -144,6 +144,13 @@ def pod_json(pod: PendingPod, resource_version: str | None = None) -> dict[str, 
         "unschedulableSince": pod.unschedulable_since or None,
         "message": pod.message,
     }
+
+
+def anticipated_json(workers: Sequence[PendingPod]) -> list[dict[str, Any]]:
+    """Workers a RayCluster wants that have no pod yet, as pod entries with `"anticipated":
+    true` (docs/decide-contract.md): decided like pods; actuation has no pod to patch or to
+    record an Event about."""
+    return [{**pod_json(w), "anticipated": True} for w in workers]
 
 
 def pools_json(

@@ -65,14 +65,18 @@ class BatchWindow:
     def __len__(self) -> int:
         return len(self._uids)
 
-    def add(self, uid: str, now: float) -> None:
-        """Count a trigger; a uid already in the window does not extend it."""
-        if self._opened_at is None:
+    def add(self, uid: str, now: float, *, extend: bool = True) -> None:
+        """Count a trigger; a uid already in the window does not extend it, nor does one with
+        `extend=False` (a pod its RayCluster announced, already decided for): it joins the
+        window, or opens one, but never holds an open window longer."""
+        opening = self._opened_at is None
+        if opening:
             self._opened_at = now
         elif uid in self._uids:
             return
         self._uids.add(uid)
-        self._last_at = now
+        if extend or opening:
+            self._last_at = now
 
     def closes_at(self) -> float | None:
         """When the window closes if no further trigger arrives; None when closed."""
@@ -110,8 +114,8 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._next_resync = clock() + resync_seconds
 
-    def trigger(self, uid: str) -> None:
-        self.window.add(uid, self._clock())
+    def trigger(self, uid: str, *, extend: bool = True) -> None:
+        self.window.add(uid, self._clock(), extend=extend)
         self._wakeup.set()
 
     def request_resync(self) -> None:

@@ -43,12 +43,31 @@ class WatchSink(Protocol):
     def relisted(self, keys: set[str]) -> None: ...
 
 
+class Tee:
+    """One stream, two folds: `primary` names the keys, `secondary` sees every event too (the
+    RayCluster demand counts the worker pods the view's pod sinks are fed)."""
+
+    def __init__(self, primary: WatchSink, secondary: WatchSink) -> None:
+        self._primary, self._secondary = primary, secondary
+
+    def key(self, obj: Any) -> str:
+        return self._primary.key(obj)
+
+    def apply(self, event_type: str, obj: Any) -> None:
+        self._primary.apply(event_type, obj)
+        self._secondary.apply(event_type, obj)
+
+    def relisted(self, keys: set[str]) -> None:
+        self._primary.relisted(keys)
+        self._secondary.relisted(keys)
+
+
 @dataclass(frozen=True)
 class WatchTarget:
     """What to watch. `name` identifies the stream in logs and metrics."""
 
     name: str
-    resource: str  # "pods" | "nodes"
+    resource: str  # "pods" | "nodes" | "rayclusters"
     namespace: str | None = None
     label_selector: str = ""
     field_selector: str = ""

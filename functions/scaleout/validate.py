@@ -11,7 +11,8 @@ Defaults for optional fields:
 - request: `cluster` {}; no `eci` object means ECI is disabled; `policy` fields below.
 - pod: `namespace`/`name` "", `labels`/`annotations`/`nodeSelector`/`affinity` {},
   `requests` {} (a best-effort pod), `tolerations` [], `volumeTypes` [],
-  `hostNetwork`/`privileged` false, `unschedulableSince`/`message` null;
+  `hostNetwork`/`privileged` false, `unschedulableSince`/`message` null, `anticipated`
+  false (a worker a RayCluster wants that has no pod yet; decided like a pod);
   annotation `ray-ack-scaler/placement` "auto"; annotation `k8s.aliyun.com/eci-use-specs`
   none (a value ECI would not take makes the pod ineligible for ECI, not the request invalid).
 - pool: `name` = id, `instanceType` "", `labels` {}, `taints` [], `size.min` 0,
@@ -118,6 +119,7 @@ def parse_request(raw: object) -> Request:
 _NO_MAP: dict[str, Any] = {}
 _NO_LIST: list[Any] = []
 _TEXT_OR_NULL = (str, type(None))
+_BOOL_OR_NULL = (bool, type(None))
 
 
 def _pods(raw_pods: list[Any]) -> tuple[tuple[str, ...], tuple[PodGroup, ...]]:
@@ -219,6 +221,7 @@ def _annotations_key(pod: dict[str, Any], index: int) -> object:
         or type(get("name")) not in _TEXT_OR_NULL
         or type(get("unschedulableSince")) not in _TEXT_OR_NULL
         or type(get("message")) not in _TEXT_OR_NULL
+        or type(get("anticipated")) not in _BOOL_OR_NULL
     ):
         _bad_metadata(pod, index)
     labels = get("labels")
@@ -253,6 +256,12 @@ def _bad_uid(uid: object, index: int, uids: list[str]) -> InvalidRequest:
 
 
 def _bad_metadata(pod: dict[str, Any], index: int) -> NoReturn:
+    anticipated = pod.get("anticipated")
+    if anticipated is not None and type(anticipated) is not bool:
+        raise InvalidRequest(
+            f"expected a boolean, got {readers.kind(anticipated)}",
+            path=f"pods[{index}].anticipated",
+        )
     for name in ("namespace", "name", "unschedulableSince", "message"):
         value = pod.get(name)
         if value is not None and type(value) is not str:

@@ -113,3 +113,16 @@ async def test_resync_round_when_nothing_happens() -> None:
     batcher.request_resync()
     batch = await asyncio.wait_for(batcher.next_batch(), timeout=5)
     assert batch.reason == "resync"
+
+
+def test_a_trigger_that_does_not_extend_joins_or_opens_the_window() -> None:
+    """extend=False (a pod its RayCluster announced): it joins an open window without holding it
+    open longer, and opens one like any trigger when none is open."""
+    window = BatchWindow(idle_seconds=0.2, max_seconds=2.0)
+    window.add("rc-change", 0.0)
+    window.add("announced-pod", 0.15, extend=False)
+    assert window.closes_at() == pytest.approx(0.2)
+    batch = window.take(0.2)
+    assert batch is not None and batch.uids == {"rc-change", "announced-pod"}
+    window.add("late-pod", 1.0, extend=False)
+    assert window.closes_at() == pytest.approx(1.2)

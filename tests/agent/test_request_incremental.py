@@ -185,10 +185,8 @@ class TestEncoding:
         assert second[3]["requests"]["cpu"] == "2"
 
     def test_appended_entries_are_encoded_with_the_rest(self) -> None:
-        """Synthetic entries appended to the pods list (extra_pods) join the cached ones."""
+        """Anticipated workers' entries, appended to the pods list, join the cached ones."""
         snapshot = Snapshot(pending=(pending_pod("u-1"),), nodes=(), eci_running_pods=0)
-        extra = {**build_request(snapshot, POOLS, {}, settings=SETTINGS, now=NOW)["pods"][0]}
-        extra["uid"] = "synthetic-1"
         cached = build_request(
             snapshot,
             POOLS,
@@ -196,9 +194,10 @@ class TestEncoding:
             settings=SETTINGS,
             now=NOW,
             entries=PodEntryCache(),
-            extra_pods=[extra],
+            anticipated=[pending_pod("synthetic-1")],
         )
         assert [p["uid"] for p in cached["pods"]] == ["u-1", "synthetic-1"]
+        assert [p.get("anticipated") for p in cached["pods"]] == [None, True]
         assert encode_request(cached) == json.dumps(cached, separators=(",", ":")).encode()
 
 

@@ -135,7 +135,14 @@ async def test_ops_endpoints_serve_the_running_agent(world: World) -> None:
         await ops.stop()
     assert status["pools"][0]["id"] == "np-cpu"
     assert status["lastDecision"]["outcome"] == "scaled"
-    assert set(status["watches"]) == {"pending-pods", "bound-pods", "nodes"}
+    # the RayCluster demand adds its watch, and node-pods for the free room of running nodes
+    assert set(status["watches"]) == {
+        "pending-pods",
+        "bound-pods",
+        "nodes",
+        "node-pods",
+        "rayclusters",
+    }
     assert all("http_error" not in w["restarts"] for w in status["watches"].values())
     assert 'ray_ack_scaler_decisions_total{outcome="scaled"} 1.0' in metrics
     assert status["eci"]["enabled"] is False  # config_for's default: ECI off

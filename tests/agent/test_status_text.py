@@ -80,3 +80,9 @@ def test_the_last_decision_says_why_for_each_action() -> None:
     lines = render_status({"lastDecision": last}).splitlines()
     assert "  why np-cpu (12 pods): cost: np-cpu 0.05" in lines
     assert "  why ECI (3 pods): eci-first: ECI can run" in lines
+
+
+def test_anticipated_workers_are_counted_under_pending() -> None:
+    """Workers a RayCluster wants that have no pod yet are said apart from the pods."""
+    assert " + 4 anticipated worker(s), no pod yet" in render_status({"anticipatedWorkers": 4})
+    assert "anticipated" not in render_status({"anticipatedWorkers": 0})
