@@ -397,6 +397,7 @@ class Agent:
             dry_run=self.config.dry_run,
             selector=self.config.label_selector,
             decider=self.config.decider,
+            raycluster_watch=self.raycluster_watcher is not None,
         )
         try:
             await stop.wait()

@@ -47,11 +47,19 @@ def closing_lines(summary: Mapping[str, Any], *, tasks: str) -> list[str]:
         f"{summary['eciPods']}, {unplaceable}",
         f"decisions {summary['decisions']} ({_kinds(summary)}), scale writes "
         f"{summary['scaleWrites']}, errors {summary['errors']}{_codes(summary)}",
+        *_first_node(summary),
         f"reaction per pod (Unschedulable to the write serving it): p50 {_ms(reaction['p50'])}, "
         f"p99 {_ms(reaction['p99'])} over {reaction.get('pods', 0)} pods",
         *_stuck_pools(summary),
         *_faults(summary),
     ]
+
+
+def _first_node(summary: Mapping[str, Any]) -> list[str]:
+    seconds = summary.get("firstNodeRequestedSeconds")
+    if seconds is None:
+        return []
+    return [f"first node requested {seconds:g} s after Ray asked for workers"]
 
 
 def one_line(summary: Mapping[str, Any], *, ending: str, tasks_done: str, cost: float) -> str:

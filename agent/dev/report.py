@@ -39,6 +39,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "nodesRemoved": ("Nodes removed", "nodes"),
     "eciPods": ("Pods run on ECI", "pods"),
     "timeToAllRunningSeconds": ("First pod created → all workers Running", "s"),
+    "firstNodeRequestedSeconds": ("Ray asked for workers → first node requested", "s"),
     "idleNodeSeconds": ("Idle node time", "node·s"),
     "reactionMs": ("Reaction, real time (Unschedulable → serving write)", "ms"),
     "decisions": ("Decision rounds", ""),
@@ -68,7 +69,10 @@ PART_LABELS = {
 }
 PART_UNITS = {"pods": "pods"}  # reactionMs.pods: how many pods the percentiles are over
 PART_KEYS_AS_IS = ("errorsByCode",)  # their keys are error codes, shown as they are
-NONE_TEXT = {"timeToAllRunningSeconds": "not reached"}
+NONE_TEXT = {
+    "timeToAllRunningSeconds": "not reached",
+    "firstNodeRequestedSeconds": "no node requested",
+}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 1240px; }

@@ -146,6 +146,14 @@ def register(subparsers: Any) -> None:
         help="simulated seconds before giving up (default: the scenario's)",
     )
     dev.add_argument(
+        "--no-raycluster-watch",
+        dest="raycluster_watch",
+        action="store_false",
+        help="run the agent without its RayCluster watch (RAY_ACK_SCALER_RAYCLUSTER_WATCH=false): "
+        "it then sees demand only once KubeRay's pods are Pending, as cluster-autoscaler does; "
+        "compare the summary's first-node-requested time with and without",
+    )
+    dev.add_argument(
         "--quiet",
         action="store_true",
         help="no banner and no live view: one summary line and the report's path at the end",
@@ -177,6 +185,7 @@ class DevOptions:
     run_dir: Path
     fc_api_version: str = FC_API_VERSIONS[0]
     keep: bool = False
+    raycluster_watch: bool = True
 
 
 def dev_command(args: argparse.Namespace) -> int:
@@ -201,6 +210,7 @@ def dev_command(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         run_dir=run_dir,
         keep=args.keep,
+        raycluster_watch=args.raycluster_watch,
     )
     _no_proxies_for_loopback()
     tap = AgentLogTap()
@@ -233,6 +243,7 @@ def agent_environment(
     policy: Mapping[str, Any],
     eci_enabled: bool,
     speed: float,
+    raycluster_watch: bool = True,
 ) -> dict[str, str]:
     """The environment a user would export to point `python -m agent run` at this cluster.
 
@@ -252,6 +263,7 @@ def agent_environment(
         ENV_PREFIX + "DECIDER": decider,
         ENV_PREFIX + "MANAGED_POOLS": cs["managedPools"],
         ENV_PREFIX + "ECI_ENABLED": str(eci_enabled).lower(),
+        ENV_PREFIX + "RAYCLUSTER_WATCH": str(raycluster_watch).lower(),
         ENV_PREFIX + "OPS_ADDRESS": "127.0.0.1:0",
         # a sandbox on this machine: its /status may name the simulated pods and quote errors
         ENV_PREFIX + "STATUS_DETAILS": "true",
@@ -353,6 +365,7 @@ class DevRun:
                 },
                 eci_enabled=self.scenario.eci.enabled,
                 speed=ack.speed,
+                raycluster_watch=self.options.raycluster_watch,
             )
             # The AccessKey is read from the process environment, as `agent run` reads it.
             os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = env["ALIBABA_CLOUD_ACCESS_KEY_ID"]
@@ -451,8 +464,10 @@ class DevRun:
         scale_in = "on" if config.scale_in_enabled else "off"
         if config.scale_in_enabled and config.scale_in_drain_non_empty:
             scale_in += ", draining nodes that still run pods"
+        watch = "on" if config.raycluster_watch else "off (demand seen once pods are Pending)"
         self.say(
-            f"options: ECI {eci}; scale-in {scale_in}" + ("; dry run" if config.dry_run else "")
+            f"options: ECI {eci}; scale-in {scale_in}; RayCluster watch {watch}"
+            + ("; dry run" if config.dry_run else "")
         )
 
     def _follow_store(self) -> Any:
@@ -595,8 +610,17 @@ class DevRun:
             },
             faults_injected=self.ack.faults.counts(),
             faults_seen=self._faults_seen,
+            first_node_requested_seconds=self._first_node_requested(),
         )
         return summarize(self.record, scenario=self.scenario.name, facts=facts)
+
+    def _first_node_requested(self) -> float | None:
+        """Simulated seconds from Ray's first replicas raise to the first pool scale write."""
+        raised = self.ack.world.ray.replicas_raised_at
+        writes = [w.time for w in self.ack.cs_scale_requests()]
+        if not raised or not writes:
+            return None
+        return round(min(writes) - raised[0], 1)
 
     def _finish(self, ending: str, summary: dict[str, Any], cost: CostReport) -> int:
         if self.options.report is not None:

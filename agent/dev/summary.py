@@ -112,6 +112,9 @@ class CloudFacts:
     # it met (`fault_seen`).
     faults_injected: Mapping[str, int] = field(default_factory=dict)
     faults_seen: Mapping[str, int] = field(default_factory=dict)
+    # Simulated seconds from Ray's first raise of a worker group's replicas to the first pool
+    # scale write (None if either never happened): how early the agent asked for a node.
+    first_node_requested_seconds: float | None = None
 
 
 @dataclass
@@ -438,6 +441,7 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
         "nodesRemoved": record.nodes_removed,
         "eciPods": len(record.on_eci),
         "timeToAllRunningSeconds": to_all_running,
+        "firstNodeRequestedSeconds": facts.first_node_requested_seconds,
         "idleNodeSeconds": round(facts.idle_node_seconds, 1),
         "reactionMs": {
             "p50": None if p50 is None else round(p50, 1),

@@ -273,6 +273,8 @@ class RayDriver:
         # node autoscaler must never cause when it gives a node back.
         self.tasks_requeued = 0
         self.scale_patches = 0  # PATCHes of the RayCluster that changed replicas or named workers
+        # simulated times of the PATCHes that raised a group's replicas: when Ray asked for workers
+        self.replicas_raised_at: list[float] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -582,6 +584,7 @@ class RayDriver:
             self._read_replicas(await self._patch(cleanup))
         targets, idle = self._targets(now)
         payload: list[dict[str, Any]] = []
+        raised = False
         for index, group in enumerate(groups):
             name = group.get("groupName")
             if name not in targets:
@@ -591,6 +594,7 @@ class RayDriver:
                 target = min(target, int(group["maxReplicas"]))
             if target != int(group.get("replicas", 1)):
                 payload.append(_replace(f"/spec/workerGroupSpecs/{index}/replicas", target))
+                raised = raised or target > int(group.get("replicas", 1))
             if idle.get(name):
                 payload.append(
                     _replace(
@@ -602,6 +606,8 @@ class RayDriver:
             return
         self._read_replicas(await self._patch(payload))
         self.scale_patches += 1
+        if raised:
+            self.replicas_raised_at.append(now)
         for names in idle.values():
             for name in names:
                 worker = self._workers.get(name)
