@@ -69,16 +69,20 @@ def fill(
     *,
     smallest: Mapping[str, int],
     fresh: bool | None = None,
-) -> list[Placed]:
+    remnant: Mapping[str, int] | None = None,
+) -> tuple[list[Placed], int]:
     """First fit of `pods` identical pods over `classes` (mutated in place), in order; only over
     the upcoming (`fresh` False) or only the added (True) nodes when `fresh` says which.
 
-    Returns how many landed on upcoming vs added nodes, in placement order; the sum may
-    be below `pods` when the nodes are full. Nodes left unable to hold even `smallest`
-    (a lower bound of every pod still to come) are dropped from `classes`: no later
-    pod could use them, and scanning them is what would make packing quadratic.
+    Returns how many landed on upcoming vs added nodes, in placement order (the sum may
+    be below `pods` when the nodes are full), and on how many nodes of the class whose `free`
+    is the `remnant` object (kept, split off untouched, by identity) pods landed. Nodes left
+    unable to hold even `smallest` (a lower bound of every pod still to come) are dropped from
+    `classes`: no later pod could use them, and scanning them is what would make packing
+    quadratic.
     """
     placed: list[Placed] = []
+    on_remnant = 0
     # Most nodes left in a long list are out of cpu: one comparison rejects them before the
     # full check (the scan over classes is what a request with thousands of shapes spends on).
     cpu = requests.get("cpu", 0)
@@ -107,11 +111,13 @@ def fill(
         classes[i : i + 1] = replacement
         i += len(replacement)
         pods -= take
+        if node.free is remnant:
+            on_remnant += full + (1 if partial else 0)
         if placed and placed[-1].fresh == node.fresh:
             placed[-1] = Placed(placed[-1].pods + take, node.fresh)
         else:
             placed.append(Placed(take, node.fresh))
-    return placed
+    return placed, on_remnant
 
 
 def smallest_pod(requests: Iterable[Mapping[str, int]]) -> dict[str, int]:

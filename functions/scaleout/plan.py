@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from functions.scaleout.carry import Trail, with_remnant
 from functions.scaleout.explain import placement_reason
-from functions.scaleout.feasibility import Feasibility, PoolFit, feasibility
+from functions.scaleout.feasibility import Feasibility, Fits, PoolFit
 from functions.scaleout.model import PodGroup, Pool, Request
 from functions.scaleout.packing import (
     NodeClass,
@@ -97,12 +98,15 @@ class _Pass:
         "added",
         "budget",
         "classes",
+        "consumed",
         "cut",
         "eci_pods",
         "eci_reasons",
         "eci_slots",
         "pool_pods",
         "reasons",
+        "remnants",
+        "trail",
         "unplaced",
     )
 
@@ -113,9 +117,16 @@ class _Pass:
         *,
         budget: int,
         eci_slots: int | None,
+        remnants: dict[str, dict[str, int]],
+        trail: Trail,
     ) -> None:
         self.classes = classes
         self.added = added
+        # Per pool, the `free` object of its remnant (functions.scaleout.carry), and how many
+        # of the nodes earlier passes added pods took so far in this pass.
+        self.remnants = remnants
+        self.consumed = {pid: 0 for pid in classes}
+        self.trail = trail
         # New nodes this pass may still add, and ECI pods it may still place (None: no cap).
         self.budget = budget
         self.eci_slots = eci_slots
@@ -135,10 +146,11 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
     pools = {pool.id: pool for pool in request.pools}
     groups = sorted(request.groups, key=_largest_first)
     fits: list[Feasibility] = []
+    fits_of = Fits(request.pools, request.eci)
     for group in groups:
         if deadline is not None and deadline.passed():
             break
-        fits.append(feasibility(group.shape, pools=request.pools, eci=request.eci))
+        fits.append(fits_of.of(group.shape))
     deferred = [i for group in groups[len(fits) :] for i in group.indices]
     groups = groups[: len(fits)]
     placements = [group.shape.placement for group in groups]
@@ -149,8 +161,15 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
     eci_reasons: dict[str, None] = {}
     eci_slots = request.eci.free_slots
     budget = request.policy.new_node_budget
+    ranked = _Ranked()
+    # A pass after the first resumes the last one before the first group that would do
+    # otherwise (functions.scaleout.carry): `start`, the state there, and its position.
+    trail = Trail(len(groups))
+    start: _Pass | None = None
+    first = 0
     result = None
     for _ in range(MAX_PASSES):
+        trail.start_pass(added, first)
         attempt = _one_pass(
             request,
             pools=pools,
@@ -161,6 +180,10 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
             eci_slots=eci_slots,
             budget=budget - sum(added.values()),
             smallest=smallest,
+            ranked=ranked,
+            trail=trail,
+            start=start,
+            first=first,
             deadline=deadline,
         )
         if attempt.cut and result is not None:
@@ -172,6 +195,7 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
         unused = {
             pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable) for pid in pools
         }
+        before = dict(added)
         for pid, count in result.added.items():
             added[pid] += count
         for pid, count in unused.items():
@@ -186,6 +210,10 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
             members = [[i for i in m if i not in gone] for m in members]
             if eci_slots is not None:
                 eci_slots -= len(result.eci_pods)
+            # The groups themselves changed: the next pass runs in full.
+            start, first = None, 0
+        elif not result.cut:
+            start, first = _resume(result, pools=pools, before=before, after=added)
         if result.cut:
             break
     assert result is not None
@@ -211,13 +239,38 @@ def _one_pass(
     eci_slots: int | None,
     budget: int,
     smallest: Mapping[str, int],
+    ranked: _Ranked,
+    trail: Trail,
+    start: _Pass | None,
+    first: int,
     deadline: Deadline | None,
 ) -> _Pass:
-    outcome = _Pass(
-        _asked_for(request, added), {pid: 0 for pid in pools}, budget=budget, eci_slots=eci_slots
-    )
+    if start is None:
+        classes, remnants = _asked_for(request, added)
+        outcome = _Pass(
+            classes,
+            {pid: 0 for pid in pools},
+            budget=budget,
+            eci_slots=eci_slots,
+            remnants=remnants,
+            trail=trail,
+        )
+    else:
+        outcome = start
     shared = _shared_pools(fits, members)
-    for fit, indices, placement in zip(fits, members, placements, strict=True):
+    if shared != ranked.shared:
+        ranked.clear(shared)
+    for position, (fit, indices, placement) in enumerate(
+        zip(fits, members, placements, strict=True)
+    ):
+        if position < first:
+            continue
+        trail.begin(
+            position,
+            pool_pods=len(outcome.pool_pods),
+            unplaced=len(outcome.unplaced),
+            budget=outcome.budget,
+        )
         if not indices:
             continue
         if outcome.cut or (deadline is not None and deadline.passed()):
@@ -230,9 +283,7 @@ def _one_pass(
             fit=fit,
             indices=indices,
             placement=placement,
-            options=rank(
-                fit, pods=len(indices), policy=request.policy, eci=request.eci, shared=shared
-            ),
+            options=ranked.options(position, fit, len(indices), request=request),
         )
         # Capacity already asked for comes first: it costs nothing more. Under eci-first and
         # latency, the room on nodes this decision adds to pools ranked after ECI waits for ECI.
@@ -274,6 +325,34 @@ def _shared_pools(fits: list[Feasibility], members: list[list[int]]) -> frozense
     return frozenset(pid for pid, count in users.items() if count > 1)
 
 
+class _Ranked:
+    """Each group's ranked options, kept from pass to pass: a group's ranking depends only on its
+    feasibility, its number of pods and the pools it shares with other groups, which change from
+    one pass to the next only when pods went to ECI."""
+
+    __slots__ = ("_options", "shared")
+
+    def __init__(self) -> None:
+        self.shared: frozenset[str] | None = None
+        # Group position -> (pods still to place, ranked options)
+        self._options: dict[int, tuple[int, list[Option]]] = {}
+
+    def clear(self, shared: frozenset[str]) -> None:
+        self.shared = shared
+        self._options.clear()
+
+    def options(
+        self, position: int, fit: Feasibility, pods: int, *, request: Request
+    ) -> list[Option]:
+        cached = self._options.get(position)
+        if cached is not None and cached[0] == pods:
+            return cached[1]
+        assert self.shared is not None
+        options = rank(fit, pods=pods, policy=request.policy, eci=request.eci, shared=self.shared)
+        self._options[position] = (pods, options)
+        return options
+
+
 class _Group:
     """One pod group within a pass: its feasibility, its pods and its ranked options."""
 
@@ -289,17 +368,73 @@ class _Group:
         self.options = options
 
 
-def _asked_for(request: Request, added: dict[str, int]) -> dict[str, list[NodeClass]]:
-    """Per pool, the nodes already asked for: upcoming ones, then those earlier passes added."""
+def _asked_for(
+    request: Request, added: dict[str, int]
+) -> tuple[dict[str, list[NodeClass]], dict[str, dict[str, int]]]:
+    """Per pool, the nodes already asked for: upcoming ones, then those earlier passes added;
+    and per pool the `free` object of the latter (its remnant, functions.scaleout.carry)."""
     classes: dict[str, list[NodeClass]] = {}
+    remnants: dict[str, dict[str, int]] = {}
     for pool in request.pools:
         start = []
         if pool.upcoming:
             start.append(NodeClass(dict(pool.allocatable), pool.upcoming, fresh=False))
+        remnant = remnants[pool.id] = dict(pool.allocatable)
         if added[pool.id]:
-            start.append(NodeClass(dict(pool.allocatable), added[pool.id], fresh=True))
+            start.append(NodeClass(remnant, added[pool.id], fresh=True))
         classes[pool.id] = start
-    return classes
+    return classes, remnants
+
+
+def _resume(
+    result: _Pass, *, pools: dict[str, Pool], before: dict[str, int], after: dict[str, int]
+) -> tuple[_Pass | None, int]:
+    """The state the next pass (with `after` added nodes) resumes from, and the position of the
+    group it resumes at: `result`'s pass as it stood there, its remnants resized
+    (functions.scaleout.carry). (None, 0) when it must run in full."""
+    trail = result.trail
+    first = trail.first_change(before, after)
+    final = {
+        pid: (
+            result.classes[pid],
+            result.added[pid],
+            result.reasons.get(pid),
+            result.consumed[pid],
+            before[pid],
+        )
+        for pid in pools
+    }
+    state, marks = trail.state_before(first, final=final)
+    if marks is None:
+        marks = (len(result.pool_pods), len(result.unplaced), result.budget + trail.added_sum)
+    classes: dict[str, list[NodeClass]] = {}
+    remnants: dict[str, dict[str, int]] = {}
+    added_now: dict[str, int] = {}
+    consumed: dict[str, int] = {}
+    for pid, pool in pools.items():
+        kept, now, _, used, was = state[pid]
+        rebuilt = with_remnant(kept, pool.allocatable, was=was - used, count=after[pid] - used)
+        if rebuilt is None:
+            return None, 0
+        classes[pid], remnants[pid] = rebuilt
+        added_now[pid] = now
+        consumed[pid] = used
+    pool_pods, unplaced, budget = marks
+    outcome = _Pass(
+        classes,
+        added_now,
+        budget=budget - sum(after.values()),
+        eci_slots=result.eci_slots,
+        remnants=remnants,
+        trail=trail,
+    )
+    outcome.consumed = consumed
+    outcome.pool_pods = result.pool_pods[:pool_pods]
+    outcome.unplaced = result.unplaced[:unplaced]
+    outcome.reasons = {
+        pid: dict(reasons) for pid in result.reasons if (reasons := state[pid][2]) is not None
+    }
+    return outcome, first
 
 
 def _eci_rank(group: _Group, *, request: Request, outcome: _Pass) -> int:
@@ -350,16 +485,26 @@ def _fill_asked_for(
             pos = onto(chosen)
             continue
         pos = onto(chosen, fresh=False)
-        if pos < len(group.indices) and _room_on_added(outcome.classes[option.fit.pool.id], group):
+        if pos < len(group.indices) and _room_on_added(
+            option.fit.pool.id, group, added=added, outcome=outcome
+        ):
             pos = _take_eci(group, eci_rank, pos, request=request, added=added, outcome=outcome)
             eci_taken = True
             pos = onto(chosen, fresh=True)
     return pos
 
 
-def _room_on_added(classes: list[NodeClass], group: _Group) -> bool:
-    """Whether a node this decision adds (in `classes`) has room for one of the group's pods."""
-    return any(c.fresh and pods_per_node(c.free, group.fit.requests) for c in classes)
+def _room_on_added(pool_id: str, group: _Group, *, added: dict[str, int], outcome: _Pass) -> bool:
+    """Whether a node this decision adds to the pool has room for one of the group's pods."""
+    remnant = outcome.remnants[pool_id]
+    requests = group.fit.requests
+    for c in outcome.classes[pool_id]:
+        if c.fresh and c.free is not remnant and pods_per_node(c.free, requests):
+            return True
+    # Only the remnant (whole nodes, room for any pod that fits the pool) decides.
+    consumed = outcome.consumed[pool_id]
+    outcome.trail.room(pool_id, consumed=consumed)
+    return added[pool_id] > consumed
 
 
 def _fill_pool(
@@ -381,19 +526,41 @@ def _fill_pool(
     fit = group.options[chosen].fit
     assert fit is not None
     pool_id = fit.pool.id
-    for placed in fill(
-        outcome.classes[pool_id],
+    classes = outcome.classes[pool_id]
+    consumed = outcome.consumed[pool_id]
+    _touch(outcome, pool_id)
+    placed_runs, used = fill(
+        classes,
         group.fit.requests,
         len(indices) - pos,
         smallest=smallest,
         fresh=fresh,
-    ):
+        remnant=outcome.remnants[pool_id],
+    )
+    for placed in placed_runs:
         outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
         pos += placed.pods
         if placed.fresh:
             reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
             outcome.reasons.setdefault(pool_id, {})[reason] = None
+    if used:
+        outcome.trail.remnant(pool_id, consumed=consumed, used=used)
+        outcome.consumed[pool_id] = consumed + used
+    elif fresh is not False and pos < len(indices) and added[pool_id] == consumed:
+        # Pods left at the end of the pool's nodes: a remnant there would have taken them.
+        outcome.trail.remnant(pool_id, consumed=consumed, used=0)
     return pos
+
+
+def _touch(outcome: _Pass, pool_id: str) -> None:
+    """Keep the pool's state before the group changes it (functions.scaleout.carry)."""
+    outcome.trail.touch(
+        pool_id,
+        classes=outcome.classes[pool_id],
+        added_now=outcome.added[pool_id],
+        reasons=outcome.reasons.get(pool_id),
+        consumed=outcome.consumed[pool_id],
+    )
 
 
 def _ask_for_more(
@@ -462,13 +629,16 @@ def _add_nodes(
     room = min(
         outcome.budget, pool.max_size - pool.desired - added[pool.id] - outcome.added[pool.id]
     )
-    count = min(nodes_needed(left, fit.per_node), room)
+    needed = nodes_needed(left, fit.per_node)
+    outcome.trail.add(pool, needed=needed, added_now=outcome.added[pool.id], budget=outcome.budget)
+    count = min(needed, room)
     if count <= 0:
         return pos
+    _touch(outcome, pool.id)
     reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
     outcome.reasons.setdefault(pool.id, {})[reason] = None
     fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
-    for placed in fill(fresh, group.fit.requests, left, smallest=smallest):
+    for placed in fill(fresh, group.fit.requests, left, smallest=smallest)[0]:
         outcome.pool_pods.append((pool.id, True, group.indices[pos : pos + placed.pods]))
         pos += placed.pods
     outcome.classes[pool.id].extend(fresh)
@@ -530,6 +700,8 @@ def _full_text(
     if option.fit is None:
         return "ECI at maxPods" if eci_slots == 0 else ""
     pool = option.fit.pool
+    outcome.trail.full(pool, added_now=outcome.added[pool.id])
+    outcome.trail.budget(budget)
     if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
         return f"{pool.id} reached max {pool.max_size}"
     if budget <= 0:
@@ -552,8 +724,10 @@ def _capacity_reason(
             parts.append("ECI at maxPods")
             continue
         pool = pools[option.fit.pool.id]
+        outcome.trail.full(pool, added_now=outcome.added[pool.id])
         if pool.desired + added[pool.id] + outcome.added[pool.id] >= pool.max_size:
             parts.append(f"pool {pool.id} at max size {pool.max_size}")
+    outcome.trail.budget(budget)
     if budget <= 0:
         parts.append(request.policy.budget_limit)
     return "no capacity left: " + ", ".join(parts)
