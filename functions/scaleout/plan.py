@@ -31,6 +31,7 @@ from functions.scaleout.model import PodGroup, Pool, Request
 from functions.scaleout.packing import (
     NodeClass,
     fill,
+    free_columns,
     nodes_needed,
     pods_per_node,
     smallest_pod,
@@ -98,6 +99,7 @@ class _Pass:
         "added",
         "budget",
         "classes",
+        "columns",
         "consumed",
         "cut",
         "eci_pods",
@@ -121,6 +123,8 @@ class _Pass:
         trail: Trail,
     ) -> None:
         self.classes = classes
+        # Per pool, each class's free cpu and memory, in step with `classes` (see `fill`).
+        self.columns = {pid: free_columns(c) for pid, c in classes.items()}
         self.added = added
         # Per pool, the `free` object of its remnant (functions.scaleout.carry), and how many
         # of the nodes earlier passes added pods took so far in this pass.
@@ -154,7 +158,7 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
     deferred = [i for group in groups[len(fits) :] for i in group.indices]
     groups = groups[: len(fits)]
     placements = [group.shape.placement for group in groups]
-    smallest = smallest_pod(fit.requests for fit in fits)
+    smallest = _smallest_per_pool(fits, pools)
     members = [list(group.indices) for group in groups]
     added = {pool.id: 0 for pool in request.pools}
     eci_pods: list[int] = []
@@ -238,7 +242,7 @@ def _one_pass(
     added: dict[str, int],
     eci_slots: int | None,
     budget: int,
-    smallest: Mapping[str, int],
+    smallest: Mapping[str, Mapping[str, int]],
     ranked: _Ranked,
     trail: Trail,
     start: _Pass | None,
@@ -310,6 +314,19 @@ def _one_pass(
             )
             outcome.unplaced.append((reason, indices[pos:]))
     return outcome
+
+
+def _smallest_per_pool(
+    fits: list[Feasibility], pools: dict[str, Pool]
+) -> dict[str, dict[str, int]]:
+    """Per pool, the least any shape that can run there asks of each resource: a node left
+    unable to hold that holds no later pod (`fill` drops it). Per pool rather than over every
+    shape: a GPU node out of GPUs is of no use to the CPU shapes its taint keeps out either."""
+    users: dict[str, list[Mapping[str, int]]] = {pid: [] for pid in pools}
+    for fit in fits:
+        for pool_fit in fit.pools:
+            users[pool_fit.pool.id].append(fit.requests)
+    return {pid: smallest_pod(requests) for pid, requests in users.items()}
 
 
 def _shared_pools(fits: list[Feasibility], members: list[list[int]]) -> frozenset[str]:
@@ -454,7 +471,7 @@ def _fill_asked_for(
     request: Request,
     added: dict[str, int],
     outcome: _Pass,
-    smallest: Mapping[str, int],
+    smallest: Mapping[str, Mapping[str, int]],
     eci_rank: int,
 ) -> int:
     """Put the group's pods on nodes already asked for, in ranked order; how many went there.
@@ -515,7 +532,7 @@ def _fill_pool(
     request: Request,
     added: dict[str, int],
     outcome: _Pass,
-    smallest: Mapping[str, int],
+    smallest: Mapping[str, Mapping[str, int]],
     fresh: bool | None = None,
 ) -> int:
     """The group's pods from `pos` on, onto the asked-for nodes of its `chosen` option's pool
@@ -533,9 +550,10 @@ def _fill_pool(
         classes,
         group.fit.requests,
         len(indices) - pos,
-        smallest=smallest,
+        smallest=smallest[pool_id],
         fresh=fresh,
         remnant=outcome.remnants[pool_id],
+        columns=outcome.columns[pool_id],
     )
     for placed in placed_runs:
         outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
@@ -570,7 +588,7 @@ def _ask_for_more(
     request: Request,
     added: dict[str, int],
     outcome: _Pass,
-    smallest: Mapping[str, int],
+    smallest: Mapping[str, Mapping[str, int]],
 ) -> int:
     """Ask for new capacity, in ranked order, for the pods from `pos` on; where they end."""
     for chosen, option in enumerate(group.options):
@@ -622,7 +640,7 @@ def _add_nodes(
     request: Request,
     added: dict[str, int],
     outcome: _Pass,
-    smallest: Mapping[str, int],
+    smallest: Mapping[str, Mapping[str, int]],
 ) -> int:
     left = len(group.indices) - pos
     pool = fit.pool
@@ -638,10 +656,13 @@ def _add_nodes(
     reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
     outcome.reasons.setdefault(pool.id, {})[reason] = None
     fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]
-    for placed in fill(fresh, group.fit.requests, left, smallest=smallest)[0]:
+    for placed in fill(fresh, group.fit.requests, left, smallest=smallest[pool.id])[0]:
         outcome.pool_pods.append((pool.id, True, group.indices[pos : pos + placed.pods]))
         pos += placed.pods
     outcome.classes[pool.id].extend(fresh)
+    cpus, memories = outcome.columns[pool.id]
+    cpus.extend(c.free.get("cpu", 0) for c in fresh)
+    memories.extend(c.free.get("memory", 0) for c in fresh)
     outcome.added[pool.id] += count
     outcome.budget -= count
     return pos
