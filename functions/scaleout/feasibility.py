@@ -48,13 +48,15 @@ class PoolFit:
     """A pool that can run the shape: `per_node` pods fit on one new node."""
 
     # Plain slotted classes, not dataclasses: see functions.scaleout.model.
-    __slots__ = ("per_node", "pool", "waste")
+    __slots__ = ("per_node", "pool", "share", "waste")
 
-    def __init__(self, pool: Pool, per_node: int, waste: float) -> None:
+    def __init__(self, pool: Pool, per_node: int, waste: float, share: float) -> None:
         self.pool = pool
         self.per_node = per_node
         # Mean unused fraction of cpu and memory on a node filled with this shape only.
         self.waste = waste
+        # The largest fraction of any resource of a node one pod takes.
+        self.share = share
 
 
 class Feasibility:
@@ -99,7 +101,8 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
                 pool_reasons.extend(reasons)
             else:
                 per_node = pods_per_node(pool.allocatable, requests)
-                fits.append(PoolFit(pool, per_node, _waste(pool.allocatable, requests, per_node)))
+                waste = _waste(pool.allocatable, requests, per_node)
+                fits.append(PoolFit(pool, per_node, waste, _share(pool.allocatable, requests)))
         pool_note = "" if pools else "no node pools"
     if placement == PLACEMENT_ECS:
         eci_fits: Billed | str = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
@@ -149,8 +152,8 @@ class Fits:
         misfits = self._label_misfits(shape)
         fits: list[PoolFit] = []
         pool_reasons: list[str] = []
-        # Allocatable key -> (per node, waste), or the resources it lacks.
-        by_allocatable: dict[tuple[object, ...], tuple[int, float] | list[str]] = {}
+        # Allocatable key -> (per node, waste, share), or the resources it lacks.
+        by_allocatable: dict[tuple[object, ...], tuple[int, float, float] | list[str]] = {}
         for pool, misfit, allocatable in zip(self._pools, misfits, self._allocatables, strict=True):
             if misfit:
                 pool_reasons.append(misfit)
@@ -159,14 +162,15 @@ class Fits:
             if fit is None:
                 per_node = pods_per_node(pool.allocatable, requests)
                 if per_node:
-                    fit = (per_node, _waste(pool.allocatable, requests, per_node))
+                    waste = _waste(pool.allocatable, requests, per_node)
+                    fit = (per_node, waste, _share(pool.allocatable, requests))
                 else:
                     fit = [f"Insufficient {n}" for n in insufficient(requests, pool.allocatable)]
                 by_allocatable[allocatable] = fit
             if isinstance(fit, list):
                 pool_reasons.extend(fit)
             else:
-                fits.append(PoolFit(pool, fit[0], fit[1]))
+                fits.append(PoolFit(pool, *fit))
         pool_note = "" if self._pools else "no node pools"
         if placement == PLACEMENT_ECS:
             eci_fits: Billed | str = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
@@ -270,6 +274,11 @@ def _waste(allocatable: Mapping[str, int], requests: Mapping[str, int], per_node
         if allocatable.get(name, 0) > 0
     ]
     return sum(fractions) / len(fractions) if fractions else 0.0
+
+
+def _share(allocatable: Mapping[str, int], requests: Mapping[str, int]) -> float:
+    # Every resource a fitting pod asks for is allocatable (and so not zero).
+    return max(amount / allocatable[name] for name, amount in requests.items() if amount > 0)
 
 
 def _counted(reasons: list[str]) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import compress, count
-from operator import and_
 
 
 def pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
@@ -101,8 +100,9 @@ def fill(
         candidates = range(len(classes))
     else:
         cpus, memories = columns
-        enough = map(and_, map(cpu.__le__, cpus), map(requests.get("memory", 0).__le__, memories))
-        candidates = list(compress(count(), enough))
+        memory = requests.get("memory", 0)
+        # Few classes have the cpu (the groups come largest first): test memory on those only.
+        candidates = [i for i in compress(count(), map(cpu.__le__, cpus)) if memories[i] >= memory]
     shift = 0
     for position in candidates:
         if pods <= 0:

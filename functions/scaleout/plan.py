@@ -30,6 +30,7 @@ from functions.scaleout.feasibility import Feasibility, Fits, PoolFit
 from functions.scaleout.model import PodGroup, Pool, Request
 from functions.scaleout.packing import (
     NodeClass,
+    Placed,
     fill,
     free_columns,
     nodes_needed,
@@ -105,6 +106,7 @@ class _Pass:
         "eci_pods",
         "eci_reasons",
         "eci_slots",
+        "most",
         "pool_pods",
         "reasons",
         "remnants",
@@ -123,8 +125,10 @@ class _Pass:
         trail: Trail,
     ) -> None:
         self.classes = classes
-        # Per pool, each class's free cpu and memory, in step with `classes` (see `fill`).
+        # Per pool, each class's free cpu and memory, in step with `classes` (see `fill`), and
+        # the most cpu and the most memory any class has free.
         self.columns = {pid: free_columns(c) for pid, c in classes.items()}
+        self.most = {pid: _most(columns) for pid, columns in self.columns.items()}
         self.added = added
         # Per pool, the `free` object of its remnant (functions.scaleout.carry), and how many
         # of the nodes earlier passes added pods took so far in this pass.
@@ -261,9 +265,12 @@ def _one_pass(
         )
     else:
         outcome = start
-    shared = _shared_pools(fits, members)
-    if shared != ranked.shared:
-        ranked.clear(shared)
+    if ranked.members is not members:
+        # The groups changed (or this is the first pass): which pools they share may have too.
+        ranked.members = members
+        shared = _shared_pools(fits, members)
+        if shared != ranked.shared:
+            ranked.clear(shared)
     for position, (fit, indices, placement) in enumerate(
         zip(fits, members, placements, strict=True)
     ):
@@ -347,10 +354,12 @@ class _Ranked:
     feasibility, its number of pods and the pools it shares with other groups, which change from
     one pass to the next only when pods went to ECI."""
 
-    __slots__ = ("_options", "shared")
+    __slots__ = ("_options", "members", "shared")
 
     def __init__(self) -> None:
         self.shared: frozenset[str] | None = None
+        # The groups' pods the shared pools were read from (a new list when they change).
+        self.members: list[list[int]] | None = None
         # Group position -> (pods still to place, ranked options)
         self._options: dict[int, tuple[int, list[Option]]] = {}
 
@@ -543,18 +552,26 @@ def _fill_pool(
     fit = group.options[chosen].fit
     assert fit is not None
     pool_id = fit.pool.id
-    classes = outcome.classes[pool_id]
     consumed = outcome.consumed[pool_id]
-    _touch(outcome, pool_id)
-    placed_runs, used = fill(
-        classes,
-        group.fit.requests,
-        len(indices) - pos,
-        smallest=smallest[pool_id],
-        fresh=fresh,
-        remnant=outcome.remnants[pool_id],
-        columns=outcome.columns[pool_id],
-    )
+    requests = group.fit.requests
+    most_cpu, most_memory = outcome.most[pool_id]
+    placed_runs: list[Placed] = []
+    used = 0
+    # Most pools a group tries have no node left with its cpu or its memory free: the
+    # largest free amounts (kept exact) say so without looking at the nodes.
+    if requests.get("cpu", 0) <= most_cpu and requests.get("memory", 0) <= most_memory:
+        _touch(outcome, pool_id)
+        placed_runs, used = fill(
+            outcome.classes[pool_id],
+            requests,
+            len(indices) - pos,
+            smallest=smallest[pool_id],
+            fresh=fresh,
+            remnant=outcome.remnants[pool_id],
+            columns=outcome.columns[pool_id],
+        )
+        if placed_runs:
+            outcome.most[pool_id] = _most(outcome.columns[pool_id])
     for placed in placed_runs:
         outcome.pool_pods.append((pool_id, placed.fresh, indices[pos : pos + placed.pods]))
         pos += placed.pods
@@ -568,6 +585,11 @@ def _fill_pool(
         # Pods left at the end of the pool's nodes: a remnant there would have taken them.
         outcome.trail.remnant(pool_id, consumed=consumed, used=0)
     return pos
+
+
+def _most(columns: tuple[list[int], list[int]]) -> tuple[int, int]:
+    cpus, memories = columns
+    return max(cpus, default=0), max(memories, default=0)
 
 
 def _touch(outcome: _Pass, pool_id: str) -> None:
@@ -663,6 +685,7 @@ def _add_nodes(
     cpus, memories = outcome.columns[pool.id]
     cpus.extend(c.free.get("cpu", 0) for c in fresh)
     memories.extend(c.free.get("memory", 0) for c in fresh)
+    outcome.most[pool.id] = _most(outcome.columns[pool.id])
     outcome.added[pool.id] += count
     outcome.budget -= count
     return pos

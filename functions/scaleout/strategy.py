@@ -24,7 +24,7 @@ so both are priced for the same run):
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container
 
 from functions.eci_specs import Billed, spec_text
 from functions.scaleout.feasibility import Feasibility, PoolFit
@@ -54,9 +54,7 @@ class Option:
         return "ECI" if self.fit is None else self.fit.pool.id
 
 
-def node_cost_per_pod(
-    fit: PoolFit, requests: Mapping[str, int], *, pods: int, seconds: float, shared: bool
-) -> float:
+def node_cost_per_pod(fit: PoolFit, *, pods: int, seconds: float, shared: bool) -> float:
     """What one of `pods` pods costs on a new node of the pool, over `seconds`.
 
     Alone on the pool's new nodes, the group pays whole nodes: the nodes its pods need
@@ -70,9 +68,7 @@ def node_cost_per_pod(
     pods = max(1, pods)
     if not shared:
         return node * nodes_needed(pods, fit.per_node) / pods
-    allocatable = fit.pool.allocatable
-    share = max(amount / allocatable[name] for name, amount in requests.items() if amount > 0)
-    return max(node * share, node / pods)
+    return max(node * fit.share, node / pods)
 
 
 def eci_cost_per_pod(billed: Billed, *, eci: Eci, seconds: float) -> float:
@@ -107,9 +103,7 @@ def rank(
         Option(
             fit,
             fit.pool.boot_seconds,
-            node_cost_per_pod(
-                fit, feasible.requests, pods=pods, seconds=seconds, shared=fit.pool.id in shared
-            ),
+            node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=fit.pool.id in shared),
         )
         for fit in feasible.pools
     ]
