@@ -52,7 +52,16 @@ class Trail:
     of the groups before its start (they did the same, read the same) and overwrites the rest.
     """
 
-    __slots__ = ("_added", "_by_pool", "_general", "_group", "_marks", "_saved", "_sum")
+    __slots__ = (
+        "_added",
+        "_by_pool",
+        "_general",
+        "_group",
+        "_marks",
+        "_saved",
+        "_settled",
+        "_sum",
+    )
 
     def __init__(self, groups: int) -> None:
         # Before each group: (pool_pods length, unplaced length, budget + sum(added)).
@@ -63,6 +72,9 @@ class Trail:
         self._by_pool: dict[str, list[tuple[int, int, int, int]]] = {}
         # (group, kind, a, b, c, pool id), in group order: reads of the budget.
         self._general: list[tuple[int, int, int, int, int, str]] = []
+        # Pool -> the group of its first record that differs for any change of the pool's
+        # count (a remnant running out, or none there): later records of the pool add nothing.
+        self._settled: dict[str, int] = {}
         self._group = 0
         self._added: Mapping[str, int] = {}
         self._sum = 0
@@ -77,6 +89,9 @@ class Trail:
         general = self._general
         while general and general[-1][0] >= first:
             general.pop()
+        for pool_id, group in list(self._settled.items()):
+            if group >= first:
+                del self._settled[pool_id]
 
     def begin(self, position: int, *, pool_pods: int, unplaced: int, budget: int) -> None:
         self._group = position
@@ -100,14 +115,22 @@ class Trail:
 
     def remnant(self, pool_id: str, *, consumed: int, used: int) -> None:
         """Pods landed on `used` nodes of the remnant after `consumed` of its nodes were taken."""
+        if pool_id in self._settled:
+            return
         self._by_pool.setdefault(pool_id, []).append((self._group, _REMNANT, consumed, used))
+        if self._added[pool_id] - consumed - used <= 0:
+            self._settled[pool_id] = self._group
 
     def room(self, pool_id: str, *, consumed: int) -> None:
         """Whether an added node of the pool has room was the remnant's count alone."""
+        if pool_id in self._settled:
+            return
         self._by_pool.setdefault(pool_id, []).append((self._group, _ROOM, consumed, 0))
 
     def full(self, pool: Pool, *, added_now: int) -> None:
         """Whether the pool reached its max size was read (`added_now`: nodes this pass added)."""
+        if pool.id in self._settled:
+            return
         over = pool.desired + added_now - pool.max_size
         self._by_pool.setdefault(pool.id, []).append((self._group, _FULL, over, 0))
 

@@ -294,7 +294,7 @@ def _one_pass(
             fit=fit,
             indices=indices,
             placement=placement,
-            options=ranked.options(position, fit, len(indices), request=request),
+            ranked=ranked.options(position, fit, len(indices), request=request),
         )
         # Capacity already asked for comes first: it costs nothing more. Under eci-first and
         # latency, the room on nodes this decision adds to pools ranked after ECI waits for ECI.
@@ -360,8 +360,9 @@ class _Ranked:
         self.shared: frozenset[str] | None = None
         # The groups' pods the shared pools were read from (a new list when they change).
         self.members: list[list[int]] | None = None
-        # Group position -> (pods still to place, ranked options)
-        self._options: dict[int, tuple[int, list[Option]]] = {}
+        # Group position -> (pods still to place, ranked options, reasons by what decided
+        # them: the chosen option and why each better one took no more pods).
+        self._options: dict[int, tuple[int, list[Option], dict[tuple[object, ...], str]]] = {}
 
     def clear(self, shared: frozenset[str]) -> None:
         self.shared = shared
@@ -369,29 +370,35 @@ class _Ranked:
 
     def options(
         self, position: int, fit: Feasibility, pods: int, *, request: Request
-    ) -> list[Option]:
+    ) -> tuple[list[Option], dict[tuple[object, ...], str]]:
         cached = self._options.get(position)
         if cached is not None and cached[0] == pods:
-            return cached[1]
+            return cached[1], cached[2]
         assert self.shared is not None
         options = rank(fit, pods=pods, policy=request.policy, eci=request.eci, shared=self.shared)
-        self._options[position] = (pods, options)
-        return options
+        why: dict[tuple[object, ...], str] = {}
+        self._options[position] = (pods, options, why)
+        return options, why
 
 
 class _Group:
     """One pod group within a pass: its feasibility, its pods and its ranked options."""
 
     # A plain class, not a dataclass: generating one costs cold-start time for no gain here.
-    __slots__ = ("fit", "indices", "options", "placement")
+    __slots__ = ("fit", "indices", "options", "placement", "why")
 
     def __init__(
-        self, *, fit: Feasibility, indices: list[int], placement: str, options: list[Option]
+        self,
+        *,
+        fit: Feasibility,
+        indices: list[int],
+        placement: str,
+        ranked: tuple[list[Option], dict[tuple[object, ...], str]],
     ) -> None:
         self.fit = fit
         self.indices = indices
         self.placement = placement
-        self.options = options
+        self.options, self.why = ranked
 
 
 def _asked_for(
@@ -504,10 +511,22 @@ def _fill_asked_for(
             fresh=fresh,
         )
 
+    requests = group.fit.requests
+    cpu = requests.get("cpu", 0)
+    memory = requests.get("memory", 0)
     for chosen, option in enumerate(group.options):
         if option.fit is None or pos == len(group.indices):
             continue
         if chosen < eci_rank or eci_taken:
+            pool_id = option.fit.pool.id
+            most_cpu, most_memory = outcome.most[pool_id]
+            if cpu > most_cpu or memory > most_memory:
+                # What `_fill_pool` would do, without the calls: most pools a group tries
+                # have no node with its cpu or its memory free.
+                consumed = outcome.consumed[pool_id]
+                if added[pool_id] == consumed:
+                    outcome.trail.remnant(pool_id, consumed=consumed, used=0)
+                continue
             pos = onto(chosen)
             continue
         pos = onto(chosen, fresh=False)
@@ -694,29 +713,8 @@ def _add_nodes(
 def _group_why(
     group: _Group, chosen: int, *, request: Request, added: dict[str, int], outcome: _Pass
 ) -> str:
-    return _why(
-        group.options,
-        chosen,
-        request=request,
-        placement=group.placement,
-        added=added,
-        outcome=outcome,
-        budget=outcome.budget,
-        eci_slots=outcome.eci_slots,
-    )
-
-
-def _why(
-    options: list[Option],
-    chosen: int,
-    *,
-    request: Request,
-    placement: str,
-    added: dict[str, int],
-    outcome: _Pass,
-    budget: int,
-    eci_slots: int | None,
-) -> str:
+    options = group.options
+    budget = outcome.budget
     full = [
         _full_text(
             option,
@@ -724,11 +722,19 @@ def _why(
             added=added,
             outcome=outcome,
             budget=budget,
-            eci_slots=eci_slots,
+            eci_slots=outcome.eci_slots,
         )
         for option in options[:chosen]
     ]
-    return placement_reason(options, chosen, policy=request.policy, placement=placement, full=full)
+    # The same group and the same reads give the same reason: kept from pass to pass.
+    key = (chosen, *full)
+    reason = group.why.get(key)
+    if reason is None:
+        reason = placement_reason(
+            options, chosen, policy=request.policy, placement=group.placement, full=full
+        )
+        group.why[key] = reason
+    return reason
 
 
 def _full_text(

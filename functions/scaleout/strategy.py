@@ -99,41 +99,49 @@ def rank(
     """The group's options, best first, for `pods` pods still to place; `shared`: the pools
     other pod groups of this decision can use too (see `node_cost_per_pod`)."""
     seconds = policy.expected_run_seconds
-    options = [
-        Option(
-            fit,
-            fit.pool.boot_seconds,
-            node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=fit.pool.id in shared),
-        )
-        for fit in feasible.pools
-    ]
-    if feasible.eci is not None:
-        options.append(
-            Option(
-                None,
-                eci.start_seconds,
-                eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds),
-                eci_estimate(feasible.eci),
-            )
-        )
     strategy = policy.strategy
     budget = policy.latency_budget_seconds
-
-    def key(option: Option) -> tuple[float, float, int, float, float, str]:
-        fit = option.fit
-        is_eci = fit is None
-        priority = 0 if fit is None else fit.pool.priority
-        waste = 0.0 if fit is None else fit.waste
+    # (sort key, option) pairs, keys built inline: rank runs once per group and there are
+    # thousands of groups. Keys are unique (they end with the pool id, "" for ECI).
+    keyed = []
+    for fit in feasible.pools:
+        pool = fit.pool
+        option = Option(
+            fit,
+            pool.boot_seconds,
+            node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=pool.id in shared),
+        )
+        keyed.append((_key(option, strategy, budget, pool.priority, fit.waste, pool.id), option))
+    if feasible.eci is not None:
+        option = Option(
+            None,
+            eci.start_seconds,
+            eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds),
+            eci_estimate(feasible.eci),
+        )
         # "" sorts ECI before any pool id when everything else ties.
-        name = "" if fit is None else fit.pool.id
-        if strategy == "cost":
-            late = option.latency > budget
-            first = option.latency if late else option.cost_per_pod
-            return (float(late), first, -priority, waste, option.cost_per_pod, name)
-        if strategy == "latency":
-            return (option.latency, 0.0, -priority, waste, option.cost_per_pod, name)
-        if strategy == "pool-first":
-            return (float(is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
-        return (float(not is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
+        keyed.append((_key(option, strategy, budget, 0, 0.0, ""), option))
+    keyed.sort(key=_first)
+    return [option for _, option in keyed]
 
-    return sorted(options, key=key)
+
+_Key = tuple[float, float, int, float, float, str]
+
+
+def _first(pair: tuple[_Key, Option]) -> _Key:
+    return pair[0]
+
+
+def _key(
+    option: Option, strategy: str, budget: float, priority: int, waste: float, name: str
+) -> _Key:
+    if strategy == "cost":
+        late = option.latency > budget
+        first = option.latency if late else option.cost_per_pod
+        return (float(late), first, -priority, waste, option.cost_per_pod, name)
+    if strategy == "latency":
+        return (option.latency, 0.0, -priority, waste, option.cost_per_pod, name)
+    is_eci = option.fit is None
+    if strategy == "pool-first":
+        return (float(is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
+    return (float(not is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
