@@ -134,61 +134,57 @@ class Fits:
     many pools share an instance type: this is what keeps 2,000 shapes × 100 pools affordable.
     `of(shape)` is `feasibility(shape, ...)`, field for field."""
 
-    __slots__ = ("_allocatables", "_eci", "_labels", "_pools")
+    __slots__ = ("_eci", "_kinds", "_labels", "_pools")
 
     def __init__(self, pools: tuple[Pool, ...], eci: Eci) -> None:
         self._pools = pools
         self._eci = eci
-        # Per pool, a key of its allocatable: pools with equal keys fit a shape alike.
-        self._allocatables = [tuple(sorted(pool.allocatable.items())) for pool in pools]
-        # Label key -> per pool, why its labels, taints or state rule the shape out ("": they do not).
-        self._labels: dict[tuple[object, ...], list[str]] = {}
+        # Pools with equal allocatable fit a shape alike: per pool, the index of its kind.
+        kinds: dict[tuple[object, ...], int] = {}
+        self._kinds = [
+            kinds.setdefault(tuple(sorted(p.allocatable.items())), len(kinds)) for p in pools
+        ]
+        # Label key -> the pools whose labels, taints and state allow the shape, with their kind.
+        self._labels: dict[tuple[object, ...], list[tuple[Pool, int]]] = {}
 
     def of(self, shape: PodShape) -> Feasibility:
         placement = shape.placement
         if placement not in PLACEMENTS or placement == PLACEMENT_ECI:
             return feasibility(shape, pools=self._pools, eci=self._eci)
         requests = {**shape.requests, **POD_SLOT}
-        misfits = self._label_misfits(shape)
+        # Per kind of allocatable: (per node, waste, share), () when the shape does not fit.
+        by_kind: dict[int, tuple[int, float, float] | tuple[()]] = {}
         fits: list[PoolFit] = []
-        pool_reasons: list[str] = []
-        # Allocatable key -> (per node, waste, share), or the resources it lacks.
-        by_allocatable: dict[tuple[object, ...], tuple[int, float, float] | list[str]] = {}
-        for pool, misfit, allocatable in zip(self._pools, misfits, self._allocatables, strict=True):
-            if misfit:
-                pool_reasons.append(misfit)
-                continue
-            fit = by_allocatable.get(allocatable)
+        for pool, kind in self._allowing(shape):
+            fit = by_kind.get(kind)
             if fit is None:
-                per_node = pods_per_node(pool.allocatable, requests)
-                if per_node:
-                    waste = _waste(pool.allocatable, requests, per_node)
-                    fit = (per_node, waste, _share(pool.allocatable, requests))
-                else:
-                    fit = [f"Insufficient {n}" for n in insufficient(requests, pool.allocatable)]
-                by_allocatable[allocatable] = fit
-            if isinstance(fit, list):
-                pool_reasons.extend(fit)
-            else:
+                fit = by_kind[kind] = _fit(pool.allocatable, requests)
+            if fit:
                 fits.append(PoolFit(pool, *fit))
-        pool_note = "" if self._pools else "no node pools"
         if placement == PLACEMENT_ECS:
             eci_fits: Billed | str = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
         else:
             eci_fits = eci_fit(shape, self._eci)
-        return _feasibility(requests, fits, pool_reasons, pool_note, eci_fits)
+        if not fits and isinstance(eci_fits, str):
+            # Nothing fits: the reasons, pool by pool, as `feasibility` gives them (rare).
+            return feasibility(shape, pools=self._pools, eci=self._eci)
+        return _feasibility(requests, fits, [], "", eci_fits)
 
-    def _label_misfits(self, shape: PodShape) -> list[str]:
+    def _allowing(self, shape: PodShape) -> list[tuple[Pool, int]]:
         key = (
             tuple(sorted(shape.node_selector.items())) if shape.node_selector else (),
             canonical(shape.affinity) if shape.affinity else "",
             canonical(shape.tolerations) if shape.tolerations else "",
         )
-        misfits = self._labels.get(key)
-        if misfits is None:
-            misfits = [_label_misfit(shape, pool) for pool in self._pools]
-            self._labels[key] = misfits
-        return misfits
+        allowing = self._labels.get(key)
+        if allowing is None:
+            allowing = [
+                (pool, kind)
+                for pool, kind in zip(self._pools, self._kinds, strict=True)
+                if not _label_misfit(shape, pool)
+            ]
+            self._labels[key] = allowing
+        return allowing
 
 
 def pool_misfit(shape: PodShape, requests: Mapping[str, int], pool: Pool) -> list[str]:
@@ -265,6 +261,16 @@ def _runs_as(billed: Billed, shape: PodShape) -> str:
     if shape.eci_use_specs:
         return f"runs as {ECI_USE_SPECS_ANNOTATION} spec {spec_text(billed)}"
     return f"rounds up to ECI spec {spec_text(billed)}"
+
+
+def _fit(
+    allocatable: Mapping[str, int], requests: Mapping[str, int]
+) -> tuple[int, float, float] | tuple[()]:
+    """(per node, waste, share) of a shape on a node with `allocatable`; () when none fits."""
+    per_node = pods_per_node(allocatable, requests)
+    if not per_node:
+        return ()
+    return per_node, _waste(allocatable, requests, per_node), _share(allocatable, requests)
 
 
 def _waste(allocatable: Mapping[str, int], requests: Mapping[str, int], per_node: int) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.scaleout.feasibility import Feasibility, Fits, feasibility
 from functions.scaleout.plan import Plan, make_plan
 from functions.scaleout.validate import parse_request
 from tests.functions import reference_plan
@@ -105,10 +106,27 @@ def many_shapes(draw: st.DrawFn) -> dict[str, Any]:
     )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(many_shapes())
 def test_plan_matches_the_reference_planner(body: dict[str, Any]) -> None:
     _same_plan(body)
+
+
+def _feasibility_fields(fit: Feasibility) -> tuple[object, ...]:
+    pools = [(f.pool.id, f.per_node, f.waste, f.share) for f in fit.pools]
+    billed = None if fit.eci is None else (fit.eci.cpu, fit.eci.memory, fit.eci.instance_type)
+    return dict(fit.requests), pools, billed, fit.no_fit_reason
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(many_shapes())
+def test_fits_of_a_shape_is_its_feasibility(body: dict[str, Any]) -> None:
+    """`Fits.of` (what shapes share computed once) gives each shape its `feasibility`."""
+    parsed = parse_request(body)
+    fits = Fits(parsed.pools, parsed.eci)
+    for group in parsed.groups:
+        expected = feasibility(group.shape, pools=parsed.pools, eci=parsed.eci)
+        assert _feasibility_fields(fits.of(group.shape)) == _feasibility_fields(expected)
 
 
 def test_plan_matches_the_reference_on_a_large_mixed_request() -> None:
