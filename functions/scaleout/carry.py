@@ -57,10 +57,14 @@ class Trail:
         "_by_pool",
         "_general",
         "_group",
+        "_keeping",
+        "_kept_to",
         "_marks",
+        "_nodes_added",
         "_saved",
         "_settled",
         "_sum",
+        "_zero",
     )
 
     def __init__(self, groups: int) -> None:
@@ -78,11 +82,22 @@ class Trail:
         self._group = 0
         self._added: Mapping[str, int] = {}
         self._sum = 0
+        # A pass that starts with no added nodes (the first) keeps pools' states only until
+        # it adds nodes: the next pass resumes no later than that (see `stopping`).
+        self._zero = False
+        self._nodes_added = False
+        self._keeping = True
+        # The last position whose kept states are complete.
+        self._kept_to = groups
 
     def start_pass(self, added: Mapping[str, int], first: int) -> None:
         """A pass with these `added` counts runs the groups from position `first` on."""
         self._added = added
         self._sum = sum(added.values())
+        self._zero = not self._sum
+        self._nodes_added = False
+        self._keeping = True
+        self._kept_to = len(self._marks)
         for records in self._by_pool.values():
             while records and records[-1][0] >= first:
                 records.pop()
@@ -98,6 +113,23 @@ class Trail:
         self._marks[position] = (pool_pods, unplaced, budget + self._sum)
         self._saved[position] = {}
 
+    @property
+    def stopping(self) -> bool:
+        """Whether to keep every pool's state before this group and no more after it. In a pass
+        with no added nodes, the first group that adds nodes to a pool reached the end of that
+        pool's nodes with pods left (a record): the next pass, with nodes added there, resumes
+        at that group or before, so states kept after it would never be read."""
+        return self._zero and self._nodes_added and self._keeping
+
+    def stop(self) -> None:
+        """Every pool's state before the current group is kept: keep no more in this pass."""
+        self._keeping = False
+        self._kept_to = self._group
+
+    def nodes_added(self) -> None:
+        """The current group added nodes to a pool."""
+        self._nodes_added = True
+
     def touch(
         self,
         pool_id: str,
@@ -108,6 +140,8 @@ class Trail:
         consumed: int,
     ) -> None:
         """The group is about to change the pool's state: keep it as it was before the group."""
+        if not self._keeping:
+            return
         saved = self._saved[self._group]
         if pool_id not in saved:
             kept = None if reasons is None else dict(reasons)
@@ -183,10 +217,12 @@ class Trail:
 
     def state_before(
         self, first: int, *, final: Mapping[str, Saved]
-    ) -> tuple[dict[str, Saved], tuple[int, int, int] | None]:
+    ) -> tuple[dict[str, Saved], tuple[int, int, int] | None] | None:
         """Each pool's state before group `first` (the saved state of the first group from
         `first` on that changed it, else `final`), and the marks before that group (None
-        when `first` is past the last group)."""
+        when `first` is past the last group). None when the pass kept no states there."""
+        if first > self._kept_to:
+            return None
         state = dict(final)
         for position in range(len(self._saved) - 1, first - 1, -1):
             state.update(self._saved[position])

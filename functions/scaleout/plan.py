@@ -282,6 +282,10 @@ def _one_pass(
             unplaced=len(outcome.unplaced),
             budget=outcome.budget,
         )
+        if trail.stopping:
+            for pool_id in pools:
+                _touch(outcome, pool_id)
+            trail.stop()
         if not indices:
             continue
         if outcome.cut or (deadline is not None and deadline.passed()):
@@ -329,11 +333,17 @@ def _smallest_per_pool(
     """Per pool, the least any shape that can run there asks of each resource: a node left
     unable to hold that holds no later pod (`fill` drops it). Per pool rather than over every
     shape: a GPU node out of GPUs is of no use to the CPU shapes its taint keeps out either."""
-    users: dict[str, list[Mapping[str, int]]] = {pid: [] for pid in pools}
+    # Shapes come in few sets of pools they can run on: the least per set, then per pool.
+    by_set: dict[tuple[str, ...], list[Mapping[str, int]]] = {}
     for fit in fits:
-        for pool_fit in fit.pools:
-            users[pool_fit.pool.id].append(fit.requests)
-    return {pid: smallest_pod(requests) for pid, requests in users.items()}
+        if fit.pools:
+            by_set.setdefault(tuple(f.pool.id for f in fit.pools), []).append(fit.requests)
+    users: dict[str, list[Mapping[str, int]]] = {pid: [] for pid in pools}
+    for pool_ids, requests in by_set.items():
+        least = smallest_pod(requests)
+        for pid in pool_ids:
+            users[pid].append(least)
+    return {pid: smallest_pod(least) for pid, least in users.items()}
 
 
 def _shared_pools(fits: list[Feasibility], members: list[list[int]]) -> frozenset[str]:
@@ -437,7 +447,10 @@ def _resume(
         )
         for pid in pools
     }
-    state, marks = trail.state_before(first, final=final)
+    before_first = trail.state_before(first, final=final)
+    if before_first is None:
+        return None, 0
+    state, marks = before_first
     if marks is None:
         marks = (len(result.pool_pods), len(result.unplaced), result.budget + trail.added_sum)
     classes: dict[str, list[NodeClass]] = {}
@@ -694,6 +707,7 @@ def _add_nodes(
     if count <= 0:
         return pos
     _touch(outcome, pool.id)
+    outcome.trail.nodes_added()
     reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
     outcome.reasons.setdefault(pool.id, {})[reason] = None
     fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]

@@ -106,21 +106,25 @@ def rank(
     keyed = []
     for fit in feasible.pools:
         pool = fit.pool
-        option = Option(
-            fit,
-            pool.boot_seconds,
-            node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=pool.id in shared),
-        )
-        keyed.append((_key(option, strategy, budget, pool.priority, fit.waste, pool.id), option))
+        latency = pool.boot_seconds
+        cost = node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=pool.id in shared)
+        if strategy == "cost":
+            late = latency > budget
+            key = (float(late), latency if late else cost, -pool.priority, fit.waste, cost, pool.id)
+        else:
+            key = _key(strategy, latency, cost, -pool.priority, fit.waste, pool.id, is_eci=False)
+        keyed.append((key, Option(fit, latency, cost)))
     if feasible.eci is not None:
-        option = Option(
-            None,
-            eci.start_seconds,
-            eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds),
-            eci_estimate(feasible.eci),
-        )
+        latency = eci.start_seconds
+        cost = eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds)
+        option = Option(None, latency, cost, eci_estimate(feasible.eci))
+        if strategy == "cost":
+            late = latency > budget
+            key = (float(late), latency if late else cost, 0, 0.0, cost, "")
+        else:
+            key = _key(strategy, latency, cost, 0, 0.0, "", is_eci=True)
         # "" sorts ECI before any pool id when everything else ties.
-        keyed.append((_key(option, strategy, budget, 0, 0.0, ""), option))
+        keyed.append((key, option))
     keyed.sort(key=_first)
     return [option for _, option in keyed]
 
@@ -133,15 +137,19 @@ def _first(pair: tuple[_Key, Option]) -> _Key:
 
 
 def _key(
-    option: Option, strategy: str, budget: float, priority: int, waste: float, name: str
+    strategy: str,
+    latency: float,
+    cost: float,
+    priority: int,
+    waste: float,
+    name: str,
+    *,
+    is_eci: bool,
 ) -> _Key:
-    if strategy == "cost":
-        late = option.latency > budget
-        first = option.latency if late else option.cost_per_pod
-        return (float(late), first, -priority, waste, option.cost_per_pod, name)
+    """The sort key under the strategies other than cost (which `rank` builds inline);
+    `priority` is already negated."""
     if strategy == "latency":
-        return (option.latency, 0.0, -priority, waste, option.cost_per_pod, name)
-    is_eci = option.fit is None
+        return (latency, 0.0, priority, waste, cost, name)
     if strategy == "pool-first":
-        return (float(is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
-    return (float(not is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
+        return (float(is_eci), 0.0, priority, waste, cost, name)
+    return (float(not is_eci), 0.0, priority, waste, cost, name)
