@@ -10,7 +10,8 @@ For identical pods this uses ceil(n / pods-per-node) nodes, the optimum.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from itertools import compress, count
+from itertools import compress, count, repeat
+from operator import le
 
 
 def pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
@@ -102,7 +103,9 @@ def fill(
         cpus, memories = columns
         memory = requests.get("memory", 0)
         # Few classes have the cpu (the groups come largest first): test memory on those only.
-        candidates = [i for i in compress(count(), map(cpu.__le__, cpus)) if memories[i] >= memory]
+        # operator.le over repeat() runs faster than the bound method cpu.__le__.
+        enough_cpu = compress(count(), map(le, repeat(cpu), cpus))
+        candidates = [i for i in enough_cpu if memories[i] >= memory]
     shift = 0
     for position in candidates:
         if pods <= 0:
