@@ -62,9 +62,9 @@ class Trail:
         "_marks",
         "_nodes_added",
         "_saved",
-        "_settled",
         "_sum",
         "_zero",
+        "settled",
     )
 
     def __init__(self, groups: int) -> None:
@@ -78,7 +78,7 @@ class Trail:
         self._general: list[tuple[int, int, int, int, int, str]] = []
         # Pool -> the group of its first record that differs for any change of the pool's
         # count (a remnant running out, or none there): later records of the pool add nothing.
-        self._settled: dict[str, int] = {}
+        self.settled: dict[str, int] = {}
         self._group = 0
         self._added: Mapping[str, int] = {}
         self._sum = 0
@@ -104,9 +104,9 @@ class Trail:
         general = self._general
         while general and general[-1][0] >= first:
             general.pop()
-        for pool_id, group in list(self._settled.items()):
+        for pool_id, group in list(self.settled.items()):
             if group >= first:
-                del self._settled[pool_id]
+                del self.settled[pool_id]
 
     def begin(self, position: int, *, pool_pods: int, unplaced: int, budget: int) -> None:
         self._group = position
@@ -149,21 +149,21 @@ class Trail:
 
     def remnant(self, pool_id: str, *, consumed: int, used: int) -> None:
         """Pods landed on `used` nodes of the remnant after `consumed` of its nodes were taken."""
-        if pool_id in self._settled:
+        if pool_id in self.settled:
             return
         self._by_pool.setdefault(pool_id, []).append((self._group, _REMNANT, consumed, used))
         if self._added[pool_id] - consumed - used <= 0:
-            self._settled[pool_id] = self._group
+            self.settled[pool_id] = self._group
 
     def room(self, pool_id: str, *, consumed: int) -> None:
         """Whether an added node of the pool has room was the remnant's count alone."""
-        if pool_id in self._settled:
+        if pool_id in self.settled:
             return
         self._by_pool.setdefault(pool_id, []).append((self._group, _ROOM, consumed, 0))
 
     def full(self, pool: Pool, *, added_now: int) -> None:
         """Whether the pool reached its max size was read (`added_now`: nodes this pass added)."""
-        if pool.id in self._settled:
+        if pool.id in self.settled:
             return
         over = pool.desired + added_now - pool.max_size
         self._by_pool.setdefault(pool.id, []).append((self._group, _FULL, over, 0))

@@ -537,7 +537,7 @@ def _fill_asked_for(
                 # What `_fill_pool` would do, without the calls: most pools a group tries
                 # have no node with its cpu or its memory free.
                 consumed = outcome.consumed[pool_id]
-                if added[pool_id] == consumed:
+                if added[pool_id] == consumed and pool_id not in outcome.trail.settled:
                     outcome.trail.remnant(pool_id, consumed=consumed, used=0)
                 continue
             pos = onto(chosen)

@@ -65,10 +65,14 @@ def node_cost_per_pod(fit: PoolFit, *, pods: int, seconds: float, shared: bool) 
     node.
     """
     node = fit.pool.price_per_hour * seconds / 3600
-    pods = max(1, pods)
+    if pods < 1:
+        pods = 1
     if not shared:
         return node * nodes_needed(pods, fit.per_node) / pods
-    return max(node * fit.share, node / pods)
+    # max(share, whole node / pods), spelled out: this runs per group and pool.
+    share = node * fit.share
+    floor = node / pods
+    return floor if floor > share else share
 
 
 def eci_cost_per_pod(billed: Billed, *, eci: Eci, seconds: float) -> float:
