@@ -112,7 +112,9 @@ def fill(
             break
         i = position + shift
         node = classes[i]
-        skipped = (fresh is not None and node.fresh != fresh) or node.free.get("cpu", 0) < cpu
+        skipped = fresh is not None and node.fresh != fresh
+        if columns is None:
+            skipped = skipped or node.free.get("cpu", 0) < cpu
         per_node = 0 if skipped else pods_per_node(node.free, requests)
         if per_node == 0:
             continue

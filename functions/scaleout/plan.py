@@ -311,9 +311,10 @@ def _one_pass(
             smallest=smallest,
             eci_rank=eci_rank,
         )
-        pos = _ask_for_more(
-            group, pos, request=request, added=added, outcome=outcome, smallest=smallest
-        )
+        if pos < len(indices):
+            pos = _ask_for_more(
+                group, pos, request=request, added=added, outcome=outcome, smallest=smallest
+            )
         if pos < len(indices):
             reason = _capacity_reason(
                 group.options,
