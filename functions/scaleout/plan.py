@@ -541,7 +541,15 @@ def _fill_asked_for(
                 if added[pool_id] == consumed and pool_id not in outcome.trail.settled:
                     outcome.trail.remnant(pool_id, consumed=consumed, used=0)
                 continue
-            pos = onto(chosen)
+            pos = _fill_pool(
+                group,
+                chosen,
+                pos,
+                request=request,
+                added=added,
+                outcome=outcome,
+                smallest=smallest,
+            )
             continue
         pos = onto(chosen, fresh=False)
         if pos < len(group.indices) and _room_on_added(
