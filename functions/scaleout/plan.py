@@ -512,19 +512,6 @@ def _fill_asked_for(
     full, so the same walk puts as many pods of the group on each pool: a fixed point."""
     pos = 0
     eci_taken = False
-
-    def onto(chosen: int, fresh: bool | None = None) -> int:
-        return _fill_pool(
-            group,
-            chosen,
-            pos,
-            request=request,
-            added=added,
-            outcome=outcome,
-            smallest=smallest,
-            fresh=fresh,
-        )
-
     requests = group.fit.requests
     cpu = requests.get("cpu", 0)
     memory = requests.get("memory", 0)
@@ -551,13 +538,31 @@ def _fill_asked_for(
                 smallest=smallest,
             )
             continue
-        pos = onto(chosen, fresh=False)
+        pos = _fill_pool(
+            group,
+            chosen,
+            pos,
+            request=request,
+            added=added,
+            outcome=outcome,
+            smallest=smallest,
+            fresh=False,
+        )
         if pos < len(group.indices) and _room_on_added(
             option.fit.pool.id, group, added=added, outcome=outcome
         ):
             pos = _take_eci(group, eci_rank, pos, request=request, added=added, outcome=outcome)
             eci_taken = True
-            pos = onto(chosen, fresh=True)
+            pos = _fill_pool(
+                group,
+                chosen,
+                pos,
+                request=request,
+                added=added,
+                outcome=outcome,
+                smallest=smallest,
+                fresh=True,
+            )
     return pos
 
 
