@@ -210,12 +210,13 @@ def render_shapes(rows: Sequence[tuple[int, int, float]]) -> str:
         "|---:|---:|---:|",
     ]
     lines += [f"| {shapes:,} | {pools} | {ms:.1f} |" for shapes, pools, ms in rows]
-    worst = max((ms for shapes, _, ms in rows if shapes == 2_000), default=None)
-    if worst is not None:
-        ok = "meets" if worst <= TARGET_2000_SHAPES_MS else "MISSES"
+    # The target is set at 20 pools (issue 13); other pool counts are reported, not judged.
+    at_target = [ms for shapes, pools, ms in rows if shapes == 2_000 and pools == 20]
+    if at_target:
+        ok = "meets" if at_target[0] <= TARGET_2000_SHAPES_MS else "MISSES"
         lines += [
             "",
-            f"- 2,000 shapes: worst {worst:.1f} ms — {ok} the "
+            f"- 2,000 shapes × 20 pools: {at_target[0]:.1f} ms — {ok} the "
             f"{TARGET_2000_SHAPES_MS:.0f} ms target",
         ]
     return "\n".join(lines)

@@ -12,7 +12,10 @@ The plan is a fixed point of that pass: after a pass that added nodes or sent po
 to ECI, the pass runs again on the state the reply will create (pools at the new
 desired size, ECI pods gone) until a pass adds nothing. The reply is that last
 pass, so feeding it back to `decide` asks for nothing new. Added nodes no pod lands
-on are given back, so a decision never buys an empty node.
+on are given back, so a decision never buys an empty node. A pass after the first does not
+start over: up to the first group that would act otherwise, it would repeat the last pass, so
+it resumes that pass there (functions.scaleout.carry) — the same plan, for a fraction of the
+work when thousands of shapes take several passes.
 
 With a `Deadline` (functions.deadline), the time limit is checked before each group.
 Once it has passed, a later pass is dropped and the last complete one is the plan (a
