@@ -154,3 +154,34 @@ def test_plan_matches_the_reference_on_a_large_mixed_request() -> None:
             fields["nodeSelector"] = {"tier": "a"}
         pods += [pod(f"u-{g}-{i}", **fields) for i in range(1 + g % 7)]
     _same_plan(request(pods, pools, maxNewNodesPerDecision=100_000))
+
+
+def test_plan_matches_the_reference_when_only_added_nodes_decide_the_room() -> None:
+    """eci-first: a pass takes ECI before the room on nodes it added, but only while such a node
+    has room. Whether one does is, here, whether nodes added in an earlier pass are left: the
+    next pass must not resume past the group that asked (found by hypothesis)."""
+    hostpath = {"volumeTypes": ["hostPath"]}
+    pods = [
+        pod("u-0", cpu="250m", memory="256Mi", **hostpath),
+        pod("u-1", cpu="250m", memory="2Gi", **hostpath),
+        pod(
+            "u-2",
+            requests={"cpu": "250m", "memory": "256Mi", "nvidia.com/gpu": "1"},
+            **hostpath,
+        ),
+        pod("u-3", cpu="500m", memory="256Mi"),
+    ]
+    pools = []
+    for index, desired in enumerate((0, 1)):
+        body = pool(f"np-{index}", cpu="1900m", memory="2Gi", desired=desired, max_size=1)
+        body["allocatable"]["nvidia.com/gpu"] = "4"
+        pools.append(body)
+    _same_plan(
+        request(
+            pods,
+            pools,
+            eci_config=eci(max_pods=1),
+            strategy="eci-first",
+            maxNewNodesPerDecision=1,
+        )
+    )
