@@ -8,6 +8,7 @@ command that made them.
     python bench/decide_bench.py            # full matrix (~9 min on 2 cores: the baseline gets 25 s a case)
     python bench/decide_bench.py --quick    # 1k / 10k pods, 1 / 20 pools
     python bench/decide_bench.py --profile  # also cProfile decide on the largest case
+    python bench/decide_bench.py --shapes-only  # only shapes × pools (~1 min)
 """
 
 from __future__ import annotations
@@ -209,12 +210,13 @@ def render_shapes(rows: Sequence[tuple[int, int, float]]) -> str:
         "|---:|---:|---:|",
     ]
     lines += [f"| {shapes:,} | {pools} | {ms:.1f} |" for shapes, pools, ms in rows]
-    worst = max((ms for shapes, _, ms in rows if shapes == 2_000), default=None)
-    if worst is not None:
-        ok = "meets" if worst <= TARGET_2000_SHAPES_MS else "MISSES"
+    # The target is set at 20 pools (issue 13); other pool counts are reported, not judged.
+    at_target = [ms for shapes, pools, ms in rows if shapes == 2_000 and pools == 20]
+    if at_target:
+        ok = "meets" if at_target[0] <= TARGET_2000_SHAPES_MS else "MISSES"
         lines += [
             "",
-            f"- 2,000 shapes: worst {worst:.1f} ms — {ok} the "
+            f"- 2,000 shapes × 20 pools: {at_target[0]:.1f} ms — {ok} the "
             f"{TARGET_2000_SHAPES_MS:.0f} ms target",
         ]
     return "\n".join(lines)
@@ -241,6 +243,21 @@ def verdicts(results: Sequence[CaseResult], warm_import_ms: float) -> list[str]:
     return out
 
 
+def shapes_only(command: str, *, runs: int, profile: bool) -> int:
+    rows = shapes_by_pools(runs=runs)
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(
+        f"Command: `{command}` (Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{runs} runs per case, load average {load} after)\n"
+    )
+    print(render_shapes(rows))
+    if profile:
+        request = make_request(pods=SHAPES["pods"], groups=2_000, pools=20)
+        print(f"\ncProfile of decide, {SHAPES['pods']} pods × 2000 shapes × 20 pools:")
+        print(profile_decide(request))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -262,10 +279,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile decide on the largest case"
     )
+    parser.add_argument(
+        "--shapes-only",
+        action="store_true",
+        help="only the shapes × pools table (no baseline, no import cost); with --profile, "
+        "cProfile decide on 2,000 shapes × 20 pools",
+    )
     args = parser.parse_args(argv)
     matrix = QUICK if args.quick else FULL
     runs = args.runs or (3 if args.quick else 5)
     budget = args.baseline_budget or (5.0 if args.quick else 25.0)
+    command = "python bench/decide_bench.py" + (" " + shlex.join(argv) if argv else "")
+    if args.shapes_only:
+        return shapes_only(command, runs=runs, profile=args.profile)
 
     results = []
     for pods in matrix["pods"]:
@@ -298,7 +324,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         cold = import_ms(Path(tmp) / "code", runs=import_runs, compile_each_time=True)
     warm = import_ms(REPO, runs=import_runs, compile_each_time=False)
 
-    command = "python bench/decide_bench.py" + (" " + shlex.join(argv) if argv else "")
     print(
         f"Command: `{command}` (Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"{runs} runs per case, baseline budget {budget:.0f} s per case)\n"

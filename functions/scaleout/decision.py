@@ -3,6 +3,8 @@ clock is a caller's `Deadline`, and without one the reply depends on the request
 
 from __future__ import annotations
 
+import gc
+
 from functions.errors import InvalidRequest
 from functions.scaleout.plan import make_plan
 from functions.scaleout.reply import build_reply
@@ -23,6 +25,22 @@ def decide(request: dict[str, Any], *, deadline: Deadline | None = None) -> dict
     limit leaves unplanned are deferred (functions.deadline); without one, nothing is.
     Raises InvalidRequest or RequestTooLarge (functions.errors) for bad input.
     """
+    # A decision makes no reference cycles (reference counting frees all it drops), but it
+    # allocates enough that the cyclic collector runs over and over, once in full over every
+    # object of the request: a tenth of a 2,000-shape decision, freeing nothing
+    # (docs/benchmarks.md). So it is paused for the call, and the other threads of a process
+    # that decides in a thread go without it for that long.
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _decide(request, deadline=deadline)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _decide(request: dict[str, Any], *, deadline: Deadline | None) -> dict[str, Any]:
     try:
         parsed = parse_request(request)
     except RecursionError:

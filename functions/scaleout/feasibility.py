@@ -30,6 +30,7 @@ from functions.predicates import (
     required_affinity_matches,
 )
 from functions.quantity import format_milli
+from functions.readers import canonical
 from functions.scaleout.model import Eci, PodShape, Pool
 from functions.scaleout.packing import pods_per_node
 
@@ -47,13 +48,15 @@ class PoolFit:
     """A pool that can run the shape: `per_node` pods fit on one new node."""
 
     # Plain slotted classes, not dataclasses: see functions.scaleout.model.
-    __slots__ = ("per_node", "pool", "waste")
+    __slots__ = ("per_node", "pool", "share", "waste")
 
-    def __init__(self, pool: Pool, per_node: int, waste: float) -> None:
+    def __init__(self, pool: Pool, per_node: int, waste: float, share: float) -> None:
         self.pool = pool
         self.per_node = per_node
         # Mean unused fraction of cpu and memory on a node filled with this shape only.
         self.waste = waste
+        # The largest fraction of any resource of a node one pod takes.
+        self.share = share
 
 
 class Feasibility:
@@ -98,12 +101,23 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
                 pool_reasons.extend(reasons)
             else:
                 per_node = pods_per_node(pool.allocatable, requests)
-                fits.append(PoolFit(pool, per_node, _waste(pool.allocatable, requests, per_node)))
+                waste = _waste(pool.allocatable, requests, per_node)
+                fits.append(PoolFit(pool, per_node, waste, _share(pool.allocatable, requests)))
         pool_note = "" if pools else "no node pools"
     if placement == PLACEMENT_ECS:
         eci_fits: Billed | str = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
     else:
         eci_fits = eci_fit(shape, eci)
+    return _feasibility(requests, fits, pool_reasons, pool_note, eci_fits)
+
+
+def _feasibility(
+    requests: dict[str, int],
+    fits: list[PoolFit],
+    pool_reasons: list[str],
+    pool_note: str,
+    eci_fits: Billed | str,
+) -> Feasibility:
     billed = None if isinstance(eci_fits, str) else eci_fits
     if fits or billed is not None:
         return Feasibility(requests, tuple(fits), billed, "")
@@ -112,18 +126,88 @@ def feasibility(shape: PodShape, *, pools: tuple[Pool, ...], eci: Eci) -> Feasib
     return Feasibility(requests, (), None, "no option fits: " + ", ".join(parts))
 
 
+class Fits:
+    """`feasibility` of many shapes over the same pools and ECI, with what shapes share computed
+    once: the label checks (skipped, nodeSelector, affinity, taints) once per pool and distinct
+    (nodeSelector, affinity, tolerations), the resource fit once per shape and distinct
+    allocatable. Thousands of shapes differ in their requests but rarely in their labels, and
+    many pools share an instance type: this is what keeps 2,000 shapes × 100 pools affordable.
+    `of(shape)` is `feasibility(shape, ...)`, field for field."""
+
+    __slots__ = ("_eci", "_kinds", "_labels", "_pools")
+
+    def __init__(self, pools: tuple[Pool, ...], eci: Eci) -> None:
+        self._pools = pools
+        self._eci = eci
+        # Pools with equal allocatable fit a shape alike: per pool, the index of its kind.
+        kinds: dict[tuple[object, ...], int] = {}
+        self._kinds = [
+            kinds.setdefault(tuple(sorted(p.allocatable.items())), len(kinds)) for p in pools
+        ]
+        # Label key -> the pools whose labels, taints and state allow the shape, with their kind.
+        self._labels: dict[tuple[object, ...], list[tuple[Pool, int]]] = {}
+
+    def of(self, shape: PodShape) -> Feasibility:
+        placement = shape.placement
+        if placement not in PLACEMENTS or placement == PLACEMENT_ECI:
+            return feasibility(shape, pools=self._pools, eci=self._eci)
+        requests = {**shape.requests, **POD_SLOT}
+        # Per kind of allocatable: (per node, waste, share), () when the shape does not fit.
+        by_kind: dict[int, tuple[int, float, float] | tuple[()]] = {}
+        fits: list[PoolFit] = []
+        for pool, kind in self._allowing(shape):
+            fit = by_kind.get(kind)
+            if fit is None:
+                fit = by_kind[kind] = _fit(pool.allocatable, requests)
+            if fit:
+                fits.append(PoolFit(pool, *fit))
+        if placement == PLACEMENT_ECS:
+            eci_fits: Billed | str = f"excluded by {PLACEMENT_ANNOTATION}=ecs"
+        else:
+            eci_fits = eci_fit(shape, self._eci)
+        if not fits and isinstance(eci_fits, str):
+            # Nothing fits: the reasons, pool by pool, as `feasibility` gives them (rare).
+            return feasibility(shape, pools=self._pools, eci=self._eci)
+        return _feasibility(requests, fits, [], "", eci_fits)
+
+    def _allowing(self, shape: PodShape) -> list[tuple[Pool, int]]:
+        key = (
+            tuple(sorted(shape.node_selector.items())) if shape.node_selector else (),
+            canonical(shape.affinity) if shape.affinity else "",
+            canonical(shape.tolerations) if shape.tolerations else "",
+        )
+        allowing = self._labels.get(key)
+        if allowing is None:
+            allowing = [
+                (pool, kind)
+                for pool, kind in zip(self._pools, self._kinds, strict=True)
+                if not _label_misfit(shape, pool)
+            ]
+            self._labels[key] = allowing
+        return allowing
+
+
 def pool_misfit(shape: PodShape, requests: Mapping[str, int], pool: Pool) -> list[str]:
     """Why a new node of `pool` cannot run the shape (empty when it can)."""
+    misfit = _label_misfit(shape, pool)
+    if misfit:
+        return [misfit]
+    return [f"Insufficient {name}" for name in insufficient(requests, pool.allocatable)]
+
+
+def _label_misfit(shape: PodShape, pool: Pool) -> str:
+    """Why `pool` cannot run the shape whatever it requests ("" when its labels, taints and
+    state allow it)."""
     if pool.skipped:
-        return [f"skipped ({pool.skipped})"]
+        return f"skipped ({pool.skipped})"
     if not node_selector_matches(shape.node_selector, pool.labels):
-        return ["didn't match node selector"]
+        return "didn't match node selector"
     if not required_affinity_matches(shape.affinity, pool.labels):
-        return ["didn't match node affinity"]
+        return "didn't match node affinity"
     taint = first_untolerated_taint(shape.tolerations, pool.taints)
     if taint is not None:
-        return [f"had untolerated taint {_taint_text(taint)}"]
-    return [f"Insufficient {name}" for name in insufficient(requests, pool.allocatable)]
+        return f"had untolerated taint {_taint_text(taint)}"
+    return ""
 
 
 def eci_fit(shape: PodShape, eci: Eci) -> Billed | str:
@@ -179,6 +263,29 @@ def _runs_as(billed: Billed, shape: PodShape) -> str:
     return f"rounds up to ECI spec {spec_text(billed)}"
 
 
+def _fit(
+    allocatable: Mapping[str, int], requests: Mapping[str, int]
+) -> tuple[int, float, float] | tuple[()]:
+    """(per node, waste, share) of a shape on a node with `allocatable`; () when none fits.
+    One loop for what `pods_per_node` and `_share` compute: it runs per shape and kind of node."""
+    per_node = 0
+    share = 0.0
+    for name, amount in requests.items():
+        if amount > 0:
+            free = allocatable.get(name, 0)
+            room = free // amount
+            if not room:
+                return ()
+            if not per_node or room < per_node:
+                per_node = room
+            fraction = amount / free
+            if fraction > share:
+                share = fraction
+    if not per_node:
+        return ()
+    return per_node, _waste(allocatable, requests, per_node), share
+
+
 def _waste(allocatable: Mapping[str, int], requests: Mapping[str, int], per_node: int) -> float:
     fractions = [
         (allocatable[name] - requests.get(name, 0) * per_node) / allocatable[name]
@@ -186,6 +293,11 @@ def _waste(allocatable: Mapping[str, int], requests: Mapping[str, int], per_node
         if allocatable.get(name, 0) > 0
     ]
     return sum(fractions) / len(fractions) if fractions else 0.0
+
+
+def _share(allocatable: Mapping[str, int], requests: Mapping[str, int]) -> float:
+    # Every resource a fitting pod asks for is allocatable (and so not zero).
+    return max(amount / allocatable[name] for name, amount in requests.items() if amount > 0)
 
 
 def _counted(reasons: list[str]) -> list[str]:

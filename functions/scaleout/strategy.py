@@ -24,7 +24,7 @@ so both are priced for the same run):
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container
 
 from functions.eci_specs import Billed, spec_text
 from functions.scaleout.feasibility import Feasibility, PoolFit
@@ -54,9 +54,7 @@ class Option:
         return "ECI" if self.fit is None else self.fit.pool.id
 
 
-def node_cost_per_pod(
-    fit: PoolFit, requests: Mapping[str, int], *, pods: int, seconds: float, shared: bool
-) -> float:
+def node_cost_per_pod(fit: PoolFit, *, pods: int, seconds: float, shared: bool) -> float:
     """What one of `pods` pods costs on a new node of the pool, over `seconds`.
 
     Alone on the pool's new nodes, the group pays whole nodes: the nodes its pods need
@@ -67,12 +65,14 @@ def node_cost_per_pod(
     node.
     """
     node = fit.pool.price_per_hour * seconds / 3600
-    pods = max(1, pods)
+    if pods < 1:
+        pods = 1
     if not shared:
         return node * nodes_needed(pods, fit.per_node) / pods
-    allocatable = fit.pool.allocatable
-    share = max(amount / allocatable[name] for name, amount in requests.items() if amount > 0)
-    return max(node * share, node / pods)
+    # max(share, whole node / pods), spelled out: this runs per group and pool.
+    share = node * fit.share
+    floor = node / pods
+    return floor if floor > share else share
 
 
 def eci_cost_per_pod(billed: Billed, *, eci: Eci, seconds: float) -> float:
@@ -103,43 +103,57 @@ def rank(
     """The group's options, best first, for `pods` pods still to place; `shared`: the pools
     other pod groups of this decision can use too (see `node_cost_per_pod`)."""
     seconds = policy.expected_run_seconds
-    options = [
-        Option(
-            fit,
-            fit.pool.boot_seconds,
-            node_cost_per_pod(
-                fit, feasible.requests, pods=pods, seconds=seconds, shared=fit.pool.id in shared
-            ),
-        )
-        for fit in feasible.pools
-    ]
-    if feasible.eci is not None:
-        options.append(
-            Option(
-                None,
-                eci.start_seconds,
-                eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds),
-                eci_estimate(feasible.eci),
-            )
-        )
     strategy = policy.strategy
     budget = policy.latency_budget_seconds
-
-    def key(option: Option) -> tuple[float, float, int, float, float, str]:
-        fit = option.fit
-        is_eci = fit is None
-        priority = 0 if fit is None else fit.pool.priority
-        waste = 0.0 if fit is None else fit.waste
-        # "" sorts ECI before any pool id when everything else ties.
-        name = "" if fit is None else fit.pool.id
+    # (sort key, option) pairs, keys built inline: rank runs once per group and there are
+    # thousands of groups. Keys are unique (they end with the pool id, "" for ECI).
+    keyed = []
+    for fit in feasible.pools:
+        pool = fit.pool
+        latency = pool.boot_seconds
+        cost = node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=pool.id in shared)
         if strategy == "cost":
-            late = option.latency > budget
-            first = option.latency if late else option.cost_per_pod
-            return (float(late), first, -priority, waste, option.cost_per_pod, name)
-        if strategy == "latency":
-            return (option.latency, 0.0, -priority, waste, option.cost_per_pod, name)
-        if strategy == "pool-first":
-            return (float(is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
-        return (float(not is_eci), 0.0, -priority, waste, option.cost_per_pod, name)
+            late = latency > budget
+            key = (float(late), latency if late else cost, -pool.priority, fit.waste, cost, pool.id)
+        else:
+            key = _key(strategy, latency, cost, -pool.priority, fit.waste, pool.id, is_eci=False)
+        keyed.append((key, Option(fit, latency, cost)))
+    if feasible.eci is not None:
+        latency = eci.start_seconds
+        cost = eci_cost_per_pod(feasible.eci, eci=eci, seconds=seconds)
+        option = Option(None, latency, cost, eci_estimate(feasible.eci))
+        if strategy == "cost":
+            late = latency > budget
+            key = (float(late), latency if late else cost, 0, 0.0, cost, "")
+        else:
+            key = _key(strategy, latency, cost, 0, 0.0, "", is_eci=True)
+        # "" sorts ECI before any pool id when everything else ties.
+        keyed.append((key, option))
+    keyed.sort(key=_first)
+    return [option for _, option in keyed]
 
-    return sorted(options, key=key)
+
+_Key = tuple[float, float, int, float, float, str]
+
+
+def _first(pair: tuple[_Key, Option]) -> _Key:
+    return pair[0]
+
+
+def _key(
+    strategy: str,
+    latency: float,
+    cost: float,
+    priority: int,
+    waste: float,
+    name: str,
+    *,
+    is_eci: bool,
+) -> _Key:
+    """The sort key under the strategies other than cost (which `rank` builds inline);
+    `priority` is already negated."""
+    if strategy == "latency":
+        return (latency, 0.0, priority, waste, cost, name)
+    if strategy == "pool-first":
+        return (float(is_eci), 0.0, priority, waste, cost, name)
+    return (float(not is_eci), 0.0, priority, waste, cost, name)
