@@ -61,6 +61,7 @@ from agent.sim.world.nodepools import POOL_LABEL
 
 TICK_SECONDS = 0.05  # how often the run is checked (real time)
 STOP_AGENT_SECONDS = 10.0
+JOB_HOLD_SECONDS = 10.0  # real: the longest the Ray job waits for the agent's first lists
 EXIT_TIME_LIMIT = 1
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -306,6 +307,7 @@ class DevRun:
         self.tap = tap
         self.options = options
         self.ack = EmbeddedAck(scenario, speed=speed)
+        self.ack.world.ray.hold_job()  # submitted once the agent watches
         self.record = RunRecord(
             namespace=scenario.ray.namespace,
             eci_node=scenario.eci.node_name if scenario.eci.enabled else None,
@@ -386,6 +388,7 @@ class DevRun:
                 self.say(f"agent status: python -m agent status --url {ops.url}")
                 stop = asyncio.Event()
                 running = asyncio.create_task(agent.run(stop), name="agent")
+                await self._release_job_once_watching(agent, running)
                 try:
                     ending = await self._watch(
                         running, subscription, rest_needs_min=scales_in(agent)
@@ -484,6 +487,21 @@ class DevRun:
         t, real = self.t(), time.monotonic()
         for event in events:
             self.record.observe(event.type, event.resource, event.object, t=t, real=real)
+
+    async def _release_job_once_watching(self, agent: Any, running: asyncio.Task[None]) -> None:
+        """Submit the Ray job once the agent's watches have listed (or the agent has stopped, or
+        a few seconds passed): the agent's reaction is then measured from the job's start, not
+        from before the agent was up."""
+        synced = asyncio.ensure_future(
+            asyncio.gather(*(watcher.synced.wait() for watcher in agent.all_watchers))
+        )
+        try:
+            await asyncio.wait(
+                {synced, running}, timeout=JOB_HOLD_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            synced.cancel()
+            self.ack.world.ray.release_job()
 
     async def _watch(
         self, running: asyncio.Task[None], subscription: Any, *, rest_needs_min: bool

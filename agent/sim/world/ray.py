@@ -275,6 +275,7 @@ class RayDriver:
         self.scale_patches = 0  # PATCHes of the RayCluster that changed replicas or named workers
         # simulated times of the PATCHes that raised a group's replicas: when Ray asked for workers
         self.replicas_raised_at: list[float] = []
+        self._job_held = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -282,17 +283,8 @@ class RayDriver:
         now = self._clock.now()
         self._started_at = now
         self._next_autoscale = now
-        task_id = 0
-        for group in self.job.task_groups if self.simulated else ():
-            for _ in range(group.count):
-                self._tasks[task_id] = _Task(
-                    task_id=task_id,
-                    group=group.name,
-                    demand=group.demand(),
-                    duration=group.duration_seconds,
-                    submit_at=now + group.submit_at_seconds,
-                )
-                task_id += 1
+        if not self._job_held:
+            self.release_job()
         self._subscription = self._store.subscribe(resources=("pods",))
         # The world's own client, named so request logs can tell it from clients under test.
         self._session = aiohttp.ClientSession(headers={"User-Agent": WORLD_USER_AGENT})
@@ -332,6 +324,19 @@ class RayDriver:
             body=manifest(self.cluster),
             ok=(201,),
         )
+
+    def hold_job(self) -> None:
+        """Before `start`: keep the scenario's job back until `release_job`, so that a dev run
+        submits it once the agent watches, as a user starts a job on a cluster whose
+        autoscaler is already running (not before the agent has even listed the pods)."""
+        self._job_held = True
+
+    def release_job(self) -> None:
+        """Submit the scenario's job now (each task group after its `submitAtSeconds`); with an
+        external Ray autoscaler there is no job to run."""
+        self._job_held = False
+        for group in self.job.task_groups if self.simulated else ():
+            self.submit(group)
 
     def submit(self, group: TaskGroup) -> None:
         """Submit `group`'s tasks now (plus its `submit_at_seconds`): a new job arriving while
