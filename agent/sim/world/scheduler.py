@@ -554,7 +554,10 @@ class Scheduler:
             _set_condition(status, {"type": "PodScheduled", "status": "True"}, now)
 
         try:
-            updated = self._store.mutate("pods", name, bind, namespace=namespace)
+            # the binding subresource: spec.nodeName and the PodScheduled condition
+            updated = self._store.mutate(
+                "pods", name, bind, namespace=namespace, writes=("spec", "status")
+            )
         except (_Stale, ApiError):
             return  # gone or changed meanwhile: its events will queue it again if need be
         self._apply_pod(updated, deleted=False)
@@ -589,7 +592,10 @@ class Scheduler:
             _set_condition(status, wanted, now)
 
         try:
-            updated = self._store.mutate("pods", name, mark, namespace=namespace)
+            # a pods/status write: only the condition (and phase) change
+            updated = self._store.mutate(
+                "pods", name, mark, namespace=namespace, writes=("status",)
+            )
         except _Stale:
             return pending[0]
         except ApiError:
