@@ -45,6 +45,7 @@ class Run:
     running: int
     pods: int
     eci_pods: int
+    unplaceable: int  # worker pods whose last word from the agent was "unplaceable"
     ending: str
     rounds: int
     first_round_s: float
@@ -98,6 +99,7 @@ def one_run(repo: Path, speed: float, *, scenario: str, decider: str) -> Run:
         running=summary["running"],
         pods=summary["pods"],
         eci_pods=summary["eciPods"],
+        unplaceable=summary["unplaceable"],
         ending=summary["ending"],
         rounds=len(rounds),
         first_round_s=rounds[0] if rounds else 0.0,

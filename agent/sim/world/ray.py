@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import itertools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -202,7 +201,8 @@ def _preferences(demand: Mapping[str, int]) -> Callable[[Mapping[str, int]], tup
 
 
 def _has_room(room: Mapping[str, int]) -> bool:
-    return any(amount > 0 for amount in room.values())
+    # max() runs in C: this is asked of every worker on every tick
+    return max(room.values(), default=0) > 0
 
 
 def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
@@ -396,9 +396,14 @@ class RayDriver:
 
     def finished(self) -> bool:
         """Every task is done (or failed past its retries)."""
-        # done and failed are final: the tasks before the first unfinished one stay finished,
-        # so each call looks again only from there (a run's end check calls this every sample)
-        for task in itertools.islice(self._tasks.values(), self._finished_upto, None):
+        # done and failed are final and task ids count up from 0 (start, submit): the tasks
+        # before the first unfinished one stay finished, so each call looks again only from
+        # there (a dev run's end check calls this on every sample)
+        tasks = self._tasks
+        while self._finished_upto < len(tasks):
+            task = tasks.get(self._finished_upto)
+            if task is None:  # ids not from start() or submit(): look at them all
+                return all(t.state in ("done", "failed") for t in tasks.values())
             if task.state not in ("done", "failed"):
                 return False
             self._finished_upto += 1
