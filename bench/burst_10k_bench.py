@@ -129,6 +129,14 @@ def main() -> None:
     for _ in range(args.repeat):
         run = one_run(repo, args.speed, scenario=SCENARIO, decider="fc")
         print(json.dumps(run.__dict__), flush=True)
+        # the scenario description's "expected:" outcome
+        met = (
+            run.running == run.pods
+            and run.unplaceable == 0
+            and run.given_back
+            and run.ending == "rest"
+        )
+        print(f"expected outcome: {'met' if met else 'NOT met'}", flush=True)
     if not args.no_profile:
         seconds = profiled_split(repo, args.speed)
         busy = sum(v for k, v in seconds.items() if k != "idle")
