@@ -15,6 +15,7 @@ path spent there, up to the first of our frames. Time in the event loop's poll i
 sees the main thread only; the run has no other thread doing work.
 
 Usage: python bench/burst_10k_bench.py [--speed 20] [--repeat 1] [--no-profile] [--repo DIR]
+       [--profile FILE.prof] [--files N]
 """
 
 from __future__ import annotations
@@ -56,16 +57,25 @@ def _part(repo: str, function: tuple[str, int, str]) -> str | None:
     return "other"
 
 
-def cpu_split(profile: Path, repo: Path) -> dict[str, float]:
-    """Seconds of CPU per part (see the module docstring), from a cProfile dump."""
+def _file(repo: str, function: tuple[str, int, str]) -> str | None:
+    """The checkout's file a function is in, or None for library code."""
+    if function[2] == IDLE:
+        return "idle"
+    return function[0][len(repo) :].lstrip("/") if function[0].startswith(repo) else None
+
+
+def cpu_split(profile: Path, repo: Path, *, by_file: bool = False) -> dict[str, float]:
+    """Seconds of CPU per part (see the module docstring), or per file of the checkout, from a
+    cProfile dump."""
     stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
     root = str(repo)
+    owner = _file if by_file else _part
     shares: dict[tuple[str, int, str], dict[str, float]] = {}
 
     def share(function: tuple[str, int, str], seen: frozenset) -> dict[str, float]:
         if function in shares:
             return shares[function]
-        part = _part(root, function)
+        part = owner(root, function)
         if part is not None:
             shares[function] = {part: 1.0}
             return shares[function]
@@ -92,9 +102,8 @@ def cpu_split(profile: Path, repo: Path) -> dict[str, float]:
     return dict(seconds)
 
 
-def profiled_split(repo: Path, speed: float) -> dict[str, float]:
+def profiled_run(repo: Path, speed: float, profile: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="burst-10k-profile-") as run_dir:
-        profile = Path(run_dir) / "run.prof"
         env = {**os.environ, "PYTHONPATH": str(repo)}
         command = [
             sys.executable,
@@ -115,7 +124,6 @@ def profiled_split(repo: Path, speed: float) -> dict[str, float]:
             run_dir,
         ]
         subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=True)
-        return cpu_split(profile, repo)
 
 
 def main() -> None:
@@ -124,6 +132,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--repo", default=str(REPO), help="checkout to run")
     parser.add_argument("--no-profile", action="store_true", help="skip the CPU split run")
+    parser.add_argument("--profile", help="keep the profiled run's cProfile dump here")
+    parser.add_argument("--files", type=int, default=0, help="also list the N costliest files")
     args = parser.parse_args()
     repo = Path(args.repo).resolve()
     for _ in range(args.repeat):
@@ -137,13 +147,23 @@ def main() -> None:
             and run.ending == "rest"
         )
         print(f"expected outcome: {'met' if met else 'NOT met'}", flush=True)
-    if not args.no_profile:
-        seconds = profiled_split(repo, args.speed)
+    if args.no_profile:
+        return
+    with tempfile.TemporaryDirectory(prefix="burst-10k-bench-") as scratch:
+        profile = Path(args.profile or Path(scratch) / "run.prof").resolve()
+        profiled_run(repo, args.speed, profile)
+        seconds = cpu_split(profile, repo)
+        files = cpu_split(profile, repo, by_file=True) if args.files else {}
         busy = sum(v for k, v in seconds.items() if k != "idle")
         print("CPU split of one profiled run (seconds, share of busy CPU):")
         for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
             share = "" if name == "idle" else f"  {100 * value / busy:5.1f} %"
             print(f"  {name:13s} {value:7.1f} s{share}")
+    if files:
+        print(f"the {args.files} costliest files (seconds, library code counted to its caller):")
+        ranked = sorted(files.items(), key=lambda kv: -kv[1])
+        for name, value in [kv for kv in ranked if kv[0] != "idle"][: args.files]:
+            print(f"  {value:7.1f} s  {name}")
 
 
 if __name__ == "__main__":
