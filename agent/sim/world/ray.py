@@ -244,6 +244,7 @@ def _append_free(
 
 
 def _minus(room: Mapping[str, int], demand: Mapping[str, int], copies: int) -> dict[str, int]:
+    """`room` after `copies` copies of `demand` took their share (a new dict)."""
     left = dict(room)
     for name, amount in demand.items():
         left[name] = left.get(name, 0) - amount * copies
