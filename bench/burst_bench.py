@@ -45,6 +45,8 @@ class Run:
     running: int
     pods: int
     eci_pods: int
+    unplaceable: int  # worker pods whose last word from the agent was "unplaceable"
+    given_back: bool  # every node added was removed, every pool at 0
     ending: str
     rounds: int
     first_round_s: float
@@ -98,6 +100,9 @@ def one_run(repo: Path, speed: float, *, scenario: str, decider: str) -> Run:
         running=summary["running"],
         pods=summary["pods"],
         eci_pods=summary["eciPods"],
+        unplaceable=summary["unplaceable"],
+        given_back=summary["nodesAdded"] == summary["nodesRemoved"]
+        and all(p == {"desired": 0, "nodes": 0} for p in summary["poolsAtEnd"].values()),
         ending=summary["ending"],
         rounds=len(rounds),
         first_round_s=rounds[0] if rounds else 0.0,

@@ -30,6 +30,7 @@ from agent.sim.world.ray import (
     _Task,
     _Worker,
 )
+from agent.sim.world.raycluster_pods import PodIndex
 from agent.sim.world.raycluster_spec import manifest
 
 GROUPS = (
@@ -97,6 +98,8 @@ def operator_world(workers: int) -> KubeRayOperator:
     store.create("rayclusters", body, namespace="default")
     operator = KubeRayOperator(store, clock)
     operator.reconcile("default", "bench")  # creates the pods
+    # a started operator keeps its clusters' pods indexed from its watch (raycluster_pods)
+    operator._index = PodIndex(store)
     return operator
 
 

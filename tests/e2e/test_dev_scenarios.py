@@ -20,6 +20,8 @@ OUTCOME_TESTS = {
     "eci-mixed": __file__,
     "stockout": __file__,
     "chaos": __file__,
+    # ~2 minutes of both cores per run: its bench checks its outcome instead
+    "burst-10k": "bench/burst_10k_bench.py",
 }
 # burst runs at its own speed, 50: about 1,650 simulated seconds, ~37 s on 2 cores. Its first
 # decision's writes (~500 ECI patches, ~1,200 pod Events) take ~7 real seconds in this one process

@@ -72,6 +72,17 @@ def test_burst_asks_for_over_a_thousand_pods_across_cpu_and_gpu():
     assert burst.eci.enabled
 
 
+def test_burst_10k_asks_for_10080_workers_over_four_pools_and_eci():
+    """Issue 13's 10k-pod run: 10,080 workers, four pools, ECI; the pools' nodes fit the quota."""
+    burst = load_scenario("burst-10k")
+    assert sum(g.max_replicas for g in burst.ray.worker_groups) == 10_080
+    assert burst.task_count == 10_080
+    assert len(burst.pools) == 4
+    assert burst.eci.enabled
+    system = sum(n.count for n in burst.system_nodes)
+    assert sum(p.max_size for p in burst.pools) + system <= burst.cluster.node_quota
+
+
 def test_stockout_has_a_pool_that_never_delivers_and_fallbacks():
     """One pool is out of stock; another pool and ECI can take the load."""
     stockout = load_scenario("stockout")

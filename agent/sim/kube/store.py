@@ -352,9 +352,23 @@ class ObjectStore:
         change: Callable[[dict[str, Any]], None],
         *,
         namespace: str | None = None,
+        writes: Collection[str] | None = None,
     ) -> dict[str, Any]:
+        """Apply `change` to a copy of the stored object and store the result (no event when
+        nothing changed). `writes` names the top-level fields `change` may touch, as a
+        subresource write does (a kubelet's pods/status): only those are deep-copied, the rest
+        is shared with the stored version, which readers treat as read-only anyway — a pod's
+        spec is most of its size. `metadata` is always copied one level deep, for the
+        resourceVersion; None copies everything."""
         current = self.get(resource, name, namespace=namespace)
-        edited = copy_json(current)
+        if writes is None:
+            edited = copy_json(current)
+        else:
+            edited = dict(current)
+            edited["metadata"] = dict(current.get("metadata") or {})
+            for field in writes:
+                if field in current:
+                    edited[field] = copy_json(current[field])
         change(edited)
         return self._store_change(resource, current, edited)
 

@@ -23,6 +23,22 @@ BOOKMARK_EVERY_SECONDS = 60.0
 LIVENESS_CHECK_SECONDS = 5.0
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# Stored objects are never changed in place (store.py), so one object's JSON is the same for
+# every watch that sends it — the agent follows pods through more than one watch. Keyed by id,
+# holding the object so its id is not reused while cached; the oldest go first.
+_ENCODED: dict[int, tuple[dict[str, Any], bytes]] = {}
+_ENCODED_LIMIT = 4096
+
+
+def _encoded(obj: dict[str, Any]) -> bytes:
+    hit = _ENCODED.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    data = _dumps(obj).encode()
+    if len(_ENCODED) >= _ENCODED_LIMIT:
+        del _ENCODED[next(iter(_ENCODED))]
+    _ENCODED[id(obj)] = (obj, data)
+    return data
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,10 @@ class WatchStream:
                 metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
             )
             self._columns_sent = True
-        return b'{"type":"' + kind.encode() + b'","object":' + _dumps(obj).encode() + b"}\n"
+            data = _dumps(obj).encode()
+        else:
+            data = _encoded(obj)
+        return b'{"type":"' + kind.encode() + b'","object":' + data + b"}\n"
 
     def _lines_for(self, events: list[WatchEvent]) -> list[bytes]:
         request = self._request

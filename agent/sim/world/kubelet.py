@@ -448,7 +448,10 @@ class Kubelet:
             change(pod)
 
         try:
-            return self._store.mutate("pods", name, guarded, namespace=namespace)
+            # the kubelet's status manager writes pods/status: nothing but the status changes
+            return self._store.mutate(
+                "pods", name, guarded, namespace=namespace, writes=("status",)
+            )
         except (_Skip, ApiError):
             return None
 

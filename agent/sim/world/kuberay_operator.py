@@ -50,6 +50,7 @@ from typing import Any
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription, copy_json
 from agent.sim.world.clock import SimClock
 from agent.sim.world.nodes import delete_pod_gracefully
+from agent.sim.world.raycluster_pods import ENDED, ClusterPods, PodIndex, cluster_of
 from agent.sim.world.raycluster_spec import OPERATOR_DELAY_SECONDS
 from functions.quantity import parse_quantity
 
@@ -60,7 +61,6 @@ ERROR_REQUEUE_SECONDS = 2.0  # DefaultRequeueDuration
 METRICS_PORT = "8080"  # utils.DefaultMetricsPort
 DASHBOARD_AGENT_PORT = "52365"  # utils.DefaultDashboardAgentListenPort
 HEAD_PORT = "6379"
-ENDED = ("Failed", "Succeeded")
 INT32_MAX = 2147483647
 # generateName's suffix characters (k8s.io/apimachinery/pkg/util/rand: alphanums, no vowels and
 # no look-alike digits)
@@ -144,6 +144,9 @@ class KubeRayOperator:
         self.delay_seconds = delay_seconds
         self._rng = random.Random(seed)
         self._subscription: Subscription | None = None
+        # the pods by cluster, kept from the subscription's events once started (a reconcile
+        # called without start() reads the store instead)
+        self._index: PodIndex | None = None
         self._loop: asyncio.Task[None] | None = None
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle | asyncio.Task[None]]] = {}
         self._deleting: dict[tuple[str, str, str], set[str]] = {}  # (ns, cluster, group) → pods
@@ -154,6 +157,7 @@ class KubeRayOperator:
 
     async def start(self) -> None:
         self._subscription = self._store.subscribe(resources=("rayclusters", "pods"))
+        self._index = PodIndex(self._store)  # no await since subscribing: no event missed
         for cluster in self._store.list("rayclusters")[0]:
             self._watched(cluster, deleted=False)
         self._loop = asyncio.create_task(self._follow(), name="kuberay-operator")
@@ -174,14 +178,27 @@ class KubeRayOperator:
 
     async def _follow(self) -> None:
         assert self._subscription is not None
-        async for event in self._subscription:
+        while True:
+            await self._subscription.wait()
+            self._sync()
+            if self._subscription.closed:
+                return
+
+    def _sync(self) -> None:
+        """Take in every event published so far: the triggers, and the pod index. A reconcile
+        calls it before it reads, so it sees the store as it is, its own writes included."""
+        if self._subscription is None:
+            return
+        for event in self._subscription.drain():
             if event.resource == "rayclusters":
                 self._watched(event.object, deleted=event.type == "DELETED")
-            else:
-                owner = _owned_by(event.object)
-                if owner is not None:
-                    namespace = str(event.object["metadata"].get("namespace"))
-                    self._enqueue((namespace, owner), self.delay_seconds)
+                continue
+            if self._index is not None:
+                self._index.apply(event.type, event.object, event.previous)
+            owner = _owned_by(event.object)
+            if owner is not None:
+                namespace = str(event.object["metadata"].get("namespace"))
+                self._enqueue((namespace, owner), self.delay_seconds)
 
     def _watched(self, cluster: Mapping[str, Any], *, deleted: bool) -> None:
         meta = cluster.get("metadata") or {}
@@ -230,23 +247,20 @@ class KubeRayOperator:
         if (cluster.get("metadata") or {}).get("deletionTimestamp"):
             return False
         pods = self._pods_of(namespace, name)
-        failed = self._reconcile_head(cluster, [p for p in pods if self._type(p) == "head"])
+        failed = self._reconcile_head(cluster, list(pods.heads.values()))
         if not failed:
             failed = self._reconcile_workers(cluster, pods)
         self._write_status(namespace, name)
         return failed
 
-    def _pods_of(self, namespace: str, cluster: str) -> list[dict[str, Any]]:
+    def _pods_of(self, namespace: str, cluster: str) -> ClusterPods:
         """The cluster's pods, by label ray.io/cluster, as the controller's List does (its
         informer cache keeps terminating pods until they are gone), oldest first."""
-        pods, _ = self._store.list("pods", namespace=namespace)
-        return [
-            p for p in pods if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == cluster
-        ]
-
-    @staticmethod
-    def _type(pod: Mapping[str, Any]) -> str:
-        return str((pod["metadata"].get("labels") or {}).get("ray.io/node-type") or "")
+        if self._index is None:
+            pods, _ = self._store.list("pods", namespace=namespace)
+            return ClusterPods(p for p in pods if cluster_of(p) == (namespace, cluster))
+        self._sync()
+        return self._index.of(namespace, cluster)
 
     def _reconcile_head(self, cluster: dict[str, Any], heads: list[dict[str, Any]]) -> bool:
         if not heads:
@@ -260,36 +274,38 @@ class KubeRayOperator:
             return True
         return False
 
-    def _reconcile_workers(self, cluster: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
-        by_group: dict[str, list[dict[str, Any]]] = {}  # worker pods by ray.io/group, one pass
-        for pod in pods:
-            labels = pod["metadata"].get("labels") or {}
-            if labels.get("ray.io/node-type") == "worker":
-                by_group.setdefault(str(labels.get("ray.io/group")), []).append(pod)
+    def _reconcile_workers(self, cluster: dict[str, Any], pods: ClusterPods) -> bool:
         for group in cluster["spec"].get("workerGroupSpecs") or ():
-            members = by_group.get(str(group.get("groupName")), [])
-            if self._reconcile_group(cluster, group, members):
+            if self._reconcile_group(cluster, group, pods):
                 return True
         return False
 
     def _reconcile_group(
-        self, cluster: dict[str, Any], group: Mapping[str, Any], members: list[dict[str, Any]]
+        self, cluster: dict[str, Any], group: Mapping[str, Any], pods: ClusterPods
     ) -> bool:
         """One worker group; returns whether the reconcile ends here with an error."""
         meta = cluster["metadata"]
         group_name = str(group.get("groupName"))
+        # the list as the reconcile began: its own deletes and creates are taken in when the
+        # status is written (the next _sync), as the controller's one List is
+        members = pods.members(group_name)
         expected = (meta["namespace"], meta["name"], group_name)
         waiting = self._deleting.get(expected, set())
         if waiting:
-            waiting &= {p["metadata"]["name"] for p in members}
+            waiting = {name for name in waiting if name in members}
         if waiting:
+            self._deleting[expected] = waiting
             return False  # the scale expectations: its deletions are not done yet
         self._deleting[expected] = waiting
         if group.get("suspend"):
-            for pod in members:
+            for pod in list(members.values()):
                 self._delete(pod)
             return False
-        unhealthy = [p for p in members if (p.get("status") or {}).get("phase") in ENDED]
+        unhealthy = (
+            [p for p in members.values() if (p.get("status") or {}).get("phase") in ENDED]
+            if pods.ended[group_name]
+            else []
+        )
         if unhealthy:
             for pod in unhealthy:
                 self._delete(pod)
@@ -298,16 +314,15 @@ class KubeRayOperator:
         deleted: set[str] = set()
         named = (group.get("scaleStrategy") or {}).get("workersToDelete") or ()
         if named:
-            by_name = {p["metadata"]["name"]: p for p in members}
             for pod_name in named:
-                if pod_name in by_name and self._delete(by_name[pod_name]):
+                if pod_name in members and self._delete(members[pod_name]):
                     deleted.add(pod_name)
         waiting |= deleted
-        remaining = [p for p in members if p["metadata"]["name"] not in deleted]
-        diff = desired_replicas(group) - len(remaining)
+        diff = desired_replicas(group) - (len(members) - len(deleted))
         for _ in range(diff):
             self._create_pod(cluster, "worker", group, group_name)
         if diff < 0 and not cluster["spec"].get("enableInTreeAutoscaling"):
+            remaining = [p for name, p in members.items() if name not in deleted]
             for pod in remaining[:-diff]:
                 if self._delete(pod):
                     waiting.add(pod["metadata"]["name"])
@@ -421,20 +436,9 @@ class KubeRayOperator:
             self._store.mutate("rayclusters", name, write, namespace=namespace)
 
     @staticmethod
-    def calculate_status(cluster: Mapping[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+    def calculate_status(cluster: Mapping[str, Any], pods: ClusterPods) -> dict[str, Any]:
         """calculateStatus, without conditions and head service details."""
         groups = [g for g in (cluster.get("spec") or {}).get("workerGroupSpecs") or ()]
-        workers = [p for p in pods if KubeRayOperator._type(p) == "worker"]
-
-        def running(pod: Mapping[str, Any]) -> bool:
-            return (pod.get("status") or {}).get("phase") == "Running"
-
-        def ready(pod: Mapping[str, Any]) -> bool:
-            conditions = (pod.get("status") or {}).get("conditions") or ()
-            return running(pod) and any(
-                c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-            )
-
         desired = sum(desired_replicas(g) for g in groups)
         active = [g for g in groups if not g.get("suspend")]
         cpu = memory = gpu = 0
@@ -449,8 +453,8 @@ class KubeRayOperator:
                 memory += count * parse_quantity(str(requests.get("memory", "0")))
                 gpu += count * parse_quantity(str(requests.get("nvidia.com/gpu", "0")))
         status: dict[str, Any] = {
-            "readyWorkerReplicas": sum(1 for p in workers if ready(p)),
-            "availableWorkerReplicas": sum(1 for p in workers if running(p)),
+            "readyWorkerReplicas": pods.workers_ready,
+            "availableWorkerReplicas": pods.workers_running,
             "desiredWorkerReplicas": desired,
             "minWorkerReplicas": sum(int(g.get("minReplicas") or 0) for g in active),
             "maxWorkerReplicas": min(
@@ -463,7 +467,7 @@ class KubeRayOperator:
             "observedGeneration": int((cluster.get("metadata") or {}).get("generation") or 0),
         }
         old_state = (cluster.get("status") or {}).get("state")
-        if len(pods) == desired + 1 and all(running(p) for p in pods):
+        if len(pods.pods) == desired + 1 and pods.running == len(pods.pods):
             status["state"] = "ready"
         elif old_state:
             status["state"] = old_state  # KubeRay keeps a state once reached

@@ -201,7 +201,8 @@ def _preferences(demand: Mapping[str, int]) -> Callable[[Mapping[str, int]], tup
 
 
 def _has_room(room: Mapping[str, int]) -> bool:
-    return any(amount > 0 for amount in room.values())
+    # max() runs in C: this is asked of every worker on every tick
+    return max(room.values(), default=0) > 0
 
 
 def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
@@ -220,6 +221,34 @@ def _how_many(room: Mapping[str, int], demand: Mapping[str, int]) -> int:
 
 def _shape(demand: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(demand.items()))
+
+
+@dataclass
+class _Free:
+    """`count` workers (or replicas still to be created) of one capacity with the same room."""
+
+    capacity: Mapping[str, int]
+    room: Mapping[str, int]
+    count: int
+
+
+def _append_free(
+    free: list[_Free], capacity: Mapping[str, int], room: Mapping[str, int], count: int
+) -> None:
+    """Add workers after the last run, joining it when they have its capacity and room."""
+    last = free[-1] if free else None
+    if last is not None and last.capacity is capacity and last.room == room:
+        last.count += count
+    else:
+        free.append(_Free(capacity, dict(room), count))
+
+
+def _minus(room: Mapping[str, int], demand: Mapping[str, int], copies: int) -> dict[str, int]:
+    """`room` after `copies` copies of `demand` took their share (a new dict)."""
+    left = dict(room)
+    for name, amount in demand.items():
+        left[name] = left.get(name, 0) - amount * copies
+    return left
 
 
 def _take(room: dict[str, int], demand: Mapping[str, int]) -> None:
@@ -264,6 +293,7 @@ class RayDriver:
         self._ending: list[tuple[float, int, int]] = []  # (end time, task id, attempt)
         self._started_at: float | None = None
         self._next_autoscale = 0.0
+        self._finished_upto = 0  # tasks (in id order) known to be done or failed
         self._subscription: Subscription | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -374,7 +404,18 @@ class RayDriver:
 
     def finished(self) -> bool:
         """Every task is done (or failed past its retries)."""
-        return all(t.state in ("done", "failed") for t in self._tasks.values())
+        # done and failed are final and task ids count up from 0 (start, submit): the tasks
+        # before the first unfinished one stay finished, so each call looks again only from
+        # there (a dev run's end check calls this on every sample)
+        tasks = self._tasks
+        while self._finished_upto < len(tasks):
+            task = tasks.get(self._finished_upto)
+            if task is None:  # ids not from start() or submit(): look at them all
+                return all(t.state in ("done", "failed") for t in tasks.values())
+            if task.state not in ("done", "failed"):
+                return False
+            self._finished_upto += 1
+        return True
 
     def summary(self) -> JobSummary:
         tasks = list(self._tasks.values())
@@ -625,23 +666,29 @@ class RayDriver:
     def _targets(self, now: float) -> tuple[dict[str, int], dict[str, list[str]]]:
         """Each group's wanted replicas for the queued demand, and the workers to remove."""
         # Capacity already asked for absorbs demand first: the workers there (Pending ones
-        # included) and the replicas the operator has not created pods for yet.
-        free = [
-            (w.capacity, dict(w.room))
-            for _, w in sorted(self._workers.items())
+        # included) and the replicas the operator has not created pods for yet. Workers with the
+        # same capacity and room that follow one another in name order are one run (`_Free`):
+        # thousands of Pending workers of a group are a handful of entries, and packing a run
+        # gives what packing its workers one by one gives.
+        free: list[_Free] = []
+        for _, worker in sorted(
+            (name, w)
+            for name, w in self._workers.items()
             if not w.deleting and _has_room(w.room)  # a full worker absorbs nothing
-        ]
+        ):
+            _append_free(free, worker.capacity, worker.room, 1)
         live = dict.fromkeys(self._replicas, 0)
         for worker in self._workers.values():
             if not worker.deleting:
                 live[worker.group] += 1
         for name, replicas in self._replicas.items():
             capacity = self._logical[name]
-            free.extend((capacity, dict(capacity)) for _ in range(replicas - live[name]))
+            if replicas > live[name]:
+                free.append(_Free(capacity, dict(capacity), replicas - live[name]))
         added = dict.fromkeys(self._replicas, 0)
         for tasks in self._queued_by_shape().values():
             demand = tasks[0].demand
-            left = self._place_on(free, demand, len(tasks))
+            free, left = self._place_on(free, demand, len(tasks))
             while left > 0:
                 group = self._group_for(demand, added)
                 if group is None:
@@ -661,7 +708,7 @@ class RayDriver:
                     for name, amount in demand.items():
                         spare[name] -= amount * count
                     if any(spare.values()):
-                        free.append((capacity, spare))
+                        _append_free(free, capacity, spare, 1)
         targets = {}
         for group, count in added.items():
             low, high, _ = self._bounds[group]
@@ -670,22 +717,37 @@ class RayDriver:
 
     @staticmethod
     def _place_on(
-        free: list[tuple[Mapping[str, int], dict[str, int]]], demand: Mapping[str, int], count: int
-    ) -> int:
-        """Pack `count` copies of `demand` into `free`, best homes first; returns how many are
-        left."""
+        free: list[_Free], demand: Mapping[str, int], count: int
+    ) -> tuple[list[_Free], int]:
+        """Pack `count` copies of `demand` into `free`, best homes first (ties in `free`'s
+        order); returns the rooms left, in `free`'s order, and how many copies are left."""
         rank = _preferences(demand)
-        for capacity, room in sorted(free, key=lambda entry: rank(entry[0])):
+        taken: dict[int, list[_Free]] = {}  # id of a run -> the runs it splits into
+        for entry in sorted(free, key=lambda entry: rank(entry.capacity)):
             if count == 0:
                 break
-            if _avoids_gpu(capacity, demand):
+            if _avoids_gpu(entry.capacity, demand):
                 continue
-            fit = min(count, _how_many(room, demand))
-            if fit:
-                for name, amount in demand.items():
-                    room[name] = room.get(name, 0) - amount * fit
-                count -= fit
-        return count
+            each = _how_many(entry.room, demand)
+            if not each:
+                continue
+            # one by one, the run's first workers would take `each` copies, the next one what
+            # is left, and the rest nothing
+            full = min(entry.count, count // each)
+            count -= full * each
+            pieces = []
+            if full:
+                pieces.append(_Free(entry.capacity, _minus(entry.room, demand, each), full))
+            rest = entry.count - full
+            if rest and count:
+                pieces.append(_Free(entry.capacity, _minus(entry.room, demand, count), 1))
+                count, rest = 0, rest - 1
+            if rest:
+                pieces.append(_Free(entry.capacity, entry.room, rest))
+            taken[id(entry)] = pieces
+        if not taken:
+            return free, count
+        return [piece for entry in free for piece in taken.get(id(entry), (entry,))], count
 
     def _group_for(self, demand: Mapping[str, int], added: Mapping[str, int]) -> str | None:
         """The worker group to grow for `demand`: the best home by `_preference`, ties by order."""
@@ -705,12 +767,17 @@ class RayDriver:
         """Workers idle past their group's idleTimeoutSeconds, never below minReplicas; each
         lowers its group's target by one (terminate_node in BatchingNodeProvider)."""
         idle: dict[str, list[str]] = {}
-        for _, worker in sorted(self._workers.items()):
-            low, _, idle_timeout = self._bounds[worker.group]
+        # the tests that do not depend on the order first: only the workers left are sorted
+        candidates = []
+        for name, worker in self._workers.items():
             if worker.deleting or worker.phase != "Running" or worker.tasks:
                 continue
+            idle_timeout = self._bounds[worker.group][2]
             if worker.idle_since is None or now - worker.idle_since < idle_timeout:
                 continue
+            candidates.append((name, worker))
+        for _, worker in sorted(candidates):
+            low = self._bounds[worker.group][0]
             if targets[worker.group] <= low:
                 continue
             targets[worker.group] -= 1

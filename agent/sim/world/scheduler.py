@@ -457,7 +457,7 @@ class Scheduler:
             self._forget_pending(key)
             self._release(old)
             return
-        tracked = self._track(pod, version)
+        tracked = self._track(pod, version, old)
         self._pods[key] = tracked
         if old is not None and old.holds != tracked.holds:
             self._release(old)
@@ -470,17 +470,27 @@ class Scheduler:
             self._queue.add(key)
             self._wake.set()
 
-    def _track(self, pod: Mapping[str, Any], version: int) -> _Tracked:
+    def _track(self, pod: Mapping[str, Any], version: int, old: _Tracked | None) -> _Tracked:
         spec = pod.get("spec") or {}
         node = spec.get("nodeName") or ""
         phase = (pod.get("status") or {}).get("phase")
         pending: PodInfo | None = None
         holds: Mapping[str, int] = {}
+        # A status write shares the spec object with the version before (store.mutate's
+        # `writes`): what was parsed from that spec holds, and the scheduler's own condition
+        # writes need no new parse.
+        same_spec = old is not None and spec and old.obj.get("spec") is spec
         try:
             if node and phase not in TERMINAL_PHASES:
-                holds = pod_requests(spec)
+                if same_spec and old is not None and old.holds:
+                    holds = old.holds
+                else:
+                    holds = pod_requests(spec)
             elif is_pending(pod, scheduler_name=self._name):
-                pending = pod_info(pod)
+                if same_spec and old is not None and old.pending is not None:
+                    pending = old.pending
+                else:
+                    pending = pod_info(pod)
         except DecisionError as error:
             log.warning("pod %s has unparsable requests: %s", pod.get("metadata"), error)
         return _Tracked(version, node, holds, pending, pod)
@@ -554,7 +564,10 @@ class Scheduler:
             _set_condition(status, {"type": "PodScheduled", "status": "True"}, now)
 
         try:
-            updated = self._store.mutate("pods", name, bind, namespace=namespace)
+            # the binding subresource: spec.nodeName and the PodScheduled condition
+            updated = self._store.mutate(
+                "pods", name, bind, namespace=namespace, writes=("spec", "status")
+            )
         except (_Stale, ApiError):
             return  # gone or changed meanwhile: its events will queue it again if need be
         self._apply_pod(updated, deleted=False)
@@ -589,7 +602,10 @@ class Scheduler:
             _set_condition(status, wanted, now)
 
         try:
-            updated = self._store.mutate("pods", name, mark, namespace=namespace)
+            # a pods/status write: only the condition (and phase) change
+            updated = self._store.mutate(
+                "pods", name, mark, namespace=namespace, writes=("status",)
+            )
         except _Stale:
             return pending[0]
         except ApiError:
