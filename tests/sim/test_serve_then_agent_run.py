@@ -5,12 +5,10 @@ scenario's pool through them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
-import sys
 
-from tests.support.processes import REPO, sim_serve
+from tests.support.processes import agent_run_until_scaled, sim_serve
 
 DECISION_TIMEOUT_SECONDS = 40.0
 
@@ -22,28 +20,9 @@ async def test_agent_run_with_sim_info_alone_scales_the_served_pool(tmp_path, cl
         "--scenario", "seed", "--speed", "20", "--info-out", str(info_path),
         "--kubeconfig-out", str(tmp_path / "kubeconfig"), env=clean_env, banner_timeout=30,
     ) as (serve, _banner):  # fmt: skip
-        agent = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "--sim-info", str(info_path),
-            "--ops-address", "127.0.0.1:0",
-            cwd=REPO, env=clean_env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        seen: list[str] = []
-        try:
-
-            async def until_scaled() -> None:
-                assert agent.stdout is not None
-                while not any("decision round" in s and "outcome=scaled" in s for s in seen):
-                    line = await agent.stdout.readline()
-                    if not line:
-                        raise AssertionError("agent exited:\n" + "".join(seen))
-                    seen.append(line.decode())
-
-            await asyncio.wait_for(until_scaled(), DECISION_TIMEOUT_SECONDS)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                agent.send_signal(signal.SIGINT)
-            await asyncio.wait_for(agent.communicate(), 30)
+        seen = await agent_run_until_scaled(
+            info_path, env=clean_env, timeout=DECISION_TIMEOUT_SECONDS
+        )
         serve.send_signal(signal.SIGTERM)
         tail, _ = await asyncio.wait_for(serve.communicate(), 30)
     summary = tail.decode()

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from kubernetes import client, config, watch
 
 from tests.peer.serving import Served, sim_serve
 from tests.support.network import client_environment
-from tests.support.processes import REPO
+from tests.support.processes import agent_run_until_scaled
 from tests.support.processes import sim_serve as sim_serve_async
 
 DEMO_NODE = "cn-hangzhou.172.16.0.10"  # the bare server's one node (agent/sim/cli.py)
@@ -185,27 +183,7 @@ async def test_the_agent_scales_a_scenario_served_over_https(tmp_path, clean_env
         "--kubeconfig-out", str(tmp_path / "kubeconfig"), env=clean_env, banner_timeout=30,
     ) as (serve, banner):  # fmt: skip
         assert any(line.startswith("Simulated ACK cluster at https://") for line in banner)
-        agent = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "--sim-info", str(info_path),
-            "--ops-address", "127.0.0.1:0", cwd=REPO, env=clean_env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        seen: list[str] = []
-        try:
-
-            async def until_scaled() -> None:
-                assert agent.stdout is not None
-                while not any("decision round" in s and "outcome=scaled" in s for s in seen):
-                    line = await agent.stdout.readline()
-                    if not line:
-                        raise AssertionError("agent exited:\n" + "".join(seen))
-                    seen.append(line.decode())
-
-            await asyncio.wait_for(until_scaled(), 40)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                agent.send_signal(signal.SIGINT)
-            await asyncio.wait_for(agent.communicate(), 30)
+        seen = await agent_run_until_scaled(info_path, env=clean_env, timeout=40)
         serve.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(serve.wait(), 30) == 0
     assert not any("[warning" in line or "[error" in line for line in seen), "".join(seen)

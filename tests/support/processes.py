@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -73,3 +74,32 @@ async def sim_serve(
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+async def agent_run_until_scaled(
+    info_path: Path, *, env: dict[str, str], timeout: float
+) -> list[str]:
+    """`python -m agent run --sim-info INFO` until a decision round scales a pool, then stopped
+    with SIGINT; returns its output lines. Fails if it exits first or takes over `timeout`."""
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "--sim-info", str(info_path),
+        "--ops-address", "127.0.0.1:0", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    seen: list[str] = []
+
+    async def until_scaled() -> None:
+        assert agent.stdout is not None
+        while not any("decision round" in s and "outcome=scaled" in s for s in seen):
+            line = await agent.stdout.readline()
+            if not line:
+                raise AssertionError("agent exited:\n" + "".join(seen))
+            seen.append(line.decode())
+
+    try:
+        await asyncio.wait_for(until_scaled(), timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            agent.send_signal(signal.SIGINT)
+        await asyncio.wait_for(agent.communicate(), 30)
+    return seen
