@@ -37,6 +37,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "unplaceableTransient": ("Pods unplaceable for a while, placed later", "pods"),
     "nodesAdded": ("Nodes added", "nodes"),
     "nodesRemoved": ("Nodes removed", "nodes"),
+    "peakPoolNodes": ("Most pool nodes at once", "nodes"),
     "eciPods": ("Pods run on ECI", "pods"),
     "timeToAllRunningSeconds": ("First pod created → all workers Running", "s"),
     "firstNodeRequestedSeconds": ("Ray asked for workers → first node requested", "s"),

@@ -140,6 +140,7 @@ class RunRecord:
     nodes: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (pool, ready)
     nodes_added: int = 0
     nodes_removed: int = 0
+    peak_pool_nodes: int = 0  # the most pool nodes that existed at once
     scale_down_failures: int = 0  # ScaleDownFailed events
     failed_nodes: set[str] = field(default_factory=set)  # nodes with a ScaleDownFailed event
     failed_then_removed: set[str] = field(default_factory=set)  # ... removed later after all
@@ -208,6 +209,7 @@ class RunRecord:
         if name not in self.nodes:
             self.nodes_added += 1
         self.nodes[name] = (str(pool), _ready(obj))
+        self.peak_pool_nodes = max(self.peak_pool_nodes, len(self.nodes))
         if (obj.get("spec") or {}).get("unschedulable"):
             self.cordoned.add(name)
         else:
@@ -439,6 +441,7 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
         "unplaceableTransient": len(record.unplaceable - ended_unplaceable),  # placed later
         "nodesAdded": record.nodes_added,
         "nodesRemoved": record.nodes_removed,
+        "peakPoolNodes": record.peak_pool_nodes,
         "eciPods": len(record.on_eci),
         "timeToAllRunningSeconds": to_all_running,
         "firstNodeRequestedSeconds": facts.first_node_requested_seconds,

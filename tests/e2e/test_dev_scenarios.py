@@ -74,7 +74,10 @@ def test_burst_runs_every_worker_and_gives_every_node_back_before_its_limit(burs
     summary = finished(burst)
     assert summary["pods"] == 1200
     assert summary["eciPods"] > 0  # pods that ran on ECI; at most 500 at a time (maxPods)
-    assert summary["nodesAdded"] <= 100 - 2  # the cluster's node quota, two system nodes
+    # the cluster's node quota (100, two of them system nodes) holds at every moment; over the
+    # run more may be added, as nodes one pool gives back leave room for another's
+    assert 0 < summary["peakPoolNodes"] <= 100 - 2
+    assert summary["nodesAdded"] >= summary["peakPoolNodes"]
     all_given_back(summary)
     assert summary["simulatedSeconds"] < load_scenario("burst").time_limit_seconds
 
