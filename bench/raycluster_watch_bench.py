@@ -31,33 +31,22 @@ import json
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_proxy, None)
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+from cs_harness import timed_pool_behind_cs  # noqa: E402
 
 from agent.actuate.actuation import Actuator  # noqa: E402
 from agent.app.logs import configure_logging  # noqa: E402
 from agent.app.loop import Agent  # noqa: E402
 from agent.app.settings import AgentConfig  # noqa: E402
-from agent.clients.cs import NodePoolClient, RetryPolicy  # noqa: E402
-from agent.clients.cs import build_sdk_client as build_cs_sdk  # noqa: E402
 from agent.clients.kube import KubeClient  # noqa: E402
 from agent.decide.deciders import LocalDecider  # noqa: E402
 from agent.model import PoolBounds  # noqa: E402
-from agent.sim.cloud.cloud_model import TaskView  # noqa: E402
-from agent.sim.cloud.credentials import (  # noqa: E402
-    TEST_ACCESS_KEY_ID,
-    TEST_ACCESS_KEY_SECRET,
-    static_test_keys,
-)
-from agent.sim.cloud.cs_api import build_cs_app  # noqa: E402
 from agent.sim.cluster import SimCluster  # noqa: E402
-from agent.sim.world.nodepools import NodePools, PoolSpec  # noqa: E402
 
 NS = "ray"
 POOL = "np-cpu"
@@ -69,36 +58,6 @@ WORKER_CONTAINER = {
     "image": "rayproject/ray:2.40.0",
     "resources": {"requests": {"cpu": "3", "memory": "4Gi"}},
 }
-
-
-class TimedPools:
-    """The simulated node pools, noting when each raise of desired arrives."""
-
-    def __init__(self, inner: NodePools) -> None:
-        self._inner = inner
-        self.cluster_id = inner.cluster_id
-        self.region_id = inner.region_id
-        self.raised_at: list[float] = []
-        self.raised = asyncio.Event()
-
-    def set_desired(self, pool_id: str, desired: int) -> TaskView:
-        self.raised_at.append(time.perf_counter())
-        self.raised.set()
-        return self._inner.set_desired(pool_id, desired)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def raycluster() -> dict[str, Any]:
@@ -173,32 +132,7 @@ async def run(*, watch: bool, delay: float, trials: int) -> list[float]:
         contextlib.AsyncExitStack() as stack,
         aiohttp.ClientSession() as session,
     ):
-        pools = NodePools(
-            sim.store,
-            sim.clock,
-            cluster_id="c-bench",
-            region_id="cn-hangzhou",
-            zone="cn-hangzhou-k",
-            pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=trials + 10)],
-        )
-        await pools.start()
-        stack.push_async_callback(pools.stop)
-        timed = TimedPools(pools)
-        cs_endpoint = await stack.enter_async_context(
-            serve(build_cs_app(timed, keys=static_test_keys(), now=time.time))
-        )
-        cs = NodePoolClient(
-            build_cs_sdk(
-                region_id="cn-hangzhou",
-                endpoint=cs_endpoint,
-                protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID,
-                access_key_secret=TEST_ACCESS_KEY_SECRET,
-            ),
-            "c-bench",
-            retry=RetryPolicy(attempts=3),
-            bounds={POOL: PoolBounds(POOL, 0, trials + 10)},
-        )
+        timed, cs = await timed_pool_behind_cs(stack, sim, POOL, max_size=trials + 10)
         api = Api(session, sim.url)
         await api.send("POST", RAY_API, raycluster(), "application/json")
         kube = await KubeClient.connect(api_url=sim.url)
@@ -232,7 +166,7 @@ async def run(*, watch: bool, delay: float, trials: int) -> list[float]:
                 await api.scale(trial)
                 operator = asyncio.create_task(_operator(api, delay, f"{CLUSTER}-w{trial}"))
                 await asyncio.wait_for(timed.raised.wait(), 30)
-                latencies.append(timed.raised_at[raises] - started)
+                latencies.append(timed.raised_at[raises][0] - started)
                 await operator
                 await asyncio.sleep(config.batch_max_seconds + 0.2)  # the pod's own round
             return latencies

@@ -28,57 +28,25 @@ from typing import Any
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_proxy, None)
 
-from aiohttp import web  # noqa: E402
+
+from cs_harness import TimedPools, serve, timed_pool_behind_cs  # noqa: E402
 
 from agent.actuate.actuation import Actuator  # noqa: E402
 from agent.app.logs import configure_logging  # noqa: E402
 from agent.app.loop import Agent  # noqa: E402
 from agent.app.settings import AgentConfig  # noqa: E402
-from agent.clients.cs import NodePoolClient, RetryPolicy  # noqa: E402
-from agent.clients.cs import build_sdk_client as build_cs_sdk  # noqa: E402
 from agent.clients.fc import FunctionInvoker, FunctionRef  # noqa: E402
 from agent.clients.fc import build_sdk_client as build_fc_sdk  # noqa: E402
 from agent.clients.kube import KubeClient  # noqa: E402
 from agent.decide.deciders import Decider, FunctionComputeDecider, LocalDecider  # noqa: E402
-from agent.sim.cloud.cloud_model import TaskView  # noqa: E402
+from agent.model import PoolBounds  # noqa: E402
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, static_test_keys  # noqa: E402
-from agent.sim.cloud.cs_api import build_cs_app  # noqa: E402
 from agent.sim.cloud.fc_api import build_fc_app  # noqa: E402
 from agent.sim.cluster import SimCluster  # noqa: E402
-from agent.sim.world.nodepools import NodePools, PoolSpec  # noqa: E402
 from functions import fc  # noqa: E402
 
 NS = "ray"
 POOL = "np-cpu"
-
-
-class TimedPools:
-    """The simulated node pools, noting when each raise of desired arrives."""
-
-    def __init__(self, inner: NodePools) -> None:
-        self._inner = inner
-        self.cluster_id = inner.cluster_id
-        self.region_id = inner.region_id
-        self.raised_at: list[tuple[float, int]] = []
-
-    def set_desired(self, pool_id: str, desired: int) -> TaskView:
-        self.raised_at.append((time.perf_counter(), desired))
-        return self._inner.set_desired(pool_id, desired)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def worker(name: str) -> dict[str, Any]:
@@ -113,31 +81,7 @@ async def _world(
 ) -> AsyncIterator[tuple[SimCluster, TimedPools, asyncio.Event]]:
     """The simulated cluster, the CS (and FC) emulators and a running Agent."""
     async with SimCluster(speed=1.0, namespaces=[NS]) as sim, contextlib.AsyncExitStack() as stack:
-        pools = NodePools(
-            sim.store,
-            sim.clock,
-            cluster_id="c-bench",
-            region_id="cn-hangzhou",
-            zone="cn-hangzhou-k",
-            pools=[PoolSpec(POOL, "cpu", "ecs.g7.xlarge", max_size=max_nodes)],
-        )
-        await pools.start()
-        stack.push_async_callback(pools.stop)
-        timed = TimedPools(pools)
-        cs_endpoint = await stack.enter_async_context(
-            serve(build_cs_app(timed, keys=static_test_keys(), now=time.time))
-        )
-        cs = NodePoolClient(
-            build_cs_sdk(
-                region_id="cn-hangzhou",
-                endpoint=cs_endpoint,
-                protocol="http",
-                access_key_id=TEST_ACCESS_KEY_ID,
-                access_key_secret=TEST_ACCESS_KEY_SECRET,
-            ),
-            "c-bench",
-            retry=RetryPolicy(attempts=3),
-        )
+        timed, cs = await timed_pool_behind_cs(stack, sim, POOL, max_size=max_nodes)
         decider: Decider = LocalDecider()
         if decider_kind == "fc":
             fc_endpoint = await stack.enter_async_context(
@@ -173,6 +117,8 @@ async def _world(
             pool_refresh_seconds=3600,
             pod_selector="ray.io/node-type=worker",
             max_new_nodes_per_decision=1000,
+            # the agent scales only the pools it is given (managed_pools)
+            managed_pools=(PoolBounds(POOL, 0, max_nodes),),
         )
         agent = Agent(config, kube=kube, pools=cs, decider=decider, actuator=Actuator(cs, kube))
         stop = asyncio.Event()
