@@ -513,6 +513,19 @@ def _fill_asked_for(
     On the first pool ranked after `eci_rank` whose nodes added by this decision have room,
     ECI takes what it can before that room. Fed back, those nodes are upcoming ones and ECI is
     full, so the same walk puts as many pods of the group on each pool: a fixed point."""
+
+    def fill(chosen: int, pos: int, fresh: bool | None) -> int:
+        return _fill_pool(
+            group,
+            chosen,
+            pos,
+            request=request,
+            added=added,
+            outcome=outcome,
+            smallest=smallest,
+            fresh=fresh,
+        )
+
     pos = 0
     eci_taken = False
     requests = group.fit.requests
@@ -531,41 +544,15 @@ def _fill_asked_for(
                 if added[pool_id] == consumed and pool_id not in outcome.trail.settled:
                     outcome.trail.remnant(pool_id, consumed=consumed, used=0)
                 continue
-            pos = _fill_pool(
-                group,
-                chosen,
-                pos,
-                request=request,
-                added=added,
-                outcome=outcome,
-                smallest=smallest,
-            )
+            pos = fill(chosen, pos, None)
             continue
-        pos = _fill_pool(
-            group,
-            chosen,
-            pos,
-            request=request,
-            added=added,
-            outcome=outcome,
-            smallest=smallest,
-            fresh=False,
-        )
+        pos = fill(chosen, pos, False)
         if pos < len(group.indices) and _room_on_added(
             option.fit.pool.id, group, added=added, outcome=outcome
         ):
             pos = _take_eci(group, eci_rank, pos, request=request, added=added, outcome=outcome)
             eci_taken = True
-            pos = _fill_pool(
-                group,
-                chosen,
-                pos,
-                request=request,
-                added=added,
-                outcome=outcome,
-                smallest=smallest,
-                fresh=True,
-            )
+            pos = fill(chosen, pos, True)
     return pos
 
 
