@@ -33,6 +33,7 @@ from typing import Any
 from agent.sim.kube.store import ApiError, ObjectStore, Subscription
 from agent.sim.world.clock import SimClock, parse_iso
 from agent.sim.world.nodes import POD_START_ANNOTATION, READY_AT_ANNOTATION, node_system_info
+from agent.sim.world.tasks import cancel_and_wait
 from functions.contract import ECI_NODE_LABELS, ECI_USE_SPECS_ANNOTATION
 from functions.contract import ECI_TAINT as CONTRACT_ECI_TAINT
 from functions.eci_specs import Billed, pick, spec_text, table_for
@@ -270,9 +271,7 @@ class EciVirtualNode:
         if self._subscription is not None:
             self._subscription.close()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def _follow(self) -> None:

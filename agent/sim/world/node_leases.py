@@ -31,6 +31,7 @@ from typing import Any
 from agent.sim.faults import FaultPlan
 from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.world.clock import SimClock
+from agent.sim.world.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,7 @@ class NodeLeases:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def _run(self) -> None:

@@ -38,6 +38,7 @@ from agent.sim.kube.store import ApiError, ObjectStore
 from agent.sim.world.clock import SimClock, parse_iso
 from agent.sim.world.events import WARNING, EventRecorder, object_reference
 from agent.sim.world.node_leases import NODE_LEASE_NAMESPACE
+from agent.sim.world.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,7 @@ class NodeLifecycle:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         await self.events.aclose()
 
