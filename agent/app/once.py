@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from agent.app.commands import configured
@@ -196,9 +196,10 @@ def _action(action: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, An
 
 
 def _scale_in(record: ScaleInRecord) -> dict[str, Any]:
-    shown = asdict(record)
-    for noise in ("at", "seconds"):
-        shown.pop(noise, None)
-    shown["removed"] = list(record.removed)  # in dry-run: the nodes that would be removed
-    shown["kept"] = list(record.kept)
-    return shown
+    return {
+        "outcome": record.outcome,
+        "decisionId": record.decision_id,
+        "removed": list(record.removed),  # in dry-run: the nodes that would be removed
+        "kept": list(record.kept),
+        "error": record.error,
+    }

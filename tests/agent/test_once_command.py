@@ -22,7 +22,7 @@ from agent.app.settings import AgentConfig
 from agent.model import PoolBounds
 from agent.sim.cloud.credentials import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
-from functions.contract import ECI_TAINT_KEY
+from functions.contract import ECI_TAINT_KEY, POOL_LABEL
 from tests.support.agent_world import World, config_for, open_world
 from tests.support.cluster import running
 from tests.support.network import client_environment
@@ -255,3 +255,33 @@ async def test_a_bad_setting_is_exit_2(tmp_path: Path) -> None:
     code, out, err = await run_once(config, tmp_path)
     assert (code, out) == (2, "")
     assert "cluster_id: required" in err
+
+
+async def test_dry_run_prints_the_scale_in_plan(world: World, heard: Heard, tmp_path: Path) -> None:
+    """An empty node of the managed pool, with no unneeded time asked for: the scale-in round
+    plans its removal, and --dry-run leaves it cordon-free and in the pool."""
+    await world.pools.set_desired("np-cpu", 1)
+    await until(lambda: len(ready_pool_nodes(world)) == 1, what="the pool's node Ready")
+    (node,) = ready_pool_nodes(world)
+    config = once_config(
+        world, scale_down_unneeded_seconds=0.0, scale_down_delay_after_add_seconds=0.0
+    )
+    code, out, err = await run_once(config, tmp_path, "--dry-run")
+    assert code == 0, err
+    scale_in = json.loads(out)["scaleIn"]
+    assert (scale_in["outcome"], scale_in["removed"]) == ("dry_run", [node]), scale_in
+    assert heard.writes() == []
+    assert [w.action for w in writes_of(world.cs_app)] == ["ModifyClusterNodePool"]  # the test's
+
+
+def ready_pool_nodes(world: World) -> list[str]:
+    nodes, _ = world.cluster.store.list("nodes")
+    return [
+        n["metadata"]["name"]
+        for n in nodes
+        if n["metadata"].get("labels", {}).get(POOL_LABEL) == "np-cpu"
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in n.get("status", {}).get("conditions") or ()
+        )
+    ]
