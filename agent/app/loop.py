@@ -368,7 +368,8 @@ class Agent:
     async def list_once(self) -> None:
         """Fill the view from one LIST of each watch instead of running them (`once`). A pod or
         node LIST that fails raises (KubeError, KubeUnreachable); a RayCluster LIST that fails
-        is logged and leaves the demand out, as rounds never wait for that watch either."""
+        is recorded as an error and leaves the demand out, as rounds never wait for that watch
+        either."""
         await asyncio.gather(*(w.relist() for w in self.watchers))
         if self.raycluster_watcher is not None:
             try:
