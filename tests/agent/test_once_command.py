@@ -223,7 +223,7 @@ async def test_two_at_once_raise_the_pool_once(world: World, tmp_path: Path) -> 
     config = once_config(world, eci_enabled=False)
     await pending_workers(world, 6)
     # Slow CS calls keep the first raise in flight while the second process reads and decides.
-    world.cs_faults.cs_latency_seconds = 0.3
+    world.cs_faults.cs_latency_seconds = 0.6
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     results = await asyncio.gather(
