@@ -1,5 +1,6 @@
-"""The agent's own subcommands: `run` (the production entry point) and `status` (print a running
-agent's /status the way `ray status` prints a Ray cluster's)."""
+"""The agent's own subcommands: `run` (the production entry point), `once` (one reconcile round,
+then exit: agent/app/once.py) and `status` (print a running agent's /status the way `ray status`
+prints a Ray cluster's)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from agent.app.config import ConfigError, add_arguments, load_config
 from agent.app.managed_pools import PoolsRefused
-from agent.app.settings import ENV_PREFIX
+from agent.app.settings import ENV_PREFIX, AgentConfig
 from agent.app.sim_info import read_sim_info, sim_info_keys
 from functions.errors import InvalidRequest
 from functions.quantity import parse_quantity
@@ -34,6 +35,10 @@ def register(subparsers: Any) -> None:
     add_arguments(run)
     run.set_defaults(func=run_command)
 
+    from agent.app.once import register_once
+
+    register_once(subparsers)
+
     status = subparsers.add_parser("status", help="print a running agent's status")
     status.add_argument(
         "--url",
@@ -48,18 +53,25 @@ def register(subparsers: Any) -> None:
 # --- run -------------------------------------------------------------------------------------------
 
 
-def run_command(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def configured(args: argparse.Namespace) -> AgentConfig:
+    """The configuration `run` and `once` take (flags, env, --sim-info, --config); with a sim
+    info file, its test AccessKey exported for the SDKs. Raises ConfigError."""
+    config = load_config(args)
     sim_info = args.sim_info_file or os.environ.get(ENV_PREFIX + "SIM_INFO")
     if sim_info:
         # The emulators' test AccessKey, read from the environment like any other AccessKey; one
         # the user exported wins.
         for name, value in sim_info_keys(read_sim_info(sim_info)).items():
             os.environ.setdefault(name, value)
+    return config
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        config = configured(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from agent.app.logs import configure_logging
 
     configure_logging(fmt=config.log_format, level=config.log_level)

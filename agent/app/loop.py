@@ -11,6 +11,8 @@ pools are re-read every `pool_refresh_seconds` and at every round with pending p
 re-reads each pool once more right before writing). SIGTERM (the `stop` event) lets an in-flight
 round finish its writes, then the loops end and the pod Events still queued get a few seconds.
 
+A round is `scale_out_round` and `scale_in_round` over the view, whatever filled it: the watches
+here, or one LIST of each (`list_once`) for `python -m agent once` (agent/app/once.py).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from agent.ingest.watching import Backoff, Tee, Watcher, WatchSink, WatchTarget
 from agent.metrics import AgentMetrics
 from agent.model import PendingPod, PoolActivity, PoolInfo, Snapshot
 from agent.scale_in.actuation import ScaleInActuator
-from agent.scale_in.rounds import ScaleInRounds
+from agent.scale_in.rounds import ScaleInRecord, ScaleInRounds
 from agent.scale_in.tracking import ScaleInPolicy
 
 log = structlog.get_logger(__name__)
@@ -164,6 +166,15 @@ class RoundRecord:
     actions: tuple[dict[str, Any], ...] = ()
 
 
+@dataclass(frozen=True)
+class RoundPlan:
+    """The last scale-out round's decide/v1 reply and what applying it did (or, in dry-run,
+    would do): what `python -m agent once` prints."""
+
+    reply: Mapping[str, Any]
+    result: ApplyResult
+
+
 class Agent:
     """One agent for one cluster. `run(stop)` until `stop` is set."""
 
@@ -225,6 +236,7 @@ class Agent:
         self.pool_infos: list[PoolInfo] = []
         self._pools_read_at: float | None = None
         self.last_round: RoundRecord | None = None
+        self.last_plan: RoundPlan | None = None
         self.rounds = 0
         self.errors: deque[dict[str, str]] = deque(maxlen=RECENT_ERRORS)
         self._tasks: list[asyncio.Task[None]] = []
@@ -353,6 +365,18 @@ class Agent:
         extra = [] if self.raycluster_watcher is None else [self.raycluster_watcher]
         return [*self.watchers, *extra]
 
+    async def list_once(self) -> None:
+        """Fill the view from one LIST of each watch instead of running them (`once`). A pod or
+        node LIST that fails raises (KubeError, KubeUnreachable); a RayCluster LIST that fails
+        is recorded as an error and leaves the demand out, as rounds never wait for that watch
+        either."""
+        await asyncio.gather(*(w.relist() for w in self.watchers))
+        if self.raycluster_watcher is not None:
+            try:
+                await self.raycluster_watcher.relist()
+            except (KubeError, KubeUnreachable) as error:
+                self._error("kubernetes", f"RayCluster LIST failed; deciding without: {error}")
+
     def anticipated(self) -> tuple[PendingPod, ...]:
         """Workers the RayClusters want that have no pod yet (none before their first LIST)."""
         if self.rayclusters is None or self.raycluster_watcher is None:
@@ -407,9 +431,12 @@ class Agent:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            # The pod Events still queued get a few seconds, then the rest is dropped (counted).
-            await self._actuator.close()
+            await self.close()
             log.info("agent stopped", rounds=self.rounds)
+
+    async def close(self) -> None:
+        """The pod Events still queued get a few seconds, then the rest is dropped (counted)."""
+        await self._actuator.close()
 
     async def _synced_unless(self, stopping: asyncio.Future[Any]) -> bool:
         """Wait until every watcher has finished its first LIST; False if `stopping` came first."""
@@ -436,11 +463,7 @@ class Agent:
                 if not waiting.done():
                     waiting.cancel()
                     return
-                async with self._writes:
-                    record = await self.run_round(waiting.result())
-                if self.scale_in is not None and record.outcome == "scaled":
-                    for write in record.pools_written:
-                        self.scale_in.scale_ups.raised(write["pool"], at=self._now())
+                await self.scale_out_round(waiting.result())
         finally:
             stopping.cancel()
 
@@ -457,10 +480,26 @@ class Agent:
                 await asyncio.wait({stopping}, timeout=self.config.scale_in_interval_seconds)
                 if stop.is_set():
                     return
-                async with self._writes:
-                    await self.scale_in.run_round()
+                await self.scale_in_round()
         finally:
             stopping.cancel()
+
+    async def scale_out_round(self, batch: Batch) -> RoundRecord:
+        """One scale-out round over the view, the loop's and `once`'s: decided and applied under
+        the write lock; a pool it raised starts scale-in's cool-down for that pool."""
+        async with self._writes:
+            record = await self.run_round(batch)
+        if self.scale_in is not None and record.outcome == "scaled":
+            for write in record.pools_written:
+                self.scale_in.scale_ups.raised(write["pool"], at=self._now())
+        return record
+
+    async def scale_in_round(self) -> ScaleInRecord | None:
+        """One scale-in round over the view under the write lock (None with scale-in off)."""
+        if self.scale_in is None:
+            return None
+        async with self._writes:
+            return await self.scale_in.run_round()
 
     async def run_round(self, batch: Batch) -> RoundRecord:
         """One decision round over the current view. Failures become data: recorded, counted,
@@ -532,6 +571,7 @@ class Agent:
         result = await self._actuator.apply(
             reply, request, dry_run=self.config.dry_run, now=rfc3339(self._now())
         )
+        self.last_plan = RoundPlan(reply=reply, result=result)
         record = replace(
             record,
             decision_id=result.decision_id,

@@ -1,7 +1,8 @@
 """The watch loop that never dies: LIST (paginated), then WATCH from the list's resourceVersion
 with bookmarks; on 410 Expired re-LIST and reconcile (objects missing from the new list leave the
 view); on EOF or a read timeout resume from the last version seen; on errors reconnect after a
-jittered exponential backoff. Restarts are counted by reason.
+jittered exponential backoff. Restarts are counted by reason. `relist` alone is one LIST, for
+a snapshot without a watch (`python -m agent once`).
 
 A `Watcher` feeds one `WatchSink` (the view's adapter for that stream); it knows nothing about
 what the objects mean.
@@ -142,7 +143,7 @@ class Watcher:
             events_before = self.events
             try:
                 if need_list:
-                    await self._relist()
+                    await self.relist()
                     need_list = False
                 healthy = await self._watch_once()
                 reason = EOF
@@ -189,8 +190,10 @@ class Watcher:
             if delay:
                 await asyncio.sleep(delay)
 
-    async def _relist(self) -> None:
-        """Fold a full, paginated LIST into the sink, then drop what the list no longer has."""
+    async def relist(self) -> None:
+        """Fold a full, paginated LIST into the sink, then drop what the list no longer has. The
+        watch starts with it; `python -m agent once` calls it alone, a snapshot without a watch.
+        Raises KubeError and KubeUnreachable."""
         keys: set[str] = set()
         continue_token: str | None = None
         target = self.target
