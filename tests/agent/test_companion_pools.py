@@ -20,7 +20,7 @@ from agent.app.loop import Agent, request_settings
 from agent.app.managed_pools import COMPANION_EVENT_REASON, ManagedPools
 from agent.decide.deciders import LocalDecider, check_reply
 from agent.decide.request_builder import build_request
-from agent.model import PoolInfo, Snapshot
+from agent.model import PoolBounds, PoolInfo, Snapshot
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
 from functions.contract import DECIDE_SCHEMA
 from tests.support.agent_world import NP_CPU, World, config_for
@@ -289,6 +289,21 @@ async def test_the_start_names_companion_pools_in_a_log_line_and_one_event(world
     }
     assert "np-cpu (min 0, max 10)" in event["message"]
     assert event["message"] == lines[0]["event"]
+
+
+async def test_every_pool_read_carries_its_owner_and_the_owners_bounds(world: World) -> None:
+    """Read through the CS client (the resync and actuation's re-read alike): a listed pool with
+    ACK autoscaling on is a companion bounded by ACK's min/max_instances, not the configured
+    ones; allow_ack_autoscaled_pools keeps it managed within the configured ones."""
+    companion_world(world)
+    listed = (PoolBounds("np-cpu", 0, 4),)
+    companion = await world.pool_client(config_for(world, managed_pools=listed)).describe_pool(
+        "np-cpu"
+    )
+    assert (companion.companion, companion.min_size, companion.max_size) == (True, 0, 10)
+    allowed = config_for(world, managed_pools=listed, allow_ack_autoscaled_pools=True)
+    (managed,) = await world.pool_client(allowed).describe_pools()
+    assert (managed.companion, managed.min_size, managed.max_size) == (False, 0, 4)
 
 
 def _pool(*, ack: bool, companion: bool, pool_id: str = "np-cpu") -> PoolInfo:
