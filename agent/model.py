@@ -60,6 +60,8 @@ class PoolInfo:
     `min_size`/`max_size` are the bounds the agent scales within: for a pool in the agent's
     managed list, the configured ones; otherwise ACK's own `auto_scaling` min/max, which ACK
     applies only while its auto scaling is on (`ack_autoscaling`), so 0/0 when it is off.
+    A `companion` pool is one ACK's own autoscaler owns (auto scaling on, and not managed anyway
+    through `allow_ack_autoscaled_pools`): its bounds are ACK's and the agent never writes it.
     """
 
     pool_id: str
@@ -73,6 +75,7 @@ class PoolInfo:
     total_nodes: int = 0
     ready_nodes: int = 0
     ack_autoscaling: bool = False  # auto_scaling.enable: ACK's own node autoscaling owns the pool
+    companion: bool = False  # ACK's autoscaler sets desired_size: no write, no removal by the agent
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,12 @@ is deferred, not dropped — its pods stay pending and the next round sees them.
 `PoolActivity` (when desired was raised, the CS task, its failure) is kept and fed back into the
 next request.
 
+A companion pool — ACK's own node autoscaler owns it (agent.app.managed_pools) — is never
+written: a reply that asks to scale one is refused (logged as an error naming the pool and the
+decision, counted), and so is a pool the re-read right before the write shows ACK owns now. Pods
+the decision left for ACK's autoscaler (`covered` with `"ackAutoscaler": true`) are counted per
+pool and otherwise treated as covered: nothing to write.
+
 A scale-out task that fails (ECS out of stock: OperationDenied.NoStock) leaves the pool's
 desired_size raised (whether ACK later lowers it, or keeps trying to reach it, is not documented:
 docs/cloud-facts.md). The part no node came for is given back — desired lowered to the nodes CS
@@ -54,6 +60,9 @@ MAX_LOWERED_REWRITES = 2
 # --initial-node-group-backoff-duration). Without it the next pending pod would ask the
 # stocked-out pool again, and wait for another failure.
 FAILED_POOL_BACKOFF_SECONDS = 300.0
+# decide/v1: on a request pool, marks a companion (ACK's autoscaler owns it); on a `covered`
+# entry, a pod left for that autoscaler.
+ACK_AUTOSCALER = "ackAutoscaler"
 PLACED_ON_ECI_MESSAGE = (
     "pod placed on the ECI virtual node (toleration "
     f"{ECI_TAINT_KEY}={ECI_TAINT_VALUE}:{ECI_TAINT_EFFECT} added)"
@@ -89,6 +98,14 @@ class PoolSkip:
 
 
 @dataclass(frozen=True)
+class LeftForAck:
+    """Pods the decision left for ACK's autoscaler on a companion pool."""
+
+    pool_id: str
+    pods: int
+
+
+@dataclass(frozen=True)
 class PoolFailure:
     pool_id: str
     code: str
@@ -115,6 +132,9 @@ class ApplyResult:
     # Asked again next round: another agent held the pool's Lease past the bounded wait, or the
     # raise was larger than one CS call may add.
     pools_deferred: tuple[PoolSkip, ...] = ()
+    # Scale-outs the reply asked of a companion pool: never written (ACK's autoscaler owns it).
+    pools_refused: tuple[PoolSkip, ...] = ()
+    left_for_ack: tuple[LeftForAck, ...] = ()
     eci_placed: tuple[PodOutcome, ...] = ()
     eci_skipped: tuple[PodOutcome, ...] = ()
     eci_failed: tuple[PodOutcome, ...] = ()
@@ -154,6 +174,10 @@ class ApplyResult:
             "poolsDeferred": [
                 {"poolId": s.pool_id, "reason": s.reason} for s in self.pools_deferred
             ],
+            "poolsRefused": [{"poolId": s.pool_id, "reason": s.reason} for s in self.pools_refused],
+            "leftForAckAutoscaler": [
+                {"poolId": left.pool_id, "pods": left.pods} for left in self.left_for_ack
+            ],
             "eciPlaced": [f"{p.namespace}/{p.name}" for p in self.eci_placed],
             "eciSkipped": [
                 {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in self.eci_skipped
@@ -173,10 +197,12 @@ class ApplyResult:
 
 @dataclass
 class _Tally:
+    decision_id: str = ""
     pools_written: list[PoolWrite] = field(default_factory=list)
     pools_skipped: list[PoolSkip] = field(default_factory=list)
     pools_failed: list[PoolFailure] = field(default_factory=list)
     pools_deferred: list[PoolSkip] = field(default_factory=list)
+    pools_refused: list[PoolSkip] = field(default_factory=list)
     eci_placed: list[PodOutcome] = field(default_factory=list)
     eci_skipped: list[PodOutcome] = field(default_factory=list)
     eci_failed: list[PodOutcome] = field(default_factory=list)
@@ -275,6 +301,8 @@ class Actuator:
             "pool_failures": 0,
             "pool_given_back": 0,
             "pool_deferrals": 0,
+            "pool_writes_refused": 0,
+            "pods_left_for_ack_autoscaler": 0,
             "eci_placed": 0,
             "eci_skipped": 0,
             "eci_failed": 0,
@@ -307,8 +335,17 @@ class Actuator:
         # no pod to patch for ECI (the real pod gets its patch in its own round) and none to
         # record an Event about; their pool raises go through like any other.
         pods = {uid: p for uid, p in requested.items() if p.get("anticipated") is not True}
-        tally = _Tally()
-        scale = [a for a in reply.get("actions", ()) if a.get("kind") == "scale-pool"]
+        decision_id = str(reply.get("decisionId", ""))
+        tally = _Tally(decision_id=decision_id)
+        companions = {p["id"] for p in request.get("pools", ()) if p.get(ACK_AUTOSCALER)}
+        scale = []
+        for action in reply.get("actions", ()):
+            if action.get("kind") != "scale-pool":
+                continue
+            if action.get("poolId") in companions:
+                refuse_companion_write(str(action.get("poolId")), tally)
+            else:
+                scale.append(action)
         eci = {
             uid: str(a.get("reason") or "")
             for a in reply.get("actions", ())
@@ -328,6 +365,7 @@ class Actuator:
             )
         )
         await asyncio.gather(*(self._scale(a, pods, tally, dry_run=dry_run, now=at) for a in scale))
+        left = _left_for_ack(reply)
         for item in reply.get("unplaceable", ()):
             pod = requested.get(item.get("pod", ""))
             if pod is None:
@@ -346,13 +384,17 @@ class Actuator:
         for pod, reason, message in tally.events:
             self.events.record(pod, reason=reason, message=message, now=at)
         self._add_counts(tally, dry_run=dry_run)
+        if not dry_run:
+            self.counters["pods_left_for_ack_autoscaler"] += sum(x.pods for x in left)
         result = ApplyResult(
-            decision_id=str(reply.get("decisionId", "")),
+            decision_id=decision_id,
             dry_run=dry_run,
             pools_written=tuple(tally.pools_written),
             pools_skipped=tuple(tally.pools_skipped),
             pools_failed=tuple(tally.pools_failed),
             pools_deferred=tuple(tally.pools_deferred),
+            pools_refused=tuple(tally.pools_refused),
+            left_for_ack=left,
             eci_placed=tuple(tally.eci_placed),
             eci_skipped=tuple(tally.eci_skipped),
             eci_failed=tuple(tally.eci_failed),
@@ -373,6 +415,8 @@ class Actuator:
                 "pools_skipped": len(result.pools_skipped),
                 "pools_failed": [f.code for f in result.pools_failed],
                 "pools_deferred": [d.pool_id for d in result.pools_deferred],
+                "pools_refused": [r.pool_id for r in result.pools_refused],
+                "left_for_ack_autoscaler": {x.pool_id: x.pods for x in result.left_for_ack},
                 "eci_placed": len(result.eci_placed),
                 "eci_skipped": len(result.eci_skipped),
                 "eci_failed": len(result.eci_failed),
@@ -392,6 +436,10 @@ class Actuator:
         for pool in pools:
             activity = self._activity.get(pool.pool_id)
             if activity is None:
+                continue
+            if pool.companion:
+                # ACK's autoscaler owns the pool now: nothing of ours to follow or give back.
+                del self._activity[pool.pool_id]
                 continue
             if activity.failed_at is not None and not activity.given_back:
                 # the last refresh could not give it back (a refused call, a busy Lease)
@@ -438,7 +486,7 @@ class Actuator:
                     return
             current = await self._pools.describe_pool(pool_id)
             keep = max(current.min_size, current.total_nodes)
-            if current.desired > keep:
+            if current.desired > keep and not current.companion:
                 await self._pools.set_desired(pool_id, keep)
                 self.counters["pool_given_back"] += 1
                 log.warning(
@@ -512,6 +560,10 @@ class Actuator:
         self, pool_id: str, wanted: int, tally: _Tally, *, dry_run: bool
     ) -> PoolWrite | None:
         current = await self._pools.describe_pool(pool_id)
+        if current.companion:
+            # ACK's autoscaler took the pool over since the request was built.
+            refuse_companion_write(pool_id, tally)
+            return None
         target = min(max(current.desired, wanted), current.max_size)
         if target - current.desired > MAX_NODES_ADDED_PER_CALL:
             # CS refuses a call adding more; the rest is asked for in a follow-up round.
@@ -590,12 +642,34 @@ class Actuator:
         self.counters["pool_skips"] += len(tally.pools_skipped)
         self.counters["pool_failures"] += len(tally.pools_failed)
         self.counters["pool_deferrals"] += len(tally.pools_deferred)
+        self.counters["pool_writes_refused"] += len(tally.pools_refused)
         self.counters["eci_placed"] += len(tally.eci_placed)
         self.counters["eci_skipped"] += len(tally.eci_skipped)
         self.counters["eci_failed"] += len(tally.eci_failed)
         self.counters["eci_patches_refused"] += tally.eci_refused
         self.counters["eci_retries"] += tally.eci_retries
         self.counters["eci_gave_up"] += tally.eci_gave_up
+
+
+def refuse_companion_write(pool_id: str, tally: _Tally) -> None:
+    """A scale-out asked of a pool ACK's autoscaler owns: never written, said loudly — the
+    decision that asked is wrong (or ACK's autoscaling was switched on meanwhile)."""
+    reason = f"{pool_id} is a companion pool: ACK's node autoscaler owns its size"
+    tally.pools_refused.append(PoolSkip(pool_id, reason))
+    log.error(
+        "pool write refused: ACK's autoscaler owns the pool (companion); the agent never writes it",
+        extra={"pool": pool_id, "decision_id": tally.decision_id},
+    )
+
+
+def _left_for_ack(reply: Mapping[str, Any]) -> tuple[LeftForAck, ...]:
+    """The reply's pods left for ACK's autoscaler, counted per companion pool."""
+    counts: dict[str, int] = {}
+    for item in reply.get("covered", ()):
+        if item.get(ACK_AUTOSCALER) is True:
+            pool_id = str(item.get("poolId", ""))
+            counts[pool_id] = counts.get(pool_id, 0) + 1
+    return tuple(LeftForAck(pool_id, n) for pool_id, n in sorted(counts.items()))
 
 
 # The words functions/scaleout/plan.py puts in an unplaceable reason when a per-decision cap, not capacity,

@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 from agent.app.config import ConfigError, add_arguments, load_config
-from agent.app.managed_pools import PoolsRefused
+from agent.app.managed_pools import PoolsRefused, left_for_ack_text
 from agent.app.settings import ENV_PREFIX, AgentConfig
 from agent.app.sim_info import read_sim_info, sim_info_keys
 from functions.errors import InvalidRequest
@@ -139,6 +139,8 @@ def render_status(status: dict[str, Any]) -> str:
             f" {pool.get('readyNodes', 0)}/{pool.get('desired', 0)} ready  {pool.get('id')} "
             f"({pool.get('name')}, {types})  min {pool.get('min')} max {pool.get('max')}"
         )
+        if pool.get("owner") == "companion":
+            line += "  companion: ACK's autoscaler owns its size"
         if pool.get("scalingSince"):
             line += f"  scaling since {pool['scalingSince']}"
         if pool.get("lastError"):
@@ -196,6 +198,10 @@ def _last_decision_lines(last: dict[str, Any] | None) -> list[str]:
         lines.append(f"  why {where} ({action.get('pods')} pods): {action.get('reason')}")
     if last.get("eci_placed"):
         lines.append(f"  placed {last['eci_placed']} pods on ECI")
+    if last.get("left_for_ack_autoscaler"):
+        lines.append(f"  {left_for_ack_text(last['left_for_ack_autoscaler'])}")
+    for refused in last.get("refused") or []:
+        lines.append(f"  refused to scale {refused['pool']}: {refused['reason']}")
     for item in last.get("unplaceable") or []:
         lines.append(f"  unplaceable {item['pod']}: {item['reason']}")
     if last.get("error"):

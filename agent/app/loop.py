@@ -8,8 +8,10 @@ whose wanted workers without a pod yet join each round as anticipated entries
 (agent/ingest/rayclusters.py); a decision round runs when a batch window closes or the resync
 tick fires; node
 pools are re-read every `pool_refresh_seconds` and at every round with pending pods (actuation
-re-reads each pool once more right before writing). SIGTERM (the `stop` event) lets an in-flight
-round finish its writes, then the loops end and the pod Events still queued get a few seconds.
+re-reads each pool once more right before writing), and each read says again which are managed
+and which are companions, left to ACK's own autoscaler (agent/app/managed_pools.py). SIGTERM
+(the `stop` event) lets an in-flight round finish its writes, then the loops end and the pod
+Events still queued get a few seconds.
 
 A round is `scale_out_round` and `scale_in_round` over the view, whatever filled it: the watches
 here, or one LIST of each (`list_once`) for `python -m agent once` (agent/app/once.py).
@@ -30,7 +32,13 @@ from typing import Any, Protocol
 import structlog
 
 from agent.actuate.actuation import PLACED_LABEL, ApplyResult, follow_up_reason
-from agent.app.managed_pools import ManagedPools
+from agent.app.managed_pools import (
+    ManagedPools,
+    companions_event,
+    companions_text,
+    left_for_ack_text,
+)
+from agent.app.own_pod import agent_pod
 from agent.app.settings import AgentConfig
 from agent.clients.cs import CloudCallError
 from agent.clients.kube import (
@@ -114,7 +122,7 @@ def request_settings(config: AgentConfig) -> RequestSettings:
     return RequestSettings(
         cluster_id=config.cluster_id,
         region=config.region,
-        managed_pools=None,  # the agent hands over only its managed pools (ManagedPools)
+        managed_pools=None,  # the agent hands over only the pools it decides with (ManagedPools)
         pool_prices=config.prices,
         instance_type_prices=config.prices,
         eci=EciSettings(
@@ -131,6 +139,7 @@ def request_settings(config: AgentConfig) -> RequestSettings:
             max_new_nodes_per_decision=config.max_new_nodes_per_decision,
             max_provision_seconds=config.max_provision_seconds,
         ),
+        ack_scan_interval_seconds=config.ack_scan_interval_seconds,
     )
 
 
@@ -164,6 +173,10 @@ class RoundRecord:
     error: str | None = None
     # the reply's actions: kind, pool ("" for ECI), pod count and the decide/v1 reason text
     actions: tuple[dict[str, Any], ...] = ()
+    # pods the decision left for ACK's autoscaler, per companion pool: {"pool", "pods"}
+    left_for_ack_autoscaler: tuple[dict[str, Any], ...] = ()
+    # scale-outs the reply asked of a companion pool, refused: {"pool", "reason"}
+    refused: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,9 @@ class Agent:
         self._now = now
         self._settings = request_settings(config)
         self.managed = ManagedPools(
-            config.managed_pools, allow_ack_autoscaled=config.allow_ack_autoscaled_pools
+            config.managed_pools,
+            allow_ack_autoscaled=config.allow_ack_autoscaled_pools,
+            companion_pools=config.companion_pools,
         )
         self.node_quota: int | None = None  # DescribeUserQuota node_quota, else the fallback
         self.batcher = Batcher(
@@ -333,12 +348,39 @@ class Agent:
             return
         for warning in self.managed.check(pools):
             log.warning(warning)
-        self._remember_pools(self.managed.select(pools))
+        selected = await self._select(pools)
+        self._remember_pools(selected)
         log.info(
             "managed pools",
-            pools={b.pool_id: f"{b.min_size}..{b.max_size}" for b in self.managed.bounds.values()},
+            pools={p.pool_id: f"{p.min_size}..{p.max_size}" for p in selected if not p.companion},
             node_quota=self.node_quota,
         )
+
+    async def _select(self, pools: list[PoolInfo]) -> list[PoolInfo]:
+        """The pools to decide with (ManagedPools.select); the first time, the companion pools
+        among them are announced."""
+        first = self.managed.owners is None
+        selected = self.managed.select(pools)
+        if first:
+            await self._announce_companions([p for p in selected if p.companion])
+        return selected
+
+    async def _announce_companions(self, companions: list[PoolInfo]) -> None:
+        """One log line and one Event (on the agent's own Pod) naming the pools left to ACK's
+        autoscaler and their ACK bounds: the Event is what `kubectl describe pod` shows whoever
+        wonders why the agent never scales them."""
+        if not companions:
+            return
+        log.info(
+            companions_text(companions),
+            companion_pools={p.pool_id: f"{p.min_size}..{p.max_size}" for p in companions},
+        )
+        involved = agent_pod(self.config)
+        event = companions_event(involved, companions, now=rfc3339(self._now()))
+        try:
+            await self._kube.create_event(str(event["metadata"]["namespace"]), event)
+        except (KubeError, KubeUnreachable) as error:
+            log.info("event not recorded", reason=event["reason"], error=type(error).__name__)
 
     async def check_rayclusters(self) -> None:
         """Start-up: turn the RayCluster watch off, saying so once, when discovery shows
@@ -541,7 +583,12 @@ class Agent:
         self.rounds += 1
         self.last_round = record
         if record.outcome != "idle":
-            log.info("decision round", **{k: v for k, v in asdict(record).items() if v})
+            fields = {k: v for k, v in asdict(record).items() if v}
+            if record.left_for_ack_autoscaler:
+                fields["left_for_ack_autoscaler"] = left_for_ack_text(
+                    record.left_for_ack_autoscaler
+                )
+            log.info("decision round", **fields)
         return record
 
     async def _decide_and_apply(
@@ -584,6 +631,10 @@ class Agent:
                 {"pod": f"{p.namespace}/{p.name}", "reason": p.reason} for p in result.unplaceable
             ),
             outcome=_outcome(result, reply),
+            left_for_ack_autoscaler=tuple(
+                {"pool": left.pool_id, "pods": left.pods} for left in result.left_for_ack
+            ),
+            refused=tuple({"pool": r.pool_id, "reason": r.reason} for r in result.pools_refused),
             actions=tuple(
                 {
                     "kind": str(action.get("kind", "")),
@@ -594,6 +645,8 @@ class Agent:
                 for action in reply.get("actions") or ()
             ),
         )
+        for refusal in result.pools_refused:
+            self._error("agent", f"decision {result.decision_id}: {refusal.reason}: not written")
         for failure in result.pools_failed:
             self.metrics.api_error("cs", failure.code)
             self._error("cs", f"{failure.pool_id}: {failure.code} {failure.message}")
@@ -653,9 +706,10 @@ class Agent:
         )
 
     async def _read_pools(self) -> list[PoolInfo]:
-        """The managed pools, read fresh (or the last list when CS fails and there is one)."""
+        """The pools to decide with (managed and companions), read fresh (or the last list when
+        CS fails and there is one)."""
         try:
-            pools = self.managed.select(await self._pools.describe_pools())
+            pools = await self._select(await self._pools.describe_pools())
         except CloudCallError as error:
             if not self.pool_infos:
                 raise
@@ -683,7 +737,7 @@ class Agent:
     async def _pool_refresh_loop(self) -> None:
         while True:
             try:
-                pools = self.managed.select(await self._pools.describe_pools())
+                pools = await self._select(await self._pools.describe_pools())
                 self._remember_pools(pools)
                 await self._actuator.refresh(pools)
                 await self._read_node_quota()
@@ -764,6 +818,7 @@ class Agent:
                 {
                     "id": pool.pool_id,
                     "name": pool.name,
+                    "owner": self.managed.owner(pool),
                     "instanceTypes": list(pool.instance_types),
                     "min": pool.min_size,
                     "max": pool.max_size,
@@ -821,6 +876,8 @@ def _outcome(result: ApplyResult, reply: Mapping[str, Any]) -> str:
         return "dry_run"
     if result.pools_failed or result.eci_failed:
         return "failed"
+    if result.pools_refused:
+        return "refused"
     if result.pools_written:
         return "scaled"
     if result.eci_placed:

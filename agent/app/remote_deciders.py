@@ -228,14 +228,7 @@ def watch_credentials(
     events: EventWriter | None,
     now: Callable[[], float] = time.time,
 ) -> CredentialWatch:
-    """`decider` under a `CredentialWatch` whose Events are about the agent's own Pod: its name
-    and namespace are the pool Lease's identity and namespace (the pod name, its namespace)."""
-    from agent.actuate.pool_lock import default_identity, default_namespace
+    """`decider` under a `CredentialWatch` whose Events are about the agent's own Pod."""
+    from agent.app.own_pod import agent_pod
 
-    involved = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "namespace": config.pool_lock_namespace or default_namespace(),
-        "name": config.pool_lock_identity or default_identity(),
-    }
-    return CredentialWatch(decider, events=events, involved=involved, now=now)
+    return CredentialWatch(decider, events=events, involved=agent_pod(config), now=now)

@@ -54,6 +54,10 @@ class AgentConfig:
     # The pools the agent scales and their bounds; empty: no pool (ECI only).
     managed_pools: tuple[PoolBounds, ...] = ()
     allow_ack_autoscaled_pools: bool = False  # manage listed pools even with ACK autoscaling on
+    # Pools with ACK's own node autoscaling on are companions: decided for, never written
+    # (agent/app/managed_pools.py). Off: a listed one is refused at start-up, as before.
+    companion_pools: bool = True
+    ack_scan_interval_seconds: float = 30.0  # ACK cluster-autoscaler's scan interval (facts.md)
     node_quota_fallback: int = 100  # when DescribeUserQuota cannot be read (ACK's default)
     prices: Mapping[str, float] = field(default_factory=dict)  # pool id or instance type -> /hour
     eci_enabled: bool = True
@@ -353,7 +357,8 @@ SETTINGS: tuple[Setting, ...] = (
         "managed_pools",
         parse_managed_pools,
         "node pools to scale, with the bounds to keep each in, e.g. np-cpu:0:20,np-gpu:0:8 "
-        "(ACK's auto scaling must be off on them; default: none, ECI only)",
+        "(with ACK's auto scaling off; one where it is on is a companion pool instead, see "
+        "companion_pools; default: none)",
         "ID:MIN:MAX,...",
     ),
     Setting(
@@ -362,6 +367,20 @@ SETTINGS: tuple[Setting, ...] = (
         "manage listed pools even where ACK's own node autoscaling is on "
         "(two autoscalers then fight over the pool's size)",
         is_flag=True,
+    ),
+    Setting(
+        "companion_pools",
+        _boolean,
+        "decide with the pools ACK's own node autoscaling scales (auto_scaling.enable, bounds "
+        "min/max_instances) and leave their pods to it, never writing them; off: a pool in "
+        "managed_pools with ACK autoscaling on is refused at start-up",
+        is_flag=True,
+    ),
+    Setting(
+        "ack_scan_interval_seconds",
+        _number,
+        "scan interval of ACK's cluster-autoscaler the decision assumes for companion pools",
+        "SECONDS",
     ),
     Setting(
         "node_quota_fallback",

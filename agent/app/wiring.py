@@ -79,6 +79,7 @@ async def connect_agent(
             config.cluster_id,
             on_attempt=metrics.cs_attempt,
             bounds=config.pool_bounds,
+            allow_ack_autoscaled=config.allow_ack_autoscaled_pools,
         )
         retry = RetrySettings(attempts=config.decider_retries + 1)
         decider: Decides

@@ -123,15 +123,21 @@ def _taints(items: Any) -> tuple[dict[str, Any], ...]:
 
 
 def pool_info_from(
-    raw: Mapping[str, Any], bounds: Mapping[str, PoolBounds] | None = None
+    raw: Mapping[str, Any],
+    bounds: Mapping[str, PoolBounds] | None = None,
+    *,
+    allow_ack_autoscaled: bool = False,
 ) -> PoolInfo:
     """One `nodepools[]` item (or a DescribeClusterNodePoolDetail body) as a `PoolInfo`.
 
-    A pool listed in `bounds` gets the agent's own min/max. Otherwise ACK's
-    `auto_scaling.min_instances`/`max_instances` count only while `auto_scaling.enable` is true
-    (the CS API documents both as taking effect only then, default 0), so a pool with ACK auto
-    scaling off and no configured bounds has none: 0/0. `max_nodes` is not a ceiling either
-    (0 means "no additional limit").
+    A pool with ACK auto scaling on is a companion: ACK's autoscaler owns its desired size, and
+    its bounds are ACK's `auto_scaling.min_instances`/`max_instances` — unless it is listed in
+    `bounds` and `allow_ack_autoscaled` says to manage it anyway. Any other pool listed in
+    `bounds` gets the agent's own min/max. ACK's min/max count only while `auto_scaling.enable`
+    is true (the CS API documents both as taking effect only then, default 0), so a pool with
+    ACK auto scaling off and no configured bounds has none: 0/0. `max_nodes` is not a ceiling
+    either (0 means "no additional limit"). Stamped here, every read — the agent's pool resync
+    and actuation's re-read right before a write alike — carries the pool's current owner.
     """
     info = raw.get("nodepool_info") or {}
     scaling = raw.get("scaling_group") or {}
@@ -141,7 +147,8 @@ def pool_info_from(
     pool_id = str(info.get("nodepool_id", ""))
     ack_autoscaling = auto.get("enable") is True
     configured = (bounds or {}).get(pool_id)
-    if configured is not None:
+    companion = ack_autoscaling and not (configured is not None and allow_ack_autoscaled)
+    if configured is not None and not companion:
         min_size, max_size = configured.min_size, configured.max_size
     elif ack_autoscaling:
         min_size = int(auto.get("min_instances") or 0)
@@ -156,6 +163,7 @@ def pool_info_from(
         min_size=min_size,
         max_size=max_size,
         ack_autoscaling=ack_autoscaling,
+        companion=companion,
         labels=_labels(kube.get("labels")),
         taints=_taints(kube.get("taints")),
         total_nodes=int(status.get("total_nodes") or 0),
@@ -184,12 +192,15 @@ class NodePoolClient:
         rng: random.Random | None = None,
         on_attempt: Callable[[str, str], None] | None = None,
         bounds: Mapping[str, PoolBounds] | None = None,
+        allow_ack_autoscaled: bool = False,
     ) -> None:
         """`on_attempt(action, outcome)` hears every attempt ("ok" or the error code): the hook
         for metrics such as api_errors_total. `bounds` are the managed pools' configured
-        min/max, which every `PoolInfo` read through this client carries."""
+        min/max, which every `PoolInfo` read through this client carries, with its owner
+        (`pool_info_from`; `allow_ack_autoscaled` is the setting allow_ack_autoscaled_pools)."""
         self._sdk = sdk
         self._bounds = dict(bounds or {})
+        self._allow_ack_autoscaled = allow_ack_autoscaled
         self._on_attempt = on_attempt
         self._cluster_id = cluster_id
         self._retry = retry or RetryPolicy()
@@ -208,7 +219,10 @@ class NodePoolClient:
             lambda: self._sdk.describe_cluster_node_pools_async(self._cluster_id, request),
         )
         body = response.body.to_map() if response.body is not None else {}
-        return [pool_info_from(item, self._bounds) for item in body.get("nodepools") or ()]
+        return [
+            pool_info_from(item, self._bounds, allow_ack_autoscaled=self._allow_ack_autoscaled)
+            for item in body.get("nodepools") or ()
+        ]
 
     async def describe_pool(self, pool_id: str) -> PoolInfo:
         """One pool, read fresh (actuation calls this right before every write)."""
@@ -217,7 +231,7 @@ class NodePoolClient:
             lambda: self._sdk.describe_cluster_node_pool_detail_async(self._cluster_id, pool_id),
         )
         body = response.body.to_map() if response.body is not None else {}
-        return pool_info_from(body, self._bounds)
+        return pool_info_from(body, self._bounds, allow_ack_autoscaled=self._allow_ack_autoscaled)
 
     async def describe_node_quota(self) -> int:
         """DescribeUserQuota `node_quota`: how many nodes the cluster may have (default 100)."""

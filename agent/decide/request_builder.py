@@ -60,6 +60,7 @@ class RequestSettings:
     pool_boot_seconds: Mapping[str, float] = field(default_factory=dict)
     eci: EciSettings = field(default_factory=EciSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    ack_scan_interval_seconds: float = 30.0  # a companion pool's ACK autoscaler scans this often
 
 
 def build_request(
@@ -213,7 +214,7 @@ def _pool_json(
     if len(pool.instance_types) == 1:
         # ACK stamps the instance type on each node; only one type makes it a pool-wide fact.
         labels[INSTANCE_TYPE_LABEL] = instance_type
-    return {
+    entry_json: dict[str, Any] = {
         "id": pool.pool_id,
         "name": pool.name or pool.pool_id,
         "instanceType": instance_type,
@@ -232,6 +233,11 @@ def _pool_json(
         "pricePerHour": price,
         "priority": settings.pool_priorities.get(pool.pool_id, 0),
     }
+    if pool.companion:
+        # ACK's autoscaler owns the pool (its size is ACK's min/max_instances): the decision
+        # may leave pods to it, never scale it (docs/decide-contract.md).
+        entry_json["ackAutoscaler"] = {"scanIntervalSeconds": settings.ack_scan_interval_seconds}
+    return entry_json
 
 
 def _live_allocatable(nodes: list[NodeState]) -> dict[str, str] | None:

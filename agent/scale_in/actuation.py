@@ -8,6 +8,9 @@ agent holds past the bounded wait keeps the nodes for the next round. Under it t
 and no removal takes a pool below its min — and so are its nodes as CS counts them
 (DescribeClusterNodes): a node CS no longer lists, or is removing already, is not sent.
 
+A pool that reads as a companion (ACK's own autoscaler owns it: agent.app.managed_pools) keeps
+every node: the agent never removes them, whatever the reply says.
+
 Per chosen node: mark it — cordon, our `ray-ack-scaler/to-be-deleted` taint, and who marked it
 when (`agent.scale_in.marks`) — so the scheduler sends it nothing new; a node marked already
 (another agent's removal, or one left behind) is kept. Then list the pods bound to it fresh from
@@ -202,6 +205,7 @@ class ScaleInActuator:
             lock.settings.identity if lock is not None else identity or default_identity()
         )
         self.removals = Removals(pools, kube, lock=lock, identity=self.identity)
+        self.refused = 0  # removals asked of a companion pool, never sent
 
     async def apply(
         self, reply: Mapping[str, Any], request: Mapping[str, Any], *, dry_run: bool, now: str
@@ -298,6 +302,14 @@ class ScaleInActuator:
             tally.failed.append(
                 RemovalFailure(pool_id, tuple(i["node"] for i in items), error.code, error.message)
             )
+            return
+        if current.companion:
+            # ACK's autoscaler owns the pool (its autoscaling was switched on since the
+            # request, or the reply names a pool the request left out): never ours to shrink.
+            reason = f"pool {pool_id} is a companion pool: ACK's node autoscaler owns its size"
+            log.error("scale-in refused: " + reason, extra={"pool": pool_id})
+            self.refused += 1
+            tally.keep(items, pool_id, reason)
             return
         asked = int((requested.get("size") or {}).get("desired", current.desired))
         if current.desired > asked:

@@ -202,14 +202,16 @@ def build_scale_in_request(
     leaving: Collection[str] = (),
     failed_at: Callable[[str], float | None] = lambda _name: None,
 ) -> dict[str, Any]:
-    """A scale-in/v1 request over the managed pools and their nodes. Nodes of other pools (and
+    """A scale-in/v1 request over the managed pools and their nodes. Companion pools (ACK's
+    autoscaler owns them) are left out, so their nodes are unmanaged ones (`poolId` null), which
+    no decision may remove. Nodes of other pools (and
     nodes without a pool) ride along as destinations only when non-empty nodes may be drained;
     the ECI virtual node never does, nor do the nodes a running removal takes (`leaving`).
     `failed_at` says when a node's last removal failed (the decision backs off from it)."""
     managed = set(settings.managed_pools) if settings.managed_pools is not None else None
     pools_json: list[dict[str, Any]] = []
     for pool in sorted(pools, key=lambda p: p.pool_id):
-        if managed is not None and pool.pool_id not in managed:
+        if (managed is not None and pool.pool_id not in managed) or pool.companion:
             continue
         price = _pool_price(pool, settings, catalog)
         if price is None:

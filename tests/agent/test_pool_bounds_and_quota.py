@@ -1,6 +1,6 @@
 """The agent scales a pool within the bounds it is configured with (ACK's auto scaling is off on
 it, so ACK reports max_instances 0), stops at the cluster's node quota with an Event naming it,
-and leaves alone a pool whose ACK auto scaling is on. Real HTTP: kubernetes-asyncio against the
+and, with companion_pools off, refuses a listed pool whose ACK auto scaling is on. Real HTTP: kubernetes-asyncio against the
 simulated API server, the CS SDK against the emulator."""
 
 from __future__ import annotations
@@ -70,15 +70,18 @@ async def test_an_unreadable_quota_falls_back_to_the_configured_one(world: World
     assert agent.node_quota == 100  # read once CS answers
 
 
-async def test_a_pool_ack_autoscales_is_refused_at_start(world: World) -> None:
-    """Two autoscalers on one pool would fight: the start stops with what to change."""
+async def test_without_companion_pools_a_listed_pool_ack_autoscales_is_refused_at_start(
+    world: World,
+) -> None:
+    """companion_pools off: two autoscalers on one pool would fight, so the start stops with
+    what to change (as before companion mode); allow_ack_autoscaled_pools manages it anyway."""
     world.sim_pools.set_ack_autoscaling("np-cpu", True)
-    agent = world.agent(config_for(world))
+    agent = world.agent(config_for(world, companion_pools=False))
     with pytest.raises(PoolsRefused, match=r"np-cpu \(cpu\) has ACK node autoscaling enabled"):
         await agent.check_pools()
-    allowed = world.agent(config_for(world, allow_ack_autoscaled_pools=True))
+    allowed = world.agent(config_for(world, companion_pools=False, allow_ack_autoscaled_pools=True))
     await allowed.check_pools()
-    assert [p.pool_id for p in allowed.pool_infos] == ["np-cpu"]
+    assert [(p.pool_id, p.companion) for p in allowed.pool_infos] == [("np-cpu", False)]
 
 
 async def test_a_missing_pool_is_refused_naming_the_pools_there_are(world: World) -> None:

@@ -142,9 +142,9 @@ async def test_run_rejects_bad_configuration() -> None:
     assert "strategy: invalid value 'x' from flag --strategy" in err
 
 
-async def test_run_refuses_a_pool_that_ack_autoscales() -> None:
-    """A managed pool with ACK's own node autoscaling on stops the start, exit 2, saying how to
-    fix it; nothing is written to the pool."""
+async def test_without_companion_pools_run_refuses_a_pool_that_ack_autoscales() -> None:
+    """--no-companion-pools: a managed pool with ACK's own node autoscaling on stops the start,
+    exit 2, saying how to fix it (as before companion mode); nothing is written to the pool."""
     async with cluster_with_a_pool(CLUSTER_ID, ack_autoscaling=True) as box:
         env = {
             **clean_env(),
@@ -156,6 +156,7 @@ async def test_run_refuses_a_pool_that_ack_autoscales() -> None:
             *("--cluster-id", CLUSTER_ID, "--region", REGION, "--api-url", box.cluster.url),
             *("--cs-endpoint", f"http://{box.cs_endpoint}", "--credentials", "access-key"),
             *("--managed-pools", "np-cpu:0:10", "--ops-address", f"127.0.0.1:{free_port()}"),
+            "--no-companion-pools",
             env=env,
         )
         assert code == 2, err

@@ -18,6 +18,7 @@ from agent.clients.kube import KubeClient
 from agent.decide.deciders import LocalDecider
 from agent.ingest.watching import Backoff
 from agent.model import PoolBounds
+from agent.scale_in.actuation import ScaleInActuator
 from agent.sim.cluster import SimCluster
 from agent.sim.faults import FaultPlan
 from agent.sim.world.nodepools import NodePools
@@ -50,6 +51,7 @@ class World:
             CLUSTER_ID,
             retry=RetryPolicy(base_delay_seconds=0.01),
             bounds=config.pool_bounds,
+            allow_ack_autoscaled=config.allow_ack_autoscaled_pools,
         )
 
     def add_workers(self, count: int, *, cpu: str = "1", prefix: str = "w") -> None:
@@ -69,7 +71,8 @@ class World:
         items, _ = self.cluster.store.list("pods", namespace="ray")
         return sorted(p.get("status", {}).get("phase", "") for p in items)
 
-    def agent(self, config: AgentConfig, *, decider: Any = None) -> Agent:
+    def agent(self, config: AgentConfig, *, decider: Any = None, scale_in: bool = False) -> Agent:
+        """An Agent on this world; with `scale_in`, its scale-in rounds run too."""
         pools = self.pool_client(config)
         return Agent(
             config,
@@ -79,6 +82,7 @@ class World:
             actuator=Actuator(pools, self.kube),
             now=self.cluster.clock.now,
             backoff=Backoff(initial=0.01, maximum=0.1),
+            scale_in=ScaleInActuator(pools, self.kube, identity="agent-0") if scale_in else None,
         )
 
 

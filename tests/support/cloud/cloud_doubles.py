@@ -195,12 +195,22 @@ class CloudWorld:
 
     def cs_client(self, *, retry: Any = None) -> Any:
         from agent.clients.cs import NodePoolClient, RetryPolicy
+        from agent.model import PoolBounds
 
         sdk = agent_cs_sdk(self.cs_endpoint)
+        # The scripted pools have ACK auto scaling on (the CS emulator then holds writes to their
+        # min/max_instances); the agent manages them anyway, within those same bounds as they
+        # are now, as allow_ack_autoscaled_pools does — not as companions, which it never writes.
+        bounds = {
+            p.pool_id: PoolBounds(p.pool_id, p.min_size, p.max_size)
+            for p in self.pools.describe_pools()
+        }
         return NodePoolClient(
             sdk,
             self.pools.cluster_id,
             retry=retry or RetryPolicy(attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02),
+            bounds=bounds,
+            allow_ack_autoscaled=True,
         )
 
     def actuator(self, *, pools: Any = None, **kwargs: Any) -> Any:
