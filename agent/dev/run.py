@@ -509,6 +509,12 @@ class DevRun:
             f"options: ECI {eci}; scale-in {scale_in}; RayCluster watch {watch}"
             + ("; dry run" if config.dry_run else "")
         )
+        auto = [spec.pool_id for spec in scenario.pools if spec.auto_scaling]
+        if auto:
+            self.say(
+                f"ACK node autoscaling is on for {', '.join(auto)}: ACK's own autoscaler (the "
+                "simulator's stand-in) scales it, not the agent"
+            )
 
     def _banner_world_only(self, kubeconfig: Path) -> None:
         scenario = self.scenario
@@ -750,9 +756,10 @@ class DevRun:
                 ),
                 cost.to_text(),
             ]
-        lines.append(
-            f"report: {self.options.report}   agent log: {self.options.run_dir / 'agent.log'}"
+        agent_log = (
+            f"   agent log: {self.options.run_dir / 'agent.log'}" if self.options.agent else ""
         )
+        lines.append(f"report: {self.options.report}{agent_log}")
         print("\n".join(lines), file=self.out if ending != "time-limit" else sys.stderr, flush=True)
         if self.options.json:
             print(json.dumps(summary, sort_keys=False), flush=True)
