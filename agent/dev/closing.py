@@ -40,19 +40,41 @@ def closing_lines(summary: Mapping[str, Any], *, tasks: str) -> list[str]:
     unplaceable = f"unplaceable at the end {summary['unplaceable']}" + (
         f" ({transient} more only for a while)" if transient else ""
     )
-    reaction = summary["reactionMs"]
+    if summary.get("agent", True):
+        decided = (
+            f"decisions {summary['decisions']} ({_kinds(summary)}), scale writes "
+            f"{summary['scaleWrites']}, CS writes by the agent {summary.get('agentCsWrites', 0)}, "
+            f"errors {summary['errors']}{_codes(summary)}"
+        )
+    else:
+        decided = "no agent (--no-agent): no decision, no CS write"
     return [
         f"Ray job: {tasks}; {ran}",
         f"nodes: +{summary['nodesAdded']} -{summary['nodesRemoved']}, ECI pods "
         f"{summary['eciPods']}, {unplaceable}",
-        f"decisions {summary['decisions']} ({_kinds(summary)}), scale writes "
-        f"{summary['scaleWrites']}, errors {summary['errors']}{_codes(summary)}",
+        decided,
+        *_ack_autoscaler(summary),
         *_first_node(summary),
-        f"reaction per pod (Unschedulable to the write serving it): p50 {_ms(reaction['p50'])}, "
-        f"p99 {_ms(reaction['p99'])} over {reaction.get('pods', 0)} pods",
+        *_reaction(summary),
         *_stuck_pools(summary),
         *_faults(summary),
     ]
+
+
+def _reaction(summary: Mapping[str, Any]) -> list[str]:
+    if not summary.get("agent", True):
+        return []  # nobody to react
+    reaction = summary["reactionMs"]
+    return [
+        f"reaction per pod (Unschedulable to the write serving it): p50 {_ms(reaction['p50'])}, "
+        f"p99 {_ms(reaction['p99'])} over {reaction.get('pods', 0)} pods"
+    ]
+
+
+def _ack_autoscaler(summary: Mapping[str, Any]) -> list[str]:
+    """What ACK's own autoscaler did, when it did anything: `ACK autoscaler: np-x 0→3 (...)`."""
+    changes = (summary.get("ackAutoscaler") or {}).get("changes") or []
+    return [f"ACK autoscaler: {'; '.join(changes)}"] if changes else []
 
 
 def _first_node(summary: Mapping[str, Any]) -> list[str]:

@@ -1,7 +1,8 @@
 """The live terminal view of a dev-mode run: plain text lines (no curses, so it can be piped or
 logged), one status line when the counts change — at most every `min_interval` real seconds, and
 at least every `heartbeat` — plus one line per decision (and one `why:` line per action under
-it), per agent error and per agent warning as the run sees them.
+it), per change ACK's own autoscaler makes, per agent error and per agent warning as the run
+sees them.
 
 Every line is stamped with the simulated time at which it is printed, and never an earlier one,
 so the `[t+…]` column only goes forward: a decision round is shown when it has ended, not at the
@@ -123,6 +124,10 @@ class LiveView:
         self._write(t, f"decision: {decision.text}")
         for reason in decision.reasons:
             self._write(t, f"  why: {reason}")
+
+    def ack_autoscaler(self, t: float, text: str) -> None:
+        """A change ACK's own autoscaler made (a pool with auto scaling on), not the agent."""
+        self._write(t, f"ACK autoscaler: {text}")
 
     def error(self, t: float, message: str) -> None:
         self._write(t, f"agent error: {message}")

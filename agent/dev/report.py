@@ -46,7 +46,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "decisions": ("Decision rounds", ""),
     "decisionsByKind": ("Decision rounds by kind", ""),
     "scaleDown": ("Scale-in", ""),
+    "agent": ("Agent running", ""),
     "scaleWrites": ("Pool scale writes (CS ModifyClusterNodePool)", ""),
+    "agentCsWrites": ("CS write calls by the agent", ""),
+    "ackAutoscaler": ("ACK's own autoscaler (pools with auto scaling on)", ""),
+    "nodeCost": ("Pool node cost", "CNY"),
+    "eciCost": ("ECI cost", "CNY"),
     "errors": ("Errors", ""),
     "errorsByCode": ("Errors by code", ""),
     "costEstimate": ("Estimated cost", "CNY"),
@@ -131,6 +136,8 @@ dotted lines are decision rounds, numbered as in the Decisions list below.</p>
 {timeline(record, scenario=scenario)}
 <h2>Decisions</h2>
 {decisions_html(record.decisions)}
+<h2>ACK's own autoscaler</h2>
+{ack_changes_html(record)}
 <h2>Cost</h2>
 {cost_table(cost)}
 <p class="muted">Catalog and scenario prices (approximations, CNY), for comparing strategies on
@@ -168,6 +175,8 @@ def _value(key: str, value: Any, unit: str, *, part: bool = False) -> str:
         )
         nested = any(isinstance(v, Mapping) for v in value.values())
         return ("; " if nested else ", ").join(parts)
+    if isinstance(value, list):
+        return "; ".join(str(item) for item in value) or "none"
     if value is None:
         return NONE_TEXT.get(key, "n/a")
     if isinstance(value, bool):
@@ -391,6 +400,19 @@ def decisions_html(decisions: Sequence[Decision]) -> str:
             + "</li>"
         )
     return '<ol class="decisions">' + "".join(items) + "</ol>"
+
+
+def ack_changes_html(record: RunRecord) -> str:
+    """What ACK's own autoscaler (the simulator's stand-in) did to pools with auto scaling on:
+    its changes are not the agent's, and are listed apart from its decisions."""
+    if not record.ack_changes:
+        return "<p>ACK's own autoscaler changed no pool.</p>"
+    items = "".join(
+        f'<li><span class="when">t+{c.t:.0f} s</span><span class="kind">{html.escape(c.kind)}'
+        f"</span> {html.escape(c.text)}</li>"
+        for c in record.ack_changes
+    )
+    return f'<ol class="decisions">{items}</ol>'
 
 
 def _nodes_html(nodes: Sequence[str]) -> str:

@@ -14,6 +14,10 @@ one summary line; and ends when the workload is done and the cluster is at rest,
 scenario's time limit. With --keep the simulated ACK stays up after that, for kubectl, until
 Ctrl-C.
 
+With --no-agent only the simulated world runs: the scenario's pools with ACK node autoscaling
+on are served by ACK's own autoscaler stand-in alone (`agent.sim.world.ack_autoscaler`), the
+walkthrough as documented, a baseline for the same run with the agent.
+
 Everything a run writes goes to one run folder, printed at the start: the kubeconfig (removed
 when the cluster stops, as it then points nowhere), the agent's log and the HTML report.
 """
@@ -155,6 +159,14 @@ def register(subparsers: Any) -> None:
         "compare the summary's first-node-requested time with and without",
     )
     dev.add_argument(
+        "--no-agent",
+        dest="agent",
+        action="store_false",
+        help="run the simulated world alone, no agent: pools with ACK node autoscaling on are "
+        "scaled by ACK's own autoscaler (the simulator's stand-in), the others stay as they are; "
+        "the baseline to compare a run with the agent against",
+    )
+    dev.add_argument(
         "--quiet",
         action="store_true",
         help="no banner and no live view: one summary line and the report's path at the end",
@@ -187,6 +199,7 @@ class DevOptions:
     fc_api_version: str = FC_API_VERSIONS[0]
     keep: bool = False
     raycluster_watch: bool = True
+    agent: bool = True  # False: --no-agent, the simulated world alone
 
 
 def dev_command(args: argparse.Namespace) -> int:
@@ -212,6 +225,7 @@ def dev_command(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         keep=args.keep,
         raycluster_watch=args.raycluster_watch,
+        agent=args.agent,
     )
     _no_proxies_for_loopback()
     tap = AgentLogTap()
@@ -321,6 +335,7 @@ class DevRun:
         self._sim_origin = 0.0
         self._errors_by_code: dict[str, int] = {}
         self._faults_seen: dict[str, int] = {}
+        self._ack_changes_seen = 0
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -356,6 +371,13 @@ class DevRun:
             ack = await cleanup.enter_async_context(self.ack)
             self._sim_origin = ack.cluster.clock.now()
             ack.write_kubeconfig(kubeconfig)
+            if not self.options.agent:
+                ending = await self._run_world_only(kubeconfig)
+                summary, cost = self._wrap_up(ending)
+                code = self._finish(ending, summary, cost)
+                if self.options.keep and ending != "interrupted":
+                    await self._keep_up(kubeconfig)
+                return code
             env = agent_environment(
                 ack.info(),
                 kubeconfig=kubeconfig,
@@ -403,20 +425,35 @@ class DevRun:
                     await ops.stop()
                     subscription.close()
                 self._fold(subscription.drain())
-                self._take_agent_events()  # a round that ended while the run was ending
-                final = self.record.sample(
-                    self.t(), wanted=self._pool_sizes(), replicas=self._replicas()
-                )
-                if not self.options.json and not self.options.quiet:
-                    self.view.show(
-                        final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
-                    )
-                cost = self.ack.world.cost_report()  # one reading for summary, report, lines
-                summary = self._summary(cost, ending)
+                summary, cost = self._wrap_up(ending)
             code = self._finish(ending, summary, cost)
             if self.options.keep and ending != "interrupted":
                 await self._keep_up(kubeconfig)
             return code
+
+    async def _run_world_only(self, kubeconfig: Path) -> str:
+        """--no-agent: the Ray job starts at once and the run is watched until it ends."""
+        self._banner_world_only(kubeconfig)
+        subscription = self._follow_store()
+        self.ack.world.ray.release_job()
+        try:
+            return await self._watch(None, subscription, rest_needs_min=False)
+        finally:
+            subscription.close()
+            self._fold(subscription.drain())
+
+    def _wrap_up(self, ending: str) -> tuple[dict[str, Any], CostReport]:
+        """The last look at the run: rounds and ACK autoscaler changes that ended as it ended,
+        the closing status line, the cost and the summary."""
+        self._take_agent_events()
+        self._take_ack_changes()
+        final = self.record.sample(self.t(), wanted=self._pool_sizes(), replicas=self._replicas())
+        if not self.options.json and not self.options.quiet:
+            self.view.show(
+                final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
+            )
+        cost = self.ack.world.cost_report()  # one reading for summary, report, lines
+        return self._summary(cost, ending), cost
 
     async def _keep_up(self, kubeconfig: Path) -> None:
         """--keep: the cluster stays up (its clock running, the agent stopped) until Ctrl-C."""
@@ -472,6 +509,31 @@ class DevRun:
             f"options: ECI {eci}; scale-in {scale_in}; RayCluster watch {watch}"
             + ("; dry run" if config.dry_run else "")
         )
+        auto = [spec.pool_id for spec in scenario.pools if spec.auto_scaling]
+        if auto:
+            self.say(
+                f"ACK node autoscaling is on for {', '.join(auto)}: ACK's own autoscaler (the "
+                "simulator's stand-in) scales it, not the agent"
+            )
+
+    def _banner_world_only(self, kubeconfig: Path) -> None:
+        scenario = self.scenario
+        self.say(f"scenario {scenario.name}: {scenario.description or '(no description)'}")
+        self.say(
+            f"simulated ACK at {self.ack.kubernetes_url}, speed {self.ack.speed:g}x "
+            f"(time limit {self.options.time_limit:g} simulated s)"
+        )
+        self.say(f"run folder: {self.options.run_dir} (kubeconfig, report.html)")
+        self.say("watch it as in the ACK walkthrough:")
+        self.say(f"  kubectl --kubeconfig {kubeconfig} get pod -w")
+        self.say(f"  kubectl --kubeconfig {kubeconfig} get node -w")
+        auto = [spec.pool_id for spec in scenario.pools if spec.auto_scaling]
+        scaler = (
+            f"ACK's own autoscaler (the simulator's stand-in) scales {', '.join(auto)}"
+            if auto
+            else "no pool has ACK node autoscaling on: nothing scales"
+        )
+        self.say(f"agent: none (--no-agent); {scaler}")
 
     def _follow_store(self) -> Any:
         """Fold what exists now, then every change from here on (no await in between, so
@@ -504,7 +566,7 @@ class DevRun:
             self.ack.world.ray.release_job()
 
     async def _watch(
-        self, running: asyncio.Task[None], subscription: Any, *, rest_needs_min: bool
+        self, running: asyncio.Task[None] | None, subscription: Any, *, rest_needs_min: bool
     ) -> str:
         """Until the run ends: "rest", "time-limit", "interrupted" or "agent-stopped"."""
         while True:
@@ -517,13 +579,14 @@ class DevRun:
                 future.cancel()
             self._fold(subscription.drain())
             self._take_agent_events()
+            self._take_ack_changes()
             t = self.t()
             sample = self.record.sample(t, wanted=self._pool_sizes(), replicas=self._replicas())
             if not self.options.json and not self.options.quiet:
                 self.view.show(sample, pools=self._pool_sizes(), tasks_done=self._tasks_done())
             if self._interrupted.is_set():
                 return "interrupted"
-            if running.done():
+            if running is not None and running.done():
                 return "agent-stopped"
             if self._at_rest(sample, rest_needs_min=rest_needs_min):
                 return "rest"
@@ -570,6 +633,19 @@ class DevRun:
             if show:
                 self.view.decision(now, self.record.decisions[-1])
 
+    def _take_ack_changes(self) -> None:
+        """What ACK's own autoscaler did since the last look, on the timeline and the view."""
+        autoscaler = self.ack.world.ack_autoscaler
+        if autoscaler is None:
+            return
+        fresh = autoscaler.changes[self._ack_changes_seen :]
+        self._ack_changes_seen += len(fresh)
+        for change in fresh:
+            t = change.at - self._sim_origin
+            self.record.ack_changed(t=t, kind=change.kind, text=change.text())
+            if not self.options.json and not self.options.quiet:
+                self.view.ack_autoscaler(self.t(), change.text())
+
     def _pool_sizes(self) -> dict[str, int]:
         return {p.pool_id: p.desired for p in self.ack.world.pools.describe_pools()}
 
@@ -590,20 +666,25 @@ class DevRun:
         return self.ack.world.ray.summary().done
 
     def _at_rest(self, sample: Any, *, rest_needs_min: bool) -> bool:
-        """The job is over, no worker pod waits for capacity, no node is still booting; with
-        scale-in, no pool holds more nodes than its minimum. (A pool's desired size is not
-        looked at: one out of stock may keep a raised target it never delivers.)"""
+        """The job is over, no worker pod waits for capacity, no node is still booting; no pool
+        holds more nodes than its minimum if someone gives them back: ACK's own autoscaler for
+        the pools with auto scaling on, the agent (with scale-in) for the others. (A pool's
+        desired size is not looked at: one out of stock may keep a raised target it never
+        delivers.)"""
         if not self.ack.world.ray.finished() or sample.pending or sample.starting:
             return False
         if any(not_ready for _pool, not_ready, _ready in sample.nodes):
             return False
-        if rest_needs_min:
-            floors = {spec.pool_id: spec.min_size for spec in self.scenario.pools}
-            return all(
-                p.total_nodes <= floors.get(p.pool_id, 0)
-                for p in self.ack.world.pools.describe_pools()
-            )
-        return True
+        shrinking = {
+            spec.pool_id: spec.min_size
+            for spec in self.ack.world.pools.specs()
+            if spec.auto_scaling or rest_needs_min
+        }
+        return all(
+            p.total_nodes <= shrinking[p.pool_id]
+            for p in self.ack.world.pools.describe_pools()
+            if p.pool_id in shrinking
+        )
 
     def _summary(self, cost: CostReport, ending: str) -> dict[str, Any]:
         clock = self.ack.cluster.clock
@@ -629,6 +710,10 @@ class DevRun:
             faults_injected=self.ack.faults.counts(),
             faults_seen=self._faults_seen,
             first_node_requested_seconds=self._first_node_requested(),
+            agent=self.options.agent,
+            agent_cs_writes=len(self.ack.cs_writes()),
+            node_cost=sum(p.cost for p in cost.pools),
+            eci_cost=cost.eci.cost if cost.eci is not None else 0.0,
         )
         return summarize(self.record, scenario=self.scenario.name, facts=facts)
 
@@ -671,9 +756,10 @@ class DevRun:
                 ),
                 cost.to_text(),
             ]
-        lines.append(
-            f"report: {self.options.report}   agent log: {self.options.run_dir / 'agent.log'}"
+        agent_log = (
+            f"   agent log: {self.options.run_dir / 'agent.log'}" if self.options.agent else ""
         )
+        lines.append(f"report: {self.options.report}{agent_log}")
         print("\n".join(lines), file=self.out if ending != "time-limit" else sys.stderr, flush=True)
         if self.options.json:
             print(json.dumps(summary, sort_keys=False), flush=True)

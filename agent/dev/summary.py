@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.actuate.actuation import PLACED_LABEL
 from agent.sim.faults import CS_5XX, CS_THROTTLED, FAULT_KINDS, FC_ERRORS, GONE_410, WATCH_CUTS
+from agent.sim.world.ack_autoscaler import COMPONENT as ACK_AUTOSCALER
 
 WORKER_LABEL = ("ray.io/node-type", "worker")
 # The actuator's events for a pod it served: a pool raise, or the ECI toleration patch.
@@ -88,6 +89,16 @@ class ScaleWrite:
     pool: str
 
 
+@dataclass(frozen=True)
+class AckChange:
+    """A change ACK's own autoscaler (the simulator's stand-in, not the agent) made to a pool's
+    desired size, at simulated `t`: `kind` "scale-up" or "scale-down", `text` its line."""
+
+    t: float
+    kind: str
+    text: str
+
+
 @dataclass
 class _Pod:
     node: str = ""
@@ -115,6 +126,13 @@ class CloudFacts:
     # Simulated seconds from Ray's first raise of a worker group's replicas to the first pool
     # scale write (None if either never happened): how early the agent asked for a node.
     first_node_requested_seconds: float | None = None
+    # Whether the agent ran at all (`dev --no-agent`: the simulated world alone).
+    agent: bool = True
+    # Every write call the CS emulator received (ModifyClusterNodePool, ScaleClusterNodePool,
+    # RemoveNodePoolNodes; accepted or refused): in a dev run only the agent calls CS.
+    agent_cs_writes: int = 0
+    node_cost: float = 0.0  # pool nodes, billed from launch to removal
+    eci_cost: float = 0.0  # ECI pods, billed per second
 
 
 @dataclass
@@ -148,6 +166,7 @@ class RunRecord:
     cordoned: set[str] = field(default_factory=set)  # pool nodes unschedulable now
     samples: list[Sample] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    ack_changes: list[AckChange] = field(default_factory=list)  # ACK's autoscaler, not the agent
 
     # --- folding ------------------------------------------------------------------------------
 
@@ -228,6 +247,8 @@ class RunRecord:
             return
         if obj.get("reason") not in SERVED_REASONS:
             return
+        if (obj.get("source") or {}).get("component") == ACK_AUTOSCALER:
+            return  # ACK's own autoscaler served the pod, not the agent
         if involved.get("kind") == "Pod" and involved.get("namespace") == self.namespace:
             pool = _SCALE_UP_POOL.search(str(obj.get("message") or ""))
             by = "eci" if obj.get("reason") == "PlacedOnECI" else (pool.group(1) if pool else "")
@@ -261,6 +282,9 @@ class RunRecord:
                 kind=kind,
             )
         )
+
+    def ack_changed(self, *, t: float, kind: str, text: str) -> None:
+        self.ack_changes.append(AckChange(t=t, kind=kind, text=text))
 
     def mark_unplaceable(self, names: Iterable[str]) -> None:
         for name in names:
@@ -426,7 +450,14 @@ def decision_counts(decisions: Sequence[Decision]) -> dict[str, int]:
 
 
 def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[str, Any]:
-    """The `--json` summary line (simulated seconds, real milliseconds for reactions)."""
+    """The `--json` summary line (simulated seconds, real milliseconds for reactions).
+
+    `idleNodeSeconds`: over every pool node of the run, its billed seconds (launch to removal)
+    during which no workload pod — a pod bound to it, not finished, not a DaemonSet pod — was on
+    it. Pool nodes run nothing but Ray workers in the built-in scenarios (the head and add-ons
+    stay on the system nodes, which are not counted), so there it is the node-seconds with no
+    Ray worker on the node, booting time included. `agentCsWrites`: the CS write calls the agent
+    made; `ackAutoscaler`: what ACK's own autoscaler did to pools with auto scaling on."""
     reactions = [s * 1000 for s in record.reaction_seconds(facts.scale_writes)]
     ended_unplaceable = record.ended_unplaceable()
     to_all_running = None
@@ -435,6 +466,7 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
     p50, p99 = _percentile(reactions, 50), _percentile(reactions, 99)
     return {
         "scenario": scenario,
+        "agent": facts.agent,
         "pods": len(record.created),
         "running": len(record.ran),
         "unplaceable": len(ended_unplaceable),  # ended so: no node for them at the end
@@ -460,9 +492,17 @@ def summarize(record: RunRecord, *, scenario: str, facts: CloudFacts) -> dict[st
             "cordonedAtEnd": len(record.cordoned),
         },
         "scaleWrites": len(facts.scale_writes),
+        "agentCsWrites": facts.agent_cs_writes,
+        "ackAutoscaler": {
+            "scaleUps": sum(1 for c in record.ack_changes if c.kind == "scale-up"),
+            "scaleDowns": sum(1 for c in record.ack_changes if c.kind == "scale-down"),
+            "changes": [f"t+{c.t:.0f}s {c.text}" for c in record.ack_changes],
+        },
         "errors": sum(facts.errors_by_code.values()),
         "errorsByCode": dict(sorted(facts.errors_by_code.items())),
         "costEstimate": round(facts.cost, 4),
+        "nodeCost": round(facts.node_cost, 4),
+        "eciCost": round(facts.eci_cost, 4),
         "ending": facts.ending,
         "simulatedSeconds": round(facts.seconds, 1),
         "poolsAtEnd": {

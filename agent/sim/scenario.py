@@ -28,6 +28,7 @@ from agent.sim.scenario_reader import (
     load_scenario,
     parse_scenario,
 )
+from agent.sim.world.ack_autoscaler import AckAutoscaler
 from agent.sim.world.catalog import instance_type
 from agent.sim.world.clock import SimClock
 from agent.sim.world.eci import EciSpec, EciVirtualNode
@@ -130,6 +131,8 @@ class World:
     operator: KubeRayOperator
     ray: RayDriver
     budgets: Budgets | None = None
+    # ACK's own autoscaler: acts only on pools with autoScaling on
+    ack_autoscaler: AckAutoscaler | None = None
 
     def components(self) -> list[Any]:
         parts: list[Any] = [self.system, self.pools]
@@ -137,6 +140,8 @@ class World:
             parts.append(self.budgets)
         if self.eci is not None:
             parts.append(self.eci)
+        if self.ack_autoscaler is not None:
+            parts.append(self.ack_autoscaler)
         # the operator before the workload whose RayCluster it reconciles
         parts += [self.operator, self.ray]
         return parts
@@ -203,4 +208,11 @@ def build_world(
         ),
         ray=RayDriver(store, clock, cluster=scenario.ray, job=scenario.job, api=api),
         budgets=Budgets(store, scenario=scenario),
+        ack_autoscaler=AckAutoscaler(
+            store,
+            clock,
+            pools=pools,
+            spec=scenario.ack_autoscaler,
+            node_quota=cluster.node_quota,
+        ),
     )

@@ -20,6 +20,7 @@ from agent.sim.faults import FaultPlan
 from agent.sim.kube.store import ApiError
 from agent.sim.kube.write_rules import validate_budget
 from agent.sim.scenario_fields import FieldReader, ScenarioError
+from agent.sim.world.ack_autoscaler import AckAutoscalerSpec
 from agent.sim.world.drain import DRAIN_TIMEOUT_SECONDS
 from agent.sim.world.eci import EciSpec
 from agent.sim.world.nodepools import (
@@ -72,6 +73,8 @@ class Scenario:
     policy: Mapping[str, Any] = field(default_factory=dict)  # decide/v1 policy for the agent
     # policy/v1 PodDisruptionBudgets that exist from the start, as objects
     budgets: tuple[Mapping[str, Any], ...] = ()
+    # ACK's own autoscaler over the pools with autoScaling on (agent.sim.world.ack_autoscaler)
+    ack_autoscaler: AckAutoscalerSpec = field(default_factory=AckAutoscalerSpec)
 
     def fault_plan(self) -> FaultPlan:
         """A fresh FaultPlan for this scenario, seeded from the scenario's seed."""
@@ -179,6 +182,7 @@ class ScenarioReader(FieldReader):
                 "faults",
                 "policy",
                 "podDisruptionBudgets",
+                "ackAutoscaler",
             ),
         )
         if "name" in root:
@@ -227,6 +231,39 @@ class ScenarioReader(FieldReader):
             faults=self.faults(root.get("faults") or {}, "faults"),
             policy=self.get(root, "policy", "", self.policy, {}),
             budgets=budgets,
+            ack_autoscaler=self.ack_autoscaler(root.get("ackAutoscaler") or {}, "ackAutoscaler"),
+        )
+
+    def ack_autoscaler(self, raw: Any, path: str) -> AckAutoscalerSpec:
+        """The settings of ACK's own autoscaler stand-in (cluster-autoscaler's flags)."""
+        data = self.mapping(
+            raw,
+            path,
+            (
+                "scanIntervalSeconds",
+                "scaleDownUnneededSeconds",
+                "scaleDownDelayAfterAddSeconds",
+            ),
+        )
+        defaults = AckAutoscalerSpec()
+        return AckAutoscalerSpec(
+            scan_interval_seconds=self.get(
+                data, "scanIntervalSeconds", path, self.positive, defaults.scan_interval_seconds
+            ),
+            scale_down_unneeded_seconds=self.get(
+                data,
+                "scaleDownUnneededSeconds",
+                path,
+                self.number,
+                defaults.scale_down_unneeded_seconds,
+            ),
+            scale_down_delay_after_add_seconds=self.get(
+                data,
+                "scaleDownDelayAfterAddSeconds",
+                path,
+                self.number,
+                defaults.scale_down_delay_after_add_seconds,
+            ),
         )
 
     def cluster(self, raw: Any, path: str) -> ClusterSpec:

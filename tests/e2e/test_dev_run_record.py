@@ -86,6 +86,24 @@ def test_reaction_runs_from_unschedulable_to_the_scale_write_serving_the_pod():
     assert summary["reactionMs"] == {"p50": 300.0, "p99": 300.0, "pods": 1}
 
 
+def test_a_scale_up_by_acks_own_autoscaler_is_not_the_agents_and_is_listed_apart():
+    """cluster-autoscaler's TriggeredScaleUp (ACK's autoscaler, not the agent) serves no pod in
+    the agent's reaction times; its changes are counted under ackAutoscaler."""
+    record = new_record()
+    record.observe("MODIFIED", "pods", worker("w1", unschedulable=True), t=1, real=10.0)
+    by_ack = {**served_event("w1"), "source": {"component": "cluster-autoscaler"}}
+    record.observe("ADDED", "events", by_ack, t=30, real=10.3)
+    record.ack_changed(t=30, kind="scale-up", text="np 0→2 (scale-up for 1 unschedulable pods)")
+    assert record.reaction_seconds(writes(10.1)) == []
+    summary = summarize(record, scenario="s", facts=facts(writes(10.1)))
+    assert summary["ackAutoscaler"] == {
+        "scaleUps": 1,
+        "scaleDowns": 0,
+        "changes": ["t+30s np 0→2 (scale-up for 1 unschedulable pods)"],
+    }
+    assert "ACK autoscaler: t+30s np 0→2" in "\n".join(closing_lines(summary, tasks="1/1"))
+
+
 def test_an_eci_patch_ends_the_reaction_and_the_pod_counts_as_an_eci_pod():
     """The agent's ECI label is the write; a pod bound to the virtual node is an ECI pod."""
     record = new_record()

@@ -20,6 +20,7 @@ OUTCOME_TESTS = {
     "eci-mixed": __file__,
     "stockout": __file__,
     "chaos": __file__,
+    "seed-companion": "tests/e2e/test_dev_seed_companion.py",
     # ~2 minutes of both cores per run: its bench checks its outcome instead
     "burst-10k": "bench/burst_10k_bench.py",
 }

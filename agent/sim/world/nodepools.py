@@ -421,6 +421,24 @@ class NodePools:
 
         return sorted(pool.live(), key=cost)[:count]
 
+    def node_labels(self, spec: PoolSpec, node_name: str) -> dict[str, str]:
+        """The labels a node of the pool registers with (ACK's, facts.md: pool id, instance
+        type, zone, region), the pool's own first."""
+        labels = {
+            **spec.labels,
+            POOL_LABEL: spec.pool_id,
+            "node.kubernetes.io/instance-type": spec.instance_type,
+            "beta.kubernetes.io/instance-type": spec.instance_type,
+            "topology.kubernetes.io/zone": self.zone,
+            "topology.kubernetes.io/region": self.region_id,
+            "kubernetes.io/hostname": node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+        }
+        if spec.machine.gpu:
+            labels.setdefault("aliyun.accelerator/nvidia_name", spec.machine.gpu_model)
+        return labels
+
     def _launch(self, pool: _Pool, count: int, *, booted: bool = False) -> list[_Instance]:
         spec = pool.spec
         machine = spec.machine
@@ -444,19 +462,7 @@ class NodePools:
                 created_at=now,
                 ready_at=now + boot,
             )
-            labels = {
-                **spec.labels,
-                POOL_LABEL: spec.pool_id,
-                "node.kubernetes.io/instance-type": spec.instance_type,
-                "beta.kubernetes.io/instance-type": spec.instance_type,
-                "topology.kubernetes.io/zone": self.zone,
-                "topology.kubernetes.io/region": self.region_id,
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-            }
-            if machine.gpu:
-                labels.setdefault("aliyun.accelerator/nvidia_name", machine.gpu_model)
+            labels = self.node_labels(spec, name)
             self._store.create(
                 "nodes",
                 node_object(
