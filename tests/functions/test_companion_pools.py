@@ -137,7 +137,7 @@ def test_cost_counts_acks_scan_against_the_latency_budget() -> None:
     assert [a["kind"] for a in managed["actions"]] == ["scale-pool"]
 
 
-def test_cost_names_acks_scan_when_nothing_meets_the_budget() -> None:
+def test_cost_takes_the_fastest_companion_when_nothing_meets_the_budget() -> None:
     body = request(_pods(3), [_companion()], eci_config=eci(), latencyBudgetSeconds=10)
     no_eci = decide({**body, "eci": eci(enabled=False)})
     assert _left_for_ack(no_eci) == ["u-0", "u-1", "u-2"]
