@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 from functions import InvalidRequest, decide
 from functions.contract_checks import ReplyMismatch, check_decide_reply
 from functions.example import seed_request
-from functions.scaleout.plan import make_plan
-from functions.scaleout.validate import parse_request
 from tests.functions.test_decision_properties import requests as property_requests
 from tests.functions.test_plan_matches_reference import _same_plan, many_shapes
 from tests.support.decide_requests import eci, feed_back, placements, pod, pool, request
@@ -280,28 +278,6 @@ def test_companions_never_scaled_and_fed_back_nothing_new(body: dict[str, Any]) 
         else:
             assert target == before[uid]
     assert sorted(_left_for_ack(again)) == sorted(left)
-
-
-@SETTINGS
-@given(with_companions(property_requests(budget=1000)))
-def test_once_ack_adds_the_nodes_nothing_new_follows(body: dict[str, Any]) -> None:
-    """Fed back after ACK's scan raised each companion by the nodes the plan left it: no new
-    action, nothing left for ACK, and every pod the plan put on a pool is covered. (Which pool
-    may differ: ACK's nodes are upcoming now, and upcoming nodes fill before new ones.)"""
-    reply = decide(body)
-    left_nodes = make_plan(parse_request(body)).ack_added
-    raised = feed_back(body, reply)
-    for item in raised["pools"]:
-        item["size"]["desired"] += left_nodes.get(item["id"], 0)
-    again = decide(raised)
-    assert again["actions"] == []
-    assert not _left_for_ack(again)
-    before, after = placements(reply), placements(again)
-    for uid, target in after.items():
-        if before[uid].startswith(("new:", "covered:")):
-            assert target.startswith("covered:")
-        else:
-            assert target == before[uid]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
