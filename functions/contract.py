@@ -36,6 +36,10 @@ PLACEMENT_ECS = "ecs"
 PLACEMENT_ECI = "eci"
 PLACEMENTS = (PLACEMENT_AUTO, PLACEMENT_ECS, PLACEMENT_ECI)
 
+# Pool field (request) and `covered` entry flag (reply): ACK's own autoscaler owns the pool
+# (a companion pool). The decision never scales it; pods it would take are left to ACK.
+ACK_AUTOSCALER = "ackAutoscaler"
+
 # Reply action kinds.
 SCALE_POOL = "scale-pool"
 PLACE_ON_ECI = "place-on-eci"

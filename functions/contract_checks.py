@@ -7,7 +7,7 @@ message names the first problem found.
 
 decide/v1: the schema, a decisionId, every pod of the request exactly once (in an action, in
 `covered` or in `unplaceable` with a reason), only known pools, a pool in at most one action, and
-`toDesired` within [0, max]. scale-in/v1: every removal names a managed node of the request with
+`toDesired` within [0, max], and no pool ACK's autoscaler owns (`ackAutoscaler`) in an action. scale-in/v1: every removal names a managed node of the request with
 its own pool and instance id, is grouped once under its pool, and leaves each pool at or above
 its min. In both, an entry the decision's time limit deferred (an `unplaceable` pod, a `keep`
 node) is marked `"deferred": true`; the mark has no other value.
@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from functions.contract import ACTION_KINDS, DECIDE_SCHEMA, DEFERRED, SCALE_IN_SCHEMA, SCALE_POOL
+from functions.contract import (
+    ACK_AUTOSCALER,
+    ACTION_KINDS,
+    DECIDE_SCHEMA,
+    DEFERRED,
+    SCALE_IN_SCHEMA,
+    SCALE_POOL,
+)
 
 # Only the type checker reads typing (annotations are strings): ~10 ms less cold start.
 TYPE_CHECKING = False
@@ -107,6 +114,8 @@ def _check_scale_pool(
     if pool_id in scaled:
         raise ReplyMismatch(f"{where}: pool {pool_id} appears in two actions")
     scaled.add(pool_id)
+    if pools[pool_id].get(ACK_AUTOSCALER) is not None:
+        raise ReplyMismatch(f"{where}: {pool_id} is owned by ACK's autoscaler, never scaled")
     to = action.get("toDesired")
     if type(to) is not int or not 0 <= to <= pools[pool_id]["size"]["max"]:
         raise ReplyMismatch(f"{where}: toDesired {to!r} outside [0, max] of {pool_id}")

@@ -85,6 +85,10 @@ class _PoolRequired(TypedDict):
     pricePerHour: float
 
 
+class AckAutoscaler(TypedDict, total=False):
+    scanIntervalSeconds: float  # cluster-autoscaler's scan interval; default 30
+
+
 class Pool(_PoolRequired, total=False):
     name: str
     instanceType: str
@@ -94,6 +98,9 @@ class Pool(_PoolRequired, total=False):
     lastError: str | None
     bootSeconds: float
     priority: int
+    # Present: ACK's own autoscaler owns the pool (a companion pool): size.min/max are its
+    # min/max_instances, and the decision never scales it (docs/decide-contract.md).
+    ackAutoscaler: AckAutoscaler
 
 
 class Eci(TypedDict, total=False):
@@ -158,9 +165,15 @@ class PlaceOnEciAction(TypedDict):
 Action = ScalePoolAction | PlaceOnEciAction
 
 
-class Covered(TypedDict):
+class _CoveredRequired(TypedDict):
     pod: str
     poolId: str
+
+
+class Covered(_CoveredRequired, total=False):
+    # Only on pods left for ACK's autoscaler on a companion pool: true, and why.
+    ackAutoscaler: bool
+    reason: str
 
 
 class _UnplaceableRequired(TypedDict):
@@ -182,6 +195,7 @@ class _DecideSummaryRequired(TypedDict):
 
 class DecideSummary(_DecideSummaryRequired, total=False):
     deferredPods: int  # present only when the time limit deferred some
+    leftForAckAutoscalerPods: int  # present only when the request has a companion pool
 
 
 class DecideReply(TypedDict):

@@ -6,6 +6,8 @@ the placement annotation, the strategy and the option it preferred with the
 runner-up it beat, or — when a better option could take no more — the overflow
 ("overflow: np-gpu reached max 4"). Costs are per pod over `expectedRunSeconds`; an ECI cost
 the price list cannot give (a pod pinned to an ECS instance type) is marked as an estimate.
+A start delay of a pool ACK's autoscaler owns names its two parts: `np-x 120 s (ACK autoscaler
+scan 30 s + boot 90 s)`.
 A reason never contains "; ": the reply joins the reasons of several groups with it.
 """
 
@@ -42,10 +44,10 @@ def _strategy_reason(options: Sequence[Option], *, policy: Policy) -> str:
     if strategy == "cost":
         return _cost_reason(best, other, policy=policy)
     if strategy == "latency":
-        text = f"latency: {best.label} starts in {best.latency:g} s"
+        text = f"latency: {best.label} starts in {_start(best)}"
         if other is None:
             return f"{text}, the only option that fits"
-        return f"{text} vs {other.label} {other.latency:g} s"
+        return f"{text} vs {other.label} {_start(other)}"
     if best.fit is None:
         if strategy == "eci-first":
             return "eci-first: ECI can run the pods"
@@ -61,14 +63,14 @@ def _cost_reason(best: Option, other: Option | None, *, policy: Policy) -> str:
     if best.latency > budget:
         return (
             f"cost: no option starts within the {budget:g} s latency budget — "
-            f"{best.label} is fastest ({best.latency:g} s)"
+            f"{best.label} is fastest ({_start(best)})"
         )
     text = f"cost: {_priced(best, unit='/pod·run')}"
     if other is None:
         return f"{text}, the only option that fits"
     if other.latency > budget:
         return (
-            f"{text} — {other.label} starts in {other.latency:g} s, over the "
+            f"{text} — {other.label} starts in {_start(other)}, over the "
             f"{budget:g} s latency budget"
         )
     if f"{other.cost_per_pod:.3f}" == f"{best.cost_per_pod:.3f}":
@@ -76,6 +78,15 @@ def _cost_reason(best: Option, other: Option | None, *, policy: Policy) -> str:
     return (
         f"{text} vs {_priced(other)} — {best.label} cheaper within the {budget:g} s latency budget"
     )
+
+
+def _start(option: Option) -> str:
+    # "90 s"; a companion pool's delay with its parts, ACK's scan before the boot.
+    text = f"{option.latency:g} s"
+    pool = None if option.fit is None else option.fit.pool
+    if pool is None or pool.scan_seconds is None:
+        return text
+    return f"{text} (ACK autoscaler scan {pool.scan_seconds:g} s + boot {pool.boot_seconds:g} s)"
 
 
 def _priced(option: Option, *, unit: str = "") -> str:

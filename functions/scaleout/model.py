@@ -88,7 +88,9 @@ class Pool:
         "price_per_hour",
         "priority",
         "ready",
+        "scan_seconds",
         "skipped",
+        "start_seconds",
         "taints",
     )
 
@@ -108,6 +110,7 @@ class Pool:
         boot_seconds: float,
         price_per_hour: float,
         priority: int,
+        scan_seconds: float | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -124,6 +127,17 @@ class Pool:
         self.boot_seconds = boot_seconds
         self.price_per_hour = price_per_hour
         self.priority = priority
+        # A companion pool (`ackAutoscaler` in the request): ACK's cluster-autoscaler owns its
+        # desired size and notices a pending pod only at its next scan, this many seconds
+        # apart. None: the agent manages the pool.
+        self.scan_seconds = scan_seconds
+        # How long a new node of the pool takes to take pods: ACK's scan first on a companion.
+        self.start_seconds = boot_seconds if scan_seconds is None else scan_seconds + boot_seconds
+
+    @property
+    def companion(self) -> bool:
+        """Whether ACK's autoscaler owns the pool: the decision never scales it."""
+        return self.scan_seconds is not None
 
     @property
     def upcoming(self) -> int:

@@ -17,6 +17,12 @@ start over: up to the first group that would act otherwise, it would repeat the 
 it resumes that pass there (functions.scaleout.carry) — the same plan, for a fraction of the
 work when thousands of shapes take several passes.
 
+A pool ACK's autoscaler owns (a companion pool, `Pool.companion`) is ranked and filled like any
+pool, but the decision never scales it: the nodes a pass plans there are ACK's to add, and the
+pods on them are left for ACK's autoscaler. Fed back, such a pool is unchanged (the agent does
+not write it), so a pass never carries them to the next: every pass plans them afresh, as the
+first pass of the fed-back request will.
+
 With a `Deadline` (functions.deadline), the time limit is checked before each group.
 Once it has passed, a later pass is dropped and the last complete one is the plan (a
 valid plan, just not yet the fixed point); within the first pass, or before it, the
@@ -63,6 +69,7 @@ class Plan:
 
     # A plain slotted class, not a dataclass: see functions.scaleout.model.
     __slots__ = (
+        "ack_added",
         "added",
         "deferred",
         "eci_pods",
@@ -81,8 +88,12 @@ class Plan:
         pool_reasons: dict[str, tuple[str, ...]],
         eci_reasons: tuple[str, ...],
         deferred: tuple[int, ...] = (),
+        ack_added: dict[str, int] | None = None,
     ) -> None:
+        # New nodes per managed pool (the scale-pool actions), and per companion pool the nodes
+        # the plan leaves ACK's autoscaler to add; pools with none are left out of both.
         self.added = added
+        self.ack_added = ack_added or {}
         # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
         self.pool_pods = pool_pods
         self.eci_pods = eci_pods
@@ -168,6 +179,8 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
     smallest = _smallest_per_pool(fits, pools)
     members = [list(group.indices) for group in groups]
     added = {pool.id: 0 for pool in request.pools}
+    # Only managed pools carry their new nodes from pass to pass (see the module docstring).
+    managed = [pool.id for pool in request.pools if not pool.companion]
     eci_pods: list[int] = []
     eci_reasons: dict[str, None] = {}
     eci_slots = request.eci.free_slots
@@ -204,14 +217,15 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
         deferred.extend(result.cut)
         # Nodes added in earlier passes that no pod uses now are given back.
         unused = {
-            pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable) for pid in pools
+            pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable) for pid in managed
         }
         before = dict(added)
-        for pid, count in result.added.items():
-            added[pid] += count
-        for pid, count in unused.items():
-            added[pid] -= count
-        if not result.eci_pods and not any(result.added.values()) and not any(unused.values()):
+        grew = False
+        for pid in managed:
+            count = result.added[pid]
+            added[pid] += count - unused[pid]
+            grew = grew or count > 0
+        if not result.eci_pods and not grew and not any(unused.values()):
             break
         if result.eci_pods:
             # These pods run on ECI after the reply is applied: the next pass no longer sees them.
@@ -230,6 +244,9 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
     assert result is not None
     return Plan(
         added={pid: n for pid, n in sorted(added.items()) if n > 0},
+        ack_added={
+            pid: n for pid, n in sorted(result.added.items()) if n > 0 and pools[pid].companion
+        },
         pool_pods=tuple(result.pool_pods),
         eci_pods=tuple(sorted(eci_pods)),
         unplaceable=tuple(result.unplaced),
@@ -711,7 +728,9 @@ def _add_nodes(
     if count <= 0:
         return pos
     _touch(outcome, pool.id)
-    outcome.trail.nodes_added()
+    if not pool.companion:
+        # Only these carry to the next pass, which resumes where they were added (`Trail`).
+        outcome.trail.nodes_added()
     reason = _group_why(group, chosen, request=request, added=added, outcome=outcome)
     outcome.reasons.setdefault(pool.id, {})[reason] = None
     fresh = [NodeClass(dict(pool.allocatable), count, fresh=True)]

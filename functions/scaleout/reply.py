@@ -6,13 +6,19 @@ scale-pool actions are sorted by pool id and come before the one place-on-eci
 action. Each action carries a `reason` (`functions.scaleout.explain`; distinct group reasons
 joined by "; "). `decisionId` is the first 16 hex digits of sha256 over the request's
 fingerprint (see `functions.scaleout.validate`), so it does not change with `now`.
+
+Pods the plan puts on new nodes of a pool ACK's autoscaler owns (a companion pool) are `covered`
+entries marked `"ackAutoscaler": true` with a reason, never a scale-pool action: ACK adds those
+nodes, not the agent. They are not in `summary.newNodes`, but their price is in
+`estimatedCostPerHour` (the plan relies on them); `summary.leftForAckAutoscalerPods` counts
+the pods, present only when the request has a companion pool.
 """
 
 from __future__ import annotations
 
 from itertools import repeat
 
-from functions.contract import DECIDE_SCHEMA, DEFERRED, PLACE_ON_ECI, SCALE_POOL
+from functions.contract import ACK_AUTOSCALER, DECIDE_SCHEMA, DEFERRED, PLACE_ON_ECI, SCALE_POOL
 from functions.readers import fingerprint_bytes
 from functions.scaleout.feasibility import eci_fit
 from functions.scaleout.model import Request
@@ -40,11 +46,16 @@ def build_reply(request: Request, plan: Plan, *, deferred_reason: str = "") -> d
     pools = {pool.id: pool for pool in request.pools}
     new_pods: dict[str, list[int]] = {pool_id: [] for pool_id in plan.added}
     covered: list[tuple[int, str]] = []
+    # Positions of the pods on nodes the plan leaves ACK's autoscaler to add.
+    left_for_ack: set[int] = set()
     for pool_id, fresh, run in plan.pool_pods:
-        if fresh:
-            new_pods.setdefault(pool_id, []).extend(run)
-        else:
+        if not fresh:
             covered.extend(zip(run, repeat(pool_id)))
+        elif pools[pool_id].companion:
+            covered.extend(zip(run, repeat(pool_id)))
+            left_for_ack.update(run)
+        else:
+            new_pods.setdefault(pool_id, []).extend(run)
     actions: list[dict[str, Any]] = []
     cost = 0.0
     for pool_id in sorted(plan.added):
@@ -61,6 +72,9 @@ def build_reply(request: Request, plan: Plan, *, deferred_reason: str = "") -> d
                 "reason": _joined(plan.pool_reasons.get(pool_id, ())),
             }
         )
+    for pool_id, count in plan.ack_added.items():
+        # Included: the plan relies on these nodes, though ACK, not the agent, adds them.
+        cost += count * pools[pool_id].price_per_hour
     if plan.eci_pods:
         actions.append(
             {
@@ -91,11 +105,23 @@ def build_reply(request: Request, plan: Plan, *, deferred_reason: str = "") -> d
     }
     if deferred:
         summary["deferredPods"] = len(deferred)
+    if any(pool.companion for pool in request.pools):
+        summary["leftForAckAutoscalerPods"] = len(left_for_ack)
     return {
         "schema": DECIDE_SCHEMA,
         "decisionId": decision_id(request),
         "actions": actions,
-        "covered": [{"pod": uids[i], "poolId": pool_id} for i, pool_id in covered],
+        "covered": [
+            {
+                "pod": uids[i],
+                "poolId": pool_id,
+                ACK_AUTOSCALER: True,
+                "reason": f"left for ACK autoscaler on {pool_id}",
+            }
+            if i in left_for_ack
+            else {"pod": uids[i], "poolId": pool_id}
+            for i, pool_id in covered
+        ],
         "unplaceable": [
             {"pod": uids[i], "reason": reason, DEFERRED: True}
             if i in deferred

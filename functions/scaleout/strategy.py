@@ -4,6 +4,8 @@
   then the others, fastest first (if none meets the budget, the fastest wins; a slow
   start beats no start when the fast options are full).
 - latency: fastest start first (`bootSeconds` of a pool, `startSeconds` of ECI).
+A pool ACK's autoscaler owns (a companion pool) starts a node only after ACK's next scan
+notices the pod: its start delay is `scanIntervalSeconds + bootSeconds`, in every strategy.
 - pool-first: pools, ECI only as overflow. eci-first: ECI, pools as overflow.
 Ties, in every strategy: higher pool `priority`, then least waste, then cost, then id.
 
@@ -110,7 +112,7 @@ def rank(
     keyed = []
     for fit in feasible.pools:
         pool = fit.pool
-        latency = pool.boot_seconds
+        latency = pool.start_seconds
         cost = node_cost_per_pod(fit, pods=pods, seconds=seconds, shared=pool.id in shared)
         if strategy == "cost":
             late = latency > budget

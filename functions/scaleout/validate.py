@@ -18,7 +18,8 @@ Defaults for optional fields:
 - pool: `name` = id, `instanceType` "", `labels` {}, `taints` [], `size.min` 0,
   `size.desired` 0, `size.ready` 0, `scalingSince`/`lastError` null,
   `bootSeconds` 90, `priority` 0; `allocatable.pods` 110 (the kubelet's default
-  max-pods) when absent.
+  max-pods) when absent; no `ackAutoscaler` (the agent manages the pool; with it, ACK's
+  autoscaler does, `scanIntervalSeconds` 30).
 - eci: `enabled` false, `labels` {"type": "virtual-kubelet"}, `taints` the
   virtual-kubelet.io/provider=alibabacloud:NoSchedule taint, prices 0.000049
   CNY/vCPU·s and 0.00000613 CNY/GiB·s, `startSeconds` 30, `maxPods` null (no cap),
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 from functions import readers
 from functions.contract import (
+    ACK_AUTOSCALER,
     DECIDE_SCHEMA,
     DEFAULT_STRATEGY,
     ECI_NODE_LABELS,
@@ -66,6 +68,8 @@ MAX_SHAPE_POOL_PAIRS = 200_000
 
 DEFAULT_MAX_PODS_PER_NODE = 110_000  # milli-units
 _PROVISIONING = "provisioning"
+# cluster-autoscaler's --scan-interval on ACK's managed node autoscaling: 30 s (10 s upstream).
+DEFAULT_ACK_SCAN_SECONDS = 30
 
 
 def parse_request(raw: object) -> Request:
@@ -406,6 +410,20 @@ def _pool(raw: dict[str, Any], *, pool_id: str, path: str, now: float, policy: P
             readers.required(raw, "pricePerHour", path), path=f"{path}.pricePerHour"
         ),
         priority=priority,
+        scan_seconds=_ack_scan_seconds(raw.get(ACK_AUTOSCALER), path=f"{path}.{ACK_AUTOSCALER}"),
+    )
+
+
+def _ack_scan_seconds(raw: object, *, path: str) -> float | None:
+    """`pools[].ackAutoscaler` {scanIntervalSeconds}: ACK's autoscaler owns the pool and scans
+    this often; None (absent or null) when the agent manages the pool."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"expected an object, got {readers.kind(raw)}", path=path)
+    return readers.seconds(
+        raw.get("scanIntervalSeconds", DEFAULT_ACK_SCAN_SECONDS),
+        path=f"{path}.scanIntervalSeconds",
     )
 
 
@@ -497,7 +515,7 @@ def _fingerprint(
         {
             "schema": DECIDE_SCHEMA,
             "cluster": cluster,
-            "pools": [{**_fields(pool), "skipped": _skip_token(pool)} for pool in pools],
+            "pools": [{**_pool_fields(pool), "skipped": _skip_token(pool)} for pool in pools],
             # The spec table follows cluster.region, already part of the id.
             "eci": {k: v for k, v in _fields(eci).items() if k != "specs"},
             "policy": _fields(policy),
@@ -511,6 +529,16 @@ def _fingerprint(
 def _fields(value: Pool | Eci | Policy) -> dict[str, Any]:
     # The model's classes are slotted (no __dict__ for vars()); canonical JSON sorts the keys.
     return {name: getattr(value, name) for name in value.__slots__}
+
+
+def _pool_fields(pool: Pool) -> dict[str, Any]:
+    fields = _fields(pool)
+    # Derived from bootSeconds and the scan interval, both already there.
+    del fields["start_seconds"]
+    if pool.scan_seconds is None:
+        # A managed pool's fields are what they were before companion pools: same decisionId.
+        del fields["scan_seconds"]
+    return fields
 
 
 def _skip_token(pool: Pool) -> str:

@@ -1,6 +1,8 @@
 """The planner as it was before the shapes × pools speed-up (plan.py and packing.py at 21040e5),
 kept verbatim as the reference the fast planner must reproduce plan for plan
-(tests/functions/test_plan_matches_reference.py). Not imported by the decision core."""
+(tests/functions/test_plan_matches_reference.py), plus one rule added since: a pool ACK's
+autoscaler owns (a companion pool) does not carry the nodes a pass plans there to the next pass,
+and the plan reports that last pass's as `ack_added`. Not imported by the decision core."""
 
 from __future__ import annotations
 
@@ -155,6 +157,7 @@ class Plan:
 
     # A plain slotted class, not a dataclass: see functions.scaleout.model.
     __slots__ = (
+        "ack_added",
         "added",
         "deferred",
         "eci_pods",
@@ -173,8 +176,10 @@ class Plan:
         pool_reasons: dict[str, tuple[str, ...]],
         eci_reasons: tuple[str, ...],
         deferred: tuple[int, ...] = (),
+        ack_added: dict[str, int] | None = None,
     ) -> None:
         self.added = added
+        self.ack_added = ack_added or {}
         # Runs of positions (ascending within a run): (pool id, on nodes this decision adds, run)
         self.pool_pods = pool_pods
         self.eci_pods = eci_pods
@@ -270,11 +275,15 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
         unused = {
             pid: unused_fresh_nodes(result.classes[pid], pools[pid].allocatable) for pid in pools
         }
+        # Companion pools: the fed-back request has them unchanged, so no pass carries their
+        # nodes (and none is left unused: a pass adds only nodes its pods land on).
         for pid, count in result.added.items():
-            added[pid] += count
+            if not pools[pid].companion:
+                added[pid] += count
         for pid, count in unused.items():
             added[pid] -= count
-        if not result.eci_pods and not any(result.added.values()) and not any(unused.values()):
+        grew = any(n for pid, n in result.added.items() if not pools[pid].companion)
+        if not result.eci_pods and not grew and not any(unused.values()):
             break
         if result.eci_pods:
             # These pods run on ECI after the reply is applied: the next pass no longer sees them.
@@ -289,6 +298,9 @@ def make_plan(request: Request, *, deadline: Deadline | None = None) -> Plan:
     assert result is not None
     return Plan(
         added={pid: n for pid, n in sorted(added.items()) if n > 0},
+        ack_added={
+            pid: n for pid, n in sorted(result.added.items()) if n > 0 and pools[pid].companion
+        },
         pool_pods=tuple(result.pool_pods),
         eci_pods=tuple(sorted(eci_pods)),
         unplaceable=tuple(result.unplaced),
