@@ -48,7 +48,13 @@ from agent.actuate.pool_lock import PoolLock
 from agent.clients.cs import MAX_NODES_ADDED_PER_CALL, CloudCallError, NodePoolClient
 from agent.clients.kube import KubeError, KubeUnreachable
 from agent.model import PoolActivity, PoolInfo
-from functions.contract import DEFERRED, ECI_TAINT_EFFECT, ECI_TAINT_KEY, ECI_TAINT_VALUE
+from functions.contract import (
+    ACK_AUTOSCALER,
+    DEFERRED,
+    ECI_TAINT_EFFECT,
+    ECI_TAINT_KEY,
+    ECI_TAINT_VALUE,
+)
 from functions.contract import ECI_TOLERATION as ECI_TOLERATION  # the patch's value; tests read it
 
 log = logging.getLogger(__name__)
@@ -60,9 +66,6 @@ MAX_LOWERED_REWRITES = 2
 # --initial-node-group-backoff-duration). Without it the next pending pod would ask the
 # stocked-out pool again, and wait for another failure.
 FAILED_POOL_BACKOFF_SECONDS = 300.0
-# decide/v1: on a request pool, marks a companion (ACK's autoscaler owns it); on a `covered`
-# entry, a pod left for that autoscaler.
-ACK_AUTOSCALER = "ackAutoscaler"
 PLACED_ON_ECI_MESSAGE = (
     "pod placed on the ECI virtual node (toleration "
     f"{ECI_TAINT_KEY}={ECI_TAINT_VALUE}:{ECI_TAINT_EFFECT} added)"

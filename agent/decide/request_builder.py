@@ -16,7 +16,7 @@ from typing import Any
 from agent.catalog import CATALOG, InstanceType
 from agent.decide.pod_entries import PodEntryCache, shape_json
 from agent.model import NodeState, PendingPod, PoolActivity, PoolInfo, Snapshot
-from functions.contract import DECIDE_SCHEMA, DEFAULT_STRATEGY, POOL_LABEL
+from functions.contract import ACK_AUTOSCALER, DECIDE_SCHEMA, DEFAULT_STRATEGY, POOL_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def _pool_json(
     if pool.companion:
         # ACK's autoscaler owns the pool (its size is ACK's min/max_instances): the decision
         # may leave pods to it, never scale it (docs/decide-contract.md).
-        entry_json["ackAutoscaler"] = {"scanIntervalSeconds": settings.ack_scan_interval_seconds}
+        entry_json[ACK_AUTOSCALER] = {"scanIntervalSeconds": settings.ack_scan_interval_seconds}
     return entry_json
 
 

@@ -149,18 +149,31 @@ async def test_pods_only_a_companion_pool_fits_bring_no_pool_write(world: World)
 async def test_a_reply_that_scales_a_companion_pool_is_refused(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A decider asks to raise the companion pool: refused, logged as an error naming the pool
-    and the decision, recorded in the round and /status errors; nothing reaches CS."""
+    """A decider asks to raise the companion pool. The reply check refuses the reply (the
+    request marked the pool), so the round ends in an error naming the pool; and the actuator,
+    handed that reply anyway, refuses the write on the request's marker, logged as an error
+    naming the pool and the decision. Nothing reaches CS either way."""
     companion_world(world)
     caplog.set_level(logging.ERROR, logger="agent.actuate.actuation")
-    agent = world.agent(config_for(world), decider=Recording(scale_the_first_pool))
+    decider = Recording(scale_the_first_pool)
+    agent = world.agent(config_for(world), decider=decider)
     async with running(agent):
         world.add_workers(3)
-        await until(decided(agent, 3), what="a round over the three pods")
+        await until(
+            lambda: agent.last_round is not None and agent.last_round.pods == 3,
+            what="a round over the three pods",
+        )
     last = agent.last_round
-    assert last is not None and last.outcome == "refused"
-    assert [r["pool"] for r in last.refused] == ["np-cpu"]
-    assert any("np-cpu is a companion pool" in e["message"] for e in agent.errors)
+    assert last is not None and last.outcome == "error"
+    assert last.error is not None and "np-cpu is owned by ACK's autoscaler" in last.error
+    assert pool_writes(world) == []
+
+    request = decider.requests[-1]
+    result = await Actuator(world.pools, world.kube).apply(
+        scale_the_first_pool(request), request, dry_run=False
+    )
+    assert [r.pool_id for r in result.pools_refused] == ["np-cpu"]
+    assert not result.pools_written
     (refusal, *_) = [r for r in caplog.records if "pool write refused" in r.getMessage()]
     assert (refusal.pool, refusal.decision_id) == ("np-cpu", "d-scale")  # type: ignore[attr-defined]
     assert pool_writes(world) == []
