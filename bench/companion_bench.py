@@ -2,8 +2,8 @@
 on) through dev mode with the agent and without it (`--no-agent`: ACK's own autoscaler stand-in
 alone, the walkthrough as documented), medians over repeats.
 
-Each run is `python -m agent dev --scenario S --json --quiet --speed X [--no-agent]
-[--time-limit T] --run-dir DIR` in a fresh process; the two modes alternate, so drift in the
+Each run is `python -m agent dev --scenario S --json --quiet --speed X [--strategy S | --no-agent]
+[--time-limit T] --run-dir DIR` in a fresh process; the modes alternate, so drift in the
 machine's load hits both alike. From the `--json` summary line: simulated seconds from the first
 worker pod to all workers Running, the run's cost (pool nodes + ECI, CNY), idle node-seconds
 (pool node-seconds with no workload pod on the node), the CS write calls the agent made, the
@@ -15,7 +15,7 @@ Read with care: the agent's reaction is real time (its batching windows) while t
 to ECI; a production agent reacts well within a scan. A lower speed shrinks that window.
 
 Usage: python bench/companion_bench.py [--scenario seed-companion] [--repeat 3] [--speed 50]
-       [--time-limit SECONDS]
+       [--strategies latency,cost,pool-first] [--time-limit SECONDS]
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MODES = ("agent", "no-agent")
+NO_AGENT = "no-agent"
 
 
 @dataclass(frozen=True)
 class Run:
-    mode: str
+    mode: str  # "no-agent", or "agent (STRATEGY)"
     all_running_s: float | None
     cost: float
     idle_node_s: float
@@ -45,7 +45,9 @@ class Run:
     ending: str
 
 
-def one_run(mode: str, *, scenario: str, speed: float, time_limit: float | None) -> Run:
+def one_run(strategy: str | None, *, scenario: str, speed: float, time_limit: float | None) -> Run:
+    """One dev run: with the agent deciding under `strategy`, or with no agent (None)."""
+    mode = NO_AGENT if strategy is None else f"agent ({strategy})"
     with tempfile.TemporaryDirectory(prefix="companion-bench-") as run_dir:
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         env["PYTHONPATH"] = str(REPO)
@@ -63,8 +65,10 @@ def one_run(mode: str, *, scenario: str, speed: float, time_limit: float | None)
             "--run-dir",
             run_dir,
         ]
-        if mode == "no-agent":
+        if strategy is None:
             command.append("--no-agent")
+        else:
+            command += ["--strategy", strategy]
         if time_limit is not None:
             command += ["--time-limit", f"{time_limit:g}"]
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
@@ -93,10 +97,8 @@ def table(runs: list[Run]) -> str:
         "| ECI pods | ended at rest |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for mode in MODES:
+    for mode in dict.fromkeys(r.mode for r in runs):
         group = [r for r in runs if r.mode == mode]
-        if not group:
-            continue
         times = [r.all_running_s for r in group if r.all_running_s is not None]
         rows.append(
             f"| {mode} | {len(group)} | {_median(times)} "
@@ -121,14 +123,21 @@ def main() -> None:
         metavar="SECONDS",
         help="simulated seconds before a run gives up (default: the scenario's)",
     )
+    parser.add_argument(
+        "--strategies",
+        default="latency",
+        help="comma-separated strategies the agent runs under, each a row of its own "
+        "(default: latency; e.g. latency,cost,pool-first)",
+    )
     args = parser.parse_args()
+    strategies: list[str | None] = [*args.strategies.split(","), None]
     runs = []
     for i in range(args.repeat):
-        for mode in MODES:
+        for strategy in strategies:
             run = one_run(
-                mode, scenario=args.scenario, speed=args.speed, time_limit=args.time_limit
+                strategy, scenario=args.scenario, speed=args.speed, time_limit=args.time_limit
             )
-            print(f"run {i + 1}/{args.repeat} {mode}: {run}", file=sys.stderr, flush=True)
+            print(f"run {i + 1}/{args.repeat} {run.mode}: {run}", file=sys.stderr, flush=True)
             runs.append(run)
     print(f"{args.scenario} at x{args.speed:g}, medians over {args.repeat} runs per mode\n")
     print(table(runs))
