@@ -5,7 +5,7 @@ A managed pool is listed in `managed_pools` with the bounds the agent keeps it i
 own node autoscaling off: the agent writes its desired size and removes its nodes. A companion
 pool has ACK's node autoscaling on (`auto_scaling.enable=true`), listed or not: ACK's
 cluster-autoscaler owns its desired size within its `min_instances`/`max_instances`, so the
-decision sees it (pods that only it fits are left to ACK) and the agent never writes it — two
+decision sees it (pods it gives the pool are left to ACK) and the agent never writes it — two
 autoscalers writing one pool undo each other. `allow_ack_autoscaled_pools` keeps a listed such
 pool managed anyway; with `companion_pools` off a listed one is refused at start-up instead (the
 behaviour before companion mode). The CS client stamps each pool's owner on every read
@@ -142,7 +142,8 @@ def companions_text(pools: Iterable[PoolInfo]) -> str:
         return ""
     return (
         f"companion pools: ACK's node autoscaler owns the size of {', '.join(named)}; "
-        "ray-ack-scaler decides with them and leaves the pods only they fit to ACK, never "
+        "ray-ack-scaler decides with them (ECI or another pool when the strategy prefers it, "
+        "else the pods are left to ACK), never "
         "writing their desired size or removing their nodes"
     )
 
