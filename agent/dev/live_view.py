@@ -47,10 +47,13 @@ def stamp(t: float) -> str:
 
 
 def decision_text(record: Mapping[str, Any]) -> str:
-    """What one decision round (the fields of the agent's RoundRecord) decided, on one line."""
+    """What one decision round (the fields of the agent's `decision round` log line) decided,
+    on one line."""
     what = [f"{w['pool']} {w['from']}→{w['to']}" for w in record.get("pools_written") or ()]
     if record.get("eci_placed"):
         what.append(f"{record['eci_placed']} pods on ECI")
+    if record.get("left_for_ack_autoscaler"):  # the round log's text: "3 left for ACK ... np-x"
+        what.append(str(record["left_for_ack_autoscaler"]))
     reasons: dict[str, int] = {}
     for item in record.get("unplaceable") or ():
         reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1

@@ -14,6 +14,7 @@ from agent.sim.scenario import load_scenario
 from tests.support.dev_process import SPEED, DevResult, run_dev
 
 SCENARIO = "seed-companion"
+SCENARIOS = Path(__file__).resolve().parents[2] / "agent" / "sim" / "scenarios"
 POOL = "np-default"
 
 
@@ -48,7 +49,30 @@ def without_agent(report_dir: Path) -> DevResult:
 
 @pytest.fixture(scope="module")
 def with_agent() -> DevResult:
-    return run_dev("--scenario", SCENARIO, "--json", "--speed", SPEED)
+    # x50, not x100: the agent's reaction is real time, and at x100 its ~0.2 s is 20 simulated
+    # seconds, inside which a 30 s scan of ACK's autoscaler can fall (bench/companion_bench.py).
+    return run_dev("--scenario", SCENARIO, "--json", "--speed", "50")
+
+
+@pytest.fixture(scope="module")
+def pool_first(report_dir: Path) -> DevResult:
+    """seed-companion under pool-first, with ACK's scan every 60 s (ACK lets a cluster choose its
+    scan interval) and 120 s scale-down times, so that the agent's first round (real time, 10-20
+    simulated s at x50) comes well before ACK's first scan, and the run ends sooner."""
+    scenario = report_dir / "seed-companion-pool-first.yaml"
+    text = (SCENARIOS / f"{SCENARIO}.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "ackAutoscaler:\n  scanIntervalSeconds: 30\n  scaleDownUnneededSeconds: 600\n",
+        "ackAutoscaler:\n  scanIntervalSeconds: 60\n  scaleDownUnneededSeconds: 120\n"
+        "  scaleDownDelayAfterAddSeconds: 120\n",
+    )
+    assert "scanIntervalSeconds: 60" in text
+    scenario.write_text(text, encoding="utf-8")
+    report = report_dir / "pool-first.html"
+    return run_dev(
+        "--scenario", str(scenario), "--strategy", "pool-first", "--json", "--speed", "50",
+        "--report", str(report),
+    )  # fmt: skip
 
 
 def test_without_the_agent_acks_autoscaler_alone_serves_every_worker(without_agent):
@@ -77,11 +101,25 @@ def test_without_the_agent_the_report_says_who_scaled(without_agent, report_dir)
     assert "No decision round had pods to decide for." in page
 
 
-def test_with_the_agent_no_cs_write_and_the_pool_still_acks(with_agent):
-    """The scenario's stated outcome with the agent: every task done, ACK's autoscaler alone
-    writes the pool (the agent has no managed pool there), at rest."""
+def test_with_the_agent_workers_start_on_eci_sooner_and_no_cs_write(with_agent, without_agent):
+    """The scenario's stated outcome with the agent under its strategy (latency, 60 s budget):
+    the pool is a companion whose scan + boot (30 + 60-90 s) is over the budget, so every worker
+    goes to ECI, all run sooner than with ACK's autoscaler alone, and the agent writes no pool."""
     summary = finished(with_agent)
     assert summary["agent"] is True
+    assert summary["eciPods"] > 0 and summary["nodesAdded"] == 0  # the system node holds 2
+    assert summary["ackAutoscaler"]["scaleUps"] == 0
+    assert summary["timeToAllRunningSeconds"] < finished(without_agent)["timeToAllRunningSeconds"]
     assert summary["nodeCost"] + summary["eciCost"] == pytest.approx(
         summary["costEstimate"], abs=1e-3
     )
+
+
+def test_pool_first_leaves_the_workers_to_acks_autoscaler(pool_first, report_dir):
+    """Under pool-first the companion pool ranks before ECI: the agent leaves the pods to ACK's
+    autoscaler, says so in its decisions, and neither writes the pool nor patches a pod."""
+    summary = finished(pool_first)
+    assert summary["agent"] is True and summary["decisions"] >= 1
+    assert summary["eciPods"] == 0 and summary["ackAutoscaler"]["scaleUps"] >= 1
+    page = (report_dir / "pool-first.html").read_text(encoding="utf-8")
+    assert f"left for ACK autoscaler on {POOL}" in page
