@@ -66,7 +66,9 @@ class Reconciler:
 
     def config(self) -> AgentConfig:
         if self._config is None:
-            self._config = load_config(None, environ=self._environ or dict(os.environ))
+            self._config = load_config(
+                None, environ=dict(os.environ) if self._environ is None else self._environ
+            )
         return self._config
 
     def handle(self, event: bytes, context: Any) -> bytes:

@@ -72,6 +72,7 @@ EXIT_SIGTERM = 143
 # to give back — past its time limit. At 0.1 s every interval keeps its value up to speed 100.
 CLUSTER_TIME_SETTINGS = ("resync_seconds", "pool_refresh_seconds", "scale_in_interval_seconds")
 MIN_INTERVAL_SECONDS = 0.1
+MODES = ("sidecar", "agentless")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 # decide/v1 and scale-in/v1 policy keys in a scenario → the agent's settings of the same meaning
 POLICY_SETTINGS = {
@@ -155,6 +156,14 @@ def register(subparsers: Any) -> None:
         "compare the summary's first-node-requested time with and without",
     )
     dev.add_argument(
+        "--mode",
+        choices=MODES,
+        default=MODES[0],
+        help="sidecar (default): the agent process watches the cluster; agentless: no agent "
+        "process, the reconcile function on the FC emulator woken by the EventBridge stand-in "
+        "(FailedScheduling Events) and its Timer trigger (every simulated minute)",
+    )
+    dev.add_argument(
         "--quiet",
         action="store_true",
         help="no banner and no live view: one summary line and the report's path at the end",
@@ -187,6 +196,7 @@ class DevOptions:
     fc_api_version: str = FC_API_VERSIONS[0]
     keep: bool = False
     raycluster_watch: bool = True
+    mode: str = "sidecar"
 
 
 def dev_command(args: argparse.Namespace) -> int:
@@ -212,6 +222,7 @@ def dev_command(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         keep=args.keep,
         raycluster_watch=args.raycluster_watch,
+        mode=args.mode,
     )
     _no_proxies_for_loopback()
     tap = AgentLogTap()
@@ -291,6 +302,50 @@ def agent_environment(
     return env
 
 
+async def _never() -> None:
+    """Stands in for the agent's task in agentless mode: there is no agent to stop."""
+    await asyncio.Event().wait()
+
+
+def function_environment(agent_env: Mapping[str, str]) -> dict[str, str]:
+    """The reconcile function's environment variables: the agent's settings, less what a
+    function has otherwise — the API server comes from DescribeClusterUserKubeconfig, CS calls
+    are signed with the function's role (FC's STS token), it serves no ops address, and it
+    decides in-process (it already runs on Function Compute)."""
+    dropped = {
+        ENV_PREFIX + name
+        for name in ("KUBECONFIG", "CREDENTIALS", "OPS_ADDRESS", "DECIDER", "HTTP_URL")
+    }
+    return {
+        **{
+            k: v
+            for k, v in agent_env.items()
+            if k.startswith(ENV_PREFIX)
+            and k not in dropped
+            and not k.startswith(ENV_PREFIX + "FC_")
+        },
+        ENV_PREFIX + "DECIDER": "local",
+    }
+
+
+def agentless_facts(ack: EmbeddedAck) -> dict[str, Any]:
+    """What the agentless run cost in invocations: by trigger, cold starts, failures, and the
+    time billed (the runs' real durations)."""
+    runs = ack.reconcile_invocations()
+    by_kind: dict[str, int] = {}
+    for run in runs:
+        by_kind[run.kind] = by_kind.get(run.kind, 0) + 1
+    return {
+        "invocations": by_kind,
+        "coldStarts": sum(1 for run in runs if run.cold),
+        "failed": sum(1 for run in runs if run.error_type),
+        "secondsBilled": round(sum(run.duration_seconds for run in runs), 3),
+        "eventsPublished": ack.eventbridge.published if ack.eventbridge else 0,
+        "eventsDelivered": ack.eventbridge.delivered if ack.eventbridge else 0,
+        "timerTicks": ack.timer.ticks if ack.timer else 0,
+    }
+
+
 def scales_in(agent: Any) -> bool:
     """Whether this agent gives nodes back (it has a scale-in component, switched on). Without
     one, grown pools stay as they are, so a run cannot wait for them to shrink."""
@@ -306,7 +361,16 @@ class DevRun:
         self.scenario = scenario
         self.tap = tap
         self.options = options
-        self.ack = EmbeddedAck(scenario, speed=speed)
+        # agentless: the reconcile function's environment, filled once the emulators listen
+        self.function_env: dict[str, str] = {}
+        reconcile = None
+        if options.mode == "agentless":
+            from agent.agentless.reconcile import Reconciler
+
+            reconcile = Reconciler(
+                environ=self.function_env, now=lambda: self.ack.cluster.clock.now()
+            ).handle
+        self.ack = EmbeddedAck(scenario, speed=speed, reconcile=reconcile)
         self.ack.world.ray.hold_job()  # submitted once the agent watches
         self.record = RunRecord(
             namespace=scenario.ray.namespace,
@@ -379,6 +443,17 @@ class DevRun:
                 return 2
             self._banner(kubeconfig, config)
             subscription = self._follow_store()
+            if self.options.mode == "agentless":
+                self.function_env.update(function_environment(env))
+                self.say(
+                    "agentless: no agent process; the reconcile function on the FC emulator, "
+                    "woken by EventBridge (FailedScheduling) and its Timer (every simulated minute)"
+                )
+                ending, summary, cost = await self._run_agentless(subscription)
+                code = self._finish(ending, summary, cost)
+                if self.options.keep and ending != "interrupted":
+                    await self._keep_up(kubeconfig)
+                return code
             async with connect_agent(config, now=ack.cluster.clock.now) as agent:
                 host, port = config.ops_host_port
                 ops = OpsServer(
@@ -417,6 +492,28 @@ class DevRun:
             if self.options.keep and ending != "interrupted":
                 await self._keep_up(kubeconfig)
             return code
+
+    async def _run_agentless(self, subscription: Any) -> tuple[str, dict[str, Any], CostReport]:
+        """No agent process: the job starts at once, and the EventBridge stand-in and the Timer
+        trigger invoke the reconcile function until the run ends."""
+        self.ack.world.ray.release_job()
+        no_agent = asyncio.create_task(_never(), name="no-agent")
+        try:
+            ending = await self._watch(no_agent, subscription, rest_needs_min=True)
+        finally:
+            no_agent.cancel()
+            subscription.close()
+        self._fold(subscription.drain())
+        self._take_agent_events()
+        final = self.record.sample(self.t(), wanted=self._pool_sizes(), replicas=self._replicas())
+        if not self.options.json and not self.options.quiet:
+            self.view.show(
+                final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
+            )
+        cost = self.ack.world.cost_report()
+        summary = self._summary(cost, ending)
+        summary["agentless"] = agentless_facts(self.ack)
+        return ending, summary, cost
 
     async def _keep_up(self, kubeconfig: Path) -> None:
         """--keep: the cluster stays up (its clock running, the agent stopped) until Ctrl-C."""
