@@ -7,6 +7,7 @@ Timer with the unneeded time kept on the node, and two invocations at once raise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -69,7 +70,9 @@ async def world() -> AsyncIterator[World]:
         yield opened
 
 
+@contextlib.asynccontextmanager
 async def host(world: World, reconciler: Reconciler) -> AsyncIterator[Hosted]:
+    """The reconcile function deployed on an FC emulator sharing the CS emulator's keys."""
     app = build_fc_app(
         reconciler.handle,
         keys=world.keys or static_test_keys(),
@@ -90,7 +93,7 @@ async def host(world: World, reconciler: Reconciler) -> AsyncIterator[Hosted]:
 @pytest.fixture
 async def hosted(world: World) -> AsyncIterator[Hosted]:
     reconciler = Reconciler(environ=function_environment(world), now=world.cluster.clock.now)
-    async for opened in host(world, reconciler):
+    async with host(world, reconciler) as opened:
         yield opened
 
 
@@ -156,7 +159,7 @@ async def test_the_timer_gives_back_a_node_unneeded_across_ticks(world: World) -
         environ=function_environment(world, SCALE_DOWN_DELAY_AFTER_ADD_SECONDS="30"),
         now=world.cluster.clock.now,
     )
-    async for hosted in host(world, reconciler):
+    async with host(world, reconciler) as hosted:
         await world.pools.set_desired("np-cpu", 1)
         store, clock = world.cluster.store, world.cluster.clock
 
@@ -188,7 +191,7 @@ async def test_two_invocations_at_once_raise_the_pool_once(world: World) -> None
     # The wall clock, as on FC: the Lease's 15 s are real seconds. (On the world's clock, 100×
     # faster, each slowed CS call below would last 60 s and outlive the Lease.)
     reconciler = Reconciler(environ=function_environment(world), now=time.time)
-    async for hosted in host(world, reconciler):
+    async with host(world, reconciler) as hosted:
         events = await unschedulable_workers(world, 6)
         # Slow CS calls keep the first raise in flight while the second invocation decides.
         world.cs_faults.cs_latency_seconds = 0.6
@@ -216,7 +219,7 @@ async def test_the_kubeconfig_is_reused_until_it_nears_expiry(world: World) -> N
     reconciler = Reconciler(
         environ=function_environment(world), now=world.cluster.clock.now, kubeconfigs=cache
     )
-    async for hosted in host(world, reconciler):
+    async with host(world, reconciler) as hosted:
         tick = timer_event(trigger_name="t", at=world.cluster.clock.now(), payload="")
         await hosted.invoke(tick, kind="timer")
         await hosted.invoke(tick, kind="timer")
