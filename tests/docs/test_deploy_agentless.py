@@ -20,7 +20,7 @@ from tests.support.deploy_templates import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "default"
+NAMESPACE = "ray"
 
 
 def both() -> list[DeployedReconcile]:
@@ -112,6 +112,11 @@ def test_the_function_environment_is_a_configuration_the_agent_accepts() -> None
         assert config.decider == "local"
         assert config.kubeconfig is None and config.api_url is None
         assert "cs-vpc." in str(deployed.environment["RAY_ACK_SCALER_CS_ENDPOINT"])
+        # the Leases where deploy/rbac.yaml grants them, the Ray namespace
+        assert (
+            deployed.environment["RAY_ACK_SCALER_POOL_LOCK_NAMESPACE"]
+            == deployed.environment["RAY_ACK_SCALER_NAMESPACE"]
+        )
 
 
 def test_the_role_allows_exactly_the_cs_actions_the_code_calls() -> None:
