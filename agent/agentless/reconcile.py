@@ -32,10 +32,12 @@ from agent.agentless.kubeconfig_cache import KubeconfigCache
 from agent.agentless.triggers import PodEvent, TimerTick, Unknown, read_trigger, why_not
 from agent.agentless.unneeded_marks import resume_timers, save_timers
 from agent.app.config import load_config
+from agent.app.loop import Agent
 from agent.app.once import summary
 from agent.app.settings import AgentConfig
 from agent.clients.cs import NodePoolClient, build_sdk_client, sts_credential
 from agent.ingest.batching import Batch
+from agent.ingest.free_room import beyond_free_room
 
 EVENT, TIMER = "eventbridge", "timer"
 
@@ -122,6 +124,7 @@ class Reconciler:
             await agent.check_rayclusters()
             try:
                 await agent.list_once()
+                fitting = leave_out_what_fits(agent)
                 listed = await resume_timers(agent) if scale_in else {}
                 started = time.monotonic()
                 batch = Batch(frozenset(agent.view.pending), "pods", started, started)
@@ -130,7 +133,34 @@ class Reconciler:
                 saved = await save_timers(agent, listed)
             finally:
                 await agent.close()
-            return {**summary(agent, record, scale_in_record), "timersSaved": saved}
+            return {
+                **summary(agent, record, scale_in_record),
+                "pendingThatFitRunningNodes": fitting,
+                "timersSaved": saved,
+            }
+
+
+def leave_out_what_fits(agent: Agent) -> int:
+    """Take out of the round the pending pods that fit a running node's free room; how many.
+
+    A pod stays Unschedulable from the scheduler's last attempt until its next one, and the
+    function is woken precisely then: when nodes join, the scheduler retries its unschedulable
+    pods, fails them on the still-NotReady nodes and records FailedScheduling again, and those
+    Events arrive as the nodes turn Ready. A round that counted such pods as wanting capacity
+    raised the pool for pods the scheduler was about to bind (seed: 5 → 6 or 7 nodes). The agent
+    rarely decides in that window (its rounds follow its watches); the function decides in it
+    often. So, as cluster-autoscaler filters out pods that fit existing nodes before a scale-up,
+    pending pods that fit a Ready node's free room (agent/ingest/free_room.py, the test the
+    anticipated workers get) are left to the scheduler."""
+    pending = list(agent.view.pending.values())
+    beyond = {
+        p.uid
+        for p in beyond_free_room(pending, list(agent.view.nodes.values()), agent.view.node_pods)
+    }
+    fitting = [p.uid for p in pending if p.uid not in beyond]
+    for uid in fitting:
+        del agent.view.pending[uid]
+    return len(fitting)
 
 
 _default: Reconciler | None = None
