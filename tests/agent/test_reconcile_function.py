@@ -27,6 +27,7 @@ from agent.sim.cloud.fc_api import build_fc_app, invocations_of, invoke_from_tri
 from agent.sim.cloud.fc_timer import timer_event
 from agent.sim.world.nodepools import POOL_LABEL
 from tests.support.agent_world import CLUSTER_ID, REGION, World, open_world
+from tests.support.builders import build_test_pod
 from tests.support.waiting import until
 
 ENV_PREFIX = "RAY_ACK_SCALER_"
@@ -227,3 +228,62 @@ async def test_the_kubeconfig_is_reused_until_it_nears_expiry(world: World) -> N
         wall[0] += 3600 - 299  # inside the 5-minute margin before the hour ends
         await hosted.invoke(tick, kind="timer")
         assert cache.fetches == 2
+
+
+async def test_a_pending_worker_that_fits_a_ready_node_is_left_to_the_scheduler(
+    hosted: Hosted,
+) -> None:
+    """A worker still marked Unschedulable from before np-cpu's node turned Ready (the scheduler
+    has not retried it yet) fits that node: the round leaves it to the scheduler and the pool
+    stays at 1."""
+    world = hosted.world
+    await world.pools.set_desired("np-cpu", 1)
+
+    def ready_pool_nodes() -> int:
+        items, _ = world.cluster.store.list("nodes")
+        return sum(
+            1
+            for n in items
+            if n["metadata"]["labels"].get(POOL_LABEL) == "np-cpu"
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", ())
+            )
+        )
+
+    await until(lambda: ready_pool_nodes() == 1, what="np-cpu's node Ready")
+    # Another scheduler's pod, so the simulated one never binds it: it stays as the scheduler's
+    # last attempt left it, Unschedulable.
+    stale = build_test_pod(
+        "rc-g-worker-stale",
+        namespace="ray",
+        labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
+        container="ray-worker",
+        image=None,
+        cpu="1",
+        memory="1Gi",
+        schedulerName="not-the-default",
+        status={
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: 2 Insufficient cpu.",
+                    "lastTransitionTime": world.cluster.clock.iso(),
+                }
+            ],
+        },
+    )
+    world.cluster.store.create("pods", stale, namespace="ray")
+    event = {
+        "metadata": {"name": "rc-g-worker-stale.1", "namespace": "ray"},
+        "involvedObject": {"kind": "Pod", "namespace": "ray", "name": "rc-g-worker-stale"},
+        "reason": "FailedScheduling",
+        "count": 1,
+    }
+    reply = await hosted.invoke(as_cloud_event(event))
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
+    assert reply["scaleOut"]["outcome"] != "scaled", reply
+    assert reply["pendingThatFitRunningNodes"] == 1
