@@ -10,6 +10,9 @@ The configuration is the agent's, from the function's environment variables
 (RAY_ACK_SCALER_*, agent/app/settings.py). CS calls are signed with the STS token FC hands the
 function for its role (`context.credentials`); the API server is reached with a kubeconfig from
 DescribeClusterUserKubeconfig, cached by the instance (agent/agentless/kubeconfig_cache.py).
+Before deciding, pending pods that fit a Ready node's free room are left to the scheduler
+(`leave_out_what_fits`). An exception (an API unreachable, a setting missing) is left to FC's
+runtime: an unhandled error, which FC retries for asynchronous invocations.
 
 Invocations share nothing but that cache: two at once (an event and a tick, or two events) take
 turns on a pool through its Lease under identities of their own (the FC request id), and every
