@@ -402,6 +402,12 @@ class Agent:
             self.rayclusters = None
 
     @property
+    def kube(self) -> KubeClient:
+        """The Kubernetes client the agent was given (the reconcile function's scale-in timers
+        live on node annotations: agent/agentless/unneeded_marks.py)."""
+        return self._kube
+
+    @property
     def all_watchers(self) -> list[Watcher]:
         """Every watch this agent runs: the pod and node watches, and the RayCluster one."""
         extra = [] if self.raycluster_watcher is None else [self.raycluster_watcher]

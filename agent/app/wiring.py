@@ -46,10 +46,13 @@ async def connect_agent(
     *,
     metrics: AgentMetrics | None = None,
     now: Callable[[], float] = time.time,
+    cs_credential: Any = None,
 ) -> Any:
     """The production wiring of an Agent from its configuration; closes every client on exit.
     `now` is the clock policy durations are measured on: the wall clock in production, the
-    simulated clock in dev mode."""
+    simulated clock in dev mode. `cs_credential` (an alibabacloud_credentials client) signs the
+    CS calls instead of the configured credentials: the reconcile function's role
+    (agent/agentless)."""
     from agent.actuate.actuation import Actuator
     from agent.app.remote_deciders import fc_decider, http_decider, watch_credentials
     from agent.clients.cs import NodePoolClient
@@ -71,8 +74,9 @@ async def connect_agent(
             region_id=config.region,
             endpoint=endpoint,
             protocol=protocol,
-            access_key_id=keys.get("access_key_id"),
-            access_key_secret=keys.get("access_key_secret"),
+            access_key_id=None if cs_credential else keys.get("access_key_id"),
+            access_key_secret=None if cs_credential else keys.get("access_key_secret"),
+            credential=cs_credential,
         )
         pools = NodePoolClient(
             cs_sdk,

@@ -59,6 +59,15 @@ class PoolNode:
 
 
 @dataclass(frozen=True)
+class UserKubeconfig:
+    """A kubeconfig DescribeClusterUserKubeconfig issued: its YAML text and when it expires
+    (RFC 3339 UTC as CS writes it)."""
+
+    config: str
+    expiration: str
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try one CS call: attempts, backoff (full jitter) and the per-attempt timeout."""
 
@@ -106,6 +115,22 @@ def build_sdk_client(
         connect_timeout=int(min(timeout_seconds, 5.0) * 1000),
     )
     return CsSdkClient(config)
+
+
+def sts_credential(*, access_key_id: str, access_key_secret: str, security_token: str) -> Any:
+    """A credential for the SDKs from an STS token already in hand: the one Function Compute
+    gives a function for its role (the handler's `context.credentials`)."""
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.models import Config as CredentialConfig
+
+    return CredentialClient(
+        CredentialConfig(
+            type="sts",
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            security_token=security_token,
+        )
+    )
 
 
 def _labels(items: Any) -> dict[str, str]:
@@ -337,6 +362,28 @@ class NodePoolClient:
             state=str(body.get("state") or "running"),
             error=_task_error(body.get("error")),
         )
+
+    async def describe_user_kubeconfig(
+        self, *, temporary_duration_minutes: int | None = None, private_ip: bool = False
+    ) -> UserKubeconfig:
+        """DescribeClusterUserKubeconfig: a kubeconfig for the caller's RAM identity (its RBAC
+        is what the identity was granted in the cluster), temporary when a duration (15..4320
+        minutes) is given; `private_ip` asks for the API server's internal endpoint."""
+        request = cs_models.DescribeClusterUserKubeconfigRequest(
+            private_ip_address=private_ip,
+            temporary_duration_minutes=temporary_duration_minutes,
+        )
+        response = await self._call(
+            "DescribeClusterUserKubeconfig",
+            lambda: self._sdk.describe_cluster_user_kubeconfig_async(self._cluster_id, request),
+        )
+        body = response.body.to_map() if response.body is not None else {}
+        config, expiration = body.get("config"), body.get("expiration")
+        if not isinstance(config, str) or not config:
+            raise CloudCallError(
+                "InvalidResponse", None, "no kubeconfig in the reply", retryable=False
+            )
+        return UserKubeconfig(config=config, expiration=str(expiration or ""))
 
     async def _call(self, action: str, attempt_call: Callable[[], Awaitable[T]]) -> T:
         policy = self._retry

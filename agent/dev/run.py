@@ -76,6 +76,7 @@ EXIT_SIGTERM = 143
 # to give back — past its time limit. At 0.1 s every interval keeps its value up to speed 100.
 CLUSTER_TIME_SETTINGS = ("resync_seconds", "pool_refresh_seconds", "scale_in_interval_seconds")
 MIN_INTERVAL_SECONDS = 0.1
+MODES = ("sidecar", "agentless", "none")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 # decide/v1 and scale-in/v1 policy keys in a scenario → the agent's settings of the same meaning
 POLICY_SETTINGS = {
@@ -159,12 +160,22 @@ def register(subparsers: Any) -> None:
         "compare the summary's first-node-requested time with and without",
     )
     dev.add_argument(
+        "--mode",
+        choices=MODES,
+        default=MODES[0],
+        help="sidecar (default): the agent process watches the cluster; agentless: no agent "
+        "process, the reconcile function on the FC emulator woken by the EventBridge stand-in "
+        "(FailedScheduling Events) and its Timer trigger (every simulated minute); none: the "
+        "simulated world alone (as --no-agent)",
+    )
+    dev.add_argument(
         "--no-agent",
-        dest="agent",
-        action="store_false",
-        help="run the simulated world alone, no agent: pools with ACK node autoscaling on are "
-        "scaled by ACK's own autoscaler (the simulator's stand-in), the others stay as they are; "
-        "the baseline to compare a run with the agent against",
+        dest="mode",
+        action="store_const",
+        const="none",
+        help="run the simulated world alone, no agent (--mode none): pools with ACK node "
+        "autoscaling on are scaled by ACK's own autoscaler (the simulator's stand-in), the others "
+        "stay as they are; the baseline to compare a run with the agent against",
     )
     dev.add_argument(
         "--quiet",
@@ -199,7 +210,12 @@ class DevOptions:
     fc_api_version: str = FC_API_VERSIONS[0]
     keep: bool = False
     raycluster_watch: bool = True
-    agent: bool = True  # False: --no-agent, the simulated world alone
+    mode: str = "sidecar"  # MODES: "agentless" has no agent process, "none" no agent at all
+
+    @property
+    def agent(self) -> bool:
+        """An agent process runs (sidecar mode)."""
+        return self.mode == "sidecar"
 
 
 def dev_command(args: argparse.Namespace) -> int:
@@ -225,7 +241,7 @@ def dev_command(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         keep=args.keep,
         raycluster_watch=args.raycluster_watch,
-        agent=args.agent,
+        mode=args.mode,
     )
     _no_proxies_for_loopback()
     tap = AgentLogTap()
@@ -305,6 +321,50 @@ def agent_environment(
     return env
 
 
+async def _never() -> None:
+    """Stands in for the agent's task in agentless mode: there is no agent to stop."""
+    await asyncio.Event().wait()
+
+
+def function_environment(agent_env: Mapping[str, str]) -> dict[str, str]:
+    """The reconcile function's environment variables: the agent's settings, less what a
+    function has otherwise — the API server comes from DescribeClusterUserKubeconfig, CS calls
+    are signed with the function's role (FC's STS token), it serves no ops address, and it
+    decides in-process (it already runs on Function Compute)."""
+    dropped = {
+        ENV_PREFIX + name
+        for name in ("KUBECONFIG", "CREDENTIALS", "OPS_ADDRESS", "DECIDER", "HTTP_URL")
+    }
+    return {
+        **{
+            k: v
+            for k, v in agent_env.items()
+            if k.startswith(ENV_PREFIX)
+            and k not in dropped
+            and not k.startswith(ENV_PREFIX + "FC_")
+        },
+        ENV_PREFIX + "DECIDER": "local",
+    }
+
+
+def agentless_facts(ack: EmbeddedAck) -> dict[str, Any]:
+    """What the agentless run cost in invocations: by trigger, cold starts, failures, and the
+    time billed (the runs' real durations)."""
+    runs = ack.reconcile_invocations()
+    by_kind: dict[str, int] = {}
+    for run in runs:
+        by_kind[run.kind] = by_kind.get(run.kind, 0) + 1
+    return {
+        "invocations": by_kind,
+        "coldStarts": sum(1 for run in runs if run.cold),
+        "failed": sum(1 for run in runs if run.error_type),
+        "secondsBilled": round(sum(run.duration_seconds for run in runs), 3),
+        "eventsPublished": ack.eventbridge.published if ack.eventbridge else 0,
+        "eventsDelivered": ack.eventbridge.delivered if ack.eventbridge else 0,
+        "timerTicks": ack.timer.ticks if ack.timer else 0,
+    }
+
+
 def scales_in(agent: Any) -> bool:
     """Whether this agent gives nodes back (it has a scale-in component, switched on). Without
     one, grown pools stay as they are, so a run cannot wait for them to shrink."""
@@ -320,7 +380,16 @@ class DevRun:
         self.scenario = scenario
         self.tap = tap
         self.options = options
-        self.ack = EmbeddedAck(scenario, speed=speed)
+        # agentless: the reconcile function's environment, filled once the emulators listen
+        self.function_env: dict[str, str] = {}
+        reconcile = None
+        if options.mode == "agentless":
+            from agent.agentless.reconcile import Reconciler
+
+            reconcile = Reconciler(
+                environ=self.function_env, now=lambda: self.ack.cluster.clock.now()
+            ).handle
+        self.ack = EmbeddedAck(scenario, speed=speed, reconcile=reconcile)
         self.ack.world.ray.hold_job()  # submitted once the agent watches
         self.record = RunRecord(
             namespace=scenario.ray.namespace,
@@ -371,7 +440,7 @@ class DevRun:
             ack = await cleanup.enter_async_context(self.ack)
             self._sim_origin = ack.cluster.clock.now()
             ack.write_kubeconfig(kubeconfig)
-            if not self.options.agent:
+            if self.options.mode == "none":
                 ending = await self._run_world_only(kubeconfig)
                 summary, cost = self._wrap_up(ending)
                 code = self._finish(ending, summary, cost)
@@ -401,6 +470,18 @@ class DevRun:
                 return 2
             self._banner(kubeconfig, config)
             subscription = self._follow_store()
+            if self.options.mode == "agentless":
+                self.function_env.update(function_environment(env))
+                self.say(
+                    "agentless: no agent process; the reconcile function on the FC emulator, "
+                    "woken by EventBridge (FailedScheduling) and its Timer (every simulated minute)"
+                )
+                ending = await self._run_agentless(subscription)
+                summary, cost = self._wrap_up(ending)
+                code = self._finish(ending, summary, cost)
+                if self.options.keep and ending != "interrupted":
+                    await self._keep_up(kubeconfig)
+                return code
             async with connect_agent(config, now=ack.cluster.clock.now) as agent:
                 host, port = config.ops_host_port
                 ops = OpsServer(
@@ -442,6 +523,18 @@ class DevRun:
             subscription.close()
             self._fold(subscription.drain())
 
+    async def _run_agentless(self, subscription: Any) -> str:
+        """No agent process: the job starts at once, and the EventBridge stand-in and the Timer
+        trigger invoke the reconcile function until the run ends."""
+        self.ack.world.ray.release_job()
+        no_agent = asyncio.create_task(_never(), name="no-agent")
+        try:
+            return await self._watch(no_agent, subscription, rest_needs_min=True)
+        finally:
+            no_agent.cancel()
+            subscription.close()
+            self._fold(subscription.drain())
+
     def _wrap_up(self, ending: str) -> tuple[dict[str, Any], CostReport]:
         """The last look at the run: rounds and ACK autoscaler changes that ended as it ended,
         the closing status line, the cost and the summary."""
@@ -453,7 +546,10 @@ class DevRun:
                 final, pools=self._pool_sizes(), tasks_done=self._tasks_done(), final=True
             )
         cost = self.ack.world.cost_report()  # one reading for summary, report, lines
-        return self._summary(cost, ending), cost
+        summary = self._summary(cost, ending)
+        if self.options.mode == "agentless":
+            summary["agentless"] = agentless_facts(self.ack)
+        return summary, cost
 
     async def _keep_up(self, kubeconfig: Path) -> None:
         """--keep: the cluster stays up (its clock running, the agent stopped) until Ctrl-C."""

@@ -108,6 +108,19 @@ class UnneededTracker:
         else:
             self._under_since.pop(name, None)
 
+    def resume(
+        self, name: str, *, empty_since: float | None, underutilized_since: float | None
+    ) -> None:
+        """Earlier starts of the timers of `name`, kept elsewhere by a caller that does not live
+        between rounds (the reconcile function): each moves back only while the node is still
+        in that state now — an observation since has cleared it otherwise."""
+        for table, since in (
+            (self._empty_since, empty_since),
+            (self._under_since, underutilized_since),
+        ):
+            if since is not None and name in table:
+                table[name] = min(table[name], since)
+
     def forget(self, name: str) -> None:
         self._empty_since.pop(name, None)
         self._under_since.pop(name, None)

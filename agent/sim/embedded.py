@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from agent.sim.cloud.credentials import (
@@ -31,17 +32,22 @@ from agent.sim.cloud.credentials import (
     static_test_keys,
 )
 from agent.sim.cloud.cs_api import WriteRecord, build_cs_app, scale_requests_of, writes_of
+from agent.sim.cloud.eventbridge import EventBridgeStandIn, EventRule
 from agent.sim.cloud.fc_api import (
     FcSettings,
+    Handler,
     InvocationRecord,
     build_fc3_trigger_app,
     build_fc_app,
     http_trigger_path,
     invocations_of,
+    invoke_from_trigger,
 )
+from agent.sim.cloud.fc_runtime import InvocationKind
+from agent.sim.cloud.fc_timer import TimerTrigger
 from agent.sim.cluster import SHUTDOWN_SECONDS, SimCluster
 from agent.sim.faults import FaultPlan
-from agent.sim.kube.kubeconfig import write_kubeconfig
+from agent.sim.kube.kubeconfig import kubeconfig, write_kubeconfig
 from agent.sim.scenario import Scenario, World, attach_world
 from functions.fc import handler as fc_event_handler
 from functions.fc import http_handler as fc_http_handler
@@ -49,6 +55,7 @@ from functions.fc import wsgi_handler as fc_wsgi_handler
 
 FC_SERVICE = "ray-ack-scaler"
 FC_FUNCTION = "decide"
+RECONCILE_FUNCTION = "reconcile"  # agentless mode's function (template.yml ReconcileFunction)
 # The account the emulated function lives in: handed to it as `context.account_id` and put in
 # HTTP-trigger events. Callers never need it: they are given the endpoint itself.
 FC_ACCOUNT_ID = "1234567890123456"
@@ -124,6 +131,8 @@ class EmbeddedAck:
         credentials_port: int = 0,
         fc_service: str = FC_SERVICE,
         fc_function: str = FC_FUNCTION,
+        reconcile: Handler | None = None,
+        timer_interval_seconds: float = 60.0,
     ) -> None:
         if seed is not None:
             scenario = dataclasses.replace(scenario, seed=seed)
@@ -134,6 +143,7 @@ class EmbeddedAck:
         self.fc_service = fc_service
         self.fc_function = fc_function
         self.kubeconfig_path: Path | None = None
+        self._host = host
         self.cluster = SimCluster(
             speed=self.speed, faults=self.faults, host=host, port=kubernetes_port
         )
@@ -147,13 +157,74 @@ class EmbeddedAck:
         # The trigger shares the FC app's function, so it starts after it.
         for emulator in (self._credentials, self._cs, self._fc, self._fc_trigger):
             self.cluster.add(emulator)
+        self.timer: TimerTrigger | None = None
+        self.eventbridge: EventBridgeStandIn | None = None
+        self._reconcile_fc: ServedApp | None = None
+        if reconcile is not None:
+            self._add_agentless(reconcile, timer_interval_seconds)
+
+    def _add_agentless(self, reconcile: Handler, interval: float) -> None:
+        """Agentless mode: the reconcile function on an FC endpoint of its own (it is a function
+        of its own, deployed from its own code package), its Timer trigger on simulated time and
+        the EventBridge rule feeding it the scheduler's FailedScheduling Events."""
+        settings = FcSettings(
+            region=self.scenario.cluster.region,
+            account_id=FC_ACCOUNT_ID,
+            handler="index.reconcile",
+            timeout_seconds=120,
+        )
+        served = ServedApp(
+            "FC reconcile",
+            lambda: build_fc_app(
+                reconcile,
+                keys=self.keys,
+                service=self.fc_service,
+                function=RECONCILE_FUNCTION,
+                faults=self.faults,
+                now=self.cluster.clock.now,
+                settings=settings,
+            ),
+            host=self._host,
+        )
+        self._reconcile_fc = served
+
+        def invoker(kind: InvocationKind) -> Callable[[bytes], Awaitable[Any]]:
+            return lambda event: invoke_from_trigger(self._app(served), event, kind=kind)
+
+        self.timer = TimerTrigger(self.cluster.clock, invoker("timer"), interval_seconds=interval)
+        self.eventbridge = EventBridgeStandIn(
+            self.cluster.store,
+            self.cluster.clock,
+            invoker("eventbridge"),
+            region=self.scenario.cluster.region,
+            account_id=FC_ACCOUNT_ID,
+            cluster_id=self.scenario.cluster.cluster_id,
+            rule=EventRule(namespaces=frozenset({self.scenario.ray.namespace})),
+        )
+        for part in (served, self.timer, self.eventbridge):
+            self.cluster.add(part)
 
     # -- the emulators ----------------------------------------------------------------------------
 
     def _build_cs(self) -> web.Application:
         return build_cs_app(
-            self.world.pools, keys=self.keys, faults=self.faults, now=self.cluster.clock.now
+            self.world.pools,
+            keys=self.keys,
+            faults=self.faults,
+            now=self.cluster.clock.now,
+            user_kubeconfig=self._user_kubeconfig,
         )
+
+    def _user_kubeconfig(self) -> str:
+        """What DescribeClusterUserKubeconfig hands out: the kubeconfig `write_kubeconfig`
+        writes (the API server's address; over TLS its CA and token)."""
+        tls = self.cluster.tls
+        config = kubeconfig(
+            self.kubernetes_url,
+            ca_pem=None if tls is None else tls.ca_pem,
+            token=None if tls is None else tls.token,
+        )
+        return yaml.safe_dump(config, sort_keys=False)
 
     def _build_fc(self) -> web.Application:
         # Both triggers are deployed as template.yml and s.yaml deploy them: signed (function).
@@ -305,6 +376,12 @@ class EmbeddedAck:
     def fc_invocations(self) -> list[InvocationRecord]:
         """Every run of the decision function (SDK invocations and HTTP trigger), oldest first."""
         return list(invocations_of(self._app(self._fc)))
+
+    def reconcile_invocations(self) -> list[InvocationRecord]:
+        """Every run of the reconcile function (agentless mode; [] without it), oldest first."""
+        if self._reconcile_fc is None:
+            return []
+        return list(invocations_of(self._app(self._reconcile_fc)))
 
     @staticmethod
     def _app(served: ServedApp) -> web.Application:

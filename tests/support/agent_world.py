@@ -19,6 +19,7 @@ from agent.decide.deciders import LocalDecider
 from agent.ingest.watching import Backoff
 from agent.model import PoolBounds
 from agent.scale_in.actuation import ScaleInActuator
+from agent.sim.cloud.credentials import KeyRing
 from agent.sim.cluster import SimCluster
 from agent.sim.faults import FaultPlan
 from agent.sim.world.nodepools import NodePools
@@ -44,6 +45,7 @@ class World:
     kube: KubeClient
     pools: NodePoolClient  # with NP_CPU's bounds; an agent gets a client with its config's
     sim_pools: NodePools  # the simulated pools behind the CS emulator (node quota, specs)
+    keys: KeyRing | None = None  # what the CS emulator accepts (STS tokens it issued included)
 
     def pool_client(self, config: AgentConfig) -> NodePoolClient:
         return NodePoolClient(
@@ -100,7 +102,14 @@ async def open_world(*, eci: bool = False) -> AsyncIterator[World]:
         kube = await KubeClient.connect(api_url=box.cluster.url, request_timeout=5)
         try:
             yield World(
-                box.cluster, box.cs_faults, box.cs_app, box.cs_endpoint, kube, node_pools, box.pools
+                box.cluster,
+                box.cs_faults,
+                box.cs_app,
+                box.cs_endpoint,
+                kube,
+                node_pools,
+                box.pools,
+                box.keys,
             )
         finally:
             await kube.close()

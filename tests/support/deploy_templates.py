@@ -15,6 +15,8 @@ from tests.support.processes import REPO
 
 TEMPLATE = REPO / "template.yml"
 S_YAML = REPO / "s.yaml"
+# The agentless reconcile function: its own code package, so apart from the decide functions.
+RECONCILE_HANDLER = "index.reconcile"
 
 
 class _RosLoader(yaml.SafeLoader):
@@ -66,7 +68,10 @@ def ros_functions() -> list[DeployedFunction]:
     resources = template["Resources"]
     triggers: dict[str, dict[str, Any]] = {}
     for resource in resources.values():
-        if resource["Type"] == "ALIYUN::FC3::Trigger":
+        if (
+            resource["Type"] == "ALIYUN::FC3::Trigger"
+            and resource["Properties"]["TriggerType"] == "http"
+        ):
             target = resource["Properties"]["FunctionName"]["Fn::GetAtt"]
             assert target[1] == "FunctionName", target
             triggers[target[0]] = resource["Properties"]
@@ -75,6 +80,8 @@ def ros_functions() -> list[DeployedFunction]:
         if resource["Type"] != "ALIYUN::FC3::Function":
             continue
         props = resource["Properties"]
+        if props["Handler"] == RECONCILE_HANDLER:
+            continue
         trigger = triggers.get(logical)
         if trigger is not None:
             assert trigger["TriggerType"] == "http"
@@ -103,6 +110,8 @@ def s_yaml_functions() -> list[DeployedFunction]:
     for resource in config["resources"].values():
         assert resource["component"] == "fc3"
         props = resource["props"]
+        if props["handler"] == RECONCILE_HANDLER:
+            continue
         http = [t for t in props.get("triggers") or () if t["triggerType"] == "http"]
         assert len(http) <= 1
         found.append(
@@ -124,3 +133,60 @@ def s_yaml_functions() -> list[DeployedFunction]:
 def deployed_functions() -> list[DeployedFunction]:
     """Every function both files deploy."""
     return ros_functions() + s_yaml_functions()
+
+
+@dataclass(frozen=True)
+class DeployedReconcile:
+    """The reconcile function as one deploy file describes it, its triggers by type."""
+
+    source: str
+    handler: str
+    runtime: str
+    code: Any
+    environment: dict[str, str]
+    triggers: dict[str, dict[str, Any]]  # triggerType -> triggerConfig
+
+
+def ros_reconcile() -> tuple[DeployedReconcile, dict[str, Any]]:
+    """template.yml's reconcile function with its triggers, and its role's resource."""
+    resources = read_yaml(TEMPLATE)["Resources"]
+    (logical,) = [
+        name
+        for name, r in resources.items()
+        if r["Type"] == "ALIYUN::FC3::Function" and r["Properties"]["Handler"] == RECONCILE_HANDLER
+    ]
+    props = resources[logical]["Properties"]
+    triggers = {
+        r["Properties"]["TriggerType"]: r["Properties"]["TriggerConfig"]
+        for r in resources.values()
+        if r["Type"] == "ALIYUN::FC3::Trigger"
+        and r["Properties"]["FunctionName"] == {"Fn::GetAtt": [logical, "FunctionName"]}
+    }
+    role = props["Role"]["Fn::GetAtt"]
+    assert role[1] == "Arn", role
+    deployed = DeployedReconcile(
+        "template.yml",
+        props["Handler"],
+        props["Runtime"],
+        props["Code"],
+        props["EnvironmentVariables"],
+        triggers,
+    )
+    return deployed, resources[role[0]]
+
+
+def s_yaml_reconcile() -> DeployedReconcile:
+    """s.yaml's reconcile resource with its triggers."""
+    (props,) = [
+        r["props"]
+        for r in read_yaml(S_YAML)["resources"].values()
+        if r["props"]["handler"] == RECONCILE_HANDLER
+    ]
+    return DeployedReconcile(
+        "s.yaml",
+        props["handler"],
+        props["runtime"],
+        props["code"],
+        props["environmentVariables"],
+        {t["triggerType"]: t["triggerConfig"] for t in props["triggers"]},
+    )

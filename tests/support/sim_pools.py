@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from aiohttp import web
 
-from agent.sim.cloud.credentials import static_test_keys
+from agent.sim.cloud.credentials import KeyRing, static_test_keys
 from agent.sim.cloud.cs_api import build_cs_app
 from agent.sim.cluster import SimCluster
 from agent.sim.faults import FaultPlan
+from agent.sim.kube.kubeconfig import kubeconfig
 from agent.sim.kube.store import ObjectStore
 from agent.sim.world.clock import SimClock
 from agent.sim.world.eci import EciSpec, EciVirtualNode
@@ -84,6 +86,9 @@ class PoolCluster:
     cs_app: web.Application
     cs_endpoint: str  # "127.0.0.1:PORT"
     cs_faults: FaultPlan
+    # the keys the CS emulator accepts, STS tokens it issued included (an FC emulator given the
+    # same ring hands its functions credentials CS accepts)
+    keys: KeyRing = field(default_factory=lambda: KeyRing(static_test_keys()))
 
 
 @contextlib.asynccontextmanager
@@ -101,12 +106,21 @@ async def cluster_with_a_pool(
         cluster.add(EciVirtualNode(cluster.store, cluster.clock, spec=spec, region=REGION))
     async with cluster:
         faults = FaultPlan()
-        app = build_cs_app(pools, keys=static_test_keys(), faults=faults, now=cluster.clock.now)
+        # DescribeClusterUserKubeconfig hands out the simulated API server's address
+        user_kubeconfig = lambda: yaml.safe_dump(kubeconfig(cluster.url))  # noqa: E731
+        keys = KeyRing(static_test_keys())
+        app = build_cs_app(
+            pools,
+            keys=keys,
+            faults=faults,
+            now=cluster.clock.now,
+            user_kubeconfig=user_kubeconfig,
+        )
         runner = web.AppRunner(app, shutdown_timeout=0.2)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         try:
             endpoint = f"127.0.0.1:{runner.addresses[0][1]}"
-            yield PoolCluster(cluster, pools, app, endpoint, faults)
+            yield PoolCluster(cluster, pools, app, endpoint, faults, keys)
         finally:
             await runner.cleanup()

@@ -27,7 +27,7 @@ from agent.sim.cloud.cloud_model import (
     TaskView,
     check_desired,
 )
-from agent.sim.cloud.credentials import KeyRing
+from agent.sim.cloud.credentials import KeyRing, format_expiration
 from agent.sim.cloud.cs_shapes import node_json, pool_json, task_json
 from agent.sim.faults import CS_5XX, CS_THROTTLED, FaultPlan
 
@@ -146,8 +146,12 @@ def build_cs_app(
     faults: FaultPlan | None = None,
     now: Callable[[], float],
     wall_clock: Callable[[], float] = time.time,
+    user_kubeconfig: Callable[[], str] | None = None,
 ) -> web.Application:
     """An aiohttp app serving the CS node-pool API over `service`, verifying ACS3 signatures.
+
+    `user_kubeconfig` gives the kubeconfig text DescribeClusterUserKubeconfig hands out (the
+    simulated API server's address and credentials); without it that action answers 404.
 
     `now` is the simulation's clock (journal times, timestamps in replies); `wall_clock` is what
     x-acs-date and STS expiry are checked against, since the SDKs stamp requests with wall time
@@ -155,6 +159,7 @@ def build_cs_app(
     """
     verifier = Acs3Verifier(KeyRing.of(keys), now=wall_clock)
     handlers = CsHandlers(service, verifier=verifier, faults=faults, now=now)
+    kubeconfigs = UserKubeconfigs(service.cluster_id, user_kubeconfig, wall_clock=wall_clock)
     app = web.Application(middlewares=[handlers.gateway])
     app[CS_STATE] = handlers.state
     r = app.router
@@ -186,7 +191,61 @@ def build_cs_app(
     r.add_get("/clusters/{cluster_id}/nodes", handlers.describe_nodes, name="DescribeClusterNodes")
     r.add_get("/tasks/{task_id}", handlers.describe_task, name="DescribeTaskInfo")
     r.add_get("/quota", handlers.describe_quota, name="DescribeUserQuota")
+    r.add_get(
+        "/k8s/{cluster_id}/user_config",
+        kubeconfigs.describe,
+        name="DescribeClusterUserKubeconfig",
+    )
     return app
+
+
+class UserKubeconfigs:
+    """DescribeClusterUserKubeconfig: GET /k8s/{cluster_id}/user_config (alibabacloud_cs20151215
+    `describe_cluster_user_kubeconfig_with_options`), behind the same gateway as every action,
+    so only a verified caller (an AccessKey or STS token the ring knows) gets a kubeconfig.
+
+    The request model documents `TemporaryDurationMinutes` as 15..4320 (15 minutes to 3 days) and
+    says that without it "the system determines a longer validity period": that period is not
+    documented, so a kubeconfig asked without it is given the longest documented one, 3 days. A
+    value out of range is refused 400 (ACK's code for it is not documented: `InvalidParameter`,
+    as for the emulator's other bad parameters). The reply is the response body model's
+    `{"config": <kubeconfig YAML>, "expiration": <RFC 3339 UTC>}`; the expiration is on the wall
+    clock, as the SDKs' STS expiry is. `PrivateIpAddress` picks the internal or public endpoint;
+    the simulator has one address, so both get it. Not modelled: the API server does not refuse
+    the kubeconfig's credentials once it has expired (the simulated API server has one static
+    token), so only the caller's own cache decides when to ask again.
+    """
+
+    MIN_MINUTES, MAX_MINUTES = 15, 4320
+
+    def __init__(
+        self,
+        cluster_id: str,
+        text: Callable[[], str] | None,
+        *,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self._cluster_id = cluster_id
+        self._text = text
+        self._wall_clock = wall_clock
+        self.issued = 0
+
+    async def describe(self, request: web.Request) -> web.Response:
+        cid = request.match_info["cluster_id"]
+        if cid != self._cluster_id or self._text is None:
+            raise CloudError(404, "ErrorClusterNotFound", f"cluster {cid} not found")
+        raw = request.query.get("TemporaryDurationMinutes")
+        minutes = _parse_int(raw, name="TemporaryDurationMinutes", default=self.MAX_MINUTES)
+        if not self.MIN_MINUTES <= minutes <= self.MAX_MINUTES:
+            raise CloudError(
+                400,
+                "InvalidParameter",
+                f"TemporaryDurationMinutes must be between {self.MIN_MINUTES} and "
+                f"{self.MAX_MINUTES}, got {minutes}.",
+            )
+        self.issued += 1
+        expiration = format_expiration(self._wall_clock() + minutes * 60)
+        return web.json_response({"config": self._text(), "expiration": expiration})
 
 
 class CsHandlers:

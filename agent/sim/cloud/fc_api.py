@@ -48,7 +48,9 @@ from agent.sim.cloud.fc_runtime import (
     FcState,
     FunctionHost,
     Handler,
+    InvocationKind,
     InvocationRecord,
+    Outcome,
 )
 from agent.sim.cloud.fc_triggers import (
     FC2_PROXY_PREFIX,
@@ -77,6 +79,7 @@ __all__ = [
     "check_fc_signature",
     "http_trigger_path",
     "invocations_of",
+    "invoke_from_trigger",
     "settle_async_invocations",
 ]
 
@@ -87,11 +90,21 @@ SYNC_PAYLOAD_LIMIT_BYTES = 32 * 1024 * 1024
 
 FC_STATE = web.AppKey("fc_state", FcState)
 _TRIGGERS = web.AppKey("fc_triggers", TriggerHandlers)
+_HANDLERS: web.AppKey[FcHandlers] = web.AppKey("fc_handlers")
 
 
 def invocations_of(app: web.Application) -> list[InvocationRecord]:
     """Every invocation the function ran (sync, async and HTTP triggers), oldest first."""
     return app[FC_STATE].invocations
+
+
+async def invoke_from_trigger(
+    app: web.Application, event: bytes, *, kind: InvocationKind
+) -> Outcome:
+    """One run of the hosted function by a trigger of the service itself (Timer, EventBridge):
+    no API call and no signature, as those triggers invoke from inside FC; faults, cold start
+    and the role's STS credentials as for any invocation; logged with `kind`."""
+    return await app[_HANDLERS].from_trigger(event, kind=kind)
 
 
 async def settle_async_invocations(app: web.Application) -> None:
@@ -144,6 +157,7 @@ def build_fc_app(
     app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT_BYTES)
     app[FC_STATE] = host.state
     app[_TRIGGERS] = triggers
+    app[_HANDLERS] = handlers
     app.on_shutdown.append(handlers.on_shutdown)
     app.router.add_post(
         "/2021-04-06/services/{service}/functions/{function}/invocations",
@@ -272,6 +286,27 @@ class FcHandlers:
             )
             headers["X-Fc-Log-Result"] = base64.b64encode(log.encode()).decode()
         return web.Response(status=200, body=outcome.body, headers=headers)
+
+    async def from_trigger(self, event: bytes, *, kind: InvocationKind) -> Outcome:
+        request_id = new_fc3_request_id()
+        started = time.monotonic()
+        try:
+            cold = await self._host.start()
+        except CloudError as err:
+            self._host.record(
+                request_id,
+                kind,
+                cold=False,
+                status=err.status,
+                error_type=err.code,
+                started=started,
+            )
+            return Outcome(err.message.encode(), err.code)
+        outcome = await self._host.run(self._handler, event, self._host.context(request_id, ""))
+        self._host.record(
+            request_id, kind, cold=cold, status=200, error_type=outcome.error_type, started=started
+        )
+        return outcome
 
     async def on_shutdown(self, _app: web.Application) -> None:
         await self._host.close()

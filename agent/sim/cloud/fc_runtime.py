@@ -85,7 +85,8 @@ class FcSettings:
     http_auth: Literal["anonymous", "function"] = "anonymous"
 
 
-InvocationKind = Literal["sync", "async", "http"]
+# "eventbridge" and "timer": invoked by a trigger inside the service, not through an API call
+InvocationKind = Literal["sync", "async", "http", "eventbridge", "timer"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,289 @@
+"""The agentless reconcile function, hosted by the FC emulator and invoked as its triggers invoke
+it, against the simulator over real HTTP: it reaches the API server with a kubeconfig from
+DescribeClusterUserKubeconfig (signed with the STS token FC gives the function), raises the pool
+for a worker's FailedScheduling event, wakes for nothing else, gives back an empty node on its
+Timer with the unneeded time kept on the node, and two invocations at once raise a pool once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from agent.agentless.kubeconfig_cache import KubeconfigCache
+from agent.agentless.reconcile import Reconciler
+from agent.agentless.unneeded_marks import EMPTY_SINCE
+from agent.sim.cloud.credentials import static_test_keys
+from agent.sim.cloud.cs_api import scale_requests_of, writes_of
+from agent.sim.cloud.eventbridge import cloud_event
+from agent.sim.cloud.fc_api import build_fc_app, invocations_of, invoke_from_trigger
+from agent.sim.cloud.fc_timer import timer_event
+from agent.sim.world.nodepools import POOL_LABEL
+from tests.support.agent_world import CLUSTER_ID, REGION, World, open_world
+from tests.support.builders import build_test_pod
+from tests.support.waiting import until
+
+ENV_PREFIX = "RAY_ACK_SCALER_"
+
+
+@dataclass
+class Hosted:
+    """The world, and the reconcile function deployed on an FC emulator over it."""
+
+    world: World
+    reconciler: Reconciler
+    fc_app: web.Application
+    heard: list[tuple[str, str]]
+
+    async def invoke(self, event: bytes, *, kind: Any = "eventbridge") -> dict[str, Any]:
+        outcome = await invoke_from_trigger(self.fc_app, event, kind=kind)
+        assert outcome.error_type is None, outcome.body.decode()
+        reply: dict[str, Any] = json.loads(outcome.body)
+        return reply
+
+
+def function_environment(world: World, **settings: str) -> dict[str, str]:
+    """The function's environment variables, as template.yml sets them."""
+    env = {
+        "CLUSTER_ID": CLUSTER_ID,
+        "REGION": REGION,
+        "CS_ENDPOINT": f"http://{world.cs_endpoint}",
+        "MANAGED_POOLS": "np-cpu:0:10",
+        "PRICES": "ecs.g7.xlarge=1.0",
+        "ECI_ENABLED": "false",
+        "NAMESPACE": "ray",
+        "POOL_LOCK_NAMESPACE": "default",
+        **settings,
+    }
+    return {ENV_PREFIX + key: value for key, value in env.items()}
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with open_world() as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def host(world: World, reconciler: Reconciler) -> AsyncIterator[Hosted]:
+    """The reconcile function deployed on an FC emulator sharing the CS emulator's keys."""
+    app = build_fc_app(
+        reconciler.handle,
+        keys=world.keys or static_test_keys(),
+        service="ray-ack-scaler",
+        function="reconcile",
+        now=world.cluster.clock.now,
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()  # the app's startup/shutdown hooks; the triggers need no port
+    heard: list[tuple[str, str]] = []
+    world.cluster.request_listeners.append(lambda method, path: heard.append((method, path)))
+    try:
+        yield Hosted(world, reconciler, app, heard)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def hosted(world: World) -> AsyncIterator[Hosted]:
+    reconciler = Reconciler(environ=function_environment(world), now=world.cluster.clock.now)
+    async with host(world, reconciler) as opened:
+        yield opened
+
+
+async def unschedulable_workers(world: World, count: int) -> list[dict[str, Any]]:
+    """`count` KubeRay-named workers, once the scheduler recorded FailedScheduling for each: the
+    Events it wrote."""
+    world.add_workers(count, prefix="rc-g-worker-")
+
+    def failed() -> list[dict[str, Any]]:
+        items, _ = world.cluster.store.list("events", namespace="ray")
+        return [e for e in items if e.get("reason") == "FailedScheduling"]
+
+    await until(lambda: len(failed()) == count, what="a FailedScheduling Event per worker")
+    return failed()
+
+
+def as_cloud_event(event: dict[str, Any]) -> bytes:
+    return json.dumps(
+        cloud_event(event, region=REGION, account_id="1", cluster_id=CLUSTER_ID, at=0.0)
+    ).encode()
+
+
+async def test_a_worker_that_failed_scheduling_raises_the_pool(hosted: Hosted) -> None:
+    """An EventBridge event for one worker's FailedScheduling: the function gets a kubeconfig
+    from CS, lists the cluster and raises np-cpu for all six pending workers."""
+    events = await unschedulable_workers(hosted.world, 6)
+    reply = await hosted.invoke(as_cloud_event(events[0]))
+    assert reply["trigger"] == "eventbridge" and reply["ran"], reply
+    assert reply["scaleOut"]["outcome"] == "scaled"
+    assert [w.summary.get("desired_size") for w in scale_requests_of(hosted.world.cs_app)] == [2]
+    assert reply["scaleIn"] is None  # events scale out only; the Timer scales in
+    assert hosted.reconciler.kubeconfigs.fetches == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda e: e.update(reason="Scheduled"), id="another-reason"),
+        pytest.param(lambda e: e["involvedObject"].update(namespace="web"), id="another-namespace"),
+        pytest.param(lambda e: e["involvedObject"].update(name="web-7d9f-x2"), id="not-a-worker"),
+    ],
+)
+async def test_an_event_about_anything_else_calls_no_api(
+    hosted: Hosted, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """An event the rule let through that is not a Ray worker's FailedScheduling returns at once:
+    no kubeconfig asked for, no request to the API server, no pool write."""
+    (event,) = await unschedulable_workers(hosted.world, 1)
+    change(event)
+    heard_before = len(hosted.heard)
+    reply = await hosted.invoke(as_cloud_event(event))
+    assert reply["ran"] is False and reply["reason"], reply
+    assert hosted.reconciler.kubeconfigs.fetches == 0
+    assert hosted.heard[heard_before:] == []
+    assert writes_of(hosted.world.cs_app) == []
+
+
+async def test_the_timer_gives_back_a_node_unneeded_across_ticks(world: World) -> None:
+    """Tick 1 finds np-cpu's node empty and notes since when on the node (nothing removed: the
+    function remembers nothing itself); tick 2, a minute of simulated time later, reads that
+    back and removes the node — unneeded 60 s, the cool-down counted from the node's creation."""
+    reconciler = Reconciler(
+        environ=function_environment(world, SCALE_DOWN_DELAY_AFTER_ADD_SECONDS="30"),
+        now=world.cluster.clock.now,
+    )
+    async with host(world, reconciler) as hosted:
+        await world.pools.set_desired("np-cpu", 1)
+        store, clock = world.cluster.store, world.cluster.clock
+
+        def pool_nodes() -> list[dict[str, Any]]:
+            items, _ = store.list("nodes")
+            return [n for n in items if n["metadata"]["labels"].get(POOL_LABEL) == "np-cpu"]
+
+        await until(lambda: len(pool_nodes()) == 1, what="np-cpu's node")
+        (node,) = pool_nodes()
+        first = await hosted.invoke(
+            timer_event(trigger_name="t", at=clock.now(), payload=""), kind="timer"
+        )
+        assert first["trigger"] == "timer" and first["scaleIn"]["removed"] == []
+        (node,) = pool_nodes()
+        assert EMPTY_SINCE in node["metadata"].get("annotations", {})
+        later = clock.now() + 65
+        await until(lambda: clock.now() > later, what="65 simulated seconds")
+        second = await hosted.invoke(
+            timer_event(trigger_name="t", at=clock.now(), payload=""), kind="timer"
+        )
+        assert second["scaleIn"]["removed"] == [node["metadata"]["name"]], second
+        removals = [w for w in writes_of(world.cs_app) if w.action == "RemoveNodePoolNodes"]
+        assert len(removals) == 1
+
+
+async def test_two_invocations_at_once_raise_the_pool_once(world: World) -> None:
+    """Two events delivered together both plan np-cpu 0 → 2: one writes it under the pool's Lease,
+    the other re-reads the pool under the Lease after it and writes nothing."""
+    # The wall clock, as on FC: the Lease's 15 s are real seconds. (On the world's clock, 100×
+    # faster, each slowed CS call below would last 60 s and outlive the Lease.)
+    reconciler = Reconciler(environ=function_environment(world), now=time.time)
+    async with host(world, reconciler) as hosted:
+        events = await unschedulable_workers(world, 6)
+        # Slow CS calls keep the first raise in flight while the second invocation decides.
+        world.cs_faults.cs_latency_seconds = 0.6
+        replies = await asyncio.gather(
+            hosted.invoke(as_cloud_event(events[0])), hosted.invoke(as_cloud_event(events[1]))
+        )
+        assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [2]
+        written = [w for r in replies for w in r["scaleOut"]["applied"]["poolsWritten"]]
+        assert [(w["from"], w["to"]) for w in written] == [(0, 2)]
+        # the other planned the same raise, and took the Lease after the write (or gave up)
+        (other,) = [
+            r["scaleOut"]["applied"]
+            for r in replies
+            if not r["scaleOut"]["applied"]["poolsWritten"]
+        ]
+        assert [s["poolId"] for s in other["poolsSkipped"] + other["poolsDeferred"]] == ["np-cpu"]
+        assert len(invocations_of(hosted.fc_app)) == 2
+
+
+async def test_the_kubeconfig_is_reused_until_it_nears_expiry(world: World) -> None:
+    """A warm instance asks CS for a kubeconfig once, and again only within the margin before the
+    expiration CS stated (an hour asked, five minutes' margin)."""
+    wall = [time.time()]  # CS states the expiration on the wall clock
+    cache = KubeconfigCache(wall_clock=lambda: wall[0])
+    reconciler = Reconciler(
+        environ=function_environment(world), now=world.cluster.clock.now, kubeconfigs=cache
+    )
+    async with host(world, reconciler) as hosted:
+        tick = timer_event(trigger_name="t", at=world.cluster.clock.now(), payload="")
+        await hosted.invoke(tick, kind="timer")
+        await hosted.invoke(tick, kind="timer")
+        assert cache.fetches == 1
+        wall[0] += 3600 - 299  # inside the 5-minute margin before the hour ends
+        await hosted.invoke(tick, kind="timer")
+        assert cache.fetches == 2
+
+
+async def test_a_pending_worker_that_fits_a_ready_node_is_left_to_the_scheduler(
+    hosted: Hosted,
+) -> None:
+    """A worker still marked Unschedulable from before np-cpu's node turned Ready (the scheduler
+    has not retried it yet) fits that node: the round leaves it to the scheduler and the pool
+    stays at 1."""
+    world = hosted.world
+    await world.pools.set_desired("np-cpu", 1)
+
+    def ready_pool_nodes() -> int:
+        items, _ = world.cluster.store.list("nodes")
+        return sum(
+            1
+            for n in items
+            if n["metadata"]["labels"].get(POOL_LABEL) == "np-cpu"
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", ())
+            )
+        )
+
+    await until(lambda: ready_pool_nodes() == 1, what="np-cpu's node Ready")
+    # Another scheduler's pod, so the simulated one never binds it: it stays as the scheduler's
+    # last attempt left it, Unschedulable.
+    stale = build_test_pod(
+        "rc-g-worker-stale",
+        namespace="ray",
+        labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
+        container="ray-worker",
+        image=None,
+        cpu="1",
+        memory="1Gi",
+        schedulerName="not-the-default",
+        status={
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: 2 Insufficient cpu.",
+                    "lastTransitionTime": world.cluster.clock.iso(),
+                }
+            ],
+        },
+    )
+    world.cluster.store.create("pods", stale, namespace="ray")
+    event = {
+        "metadata": {"name": "rc-g-worker-stale.1", "namespace": "ray"},
+        "involvedObject": {"kind": "Pod", "namespace": "ray", "name": "rc-g-worker-stale"},
+        "reason": "FailedScheduling",
+        "count": 1,
+    }
+    reply = await hosted.invoke(as_cloud_event(event))
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
+    assert reply["scaleOut"]["outcome"] != "scaled", reply
+    assert reply["pendingThatFitRunningNodes"] == 1
