@@ -100,7 +100,11 @@ async def save_timers(agent: Agent, listed: Mapping[str, Mapping[str, Any]]) -> 
             # A merge patch of these two keys alone: no precondition needed, whoever else
             # annotates the node keeps their keys.
             await agent.kube.patch_node(name, {"metadata": {"annotations": change}})
-        except (KubeError, KubeUnreachable) as error:
+        except KubeError as error:
+            if error.status != 404:  # a 404: the node was removed (by this round), nothing to keep
+                log.warning("unneeded timers not saved", extra={"node": name, "error": str(error)})
+            continue
+        except KubeUnreachable as error:
             log.warning("unneeded timers not saved", extra={"node": name, "error": str(error)})
             continue
         patched += 1

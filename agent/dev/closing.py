@@ -46,6 +46,13 @@ def closing_lines(summary: Mapping[str, Any], *, tasks: str) -> list[str]:
             f"{summary['scaleWrites']}, CS writes by the agent {summary.get('agentCsWrites', 0)}, "
             f"errors {summary['errors']}{_codes(summary)}"
         )
+    elif summary.get("agentless"):
+        calls = summary["agentless"]
+        decided = (
+            f"agentless: no agent process; the reconcile function ran {_invocations(calls)}, "
+            f"decisions {summary['decisions']} ({_kinds(summary)}), scale writes "
+            f"{summary['scaleWrites']}, errors {summary['errors']}{_codes(summary)}"
+        )
     else:
         decided = "no agent (--no-agent): no decision, no CS write"
     return [
@@ -135,3 +142,13 @@ def _codes(summary: Mapping[str, Any]) -> str:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:g} ms"
+
+
+def _invocations(calls: Mapping[str, Any]) -> str:
+    """`53 times (40 event, 13 timer), 1 cold start, 0 failed, 29.1 s billed`."""
+    by_kind = calls.get("invocations") or {}
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(by_kind.items()))
+    return (
+        f"{sum(by_kind.values())} times ({kinds or 'none'}), {calls.get('coldStarts', 0)} cold "
+        f"start(s), {calls.get('failed', 0)} failed, {calls.get('secondsBilled', 0):g} s billed"
+    )
