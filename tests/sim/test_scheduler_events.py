@@ -28,6 +28,8 @@ def scheduled(sim, name: str) -> dict[str, Any] | None:
 async def test_unschedulable_condition_is_written_once_and_kept(sim):
     """Same message → no write at all; new message → MODIFIED with the first lastTransitionTime."""
     sim.store.create("nodes", ready_node("small", cpu="1"))
+    sim.store.create("pods", pod("filler", cpu="500m"))
+    await sim.until(lambda: sim.store.get("pods", "filler")["spec"].get("nodeName") == "small")
     sim.store.create("pods", pod("big", cpu="2"))
     await sim.until(lambda: (scheduled(sim, "big") or {}).get("reason") == "Unschedulable")
     first = scheduled(sim, "big")
@@ -35,13 +37,18 @@ async def test_unschedulable_condition_is_written_once_and_kept(sim):
     assert first["message"].startswith("0/1 nodes are available: 1 Insufficient cpu.")
     await sim.clock.sleep(5)
 
-    # a label change makes the scheduler look again; the answer is the same, so nothing is written
+    # room freed on a node makes the scheduler look again (NodeResourcesFit's hint for an
+    # assigned pod deleted); the answer is the same, so nothing is written
     subscription = sim.store.subscribe()
-    sim.store.mutate("nodes", "small", lambda n: n["metadata"]["labels"].update(team="a"))
+    sim.store.delete("pods", "filler", namespace="default")
     await asyncio.wait_for(sim.scheduler.next_pass(), 5)
-    pod_events = [e for e in subscription.drain() if e.resource == "pods"]
+    big_events = [
+        e
+        for e in subscription.drain()
+        if e.resource == "pods" and e.object["metadata"]["name"] == "big"
+    ]
     subscription.close()
-    assert pod_events == []
+    assert big_events == []
 
     # a second (tainted) node changes the message: one MODIFIED, lastTransitionTime unchanged
     sim.store.create("nodes", ready_node("vk", cpu="100", taints=[ECI_TAINT]))

@@ -1,7 +1,10 @@
 """The kube-scheduler stand-in: binds pending pods to nodes, or says why it cannot.
 
-It folds the store's watch events into a small cache (like an informer), and on every relevant
-change runs one pass over the pods that need a decision. A pass filters nodes in kube-scheduler's
+It folds the store's watch events into a small cache (like an informer) and a scheduling queue
+(`scheduling_queue`: activeQ, per-pod backoff, unschedulable pods moved back by the cluster events
+their rejecting plugins' QueueingHints name), and runs a pass over the pods in activeQ whenever
+there are some. A pass yields to the event loop every few dozen pods, as kube-scheduler binds one
+pod per cycle while the API server serves everyone else. A pass filters nodes in kube-scheduler's
 plugin order (NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit) with the
 decision core's predicates, scores the survivors by least-allocated, and writes either the binding
 or the `PodScheduled=False, reason=Unschedulable` condition with kube-scheduler's message, and
@@ -25,6 +28,17 @@ from agent.sim.kube.store import ApiError, ObjectStore, Subscription, WatchEvent
 from agent.sim.world.clock import SimClock
 from agent.sim.world.events import WARNING, EventRecorder, object_reference
 from agent.sim.world.nodes import NOT_READY_TAINT, UNSCHEDULABLE_TAINT
+from agent.sim.world.queueing_hints import (
+    NODE_AFFINITY,
+    NODE_RESOURCES_FIT,
+    NODE_UNSCHEDULABLE,
+    TAINT_TOLERATION,
+)
+from agent.sim.world.scheduling_queue import (
+    BACKOFF_FLUSH_SECONDS,
+    UNSCHEDULABLE_FLUSH_SECONDS,
+    SchedulingQueue,
+)
 from agent.sim.world.tasks import cancel_and_wait
 from functions.errors import DecisionError
 from functions.predicates import (
@@ -50,6 +64,9 @@ PREEMPTION_NO_VICTIMS = "No preemption victims found for incoming pod"
 # The resources least-allocated scoring weighs, as NodeResourcesFit does by default.
 SCORED_RESOURCES = ("cpu", "memory")
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+# Answers a pass writes between two yields to the event loop (each a pod write and its watch
+# events): small enough that the agent's requests are served within a few milliseconds.
+YIELD_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,7 @@ class Placement:
     key: tuple[str, str]
     node: str | None
     message: str = ""
+    rejectors: frozenset[str] = frozenset()  # the filter plugins that refused some node
 
 
 @dataclass
@@ -93,6 +111,7 @@ class _Shape:
     heap: list[tuple[int, str]] = field(default_factory=list)  # (-score, node) with room so far
     full: list[str] = field(default_factory=list)  # passed the static filters, out of room
     message: str | None = None  # set once the shape fits nowhere: the rest of it waits too
+    rejectors: frozenset[str] = frozenset()
 
 
 def effective_requests(spec: Mapping[str, Any], *, path: str = "spec") -> dict[str, int]:
@@ -213,6 +232,19 @@ def static_reason(pod: PodInfo, node: NodeInfo) -> str | None:
     return None
 
 
+def rejector_plugins(static: Iterable[str], *, resources: bool) -> frozenset[str]:
+    """The filter plugins behind these refusals (QueuedPodInfo.UnschedulablePlugins)."""
+    plugins = {NODE_RESOURCES_FIT} if resources else set()
+    for reason in static:
+        if reason == REASON_UNSCHEDULABLE:
+            plugins.add(NODE_UNSCHEDULABLE)
+        elif reason == REASON_AFFINITY:
+            plugins.add(NODE_AFFINITY)
+        else:
+            plugins.add(TAINT_TOLERATION)
+    return frozenset(plugins)
+
+
 def resource_reasons(requests: Mapping[str, int], free: Mapping[str, int]) -> list[str]:
     """NodeResourcesFit's reasons: every resource that does not fit, pods as 'Too many pods'."""
     return [
@@ -323,7 +355,8 @@ def plan(
                 for name in shape.full
             }
             shape.message = unschedulable_message(len(node_names), shape.static, refused)
-        placements.append(Placement(pod.key, None, shape.message))
+            shape.rejectors = rejector_plugins(shape.static.values(), resources=bool(refused))
+        placements.append(Placement(pod.key, None, shape.message, shape.rejectors))
     return placements
 
 
@@ -343,7 +376,7 @@ class _Tracked:
 
 
 class Scheduler:
-    """Runs scheduling passes over the store whenever nodes or pods change."""
+    """Runs scheduling passes over the store as its queue hands pods back."""
 
     def __init__(
         self,
@@ -359,13 +392,11 @@ class Scheduler:
         # Real seconds to let a burst of events gather before a pass: a burst is one pass.
         self._settle = settle_seconds
         self.events = EventRecorder(store, clock, component=name, series=True)
+        self.queue = SchedulingQueue()
         self._nodes: dict[str, NodeInfo] = {}
         self._node_versions: dict[str, int] = {}
         self._pods: dict[tuple[str, str], _Tracked] = {}
         self._used: dict[str, dict[str, int]] = {}
-        self._queue: set[tuple[str, str]] = set()
-        self._unschedulable: set[tuple[str, str]] = set()
-        self._retry_all = False
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Subscription | None = None
@@ -386,10 +417,11 @@ class Scheduler:
         self._tasks = [
             asyncio.create_task(self._follow(), name="scheduler-follow"),
             asyncio.create_task(self._run(), name="scheduler-passes"),
+            asyncio.create_task(self._flush(), name="scheduler-queue-flush"),
         ]
 
     async def stop(self) -> None:
-        """Stop reacting; a pass in progress finishes first (passes never await)."""
+        """Stop reacting; a pass in progress stops between two pods."""
         if self._subscription is not None:
             self._subscription.close()
         await cancel_and_wait(self._tasks)
@@ -416,12 +448,29 @@ class Scheduler:
             await asyncio.sleep(self._settle)
             self._wake.clear()
             try:
-                self.run_pass()
+                await self.run_pass()
             except Exception:  # a bug in one pass must not stop scheduling for good
                 log.exception("scheduling pass failed")
 
+    async def _flush(self) -> None:
+        """The queue's two periodic flushes, on the simulated clock."""
+        ticks_per_leftover_flush = round(UNSCHEDULABLE_FLUSH_SECONDS / BACKOFF_FLUSH_SECONDS)
+        tick = 0
+        while True:
+            await self._clock.sleep(BACKOFF_FLUSH_SECONDS)
+            tick += 1
+            now = self._clock.now()
+            self.queue.flush_backoff(now)
+            if tick % ticks_per_leftover_flush == 0:
+                self.queue.flush_unschedulable_leftover(now)
+            self._wake_if_work()
+
+    def _wake_if_work(self) -> None:
+        if self.queue.has_work():
+            self._wake.set()
+
     def apply(self, event: WatchEvent) -> None:
-        """Fold one watch event into the cache and note what needs a new decision."""
+        """Fold one watch event into the cache and the queue."""
         deleted = event.type == "DELETED"
         if event.resource == "nodes":
             self._apply_node(event.object, deleted=deleted, version=event.resource_version)
@@ -435,13 +484,15 @@ class Scheduler:
             return
         self._node_versions[name] = version
         if deleted:
+            # no filter plugin asks for node deletions: they never make a pod schedulable
             self._nodes.pop(name, None)
             return
         info = node_info(node)
-        if self._nodes.get(name) != info:
+        old = self._nodes.get(name)
+        if old != info:
             self._nodes[name] = info
-            self._retry_all = True
-            self._wake.set()
+            self.queue.node_changed(old, info, self._clock.now())
+            self._wake_if_work()
 
     def _apply_pod(self, pod: Mapping[str, Any], *, deleted: bool, version: int = 0) -> None:
         metadata = pod.get("metadata") or {}
@@ -454,7 +505,7 @@ class Scheduler:
             # no tombstone needed: events arrive in resourceVersion order, and a pod's own
             # writes applied early are older than its deletion
             self._pods.pop(key, None)
-            self._forget_pending(key)
+            self.queue.delete(key)
             self._release(old)
             return
         tracked = self._track(pod, version, old)
@@ -464,11 +515,14 @@ class Scheduler:
         if tracked.holds and (old is None or old.holds != tracked.holds):
             self._hold(tracked)
         if tracked.pending is None:
-            self._forget_pending(key)
-        elif old is None or old.pending is None or old.pending.shape != tracked.pending.shape:
-            # a new pending pod, or one whose scheduling constraints changed (e.g. a toleration)
-            self._queue.add(key)
+            self.queue.delete(key)
+        elif old is None or old.pending is None:
+            self.queue.add(key, tracked.pending, self._clock.now())
             self._wake.set()
+        elif old.pending.shape != tracked.pending.shape:
+            # its scheduling constraints changed (e.g. a toleration): the queue's Update
+            self.queue.update(key, tracked.pending, self._clock.now())
+            self._wake_if_work()
 
     def _track(self, pod: Mapping[str, Any], version: int, old: _Tracked | None) -> _Tracked:
         spec = pod.get("spec") or {}
@@ -506,53 +560,69 @@ class Scheduler:
         used = self._used.setdefault(tracked.node, {})
         for name, value in tracked.holds.items():
             used[name] = used.get(name, 0) - value
-        # capacity came free: pods that fitted nowhere may fit now
-        self._retry_all = True
-        self._wake.set()
+        # an assigned pod deleted or finished (kube-scheduler drops terminal pods from its cache
+        # as if deleted): room came free, which NodeResourcesFit's hint queues its pods for
+        self.queue.assigned_pod_freed(self._clock.now())
+        self._wake_if_work()
 
-    def _forget_pending(self, key: tuple[str, str]) -> None:
-        self._queue.discard(key)
-        self._unschedulable.discard(key)
+    async def run_pass(self) -> list[Placement]:
+        """Decide every pod in activeQ and write the answers; returns what was decided.
 
-    def run_pass(self) -> list[Placement]:
-        """Decide every queued pod now and write the answers; returns what was decided."""
-        if self._retry_all:
-            self._queue |= self._unschedulable
-            self._retry_all = False
+        The pass yields to the event loop every `YIELD_EVERY` answers, as kube-scheduler
+        schedules one pod per cycle while the API server keeps serving: the simulated cluster
+        and the agent sharing the loop are not held up for the length of a pass."""
+        popped = self.queue.pop_all()
         candidates = [
             tracked.pending
-            for key in self._queue
-            if (tracked := self._pods.get(key)) is not None and tracked.pending is not None
+            for queued in popped
+            if (tracked := self._pods.get(queued.key)) is not None and tracked.pending is not None
         ]
-        self._queue.clear()
         if not candidates:
+            for queued in popped:
+                self.queue.scheduled(queued.key)
             return []
         self.passes += 1
         # plan on a copy: the cache learns of each binding from the store, as it would from a watch
         used = {node: dict(totals) for node, totals in self._used.items()}
         placements = plan(candidates, self._nodes, used)
-        now = self._clock.iso()
-        for placement in placements:
-            if placement.node is None:
-                self._unschedulable.add(placement.key)
-                tracked = self._pods[placement.key]
-                if self._mark_unschedulable(placement, now):
-                    self.events.record(
-                        object_reference(tracked.obj),
-                        reason="FailedScheduling",
-                        message=placement.message,
-                        event_type=WARNING,
-                    )
-            else:
-                self._unschedulable.discard(placement.key)
-                self._bind(placement, now)
+        for index, placement in enumerate(placements):
+            if index and index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            self._answer(placement)
+        self._wake_if_work()  # pods an event sent back while they were in flight
         waiters, self._pass_waiters = self._pass_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(self.passes)
         return placements
 
-    def _bind(self, placement: Placement, now: str) -> None:
+    def _answer(self, placement: Placement) -> None:
+        """Write one pod's answer and hand the pod back to the queue."""
+        now = self._clock.now()
+        stamp = self._clock.iso(now)
+        tracked = self._pods.get(placement.key)
+        if tracked is None or tracked.pending is None:
+            self.queue.scheduled(placement.key)  # gone or bound while the pass yielded
+            return
+        if placement.node is not None:
+            if placement.node in self._nodes and self._bind(placement, stamp):
+                self.queue.scheduled(placement.key)
+            else:
+                # the node went while the pass yielded, or the binding was refused: retry
+                # after the pod's backoff, as a failed binding cycle does
+                self.queue.failed(placement.key, frozenset(), now)
+            return
+        # AddUnschedulableIfNotPresent, then the status update (handleSchedulingFailure)
+        self.queue.failed(placement.key, placement.rejectors, now)
+        if self._mark_unschedulable(placement, stamp):
+            self.events.record(
+                object_reference(tracked.obj),
+                reason="FailedScheduling",
+                message=placement.message,
+                event_type=WARNING,
+            )
+
+    def _bind(self, placement: Placement, now: str) -> bool:
         namespace, name = placement.key
 
         def bind(pod: dict[str, Any]) -> None:
@@ -569,13 +639,14 @@ class Scheduler:
                 "pods", name, bind, namespace=namespace, writes=("spec", "status")
             )
         except (_Stale, ApiError):
-            return  # gone or changed meanwhile: its events will queue it again if need be
+            return False  # gone or changed meanwhile: its events will queue it again if need be
         self._apply_pod(updated, deleted=False)
         self.events.record(
             object_reference(updated),
             reason="Scheduled",
             message=f"Successfully assigned {namespace}/{name} to {placement.node}",
         )
+        return True
 
     def _mark_unschedulable(self, placement: Placement, now: str) -> bool:
         """Write the Unschedulable condition unless it is there already; False when the pod no
