@@ -123,24 +123,31 @@ class Reconciler:
             pool_lock_identity=config.pool_lock_identity or f"reconcile-{context.request_id}",
         )
         async with connect_agent(config, now=self._now, cs_credential=credential) as agent:
-            await agent.check_pools()
-            await agent.check_rayclusters()
-            try:
-                await agent.list_once()
-                fitting = leave_out_what_fits(agent)
-                listed = await resume_timers(agent) if scale_in else {}
-                started = time.monotonic()
-                batch = Batch(frozenset(agent.view.pending), "pods", started, started)
-                record = await agent.scale_out_round(batch)
-                scale_in_record = await agent.scale_in_round()
-                saved = await save_timers(agent, listed)
-            finally:
-                await agent.close()
-            return {
-                **summary(agent, record, scale_in_record),
-                "pendingThatFitRunningNodes": fitting,
-                "timersSaved": saved,
-            }
+            return await reconcile_round(agent, scale_in=scale_in)
+
+
+async def reconcile_round(agent: Agent, *, scale_in: bool) -> dict[str, Any]:
+    """One invocation's round on a wired agent: the start-up checks, one LIST of each stream
+    (`Agent.list_once`), the pending pods that fit a Ready node left out, a scale-out round and,
+    on a Timer tick, a scale-in round with its unneeded timers kept on the nodes."""
+    await agent.check_pools()
+    await agent.check_rayclusters()
+    try:
+        await agent.list_once()
+        fitting = leave_out_what_fits(agent)
+        listed = await resume_timers(agent) if scale_in else {}
+        started = time.monotonic()
+        batch = Batch(frozenset(agent.view.pending), "pods", started, started)
+        record = await agent.scale_out_round(batch)
+        scale_in_record = await agent.scale_in_round()
+        saved = await save_timers(agent, listed)
+    finally:
+        await agent.close()
+    return {
+        **summary(agent, record, scale_in_record),
+        "pendingThatFitRunningNodes": fitting,
+        "timersSaved": saved,
+    }
 
 
 def leave_out_what_fits(agent: Agent) -> int:

@@ -73,6 +73,7 @@ RETRY_AFTER_ERROR_SECONDS = 5.0
 # patch's resourceVersion guard, re-read, and skipped (it already tolerates ECI).
 FOLLOW_UP_SECONDS = 0.05
 RECENT_ERRORS = 20
+PENDING_STREAM = "pending-pods"  # the watch of unbound pods in scope
 
 
 class PoolSource(Protocol):
@@ -272,7 +273,7 @@ class Agent:
         targets: tuple[tuple[WatchTarget, WatchSink], ...] = (
             (
                 WatchTarget(
-                    "pending-pods",
+                    PENDING_STREAM,
                     "pods",
                     namespace=namespace,
                     label_selector=selector,
@@ -417,8 +418,20 @@ class Agent:
         """Fill the view from one LIST of each watch instead of running them (`once`). A pod or
         node LIST that fails raises (KubeError, KubeUnreachable); a RayCluster LIST that fails
         is recorded as an error and leaves the demand out, as rounds never wait for that watch
-        either."""
-        await asyncio.gather(*(w.relist() for w in self.watchers))
+        either.
+
+        The LISTs are separate reads, not one snapshot (the API server offers none across
+        resources), so the order is chosen for what a change between them can do. The unbound
+        pods come first, the bound pods and nodes after: a pod the scheduler binds in between
+        is then in both, which the view reads as bound (ClusterView), never in neither. Listed
+        together, a pod could be read pending and, a moment later, bound to a Ready node whose
+        room it took: a round raised a pool for it. What is left errs towards not scaling: a
+        node turning Ready between the node and pod LISTs shows more room than it has, or
+        counts as a node still to come (desired above Ready); the pool sizes are read after
+        all of them, in the round."""
+        unbound = [w for w in self.watchers if w.target.name == PENDING_STREAM]
+        await asyncio.gather(*(w.relist() for w in unbound))
+        await asyncio.gather(*(w.relist() for w in self.watchers if w not in unbound))
         if self.raycluster_watcher is not None:
             try:
                 await self.raycluster_watcher.relist()

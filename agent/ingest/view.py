@@ -109,6 +109,12 @@ class ClusterView:
 
     `on_pending` is told about each pod that starts being unschedulable (the batching trigger);
     `on_node_pods` about each node whose pods (or node object) changed.
+
+    A pod one stream shows bound is never pending, whatever the unbound stream still says:
+    spec.nodeName, once set, stays. The streams are separate reads — two watches, or two LISTs
+    in `once` and the reconcile function, never one snapshot — so a pod bound between them
+    arrives in both; counted pending too, it wanted a node while taking room on one, and a
+    round raised a pool for it (agentless seed, 5 → 6 or 7 nodes).
     """
 
     def __init__(
@@ -139,7 +145,7 @@ class ClusterView:
         self.nodes_sink = _Sink(key=_name, apply=self.apply_node, forget=self._forget_node)
         self.node_pods = NodePods(self._intern, on_change=on_node_pods)
         self.node_pods_sink = _Sink(
-            key=_uid, apply=self.node_pods.apply_pod, forget=self.node_pods.forget_pods
+            key=_uid, apply=self.apply_node_pod, forget=self.node_pods.forget_pods
         )
 
     # --- pods waiting for capacity -------------------------------------------------------------
@@ -150,10 +156,8 @@ class ClusterView:
         if not uid:
             return
         condition = None if event_type == "DELETED" else unschedulable_condition(pod)
-        if condition is None:
-            if self.pending.pop(uid, None) is not None:
-                self._moved.add(uid)
-                self.versions.pop(uid, None)
+        if condition is None or self.is_bound(uid):
+            self._drop_pending(uid)
             return
         previous = self.pending.get(uid)
         if previous is not None:
@@ -207,6 +211,15 @@ class ClusterView:
             message=intern.text(condition.get("message") or ""),
         )
 
+    def is_bound(self, uid: str) -> bool:
+        """Whether a pod stream has shown this pod bound to a node (and not finished since)."""
+        return uid in self._bound or uid in self.node_pods.pods
+
+    def _drop_pending(self, uid: str) -> None:
+        if self.pending.pop(uid, None) is not None:
+            self._moved.add(uid)
+            self.versions.pop(uid, None)
+
     def _forget_pending(self, keep: set[str]) -> None:
         for uid in [uid for uid in self.pending if uid not in keep]:
             del self.pending[uid]
@@ -226,6 +239,14 @@ class ClusterView:
             self._bound.pop(uid, None)
         else:
             self._bound[uid] = self._intern.text(node_name)
+            self._drop_pending(uid)
+
+    def apply_node_pod(self, event_type: str, pod: RawObject) -> None:
+        """Fold one event of the all-namespaces bound-pods watch (`node_pods`)."""
+        self.node_pods.apply_pod(event_type, pod)
+        uid = _uid(pod)
+        if uid in self.node_pods.pods:
+            self._drop_pending(uid)
 
     def _forget_bound(self, keep: set[str]) -> None:
         for uid in [uid for uid in self._bound if uid not in keep]:

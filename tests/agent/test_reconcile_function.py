@@ -2,7 +2,8 @@
 it, against the simulator over real HTTP: it reaches the API server with a kubeconfig from
 DescribeClusterUserKubeconfig (signed with the STS token FC gives the function), raises the pool
 for a worker's FailedScheduling event, wakes for nothing else, gives back an empty node on its
-Timer with the unneeded time kept on the node, and two invocations at once raise a pool once."""
+Timer with the unneeded time kept on the node, two invocations at once raise a pool once, and a
+pod the scheduler binds between the round's LISTs is not a pending pod to raise a pool for."""
 
 from __future__ import annotations
 
@@ -10,23 +11,25 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from agent.agentless.kubeconfig_cache import KubeconfigCache
-from agent.agentless.reconcile import Reconciler
+from agent.agentless.reconcile import Reconciler, reconcile_round
 from agent.agentless.unneeded_marks import EMPTY_SINCE
+from agent.clients.kube import KubeClient
 from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
 from agent.sim.cloud.eventbridge import cloud_event
 from agent.sim.cloud.fc_api import build_fc_app, invocations_of, invoke_from_trigger
 from agent.sim.cloud.fc_timer import timer_event
 from agent.sim.world.nodepools import POOL_LABEL
-from tests.support.agent_world import CLUSTER_ID, REGION, World, open_world
+from tests.support.agent_world import CLUSTER_ID, REGION, World, config_for, open_world
 from tests.support.builders import build_test_pod
 from tests.support.waiting import until
 
@@ -287,3 +290,132 @@ async def test_a_pending_worker_that_fits_a_ready_node_is_left_to_the_scheduler(
     assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
     assert reply["scaleOut"]["outcome"] != "scaled", reply
     assert reply["pendingThatFitRunningNodes"] == 1
+
+
+class BindsBetweenLists:
+    """The agent's Kubernetes client, with the scheduler binding a pod right after the unbound
+    pods' LIST is answered and before any other LIST is sent: the moment a round's separate
+    reads straddle a bind. Everything else goes to the client as it is."""
+
+    def __init__(self, kube: KubeClient, bind: Callable[[], Awaitable[None]]) -> None:
+        self._kube = kube
+        self._bind = bind
+        self._bound = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kube, name)
+
+    async def list_page(self, resource: str, **selectors: Any) -> dict[str, Any]:
+        if resource == "pods" and selectors.get("field_selector") == "spec.nodeName=":
+            page = await self._kube.list_page(resource, **selectors)
+            if not self._bound.is_set():
+                await self._bind()
+                self._bound.set()
+            return page
+        await self._bound.wait()
+        return await self._kube.list_page(resource, **selectors)
+
+
+async def test_a_worker_bound_between_the_lists_raises_no_pool(world: World) -> None:
+    """np-cpu is at its desired size, its node Ready. A 3-vCPU worker is Unschedulable in the
+    unbound pods' LIST; the scheduler binds it to that node before the bound pods and nodes are
+    listed. The round must not count it twice — waiting for a node and filling one — so it raises
+    nothing: np-cpu stays at 1."""
+    await world.pools.set_desired("np-cpu", 1)
+
+    def ready_pool_node() -> str | None:
+        items, _ = world.cluster.store.list("nodes")
+        for n in items:
+            if n["metadata"]["labels"].get(POOL_LABEL) == "np-cpu" and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", ())
+            ):
+                return str(n["metadata"]["name"])
+        return None
+
+    await until(lambda: ready_pool_node() is not None, what="np-cpu's node Ready")
+    node = ready_pool_node()
+    # Another scheduler's pod, so that the simulated one leaves its binding to this test.
+    worker = build_test_pod(
+        "rc-g-worker-late",
+        namespace="ray",
+        labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
+        container="ray-worker",
+        image=None,
+        cpu="3",
+        memory="1Gi",
+        schedulerName="not-the-default",
+        status={
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: 2 Insufficient cpu.",
+                    "lastTransitionTime": world.cluster.clock.iso(),
+                }
+            ],
+        },
+    )
+    world.cluster.store.create("pods", worker, namespace="ray")
+
+    async def bind() -> None:
+        """pods/binding over the API, as kube-scheduler binds."""
+        path = "/api/v1/namespaces/ray/pods/rc-g-worker-late/binding"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "rc-g-worker-late", "namespace": "ray"},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(world.cluster.url + path, json=body) as response,
+        ):
+            assert response.status == 201, await response.text()
+
+    config = config_for(
+        world, namespace="ray", pool_lock_namespace="default", scale_in_enabled=False
+    )
+    agent = replace(world, kube=BindsBetweenLists(world.kube, bind)).agent(config)
+    reply = await reconcile_round(agent, scale_in=False)
+
+    bound = world.cluster.store.get("pods", "rc-g-worker-late", namespace="ray")
+    assert bound["spec"]["nodeName"] == node  # the bind did fall between the LISTs
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [1]
+    assert reply["scaleOut"]["pendingPods"] == 0, reply
+    assert reply["scaleOut"]["outcome"] == "idle", reply
+
+
+class RecordsLists:
+    """The agent's Kubernetes client, noting when each LIST starts and ends."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
+        self.steps: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kube, name)
+
+    async def list_page(self, resource: str, **selectors: Any) -> dict[str, Any]:
+        what = f"{resource}?{selectors.get('field_selector') or ''}"
+        self.steps.append(("start", what))
+        page = await self._kube.list_page(resource, **selectors)
+        self.steps.append(("end", what))
+        return page
+
+
+async def test_the_unbound_pods_are_listed_before_the_bound_pods_and_nodes(world: World) -> None:
+    """The round's LISTs are no snapshot; listing the unbound pods first means a pod bound while
+    the round reads is in the bound LIST (and so bound, not pending), never in neither."""
+    world.add_workers(2, prefix="rc-g-worker-")
+    kube = RecordsLists(world.kube)
+    config = config_for(
+        world, namespace="ray", pool_lock_namespace="default", scale_in_enabled=False
+    )
+    await reconcile_round(replace(world, kube=kube).agent(config), scale_in=False)
+    unbound = "pods?spec.nodeName="
+    assert kube.steps[:2] == [("start", unbound), ("end", unbound)], kube.steps
+    others = {what for _, what in kube.steps[2:]}
+    assert {"pods?spec.nodeName!=", "nodes?"} <= others, kube.steps

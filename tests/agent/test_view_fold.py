@@ -198,6 +198,26 @@ def test_deleted_and_bound_pods_leave_the_view() -> None:
     assert view.pending == {}
 
 
+@pytest.mark.parametrize("stream", ["bound", "node_pods_sink"])
+@pytest.mark.parametrize("bound_first", [False, True], ids=["unbound-first", "bound-first"])
+def test_a_pod_a_bound_stream_shows_is_not_pending(stream: str, bound_first: bool) -> None:
+    """The streams are separate reads: a pod bound between them is in the unbound one as
+    Unschedulable and in a bound one on its node. Whichever the view folds first, the pod is
+    bound, not pending — counted pending too, a round raised a pool for a pod already placed."""
+    view = ClusterView()
+    sink = getattr(view, stream)
+    view.apply_node("ADDED", node("n1"))
+    if bound_first:
+        sink.apply("ADDED", bound("a", "n1"))
+        view.pods.apply("ADDED", pod("a"))
+    else:
+        view.pods.apply("ADDED", pod("a"))
+        sink.apply("ADDED", bound("a", "n1"))
+    view.pods.apply("ADDED", pod("b"))
+    assert set(view.pending) == {"b"}
+    assert [p.uid for p in view.snapshot().pending] == ["b"]
+
+
 def test_trigger_fires_once_per_pod_becoming_pending() -> None:
     """on_pending fires when a pod starts being unschedulable, not on every status rewrite."""
     seen: list[PendingPod] = []
