@@ -70,19 +70,20 @@ def build(workers: int, queued: int) -> RayDriver:
             phase="Running",
             node=f"n{index // 4}",
         )
-        driver._workers[worker.name] = worker
+        driver._worker_book.add(worker)
         driver._replicas[group.name] += 1
         if index % 10:  # nine in ten busy: one task filling the worker's CPUs
             demand = {"CPU": worker.capacity["CPU"]}
             task = _Task(task_id, "busy", demand, 600.0, 0.0, state="running", worker=worker.name)
-            driver._tasks[task_id] = task
+            driver._task_book.add(task)
             driver._assign(worker, task, 0.0)
             task_id += 1
         else:
             worker.idle_since = 0.0
+            driver._worker_book.changed(worker)
     for index in range(queued):
         shape = SHAPES[index % len(SHAPES)]
-        driver._tasks[task_id] = _Task(task_id, shape.name, shape.demand(), 60.0, 0.0, "queued")
+        driver._task_book.add(_Task(task_id, shape.name, shape.demand(), 60.0, 0.0, "queued"))
         task_id += 1
     return driver
 

@@ -26,6 +26,11 @@ workers there and of those asked for but not yet created (as autoscaler v2's ins
 counts requested instances). Given a seed, decisions are reproducible. A timeline of tasks,
 worker pod phases and the object's replicas is kept for reports.
 
+Tasks and workers are kept in books (`ray_books`) updated as they change, so that a tick and an
+update cost the tasks and workers concerned rather than a scan of all of them (10,000 of each at
+burst-10k, on the event loop the agent shares in dev mode); what they compute is what the scans
+computed (tests/sim/test_ray_books.py).
+
 With the cluster's `autoscaler` "external" (scenario `ray.autoscaler: external`, `sim serve
 --ray-autoscaler external`) it only installs the RayCluster and follows its pods: no task is
 submitted and no request of the autoscaler is sent, so that something outside the simulator
@@ -50,6 +55,9 @@ from agent.sim.kube.apiserver import WORLD_USER_AGENT
 from agent.sim.kube.in_cluster import InClusterAccess
 from agent.sim.kube.store import ObjectStore, Subscription
 from agent.sim.world.clock import SimClock
+from agent.sim.world.ray_books import Task as _Task
+from agent.sim.world.ray_books import TaskBook, WorkerBook, first
+from agent.sim.world.ray_books import Worker as _Worker
 from agent.sim.world.raycluster_spec import (
     GPU_RESOURCE,
     MILLI,
@@ -137,39 +145,6 @@ class JobSummary:
     pods_deleted: int  # worker pods the autoscaler named in workersToDelete
 
 
-@dataclass
-class _Task:
-    task_id: int
-    group: str
-    demand: Mapping[str, int]
-    duration: float
-    submit_at: float
-    state: str = "waiting"  # waiting | queued | running | done | failed
-    worker: str | None = None
-    started: float | None = None
-    finished: float | None = None
-    attempts: int = 0
-    first_started: float | None = None
-
-
-@dataclass
-class _Worker:
-    name: str
-    group: str
-    capacity: Mapping[str, int]
-    created: float
-    phase: str = "Pending"
-    node: str = ""
-    deleting: bool = False  # takes no tasks: asked to be deleted, terminating or gone
-    terminating: bool = False  # its pod has a deletionTimestamp
-    tasks: set[int] = field(default_factory=set)
-    idle_since: float | None = None
-    room: dict[str, int] = field(default_factory=dict)  # capacity minus running tasks
-
-    def __post_init__(self) -> None:
-        self.room = dict(self.capacity)
-
-
 def _counts(point: TimelinePoint) -> tuple[Any, ...]:
     return (*astuple(point)[1:-1], tuple(sorted(point.replicas.items())))
 
@@ -200,11 +175,6 @@ def _preferences(demand: Mapping[str, int]) -> Callable[[Mapping[str, int]], tup
     return rank
 
 
-def _has_room(room: Mapping[str, int]) -> bool:
-    # max() runs in C: this is asked of every worker on every tick
-    return max(room.values(), default=0) > 0
-
-
 def _avoids_gpu(capacity: Mapping[str, int], demand: Mapping[str, int]) -> bool:
     """Whether the autoscaler keeps this demand off a worker with GPUs (it needs none)."""
     return capacity.get("GPU", 0) > 0 and not demand.get("GPU")
@@ -217,10 +187,6 @@ def _fits(room: Mapping[str, int], demand: Mapping[str, int]) -> bool:
 def _how_many(room: Mapping[str, int], demand: Mapping[str, int]) -> int:
     """How many copies of `demand` fit in `room`."""
     return min(room.get(name, 0) // amount for name, amount in demand.items() if amount > 0)
-
-
-def _shape(demand: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(demand.items()))
 
 
 @dataclass
@@ -286,8 +252,14 @@ class RayDriver:
             g.name: (g.min_replicas, g.max_replicas, g.idle_timeout_seconds)
             for g in cluster.worker_groups
         }
-        self._tasks: dict[int, _Task] = {}
-        self._workers: dict[str, _Worker] = {}
+        # tasks and workers, indexed as they change (ray_books): a tick reads counts and the few
+        # workers and tasks concerned, not all 10,000 of them
+        self._task_book = TaskBook()
+        self._worker_book = WorkerBook(self._groups)
+        self._tasks = self._task_book.tasks  # by id: read, never written, outside the book
+        self._workers = self._worker_book.workers
+        # the books' versions after the last scheduling pass (see _schedule_tasks)
+        self._scheduled: tuple[int, int] | None = None
         self._head_name = ""
         self._timeline: list[TimelinePoint] = []
         self._ending: list[tuple[float, int, int]] = []  # (end time, task id, attempt)
@@ -372,14 +344,16 @@ class RayDriver:
         """Submit `group`'s tasks now (plus its `submit_at_seconds`): a new job arriving while
         the cluster is busy, or while it is shrinking."""
         now = self._clock.now()
-        first = len(self._tasks)
-        for task_id in range(first, first + group.count):
-            self._tasks[task_id] = _Task(
-                task_id=task_id,
-                group=group.name,
-                demand=group.demand(),
-                duration=group.duration_seconds,
-                submit_at=now + group.submit_at_seconds,
+        start = len(self._tasks)
+        for task_id in range(start, start + group.count):
+            self._task_book.add(
+                _Task(
+                    task_id=task_id,
+                    group=group.name,
+                    demand=group.demand(),
+                    duration=group.duration_seconds,
+                    submit_at=now + group.submit_at_seconds,
+                )
             )
 
     # -- what reports and tests read ----------------------------------------------------------
@@ -462,9 +436,7 @@ class RayDriver:
         """One tick of Ray's scheduler: finish and start tasks. Returns whether an autoscaler
         period is due."""
         self._finish_tasks(now)
-        for task in self._tasks.values():
-            if task.state == "waiting" and task.submit_at <= now:
-                task.state = "queued"
+        self._task_book.due(now)
         self._schedule_tasks(now)
         period = now >= self._next_autoscale
         if period:
@@ -485,39 +457,47 @@ class RayDriver:
             task = self._tasks[task_id]
             if task.state != "running" or task.attempts != attempt:
                 continue  # requeued since: this end belongs to an earlier run
-            task.state = "done"
+            self._task_book.set_state(task, "done")
             task.finished = end
             worker = self._workers.get(task.worker or "")
             if worker is not None:
                 self._release(worker, task)
                 if not worker.tasks:
                     worker.idle_since = end
+                self._worker_book.changed(worker)
 
     def _schedule_tasks(self, now: float) -> None:
-        queued = self._queued_by_shape()
+        # A pass ends with no ready worker able to take any task left queued (each shape tried
+        # every ready worker, and rooms only shrink in a pass). Until a task is queued, a worker
+        # becomes ready or a ready worker's room changes, another pass would assign nothing.
+        versions = (self._task_book.queued_version, self._worker_book.ready_version)
+        if versions == self._scheduled:
+            return
+        self._pass(now)
+        self._scheduled = (self._task_book.queued_version, self._worker_book.ready_version)
+
+    def _pass(self, now: float) -> None:
+        queued = self._task_book.queued()
         if not queued:
             return
-        # full workers can take nothing (rooms only shrink here): leaving them out keeps a tick
-        # cheap when most of thousands of workers are busy
-        ready = [
-            w
-            for w in self._workers.values()
-            if w.phase == "Running" and not w.deleting and _has_room(w.room)
-        ]
-        for tasks in queued.values():
-            demand = tasks[0].demand
+        # full workers can take nothing (rooms only shrink here): the book keeps the Running,
+        # non-deleting workers with room, so a tick costs the few of them, not all workers
+        ready = self._worker_book.ready_workers()
+        if not ready:
+            return
+        for demand, tasks in queued:
             rank = _preferences(demand)
             # best homes first, so CPU-only work leaves GPU and special workers alone
             for worker in sorted(ready, key=lambda w: (rank(w.capacity), w.name)):
                 if not tasks:
                     break
                 count = min(len(tasks), _how_many(worker.room, demand))
-                for task in tasks[:count]:
+                # assigning takes the task out of `tasks` (the book's queue of this shape)
+                for task in first(tasks, count) if count else ():
                     self._assign(worker, task, now)
-                del tasks[:count]
 
     def _assign(self, worker: _Worker, task: _Task, now: float) -> None:
-        task.state = "running"
+        self._task_book.set_state(task, "running")
         task.worker = worker.name
         task.started = now
         if task.first_started is None:
@@ -526,6 +506,7 @@ class RayDriver:
         _take(worker.room, task.demand)
         worker.tasks.add(task.task_id)
         worker.idle_since = None
+        self._worker_book.changed(worker)
         heapq.heappush(self._ending, (now + task.duration, task.task_id, task.attempts))
 
     @staticmethod
@@ -534,23 +515,17 @@ class RayDriver:
         for name, amount in task.demand.items():
             worker.room[name] = worker.room.get(name, 0) + amount
 
-    def _queued_by_shape(self) -> dict[tuple[tuple[str, int], ...], list[_Task]]:
-        """Queued tasks grouped by demand, groups and tasks in submission order."""
-        shapes: dict[tuple[tuple[str, int], ...], list[_Task]] = {}
-        for task in self._tasks.values():
-            if task.state == "queued":
-                shapes.setdefault(_shape(task.demand), []).append(task)
-        return shapes
-
     def _requeue_tasks_of(self, worker: _Worker) -> None:
         for task_id in sorted(worker.tasks):
             task = self._tasks[task_id]
             self.tasks_requeued += 1
             task.worker = None
             task.started = None
-            task.state = "queued" if task.attempts <= self.job.max_retries else "failed"
+            state = "queued" if task.attempts <= self.job.max_retries else "failed"
+            self._task_book.set_state(task, state)
         worker.tasks.clear()
         worker.room = dict(worker.capacity)
+        self._worker_book.changed(worker)
 
     # -- Ray autoscaler: KubeRayNodeProvider's requests --------------------------------------
 
@@ -654,14 +629,17 @@ class RayDriver:
         self.scale_patches += 1
         if raised:
             self.replicas_raised_at.append(now)
-        for names in idle.values():
-            for name in names:
-                worker = self._workers.get(name)
-                if worker is not None and not worker.deleting:
-                    # Ray drains the node before asking for its removal: it takes no more tasks
-                    worker.deleting = True
-                    self._requeue_tasks_of(worker)
-                    self.pods_deleted += 1
+        self._drain([name for names in idle.values() for name in names])
+
+    def _drain(self, names: list[str]) -> None:
+        """The workers just named in workersToDelete take no more tasks."""
+        for name in names:
+            worker = self._workers.get(name)
+            if worker is not None and not worker.deleting:
+                # Ray drains the node before asking for its removal: it takes no more tasks
+                worker.deleting = True
+                self._requeue_tasks_of(worker)  # tells the book
+                self.pods_deleted += 1
 
     def _targets(self, now: float) -> tuple[dict[str, int], dict[str, list[str]]]:
         """Each group's wanted replicas for the queued demand, and the workers to remove."""
@@ -670,24 +648,16 @@ class RayDriver:
         # same capacity and room that follow one another in name order are one run (`_Free`):
         # thousands of Pending workers of a group are a handful of entries, and packing a run
         # gives what packing its workers one by one gives.
-        free: list[_Free] = []
-        for _, worker in sorted(
-            (name, w)
-            for name, w in self._workers.items()
-            if not w.deleting and _has_room(w.room)  # a full worker absorbs nothing
-        ):
-            _append_free(free, worker.capacity, worker.room, 1)
-        live = dict.fromkeys(self._replicas, 0)
-        for worker in self._workers.values():
-            if not worker.deleting:
-                live[worker.group] += 1
+        # The book keeps the non-deleting workers with room in name order (a full worker
+        # absorbs nothing) and the non-deleting workers per group.
+        free = [_Free(*run) for run in self._worker_book.free_runs()]
+        live = self._worker_book.live
         for name, replicas in self._replicas.items():
             capacity = self._logical[name]
             if replicas > live[name]:
                 free.append(_Free(capacity, dict(capacity), replicas - live[name]))
         added = dict.fromkeys(self._replicas, 0)
-        for tasks in self._queued_by_shape().values():
-            demand = tasks[0].demand
+        for demand, tasks in self._task_book.queued():
             free, left = self._place_on(free, demand, len(tasks))
             while left > 0:
                 group = self._group_for(demand, added)
@@ -767,13 +737,14 @@ class RayDriver:
         """Workers idle past their group's idleTimeoutSeconds, never below minReplicas; each
         lowers its group's target by one (terminate_node in BatchingNodeProvider)."""
         idle: dict[str, list[str]] = {}
-        # the tests that do not depend on the order first: only the workers left are sorted
+        # the book keeps the non-deleting Running workers without tasks; only those past their
+        # timeout are sorted
         candidates = []
-        for name, worker in self._workers.items():
-            if worker.deleting or worker.phase != "Running" or worker.tasks:
-                continue
+        for name in self._worker_book.idle:
+            worker = self._workers[name]
             idle_timeout = self._bounds[worker.group][2]
-            if worker.idle_since is None or now - worker.idle_since < idle_timeout:
+            assert worker.idle_since is not None
+            if now - worker.idle_since < idle_timeout:
                 continue
             candidates.append((name, worker))
         for _, worker in sorted(candidates):
@@ -812,43 +783,43 @@ class RayDriver:
                 capacity=self._logical[str(group)],
                 created=self._clock.now(),
             )
-            self._workers[name] = worker
+            self._worker_book.add(worker)
             self.pods_created += 1
         if ended:
             # Evicted (a drained node) or dead: Ray retries its tasks elsewhere; the operator
             # deletes a dead pod and replaces it while the replica count still wants it.
             self._requeue_tasks_of(worker)
-            del self._workers[worker.name]
+            self._worker_book.remove(worker)
             return
         if meta.get("deletionTimestamp"):
             worker.terminating = True
             if not worker.deleting:
                 worker.deleting = True
-                self._requeue_tasks_of(worker)
+                self._requeue_tasks_of(worker)  # tells the book
             return
         if phase == "Running" and worker.phase != "Running":
             worker.idle_since = self._clock.now()
         worker.phase = phase
         worker.node = str((pod.get("spec") or {}).get("nodeName") or "")
+        self._worker_book.changed(worker)
 
     # -- timeline -----------------------------------------------------------------------------
 
     def _point(self, now: float) -> TimelinePoint:
-        states = [t.state for t in self._tasks.values()]
-        workers = list(self._workers.values())
+        # counts kept by the books as tasks and workers change (ray_books), not counted here
+        tasks = self._task_book.counts
+        workers = self._worker_book
         return TimelinePoint(
             t=now - (self._started_at or now),
-            tasks_waiting=states.count("waiting"),
-            tasks_queued=states.count("queued"),
-            tasks_running=states.count("running"),
-            tasks_done=states.count("done"),
-            tasks_failed=states.count("failed"),
-            pods_unscheduled=sum(1 for w in workers if not w.deleting and not w.node),
-            pods_starting=sum(
-                1 for w in workers if not w.deleting and w.node and w.phase != "Running"
-            ),
-            pods_running=sum(1 for w in workers if not w.deleting and w.phase == "Running"),
-            pods_terminating=sum(1 for w in workers if w.deleting),
+            tasks_waiting=tasks["waiting"],
+            tasks_queued=tasks["queued"],
+            tasks_running=tasks["running"],
+            tasks_done=tasks["done"],
+            tasks_failed=tasks["failed"],
+            pods_unscheduled=workers.unscheduled,
+            pods_starting=workers.starting,
+            pods_running=workers.running,
+            pods_terminating=workers.terminating,
             replicas=dict(self._replicas),
         )
 
