@@ -103,6 +103,16 @@ def main() -> None:
     }
     peak = statistics.median(r["agentless"].get("peakConcurrent", 0) for r in agentless)
     throttled = statistics.median(r["agentless"].get("throttledAttempts", 0) for r in agentless)
+    delivered = statistics.median(r["agentless"].get("eventsDelivered", 0) for r in agentless)
+    events_run = statistics.median(
+        r["agentless"]["invocations"].get("eventbridge", 0) for r in agentless
+    )
+    queued = max(0.0, delivered - events_run)
+    print(
+        f"EventBridge delivered {delivered:g} events; {queued:g} were still queued in FC "
+        f"(throttled) at the end, each billed once it runs (at least CNY "
+        f"{function_cny(int(queued), 0.0, vcpu=args.vcpu, memory_gb=args.memory_gb):.5f})"
+    )
     print(
         f"agentless invocations came to: {outcomes['rounds']:g} full rounds, "
         f"{outcomes['covered']:g} covered by a round (one read each), "
@@ -112,7 +122,19 @@ def main() -> None:
     invocations = statistics.median(sum(r["agentless"]["invocations"].values()) for r in agentless)
     seconds = statistics.median(r["agentless"]["secondsBilled"] for r in agentless)
     per_run = function_cny(int(invocations), seconds, vcpu=args.vcpu, memory_gb=args.memory_gb)
-    per_tick = seconds / max(1.0, invocations)
+    # a tick always runs a full round: priced at the ticks' own mean (all runs' before that
+    # figure was reported)
+    per_tick = statistics.median(
+        r["agentless"]
+        .get("secondsBilledByTrigger", {})
+        .get("timer", r["agentless"]["secondsBilled"])
+        / max(
+            1,
+            r["agentless"]["invocations"].get("timer", 0)
+            or sum(r["agentless"]["invocations"].values()),
+        )
+        for r in agentless
+    )
     idle_day = function_cny(1440, 1440 * per_tick, vcpu=args.vcpu, memory_gb=args.memory_gb)
     print(
         f"agentless function: {invocations:g} invocations, {seconds:.1f} s billed per run "

@@ -362,6 +362,10 @@ def agentless_facts(ack: EmbeddedAck, outcomes: Mapping[str, int] | None = None)
         "coldStarts": sum(1 for run in runs if run.cold),
         "failed": sum(1 for run in runs if run.error_type),
         "secondsBilled": round(sum(run.duration_seconds for run in runs), 3),
+        "secondsBilledByTrigger": {
+            kind: round(sum(r.duration_seconds for r in runs if r.kind == kind), 3)
+            for kind in by_kind
+        },
         "eventsPublished": ack.eventbridge.published if ack.eventbridge else 0,
         "eventsDelivered": ack.eventbridge.delivered if ack.eventbridge else 0,
         "timerTicks": ack.timer.ticks if ack.timer else 0,
