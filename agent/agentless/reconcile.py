@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -79,6 +80,7 @@ class Reconciler:
         # what this instance's invocations came to: full rounds, events an earlier round
         # covered, events turned away unread (counted for dev mode's summary)
         self.outcomes = {"rounds": 0, "covered": 0, "turnedAway": 0}
+        self._counting = threading.Lock()  # FC runs an instance's invocations in threads
 
     def config(self) -> AgentConfig:
         if self._config is None:
@@ -99,12 +101,16 @@ class Reconciler:
         if isinstance(trigger, PodEvent):
             reason = why_not(trigger, config)
             if reason is not None:
-                self.outcomes["turnedAway"] += 1
+                self._count("turnedAway")
                 return {"trigger": EVENT, "ran": False, "reason": reason}
         kind = TIMER if isinstance(trigger, TimerTick) else EVENT
         reply = asyncio.run(self._invocation(config, context, trigger))
-        self.outcomes["rounds" if reply["ran"] else "covered"] += 1
+        self._count("rounds" if reply["ran"] else "covered")
         return {"trigger": kind, **reply}
+
+    def _count(self, outcome: str) -> None:
+        with self._counting:
+            self.outcomes[outcome] += 1
 
     async def _invocation(
         self, config: AgentConfig, context: Any, trigger: PodEvent | TimerTick

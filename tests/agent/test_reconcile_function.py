@@ -21,7 +21,7 @@ from aiohttp import web
 
 from agent.agentless.kubeconfig_cache import KubeconfigCache
 from agent.agentless.reconcile import Reconciler
-from agent.agentless.round_marks import ROUNDS_LEASE
+from agent.agentless.round_marks import EVENT_MARGIN_SECONDS, ROUNDS_LEASE, LastRound
 from agent.agentless.unneeded_marks import EMPTY_SINCE
 from agent.sim.cloud.credentials import static_test_keys
 from agent.sim.cloud.cs_api import scale_requests_of, writes_of
@@ -385,3 +385,16 @@ async def test_a_round_that_fails_leaves_its_events_uncovered(world: World) -> N
         reconciler.fail = False
         retried = await hosted.invoke(as_cloud_event(events[1], at=occurred))
         assert retried["ran"] and retried["scaleOut"]["outcome"] == "scaled", retried
+
+
+def test_what_a_round_covers() -> None:
+    """A round covers an event that occurred more than the margin before it started, while it
+    runs within the function's timeout or once it finished; a round killed by the timeout (never
+    finished) covers nothing after it, and an event without a time is never covered."""
+    running = LastRound("r", started_at=100.0, finished_at=None, max_seconds=120.0, lease=None)
+    assert running.covers(100.0 - EVENT_MARGIN_SECONDS - 1, now=150.0)
+    assert not running.covers(100.0 - EVENT_MARGIN_SECONDS, now=150.0)
+    assert not running.covers(50.0, now=220.0)  # killed at its timeout: nothing covered
+    finished = LastRound("r", started_at=100.0, finished_at=130.0, max_seconds=120.0, lease=None)
+    assert finished.covers(50.0, now=10_000.0)
+    assert not finished.covers(None, now=150.0)
