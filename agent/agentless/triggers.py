@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from agent.app.settings import AgentConfig
@@ -39,6 +40,9 @@ class PodEvent:
     kind: str
     namespace: str
     name: str
+    # the CloudEvent's `time` (when the event occurred) in epoch seconds; None when absent or
+    # unreadable, and then no earlier round can be said to cover it
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,19 @@ def _cloud_event(body: dict[str, Any]) -> Trigger:
         kind=str(involved.get("kind", "")),
         namespace=str(involved.get("namespace", "")),
         name=str(involved.get("name", "")),
+        occurred_at=epoch_of(body.get("time")),
     )
+
+
+def epoch_of(text: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 time (CloudEvents' `time`); None when it is not one."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp.timestamp() if stamp.tzinfo is not None else None
 
 
 def why_not(event: PodEvent, config: AgentConfig) -> str | None:

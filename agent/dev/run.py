@@ -347,10 +347,13 @@ def function_environment(agent_env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def agentless_facts(ack: EmbeddedAck) -> dict[str, Any]:
+def agentless_facts(ack: EmbeddedAck, outcomes: Mapping[str, int] | None = None) -> dict[str, Any]:
     """What the agentless run cost in invocations: by trigger, cold starts, failures, and the
-    time billed (the runs' real durations)."""
+    time billed (the runs' real durations); what they came to (`outcomes`: full rounds, events a
+    round covered, events turned away); and FC's concurrency limit at work (the most runs at
+    once, throttled attempts)."""
     runs = ack.reconcile_invocations()
+    fc = ack.reconcile_fc_state()
     by_kind: dict[str, int] = {}
     for run in runs:
         by_kind[run.kind] = by_kind.get(run.kind, 0) + 1
@@ -359,9 +362,16 @@ def agentless_facts(ack: EmbeddedAck) -> dict[str, Any]:
         "coldStarts": sum(1 for run in runs if run.cold),
         "failed": sum(1 for run in runs if run.error_type),
         "secondsBilled": round(sum(run.duration_seconds for run in runs), 3),
+        "secondsBilledByTrigger": {
+            kind: round(sum(r.duration_seconds for r in runs if r.kind == kind), 3)
+            for kind in by_kind
+        },
         "eventsPublished": ack.eventbridge.published if ack.eventbridge else 0,
         "eventsDelivered": ack.eventbridge.delivered if ack.eventbridge else 0,
         "timerTicks": ack.timer.ticks if ack.timer else 0,
+        "outcomes": dict(outcomes or {}),
+        "peakConcurrent": fc.peak_running if fc else 0,
+        "throttledAttempts": fc.throttled if fc else 0,
     }
 
 
@@ -383,12 +393,14 @@ class DevRun:
         # agentless: the reconcile function's environment, filled once the emulators listen
         self.function_env: dict[str, str] = {}
         reconcile = None
+        self.reconciler: Any = None
         if options.mode == "agentless":
             from agent.agentless.reconcile import Reconciler
 
-            reconcile = Reconciler(
+            self.reconciler = Reconciler(
                 environ=self.function_env, now=lambda: self.ack.cluster.clock.now()
-            ).handle
+            )
+            reconcile = self.reconciler.handle
         self.ack = EmbeddedAck(scenario, speed=speed, reconcile=reconcile)
         self.ack.world.ray.hold_job()  # submitted once the agent watches
         self.record = RunRecord(
@@ -548,7 +560,7 @@ class DevRun:
         cost = self.ack.world.cost_report()  # one reading for summary, report, lines
         summary = self._summary(cost, ending)
         if self.options.mode == "agentless":
-            summary["agentless"] = agentless_facts(self.ack)
+            summary["agentless"] = agentless_facts(self.ack, self.reconciler.outcomes)
         return summary, cost
 
     async def _keep_up(self, kubeconfig: Path) -> None:

@@ -34,6 +34,7 @@ from agent.sim.cloud.credentials import (
 from agent.sim.cloud.cs_api import WriteRecord, build_cs_app, scale_requests_of, writes_of
 from agent.sim.cloud.eventbridge import EventBridgeStandIn, EventRule
 from agent.sim.cloud.fc_api import (
+    FC_STATE,
     FcSettings,
     Handler,
     InvocationRecord,
@@ -43,7 +44,7 @@ from agent.sim.cloud.fc_api import (
     invocations_of,
     invoke_from_trigger,
 )
-from agent.sim.cloud.fc_runtime import InvocationKind
+from agent.sim.cloud.fc_runtime import FcState, InvocationKind
 from agent.sim.cloud.fc_timer import TimerTrigger
 from agent.sim.cluster import SHUTDOWN_SECONDS, SimCluster
 from agent.sim.faults import FaultPlan
@@ -56,6 +57,8 @@ from functions.fc import wsgi_handler as fc_wsgi_handler
 FC_SERVICE = "ray-ack-scaler"
 FC_FUNCTION = "decide"
 RECONCILE_FUNCTION = "reconcile"  # agentless mode's function (template.yml ReconcileFunction)
+# template.yml's ReconcileConcurrency (reserved concurrency) at instance concurrency 1
+RECONCILE_MAX_CONCURRENCY = 2
 # The account the emulated function lives in: handed to it as `context.account_id` and put in
 # HTTP-trigger events. Callers never need it: they are given the endpoint itself.
 FC_ACCOUNT_ID = "1234567890123456"
@@ -172,6 +175,7 @@ class EmbeddedAck:
             account_id=FC_ACCOUNT_ID,
             handler="index.reconcile",
             timeout_seconds=120,
+            max_concurrency=RECONCILE_MAX_CONCURRENCY,
         )
         served = ServedApp(
             "FC reconcile",
@@ -183,6 +187,7 @@ class EmbeddedAck:
                 faults=self.faults,
                 now=self.cluster.clock.now,
                 settings=settings,
+                sleep=self.cluster.clock.sleep,
             ),
             host=self._host,
         )
@@ -382,6 +387,12 @@ class EmbeddedAck:
         if self._reconcile_fc is None:
             return []
         return list(invocations_of(self._app(self._reconcile_fc)))
+
+    def reconcile_fc_state(self) -> FcState | None:
+        """The reconcile function's FC state (its concurrency and throttling; None without it)."""
+        if self._reconcile_fc is None:
+            return None
+        return self._app(self._reconcile_fc)[FC_STATE]
 
     @staticmethod
     def _app(served: ServedApp) -> web.Application:

@@ -79,3 +79,24 @@ def test_other_pod_events_are_turned_away_with_the_reason(
 )
 def test_anything_else_is_unknown(raw: bytes) -> None:
     assert isinstance(read_trigger(raw), Unknown)
+
+
+@pytest.mark.parametrize(
+    ("time_field", "expected"),
+    [
+        pytest.param("2026-12-04T17:00:01.250Z", 1796403601.25, id="rfc3339"),
+        pytest.param(None, None, id="absent"),
+        pytest.param("yesterday", None, id="unreadable"),
+        pytest.param("2026-12-04T17:00:01", None, id="no-zone"),
+    ],
+)
+def test_the_event_time_is_read_and_a_missing_one_covers_nothing(
+    time_field: str | None, expected: float | None
+) -> None:
+    """The CloudEvent's `time` is when the event occurred (what a round's start is compared
+    with); absent, unreadable or without a zone it is None, and no round covers the event."""
+    body = cloud_event()
+    if time_field is not None:
+        body["time"] = time_field
+    trigger = read_trigger(encoded(body))
+    assert isinstance(trigger, PodEvent) and trigger.occurred_at == expected

@@ -2,14 +2,16 @@
 it, against the simulator over real HTTP: it reaches the API server with a kubeconfig from
 DescribeClusterUserKubeconfig (signed with the STS token FC gives the function), raises the pool
 for a worker's FailedScheduling event, wakes for nothing else, gives back an empty node on its
-Timer with the unneeded time kept on the node, two invocations at once raise a pool once, and a
-pod the scheduler binds between the round's LISTs is not a pending pod to raise a pool for."""
+Timer with the unneeded time kept on the node, two invocations at once raise a pool once, a
+pod the scheduler binds between the round's LISTs is not a pending pod to raise a pool for,
+and an event a round already covers costs one read of that round's mark, not a round."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -21,6 +23,7 @@ from aiohttp import web
 
 from agent.agentless.kubeconfig_cache import KubeconfigCache
 from agent.agentless.reconcile import Reconciler, reconcile_round
+from agent.agentless.round_marks import EVENT_MARGIN_SECONDS, ROUNDS_LEASE, LastRound
 from agent.agentless.unneeded_marks import EMPTY_SINCE
 from agent.clients.kube import KubeClient
 from agent.sim.cloud.credentials import static_test_keys
@@ -114,9 +117,10 @@ async def unschedulable_workers(world: World, count: int) -> list[dict[str, Any]
     return failed()
 
 
-def as_cloud_event(event: dict[str, Any]) -> bytes:
+def as_cloud_event(event: dict[str, Any], *, at: float = 0.0) -> bytes:
+    """`event` as EventBridge delivers it, occurred at `at` (CloudEvents `time`)."""
     return json.dumps(
-        cloud_event(event, region=REGION, account_id="1", cluster_id=CLUSTER_ID, at=0.0)
+        cloud_event(event, region=REGION, account_id="1", cluster_id=CLUSTER_ID, at=at)
     ).encode()
 
 
@@ -190,18 +194,21 @@ async def test_the_timer_gives_back_a_node_unneeded_across_ticks(world: World) -
 
 
 async def test_two_invocations_at_once_raise_the_pool_once(world: World) -> None:
-    """Two events delivered together both plan np-cpu 0 → 2: one writes it under the pool's Lease,
-    the other re-reads the pool under the Lease after it and writes nothing."""
+    """Two rounds at once (two Timer ticks: a tick always runs a round) both plan np-cpu 0 → 2:
+    one writes it under the pool's Lease, the other re-reads the pool under the Lease after it
+    and writes nothing."""
     # The wall clock, as on FC: the Lease's 15 s are real seconds. (On the world's clock, 100×
     # faster, each slowed CS call below would last 60 s and outlive the Lease.)
     reconciler = Reconciler(environ=function_environment(world), now=time.time)
     async with host(world, reconciler) as hosted:
-        events = await unschedulable_workers(world, 6)
+        await unschedulable_workers(world, 6)
         # Slow CS calls keep the first raise in flight while the second invocation decides.
         world.cs_faults.cs_latency_seconds = 0.6
+        tick = timer_event(trigger_name="t", at=time.time(), payload="")
         replies = await asyncio.gather(
-            hosted.invoke(as_cloud_event(events[0])), hosted.invoke(as_cloud_event(events[1]))
+            hosted.invoke(tick, kind="timer"), hosted.invoke(tick, kind="timer")
         )
+        assert all(r["ran"] for r in replies), replies
         assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [2]
         written = [w for r in replies for w in r["scaleOut"]["applied"]["poolsWritten"]]
         assert [(w["from"], w["to"]) for w in written] == [(0, 2)]
@@ -419,3 +426,107 @@ async def test_the_unbound_pods_are_listed_before_the_bound_pods_and_nodes(world
     assert kube.steps[:2] == [("start", unbound), ("end", unbound)], kube.steps
     others = {what for _, what in kube.steps[2:]}
     assert {"pods?spec.nodeName!=", "nodes?"} <= others, kube.steps
+
+
+class HeldRound(Reconciler):
+    """A Reconciler whose rounds wait, once their start is marked, until the test lets them go."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.fail = False
+
+    async def _round(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.entered.set()
+        await asyncio.to_thread(self.release.wait)
+        if self.fail:
+            raise RuntimeError("the API server went away mid-round")
+        return await super()._round(*args, **kwargs)
+
+
+def lease_reads(heard: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in heard if p.endswith(f"/leases/{ROUNDS_LEASE}")]
+
+
+async def test_a_storm_during_one_round_costs_one_round_and_a_read_per_event(world: World) -> None:
+    """Twelve FailedScheduling events that occurred before a running round started: each reads
+    the round's mark (one GET of its Lease, nothing else) and returns 'covered'; the one round
+    raises the pool for all six workers."""
+    reconciler = HeldRound(environ=function_environment(world), now=world.cluster.clock.now)
+    async with host(world, reconciler) as hosted:
+        events = await unschedulable_workers(world, 6)
+        occurred = world.cluster.clock.now() - 5
+        first = asyncio.create_task(hosted.invoke(as_cloud_event(events[0], at=occurred)))
+        await until(reconciler.entered.is_set, what="the first round under way")
+        heard_before = len(hosted.heard)
+        storm = [as_cloud_event(events[i % 6], at=occurred) for i in range(12)]
+        replies = await asyncio.gather(*(hosted.invoke(e) for e in storm))
+        during = hosted.heard[heard_before:]
+        reconciler.release.set()
+        round_reply = await first
+        assert all(
+            r["ran"] is False and r["reason"].startswith("covered by the round started at")
+            for r in replies
+        ), replies
+        assert during == [("GET", p) for _, p in lease_reads(during)] and len(during) == 12
+        assert round_reply["ran"] and round_reply["scaleOut"]["outcome"] == "scaled"
+        assert {r["coveredBy"] for r in replies} == {
+            f"reconcile-{invocations_of(hosted.fc_app)[-1].request_id}"
+        }
+        assert reconciler.outcomes == {"rounds": 1, "covered": 12, "turnedAway": 0}
+        assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [2]
+
+
+async def test_an_event_after_the_last_round_started_runs_a_round(hosted: Hosted) -> None:
+    """After a round: an event that occurred before it started is covered, one that occurred
+    after it started runs a round of its own (which finds the pool raised), and a Timer tick
+    always runs one."""
+    world, clock = hosted.world, hosted.world.cluster.clock
+    events = await unschedulable_workers(world, 6)
+    before = clock.now() - 5
+    first = await hosted.invoke(as_cloud_event(events[0], at=before))
+    assert first["ran"], first
+    covered = await hosted.invoke(as_cloud_event(events[1], at=before))
+    assert covered["ran"] is False and covered["reason"].startswith("covered by"), covered
+    after = await hosted.invoke(as_cloud_event(events[2], at=clock.now()))
+    assert after["ran"] and after["scaleOut"]["applied"]["poolsWritten"] == [], after
+    tick = await hosted.invoke(
+        timer_event(trigger_name="t", at=clock.now(), payload=""), kind="timer"
+    )
+    assert tick["ran"], tick
+    assert hosted.reconciler.outcomes == {"rounds": 3, "covered": 1, "turnedAway": 0}
+    assert [w.summary.get("desired_size") for w in scale_requests_of(world.cs_app)] == [2]
+
+
+async def test_a_round_that_fails_leaves_its_events_uncovered(world: World) -> None:
+    """A round that raises puts the mark back as it found it: an event it would have covered
+    runs a round of its own afterwards (FC retries the failed one too), so no pod is lost."""
+    reconciler = HeldRound(environ=function_environment(world), now=world.cluster.clock.now)
+    async with host(world, reconciler) as hosted:
+        events = await unschedulable_workers(world, 6)
+        occurred = world.cluster.clock.now() - 5
+        reconciler.fail = True
+        reconciler.release.set()
+        outcome = await invoke_from_trigger(
+            hosted.fc_app, as_cloud_event(events[0], at=occurred), kind="eventbridge"
+        )
+        assert outcome.error_type == "UnhandledInvocationError", outcome.body
+        lease = world.cluster.store.get("leases", ROUNDS_LEASE, namespace="default")
+        assert "acquireTime" not in lease["spec"], lease
+        reconciler.fail = False
+        retried = await hosted.invoke(as_cloud_event(events[1], at=occurred))
+        assert retried["ran"] and retried["scaleOut"]["outcome"] == "scaled", retried
+
+
+def test_what_a_round_covers() -> None:
+    """A round covers an event that occurred more than the margin before it started, while it
+    runs within the function's timeout or once it finished; a round killed by the timeout (never
+    finished) covers nothing after it, and an event without a time is never covered."""
+    running = LastRound("r", started_at=100.0, finished_at=None, max_seconds=120.0, lease=None)
+    assert running.covers(100.0 - EVENT_MARGIN_SECONDS - 1, now=150.0)
+    assert not running.covers(100.0 - EVENT_MARGIN_SECONDS, now=150.0)
+    assert not running.covers(50.0, now=220.0)  # killed at its timeout: nothing covered
+    finished = LastRound("r", started_at=100.0, finished_at=130.0, max_seconds=120.0, lease=None)
+    assert finished.covers(50.0, now=10_000.0)
+    assert not finished.covers(None, now=150.0)

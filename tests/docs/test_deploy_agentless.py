@@ -1,7 +1,8 @@
 """The agentless mode as template.yml and s.yaml deploy it: the reconcile function from its own
 code package, an EventBridge trigger whose pattern matches the CloudEvent the embedded ACK's
 EventBridge stand-in delivers for a worker's FailedScheduling, a Timer every minute, settings the
-agent's loader accepts, and a role allowed exactly the CS actions the code calls."""
+agent's loader accepts, a role allowed exactly the CS actions the code calls, and the concurrency
+limit the FC emulator models."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 from agent.agentless.index import reconcile
 from agent.app.config import load_config
 from agent.sim.cloud.eventbridge import EventRule, cloud_event
+from agent.sim.embedded import RECONCILE_MAX_CONCURRENCY
 from tests.support.deploy_templates import (
     DeployedReconcile,
+    read_yaml,
     ros_reconcile,
     s_yaml_reconcile,
 )
@@ -145,3 +148,22 @@ def test_the_code_package_entry_point_answers_an_unknown_event_without_any_api()
 
     reply = json.loads(reconcile(b'{"hello": "world"}', Context()))
     assert reply["ran"] is False and reply["trigger"] is None
+
+
+def test_the_reconcile_function_runs_at_most_as_often_at_once_as_the_emulator_allows() -> None:
+    """template.yml limits the reconcile function's concurrency (ALIYUN::FC3::ConcurrencyConfig
+    on it, at the runtime's instance concurrency of 1: no InstanceConcurrency set), to the limit
+    the embedded ACK's FC emulator runs it with; s.yaml's PutConcurrencyConfig step says the
+    same number."""
+    resources = read_yaml(ROOT / "template.yml")["Resources"]
+    (config,) = [r for r in resources.values() if r["Type"] == "ALIYUN::FC3::ConcurrencyConfig"]
+    assert config["Condition"] == "Agentless"
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Fn::GetAtt": ["Reconcile", "FunctionName"]}
+    assert props["ReservedConcurrency"] == RECONCILE_MAX_CONCURRENCY
+    assert "InstanceConcurrency" not in resources["Reconcile"]["Properties"]
+    s_yaml = (ROOT / "s.yaml").read_text()
+    step = re.search(
+        r"/2023-03-30/functions/reconcile/concurrency .*reservedConcurrency\": (\d+)", s_yaml
+    )
+    assert step is not None and int(step.group(1)) == RECONCILE_MAX_CONCURRENCY

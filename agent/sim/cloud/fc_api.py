@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -39,6 +39,7 @@ from agent.sim.cloud.acs3 import (
 from agent.sim.cloud.cloud_model import CloudError
 from agent.sim.cloud.credentials import KeyRing
 from agent.sim.cloud.fc_runtime import (
+    THROTTLED,
     UNHANDLED,
     FcContext,
     FcCredentials,
@@ -51,6 +52,7 @@ from agent.sim.cloud.fc_runtime import (
     InvocationKind,
     InvocationRecord,
     Outcome,
+    Throttled,
 )
 from agent.sim.cloud.fc_triggers import (
     FC2_PROXY_PREFIX,
@@ -124,13 +126,15 @@ def build_fc_app(
     now: Callable[[], float],
     settings: FcSettings | None = None,
     wall_clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> web.Application:
     """The FC API endpoint hosting `handler` as function `function` (FC 3.0) and as
     `service/function` (FC 2.0), with `wsgi_handler` behind the FC 2.0 HTTP trigger.
     `http_handler` answers the FC 3.0 trigger, served by `build_fc3_trigger_app(app)`.
 
     `now` is the simulation's clock (idle time, event timestamps); `wall_clock` is what request
-    dates and STS expiry are checked against, since the SDKs stamp requests with wall time.
+    dates and STS expiry are checked against, since the SDKs stamp requests with wall time;
+    `sleep` waits out throttled asynchronous invocations' retries (FcSettings.max_concurrency).
     """
     cfg = settings or FcSettings()
     ring = KeyRing.of(keys)
@@ -142,6 +146,7 @@ def build_fc_app(
         faults=faults,
         now=now,
         wall_clock=wall_clock,
+        sleep=sleep,
     )
     handlers = FcHandlers(host, handler=handler, ring=ring, wall_clock=wall_clock)
     triggers = TriggerHandlers(
@@ -288,7 +293,22 @@ class FcHandlers:
         return web.Response(status=200, body=outcome.body, headers=headers)
 
     async def from_trigger(self, event: bytes, *, kind: InvocationKind) -> Outcome:
+        """Triggers invoke asynchronously: the run waits for a slot under the function's
+        concurrency limit (`FunctionHost.async_slot`), and is billed from when it starts."""
         request_id = new_fc3_request_id()
+        try:
+            async with self._host.async_slot():
+                return await self._run_from_trigger(request_id, event, kind=kind)
+        except Throttled as err:
+            self._host.record(
+                request_id, kind, cold=False, status=429, error_type=THROTTLED,
+                started=time.monotonic(),
+            )  # fmt: skip
+            return Outcome(str(err).encode(), THROTTLED)
+
+    async def _run_from_trigger(
+        self, request_id: str, event: bytes, *, kind: InvocationKind
+    ) -> Outcome:
         started = time.monotonic()
         try:
             cold = await self._host.start()

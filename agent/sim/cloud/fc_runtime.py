@@ -6,7 +6,17 @@ plan's latency, hangs and 5xx refusals, cold starts after idle time, the STS cre
 assumes for each instance, and running the handler as the Python runtime does (event bytes in,
 bytes out, in a worker thread, with a context object carrying request id, credentials, function,
 service and region). Unhandled exceptions become FC's UnhandledInvocationError reply body. Every
-invocation is logged as an `InvocationRecord`. The HTTP façades are `fc_api` (InvokeFunction)
+invocation is logged as an `InvocationRecord`.
+
+With `FcSettings.max_concurrency` (the function's reserved concurrency, ALIYUN::FC3::
+ConcurrencyConfig / PutConcurrencyConfig `reservedConcurrency`, times its instance concurrency, 1
+by default: FC "Configure instance concurrency"), an asynchronous invocation — Async InvokeFunction,
+and the EventBridge and Timer triggers, which invoke asynchronously — that finds that many runs
+under way is throttled and retried as FC's "Configure a retry mechanism" page states: the first
+retry 0.5 s later, each next interval doubled (1, 2, 4, 8 s …), for up to 5 hours, and not billed
+(its record's duration starts when it runs). After 5 hours it is dropped (recorded as 429
+`ResourceThrottled`; what FC does then is not stated — a failure destination, if one is set).
+Synchronous calls are not limited here (nothing the project deploys relies on it). The HTTP façades are `fc_api` (InvokeFunction)
 and `fc_triggers` (HTTP triggers).
 """
 
@@ -19,7 +29,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +41,9 @@ from agent.sim.faults import FC_ERRORS, FC_TIMEOUTS, FaultPlan
 Handler = Callable[[bytes, Any], Any]
 _STS_REFRESH_SECONDS = 300.0
 UNHANDLED = "UnhandledInvocationError"
+THROTTLED = "ResourceThrottled"
+FIRST_THROTTLE_RETRY_SECONDS = 0.5
+THROTTLE_RETRY_LIMIT_SECONDS = 5 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class FcSettings:
     # How long a `fc_timeout_ratio` fault holds the reply (ended early when the app shuts down).
     hang_seconds: float = 60.0
     http_auth: Literal["anonymous", "function"] = "anonymous"
+    # At most this many asynchronous runs at once (None: no limit); the rest throttled, retried.
+    max_concurrency: int | None = None
 
 
 # "eventbridge" and "timer": invoked by a trigger inside the service, not through an API call
@@ -109,6 +124,14 @@ class FcState:
     credentials: StsCredential | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # asynchronous runs under way, the most there ever were at once, and throttled attempts
+    running: int = 0
+    peak_running: int = 0
+    throttled: int = 0
+
+
+class Throttled(Exception):
+    """An asynchronous invocation still throttled after FC's 5 hours of retries: dropped."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +197,12 @@ class FunctionHost:
         faults: FaultPlan | None,
         now: Callable[[], float],
         wall_clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`sleep` waits out throttling retries: the simulation's clock, as FC's intervals are
+        the cluster's seconds."""
         self.state = FcState()
+        self._sleep = sleep
         self._ring = ring
         self._service = service
         self._settings = settings
@@ -205,6 +232,29 @@ class FunctionHost:
             raise CloudError(404, "FunctionNotFound", "function not found")
         if (qualifier or "") not in ("", "LATEST"):
             raise CloudError(404, "AliasNotFound", f"alias '{qualifier}' does not exist")
+
+    @contextlib.asynccontextmanager
+    async def async_slot(self) -> AsyncIterator[bool]:
+        """Hold one of `max_concurrency` runs for an asynchronous invocation, after FC's
+        throttling retries (0.5 s, then doubling); yields whether it was throttled. Throttled
+        once the retries pass 5 hours."""
+        limit, state = self._settings.max_concurrency, self.state
+        waited = 0.0
+        if limit is not None:
+            wait = FIRST_THROTTLE_RETRY_SECONDS
+            while state.running >= limit:
+                if waited >= THROTTLE_RETRY_LIMIT_SECONDS:
+                    raise Throttled(f"throttled for {waited:g} s: reserved concurrency {limit}")
+                state.throttled += 1
+                await self._sleep(wait)
+                waited += wait
+                wait *= 2
+        state.running += 1
+        state.peak_running = max(state.peak_running, state.running)
+        try:
+            yield waited > 0
+        finally:
+            state.running -= 1
 
     async def start(self) -> bool:
         """Apply faults and the cold start before a run; True when the instance was cold.
@@ -285,14 +335,24 @@ class FunctionHost:
         """An Async invocation: run `fn` after the reply, logged with status 202."""
 
         async def run_async() -> None:
-            outcome = await self.run(fn, event, ctx)
+            try:
+                async with self.async_slot() as throttled:
+                    # billed from when it runs, not while it waited out throttling
+                    ran_from = time.monotonic() if throttled else started
+                    outcome = await self.run(fn, event, ctx)
+            except Throttled:
+                self.record(
+                    ctx.request_id, "async", cold=cold, status=429, error_type=THROTTLED,
+                    started=time.monotonic(),
+                )  # fmt: skip
+                return
             self.record(
                 ctx.request_id,
                 "async",
                 cold=cold,
                 status=202,
                 error_type=outcome.error_type,
-                started=started,
+                started=ran_from,
             )
 
         task = asyncio.get_running_loop().create_task(run_async())
