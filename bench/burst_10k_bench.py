@@ -14,6 +14,9 @@ code (json, aiohttp, dict methods, ...) goes to its callers in proportion to the
 path spent there, up to the first of our frames. Time in the event loop's poll is idle. cProfile
 sees the main thread only; the run has no other thread doing work.
 
+The same scenario with the world and the agent in separate processes, so the agent's rounds are
+measured on a loop of their own: bench/burst_10k_split_bench.py.
+
 Usage: python bench/burst_10k_bench.py [--speed 20] [--repeat 1] [--no-profile] [--repo DIR]
        [--profile FILE.prof] [--files N]
 """
