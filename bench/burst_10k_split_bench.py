@@ -1,5 +1,5 @@
-"""burst-10k with the simulated world in its own process: the agent's decision rounds measured on
-an event loop it does not share with the simulator.
+"""burst-10k (or `--scenario`) with the simulated world in its own process: the agent's decision
+rounds measured on an event loop it does not share with the simulator.
 
 `python -m agent sim serve --scenario burst-10k --speed S` serves the world (Kubernetes API, CS
 and FC emulators, the Ray workload) in one process; `python -m agent run --sim-info FILE` runs
@@ -20,7 +20,8 @@ idles out between two polls) and seen to vanish while Pending, each process's CP
 (/proc/PID/stat just before the stop), simulated seconds (real × speed) to the first poll with
 every worker seen and none Pending, and the world's own summary of the Ray job.
 
-Usage: python bench/burst_10k_split_bench.py [--speed 20] [--repeat 1] [--keep DIR]
+Usage: python bench/burst_10k_split_bench.py [--scenario burst-10k] [--speed 20] [--repeat 1]
+       [--poll 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from agent.dev.run import agent_environment  # noqa: E402
 from agent.sim.scenario import load_scenario  # noqa: E402
 from functions.contract import POOL_LABEL  # noqa: E402
 
-SCENARIO = "burst-10k"
+DEFAULT_SCENARIO = "burst-10k"
 WORKER_SELECTOR = "ray.io/node-type=worker"
 SLOW_ROUND_SECONDS = 2.0  # issue 13: a decision round takes at most 2 s of wall time
 READY_SECONDS = 120.0
@@ -192,9 +193,18 @@ def slow_round(line: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def one_run(repo: Path, speed: float, *, poll: float, workers: int, keep: Path | None) -> SplitRun:
-    scenario = load_scenario(SCENARIO)
-    run_dir = Path(tempfile.mkdtemp(prefix="burst-10k-split-"))
+def one_run(
+    repo: Path,
+    speed: float,
+    *,
+    scenario_name: str,
+    poll: float,
+    workers: int | None,
+    keep: Path | None,
+) -> SplitRun:
+    scenario = load_scenario(scenario_name)
+    workers = workers or scenario.task_count  # one Ray worker per task in these scenarios
+    run_dir = Path(tempfile.mkdtemp(prefix="split-bench-"))
     info = run_dir / "info.json"
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.update(PYTHONPATH=str(repo), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
@@ -202,7 +212,7 @@ def one_run(repo: Path, speed: float, *, poll: float, workers: int, keep: Path |
     agent_log = (run_dir / "agent.log").open("wb")
     started = time.monotonic()  # the world's clock, and its Ray job, start with its process
     world = subprocess.Popen(
-        [sys.executable, "-m", "agent", "sim", "serve", "--scenario", SCENARIO,
+        [sys.executable, "-m", "agent", "sim", "serve", "--scenario", scenario_name,
          "--speed", str(speed), "--info-out", str(info),
          "--kubeconfig-out", str(run_dir / "kubeconfig")],
         cwd=repo, env=env, stdout=serve_out, stderr=subprocess.STDOUT,
@@ -288,13 +298,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--repo", default=str(REPO), help="checkout to run")
     parser.add_argument("--poll", type=float, default=3.0, help="real seconds between lists")
-    parser.add_argument("--workers", type=int, default=10_080, help="worker pods to see run")
+    parser.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help="built-in scenario name or scenario file (default burst-10k)",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="worker pods to see run (default: the scenario's task count)"
+    )
     parser.add_argument("--keep", type=Path, help="copy each run's folder (logs) here")
     args = parser.parse_args()
     for _ in range(args.repeat):
         run = one_run(
             Path(args.repo).resolve(),
             args.speed,
+            scenario_name=args.scenario,
             poll=args.poll,
             workers=args.workers,
             keep=args.keep,
