@@ -541,11 +541,23 @@ class DevRun:
         self.ack.world.ray.release_job()
         no_agent = asyncio.create_task(_never(), name="no-agent")
         try:
-            return await self._watch(no_agent, subscription, rest_needs_min=True)
+            ending = await self._watch(no_agent, subscription, rest_needs_min=True)
+            # The rest the run just saw may be a round's own work (its last node removed) whose
+            # log line, with what the round decided, is still to come: let the runs under way
+            # finish, as stopping the agent lets its round finish in sidecar mode.
+            await self._runs_finished(STOP_AGENT_SECONDS)
+            return ending
         finally:
             no_agent.cancel()
             subscription.close()
             self._fold(subscription.drain())
+
+    async def _runs_finished(self, timeout: float) -> None:
+        """Wait (at most `timeout` real s) until no reconcile function run is under way."""
+        state = self.ack.reconcile_fc_state()
+        deadline = time.monotonic() + timeout
+        while state is not None and state.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def _wrap_up(self, ending: str) -> tuple[dict[str, Any], CostReport]:
         """The last look at the run: rounds and ACK autoscaler changes that ended as it ended,
