@@ -556,7 +556,8 @@ class DevRun:
         """Wait (at most `timeout` real s) until no reconcile function run is under way."""
         state = self.ack.reconcile_fc_state()
         deadline = time.monotonic() + timeout
-        while state is not None and state.running and time.monotonic() < deadline:
+        # a poll: the FC emulator's run count is a plain counter, and this runs once per dev run
+        while state is not None and state.running and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     def _wrap_up(self, ending: str) -> tuple[dict[str, Any], CostReport]:
