@@ -124,6 +124,33 @@ def as_cloud_event(event: dict[str, Any], *, at: float = 0.0) -> bytes:
     ).encode()
 
 
+def unschedulable_worker(world: World, name: str, *, cpu: str) -> dict[str, Any]:
+    """A Ray worker of another scheduler (so the simulated one never binds it), Pending and
+    Unschedulable as the scheduler's last attempt would have left it."""
+    return build_test_pod(
+        name,
+        namespace="ray",
+        labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
+        container="ray-worker",
+        image=None,
+        cpu=cpu,
+        memory="1Gi",
+        schedulerName="not-the-default",
+        status={
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: 2 Insufficient cpu.",
+                    "lastTransitionTime": world.cluster.clock.iso(),
+                }
+            ],
+        },
+    )
+
+
 async def test_a_worker_that_failed_scheduling_raises_the_pool(hosted: Hosted) -> None:
     """An EventBridge event for one worker's FailedScheduling: the function gets a kubeconfig
     from CS, lists the cluster and raises np-cpu for all six pending workers."""
@@ -264,28 +291,7 @@ async def test_a_pending_worker_that_fits_a_ready_node_is_left_to_the_scheduler(
     await until(lambda: ready_pool_nodes() == 1, what="np-cpu's node Ready")
     # Another scheduler's pod, so the simulated one never binds it: it stays as the scheduler's
     # last attempt left it, Unschedulable.
-    stale = build_test_pod(
-        "rc-g-worker-stale",
-        namespace="ray",
-        labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
-        container="ray-worker",
-        image=None,
-        cpu="1",
-        memory="1Gi",
-        schedulerName="not-the-default",
-        status={
-            "phase": "Pending",
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "0/2 nodes are available: 2 Insufficient cpu.",
-                    "lastTransitionTime": world.cluster.clock.iso(),
-                }
-            ],
-        },
-    )
+    stale = unschedulable_worker(world, "rc-g-worker-stale", cpu="1")
     world.cluster.store.create("pods", stale, namespace="ray")
     event = {
         "metadata": {"name": "rc-g-worker-stale.1", "namespace": "ray"},
@@ -343,28 +349,7 @@ async def test_a_worker_bound_between_the_lists_raises_no_pool(world: World) -> 
     await until(lambda: ready_pool_node() is not None, what="np-cpu's node Ready")
     node = ready_pool_node()
     # Another scheduler's pod, so that the simulated one leaves its binding to this test.
-    worker = build_test_pod(
-        "rc-g-worker-late",
-        namespace="ray",
-        labels={"ray.io/node-type": "worker", "ray.io/cluster": "rc", "ray.io/group": "g"},
-        container="ray-worker",
-        image=None,
-        cpu="3",
-        memory="1Gi",
-        schedulerName="not-the-default",
-        status={
-            "phase": "Pending",
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "0/2 nodes are available: 2 Insufficient cpu.",
-                    "lastTransitionTime": world.cluster.clock.iso(),
-                }
-            ],
-        },
-    )
+    worker = unschedulable_worker(world, "rc-g-worker-late", cpu="3")
     world.cluster.store.create("pods", worker, namespace="ray")
 
     async def bind() -> None:
